@@ -1,0 +1,101 @@
+/*
+ * Compute kernels. Every optimized kernel has a portable reference version (suffix _ref)
+ * kept beside it; tests compare the two. The fast paths (AVX2, AVX-512 incl. VNNI/BF16) are
+ * chosen once at run time from CPU features, so the binary runs on any x86-64.
+ *
+ * Layouts: a weight matrix is ggml-shaped {n_in, n_out}: n_out rows of n_in values, each
+ * row contiguous (row_bytes apart). Activations are row-major float [n_tok][n].
+ */
+#ifndef LM_KERNELS_H
+#define LM_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/core/threadpool.h"
+#include "lib/core/types.h"
+
+typedef struct lm_matrix {
+    int         type;       /* lm_type of the elements                    */
+    int64_t     n_in;       /* ne0: values per row (input features)       */
+    int64_t     n_out;      /* ne1: rows (output features)                */
+    size_t      row_bytes;  /* lm_row_bytes(type, n_in) (or a larger stride) */
+    const void *data;       /* n_out * row_bytes bytes, not owned         */
+} lm_matrix;
+
+/* CPU features the dispatcher may use (detected once, in cpu.c). */
+typedef struct lm_cpu_caps {
+    int avx2, fma, f16c;                                   /* the AVX2 path needs all three */
+    int avx512f, avx512bw, avx512vl, avx512dq, avx512vnni, avx512bf16; /* AVX-512 path      */
+} lm_cpu_caps;
+const lm_cpu_caps *lm_cpu_caps_get(void);
+/* The same as text: "avx512f avx512bw … avx2 fma f16c" ("none" if none). */
+const char *lm_cpu_features(void);
+/* Force the portable path (tests, debugging): 1 = reference kernels only. */
+void lm_kernels_force_ref(int on);
+
+/* --- dot products and matrix products -------------------------------------------------- */
+/* Σ w[i]·x[i] for a typed row w of n values (n a multiple of the block length). */
+float lm_dot(int type, const void *w, const float *x, int64_t n);
+float lm_dot_ref(int type, const void *w, const float *x, int64_t n);
+
+/* y[n_out] = W · x[n_in]. Rows split across the pool. */
+void lm_matvec(const lm_matrix *W, const float *x, float *y, lm_pool *pool);
+void lm_matvec_ref(const lm_matrix *W, const float *x, float *y);
+
+/* Y[n_tok][n_out] = X[n_tok][n_in] · Wᵀ, through cblas_sgemm (non-F32 weights are
+ * dequantized in tiles); small n_tok may use matvec. Y must not alias X. */
+void lm_matmul(const lm_matrix *W, const float *X, int64_t n_tok, float *Y, lm_pool *pool);
+void lm_matmul_ref(const lm_matrix *W, const float *X, int64_t n_tok, float *Y);
+
+/* --- elementwise and normalisation (in place allowed: y may equal x) -------------------- */
+void lm_rmsnorm(float *y, const float *x, const float *w, int64_t n, float eps); /* w may be NULL */
+void lm_layernorm(float *y, const float *x, const float *w, const float *b, int64_t n, float eps);
+void lm_softmax(float *x, int64_t n);                 /* in place, max-subtracted */
+void lm_silu(float *y, const float *x, int64_t n);
+void lm_gelu_tanh(float *y, const float *x, int64_t n);
+void lm_gelu_erf(float *y, const float *x, int64_t n);
+/* y[i] = silu(gate[i]) * up[i] */
+void lm_swiglu(float *y, const float *gate, const float *up, int64_t n);
+
+/* RoPE on one head vector x[n_dims] at position pos.
+ * LM_ROPE_NORM rotates adjacent pairs (x[2i], x[2i+1]) (llama.cpp NORM, DeepSeek);
+ * LM_ROPE_NEOX rotates (x[i], x[i + n_dims/2]). */
+enum { LM_ROPE_NORM = 0, LM_ROPE_NEOX = 2 };
+typedef struct lm_rope {
+    int   mode;          /* LM_ROPE_NORM or LM_ROPE_NEOX                          */
+    int   n_dims;        /* rotated dims (even)                                   */
+    float freq_base;     /* theta, e.g. 10000                                     */
+    float freq_scale;    /* 1/scaling factor (1 = none)                           */
+    int   n_ctx_orig;    /* YaRN original context (0 = YaRN off)                  */
+    float ext_factor;    /* YaRN extrapolation mix (0 = off, 1 = on)              */
+    float attn_factor;   /* magnitude scale applied to cos/sin (1 = none)         */
+    float beta_fast;     /* YaRN ramp, llama.cpp defaults 32                      */
+    float beta_slow;     /* and 1                                                 */
+} lm_rope;
+/* Same arithmetic as ggml's rope (rope_yarn) so logits agree with llama.cpp. */
+void lm_rope_apply(const lm_rope *r, float *x, int64_t pos);
+
+/* GroupNorm over x[C][HW] in place-safe form: G groups of C/G channels. w, b: [C]. */
+void lm_groupnorm(float *y, const float *x, const float *w, const float *b,
+                  int64_t C, int64_t HW, int64_t G, float eps);
+/* Nearest ×2 upsampling: x[C][H][W] → y[C][2H][2W]. */
+void lm_upsample_nearest2x(float *y, const float *x, int64_t C, int64_t H, int64_t W);
+
+/* conv1d: x[C_in][L] → y[C_out][L_out], weight ggml {K, C_in, C_out} (PyTorch
+ * [C_out][C_in][K]), bias [C_out] or NULL, stride s, padding p;
+ * L_out = (L + 2p - K)/s + 1. `scratch` holds C_in*K*L_out floats (im2col). */
+void lm_conv1d(float *y, const float *x, const float *w, const float *b,
+               int64_t C_in, int64_t L, int64_t C_out, int64_t K, int64_t s, int64_t p,
+               float *scratch, lm_pool *pool);
+/* conv2d: x[C_in][H][W] → y[C_out][H_out][W_out], weight [C_out][C_in][K][K] (PyTorch),
+ * bias or NULL, stride s, padding p. `scratch` holds C_in*K*K*H_out*W_out floats. */
+void lm_conv2d(float *y, const float *x, const float *w, const float *b,
+               int64_t C_in, int64_t H, int64_t W, int64_t C_out, int64_t K, int64_t s, int64_t p,
+               float *scratch, lm_pool *pool);
+void lm_conv1d_ref(float *y, const float *x, const float *w, const float *b,
+                   int64_t C_in, int64_t L, int64_t C_out, int64_t K, int64_t s, int64_t p);
+void lm_conv2d_ref(float *y, const float *x, const float *w, const float *b,
+                   int64_t C_in, int64_t H, int64_t W, int64_t C_out, int64_t K, int64_t s, int64_t p);
+
+#endif

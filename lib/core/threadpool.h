@@ -1,0 +1,28 @@
+/*
+ * A small pthread pool. lm_pool_run() calls fn(arg, ith, nth) once on each of nth threads
+ * (the caller is thread 0) and returns when all are done; work is split by thread index.
+ * One pool serves one caller at a time.
+ */
+#ifndef LM_THREADPOOL_H
+#define LM_THREADPOOL_H
+
+typedef struct lm_pool lm_pool;
+typedef void (*lm_task_fn)(void *arg, int ith, int nth);
+
+/* n_threads <= 0 means loom_cpu_count(). Also sets OpenBLAS's thread count to n_threads so
+ * the two never oversubscribe the cores. NULL on failure. */
+lm_pool *lm_pool_create(int n_threads);
+void     lm_pool_free(lm_pool **p);
+int      lm_pool_size(const lm_pool *p);   /* 1 for a NULL pool */
+/* p may be NULL: then fn(arg, 0, 1) runs on the caller. */
+void     lm_pool_run(lm_pool *p, lm_task_fn fn, void *arg);
+
+/* Split [0, n) into nth near-equal parts; part ith is [*lo, *hi). */
+static inline void lm_split(long long n, int ith, int nth, long long *lo, long long *hi)
+{
+    long long per = (n + nth - 1) / nth;
+    *lo = per * ith < n ? per * ith : n;
+    *hi = *lo + per < n ? *lo + per : n;
+}
+
+#endif
