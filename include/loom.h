@@ -128,7 +128,151 @@ int         loom_file_tensor(const loom_file *f, int64_t i, loom_tensor_info *ou
  * Decoder: models, tokens and sessions (issue: MoE decoder)
  * ------------------------------------------------------------------------------------- */
 
-/* (decoder API goes here) */
+/* A decoder model (llama.cpp `deepseek2` GGUF: DeepSeek-V2/V3-style MoE with multi-head
+ * latent attention) plus its tokenizer when the file has a `gpt2` one. Read-only after
+ * load: one model can serve many sessions, also from several threads (one thread per
+ * session at a time). Weights stay in the file's mapping; nothing is copied.
+ *
+ *     loom_model *m = NULL;
+ *     if (loom_model_load("model.gguf", loom_model_default_params(), &m, err, sizeof err) < 0) …
+ *     loom_session *s = NULL;
+ *     loom_session_create(m, loom_session_default_params(), &s, err, sizeof err);
+ *     int32_t toks[256];
+ *     int64_t n = loom_tokenize(m, "Hello", 5, 1, 0, toks, 256);
+ *     loom_generate_params gp = loom_generate_default_params();
+ *     gp.on_token = print_piece;                      // streams text
+ *     loom_session_generate(s, toks, n, gp, NULL);
+ *     loom_session_free(&s);
+ *     loom_model_free(&m);
+ */
+typedef struct loom_model   loom_model;
+typedef struct loom_session loom_session;
+
+typedef struct loom_model_params {
+    int32_t n_threads;     /* threads for work at load time; 0 = all CPUs               */
+    int32_t load_tokenizer;/* 1: load the file's gpt2 tokenizer if present (default)    */
+} loom_model_params;
+
+loom_model_params loom_model_default_params(void);
+
+/* Load `path`. On failure *out is NULL and err (if given) names the missing key, the
+ * tensor with the wrong shape, … */
+int  loom_model_load(const char *path, loom_model_params params, loom_model **out,
+                     char *err, size_t err_size);
+void loom_model_free(loom_model **m);
+
+int32_t loom_model_n_vocab(const loom_model *m);
+int32_t loom_model_n_embd(const loom_model *m);     /* width of loom_session_append_embd rows */
+int32_t loom_model_n_layer(const loom_model *m);
+int32_t loom_model_n_ctx_train(const loom_model *m);
+/* Bytes of weights one decode step reads (shared weights + the used experts). */
+uint64_t loom_model_active_bytes(const loom_model *m);
+/* "deepseek2 · 12 layers · 64 experts (top 6) · q8_0" — owned by the model. */
+const char *loom_model_desc(const loom_model *m);
+
+/* --- tokens (need the file's tokenizer; otherwise LOOM_ERR_UNSUPPORTED) --------------- */
+int     loom_model_has_tokenizer(const loom_model *m);
+int32_t loom_token_bos(const loom_model *m);   /* -1 if none */
+int32_t loom_token_eos(const loom_model *m);   /* -1 if none */
+int32_t loom_token_find(const loom_model *m, const char *text);   /* exact token text, or -1 */
+/* Encode UTF-8 text (invalid bytes become byte tokens). add_bos: prepend BOS when the
+ * vocabulary wants one; parse_special: control-token texts become those tokens. Writes up
+ * to max_tokens ids and returns how many the whole text needs (call again with a larger
+ * buffer if that is more), or a negative loom_status. */
+int64_t loom_tokenize(const loom_model *m, const char *text, size_t len, int add_bos,
+                      int parse_special, int32_t *out, int64_t max_tokens);
+/* The bytes of one token; returns the byte count (may exceed size: nothing is written past
+ * size; not NUL-terminated) or a negative status. Control tokens print only if special. */
+int     loom_token_to_piece(const loom_model *m, int32_t token, int special, char *buf, size_t size);
+/* Decode n tokens into buf (NUL-terminated, truncated to size); returns the full length. */
+int64_t loom_detokenize(const loom_model *m, const int32_t *tokens, int64_t n, int special,
+                        char *buf, size_t size);
+
+/* --- sessions: a KV cache, the token history and sampler state ------------------------ */
+typedef struct loom_sampler_params {
+    float    temperature;       /* <= 0: greedy                                           */
+    int32_t  top_k;             /* <= 0: off                                              */
+    float    top_p;             /* >= 1: off                                              */
+    float    min_p;             /* <= 0: off                                              */
+    float    repeat_penalty;    /* 1: off (divides positive logits, multiplies negative)  */
+    float    presence_penalty;  /* 0: off                                                 */
+    float    frequency_penalty; /* 0: off                                                 */
+    int32_t  penalty_last_n;    /* how many recent tokens the penalties see               */
+    uint64_t seed;              /* same seed, same output                                 */
+} loom_sampler_params;
+
+typedef struct loom_session_params {
+    int32_t n_ctx;              /* positions the KV cache holds (0 = min(4096, n_ctx_train)) */
+    int32_t n_batch;            /* most tokens one forward pass processes (prefill chunk) */
+    int32_t n_threads;          /* 0 = all CPUs                                           */
+    loom_sampler_params sampler;
+} loom_session_params;
+
+loom_session_params loom_session_default_params(void);  /* greedy sampling, 512-token batches */
+
+/* Plan and allocate everything the session will need (cache for n_ctx, buffers for n_batch). */
+int  loom_session_create(const loom_model *m, loom_session_params params, loom_session **out,
+                         char *err, size_t err_size);
+void loom_session_free(loom_session **s);
+/* Message of the last failed call on this session ("" if none). Owned by the session. */
+const char *loom_session_error(const loom_session *s);
+int32_t loom_session_n_ctx(const loom_session *s);
+int32_t loom_session_n_past(const loom_session *s);     /* positions in the cache */
+
+/* Make the context exactly prompt[0..n): the longest prefix shared with the cached tokens
+ * is kept and only the rest is computed (at least the last token, for its logits).
+ * all_logits: NULL, or [n][n_vocab] to receive every position's logits (then nothing is
+ * reused). Too long → LOOM_ERR_CONTEXT_FULL, with the session unchanged. */
+int loom_session_prompt(loom_session *s, const int32_t *prompt, int64_t n, float *all_logits);
+/* Append tokens / embeddings after the cached context. embd is [n][n_embd] (what media
+ * encoders produce). all_logits as above, for the appended positions. */
+int loom_session_append(loom_session *s, const int32_t *tokens, int64_t n, float *all_logits);
+int loom_session_append_embd(loom_session *s, const float *embd, int64_t n, float *all_logits);
+/* Append one token and compute the next-token logits. */
+int loom_session_decode(loom_session *s, int32_t token);
+/* Logits after the last computed position [n_vocab]; owned by the session, valid until
+ * its next call. NULL before anything was computed. */
+const float *loom_session_logits(const loom_session *s);
+/* Sample the next token from loom_session_logits with the session's sampler (the token is
+ * remembered for the penalties). Negative status on error. */
+int32_t loom_session_sample(loom_session *s);
+/* Drop cached positions >= n_past (0 clears) and reset the sampler history if 0. */
+void loom_session_truncate(loom_session *s, int32_t n_past);
+/* Only tokens in [lo, hi) may be sampled until loom_session_mask_clear (media blocks). */
+void loom_session_mask_range(loom_session *s, int32_t lo, int32_t hi);
+void loom_session_mask_clear(loom_session *s);
+
+/* --- generation ---------------------------------------------------------------------- */
+/* Called for each generated token with its text piece (not NUL-terminated). Return
+ * nonzero to stop (not an error). */
+typedef int (*loom_token_fn)(int32_t token, const char *piece, size_t piece_len, void *user_data);
+/* Polled between steps; nonzero aborts with LOOM_ERR_ABORTED. */
+typedef int (*loom_abort_fn)(void *user_data);
+
+typedef struct loom_generate_params {
+    int32_t       n_predict;    /* most tokens to generate (default 128)                  */
+    int32_t       stop_at_eos;  /* 1: stop after the end-of-sequence token (default)       */
+    loom_token_fn on_token;     /* may be NULL                                             */
+    loom_abort_fn should_abort; /* may be NULL                                             */
+    const volatile int *abort_flag; /* may be NULL; nonzero aborts (e.g. set by SIGINT)   */
+    void         *user_data;
+} loom_generate_params;
+
+typedef struct loom_generate_stats {
+    int64_t n_prompt;           /* prompt tokens                                          */
+    int64_t n_reused;           /* of those, taken from the cache                         */
+    int64_t n_generated;        /* tokens generated                                       */
+    double  prompt_ms;          /* time computing the prompt                              */
+    double  decode_ms;          /* time generating                                        */
+} loom_generate_stats;
+
+loom_generate_params loom_generate_default_params(void);
+
+/* Prompt (with prefix reuse), then sample and decode up to n_predict tokens, streaming
+ * each through on_token. Returns the number generated or a negative status; stats may be
+ * NULL. Running out of context is LOOM_ERR_CONTEXT_FULL. */
+int64_t loom_session_generate(loom_session *s, const int32_t *prompt, int64_t n_prompt,
+                              loom_generate_params params, loom_generate_stats *stats);
 
 
 /* ---------------------------------------------------------------------------------------

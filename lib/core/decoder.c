@@ -1,0 +1,833 @@
+/* deepseek2 decoder: GGUF binding, latent KV cache, forward pass. See decoder.h. */
+#include "lib/core/decoder.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ARCH "deepseek2"
+#define LM_MAX_EXPERT_GROUPS 256
+
+/* ---------------------------------------------------------------------------------------
+ * Loading: keys
+ * ------------------------------------------------------------------------------------- */
+
+/* "deepseek2.<name>" into buf. */
+static const char *arch_key(char *buf, size_t size, const char *name)
+{
+    snprintf(buf, size, ARCH ".%s", name);
+    return buf;
+}
+
+/* Read an integer key into *out; a missing optional key leaves *out unchanged. Values must
+ * fit an int32 and be >= 0. */
+static int key_int(const lm_gguf *g, const char *name, int required, int32_t *out, lm_error *err)
+{
+    char key[128];
+    arch_key(key, sizeof key, name);
+    uint32_t v = 0;
+    int rc;
+    if (required) {
+        rc = lm_gguf_get_u32(g, key, &v, err);
+    } else {
+        if (lm_gguf_find_kv(g, key) < 0) return 0;
+        rc = lm_gguf_get_u32(g, key, &v, err);
+    }
+    if (rc < 0) return rc;
+    if (v > INT32_MAX) return lm_fail(err, LOOM_ERR_FORMAT, "key '%s': value %u is too large", key, v);
+    *out = (int32_t)v;
+    return 0;
+}
+
+static int key_f32(const lm_gguf *g, const char *name, int required, float *out, lm_error *err)
+{
+    char key[128];
+    arch_key(key, sizeof key, name);
+    return required ? lm_gguf_get_f32(g, key, out, err) : lm_gguf_opt_f32(g, key, out, err);
+}
+
+static float yarn_get_mscale(float scale, float mscale)
+{
+    return scale <= 1.0f ? 1.0f : 0.1f * mscale * logf(scale) + 1.0f;
+}
+
+/* RoPE / YaRN parameters and kq_scale, with llama.cpp's arithmetic (llama-context.cpp's
+ * yarn_attn_factor and deepseek2.cpp's mscale), so scores agree with the peer. */
+static int load_rope(const lm_gguf *g, lm_decoder_hparams *hp, lm_error *err)
+{
+    char key[128];
+    float freq_base = 10000.0f, factor = 0.0f, log_mul = 0.0f, rope_attn_factor = 1.0f;
+    int32_t n_ctx_orig = hp->n_ctx_train;
+    int rc;
+    if ((rc = key_f32(g, "rope.freq_base", 0, &freq_base, err)) < 0) return rc;
+    if ((rc = key_f32(g, "rope.scaling.factor", 0, &factor, err)) < 0) return rc;
+    if (factor == 0.0f && (rc = key_f32(g, "rope.scale_linear", 0, &factor, err)) < 0) return rc;
+    if ((rc = key_f32(g, "rope.scaling.yarn_log_multiplier", 0, &log_mul, err)) < 0) return rc;
+    log_mul /= 0.1f; /* the converter stores 0.1·mscale_all_dim */
+    if ((rc = key_f32(g, "rope.scaling.attn_factor", 0, &rope_attn_factor, err)) < 0) return rc;
+    if ((rc = key_int(g, "rope.scaling.original_context_length", 0, &n_ctx_orig, err)) < 0) return rc;
+
+    const char *type = "linear";
+    arch_key(key, sizeof key, "rope.scaling.type");
+    if (lm_gguf_find_kv(g, key) >= 0 && (rc = lm_gguf_get_str(g, key, &type, err)) < 0) return rc;
+    int yarn = 0;
+    float freq_scale = factor == 0.0f ? 1.0f : 1.0f / factor;
+    if (!strcmp(type, "none")) freq_scale = 1.0f;
+    else if (!strcmp(type, "yarn")) yarn = 1;
+    else if (strcmp(type, "linear"))
+        return lm_fail(err, LOOM_ERR_UNSUPPORTED, "key '%s': rope scaling '%s' is not supported "
+                       "(none, linear, yarn)", key, type);
+    if (!(freq_base > 0.0f) || !(freq_scale > 0.0f) || !isfinite(freq_scale))
+        return lm_fail(err, LOOM_ERR_FORMAT, "rope: freq_base %g / scaling factor %g out of range",
+                       freq_base, factor);
+
+    float attn_factor = 1.0f;
+    if (yarn) {
+        const float f = 1.0f / freq_scale;
+        if (log_mul != 0.0f) {
+            const float mscale = log_mul != 1.0f ? log_mul : 1.0f;
+            attn_factor = yarn_get_mscale(f, mscale) / yarn_get_mscale(f, log_mul);
+        } else {
+            attn_factor = yarn_get_mscale(f, 1.0f);
+        }
+        attn_factor *= 1.0f / (1.0f + 0.1f * logf(f)); /* ggml's rope multiplies it back */
+    }
+    attn_factor *= rope_attn_factor;
+
+    hp->rope = (lm_rope){
+        .mode = LM_ROPE_NORM, .n_dims = hp->n_rope, .freq_base = freq_base,
+        .freq_scale = freq_scale, .n_ctx_orig = n_ctx_orig, .ext_factor = yarn ? 1.0f : 0.0f,
+        .attn_factor = attn_factor, .beta_fast = 32.0f, .beta_slow = 1.0f,
+    };
+    const float attn_factor_org = attn_factor * (1.0f + 0.1f * logf(1.0f / freq_scale));
+    const float mscale = attn_factor_org * (1.0f + 0.1f * log_mul * logf(1.0f / freq_scale));
+    hp->kq_scale = mscale * mscale / sqrtf((float)(hp->n_nope + hp->n_rope));
+    return 0;
+}
+
+static int load_hparams(const lm_gguf *g, lm_decoder_hparams *hp, lm_error *err)
+{
+    const char *arch = NULL;
+    int rc;
+    if ((rc = lm_gguf_get_str(g, "general.architecture", &arch, err)) < 0) return rc;
+    if (strcmp(arch, ARCH))
+        return lm_fail(err, LOOM_ERR_UNSUPPORTED, "key 'general.architecture': '%s' is not '" ARCH "'", arch);
+
+    memset(hp, 0, sizeof *hp);
+    int32_t n_layer_all = 0, nextn = 0, key_len = 0, val_len = 0, k_mla = 0, v_mla = 0;
+    if ((rc = key_int(g, "block_count", 1, &n_layer_all, err)) < 0) return rc;
+    if ((rc = key_int(g, "nextn_predict_layers", 0, &nextn, err)) < 0) return rc;
+    if ((rc = key_int(g, "context_length", 1, &hp->n_ctx_train, err)) < 0) return rc;
+    if ((rc = key_int(g, "embedding_length", 1, &hp->n_embd, err)) < 0) return rc;
+    if ((rc = key_int(g, "attention.head_count", 1, &hp->n_head, err)) < 0) return rc;
+    if ((rc = key_int(g, "feed_forward_length", 0, &hp->n_ff, err)) < 0) return rc;
+    if (hp->n_embd <= 0 || hp->n_head <= 0 || n_layer_all <= nextn)
+        return lm_fail(err, LOOM_ERR_FORMAT, "keys '" ARCH ".{embedding_length, attention.head_count, "
+                       "block_count}': %d / %d / %d must be positive", hp->n_embd, hp->n_head, n_layer_all);
+    hp->n_layer = n_layer_all - nextn;
+    key_len = val_len = hp->n_embd / hp->n_head;
+    if ((rc = key_int(g, "attention.key_length", 0, &key_len, err)) < 0) return rc;
+    if ((rc = key_int(g, "attention.value_length", 0, &val_len, err)) < 0) return rc;
+    hp->n_rope = key_len;
+    if ((rc = key_int(g, "rope.dimension_count", 0, &hp->n_rope, err)) < 0) return rc;
+    if ((rc = key_f32(g, "attention.layer_norm_rms_epsilon", 1, &hp->rms_eps, err)) < 0) return rc;
+    if ((rc = key_int(g, "leading_dense_block_count", 0, &hp->n_dense_lead, err)) < 0) return rc;
+    /* llama.cpp's "lite" variants (V2-Lite: 26/27 layers) have no q_lora_rank key */
+    const int lite = n_layer_all == 26 || n_layer_all == 27;
+    if (!lite && (rc = key_int(g, "attention.q_lora_rank", 1, &hp->q_lora, err)) < 0) return rc;
+    if ((rc = key_int(g, "attention.kv_lora_rank", 1, &hp->kv_lora, err)) < 0) return rc;
+    if ((rc = key_int(g, "attention.key_length_mla", 0, &k_mla, err)) < 0) return rc;
+    if ((rc = key_int(g, "attention.value_length_mla", 0, &v_mla, err)) < 0) return rc;
+    if ((rc = key_int(g, "expert_feed_forward_length", 1, &hp->n_ff_exp, err)) < 0) return rc;
+    if ((rc = key_int(g, "expert_shared_count", 1, &hp->n_expert_shared, err)) < 0) return rc;
+    if ((rc = key_int(g, "expert_count", 0, &hp->n_expert, err)) < 0) return rc;
+    if ((rc = key_int(g, "expert_used_count", 0, &hp->n_expert_used, err)) < 0) return rc;
+    if ((rc = key_int(g, "expert_group_count", 0, &hp->n_group, err)) < 0) return rc;
+    if ((rc = key_int(g, "expert_group_used_count", 0, &hp->n_group_used, err)) < 0) return rc;
+    if ((rc = key_f32(g, "expert_weights_scale", 0, &hp->weights_scale, err)) < 0) return rc;
+    char key[128];
+    if ((rc = lm_gguf_opt_bool(g, arch_key(key, sizeof key, "expert_weights_norm"), &hp->weights_norm, err)) < 0)
+        return rc;
+    if ((rc = key_int(g, "expert_gating_func", 0, &hp->gating, err)) < 0) return rc;
+    if (hp->gating == 0) hp->gating = LM_GATING_SOFTMAX; /* V2 files without the key */
+
+    /* Sizes are bounded so every product below fits comfortably in int64/size_t. */
+    const int32_t LIM = 1 << 22;
+    if (hp->n_embd > LIM || hp->n_head > 4096 || hp->n_layer > 4096 || hp->q_lora > LIM ||
+        hp->kv_lora > LIM || key_len > LIM || val_len > LIM || k_mla > LIM || v_mla > LIM ||
+        hp->n_ff > LIM || hp->n_ff_exp > LIM || hp->n_expert > 65536 || hp->n_expert_shared > 64)
+        return lm_fail(err, LOOM_ERR_LIMIT, ARCH ": a dimension exceeds loom's limits");
+
+    if ((k_mla == 0) != (v_mla == 0))
+        return lm_fail(err, LOOM_ERR_FORMAT, "keys '" ARCH ".attention.key_length_mla' and "
+                       "'value_length_mla' must both be present or both absent");
+    hp->mla_split = k_mla != 0;
+    if (hp->mla_split) {
+        if (key_len != hp->kv_lora + hp->n_rope)
+            return lm_fail(err, LOOM_ERR_FORMAT, "key '" ARCH ".attention.key_length' = %d, expected "
+                           "kv_lora_rank + rope.dimension_count = %d", key_len, hp->kv_lora + hp->n_rope);
+        if (val_len != hp->kv_lora)
+            return lm_fail(err, LOOM_ERR_FORMAT, "key '" ARCH ".attention.value_length' = %d, expected "
+                           "kv_lora_rank = %d", val_len, hp->kv_lora);
+        hp->n_nope = k_mla - hp->n_rope;
+        hp->n_v = v_mla;
+    } else {
+        hp->n_nope = key_len - hp->n_rope;
+        hp->n_v = val_len;
+    }
+    if (hp->n_rope <= 0 || hp->n_rope % 2 || hp->n_nope < 1 || hp->n_v < 1 || hp->kv_lora < 1)
+        return lm_fail(err, LOOM_ERR_FORMAT, ARCH ": head dims nope %d / rope %d / v %d / kv_lora %d "
+                       "are invalid (rope must be even, all positive)", hp->n_nope, hp->n_rope, hp->n_v,
+                       hp->kv_lora);
+    if (hp->n_dense_lead > hp->n_layer) hp->n_dense_lead = hp->n_layer;
+    if (hp->n_dense_lead > 0 && hp->n_ff <= 0)
+        return lm_fail(err, LOOM_ERR_NOT_FOUND, "key '" ARCH ".feed_forward_length' is required by "
+                       "%d leading dense layers", hp->n_dense_lead);
+    if (hp->n_dense_lead < hp->n_layer) {
+        if (hp->n_expert <= 0)
+            return lm_fail(err, LOOM_ERR_NOT_FOUND, "key '" ARCH ".expert_count' must be > 0 for MoE layers");
+        if (hp->n_expert_used <= 0 || hp->n_expert_used > hp->n_expert)
+            return lm_fail(err, LOOM_ERR_FORMAT, "key '" ARCH ".expert_used_count' = %d, expected 1..%d",
+                           hp->n_expert_used, hp->n_expert);
+        if (hp->n_ff_exp <= 0)
+            return lm_fail(err, LOOM_ERR_FORMAT, "key '" ARCH ".expert_feed_forward_length' must be > 0");
+        if (hp->n_group > 1) {
+            if (hp->n_group > LM_MAX_EXPERT_GROUPS || hp->n_expert % hp->n_group || hp->n_group_used <= 0 || hp->n_group_used >= hp->n_group ||
+                hp->n_group_used * (hp->n_expert / hp->n_group) < hp->n_expert_used)
+                return lm_fail(err, LOOM_ERR_FORMAT, "keys '" ARCH ".expert_group_count' = %d / "
+                               "'expert_group_used_count' = %d do not fit %d experts, top-%d",
+                               hp->n_group, hp->n_group_used, hp->n_expert, hp->n_expert_used);
+        }
+    }
+    if (hp->gating < LM_GATING_SOFTMAX || hp->gating > LM_GATING_SQRT_SOFTPLUS)
+        return lm_fail(err, LOOM_ERR_UNSUPPORTED, "key '" ARCH ".expert_gating_func' = %d is not "
+                       "1 (softmax), 2 (sigmoid), 3 (softmax_weight) or 4 (sqrt_softplus)", hp->gating);
+    return load_rope(g, hp, err);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Loading: tensors
+ * ------------------------------------------------------------------------------------- */
+
+static int find_checked(const lm_gguf *g, const char *name, int n_dims, int64_t ne0, int64_t ne1,
+                        int64_t ne2, const lm_gguf_tensor **t, lm_error *err)
+{
+    const int64_t ne[3] = {ne0, ne1, ne2};
+    int rc = lm_gguf_get_tensor(g, name, n_dims, ne, t, err);
+    if (rc < 0) return rc;
+    if (!lm_type_supported((*t)->type) || !(*t)->data)
+        return lm_fail(err, LOOM_ERR_UNSUPPORTED, "tensor '%s': type %d is not supported", name, (*t)->type);
+    if (lm_row_bytes((*t)->type, ne0) == 0)
+        return lm_fail(err, LOOM_ERR_TYPE, "tensor '%s': rows of %lld values are not whole %s blocks",
+                       name, (long long)ne0, loom_type_name((*t)->type));
+    return 0;
+}
+
+/* A 2-D tensor {n_in, n_out}, or a 3-D one {n_in, n1, n2} seen as n1·n2 rows. */
+static int bind_mat(const lm_gguf *g, const char *name, int n_dims, int64_t n_in, int64_t n1,
+                    int64_t n2, lm_matrix *m, lm_error *err)
+{
+    const lm_gguf_tensor *t;
+    int rc = find_checked(g, name, n_dims, n_in, n1, n2, &t, err);
+    if (rc < 0) return rc;
+    *m = (lm_matrix){.type = t->type, .n_in = n_in, .n_out = n1 * (n_dims == 3 ? n2 : 1),
+                     .row_bytes = lm_row_bytes(t->type, n_in), .data = t->data};
+    return 0;
+}
+
+/* Stacked experts {n_in, n_out, E}: *m views expert 0; expert e starts e·stride bytes on. */
+static int bind_experts(const lm_gguf *g, const char *name, int64_t n_in, int64_t n_out, int64_t n_exp,
+                        lm_matrix *m, size_t *stride, lm_error *err)
+{
+    int rc = bind_mat(g, name, 3, n_in, n_out, n_exp, m, err);
+    if (rc < 0) return rc;
+    m->n_out = n_out;
+    *stride = m->row_bytes * (size_t)n_out;
+    return 0;
+}
+
+/* A 1-D F32 vector of n values (norm weights, biases). */
+static int bind_vec(const lm_gguf *g, const char *name, int64_t n, const float **v, lm_error *err)
+{
+    const lm_gguf_tensor *t;
+    int rc = find_checked(g, name, 1, n, 1, 1, &t, err);
+    if (rc < 0) return rc;
+    if (t->type != LOOM_TYPE_F32)
+        return lm_fail(err, LOOM_ERR_TYPE, "tensor '%s': type %s, expected f32", name, loom_type_name(t->type));
+    *v = t->data;
+    return 0;
+}
+
+static const char *blk(char *buf, size_t size, int il, const char *what)
+{
+    snprintf(buf, size, "blk.%d.%s", il, what);
+    return buf;
+}
+
+static uint64_t mat_bytes(const lm_matrix *m) { return m->data ? (uint64_t)m->row_bytes * (uint64_t)m->n_out : 0; }
+
+/* Legacy attn_kv_b {kv_lora, H·(nope+v)}: head h's k rows are h·(nope+v) + [0, nope). The
+ * absorbed form needs them transposed, {nope, kv_lora} per head: dst[h][c][d] = kv_b[h·(nope+v)+d][c]. */
+static void transpose_k_b(const lm_decoder_hparams *hp, const lm_matrix *kv_b, float *dst, float *row)
+{
+    const int64_t nope = hp->n_nope, kvl = hp->kv_lora, per = hp->n_nope + hp->n_v;
+    for (int64_t h = 0; h < hp->n_head; h++)
+        for (int64_t dd = 0; dd < nope; dd++) {
+            lm_row_to_f32(kv_b->type, (const char *)kv_b->data + (size_t)(h * per + dd) * kv_b->row_bytes, row, kvl);
+            for (int64_t c = 0; c < kvl; c++) dst[(h * kvl + c) * nope + dd] = row[c];
+        }
+}
+
+static int load_layer(const lm_gguf *g, lm_decoder *d, int il, float *row, lm_error *err)
+{
+    const lm_decoder_hparams *hp = &d->hp;
+    lm_decoder_layer *L = &d->layers[il];
+    const int64_t E = hp->n_embd, H = hp->n_head, dq = hp->n_nope + hp->n_rope;
+    char n[96];
+    int rc;
+#define TRY(x) do { if ((rc = (x)) < 0) return rc; } while (0)
+    TRY(bind_vec(g, blk(n, sizeof n, il, "attn_norm.weight"), E, &L->attn_norm, err));
+    if (hp->q_lora > 0) {
+        TRY(bind_mat(g, blk(n, sizeof n, il, "attn_q_a.weight"), 2, E, hp->q_lora, 1, &L->q_a, err));
+        TRY(bind_vec(g, blk(n, sizeof n, il, "attn_q_a_norm.weight"), hp->q_lora, &L->q_a_norm, err));
+        TRY(bind_mat(g, blk(n, sizeof n, il, "attn_q_b.weight"), 2, hp->q_lora, H * dq, 1, &L->q_b, err));
+    } else {
+        TRY(bind_mat(g, blk(n, sizeof n, il, "attn_q.weight"), 2, E, H * dq, 1, &L->q, err));
+    }
+    TRY(bind_mat(g, blk(n, sizeof n, il, "attn_kv_a_mqa.weight"), 2, E, hp->kv_lora + hp->n_rope, 1, &L->kv_a, err));
+    TRY(bind_vec(g, blk(n, sizeof n, il, "attn_kv_a_norm.weight"), hp->kv_lora, &L->kv_a_norm, err));
+    if (hp->mla_split) {
+        TRY(bind_mat(g, blk(n, sizeof n, il, "attn_k_b.weight"), 3, hp->n_nope, hp->kv_lora, H, &L->k_b, err));
+        TRY(bind_mat(g, blk(n, sizeof n, il, "attn_v_b.weight"), 3, hp->kv_lora, hp->n_v, H, &L->v_b, err));
+        L->v_b_stride = hp->n_v;
+        L->v_b_off = 0;
+    } else {
+        lm_matrix kv_b;
+        TRY(bind_mat(g, blk(n, sizeof n, il, "attn_kv_b.weight"), 2, hp->kv_lora,
+                     H * (hp->n_nope + hp->n_v), 1, &kv_b, err));
+        float *kb = d->k_b_owned + (size_t)il * (size_t)(H * hp->kv_lora * hp->n_nope);
+        transpose_k_b(hp, &kv_b, kb, row);
+        L->k_b = (lm_matrix){.type = LOOM_TYPE_F32, .n_in = hp->n_nope, .n_out = H * hp->kv_lora,
+                             .row_bytes = (size_t)hp->n_nope * sizeof(float), .data = kb};
+        L->v_b = kv_b;
+        L->v_b_stride = hp->n_nope + hp->n_v;
+        L->v_b_off = hp->n_nope;
+    }
+    TRY(bind_mat(g, blk(n, sizeof n, il, "attn_output.weight"), 2, H * hp->n_v, E, 1, &L->wo, err));
+    TRY(bind_vec(g, blk(n, sizeof n, il, "ffn_norm.weight"), E, &L->ffn_norm, err));
+    L->is_moe = il >= hp->n_dense_lead;
+    if (!L->is_moe) {
+        TRY(bind_mat(g, blk(n, sizeof n, il, "ffn_gate.weight"), 2, E, hp->n_ff, 1, &L->ffn_gate, err));
+        TRY(bind_mat(g, blk(n, sizeof n, il, "ffn_up.weight"), 2, E, hp->n_ff, 1, &L->ffn_up, err));
+        TRY(bind_mat(g, blk(n, sizeof n, il, "ffn_down.weight"), 2, hp->n_ff, E, 1, &L->ffn_down, err));
+        return 0;
+    }
+    const int64_t X = hp->n_expert, F = hp->n_ff_exp;
+    TRY(bind_mat(g, blk(n, sizeof n, il, "ffn_gate_inp.weight"), 2, E, X, 1, &L->gate_inp, err));
+    L->exp_probs_b = NULL;
+    if (lm_gguf_find_tensor(g, blk(n, sizeof n, il, "exp_probs_b.bias")))
+        TRY(bind_vec(g, n, X, &L->exp_probs_b, err));
+    if (lm_gguf_find_tensor(g, blk(n, sizeof n, il, "ffn_gate_up_exps.weight"))) {
+        /* fused {n_embd, 2·ff, E}: per expert, ff gate rows then ff up rows */
+        TRY(bind_experts(g, n, E, 2 * F, X, &L->gate_exps, &L->gate_exp_stride, err));
+        L->gate_exps.n_out = F;
+        L->up_exps = L->gate_exps;
+        L->up_exps.data = (const char *)L->gate_exps.data + (size_t)F * L->gate_exps.row_bytes;
+        L->up_exp_stride = L->gate_exp_stride;
+    } else {
+        TRY(bind_experts(g, blk(n, sizeof n, il, "ffn_gate_exps.weight"), E, F, X, &L->gate_exps,
+                         &L->gate_exp_stride, err));
+        TRY(bind_experts(g, blk(n, sizeof n, il, "ffn_up_exps.weight"), E, F, X, &L->up_exps,
+                         &L->up_exp_stride, err));
+    }
+    TRY(bind_experts(g, blk(n, sizeof n, il, "ffn_down_exps.weight"), F, E, X, &L->down_exps,
+                     &L->down_exp_stride, err));
+    if (hp->n_expert_shared > 0) {
+        const int64_t FS = F * hp->n_expert_shared;
+        TRY(bind_mat(g, blk(n, sizeof n, il, "ffn_gate_shexp.weight"), 2, E, FS, 1, &L->gate_shexp, err));
+        TRY(bind_mat(g, blk(n, sizeof n, il, "ffn_up_shexp.weight"), 2, E, FS, 1, &L->up_shexp, err));
+        TRY(bind_mat(g, blk(n, sizeof n, il, "ffn_down_shexp.weight"), 2, FS, E, 1, &L->down_shexp, err));
+    }
+#undef TRY
+    return 0;
+}
+
+/* Bytes of weights one decode step reads: everything but the unselected experts. */
+static uint64_t active_weight_bytes(const lm_decoder *d)
+{
+    const lm_decoder_hparams *hp = &d->hp;
+    uint64_t b = d->tok_embd.row_bytes + mat_bytes(&d->output);
+    for (int il = 0; il < hp->n_layer; il++) {
+        const lm_decoder_layer *L = &d->layers[il];
+        b += mat_bytes(&L->q) + mat_bytes(&L->q_a) + mat_bytes(&L->q_b) + mat_bytes(&L->kv_a) +
+             mat_bytes(&L->k_b) + (uint64_t)hp->n_head * hp->n_v * L->v_b.row_bytes + mat_bytes(&L->wo);
+        if (!L->is_moe) {
+            b += mat_bytes(&L->ffn_gate) + mat_bytes(&L->ffn_up) + mat_bytes(&L->ffn_down);
+        } else {
+            b += mat_bytes(&L->gate_inp) + mat_bytes(&L->gate_shexp) + mat_bytes(&L->up_shexp) +
+                 mat_bytes(&L->down_shexp) +
+                 (uint64_t)hp->n_expert_used * (L->gate_exp_stride + L->up_exp_stride + L->down_exp_stride);
+        }
+    }
+    return b;
+}
+
+int lm_decoder_load(const lm_gguf *g, lm_decoder **out, lm_error *err)
+{
+    *out = NULL;
+    lm_decoder *d = calloc(1, sizeof *d);
+    if (!d) return lm_fail(err, LOOM_ERR_NO_MEMORY, "decoder: out of memory");
+    int rc = load_hparams(g, &d->hp, err);
+    if (rc < 0) goto fail;
+    const lm_decoder_hparams *hp = &d->hp;
+
+    const lm_gguf_tensor *te = lm_gguf_find_tensor(g, "token_embd.weight");
+    if (!te) { rc = lm_fail(err, LOOM_ERR_NOT_FOUND, "tensor 'token_embd.weight' is missing"); goto fail; }
+    if ((rc = bind_mat(g, "token_embd.weight", 2, hp->n_embd, -1, 1, &d->tok_embd, err)) < 0) goto fail;
+    d->tok_embd.n_out = te->ne[1];
+    if (te->ne[1] <= 0 || te->ne[1] > INT32_MAX) {
+        rc = lm_fail(err, LOOM_ERR_FORMAT, "tensor 'token_embd.weight': %lld rows", (long long)te->ne[1]);
+        goto fail;
+    }
+    d->hp.n_vocab = (int32_t)te->ne[1];
+    if ((rc = bind_vec(g, "output_norm.weight", hp->n_embd, &d->output_norm, err)) < 0) goto fail;
+    if (lm_gguf_find_tensor(g, "output.weight")) {
+        if ((rc = bind_mat(g, "output.weight", 2, hp->n_embd, hp->n_vocab, 1, &d->output, err)) < 0) goto fail;
+    } else {
+        d->output = d->tok_embd; /* tied embeddings */
+    }
+
+    d->layers = calloc((size_t)hp->n_layer, sizeof *d->layers);
+    float *row = malloc((size_t)hp->kv_lora * sizeof(float));
+    if (!hp->mla_split)
+        d->k_b_owned = malloc((size_t)hp->n_layer * (size_t)hp->n_head * (size_t)hp->kv_lora *
+                              (size_t)hp->n_nope * sizeof(float));
+    if (!d->layers || !row || (!hp->mla_split && !d->k_b_owned)) {
+        free(row);
+        rc = lm_fail(err, LOOM_ERR_NO_MEMORY, "decoder: out of memory for %d layers", hp->n_layer);
+        goto fail;
+    }
+    for (int il = 0; il < hp->n_layer && rc == 0; il++) rc = load_layer(g, d, il, row, err);
+    free(row);
+    if (rc < 0) goto fail;
+    d->active_bytes = active_weight_bytes(d);
+    *out = d;
+    return 0;
+fail:
+    lm_decoder_free(&d);
+    return rc;
+}
+
+void lm_decoder_free(lm_decoder **d)
+{
+    if (!d || !*d) return;
+    free((*d)->layers);
+    free((*d)->k_b_owned);
+    free(*d);
+    *d = NULL;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * State: the latent cache and every scratch buffer, planned once
+ * ------------------------------------------------------------------------------------- */
+
+struct lm_decoder_state {
+    int32_t  n_ctx, n_batch, n_past;
+    int64_t  kv_row;        /* kv_lora + rope                                       */
+    int64_t  ff_max;        /* max(n_ff, ff_exp·max(1, n_shared))                   */
+    float   *kv;            /* [n_layer][n_ctx][kv_row]: [RMSNorm(kv_cmpr) | RoPE(k_pe)] */
+    float   *x;             /* [n_batch][n_embd] residual stream                    */
+    float   *xn;            /* [n_batch][n_embd] normed input / sublayer output     */
+    float   *qa;            /* [n_batch][q_lora]                                    */
+    float   *q;             /* [n_batch][H][nope+rope]                              */
+    float   *kva;           /* [n_batch][kv_row]                                    */
+    float   *attn;          /* [n_batch][H·v] per-head attention outputs            */
+    float   *head_q;        /* [H][kv_row] absorbed query of the head being run     */
+    float   *head_p;        /* [H][n_ctx] attention weights                         */
+    float   *head_o;        /* [H][kv_lora] latent output                           */
+    float   *ffn;           /* [n_batch][n_embd] FFN output                         */
+    float   *g, *u;         /* [n_batch][ff_max] SwiGLU gate / up                    */
+    float   *router;        /* [n_batch][E] router logits                           */
+    int32_t *sel;           /* [n_batch][K] chosen experts                          */
+    float   *selw;          /* [n_batch][K] their weights                           */
+    float   *route_tmp;     /* [2·E]                                                */
+    int32_t *exp_start;     /* [E+1] first slot of each expert in exp_tok           */
+    int32_t *exp_tok;       /* [n_batch·K] token of each slot, grouped by expert    */
+    float   *exp_w;         /* [n_batch·K] weight of each slot                      */
+    float   *xe;            /* [n_batch][n_embd] one expert's gathered inputs       */
+    float   *de;            /* [n_batch][n_embd] one expert's outputs               */
+    void    *block;         /* the single allocation all of the above live in       */
+};
+
+typedef struct plan { char *base; size_t used; } plan;
+
+/* Reserve n elements of `size` bytes, 64-byte aligned. With base NULL it only measures. */
+static void *take(plan *p, size_t n, size_t size)
+{
+    size_t off = p->used;
+    p->used += (n * size + 63) & ~(size_t)63;
+    return p->base ? p->base + off : NULL;
+}
+
+static void plan_state(const lm_decoder *d, lm_decoder_state *s, plan *p)
+{
+    const lm_decoder_hparams *hp = &d->hp;
+    const size_t B = (size_t)s->n_batch, E = (size_t)hp->n_embd, H = (size_t)hp->n_head;
+    const size_t X = (size_t)(hp->n_expert > 0 ? hp->n_expert : 1);
+    const size_t K = (size_t)(hp->n_expert_used > 0 ? hp->n_expert_used : 1);
+    s->kv     = take(p, (size_t)hp->n_layer * (size_t)s->n_ctx * (size_t)s->kv_row, sizeof(float));
+    s->x      = take(p, B * E, sizeof(float));
+    s->xn     = take(p, B * E, sizeof(float));
+    s->qa     = take(p, B * (size_t)(hp->q_lora > 0 ? hp->q_lora : 1), sizeof(float));
+    s->q      = take(p, B * H * (size_t)(hp->n_nope + hp->n_rope), sizeof(float));
+    s->kva    = take(p, B * (size_t)s->kv_row, sizeof(float));
+    s->attn   = take(p, B * H * (size_t)hp->n_v, sizeof(float));
+    s->head_q = take(p, H * (size_t)s->kv_row, sizeof(float));
+    s->head_p = take(p, H * (size_t)s->n_ctx, sizeof(float));
+    s->head_o = take(p, H * (size_t)hp->kv_lora, sizeof(float));
+    s->ffn    = take(p, B * E, sizeof(float));
+    s->g      = take(p, B * (size_t)s->ff_max, sizeof(float));
+    s->u      = take(p, B * (size_t)s->ff_max, sizeof(float));
+    s->router = take(p, B * X, sizeof(float));
+    s->sel    = take(p, B * K, sizeof(int32_t));
+    s->selw   = take(p, B * K, sizeof(float));
+    s->route_tmp = take(p, 2 * X, sizeof(float));
+    s->exp_start = take(p, X + 1, sizeof(int32_t));
+    s->exp_tok   = take(p, B * K, sizeof(int32_t));
+    s->exp_w     = take(p, B * K, sizeof(float));
+    s->xe     = take(p, B * E, sizeof(float));
+    s->de     = take(p, B * E, sizeof(float));
+}
+
+int lm_decoder_state_create(const lm_decoder *d, int32_t n_ctx, int32_t n_batch,
+                            lm_decoder_state **out, lm_error *err)
+{
+    *out = NULL;
+    const lm_decoder_hparams *hp = &d->hp;
+    if (n_ctx <= 0 || n_batch <= 0 || n_ctx > (1 << 24) || n_batch > (1 << 16))
+        return lm_fail(err, LOOM_ERR_INVALID_ARG, "decoder state: n_ctx %d / n_batch %d out of range "
+                       "(1..16M / 1..65536)", n_ctx, n_batch);
+    if (n_batch > n_ctx) n_batch = n_ctx;
+    lm_decoder_state *s = calloc(1, sizeof *s);
+    if (!s) return lm_fail(err, LOOM_ERR_NO_MEMORY, "decoder state: out of memory");
+    s->n_ctx = n_ctx;
+    s->n_batch = n_batch;
+    s->kv_row = hp->kv_lora + hp->n_rope;
+    int64_t ff = hp->n_ff;
+    int64_t fs = (int64_t)hp->n_ff_exp * (hp->n_expert_shared > 1 ? hp->n_expert_shared : 1);
+    s->ff_max = ff > fs ? ff : fs;
+    if (s->ff_max < 1) s->ff_max = 1;
+    plan p = {0};
+    plan_state(d, s, &p);
+    s->block = aligned_alloc(64, p.used);
+    if (!s->block) {
+        free(s);
+        return lm_fail(err, LOOM_ERR_NO_MEMORY, "decoder state: cannot allocate %zu bytes for n_ctx %d, "
+                       "n_batch %d", p.used, n_ctx, n_batch);
+    }
+    p = (plan){.base = s->block};
+    plan_state(d, s, &p);
+    *out = s;
+    return 0;
+}
+
+void lm_decoder_state_free(lm_decoder_state **s)
+{
+    if (!s || !*s) return;
+    free((*s)->block);
+    free(*s);
+    *s = NULL;
+}
+
+int32_t lm_decoder_state_n_past(const lm_decoder_state *s) { return s->n_past; }
+int32_t lm_decoder_state_n_ctx(const lm_decoder_state *s) { return s->n_ctx; }
+
+void lm_decoder_state_truncate(lm_decoder_state *s, int32_t n_past)
+{
+    if (n_past < 0) n_past = 0;
+    if (n_past < s->n_past) s->n_past = n_past;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Forward pass
+ * ------------------------------------------------------------------------------------- */
+
+/* Y[n][n_out] = X[n][n_in] · Wᵀ: a matvec for one row, else a GEMM. */
+static void mm(const lm_matrix *W, const float *X, int64_t n, float *Y, lm_pool *pool)
+{
+    if (n == 1) lm_matvec(W, X, Y, pool);
+    else lm_matmul(W, X, n, Y, pool);
+}
+
+/* Rows [row0, row0+n_rows) of W as a matrix of their own. */
+static lm_matrix rows_of(const lm_matrix *W, int64_t row0, int64_t n_rows, size_t byte_off)
+{
+    lm_matrix m = *W;
+    m.n_out = n_rows;
+    m.data = (const char *)W->data + byte_off + (size_t)row0 * W->row_bytes;
+    return m;
+}
+
+static void rmsnorm_rows(float *y, const float *x, const float *w, int64_t n_rows, int64_t n,
+                         int64_t y_stride, int64_t x_stride, float eps)
+{
+    for (int64_t t = 0; t < n_rows; t++) lm_rmsnorm(y + t * y_stride, x + t * x_stride, w, n, eps);
+}
+
+static void add_rows(float *x, const float *y, int64_t n) { for (int64_t i = 0; i < n; i++) x[i] += y[i]; }
+
+static void axpy(float *y, float a, const float *x, int64_t n) { for (int64_t i = 0; i < n; i++) y[i] += a * x[i]; }
+
+typedef struct attn_task {
+    const lm_decoder       *d;
+    const lm_decoder_layer *L;
+    lm_decoder_state       *s;
+    const float            *kv;   /* this layer's cache [n_ctx][kv_row] */
+    int64_t                 n_tok;
+} attn_task;
+
+/* Absorbed MLA for heads [lo, hi) of every token in the chunk. For head h, token t at
+ * position p: q̃ = [k_b_h·q_nope | RoPE(q_pe)], weights = softmax(kq_scale · K[0..p]·q̃),
+ * o = v_b_h · Σ_j w_j kv_cmpr_j. */
+static void attn_heads(void *arg, int ith, int nth)
+{
+    const attn_task *a = arg;
+    const lm_decoder_hparams *hp = &a->d->hp;
+    lm_decoder_state *s = a->s;
+    const lm_decoder_layer *L = a->L;
+    const int64_t H = hp->n_head, dq = hp->n_nope + hp->n_rope, kvl = hp->kv_lora, R = s->kv_row;
+    long long lo, hi;
+    lm_split(H, ith, nth, &lo, &hi);
+    for (int64_t h = lo; h < hi; h++) {
+        const lm_matrix kb = rows_of(&L->k_b, h * kvl, kvl, 0);
+        const lm_matrix vb = rows_of(&L->v_b, h * L->v_b_stride + L->v_b_off, hp->n_v, 0);
+        float *qc = s->head_q + h * R, *p = s->head_p + h * (int64_t)s->n_ctx, *o = s->head_o + h * kvl;
+        for (int64_t t = 0; t < a->n_tok; t++) {
+            const int64_t pos = s->n_past + t;
+            float *qh = s->q + (t * H + h) * dq;
+            lm_rope_apply(&hp->rope, qh + hp->n_nope, pos);
+            lm_matvec(&kb, qh, qc, NULL);
+            memcpy(qc + kvl, qh + hp->n_nope, (size_t)hp->n_rope * sizeof(float));
+            const int64_t n_kv = pos + 1;
+            for (int64_t j = 0; j < n_kv; j++)
+                p[j] = lm_dot(LOOM_TYPE_F32, a->kv + j * R, qc, R) * hp->kq_scale;
+            lm_softmax(p, n_kv);
+            memset(o, 0, (size_t)kvl * sizeof(float));
+            for (int64_t j = 0; j < n_kv; j++) axpy(o, p[j], a->kv + j * R, kvl);
+            lm_matvec(&vb, o, s->attn + (t * H + h) * hp->n_v, NULL);
+        }
+    }
+}
+
+/* SwiGLU FFN on n rows of x: y = down · (silu(gate·x) ⊙ up·x). Uses s->g and s->u. */
+static void swiglu_ffn(const lm_matrix *gate, const lm_matrix *up, const lm_matrix *down,
+                       const float *x, int64_t n, float *y, lm_decoder_state *s, lm_pool *pool)
+{
+    mm(gate, x, n, s->g, pool);
+    mm(up, x, n, s->u, pool);
+    lm_swiglu(s->g, s->g, s->u, n * gate->n_out);
+    mm(down, s->g, n, y, pool);
+}
+
+void lm_moe_route(const lm_decoder_hparams *hp, const float *logits, const float *bias,
+                  int32_t *experts, float *weights, float *scratch)
+{
+    const int64_t X = hp->n_expert, K = hp->n_expert_used;
+    float *probs = scratch, *sel = scratch + X;
+    switch (hp->gating) {
+    case LM_GATING_SOFTMAX:
+        memcpy(probs, logits, (size_t)X * sizeof(float));
+        lm_softmax(probs, X);
+        break;
+    case LM_GATING_SIGMOID:
+        for (int64_t e = 0; e < X; e++) probs[e] = 1.0f / (1.0f + expf(-logits[e]));
+        break;
+    case LM_GATING_SQRT_SOFTPLUS:
+        for (int64_t e = 0; e < X; e++) {
+            const float x = logits[e];
+            probs[e] = sqrtf(x > 20.0f ? x : logf(1.0f + expf(x)));
+        }
+        break;
+    default: /* LM_GATING_SOFTMAX_WEIGHT */
+        memcpy(probs, logits, (size_t)X * sizeof(float));
+        break;
+    }
+    /* the bias steers selection only; weights come from the unbiased probs */
+    for (int64_t e = 0; e < X; e++) sel[e] = probs[e] + (bias ? bias[e] : 0.0f);
+
+    if (hp->n_group > 1) {
+        /* group score = sum of its two best experts; keep the n_group_used best groups */
+        const int64_t G = hp->n_group, per = X / G;
+        float gscore[LM_MAX_EXPERT_GROUPS];
+        const int64_t gs = G;
+        for (int64_t gi = 0; gi < gs; gi++) {
+            float b1 = -INFINITY, b2 = -INFINITY;
+            for (int64_t e = gi * per; e < (gi + 1) * per; e++) {
+                if (sel[e] > b1) { b2 = b1; b1 = sel[e]; }
+                else if (sel[e] > b2) b2 = sel[e];
+            }
+            gscore[gi] = per >= 2 ? b1 + b2 : b1;
+        }
+        for (int64_t drop = 0; drop < gs - hp->n_group_used; drop++) {
+            int64_t worst = -1;
+            for (int64_t gi = 0; gi < gs; gi++)
+                if (gscore[gi] != INFINITY && (worst < 0 || gscore[gi] < gscore[worst])) worst = gi;
+            gscore[worst] = INFINITY; /* marks "dropped" */
+            for (int64_t e = worst * per; e < (worst + 1) * per; e++) sel[e] = -INFINITY;
+        }
+    }
+    for (int64_t k = 0; k < K; k++) {
+        int64_t best = 0;
+        for (int64_t e = 1; e < X; e++)
+            if (sel[e] > sel[best]) best = e;
+        experts[k] = (int32_t)best;
+        weights[k] = probs[best];
+        sel[best] = -INFINITY;
+    }
+    if (hp->gating == LM_GATING_SOFTMAX_WEIGHT) lm_softmax(weights, K);
+    if (hp->weights_norm) {
+        float sum = 0.0f;
+        for (int64_t k = 0; k < K; k++) sum += weights[k];
+        if (sum < 6.103515625e-5f) sum = 6.103515625e-5f; /* as llama.cpp: smallest normal f16 */
+        for (int64_t k = 0; k < K; k++) weights[k] /= sum;
+    }
+    if (hp->weights_scale != 0.0f && hp->weights_scale != 1.0f)
+        for (int64_t k = 0; k < K; k++) weights[k] *= hp->weights_scale;
+}
+
+static lm_matrix expert(const lm_matrix *m, size_t stride, int32_t e)
+{
+    lm_matrix v = *m;
+    v.data = (const char *)m->data + (size_t)e * stride;
+    return v;
+}
+
+/* Routed + shared experts on s->xn[n][n_embd] into s->ffn. */
+static void moe_ffn(const lm_decoder *d, const lm_decoder_layer *L, lm_decoder_state *s, int64_t n,
+                    lm_pool *pool)
+{
+    const lm_decoder_hparams *hp = &d->hp;
+    const int64_t E = hp->n_embd, X = hp->n_expert, K = hp->n_expert_used;
+    mm(&L->gate_inp, s->xn, n, s->router, pool);
+    for (int64_t t = 0; t < n; t++)
+        lm_moe_route(hp, s->router + t * X, L->exp_probs_b, s->sel + t * K, s->selw + t * K, s->route_tmp);
+    memset(s->ffn, 0, (size_t)(n * E) * sizeof(float));
+    if (n == 1) {
+        /* decode: read only the chosen experts */
+        for (int64_t k = 0; k < K; k++) {
+            const int32_t e = s->sel[k];
+            const lm_matrix ge = expert(&L->gate_exps, L->gate_exp_stride, e);
+            const lm_matrix ue = expert(&L->up_exps, L->up_exp_stride, e);
+            const lm_matrix de = expert(&L->down_exps, L->down_exp_stride, e);
+            swiglu_ffn(&ge, &ue, &de, s->xn, 1, s->de, s, pool);
+            axpy(s->ffn, s->selw[k], s->de, E);
+        }
+    } else {
+        /* prefill: group the (token, slot) pairs by expert, one GEMM per expert */
+        int32_t *start = s->exp_start;
+        memset(start, 0, (size_t)(X + 1) * sizeof(int32_t));
+        for (int64_t i = 0; i < n * K; i++) start[s->sel[i] + 1]++;
+        for (int64_t e = 0; e < X; e++) start[e + 1] += start[e];
+        for (int64_t i = 0; i < n * K; i++) {
+            const int32_t slot = start[s->sel[i]]++;
+            s->exp_tok[slot] = (int32_t)(i / K);
+            s->exp_w[slot] = s->selw[i];
+        }
+        for (int64_t e = X; e > 0; e--) start[e] = start[e - 1]; /* undo the shift */
+        start[0] = 0;
+        for (int32_t e = 0; e < X; e++) {
+            const int32_t b = start[e], m = start[e + 1] - b;
+            if (m == 0) continue;
+            for (int32_t i = 0; i < m; i++)
+                memcpy(s->xe + (int64_t)i * E, s->xn + (int64_t)s->exp_tok[b + i] * E, (size_t)E * sizeof(float));
+            const lm_matrix ge = expert(&L->gate_exps, L->gate_exp_stride, e);
+            const lm_matrix ue = expert(&L->up_exps, L->up_exp_stride, e);
+            const lm_matrix de = expert(&L->down_exps, L->down_exp_stride, e);
+            swiglu_ffn(&ge, &ue, &de, s->xe, m, s->de, s, pool);
+            for (int32_t i = 0; i < m; i++)
+                axpy(s->ffn + (int64_t)s->exp_tok[b + i] * E, s->exp_w[b + i], s->de + (int64_t)i * E, E);
+        }
+    }
+    if (hp->n_expert_shared > 0) {
+        swiglu_ffn(&L->gate_shexp, &L->up_shexp, &L->down_shexp, s->xn, n, s->de, s, pool);
+        add_rows(s->ffn, s->de, n * E);
+    }
+}
+
+static void layer_forward(const lm_decoder *d, int il, lm_decoder_state *s, int64_t n, lm_pool *pool)
+{
+    const lm_decoder_hparams *hp = &d->hp;
+    const lm_decoder_layer *L = &d->layers[il];
+    const int64_t E = hp->n_embd, R = s->kv_row;
+    const float eps = hp->rms_eps;
+
+    /* attention */
+    rmsnorm_rows(s->xn, s->x, L->attn_norm, n, E, E, E, eps);
+    if (hp->q_lora > 0) {
+        mm(&L->q_a, s->xn, n, s->qa, pool);
+        rmsnorm_rows(s->qa, s->qa, L->q_a_norm, n, hp->q_lora, hp->q_lora, hp->q_lora, eps);
+        mm(&L->q_b, s->qa, n, s->q, pool);
+    } else {
+        mm(&L->q, s->xn, n, s->q, pool);
+    }
+    mm(&L->kv_a, s->xn, n, s->kva, pool);
+    float *kv = s->kv + (size_t)il * (size_t)s->n_ctx * (size_t)R;
+    for (int64_t t = 0; t < n; t++) {
+        float *row = kv + (s->n_past + t) * R;
+        const float *src = s->kva + t * R;
+        lm_rmsnorm(row, src, L->kv_a_norm, hp->kv_lora, eps);
+        memcpy(row + hp->kv_lora, src + hp->kv_lora, (size_t)hp->n_rope * sizeof(float));
+        lm_rope_apply(&hp->rope, row + hp->kv_lora, s->n_past + t);
+    }
+    attn_task task = {.d = d, .L = L, .s = s, .kv = kv, .n_tok = n};
+    lm_pool_run(pool, attn_heads, &task);
+    mm(&L->wo, s->attn, n, s->xn, pool);
+    add_rows(s->x, s->xn, n * E);
+
+    /* feed-forward */
+    rmsnorm_rows(s->xn, s->x, L->ffn_norm, n, E, E, E, eps);
+    if (L->is_moe) moe_ffn(d, L, s, n, pool);
+    else swiglu_ffn(&L->ffn_gate, &L->ffn_up, &L->ffn_down, s->xn, n, s->ffn, s, pool);
+    add_rows(s->x, s->ffn, n * E);
+}
+
+int lm_decoder_forward(const lm_decoder *d, lm_decoder_state *s, const int32_t *tokens,
+                       const float *embd, int64_t n, float *logits, int all_logits,
+                       lm_pool *pool, lm_error *err)
+{
+    const lm_decoder_hparams *hp = &d->hp;
+    const int64_t E = hp->n_embd, V = hp->n_vocab;
+    if ((tokens == NULL) == (embd == NULL) || n < 0)
+        return lm_fail(err, LOOM_ERR_INVALID_ARG, "decoder: give either token ids or embeddings (n = %lld)",
+                       (long long)n);
+    if (n > (int64_t)s->n_ctx - s->n_past)
+        return lm_fail(err, LOOM_ERR_CONTEXT_FULL, "context full: %d cached + %lld new positions exceed "
+                       "n_ctx %d", s->n_past, (long long)n, s->n_ctx);
+    for (int64_t i = 0; tokens && i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= V)
+            return lm_fail(err, LOOM_ERR_INVALID_ARG, "token %lld: id %d is outside the vocabulary (0..%lld)",
+                           (long long)i, tokens[i], (long long)V - 1);
+    for (int64_t done = 0; done < n;) {
+        const int64_t m = n - done < s->n_batch ? n - done : s->n_batch;
+        for (int64_t t = 0; t < m; t++) {
+            if (tokens) {
+                const char *row = (const char *)d->tok_embd.data + (size_t)tokens[done + t] * d->tok_embd.row_bytes;
+                lm_row_to_f32(d->tok_embd.type, row, s->x + t * E, E);
+            } else {
+                memcpy(s->x + t * E, embd + (done + t) * E, (size_t)E * sizeof(float));
+            }
+        }
+        for (int il = 0; il < hp->n_layer; il++) layer_forward(d, il, s, m, pool);
+        s->n_past += (int32_t)m;
+        done += m;
+        if (logits && all_logits) {
+            rmsnorm_rows(s->xn, s->x, d->output_norm, m, E, E, E, hp->rms_eps);
+            mm(&d->output, s->xn, m, logits + (done - m) * V, pool);
+        } else if (logits && done == n) {
+            lm_rmsnorm(s->xn, s->x + (m - 1) * E, d->output_norm, E, hp->rms_eps);
+            lm_matvec(&d->output, s->xn, logits, pool);
+        }
+    }
+    return 0;
+}

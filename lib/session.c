@@ -1,0 +1,214 @@
+/* loom_session: KV cache + token history + sampler over a shared loom_model. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "lib/core/decoder.h"
+#include "lib/core/error.h"
+#include "lib/core/sampler.h"
+#include "lib/core/threadpool.h"
+#include "lib/model.h"
+
+struct loom_session {
+    const loom_model *m;
+    lm_decoder_state *st;        /* latent cache + scratch, owned                         */
+    lm_pool          *pool;      /* owned                                                 */
+    lm_sampler       *smp;       /* owned                                                 */
+    uint64_t          seed;
+    int32_t          *hist;      /* [n_ctx] token at each cached position (-1: embedding) */
+    float            *logits;    /* [n_vocab] after the last computed position            */
+    int               has_logits;
+    lm_error          err;
+};
+
+loom_session_params loom_session_default_params(void)
+{
+    lm_sampler_params sp = lm_sampler_default_params();
+    return (loom_session_params){
+        .n_ctx = 0, .n_batch = 512, .n_threads = 0,
+        .sampler = {.temperature = sp.temperature, .top_k = sp.top_k, .top_p = sp.top_p,
+                    .min_p = sp.min_p, .repeat_penalty = sp.repeat_penalty,
+                    .presence_penalty = sp.presence_penalty, .frequency_penalty = sp.frequency_penalty,
+                    .penalty_last_n = sp.penalty_last_n, .seed = sp.seed},
+    };
+}
+
+loom_generate_params loom_generate_default_params(void)
+{
+    return (loom_generate_params){.n_predict = 128, .stop_at_eos = 1};
+}
+
+int loom_session_create(const loom_model *m, loom_session_params p, loom_session **out, char *err, size_t err_size)
+{
+    lm_error e = {0};
+    if (!out) return LOOM_ERR_INVALID_ARG;
+    *out = NULL;
+    if (!m) {
+        lm_fail(&e, LOOM_ERR_INVALID_ARG, "session: no model");
+        if (err && err_size) snprintf(err, err_size, "%s", e.msg);
+        return e.status;
+    }
+    loom_session *s = calloc(1, sizeof *s);
+    int32_t n_ctx = p.n_ctx > 0 ? p.n_ctx : (m->dec->hp.n_ctx_train < 4096 ? m->dec->hp.n_ctx_train : 4096);
+    int rc = s ? 0 : lm_fail(&e, LOOM_ERR_NO_MEMORY, "session: out of memory");
+    if (rc == 0) {
+        s->m = m;
+        s->seed = p.sampler.seed;
+        rc = lm_decoder_state_create(m->dec, n_ctx, p.n_batch > 0 ? p.n_batch : 512, &s->st, &e);
+    }
+    if (rc == 0) {
+        lm_sampler_params sp = {
+            .temperature = p.sampler.temperature, .top_k = p.sampler.top_k, .top_p = p.sampler.top_p,
+            .min_p = p.sampler.min_p, .repeat_penalty = p.sampler.repeat_penalty,
+            .presence_penalty = p.sampler.presence_penalty, .frequency_penalty = p.sampler.frequency_penalty,
+            .penalty_last_n = p.sampler.penalty_last_n, .seed = p.sampler.seed};
+        s->pool = lm_pool_create(p.n_threads);
+        s->smp = lm_sampler_create(sp, m->dec->hp.n_vocab);
+        s->hist = malloc((size_t)n_ctx * sizeof *s->hist);
+        s->logits = malloc((size_t)m->dec->hp.n_vocab * sizeof *s->logits);
+        if (!s->pool || !s->smp || !s->hist || !s->logits)
+            rc = lm_fail(&e, LOOM_ERR_NO_MEMORY, "session: out of memory (n_ctx %d)", n_ctx);
+    }
+    if (rc < 0) {
+        if (err && err_size) snprintf(err, err_size, "%s", e.msg);
+        loom_session_free(&s);
+        return rc;
+    }
+    *out = s;
+    return 0;
+}
+
+void loom_session_free(loom_session **s)
+{
+    if (!s || !*s) return;
+    lm_decoder_state_free(&(*s)->st);
+    lm_pool_free(&(*s)->pool);
+    lm_sampler_free(&(*s)->smp);
+    free((*s)->hist);
+    free((*s)->logits);
+    free(*s);
+    *s = NULL;
+}
+
+const char *loom_session_error(const loom_session *s) { return s ? s->err.msg : "no session"; }
+int32_t loom_session_n_ctx(const loom_session *s)  { return lm_decoder_state_n_ctx(s->st); }
+int32_t loom_session_n_past(const loom_session *s) { return lm_decoder_state_n_past(s->st); }
+const float *loom_session_logits(const loom_session *s) { return s->has_logits ? s->logits : NULL; }
+
+/* Run tokens or embeddings after the cache; logits of the last position land in s->logits. */
+static int run(loom_session *s, const int32_t *tokens, const float *embd, int64_t n, float *all_logits)
+{
+    lm_error_clear(&s->err);
+    if (n < 0 || (n > 0 && !tokens && !embd))
+        return lm_fail(&s->err, LOOM_ERR_INVALID_ARG, "session: %lld inputs without data", (long long)n);
+    if (n == 0) return 0;
+    const int32_t past = lm_decoder_state_n_past(s->st);
+    const int64_t V = s->m->dec->hp.n_vocab;
+    int rc = lm_decoder_forward(s->m->dec, s->st, tokens, embd, n, all_logits ? all_logits : s->logits,
+                                all_logits != NULL, s->pool, &s->err);
+    if (rc < 0) return rc;
+    if (all_logits) memcpy(s->logits, all_logits + (n - 1) * V, (size_t)V * sizeof(float));
+    s->has_logits = 1;
+    for (int64_t i = 0; i < n; i++) s->hist[past + i] = tokens ? tokens[i] : -1;
+    return 0;
+}
+
+int loom_session_append(loom_session *s, const int32_t *tokens, int64_t n, float *all_logits)
+{
+    return run(s, tokens, NULL, n, all_logits);
+}
+
+int loom_session_append_embd(loom_session *s, const float *embd, int64_t n, float *all_logits)
+{
+    return run(s, NULL, embd, n, all_logits);
+}
+
+int loom_session_decode(loom_session *s, int32_t token) { return run(s, &token, NULL, 1, NULL); }
+
+void loom_session_truncate(loom_session *s, int32_t n_past)
+{
+    lm_decoder_state_truncate(s->st, n_past);
+    if (lm_decoder_state_n_past(s->st) == 0) {
+        s->has_logits = 0;
+        lm_sampler_reset(s->smp, s->seed);
+    }
+}
+
+int loom_session_prompt(loom_session *s, const int32_t *prompt, int64_t n, float *all_logits)
+{
+    lm_error_clear(&s->err);
+    if (n <= 0 || !prompt) return lm_fail(&s->err, LOOM_ERR_INVALID_ARG, "session: empty prompt");
+    if (n > loom_session_n_ctx(s))
+        return lm_fail(&s->err, LOOM_ERR_CONTEXT_FULL, "context full: prompt of %lld tokens exceeds n_ctx %d",
+                       (long long)n, loom_session_n_ctx(s));
+    int64_t keep = 0;
+    if (!all_logits) {
+        const int64_t past = loom_session_n_past(s);
+        while (keep < past && keep < n && s->hist[keep] == prompt[keep]) keep++;
+        if (keep == n) keep = n - 1; /* recompute the last token for its logits */
+    }
+    lm_decoder_state_truncate(s->st, (int32_t)keep);
+    /* the penalties see this prompt; the RNG restarts so a prompt's output is reproducible */
+    lm_sampler_reset(s->smp, s->seed);
+    for (int64_t i = 0; i < n; i++) lm_sampler_accept(s->smp, prompt[i]);
+    int rc = run(s, prompt + keep, NULL, n - keep, all_logits);
+    if (rc < 0) lm_decoder_state_truncate(s->st, (int32_t)keep);
+    return rc;
+}
+
+int32_t loom_session_sample(loom_session *s)
+{
+    if (!s->has_logits) return lm_fail(&s->err, LOOM_ERR_INVALID_ARG, "session: nothing to sample from yet");
+    int32_t t = lm_sampler_sample(s->smp, s->logits);
+    if (t < 0) return lm_fail(&s->err, LOOM_ERR_INVALID_ARG, "session: every token is masked out");
+    lm_sampler_accept(s->smp, t);
+    return t;
+}
+
+void loom_session_mask_range(loom_session *s, int32_t lo, int32_t hi) { lm_sampler_allow_only(s->smp, lo, hi); }
+void loom_session_mask_clear(loom_session *s) { lm_sampler_mask_clear(s->smp); }
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static int aborted(const loom_generate_params *p)
+{
+    return (p->abort_flag && *p->abort_flag) || (p->should_abort && p->should_abort(p->user_data));
+}
+
+int64_t loom_session_generate(loom_session *s, const int32_t *prompt, int64_t n_prompt,
+                              loom_generate_params p, loom_generate_stats *stats)
+{
+    loom_generate_stats st = {.n_prompt = n_prompt};
+    const int32_t past = loom_session_n_past(s);
+    int64_t common = 0;  /* what the prompt call will reuse */
+    while (prompt && common < past && common < n_prompt && s->hist[common] == prompt[common]) common++;
+    st.n_reused = common < n_prompt ? common : n_prompt - 1;
+    double t0 = now_ms();
+    int rc = loom_session_prompt(s, prompt, n_prompt, NULL);
+    st.prompt_ms = now_ms() - t0;
+    t0 = now_ms();
+    const int32_t eos = loom_token_eos(s->m);
+    char piece[256];
+    for (int64_t i = 0; rc == 0 && i < p.n_predict; i++) {
+        if (aborted(&p)) { rc = lm_fail(&s->err, LOOM_ERR_ABORTED, "generation aborted"); break; }
+        int32_t tok = loom_session_sample(s);
+        if (tok < 0) { rc = tok; break; }
+        st.n_generated++;
+        if (p.stop_at_eos && tok == eos) break;
+        if (p.on_token) {
+            int k = s->m->tok ? lm_token_to_piece(s->m->tok, tok, 0, piece, sizeof piece) : 0;
+            if (k < 0) k = 0;
+            if (p.on_token(tok, piece, (size_t)(k < (int)sizeof piece ? k : (int)sizeof piece), p.user_data)) break;
+        }
+        if (i + 1 < p.n_predict) rc = loom_session_decode(s, tok);
+    }
+    st.decode_ms = now_ms() - t0;
+    if (stats) *stats = st;
+    return rc < 0 ? rc : st.n_generated;
+}
