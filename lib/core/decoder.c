@@ -8,6 +8,7 @@
 
 #define ARCH "deepseek2"
 #define LM_MAX_EXPERT_GROUPS 256
+#define LM_MAX_HEAD_BLOCKS 1024 /* q8_0 blocks of one per-head input: nope, kv_lora <= 32768 */
 
 /* ---------------------------------------------------------------------------------------
  * Loading: keys
@@ -159,6 +160,9 @@ static int load_hparams(const lm_gguf *g, lm_decoder_hparams *hp, lm_error *err)
         hp->n_ff > LIM || hp->n_ff_exp > LIM || hp->n_expert > 65536 || hp->n_expert_shared > 64)
         return lm_fail(err, LOOM_ERR_LIMIT, ARCH ": a dimension exceeds loom's limits");
 
+    if (hp->kv_lora > 32 * LM_MAX_HEAD_BLOCKS || k_mla > 32 * LM_MAX_HEAD_BLOCKS || key_len > 32 * LM_MAX_HEAD_BLOCKS)
+        return lm_fail(err, LOOM_ERR_LIMIT, ARCH ": kv_lora_rank / key lengths above %d are not supported",
+                       32 * LM_MAX_HEAD_BLOCKS);
     if ((k_mla == 0) != (v_mla == 0))
         return lm_fail(err, LOOM_ERR_FORMAT, "keys '" ARCH ".attention.key_length_mla' and "
                        "'value_length_mla' must both be present or both absent");
@@ -457,6 +461,10 @@ struct lm_decoder_state {
     float   *exp_w;         /* [n_batch·K] weight of each slot                      */
     float   *xe;            /* [n_batch][n_embd] one expert's gathered inputs       */
     float   *de;            /* [n_batch][n_embd] one expert's outputs               */
+    int64_t  in_max;        /* widest matrix input (rows of xq)                     */
+    float   *xq;            /* [n_batch][in_max] inputs rounded to the q8_0 grid    */
+    void    *q8row;         /* [in_max/32] q8_0 blocks: one row being rounded       */
+    float   *head_x;        /* [H][in_head] per-head matvec inputs rounded to q8_0  */
     void    *block;         /* the single allocation all of the above live in       */
 };
 
@@ -498,6 +506,9 @@ static void plan_state(const lm_decoder *d, lm_decoder_state *s, plan *p)
     s->exp_w     = take(p, B * K, sizeof(float));
     s->xe     = take(p, B * E, sizeof(float));
     s->de     = take(p, B * E, sizeof(float));
+    s->xq     = take(p, B * (size_t)s->in_max, sizeof(float));
+    s->q8row  = take(p, (size_t)s->in_max / LM_QK8_0 + 1, sizeof(lm_block_q8_0));
+    s->head_x = take(p, H * (size_t)(hp->kv_lora > hp->n_nope ? hp->kv_lora : hp->n_nope), sizeof(float));
 }
 
 int lm_decoder_state_create(const lm_decoder *d, int32_t n_ctx, int32_t n_batch,
@@ -518,6 +529,9 @@ int lm_decoder_state_create(const lm_decoder *d, int32_t n_ctx, int32_t n_batch,
     int64_t fs = (int64_t)hp->n_ff_exp * (hp->n_expert_shared > 1 ? hp->n_expert_shared : 1);
     s->ff_max = ff > fs ? ff : fs;
     if (s->ff_max < 1) s->ff_max = 1;
+    const int64_t ins[] = {hp->n_embd, hp->q_lora, hp->kv_lora, hp->n_nope, (int64_t)hp->n_head * hp->n_v, s->ff_max};
+    for (size_t i = 0; i < sizeof ins / sizeof ins[0]; i++)
+        if (ins[i] > s->in_max) s->in_max = ins[i];
     plan p = {0};
     plan_state(d, s, &p);
     s->block = aligned_alloc(64, p.used);
@@ -553,9 +567,24 @@ void lm_decoder_state_truncate(lm_decoder_state *s, int32_t n_past)
  * Forward pass
  * ------------------------------------------------------------------------------------- */
 
-/* Y[n][n_out] = X[n][n_in] · Wᵀ: a matvec for one row, else a GEMM. */
-static void mm(const lm_matrix *W, const float *X, int64_t n, float *Y, lm_pool *pool)
+/* llama.cpp quantizes the activations of a q8_0 matmul to q8_0 too (q8_0 × q8_0 dot
+ * products). Rounding x to that grid first makes loom's float kernels compute the same
+ * products, so q8_0 logits agree with the peer's far better than the weights' own error.
+ * x[n] → out[n]; `blocks` holds n/32 q8_0 blocks. */
+static const float *round_q8(const float *x, int64_t n, float *out, void *blocks)
 {
+    lm_row_from_f32(LOOM_TYPE_Q8_0, x, blocks, n);
+    lm_row_to_f32(LOOM_TYPE_Q8_0, blocks, out, n);
+    return out;
+}
+
+/* Y[n][n_out] = X[n][n_in] · Wᵀ: a matvec for one row, else a GEMM. */
+static void mm(const lm_matrix *W, const float *X, int64_t n, float *Y, lm_decoder_state *s, lm_pool *pool)
+{
+    if (W->type == LOOM_TYPE_Q8_0) {
+        for (int64_t t = 0; t < n; t++) round_q8(X + t * W->n_in, W->n_in, s->xq + t * W->n_in, s->q8row);
+        X = s->xq;
+    }
     if (n == 1) lm_matvec(W, X, Y, pool);
     else lm_matmul(W, X, n, Y, pool);
 }
@@ -603,11 +632,14 @@ static void attn_heads(void *arg, int ith, int nth)
         const lm_matrix kb = rows_of(&L->k_b, h * kvl, kvl, 0);
         const lm_matrix vb = rows_of(&L->v_b, h * L->v_b_stride + L->v_b_off, hp->n_v, 0);
         float *qc = s->head_q + h * R, *p = s->head_p + h * (int64_t)s->n_ctx, *o = s->head_o + h * kvl;
+        float *hx = s->head_x + h * (kvl > hp->n_nope ? kvl : hp->n_nope);
+        lm_block_q8_0 q8[LM_MAX_HEAD_BLOCKS];
         for (int64_t t = 0; t < a->n_tok; t++) {
             const int64_t pos = s->n_past + t;
             float *qh = s->q + (t * H + h) * dq;
             lm_rope_apply(&hp->rope, qh + hp->n_nope, pos);
-            lm_matvec(&kb, qh, qc, NULL);
+            const float *qn = kb.type == LOOM_TYPE_Q8_0 ? round_q8(qh, hp->n_nope, hx, q8) : qh;
+            lm_matvec(&kb, qn, qc, NULL);
             memcpy(qc + kvl, qh + hp->n_nope, (size_t)hp->n_rope * sizeof(float));
             const int64_t n_kv = pos + 1;
             for (int64_t j = 0; j < n_kv; j++)
@@ -615,7 +647,8 @@ static void attn_heads(void *arg, int ith, int nth)
             lm_softmax(p, n_kv);
             memset(o, 0, (size_t)kvl * sizeof(float));
             for (int64_t j = 0; j < n_kv; j++) axpy(o, p[j], a->kv + j * R, kvl);
-            lm_matvec(&vb, o, s->attn + (t * H + h) * hp->n_v, NULL);
+            const float *oq = vb.type == LOOM_TYPE_Q8_0 ? round_q8(o, kvl, hx, q8) : o;
+            lm_matvec(&vb, oq, s->attn + (t * H + h) * hp->n_v, NULL);
         }
     }
 }
@@ -624,10 +657,10 @@ static void attn_heads(void *arg, int ith, int nth)
 static void swiglu_ffn(const lm_matrix *gate, const lm_matrix *up, const lm_matrix *down,
                        const float *x, int64_t n, float *y, lm_decoder_state *s, lm_pool *pool)
 {
-    mm(gate, x, n, s->g, pool);
-    mm(up, x, n, s->u, pool);
+    mm(gate, x, n, s->g, s, pool);
+    mm(up, x, n, s->u, s, pool);
     lm_swiglu(s->g, s->g, s->u, n * gate->n_out);
-    mm(down, s->g, n, y, pool);
+    mm(down, s->g, n, y, s, pool);
 }
 
 void lm_moe_route(const lm_decoder_hparams *hp, const float *logits, const float *bias,
@@ -709,7 +742,7 @@ static void moe_ffn(const lm_decoder *d, const lm_decoder_layer *L, lm_decoder_s
 {
     const lm_decoder_hparams *hp = &d->hp;
     const int64_t E = hp->n_embd, X = hp->n_expert, K = hp->n_expert_used;
-    mm(&L->gate_inp, s->xn, n, s->router, pool);
+    mm(&L->gate_inp, s->xn, n, s->router, s, pool);
     for (int64_t t = 0; t < n; t++)
         lm_moe_route(hp, s->router + t * X, L->exp_probs_b, s->sel + t * K, s->selw + t * K, s->route_tmp);
     memset(s->ffn, 0, (size_t)(n * E) * sizeof(float));
@@ -765,13 +798,13 @@ static void layer_forward(const lm_decoder *d, int il, lm_decoder_state *s, int6
     /* attention */
     rmsnorm_rows(s->xn, s->x, L->attn_norm, n, E, E, E, eps);
     if (hp->q_lora > 0) {
-        mm(&L->q_a, s->xn, n, s->qa, pool);
+        mm(&L->q_a, s->xn, n, s->qa, s, pool);
         rmsnorm_rows(s->qa, s->qa, L->q_a_norm, n, hp->q_lora, hp->q_lora, hp->q_lora, eps);
-        mm(&L->q_b, s->qa, n, s->q, pool);
+        mm(&L->q_b, s->qa, n, s->q, s, pool);
     } else {
-        mm(&L->q, s->xn, n, s->q, pool);
+        mm(&L->q, s->xn, n, s->q, s, pool);
     }
-    mm(&L->kv_a, s->xn, n, s->kva, pool);
+    mm(&L->kv_a, s->xn, n, s->kva, s, pool);
     float *kv = s->kv + (size_t)il * (size_t)s->n_ctx * (size_t)R;
     for (int64_t t = 0; t < n; t++) {
         float *row = kv + (s->n_past + t) * R;
@@ -782,7 +815,7 @@ static void layer_forward(const lm_decoder *d, int il, lm_decoder_state *s, int6
     }
     attn_task task = {.d = d, .L = L, .s = s, .kv = kv, .n_tok = n};
     lm_pool_run(pool, attn_heads, &task);
-    mm(&L->wo, s->attn, n, s->xn, pool);
+    mm(&L->wo, s->attn, n, s->xn, s, pool);
     add_rows(s->x, s->xn, n * E);
 
     /* feed-forward */
@@ -823,10 +856,10 @@ int lm_decoder_forward(const lm_decoder *d, lm_decoder_state *s, const int32_t *
         done += m;
         if (logits && all_logits) {
             rmsnorm_rows(s->xn, s->x, d->output_norm, m, E, E, E, hp->rms_eps);
-            mm(&d->output, s->xn, m, logits + (done - m) * V, pool);
+            mm(&d->output, s->xn, m, logits + (done - m) * V, s, pool);
         } else if (logits && done == n) {
             lm_rmsnorm(s->xn, s->x + (m - 1) * E, d->output_norm, E, hp->rms_eps);
-            lm_matvec(&d->output, s->xn, logits, pool);
+            mm(&d->output, s->xn, 1, logits, s, pool);
         }
     }
     return 0;

@@ -194,7 +194,7 @@ static int set_keys(lm_gguf_writer *w, const lm_synth_params *p, const char *ski
     U32("embedding_length", p->n_embd);
     U32("feed_forward_length", p->n_ff);
     U32("attention.head_count", p->n_head);
-    U32("attention.head_count_kv", 1);
+    U32("attention.head_count_kv", p->mla_split ? 1 : p->n_head); /* MLA is MQA; legacy files are MHA */
     F32("attention.layer_norm_rms_epsilon", 1e-6f);
     U32("leading_dense_block_count", p->n_dense_lead);
     U32("attention.q_lora_rank", p->q_lora);
