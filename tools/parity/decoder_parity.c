@@ -87,6 +87,10 @@ int main(int argc, char **argv)
             int ok = parity_ok(pm->p.type, &st, why, sizeof why);
             printf("%-26s %3d pos  %s  %s\n", pm->name, n, why, ok ? "ok" : "FAIL");
             failed += !ok;
+            for (int t = 0; verbose && t < n; t++) {
+                parity_stats pt = parity_compare(a + (size_t)t * V, b + (size_t)t * V, 1, V);
+                printf("  pos %3d tok %6d  max|Δ| %.3g  KL %.3g\n", t, tok[t], pt.max_abs, pt.mean_kl);
+            }
             if (fixtures && pm->tiny) {
                 char fp[512];
                 snprintf(fp, sizeof fp, "%s/%s.bin", fixtures, pm->name);

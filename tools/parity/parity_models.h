@@ -53,6 +53,7 @@ static inline int parity_models(parity_model *out, int max)
         out[n] = (parity_model){.name = t[i].name, .tiny = 1, .n_pos = 24, .p = t[i].p};
         out[n++].p.type = t[i].type;
     }
+    if (n < max) out[n++] = (parity_model){.name = "big-split-sigmoid-f32", .n_pos = 96, .p = parity_big_params(LOOM_TYPE_F32)};
     if (n < max) out[n++] = (parity_model){.name = "big-split-sigmoid-f16", .n_pos = 96, .p = parity_big_params(LOOM_TYPE_F16)};
     if (n < max) out[n++] = (parity_model){.name = "big-split-sigmoid-q8_0", .n_pos = 96, .p = parity_big_params(LOOM_TYPE_Q8_0)};
     if (n < max) {

@@ -1,0 +1,168 @@
+/*
+ * Decoder sessions on a tiny random-weight model: batched prefill == chunked prefill ==
+ * token-by-token decode; prefix reuse gives the same logits as a fresh prefill; embeddings
+ * in == token ids in; context overflow is LOOM_ERR_CONTEXT_FULL; generate stops and aborts.
+ */
+#include <math.h>
+
+#include "lib/model.h"
+#include "loom.h"
+#include "tests/decoder_test_util.h"
+
+enum { N = 20 };
+
+static float max_diff(const float *a, const float *b, int64_t n)
+{
+    float m = 0;
+    for (int64_t i = 0; i < n; i++) {
+        float d = fabsf(a[i] - b[i]);
+        if (!(d <= m)) m = d;  /* NaN counts as a difference */
+    }
+    return m;
+}
+
+static loom_session *session(const loom_model *m, int n_ctx, int n_batch, int n_threads)
+{
+    char err[512];
+    loom_session_params sp = loom_session_default_params();
+    sp.n_ctx = n_ctx;
+    sp.n_batch = n_batch;
+    sp.n_threads = n_threads;
+    loom_session *s = NULL;
+    int rc = loom_session_create(m, sp, &s, err, sizeof err);
+    CHECK(rc == 0, "session: %s", err);
+    return s;
+}
+
+static int count_tokens(int32_t token, const char *piece, size_t len, void *user)
+{
+    int *n = user;
+    return ++*n >= 3; /* stop after 3 */
+}
+
+static int abort_now(void *user) { return 1; }
+
+static void run(const char *tag, lm_synth_params p, float tol)
+{
+    char path[256], err[512];
+    tmp_model_path(path, sizeof path, tag);
+    lm_error e = {0};
+    CHECK(lm_synth_write(&p, path, &e) == 0, "%s: write: %s", tag, e.msg);
+    loom_model *m = NULL;
+    if (loom_model_load(path, loom_model_default_params(), &m, err, sizeof err) < 0) {
+        CHECK(0, "%s: load: %s", tag, err);
+        unlink(path);
+        return;
+    }
+    const int V = loom_model_n_vocab(m), E = loom_model_n_embd(m);
+    int32_t tok[N];
+    for (int i = 0; i < N; i++) tok[i] = (int32_t)((i * 37 + 11) % (V - 3) + 3);
+    float *full = malloc((size_t)N * V * sizeof *full), *chunk = malloc((size_t)N * V * sizeof *chunk);
+    float *step = malloc((size_t)N * V * sizeof *step);
+
+    /* one batch vs chunks of 3 (2 threads) vs one token at a time */
+    loom_session *a = session(m, 32, 512, 1), *b = session(m, 32, 3, 2), *c = session(m, 32, 1, 1);
+    CHECK(loom_session_prompt(a, tok, N, full) == 0, "%s: prompt: %s", tag, loom_session_error(a));
+    CHECK(loom_session_prompt(b, tok, N, chunk) == 0, "%s: chunked prompt", tag);
+    for (int i = 0; i < N; i++) {
+        CHECK(loom_session_decode(c, tok[i]) == 0, "%s: decode %d: %s", tag, i, loom_session_error(c));
+        memcpy(step + (size_t)i * V, loom_session_logits(c), (size_t)V * sizeof *step);
+    }
+    float d1 = max_diff(full, chunk, (int64_t)N * V), d2 = max_diff(full, step, (int64_t)N * V);
+    CHECK(d1 <= tol, "%s: batched vs chunked prefill differ by %g (tol %g)", tag, d1, tol);
+    CHECK(d2 <= tol, "%s: batched prefill vs token-by-token decode differ by %g (tol %g)", tag, d2, tol);
+    CHECK(loom_session_n_past(a) == N && loom_session_n_past(c) == N, "%s: n_past", tag);
+
+    /* prefix reuse: a second prompt sharing 12 tokens computes only the rest and matches a fresh session */
+    int32_t tok2[N];
+    memcpy(tok2, tok, sizeof tok2);
+    for (int i = 12; i < N; i++) tok2[i] = (int32_t)((i * 53 + 5) % (V - 3) + 3);
+    loom_generate_params gp = loom_generate_default_params();
+    gp.n_predict = 4;
+    gp.stop_at_eos = 0;
+    loom_generate_stats st;
+    int32_t gen_a[4], gen_c[4];
+    CHECK(loom_session_generate(a, tok2, N, gp, &st) == 4, "%s: generate (reuse): %s", tag, loom_session_error(a));
+    CHECK(st.n_reused == 12 && st.n_prompt == N, "%s: reused %lld of %lld, expected 12", tag, (long long)st.n_reused,
+          (long long)st.n_prompt);
+    loom_session_truncate(c, 0);
+    CHECK(loom_session_n_past(c) == 0, "%s: truncate", tag);
+    CHECK(loom_session_generate(c, tok2, N, gp, &st) == 4 && st.n_reused == 0, "%s: generate (fresh)", tag);
+    float da = max_diff(loom_session_logits(a), loom_session_logits(c), V);
+    CHECK(da <= tol, "%s: logits after prefix reuse differ from a fresh prefill by %g", tag, da);
+    /* the same prompt again reuses all but the last token, and greedy output repeats */
+    CHECK(loom_session_prompt(a, tok2, N, NULL) == 0 && loom_session_n_past(a) == N, "%s: same prompt", tag);
+    CHECK(loom_session_prompt(c, tok2, N, NULL) == 0, "%s: same prompt (c)", tag);
+    for (int i = 0; i < 4; i++) {
+        gen_a[i] = loom_session_sample(a);
+        gen_c[i] = loom_session_sample(c);
+        loom_session_decode(a, gen_a[i]);
+        loom_session_decode(c, gen_c[i]);
+    }
+    CHECK(!memcmp(gen_a, gen_c, sizeof gen_a), "%s: greedy continuations differ after reuse", tag);
+
+    /* embeddings in == token ids in (the rows of token_embd, dequantized) */
+    float *emb = malloc((size_t)N * E * sizeof *emb);
+    const lm_matrix *te = &m->dec->tok_embd;
+    for (int i = 0; i < N; i++)
+        lm_row_to_f32(te->type, (const char *)te->data + (size_t)tok[i] * te->row_bytes, emb + (size_t)i * E, E);
+    loom_session_truncate(b, 0);
+    CHECK(loom_session_append_embd(b, emb, N, chunk) == 0, "%s: append_embd: %s", tag, loom_session_error(b));
+    float de = max_diff(full, chunk, (int64_t)N * V);
+    CHECK(de <= tol, "%s: embeddings vs token ids differ by %g", tag, de);
+    free(emb);
+
+    /* context overflow is an error and leaves the session as it was */
+    loom_session *o = session(m, 8, 4, 1);
+    CHECK(loom_session_prompt(o, tok, 9, NULL) == LOOM_ERR_CONTEXT_FULL, "%s: 9 tokens in n_ctx 8", tag);
+    CHECK(strstr(loom_session_error(o), "context full") != NULL, "%s: message '%s'", tag, loom_session_error(o));
+    CHECK(loom_session_n_past(o) == 0, "%s: overflow changed the session", tag);
+    CHECK(loom_session_prompt(o, tok, 8, NULL) == 0, "%s: 8 tokens fit", tag);
+    CHECK(loom_session_decode(o, tok[0]) == LOOM_ERR_CONTEXT_FULL && loom_session_n_past(o) == 8, "%s: decode past n_ctx", tag);
+    gp.n_predict = 10;
+    CHECK(loom_session_generate(o, tok, 6, gp, NULL) == LOOM_ERR_CONTEXT_FULL, "%s: generate past n_ctx", tag);
+    /* bad token ids */
+    int32_t bad = V;
+    CHECK(loom_session_decode(o, bad) == LOOM_ERR_INVALID_ARG, "%s: token id %d accepted", tag, bad);
+    loom_session_free(&o);
+
+    /* generate: the callback stops it, the abort hooks abort it */
+    int count = 0;
+    gp = loom_generate_default_params();
+    gp.stop_at_eos = 0;
+    gp.n_predict = 8;
+    gp.on_token = count_tokens;
+    gp.user_data = &count;
+    CHECK(loom_session_generate(a, tok, 4, gp, NULL) == 3 && count == 3, "%s: on_token stop (%d)", tag, count);
+    gp.on_token = NULL;
+    gp.should_abort = abort_now;
+    CHECK(loom_session_generate(a, tok, 4, gp, NULL) == LOOM_ERR_ABORTED, "%s: abort callback", tag);
+    volatile int flag = 1;
+    gp.should_abort = NULL;
+    gp.abort_flag = &flag;
+    CHECK(loom_session_generate(a, tok, 4, gp, NULL) == LOOM_ERR_ABORTED, "%s: abort flag", tag);
+    CHECK(loom_tokenize(m, "hi", 2, 1, 0, tok, N) == LOOM_ERR_UNSUPPORTED, "%s: SPM vocab tokenize", tag);
+
+    loom_session_free(&a);
+    loom_session_free(&b);
+    loom_session_free(&c);
+    loom_session_free(&a); /* NULL: no-op */
+    free(full);
+    free(chunk);
+    free(step);
+    loom_model_free(&m);
+    loom_model_free(&m);
+    unlink(path);
+}
+
+int main(void)
+{
+    lm_synth_params p = lm_synth_tiny_params();
+    run("split-f32", p, 1e-4f);
+    p.mla_split = 0; p.q_lora = 0; p.gating = 1; p.n_group = 0; p.tied = 1; p.yarn = 0;
+    run("legacy-f32", p, 1e-4f);
+    p = lm_synth_tiny_params();
+    p.type = LOOM_TYPE_Q8_0;
+    run("split-q8_0", p, 1e-3f);
+    return finish();
+}
