@@ -14,9 +14,12 @@ typedef struct command {
 
 static int  cmd_version(int argc, char **argv);
 static void help_version(void);
+int  cmd_generate(int argc, char **argv);   /* cmd_generate.c */
+void help_generate(void);
 
 static const command COMMANDS[] = {
     {"version", "print loom's version and the CPU features it uses", cmd_version, help_version},
+    {"generate", "continue a prompt with a decoder model (streams text)", cmd_generate, help_generate},
 };
 enum { N_COMMANDS = sizeof COMMANDS / sizeof COMMANDS[0] };
 

@@ -8,7 +8,6 @@
 
 #define ARCH "deepseek2"
 #define LM_MAX_EXPERT_GROUPS 256
-#define LM_MAX_HEAD_BLOCKS 1024 /* q8_0 blocks of one per-head input: nope, kv_lora <= 32768 */
 
 /* ---------------------------------------------------------------------------------------
  * Loading: keys
@@ -160,9 +159,6 @@ static int load_hparams(const lm_gguf *g, lm_decoder_hparams *hp, lm_error *err)
         hp->n_ff > LIM || hp->n_ff_exp > LIM || hp->n_expert > 65536 || hp->n_expert_shared > 64)
         return lm_fail(err, LOOM_ERR_LIMIT, ARCH ": a dimension exceeds loom's limits");
 
-    if (hp->kv_lora > 32 * LM_MAX_HEAD_BLOCKS || k_mla > 32 * LM_MAX_HEAD_BLOCKS || key_len > 32 * LM_MAX_HEAD_BLOCKS)
-        return lm_fail(err, LOOM_ERR_LIMIT, ARCH ": kv_lora_rank / key lengths above %d are not supported",
-                       32 * LM_MAX_HEAD_BLOCKS);
     if ((k_mla == 0) != (v_mla == 0))
         return lm_fail(err, LOOM_ERR_FORMAT, "keys '" ARCH ".attention.key_length_mla' and "
                        "'value_length_mla' must both be present or both absent");
@@ -462,9 +458,8 @@ struct lm_decoder_state {
     float   *xe;            /* [n_batch][n_embd] one expert's gathered inputs       */
     float   *de;            /* [n_batch][n_embd] one expert's outputs               */
     int64_t  in_max;        /* widest matrix input (rows of xq)                     */
-    float   *xq;            /* [n_batch][in_max] inputs rounded to the q8_0 grid    */
-    void    *q8row;         /* [in_max/32] q8_0 blocks: one row being rounded       */
-    float   *head_x;        /* [H][in_head] per-head matvec inputs rounded to q8_0  */
+    float   *xq;            /* [n_batch][in_max] inputs rounded like llama.cpp's    */
+    float   *head_x;        /* [H][max(nope, kv_lora)] per-head inputs, rounded     */
     void    *block;         /* the single allocation all of the above live in       */
 };
 
@@ -507,7 +502,6 @@ static void plan_state(const lm_decoder *d, lm_decoder_state *s, plan *p)
     s->xe     = take(p, B * E, sizeof(float));
     s->de     = take(p, B * E, sizeof(float));
     s->xq     = take(p, B * (size_t)s->in_max, sizeof(float));
-    s->q8row  = take(p, (size_t)s->in_max / LM_QK8_0 + 1, sizeof(lm_block_q8_0));
     s->head_x = take(p, H * (size_t)(hp->kv_lora > hp->n_nope ? hp->kv_lora : hp->n_nope), sizeof(float));
 }
 
@@ -567,22 +561,37 @@ void lm_decoder_state_truncate(lm_decoder_state *s, int32_t n_past)
  * Forward pass
  * ------------------------------------------------------------------------------------- */
 
-/* llama.cpp quantizes the activations of a q8_0 matmul to q8_0 too (q8_0 × q8_0 dot
- * products). Rounding x to that grid first makes loom's float kernels compute the same
- * products, so q8_0 logits agree with the peer's far better than the weights' own error.
- * x[n] → out[n]; `blocks` holds n/32 q8_0 blocks. */
-static const float *round_q8(const float *x, int64_t n, float *out, void *blocks)
+/* llama.cpp converts a matmul's activations to the weights' "vec_dot" type first: f16 for
+ * f16 weights, bf16 for bf16, q8_0 for q8_0 (then multiplies q8_0 × q8_0). Rounding x to
+ * that grid makes loom's float kernels compute the same products, so logits track the
+ * peer's to float rounding instead of to the activations' quantization error (which a
+ * random-weight MoE model amplifies through routing flips). x[n] → out[n]. */
+static const float *round_like(int type, const float *x, int64_t n, float *out)
 {
-    lm_row_from_f32(LOOM_TYPE_Q8_0, x, blocks, n);
-    lm_row_to_f32(LOOM_TYPE_Q8_0, blocks, out, n);
-    return out;
+    switch (type) {
+    case LOOM_TYPE_F16:
+        for (int64_t i = 0; i < n; i++) out[i] = lm_f16_to_f32(lm_f32_to_f16(x[i]));
+        return out;
+    case LOOM_TYPE_BF16:
+        for (int64_t i = 0; i < n; i++) out[i] = lm_bf16_to_f32(lm_f32_to_bf16(x[i]));
+        return out;
+    case LOOM_TYPE_Q8_0:
+        for (int64_t b = 0; b < n; b += LM_QK8_0) {
+            lm_block_q8_0 blk;
+            lm_row_from_f32(LOOM_TYPE_Q8_0, x + b, &blk, LM_QK8_0);
+            lm_row_to_f32(LOOM_TYPE_Q8_0, &blk, out + b, LM_QK8_0);
+        }
+        return out;
+    default:
+        return x;
+    }
 }
 
 /* Y[n][n_out] = X[n][n_in] · Wᵀ: a matvec for one row, else a GEMM. */
 static void mm(const lm_matrix *W, const float *X, int64_t n, float *Y, lm_decoder_state *s, lm_pool *pool)
 {
-    if (W->type == LOOM_TYPE_Q8_0) {
-        for (int64_t t = 0; t < n; t++) round_q8(X + t * W->n_in, W->n_in, s->xq + t * W->n_in, s->q8row);
+    if (W->type != LOOM_TYPE_F32) {
+        for (int64_t t = 0; t < n; t++) round_like(W->type, X + t * W->n_in, W->n_in, s->xq + t * W->n_in);
         X = s->xq;
     }
     if (n == 1) lm_matvec(W, X, Y, pool);
@@ -633,12 +642,11 @@ static void attn_heads(void *arg, int ith, int nth)
         const lm_matrix vb = rows_of(&L->v_b, h * L->v_b_stride + L->v_b_off, hp->n_v, 0);
         float *qc = s->head_q + h * R, *p = s->head_p + h * (int64_t)s->n_ctx, *o = s->head_o + h * kvl;
         float *hx = s->head_x + h * (kvl > hp->n_nope ? kvl : hp->n_nope);
-        lm_block_q8_0 q8[LM_MAX_HEAD_BLOCKS];
         for (int64_t t = 0; t < a->n_tok; t++) {
             const int64_t pos = s->n_past + t;
             float *qh = s->q + (t * H + h) * dq;
             lm_rope_apply(&hp->rope, qh + hp->n_nope, pos);
-            const float *qn = kb.type == LOOM_TYPE_Q8_0 ? round_q8(qh, hp->n_nope, hx, q8) : qh;
+            const float *qn = round_like(kb.type, qh, hp->n_nope, hx);
             lm_matvec(&kb, qn, qc, NULL);
             memcpy(qc + kvl, qh + hp->n_nope, (size_t)hp->n_rope * sizeof(float));
             const int64_t n_kv = pos + 1;
@@ -647,7 +655,7 @@ static void attn_heads(void *arg, int ith, int nth)
             lm_softmax(p, n_kv);
             memset(o, 0, (size_t)kvl * sizeof(float));
             for (int64_t j = 0; j < n_kv; j++) axpy(o, p[j], a->kv + j * R, kvl);
-            const float *oq = vb.type == LOOM_TYPE_Q8_0 ? round_q8(o, kvl, hx, q8) : o;
+            const float *oq = round_like(vb.type, o, kvl, hx);
             lm_matvec(&vb, oq, s->attn + (t * H + h) * hp->n_v, NULL);
         }
     }
