@@ -123,6 +123,7 @@ static void run(const char *tag, lm_synth_params p, float tol)
     CHECK(loom_session_generate(o, tok, 6, gp, NULL) == LOOM_ERR_CONTEXT_FULL, "%s: generate past n_ctx", tag);
     /* bad token ids */
     int32_t bad = V;
+    loom_session_truncate(o, 0);
     CHECK(loom_session_decode(o, bad) == LOOM_ERR_INVALID_ARG, "%s: token id %d accepted", tag, bad);
     loom_session_free(&o);
 
