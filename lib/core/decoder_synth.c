@@ -246,6 +246,7 @@ int lm_synth_write_broken(const lm_synth_params *p, const char *path, const char
     if (vrc < 0 || set_keys(s.w, p, skip_key) < 0) s.rc = lm_fail(err, LOOM_ERR_NO_MEMORY, "synth: cannot set keys");
 
     const int64_t E = p->n_embd, H = p->n_head, dq = p->n_nope + p->n_rope;
+    const float bg = p->branch_gain > 0 ? p->branch_gain : 0.5f;
     char n[96];
     add(&s, "token_embd.weight", p->type, 2, E, p->n_vocab, 1, 0.0f, 1.0f);
     norm(&s, "output_norm.weight", E);
@@ -267,25 +268,25 @@ int lm_synth_write_broken(const lm_synth_params *p, const char *path, const char
         } else {
             weight(&s, bn(n, il, "attn_kv_b.weight"), 2, p->kv_lora, H * (p->n_nope + p->n_v), 1, 1.0f);
         }
-        weight(&s, bn(n, il, "attn_output.weight"), 2, H * p->n_v, E, 1, 0.5f);
+        weight(&s, bn(n, il, "attn_output.weight"), 2, H * p->n_v, E, 1, bg);
         norm(&s, bn(n, il, "ffn_norm.weight"), E);
         if (il < p->n_dense_lead) {
             weight(&s, bn(n, il, "ffn_gate.weight"), 2, E, p->n_ff, 1, 1.0f);
             weight(&s, bn(n, il, "ffn_up.weight"), 2, E, p->n_ff, 1, 1.0f);
-            weight(&s, bn(n, il, "ffn_down.weight"), 2, p->n_ff, E, 1, 0.5f);
+            weight(&s, bn(n, il, "ffn_down.weight"), 2, p->n_ff, E, 1, bg);
             continue;
         }
         /* the router stays F32, as converters keep it */
-        add(&s, bn(n, il, "ffn_gate_inp.weight"), LOOM_TYPE_F32, 2, E, p->n_expert, 1, 0.0f, 3.0f * sqrtf(3.0f / (float)E));
-        if (p->exp_probs_b) add(&s, bn(n, il, "exp_probs_b.bias"), LOOM_TYPE_F32, 1, p->n_expert, 1, 1, 0.0f, 0.1f);
+        add(&s, bn(n, il, "ffn_gate_inp.weight"), LOOM_TYPE_F32, 2, E, p->n_expert, 1, 0.0f, (p->router_gain > 0 ? p->router_gain : 3.0f) * sqrtf(3.0f / (float)E));
+        if (p->exp_probs_b) add(&s, bn(n, il, "exp_probs_b.bias"), LOOM_TYPE_F32, 1, p->n_expert, 1, 1, 0.0f, p->bias_amp > 0 ? p->bias_amp : 0.1f);
         weight(&s, bn(n, il, "ffn_gate_exps.weight"), 3, E, p->n_ff_exp, p->n_expert, 1.0f);
         weight(&s, bn(n, il, "ffn_up_exps.weight"), 3, E, p->n_ff_exp, p->n_expert, 1.0f);
-        weight(&s, bn(n, il, "ffn_down_exps.weight"), 3, p->n_ff_exp, E, p->n_expert, 0.5f);
+        weight(&s, bn(n, il, "ffn_down_exps.weight"), 3, p->n_ff_exp, E, p->n_expert, bg);
         if (p->n_expert_shared > 0) {
             const int64_t FS = (int64_t)p->n_ff_exp * p->n_expert_shared;
             weight(&s, bn(n, il, "ffn_gate_shexp.weight"), 2, E, FS, 1, 1.0f);
             weight(&s, bn(n, il, "ffn_up_shexp.weight"), 2, E, FS, 1, 1.0f);
-            weight(&s, bn(n, il, "ffn_down_shexp.weight"), 2, FS, E, 1, 0.5f);
+            weight(&s, bn(n, il, "ffn_down_shexp.weight"), 2, FS, E, 1, bg);
         }
     }
     if (s.rc == 0) s.rc = lm_gguf_write(s.w, path, err);

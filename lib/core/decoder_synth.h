@@ -32,6 +32,9 @@ typedef struct lm_synth_params {
     int32_t  yarn;            /* write YaRN rope scaling (factor 4, log multiplier 0.1·1.0) */
     int32_t  n_ctx_train;
     int32_t  type;            /* matrices: LOOM_TYPE_F32, F16, BF16 or Q8_0 (norms stay F32) */
+    float    router_gain;     /* router logit scale (0: 3): larger = more decisive routing  */
+    float    bias_amp;        /* exp_probs_b values in ±bias_amp (0: 0.1)                   */
+    float    branch_gain;     /* attn_output / ffn_down gains (0: 0.5): smaller = calmer    */
     uint64_t seed;
 } lm_synth_params;
 

@@ -1,0 +1,228 @@
+/*
+ * Decoder speed, loom vs llama.cpp (the peer, dlopened) on the same ~217 M-parameter
+ * random-weight deepseek2 file (32 experts, top 4 + 1 shared), F16 and Q8_0, 1 and 2
+ * threads: 512-token prefill tok/s and decode tok/s, their ratios, and the decode
+ * roofline (active weight bytes per token ÷ measured read bandwidth). Also the resident
+ * memory after loading (weights are mmapped, not copied).
+ *
+ *   bench_decoder [--dir DIR] [--threads 1,2] [--types f16,q8_0] [--prompt 512] [--decode 64]
+ * Run from the source root (it finds the peer under peer/; see docs/BENCHMARKS.md).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "lib/core/threadpool.h"
+#include "loom.h"
+#include "tools/parity/llama_peer.h"
+#include "tools/parity/parity_models.h"
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* VmRSS / VmHWM of this process in MiB. */
+static double proc_mib(const char *field)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    double v = -1;
+    size_t n = strlen(field);
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, field, n)) v = atof(line + n + 1) / 1024.0;
+    if (f) fclose(f);
+    return v;
+}
+
+/* --- memory read bandwidth (the decode roofline's denominator) ------------------------ */
+typedef struct bw_task { const float *buf; size_t n; float sums[64]; } bw_task;
+
+static void bw_read(void *arg, int ith, int nth)
+{
+    bw_task *t = arg;
+    long long lo, hi;
+    lm_split((long long)t->n, ith, nth, &lo, &hi);
+    float s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
+    for (long long i = lo; i + 8 <= hi; i += 8) {
+        s0 += t->buf[i]; s1 += t->buf[i + 1]; s2 += t->buf[i + 2]; s3 += t->buf[i + 3];
+        s4 += t->buf[i + 4]; s5 += t->buf[i + 5]; s6 += t->buf[i + 6]; s7 += t->buf[i + 7];
+    }
+    t->sums[ith] = s0 + s1 + s2 + s3 + s4 + s5 + s6 + s7;
+}
+
+/* Best of 5 passes over a 512 MiB buffer, GB/s. */
+static double read_bandwidth(int n_threads)
+{
+    const size_t n = (size_t)128 << 20; /* floats */
+    float *buf = malloc(n * sizeof *buf);
+    if (!buf) return 0;
+    for (size_t i = 0; i < n; i++) buf[i] = (float)(i & 7);
+    lm_pool *pool = lm_pool_create(n_threads);
+    bw_task t = {.buf = buf, .n = n};
+    double best = 1e30;
+    for (int r = 0; r < 5; r++) {
+        double t0 = now_s();
+        lm_pool_run(pool, bw_read, &t);
+        double dt = now_s() - t0;
+        if (dt < best) best = dt;
+    }
+    lm_pool_free(&pool);
+    free(buf);
+    return (double)n * sizeof(float) / best / 1e9;
+}
+
+typedef struct result { double prefill, decode; } result;
+
+static void random_tokens(int32_t *t, int n, int n_vocab, uint64_t seed)
+{
+    for (int i = 0; i < n; i++) {
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        t[i] = i == 0 ? 1 : (int32_t)(3 + (seed >> 33) % (uint64_t)(n_vocab - 3));
+    }
+}
+
+static int argmax(const float *x, int n)
+{
+    int b = 0;
+    for (int i = 1; i < n; i++) if (x[i] > x[b]) b = i;
+    return b;
+}
+
+static int bench_loom(const char *path, int n_threads, const int32_t *prompt, int n_prompt, int n_decode,
+                      result *r, double *rss_load)
+{
+    char err[512];
+    loom_model *m = NULL;
+    loom_session *s = NULL;
+    if (loom_model_load(path, loom_model_default_params(), &m, err, sizeof err) < 0) { fprintf(stderr, "loom: %s\n", err); return -1; }
+    *rss_load = proc_mib("VmRSS:");
+    loom_session_params sp = loom_session_default_params();
+    sp.n_ctx = n_prompt + n_decode + 8;
+    sp.n_batch = n_prompt;
+    sp.n_threads = n_threads;
+    if (loom_session_create(m, sp, &s, err, sizeof err) < 0) { fprintf(stderr, "loom: %s\n", err); loom_model_free(&m); return -1; }
+    const int V = loom_model_n_vocab(m);
+    double best = 1e30;
+    for (int rep = 0; rep < 2; rep++) {   /* the first pass also warms the page cache */
+        loom_session_truncate(s, 0);
+        double t0 = now_s();
+        loom_session_prompt(s, prompt, n_prompt, NULL);
+        double dt = now_s() - t0;
+        if (dt < best) best = dt;
+    }
+    r->prefill = n_prompt / best;
+    int32_t tok = argmax(loom_session_logits(s), V);
+    double t0 = now_s();
+    for (int i = 0; i < n_decode; i++) {
+        if (loom_session_decode(s, tok) < 0) { fprintf(stderr, "loom: %s\n", loom_session_error(s)); break; }
+        tok = argmax(loom_session_logits(s), V);
+    }
+    r->decode = n_decode / (now_s() - t0);
+    loom_session_free(&s);
+    loom_model_free(&m);
+    return 0;
+}
+
+static int bench_peer(lp_api *a, const char *path, int n_threads, const int32_t *prompt, int n_prompt, int n_decode,
+                      int n_vocab, result *r)
+{
+    void *model = NULL, *ctx = NULL;
+    if (lp_load(a, path, n_prompt + n_decode + 8, n_prompt, n_threads, &model, &ctx) < 0) return -1;
+    lp_batch b = a->batch_init(n_prompt, 0, 1);
+    float *logits = malloc((size_t)n_vocab * sizeof *logits);
+    double best = 1e30;
+    for (int rep = 0; rep < 2; rep++) {
+        a->memory_clear(a->get_memory(ctx), true);
+        double t0 = now_s();
+        lp_eval(a, ctx, &b, prompt, n_prompt, 0, n_prompt, 0, logits, n_vocab);
+        double dt = now_s() - t0;
+        if (dt < best) best = dt;
+    }
+    r->prefill = n_prompt / best;
+    int32_t tok = argmax(logits, n_vocab);
+    double t0 = now_s();
+    for (int i = 0; i < n_decode; i++) {
+        if (lp_eval(a, ctx, &b, &tok, 1, n_prompt + i, 1, 0, logits, n_vocab) < 0) break;
+        tok = argmax(logits, n_vocab);
+    }
+    r->decode = n_decode / (now_s() - t0);
+    free(logits);
+    a->batch_free(b);
+    a->free_ctx(ctx);
+    a->model_free(model);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *dir = "out/bench", *threads = "1,2", *types = "f16,q8_0";
+    int n_prompt = 512, n_decode = 64;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--dir") && i + 1 < argc) dir = argv[++i];
+        else if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = argv[++i];
+        else if (!strcmp(argv[i], "--types") && i + 1 < argc) types = argv[++i];
+        else if (!strcmp(argv[i], "--prompt") && i + 1 < argc) n_prompt = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--decode") && i + 1 < argc) n_decode = atoi(argv[++i]);
+        else { fprintf(stderr, "usage: %s [--dir DIR] [--threads 1,2] [--types f16,q8_0] [--prompt N] [--decode N]\n", argv[0]); return 2; }
+    }
+    if (n_prompt < 1 || n_decode < 1) return 2;
+    mkdir("out", 0755);
+    mkdir(dir, 0755);
+    lp_api peer;
+    if (lp_open(&peer, NULL, NULL, 0) < 0) return 1;
+
+    printf("decoder benchmark: loom vs llama.cpp, %d-token prefill, %d decode steps, CPU features: %s\n",
+           n_prompt, n_decode, loom_cpu_features());
+    printf("%-5s %3s | %10s %10s %6s | %9s %9s %6s | %9s %6s | %s\n", "type", "thr", "loom pp/s", "llama pp/s",
+           "ratio", "loom tg/s", "llama tg/s", "ratio", "roofline", "loom%", "RSS after load / file");
+    for (const char *t = types; *t;) {
+        char tname[16];
+        size_t tl = strcspn(t, ",");
+        snprintf(tname, sizeof tname, "%.*s", (int)tl, t);
+        t += tl + (t[tl] == ',');
+        const int type = !strcmp(tname, "f16") ? LOOM_TYPE_F16 : !strcmp(tname, "q8_0") ? LOOM_TYPE_Q8_0 :
+                         !strcmp(tname, "bf16") ? LOOM_TYPE_BF16 : LOOM_TYPE_F32;
+        lm_synth_params p = parity_big_params(type);
+        char path[512];
+        snprintf(path, sizeof path, "%s/big-%s.gguf", dir, tname);
+        lm_error e = {0};
+        if (lm_synth_write(&p, path, &e) < 0) { fprintf(stderr, "%s\n", e.msg); return 1; }
+        struct stat st;
+        stat(path, &st);
+        int32_t *prompt = malloc((size_t)n_prompt * sizeof *prompt);
+        random_tokens(prompt, n_prompt, p.n_vocab, 42);
+
+        char errbuf[256];
+        loom_model *m = NULL;
+        if (loom_model_load(path, loom_model_default_params(), &m, errbuf, sizeof errbuf) < 0) { fprintf(stderr, "%s\n", errbuf); return 1; }
+        const double active = (double)loom_model_active_bytes(m);
+        loom_model_free(&m);
+
+        for (const char *th = threads; *th;) {
+            const int nt = atoi(th);
+            th += strcspn(th, ",");
+            th += *th == ',';
+            if (nt < 1) continue;
+            result lr = {0}, pr = {0};
+            double rss = 0;
+            if (bench_loom(path, nt, prompt, n_prompt, n_decode, &lr, &rss) < 0) return 1;
+            if (bench_peer(&peer, path, nt, prompt, n_prompt, n_decode, p.n_vocab, &pr) < 0) return 1;
+            const double bw = read_bandwidth(nt);
+            const double roof = bw * 1e9 / active;
+            printf("%-5s %3d | %10.1f %10.1f %5.2fx | %9.1f %9.1f %5.2fx | %9.1f %5.0f%% | %.0f / %.0f MiB\n",
+                   tname, nt, lr.prefill, pr.prefill, lr.prefill / pr.prefill, lr.decode, pr.decode,
+                   lr.decode / pr.decode, roof, 100 * lr.decode / roof, rss, (double)st.st_size / (1 << 20));
+            printf("      active weights %.1f MiB/token, read bandwidth %.1f GB/s (%d thr)\n", active / (1 << 20), bw, nt);
+            fflush(stdout);
+        }
+        free(prompt);
+    }
+    printf("llama.cpp CPU backend: libggml-cpu-%s.so (use_extra_bufts=0, F32 KV cache, flash attention off)\n",
+           peer.cpu_variant);
+    return 0;
+}
