@@ -5,7 +5,7 @@
  * roofline (active weight bytes per token ÷ measured read bandwidth). Also the resident
  * memory after loading (weights are mmapped, not copied).
  *
- *   bench_decoder [--dir DIR] [--threads 1,2] [--types f16,q8_0] [--prompt 512] [--decode 64]
+ *   bench_decoder [--dir DIR] [--threads 1,2] [--types f16,q8_0] [--prompt 512] [--decode 32] [--rounds 3]
  * Run from the source root (it finds the peer under peer/; see docs/BENCHMARKS.md).
  */
 #include <stdio.h>
@@ -61,7 +61,7 @@ static double read_bandwidth(int n_threads)
     const size_t n = (size_t)128 << 20; /* floats */
     float *buf = malloc(n * sizeof *buf);
     if (!buf) return 0;
-    for (size_t i = 0; i < n; i++) buf[i] = (float)(i & 7);
+    for (size_t i = 0; i < n; i++) buf[i] = (float)((i * 2654435761u) >> 20 & 1023); /* no two pages alike */
     lm_pool *pool = lm_pool_create(n_threads);
     bw_task t = {.buf = buf, .n = n};
     double best = 1e30;
@@ -75,8 +75,6 @@ static double read_bandwidth(int n_threads)
     free(buf);
     return (double)n * sizeof(float) / best / 1e9;
 }
-
-typedef struct result { double prefill, decode; } result;
 
 static void random_tokens(int32_t *t, int n, int n_vocab, uint64_t seed)
 {
@@ -93,91 +91,99 @@ static int argmax(const float *x, int n)
     return b;
 }
 
-static int bench_loom(const char *path, int n_threads, const int32_t *prompt, int n_prompt, int n_decode,
-                      result *r, double *rss_load)
+/* Both engines on one file, interleaved: each round runs loom's prefill, llama.cpp's
+ * prefill, loom's decode steps, llama.cpp's decode steps; the best round of each counts
+ * (the machine is shared, so the minimum time is the least disturbed one). */
+typedef struct bench_run {
+    double loom_pp, peer_pp, loom_tg, peer_tg, rss_load;
+} bench_run;
+
+static int bench_pair(lp_api *a, const char *path, int nt, const int32_t *prompt, int n_prompt, int n_decode,
+                      int rounds, bench_run *r)
 {
     char err[512];
     loom_model *m = NULL;
     loom_session *s = NULL;
     if (loom_model_load(path, loom_model_default_params(), &m, err, sizeof err) < 0) { fprintf(stderr, "loom: %s\n", err); return -1; }
-    *rss_load = proc_mib("VmRSS:");
+    r->rss_load = proc_mib("VmRSS:");
     loom_session_params sp = loom_session_default_params();
     sp.n_ctx = n_prompt + n_decode + 8;
     sp.n_batch = n_prompt;
-    sp.n_threads = n_threads;
+    sp.n_threads = nt;
     if (loom_session_create(m, sp, &s, err, sizeof err) < 0) { fprintf(stderr, "loom: %s\n", err); loom_model_free(&m); return -1; }
+    void *model = NULL, *ctx = NULL;
+    if (lp_load(a, path, n_prompt + n_decode + 8, n_prompt, nt, &model, &ctx) < 0) return -1;
     const int V = loom_model_n_vocab(m);
-    double best = 1e30;
-    for (int rep = 0; rep < 2; rep++) {   /* the first pass also warms the page cache */
+    lp_batch b = a->batch_init(n_prompt, 0, 1);
+    float *logits = malloc((size_t)V * sizeof *logits);
+    double lpp = 1e30, ppp = 1e30, ltg = 1e30, ptg = 1e30;
+    for (int round = 0; round < rounds; round++) {
         loom_session_truncate(s, 0);
         double t0 = now_s();
         loom_session_prompt(s, prompt, n_prompt, NULL);
         double dt = now_s() - t0;
-        if (dt < best) best = dt;
-    }
-    r->prefill = n_prompt / best;
-    int32_t tok = argmax(loom_session_logits(s), V);
-    double t0 = now_s();
-    for (int i = 0; i < n_decode; i++) {
-        if (loom_session_decode(s, tok) < 0) { fprintf(stderr, "loom: %s\n", loom_session_error(s)); break; }
-        tok = argmax(loom_session_logits(s), V);
-    }
-    r->decode = n_decode / (now_s() - t0);
-    loom_session_free(&s);
-    loom_model_free(&m);
-    return 0;
-}
+        if (dt < lpp) lpp = dt;
 
-static int bench_peer(lp_api *a, const char *path, int n_threads, const int32_t *prompt, int n_prompt, int n_decode,
-                      int n_vocab, result *r)
-{
-    void *model = NULL, *ctx = NULL;
-    if (lp_load(a, path, n_prompt + n_decode + 8, n_prompt, n_threads, &model, &ctx) < 0) return -1;
-    lp_batch b = a->batch_init(n_prompt, 0, 1);
-    float *logits = malloc((size_t)n_vocab * sizeof *logits);
-    double best = 1e30;
-    for (int rep = 0; rep < 2; rep++) {
         a->memory_clear(a->get_memory(ctx), true);
-        double t0 = now_s();
-        lp_eval(a, ctx, &b, prompt, n_prompt, 0, n_prompt, 0, logits, n_vocab);
-        double dt = now_s() - t0;
-        if (dt < best) best = dt;
+        t0 = now_s();
+        lp_eval(a, ctx, &b, prompt, n_prompt, 0, n_prompt, 0, logits, V);
+        dt = now_s() - t0;
+        if (dt < ppp) ppp = dt;
+
+        loom_session_truncate(s, n_prompt);
+        int32_t tok = argmax(loom_session_logits(s), V);
+        t0 = now_s();
+        for (int i = 0; i < n_decode; i++) {
+            if (loom_session_decode(s, tok) < 0) { fprintf(stderr, "loom: %s\n", loom_session_error(s)); break; }
+            tok = argmax(loom_session_logits(s), V);
+        }
+        dt = now_s() - t0;
+        if (dt < ltg) ltg = dt;
+
+        tok = argmax(logits, V);
+        t0 = now_s();
+        for (int i = 0; i < n_decode; i++) {
+            if (lp_eval(a, ctx, &b, &tok, 1, n_prompt + i, 1, 0, logits, V) < 0) break;
+            tok = argmax(logits, V);
+        }
+        dt = now_s() - t0;
+        if (dt < ptg) ptg = dt;
+        a->memory_seq_rm(a->get_memory(ctx), 0, n_prompt, -1);
     }
-    r->prefill = n_prompt / best;
-    int32_t tok = argmax(logits, n_vocab);
-    double t0 = now_s();
-    for (int i = 0; i < n_decode; i++) {
-        if (lp_eval(a, ctx, &b, &tok, 1, n_prompt + i, 1, 0, logits, n_vocab) < 0) break;
-        tok = argmax(logits, n_vocab);
-    }
-    r->decode = n_decode / (now_s() - t0);
+    r->loom_pp = n_prompt / lpp;
+    r->peer_pp = n_prompt / ppp;
+    r->loom_tg = n_decode / ltg;
+    r->peer_tg = n_decode / ptg;
     free(logits);
     a->batch_free(b);
     a->free_ctx(ctx);
     a->model_free(model);
+    loom_session_free(&s);
+    loom_model_free(&m);
     return 0;
 }
 
 int main(int argc, char **argv)
 {
     const char *dir = "out/bench", *threads = "1,2", *types = "f16,q8_0";
-    int n_prompt = 512, n_decode = 64;
+    int n_prompt = 512, n_decode = 32, rounds = 3;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--dir") && i + 1 < argc) dir = argv[++i];
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = argv[++i];
         else if (!strcmp(argv[i], "--types") && i + 1 < argc) types = argv[++i];
         else if (!strcmp(argv[i], "--prompt") && i + 1 < argc) n_prompt = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--decode") && i + 1 < argc) n_decode = atoi(argv[++i]);
-        else { fprintf(stderr, "usage: %s [--dir DIR] [--threads 1,2] [--types f16,q8_0] [--prompt N] [--decode N]\n", argv[0]); return 2; }
+        else if (!strcmp(argv[i], "--rounds") && i + 1 < argc) rounds = atoi(argv[++i]);
+        else { fprintf(stderr, "usage: %s [--dir DIR] [--threads 1,2] [--types f16,q8_0] [--prompt N] [--decode N] [--rounds N]\n", argv[0]); return 2; }
     }
-    if (n_prompt < 1 || n_decode < 1) return 2;
+    if (n_prompt < 1 || n_decode < 1 || rounds < 1) return 2;
     mkdir("out", 0755);
     mkdir(dir, 0755);
     lp_api peer;
     if (lp_open(&peer, NULL, NULL, 0) < 0) return 1;
 
-    printf("decoder benchmark: loom vs llama.cpp, %d-token prefill, %d decode steps, CPU features: %s\n",
-           n_prompt, n_decode, loom_cpu_features());
+    printf("decoder benchmark: loom vs llama.cpp, %d-token prefill, %d decode steps, best of %d interleaved rounds\n"
+           "CPU features: %s\n", n_prompt, n_decode, rounds, loom_cpu_features());
     printf("%-5s %3s | %10s %10s %6s | %9s %9s %6s | %9s %6s | %s\n", "type", "thr", "loom pp/s", "llama pp/s",
            "ratio", "loom tg/s", "llama tg/s", "ratio", "roofline", "loom%", "RSS after load / file");
     for (const char *t = types; *t;) {
@@ -208,15 +214,13 @@ int main(int argc, char **argv)
             th += strcspn(th, ",");
             th += *th == ',';
             if (nt < 1) continue;
-            result lr = {0}, pr = {0};
-            double rss = 0;
-            if (bench_loom(path, nt, prompt, n_prompt, n_decode, &lr, &rss) < 0) return 1;
-            if (bench_peer(&peer, path, nt, prompt, n_prompt, n_decode, p.n_vocab, &pr) < 0) return 1;
+            bench_run r = {0};
+            if (bench_pair(&peer, path, nt, prompt, n_prompt, n_decode, rounds, &r) < 0) return 1;
             const double bw = read_bandwidth(nt);
             const double roof = bw * 1e9 / active;
             printf("%-5s %3d | %10.1f %10.1f %5.2fx | %9.1f %9.1f %5.2fx | %9.1f %5.0f%% | %.0f / %.0f MiB\n",
-                   tname, nt, lr.prefill, pr.prefill, lr.prefill / pr.prefill, lr.decode, pr.decode,
-                   lr.decode / pr.decode, roof, 100 * lr.decode / roof, rss, (double)st.st_size / (1 << 20));
+                   tname, nt, r.loom_pp, r.peer_pp, r.loom_pp / r.peer_pp, r.loom_tg, r.peer_tg,
+                   r.loom_tg / r.peer_tg, roof, 100 * r.loom_tg / roof, r.rss_load, (double)st.st_size / (1 << 20));
             printf("      active weights %.1f MiB/token, read bandwidth %.1f GB/s (%d thr)\n", active / (1 << 20), bw, nt);
             fflush(stdout);
         }

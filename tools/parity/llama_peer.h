@@ -84,6 +84,7 @@ typedef struct lp_api {
     float *(*get_logits_ith)(void *ctx, int32_t i);
     void *(*get_memory)(const void *ctx);
     void (*memory_clear)(void *mem, bool data);
+    bool (*memory_seq_rm)(void *mem, int32_t seq, int32_t p0, int32_t p1);
     const void *(*model_get_vocab)(const void *model);
     int32_t (*vocab_n_tokens)(const void *vocab);
     void (*set_n_threads)(void *ctx, int32_t n, int32_t n_batch);
@@ -142,6 +143,7 @@ static int lp_open(lp_api *a, const char *bins, const char *cpu, int verbose)
     SYM(a->lib, get_logits_ith, "llama_get_logits_ith");
     SYM(a->lib, get_memory, "llama_get_memory");
     SYM(a->lib, memory_clear, "llama_memory_clear");
+    SYM(a->lib, memory_seq_rm, "llama_memory_seq_rm");
     SYM(a->lib, model_get_vocab, "llama_model_get_vocab");
     SYM(a->lib, vocab_n_tokens, "llama_vocab_n_tokens");
     SYM(a->lib, set_n_threads, "llama_set_n_threads");
