@@ -46,5 +46,16 @@ int main(void)
     snprintf(cmd, sizeof cmd, "%s generate --help", bin);
     CHECK(run(cmd, out, sizeof out) == 0 && strstr(out, "--temperature"), "help: %s", out);
     unlink(path);
+
+    /* a gpt2 (byte-level BPE) vocabulary: text prompts work, merges apply, BOS is prepended */
+    p.vocab = LM_SYNTH_VOCAB_GPT2;
+    CHECK(lm_synth_write(&p, path, &e) == 0, "write gpt2: %s", e.msg);
+    snprintf(cmd, sizeof cmd, "%s generate -m %s -p 'the theater' -n 3 --json 2>&1", bin, path);
+    CHECK(run(cmd, out, sizeof out) == 0, "generate -p: %s", out);
+    /* BOS 266, "the" 264 (t h → th, th e → the), " the" = Ġ 32 + the 264 (t h ranks before Ġ t),
+     * "a" 97, "t" 116, "er" 260 */
+    CHECK(strstr(out, "\"prompt_tokens\": [266, 264, 32, 264, 97, 116, 260]") != NULL, "gpt2 tokens: %s", out);
+    CHECK(strstr(out, "\"n_generated\": 3") != NULL, "3 generated: %s", out);
+    unlink(path);
     return finish();
 }
