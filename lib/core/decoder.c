@@ -587,15 +587,24 @@ static const float *round_like(int type, const float *x, int64_t n, float *out)
     }
 }
 
-/* Y[n][n_out] = X[n][n_in] · Wᵀ: a matvec for one row, else a GEMM. */
-static void mm(const lm_matrix *W, const float *X, int64_t n, float *Y, lm_decoder_state *s, lm_pool *pool)
+/* X[n][n_in] rounded for a matmul with weights of `type` (into s->xq), or X itself. */
+static const float *round_rows(int type, const float *X, int64_t n, int64_t n_in, lm_decoder_state *s)
 {
-    if (W->type != LOOM_TYPE_F32) {
-        for (int64_t t = 0; t < n; t++) round_like(W->type, X + t * W->n_in, W->n_in, s->xq + t * W->n_in);
-        X = s->xq;
-    }
+    if (type == LOOM_TYPE_F32) return X;
+    for (int64_t t = 0; t < n; t++) round_like(type, X + t * n_in, n_in, s->xq + t * n_in);
+    return s->xq;
+}
+
+/* Y[n][n_out] = X[n][n_in] · Wᵀ with X already rounded: a matvec for one row, else a GEMM. */
+static void mm_rounded(const lm_matrix *W, const float *X, int64_t n, float *Y, lm_pool *pool)
+{
     if (n == 1) lm_matvec(W, X, Y, pool);
     else lm_matmul(W, X, n, Y, pool);
+}
+
+static void mm(const lm_matrix *W, const float *X, int64_t n, float *Y, lm_decoder_state *s, lm_pool *pool)
+{
+    mm_rounded(W, round_rows(W->type, X, n, W->n_in, s), n, Y, pool);
 }
 
 /* Rows [row0, row0+n_rows) of W as a matrix of their own. */
@@ -665,8 +674,14 @@ static void attn_heads(void *arg, int ith, int nth)
 static void swiglu_ffn(const lm_matrix *gate, const lm_matrix *up, const lm_matrix *down,
                        const float *x, int64_t n, float *y, lm_decoder_state *s, lm_pool *pool)
 {
-    mm(gate, x, n, s->g, s, pool);
-    mm(up, x, n, s->u, s, pool);
+    if (gate->type == up->type) { /* one rounding serves both */
+        const float *xr = round_rows(gate->type, x, n, gate->n_in, s);
+        mm_rounded(gate, xr, n, s->g, pool);
+        mm_rounded(up, xr, n, s->u, pool);
+    } else {
+        mm(gate, x, n, s->g, s, pool);
+        mm(up, x, n, s->u, s, pool);
+    }
     lm_swiglu(s->g, s->g, s->u, n * gate->n_out);
     mm(down, s->g, n, y, s, pool);
 }
