@@ -8,6 +8,8 @@
 
 #include "lib/core/decoder.h"
 #include "lib/core/gguf.h"
+#include "lib/core/kernels.h"
+#include "lib/core/types.h"
 #include "loom.h"
 #include "tests/decoder_test_util.h"
 
@@ -144,8 +146,35 @@ static void test_hparams(void)
     unlink(path);
 }
 
+void lm_round_f16_avx2(const float *x, int64_t n, float *out); /* lib/core/decoder_avx2.c */
+
+/* The F16C rounding the decoder uses for f16 matmul inputs equals the scalar reference. */
+static void test_round_f16(void)
+{
+    if (!lm_cpu_caps_get()->f16c || !lm_cpu_caps_get()->avx2) { n_pass++; return; }
+    enum { N = 1 << 16 };
+    static float x[N], y[N];
+    uint64_t st = 5;
+    for (int i = 0; i < N; i++) {
+        st = st * 6364136223846793005ull + 1442695040888963407ull;
+        uint32_t bits = (uint32_t)(st >> 32);
+        memcpy(&x[i], &bits, sizeof bits);
+        if (isnan(x[i])) x[i] = 1.0f;
+        if (i % 4 == 1) x[i] = ldexpf((float)(i % 2048) + 0.5f, -10 - i % 30); /* f16 ties, subnormals */
+    }
+    x[0] = 65520.0f; x[2] = -0.0f; x[3] = 1e-8f; x[5] = INFINITY;
+    lm_round_f16_avx2(x, N - 3, y);
+    int bad = 0;
+    for (int i = 0; i < N - 3; i++) {
+        float r = lm_f16_to_f32(lm_f32_to_f16(x[i]));
+        if (memcmp(&r, &y[i], sizeof r)) bad++;
+    }
+    CHECK(bad == 0, "f16c rounding differs from lm_f32_to_f16 on %d of %d values", bad, N - 3);
+}
+
 int main(void)
 {
+    test_round_f16();
     test_routing();
     test_hparams();
     lm_synth_params p = lm_synth_tiny_params();

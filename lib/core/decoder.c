@@ -561,6 +561,8 @@ void lm_decoder_state_truncate(lm_decoder_state *s, int32_t n_past)
  * Forward pass
  * ------------------------------------------------------------------------------------- */
 
+void lm_round_f16_avx2(const float *x, int64_t n, float *out); /* decoder_avx2.c */
+
 /* llama.cpp converts a matmul's activations to the weights' "vec_dot" type first: f16 for
  * f16 weights, bf16 for bf16, q8_0 for q8_0 (then multiplies q8_0 × q8_0). Rounding x to
  * that grid makes loom's float kernels compute the same products, so logits track the
@@ -570,6 +572,10 @@ static const float *round_like(int type, const float *x, int64_t n, float *out)
 {
     switch (type) {
     case LOOM_TYPE_F16:
+        if (lm_cpu_caps_get()->f16c && lm_cpu_caps_get()->avx2) {
+            lm_round_f16_avx2(x, n, out);
+            return out;
+        }
         for (int64_t i = 0; i < n; i++) out[i] = lm_f16_to_f32(lm_f32_to_f16(x[i]));
         return out;
     case LOOM_TYPE_BF16:
