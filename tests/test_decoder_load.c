@@ -147,6 +147,8 @@ static void test_hparams(void)
 }
 
 void lm_round_f16_avx2(const float *x, int64_t n, float *out); /* lib/core/decoder_avx2.c */
+void lm_round_q8_avx2(const float *x, int64_t n, float *out);
+void lm_round_q8_ref(const float *x, int64_t n, float *out);    /* lib/core/decoder.c */
 
 /* The F16C rounding the decoder uses for f16 matmul inputs equals the scalar reference. */
 static void test_round_f16(void)
@@ -170,6 +172,28 @@ static void test_round_f16(void)
         if (memcmp(&r, &y[i], sizeof r)) bad++;
     }
     CHECK(bad == 0, "f16c rounding differs from lm_f32_to_f16 on %d of %d values", bad, N - 3);
+
+    /* q8_0 activation rounding: AVX2 == portable, values on the grid, error <= half a step */
+    static float r[N], z[N];
+    for (int i = 0; i < N; i++) if (!isfinite(x[i]) || fabsf(x[i]) > 1e6f) x[i] = 0.5f; /* f16 scale range */
+    for (int i = 0; i < 64; i++) x[i] = (float)(i - 32) * 0.5f; /* exact .5 ties after scaling */
+    lm_round_q8_avx2(x, N, y);
+    lm_round_q8_ref(x, N, r);
+    bad = 0;
+    int off = 0;
+    for (int i = 0; i < N; i++) {
+        if (memcmp(&y[i], &r[i], sizeof r[i])) bad++;
+        z[i] = x[i];
+    }
+    for (int b = 0; b < N; b += 32) {
+        float amax = 0;
+        for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(z[b + j]));
+        /* half a step, plus the f16 rounding of the step itself (times |q| <= 127) */
+        const float d = amax / 127.0f, d16 = lm_f16_to_f32(lm_f32_to_f16(d));
+        const float tol = 0.5f * d + 127.0f * fabsf(d16 - d) + 1e-6f * amax;
+        for (int j = 0; j < 32; j++) off += !(fabsf(r[b + j] - z[b + j]) <= tol);
+    }
+    CHECK(bad == 0 && off == 0, "q8_0 rounding: avx2 vs ref differ on %d values, %d off the grid", bad, off);
 }
 
 int main(void)

@@ -562,10 +562,26 @@ void lm_decoder_state_truncate(lm_decoder_state *s, int32_t n_past)
  * ------------------------------------------------------------------------------------- */
 
 void lm_round_f16_avx2(const float *x, int64_t n, float *out); /* decoder_avx2.c */
+void lm_round_q8_avx2(const float *x, int64_t n, float *out);  /* decoder_avx2.c */
+
+/* The portable twin of lm_round_q8_avx2: ggml's x86 activation quantizer (id = 127/amax,
+ * nearest-even rounding, f16 scale), dequantized. */
+void lm_round_q8_ref(const float *x, int64_t n, float *out);
+void lm_round_q8_ref(const float *x, int64_t n, float *out)
+{
+    for (int64_t b = 0; b < n; b += LM_QK8_0) {
+        float amax = 0.0f;
+        for (int j = 0; j < LM_QK8_0; j++) amax = fmaxf(amax, fabsf(x[b + j]));
+        const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+        const float d = lm_f16_to_f32(lm_f32_to_f16(amax / 127.0f));
+        for (int j = 0; j < LM_QK8_0; j++) out[b + j] = d * nearbyintf(x[b + j] * id);
+    }
+}
 
 /* llama.cpp converts a matmul's activations to the weights' "vec_dot" type first: f16 for
  * f16 weights, bf16 for bf16, q8_0 for q8_0 (then multiplies q8_0 × q8_0). Rounding x to
- * that grid makes loom's float kernels compute the same products, so logits track the
+ * that grid (with ggml's own x86 rounding) makes loom's float kernels compute the same
+ * products, so logits track the
  * peer's to float rounding instead of to the activations' quantization error (which a
  * random-weight MoE model amplifies through routing flips). x[n] → out[n]. */
 static const float *round_like(int type, const float *x, int64_t n, float *out)
@@ -582,11 +598,8 @@ static const float *round_like(int type, const float *x, int64_t n, float *out)
         for (int64_t i = 0; i < n; i++) out[i] = lm_bf16_to_f32(lm_f32_to_bf16(x[i]));
         return out;
     case LOOM_TYPE_Q8_0:
-        for (int64_t b = 0; b < n; b += LM_QK8_0) {
-            lm_block_q8_0 blk;
-            lm_row_from_f32(LOOM_TYPE_Q8_0, x + b, &blk, LM_QK8_0);
-            lm_row_to_f32(LOOM_TYPE_Q8_0, &blk, out + b, LM_QK8_0);
-        }
+        if (lm_cpu_caps_get()->avx2) lm_round_q8_avx2(x, n, out);
+        else lm_round_q8_ref(x, n, out);
         return out;
     default:
         return x;
