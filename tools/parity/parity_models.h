@@ -61,13 +61,13 @@ static inline int parity_models(parity_model *out, int max)
         out[n] = (parity_model){.name = t[i].name, .tiny = 1, .n_pos = 24, .p = t[i].p};
         out[n++].p.type = t[i].type;
     }
-    if (n < max) out[n++] = (parity_model){.name = "big-split-sigmoid-f32", .n_pos = 96, .p = parity_big_params(LOOM_TYPE_F32)};
-    if (n < max) out[n++] = (parity_model){.name = "big-split-sigmoid-f16", .n_pos = 96, .p = parity_big_params_calm(LOOM_TYPE_F16, 1)};
-    if (n < max) out[n++] = (parity_model){.name = "big-split-sigmoid-q8_0", .n_pos = 96, .p = parity_big_params_calm(LOOM_TYPE_Q8_0, 1)};
+    if (n < max) out[n++] = (parity_model){.name = "big-split-sigmoid-f32", .n_pos = 128, .p = parity_big_params(LOOM_TYPE_F32)};
+    if (n < max) out[n++] = (parity_model){.name = "big-split-sigmoid-f16", .n_pos = 128, .p = parity_big_params_calm(LOOM_TYPE_F16, 1)};
+    if (n < max) out[n++] = (parity_model){.name = "big-split-sigmoid-q8_0", .n_pos = 128, .p = parity_big_params_calm(LOOM_TYPE_Q8_0, 1)};
     if (n < max) {
         lm_synth_params p = parity_big_params_calm(LOOM_TYPE_F16, 1);
         p.mla_split = 0; p.gating = 1; p.exp_probs_b = 0; p.n_group = 0; p.n_group_used = 0; p.seed = 8;
-        out[n++] = (parity_model){.name = "big-legacy-softmax-f16", .n_pos = 96, .p = p};
+        out[n++] = (parity_model){.name = "big-legacy-softmax-f16", .n_pos = 128, .p = p};
     }
     return n;
 }
