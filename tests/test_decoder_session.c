@@ -72,6 +72,12 @@ static void run(const char *tag, lm_synth_params p, float tol)
     CHECK(d1 <= tol, "%s: batched vs chunked prefill differ by %g (tol %g)", tag, d1, tol);
     CHECK(d2 <= tol, "%s: batched prefill vs token-by-token decode differ by %g (tol %g)", tag, d2, tol);
     CHECK(loom_session_n_past(a) == N && loom_session_n_past(c) == N, "%s: n_past", tag);
+    /* a long context makes the batched attention work in blocks of 16 query rows */
+    loom_session *l = session(m, 16384, 512, 2);
+    CHECK(loom_session_prompt(l, tok, N, chunk) == 0, "%s: long-context prompt", tag);
+    float d3 = max_diff(full, chunk, (int64_t)N * V);
+    CHECK(d3 <= tol, "%s: blocked attention differs by %g", tag, d3);
+    loom_session_free(&l);
 
     /* prefix reuse: a second prompt sharing 12 tokens computes only the rest and matches a fresh session */
     int32_t tok2[N];

@@ -6,8 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cblas.h>
+
 #define ARCH "deepseek2"
 #define LM_MAX_EXPERT_GROUPS 256
+#define LM_BATCHED_ATTN_MIN 8   /* chunks this long use the GEMM attention */
 
 /* ---------------------------------------------------------------------------------------
  * Loading: keys
@@ -460,6 +463,11 @@ struct lm_decoder_state {
     int64_t  in_max;        /* widest matrix input (rows of xq)                     */
     float   *xq;            /* [n_batch][in_max] inputs rounded like llama.cpp's    */
     float   *head_x;        /* [H][max(nope, kv_lora)] per-head inputs, rounded     */
+    int32_t  qb;            /* query rows per block in batched attention            */
+    float   *bq;            /* [qb][kv_row] one head's absorbed queries             */
+    float   *bn;            /* [qb][max(nope, kv_lora)] gathered q_nope / latent out */
+    float   *bs;            /* [qb][n_ctx] one head's attention weights             */
+    float   *bv;            /* [qb][v] one head's outputs                           */
     void    *block;         /* the single allocation all of the above live in       */
 };
 
@@ -503,6 +511,10 @@ static void plan_state(const lm_decoder *d, lm_decoder_state *s, plan *p)
     s->de     = take(p, B * E, sizeof(float));
     s->xq     = take(p, B * (size_t)s->in_max, sizeof(float));
     s->head_x = take(p, H * (size_t)(hp->kv_lora > hp->n_nope ? hp->kv_lora : hp->n_nope), sizeof(float));
+    s->bq     = take(p, (size_t)s->qb * (size_t)s->kv_row, sizeof(float));
+    s->bn     = take(p, (size_t)s->qb * (size_t)(hp->kv_lora > hp->n_nope ? hp->kv_lora : hp->n_nope), sizeof(float));
+    s->bs     = take(p, (size_t)s->qb * (size_t)s->n_ctx, sizeof(float));
+    s->bv     = take(p, (size_t)s->qb * (size_t)hp->n_v, sizeof(float));
 }
 
 int lm_decoder_state_create(const lm_decoder *d, int32_t n_ctx, int32_t n_batch,
@@ -526,6 +538,9 @@ int lm_decoder_state_create(const lm_decoder *d, int32_t n_ctx, int32_t n_batch,
     const int64_t ins[] = {hp->n_embd, hp->q_lora, hp->kv_lora, hp->n_nope, (int64_t)hp->n_head * hp->n_v, s->ff_max};
     for (size_t i = 0; i < sizeof ins / sizeof ins[0]; i++)
         if (ins[i] > s->in_max) s->in_max = ins[i];
+    /* batched attention scores [qb][n_ctx]: at most 256K floats (1 MiB), at least 1 row */
+    int64_t qb = ((int64_t)1 << 18) / n_ctx;
+    s->qb = (int32_t)(qb < 1 ? 1 : qb > n_batch ? n_batch : qb);
     plan p = {0};
     plan_state(d, s, &p);
     s->block = aligned_alloc(64, p.used);
@@ -830,6 +845,47 @@ static void moe_ffn(const lm_decoder *d, const lm_decoder_layer *L, lm_decoder_s
     }
 }
 
+/* The same absorbed attention for a prefill chunk, one head at a time, as GEMMs over blocks
+ * of query rows: Q̃ = Q_nope·k_bₕᵀ | RoPE(q_pe); S = softmax(kq_scale·Q̃·Kᵀ) with the causal
+ * mask; O = S·C (C = the cache's kv_cmpr columns); out = O·v_bₕᵀ. */
+static void attn_batched(const lm_decoder *d, const lm_decoder_layer *L, lm_decoder_state *s,
+                         const float *kv, int64_t n, lm_pool *pool)
+{
+    const lm_decoder_hparams *hp = &d->hp;
+    const int64_t H = hp->n_head, dq = hp->n_nope + hp->n_rope, kvl = hp->kv_lora, R = s->kv_row;
+    for (int64_t t = 0; t < n; t++)
+        for (int64_t h = 0; h < H; h++) lm_rope_apply(&hp->rope, s->q + (t * H + h) * dq + hp->n_nope, s->n_past + t);
+    for (int64_t h = 0; h < H; h++) {
+        const lm_matrix kb = rows_of(&L->k_b, h * kvl, kvl, 0);
+        const lm_matrix vb = rows_of(&L->v_b, h * L->v_b_stride + L->v_b_off, hp->n_v, 0);
+        for (int64_t t0 = 0; t0 < n; t0 += s->qb) {
+            const int64_t m = n - t0 < s->qb ? n - t0 : s->qb;
+            const int64_t n_kv = s->n_past + t0 + m; /* keys the last row of the block sees */
+            for (int64_t i = 0; i < m; i++)
+                memcpy(s->bn + i * hp->n_nope, s->q + ((t0 + i) * H + h) * dq, (size_t)hp->n_nope * sizeof(float));
+            mm(&kb, s->bn, m, s->bq, s, pool);   /* [m][kvl], spread below to rows of R */
+            for (int64_t i = m - 1; i >= 0; i--) {
+                memmove(s->bq + i * R, s->bq + i * kvl, (size_t)kvl * sizeof(float));
+                memcpy(s->bq + i * R + kvl, s->q + ((t0 + i) * H + h) * dq + hp->n_nope, (size_t)hp->n_rope * sizeof(float));
+            }
+            const lm_matrix K = {.type = LOOM_TYPE_F32, .n_in = R, .n_out = n_kv, .row_bytes = (size_t)R * sizeof(float), .data = kv};
+            mm_rounded(&K, s->bq, m, s->bs, pool);
+            for (int64_t i = 0; i < m; i++) {
+                float *row = s->bs + i * n_kv;
+                const int64_t valid = s->n_past + t0 + i + 1;
+                for (int64_t j = 0; j < valid; j++) row[j] *= hp->kq_scale;
+                lm_softmax(row, valid);
+                memset(row + valid, 0, (size_t)(n_kv - valid) * sizeof(float));
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)kvl, (int)n_kv, 1.0f, s->bs,
+                        (int)n_kv, kv, (int)R, 0.0f, s->bn, (int)kvl);
+            mm(&vb, s->bn, m, s->bv, s, pool);
+            for (int64_t i = 0; i < m; i++)
+                memcpy(s->attn + ((t0 + i) * H + h) * hp->n_v, s->bv + i * hp->n_v, (size_t)hp->n_v * sizeof(float));
+        }
+    }
+}
+
 static void layer_forward(const lm_decoder *d, int il, lm_decoder_state *s, int64_t n, lm_pool *pool)
 {
     const lm_decoder_hparams *hp = &d->hp;
@@ -855,8 +911,12 @@ static void layer_forward(const lm_decoder *d, int il, lm_decoder_state *s, int6
         memcpy(row + hp->kv_lora, src + hp->kv_lora, (size_t)hp->n_rope * sizeof(float));
         lm_rope_apply(&hp->rope, row + hp->kv_lora, s->n_past + t);
     }
-    attn_task task = {.d = d, .L = L, .s = s, .kv = kv, .n_tok = n};
-    lm_pool_run(pool, attn_heads, &task);
+    if (n >= LM_BATCHED_ATTN_MIN) {
+        attn_batched(d, L, s, kv, n, pool);
+    } else {
+        attn_task task = {.d = d, .L = L, .s = s, .kv = kv, .n_tok = n};
+        lm_pool_run(pool, attn_heads, &task);
+    }
     mm(&L->wo, s->attn, n, s->xn, s, pool);
     add_rows(s->x, s->xn, n * E);
 
