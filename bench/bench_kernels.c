@@ -2,7 +2,10 @@
  * Kernel benchmark: memory bandwidth (stream-like read and copy), GEMV per weight type
  * against it, and GEMM against OpenBLAS's own sgemm, all measured in the same run.
  *
- *   OPENBLAS_CORETYPE=Haswell build/bench/bench_kernels [reps]
+ *   OPENBLAS_CORETYPE=Haswell build/bench/bench_kernels [reps [gemv|cache|gemm]]
+ *
+ * reps (default 10): passes over each working set; the optional last word runs only that
+ * section (bandwidth is always measured: the other sections are reported against it).
  *
  * GEMV working sets cycle through copies of the matrix totalling >= 512 MiB so every call
  * reads its weights from DRAM, not from a cache. Times are per call: median and best of
@@ -227,6 +230,68 @@ static gemv_result time_gemv(const weight_set *ws, int type, int64_t n_in, int64
     return r;
 }
 
+/* ---- Q8_0 alternative, measured not shipped ----------------------------------------------
+ * llama.cpp's way: quantize x once to int8 blocks (scale dx per 32), then integer dots
+ * with VNNI (vpdpbusd on |w| and sign-adjusted x) and one float FMA per block. Timed on
+ * the same in-cache matrix as loom's dequantize-and-FMA kernel to decide between them. */
+#if defined(__x86_64__)
+#define VNNI_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
+VNNI_TARGET static void vnni_rows(const lm_block_q8_0 *w, int64_t n_rows, int64_t nb, const int8_t *xq,
+                                  const float *dx, float *y)
+{
+    for (int64_t r = 0; r < n_rows; r++) {
+        const lm_block_q8_0 *b = w + r * nb;
+        __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
+        int64_t i = 0;
+        for (; i + 2 <= nb; i += 2) {
+            __m256i w0 = _mm256_loadu_si256((const __m256i *)b[i].qs), w1 = _mm256_loadu_si256((const __m256i *)b[i + 1].qs);
+            __m256i x0 = _mm256_loadu_si256((const __m256i *)(xq + 32 * i)), x1 = _mm256_loadu_si256((const __m256i *)(xq + 32 * i + 32));
+            __m256i d0 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_abs_epi8(w0), _mm256_sign_epi8(x0, w0));
+            __m256i d1 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_abs_epi8(w1), _mm256_sign_epi8(x1, w1));
+            acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d0), _mm256_set1_ps(_cvtsh_ss(b[i].d) * dx[i]), acc0);
+            acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d1), _mm256_set1_ps(_cvtsh_ss(b[i + 1].d) * dx[i + 1]), acc1);
+        }
+        __m256 s = _mm256_add_ps(acc0, acc1);
+        __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+        h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+        h = _mm_add_ss(h, _mm_movehdup_ps(h));
+        y[r] = _mm_cvtss_f32(h);
+    }
+}
+
+/* Median GB/s of weights for 256x1024 Q8_0 in cache via VNNI (x quantization not timed). */
+static double time_q8_vnni_in_cache(void)
+{
+    const lm_cpu_caps *c = lm_cpu_caps_get();
+    if (!(c->avx512f && c->avx512bw && c->avx512vl && c->avx512vnni)) return 0.0;
+    const int64_t n_in = 1024, n_out = 256, nb = n_in / LM_QK8_0;
+    weight_set ws = make_weights(LOOM_TYPE_Q8_0, n_in, n_out, 0);
+    float x[1024], y[256], dx[32];
+    int8_t xq[1024];
+    for (int i = 0; i < n_in; i++) x[i] = frand();
+    enum { RUNS = 2000 };
+    double *t = xalloc(RUNS * sizeof(double));
+    for (int64_t i = 0; i < nb; i++) {   /* quantize x once (amortized over all rows of a real GEMV) */
+        float amax = 0;
+        for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[i * 32 + j]));
+        float d = amax / 127.0f, id = d ? 1.0f / d : 0.0f;
+        dx[i] = d;
+        for (int j = 0; j < 32; j++) xq[i * 32 + j] = (int8_t)lrintf(x[i * 32 + j] * id);
+    }
+    for (int k = 0; k < RUNS; k++) {
+        double t0 = now_s();
+        vnni_rows((const lm_block_q8_0 *)ws.data, n_out, nb, xq, dx, y);
+        t[k] = now_s() - t0;
+    }
+    double gb = ws.mat_bytes / summarize(t, RUNS).median / 1e9;
+    free(t);
+    free(ws.data);
+    return gb;
+}
+#else
+static double time_q8_vnni_in_cache(void) { return 0.0; }
+#endif
+
 /* ---- GEMM ---------------------------------------------------------------------------------- */
 typedef struct {
     const lm_matrix *W;
@@ -254,6 +319,8 @@ int main(int argc, char **argv)
     int reps = argc > 1 ? atoi(argv[1]) : 10;
     if (reps < 1) reps = 1;
     if (reps > 64) reps = 64;
+    const char *only = argc > 2 ? argv[2] : NULL;
+#define SECTION(name) (!only || !strcmp(only, name))
     char model[256] = "?";
     FILE *f = fopen("/proc/cpuinfo", "r");
     if (f) {
@@ -280,6 +347,7 @@ int main(int argc, char **argv)
         printf("| %d | %.1f / %.1f | %.1f / %.1f |\n", p + 1, rd[p].median, rd[p].best, cp[p].median, cp[p].best);
 
     const int64_t N = 4096;
+    if (SECTION("gemv")) {
     g_stream_words = ((size_t)512 << 20) / sizeof(uint64_t);
     g_stream = xalloc(g_stream_words * sizeof(uint64_t));
     memset(g_stream, 3, g_stream_words * sizeof(uint64_t));
@@ -299,9 +367,11 @@ int main(int argc, char **argv)
         free(ws.data);
     }
     free(g_stream);
+    }
 
     /* In-cache GEMV (256 x 1024, repeated): the kernels' compute throughput, to show
      * whether DRAM or arithmetic is the limit. */
+    if (SECTION("cache")) {
     printf("\n## GEMV in cache (256x1024, same matrix repeated, 1 thread): compute limit\n");
     printf("| type | GB/s of weights (median) | x DRAM read BW (1 thread, median) |\n|---|---|---|\n");
     for (size_t ti = 0; ti < sizeof k_types / sizeof k_types[0]; ti++) {
@@ -312,8 +382,13 @@ int main(int argc, char **argv)
         printf("| %s | %.1f | %.1fx |\n", loom_type_name(type), gb, gb / rd[0].median);
         free(ws.data);
     }
+    double vnni = time_q8_vnni_in_cache();
+    if (vnni > 0)
+        printf("| q8_0 alternative: x quantized + VNNI int8 dots (not shipped) | %.1f | %.1fx |\n", vnni, vnni / rd[0].median);
+    }
 
     /* GEMM: M = 512 tokens, N = 4096 outputs, K = 4096 inputs. */
+    if (SECTION("gemm")) {
     const int64_t M = 512;
     float *X = xalloc((size_t)(M * N) * sizeof(float)), *Y = xalloc((size_t)(M * N) * sizeof(float));
     for (int64_t i = 0; i < M * N; i++) X[i] = frand();
@@ -350,6 +425,7 @@ int main(int argc, char **argv)
     for (int k = 0; k < 5; k++) free(ws[k].data);
     free(X);
     free(Y);
+    }
     lm_pool_free(&pools[0]);
     lm_pool_free(&pools[1]);
     lm_kernels_scratch_release();
