@@ -61,6 +61,31 @@ static float frand(void)
     return (float)((g_rng >> 40) * (1.0 / 16777216.0)) * 2.0f - 1.0f;
 }
 
+/* Give every 4 KiB of a buffer distinct contents. The host of this VM may merge identical
+ * pages (KSM); merged pages would be read from cache and inflate "DRAM" numbers. */
+static void fill_unique(uint64_t *p, size_t n_words)
+{
+    for (size_t i = 0; i < n_words; i++) p[i] = (i + 1) * 0x9E3779B97F4A7C15ull;
+}
+
+/* Make copy c of a typed matrix differ from the other copies at least every 1 KiB while
+ * keeping every value valid (finite floats, in-range int8). */
+static void perturb_copy(uint8_t *m, int type, int64_t n_in, int64_t n_out, int c)
+{
+    const size_t rb = lm_row_bytes(type, n_in);
+    for (int64_t r = 0; r < n_out; r++) {
+        uint8_t *row = m + (size_t)r * rb;
+        const float v = (float)((c * 131 + r) % 1000) * 1e-3f;
+        if (type == LOOM_TYPE_F32)
+            for (int64_t i = 0; i < n_in; i += 256) ((float *)row)[i] = v;
+        else if (type == LOOM_TYPE_F16 || type == LOOM_TYPE_BF16)
+            for (int64_t i = 0; i < n_in; i += 512)
+                ((uint16_t *)row)[i] = type == LOOM_TYPE_F16 ? lm_f32_to_f16(v) : lm_f32_to_bf16(v);
+        else if (type == LOOM_TYPE_Q8_0)
+            for (int64_t b = 0; b < n_in / LM_QK8_0; b += 16) ((lm_block_q8_0 *)row)[b].qs[0] = (int8_t)((c * 37 + r) % 127);
+    }
+}
+
 /* ---- bandwidth -------------------------------------------------------------------------- */
 typedef struct {
     const uint64_t *src;
@@ -122,8 +147,9 @@ static void bandwidth(lm_pool *pool, int passes, timing *rd, timing *cp)
     const size_t bytes = (size_t)512 << 20, chunk = (size_t)16 << 20;
     const int n_chunks = (int)(bytes / chunk);
     uint64_t *a = xalloc(bytes), *b = xalloc(bytes);
-    memset(a, 1, bytes);
-    memset(b, 2, bytes);
+    fill_unique(a, bytes / sizeof(uint64_t));
+    fill_unique(b, bytes / sizeof(uint64_t));
+    for (size_t i = 0; i < bytes / sizeof(uint64_t); i++) b[i] = ~b[i];
     bw_task t = {.n = chunk / sizeof(uint64_t)};
     int n = passes * n_chunks;
     double *tr = xalloc((size_t)n * sizeof(double)), *tc = xalloc((size_t)n * sizeof(double));
@@ -172,7 +198,10 @@ static weight_set make_weights(int type, int64_t n_in, int64_t n_out, size_t min
         for (int64_t i = 0; i < n_in; i++) row[i] = frand();
         lm_row_from_f32(type, row, ws.data + (size_t)r * rb, n_in);
     }
-    for (int c = 1; c < ws.n_copies; c++) memcpy(ws.data + (size_t)c * ws.mat_bytes, ws.data, ws.mat_bytes);
+    for (int c = 1; c < ws.n_copies; c++) {
+        memcpy(ws.data + (size_t)c * ws.mat_bytes, ws.data, ws.mat_bytes);
+        perturb_copy(ws.data + (size_t)c * ws.mat_bytes, type, n_in, n_out, c);
+    }
     free(row);
     return ws;
 }
@@ -350,7 +379,7 @@ int main(int argc, char **argv)
     if (SECTION("gemv")) {
     g_stream_words = ((size_t)512 << 20) / sizeof(uint64_t);
     g_stream = xalloc(g_stream_words * sizeof(uint64_t));
-    memset(g_stream, 3, g_stream_words * sizeof(uint64_t));
+    fill_unique(g_stream, g_stream_words);
     printf("\n## GEMV %lldx%lld, weights cycled through >= 512 MiB; each call paired with a read of the same bytes\n",
            (long long)N, (long long)N);
     printf("| type | threads | weight MB | ms median | ms best | GB/s median | GB/s best | paired read GB/s | GEMV / read (median of pairs) |\n");
