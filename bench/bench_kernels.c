@@ -259,6 +259,24 @@ static gemv_result time_gemv(const weight_set *ws, int type, int64_t n_in, int64
     return r;
 }
 
+/* ---- pool overhead ------------------------------------------------------------------------ */
+static void empty_task(void *arg, int ith, int nth) { (void)arg; (void)ith; (void)nth; }
+
+/* Median and best seconds of one lm_pool_run of an empty task, back to back. */
+static timing time_pool_round_trip(lm_pool *pool)
+{
+    enum { RUNS = 20000 };
+    double *t = xalloc(RUNS * sizeof(double));
+    for (int k = 0; k < RUNS; k++) {
+        double t0 = now_s();
+        lm_pool_run(pool, empty_task, NULL);
+        t[k] = now_s() - t0;
+    }
+    timing r = summarize(t, RUNS);
+    free(t);
+    return r;
+}
+
 /* ---- Q8_0 alternative, measured not shipped ----------------------------------------------
  * llama.cpp's way: quantize x once to int8 blocks (scale dx per 32), then integer dots
  * with VNNI (vpdpbusd on |w| and sign-adjusted x) and one float FMA per block. Timed on
@@ -377,6 +395,9 @@ int main(int argc, char **argv)
 
     const int64_t N = 4096;
     if (SECTION("gemv")) {
+    timing rt = time_pool_round_trip(pools[1]);
+    printf("\npool round trip (empty task, 2 threads, back to back): median %.1f us, best %.1f us\n",
+           rt.median * 1e6, rt.best * 1e6);
     g_stream_words = ((size_t)512 << 20) / sizeof(uint64_t);
     g_stream = xalloc(g_stream_words * sizeof(uint64_t));
     fill_unique(g_stream, g_stream_words);
