@@ -312,8 +312,8 @@ static void test_long(const lm_tokenizer *t, const char *name)
         int64_t k;
         int32_t *ids = encode(t, s, n, 0, 1, &k);
         double dt = now() - t0;
-        /* 1 MiB in well under 10 s even with sanitizers; a quadratic BPE takes minutes */
-        CHECK(ids && k > 0 && dt < 10.0, "%s 1 MiB %s: %lld tokens in %.3f s", name, cases[c].what, (long long)k, dt);
+        /* 1 MiB takes ~1 s (5 s with sanitizers); a quadratic BPE would take hours */
+        CHECK(ids && k > 0 && dt < 30.0, "%s 1 MiB %s: %lld tokens in %.3f s", name, cases[c].what, (long long)k, dt);
         if (cases[c].kind < 4 && ids) {
             size_t dl = 0;
             char *dec = decode(t, ids, k, 1, &dl);

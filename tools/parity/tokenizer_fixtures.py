@@ -191,6 +191,22 @@ def write_model(vocab_path, out_path):
             w.add_u32(k, v)
         else:
             w.add_str(k, v)
+    import numpy as np
+    rng = np.random.default_rng(0)
+    n_vocab, d, ff = len(kv["tokenizer.ggml.tokens"]), 64, 128
+
+    def rnd(*shape):
+        return (rng.standard_normal(shape) * 0.02).astype(np.float32)
+    w.add_tensor("token_embd.weight", rnd(n_vocab, d))
+    w.add_tensor("output_norm.weight", np.ones(d, np.float32))
+    w.add_tensor("output.weight", rnd(n_vocab, d))
+    w.add_tensor("blk.0.attn_norm.weight", np.ones(d, np.float32))
+    for name in ("attn_q", "attn_k", "attn_v", "attn_output"):
+        w.add_tensor(f"blk.0.{name}.weight", rnd(d, d))
+    w.add_tensor("blk.0.ffn_norm.weight", np.ones(d, np.float32))
+    w.add_tensor("blk.0.ffn_gate.weight", rnd(ff, d))
+    w.add_tensor("blk.0.ffn_up.weight", rnd(ff, d))
+    w.add_tensor("blk.0.ffn_down.weight", rnd(d, ff))
     w.write(out_path)
 
 
