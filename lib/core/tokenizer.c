@@ -986,6 +986,8 @@ int64_t lm_tokenize(const lm_tokenizer *t, const char *text, size_t len, int add
                     int parse_special, int32_t *out, int64_t max_tokens)
 {
     if (!t || (!text && len) || max_tokens < 0 || (!out && max_tokens > 0)) return LOOM_ERR_INVALID_ARG;
+    /* a bad byte re-encodes as 3 (U+FFFD): keep every word's byte count inside int32 */
+    if (len > LM_TOKENIZE_MAX_BYTES) return LOOM_ERR_LIMIT;
     work w;
     memset(&w, 0, sizeof w);
     w.out = out; w.max_out = max_tokens;

@@ -61,7 +61,10 @@ int32_t lm_tokenizer_find(const lm_tokenizer *t, const char *text);
  * always, CONTROL and UNKNOWN tokens only when parse_special.
  * add_bos: prepend BOS if the vocabulary has one.
  * Writes up to max_tokens ids; returns the number the full encoding needs (may exceed
- * max_tokens: call again with a bigger buffer), or a negative status. */
+ * max_tokens: call again with a bigger buffer), or a negative status (LOOM_ERR_LIMIT for
+ * text longer than LM_TOKENIZE_MAX_BYTES). Thread-safe: work buffers are per call,
+ * linear in len. */
+#define LM_TOKENIZE_MAX_BYTES ((size_t)1 << 29)
 int64_t lm_tokenize(const lm_tokenizer *t, const char *text, size_t len, int add_bos,
                     int parse_special, int32_t *out, int64_t max_tokens);
 
