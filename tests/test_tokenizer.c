@@ -1,6 +1,7 @@
 /*
  * Tokenizer tests: llama.cpp parity on a 621-case corpus (fixtures from
- * tools/parity/tokenizer_parity.sh) for loom's and DeepSeek-V3's pre-tokenizers, round
+ * tools/parity/tokenizer_parity.sh) for loom's (llama3), DeepSeek-V3's, GPT-2's and
+ * llama.cpp's default pre-tokenizers, round
  * trips, special tokens, invalid UTF-8, empty and 1 MB inputs, buffer protocols, BPE merge
  * order on a hand-made vocabulary, and load errors.
  */
@@ -180,6 +181,12 @@ int main(void)
         CHECK(lm_tokenizer_n_vocab(loom) == v.n_tok && lm_tokenizer_add_bos(loom) == 1, "n_vocab, add_bos");
         test_parity(loom, "data/tokenizer/expect-loom.txt", "loom (llama3)");
         test_parity(ds, "data/tokenizer/expect-deepseek-v3.txt", "deepseek-v3");
+        lm_tokenizer *gpt2 = make(&v, "gpt-2"), *def = make(&v, "default");
+        CHECK(gpt2 && def, "gpt-2 and default tokenizers");
+        if (gpt2) test_parity(gpt2, "data/tokenizer/expect-gpt2.txt", "gpt-2");
+        if (def) test_parity(def, "data/tokenizer/expect-default.txt", "default");
+        lm_tokenizer_free(&gpt2);
+        lm_tokenizer_free(&def);
         test_special(loom);
         test_special(ds);
         test_empty_and_buffers(loom);

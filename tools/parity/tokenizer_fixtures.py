@@ -4,7 +4,7 @@ write the test corpus for the llama.cpp comparison.
 
     /usr/bin/python3 tools/parity/tokenizer_fixtures.py vocab  OUT_DIR   # vocab GGUFs + dump
     /usr/bin/python3 tools/parity/tokenizer_fixtures.py corpus OUT_FILE  # parity strings
-    /usr/bin/python3 tools/parity/tokenizer_fixtures.py model  VOCAB.gguf OUT.gguf
+    /usr/bin/python3 tools/parity/tokenizer_fixtures.py model  VOCAB.gguf OUT.gguf [PRE]
         (a llama-architecture model GGUF with that vocabulary, no tensors: llama.cpp loads it
          with vocab_only, which is all tokenization needs)
 
@@ -168,8 +168,10 @@ def write_corpus(path):
             f.write(f"{sp} {b.hex()}\n")
 
 
-def write_model(vocab_path, out_path):
+def write_model(vocab_path, out_path, pre=None):
     kv, _ = gguf.read(vocab_path)
+    if pre:
+        kv["tokenizer.ggml.pre"] = pre
     w = gguf.Writer()
     w.add_str("general.architecture", "llama")
     w.add_str("general.name", "loom tokenizer parity")
@@ -217,6 +219,6 @@ if __name__ == "__main__":
     elif cmd == "corpus":
         write_corpus(sys.argv[2])
     elif cmd == "model":
-        write_model(sys.argv[2], sys.argv[3])
+        write_model(sys.argv[2], sys.argv[3], sys.argv[4] if len(sys.argv) > 4 else None)
     else:
         sys.exit(__doc__)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Tokenizer parity fixtures: llama.cpp's token ids for every case of the corpus, for loom's
-# pre-tokenizer ("llama3") and DeepSeek-V3's, written to tests/data/tokenizer/expect-*.txt
-# (test_tokenizer checks loom against them without npm).
+# pre-tokenizer ("llama3"), DeepSeek-V3's, GPT-2's and llama.cpp's "default", written to
+# tests/data/tokenizer/expect-*.txt (test_tokenizer checks loom against them without npm).
 #
 #   tools/parity/tokenizer_parity.sh [--retrain]
 #
@@ -28,8 +28,10 @@ cc -O1 -o "$W/tok" tools/parity/tokenize_llamacpp.c -I"$W/llama.cpp/include" \
    "$(readlink -f $BINS)"/libggml.v*.so "$(readlink -f $BINS)/libggml-base.so" \
    -Wl,-rpath,"$(readlink -f $BINS)"
 
-for pre in loom deepseek-v3; do
-  $PY tools/parity/tokenizer_fixtures.py model $D/vocab-$pre.gguf "$W/model-$pre.gguf"
+# fixture name : tokenizer.ggml.pre written into the model (same vocabulary and merges)
+for spec in loom:llama3 deepseek-v3:deepseek-v3 gpt2:gpt-2 default:default; do
+  pre=${spec%%:*}
+  $PY tools/parity/tokenizer_fixtures.py model $D/vocab-loom.gguf "$W/model-$pre.gguf" "${spec#*:}"
   "$W/tok" "$W/model-$pre.gguf" $D/corpus.txt > "$W/c-$pre.txt"
   node tools/parity/tokenize_llamacpp.mjs "$W/model-$pre.gguf" $D/corpus.txt > "$W/js-$pre.txt"
   bad=$(paste -d'|' "$W/js-$pre.txt" "$W/c-$pre.txt" | awk -F'|' '$1 != "skip" && $1 != $2' | wc -l)
