@@ -40,3 +40,15 @@ for spec in loom:llama3 deepseek-v3:deepseek-v3 gpt2:gpt-2 default:default; do
   [ "$bad" = 0 ] || exit 1
   cp "$W/c-$pre.txt" $D/expect-$pre.txt
 done
+
+# speed and 1 MiB parity: loom (static library from build/) vs llama.cpp's C API
+if [ -f build/libloom.a ]; then
+  cc -O2 -D_GNU_SOURCE -o "$W/speed" tools/parity/tokenizer_speed.c -I. -Iinclude \
+     -I"$W/llama.cpp/include" -I"$W/llama.cpp/ggml/include" build/libloom.a \
+     "$(readlink -f $BINS)"/libllama.v*.so "$(readlink -f $BINS)"/libggml.v*.so \
+     "$(readlink -f $BINS)/libggml-base.so" -Wl,-rpath,"$(readlink -f $BINS)" \
+     $(pkg-config --libs openblas) -lm -lpthread
+  "$W/speed" "$W/model-loom.gguf" $D/vocab-loom.gguf
+else
+  echo "(build/libloom.a missing: run scripts/build for the speed comparison)"
+fi
