@@ -152,6 +152,31 @@ static void test_distributions(void)
     for (int i = 0; i < V; i++) { if (hist[i] && !in_top[i]) bad++; if (hist[i] && in_top[i]) seen++; }
     CHECK(bad == 0 && seen == 40, "top-k 40 of 5000: %d outside, %d of 40 seen", bad, seen);
     lm_sampler_free(&s);
+
+    /* top-p exact set on the same 5000 logits: sort all (brute force, here in the test),
+     * keep the smallest prefix whose probability reaches p; p is placed mid-way between two
+     * prefix sums so float rounding cannot move the boundary */
+    for (int i = 0; i < V; i++) order[i] = i;
+    for (int i = 0; i < 120; i++)
+        for (int j = i + 1; j < V; j++)
+            if (big[order[j]] > big[order[i]]) { int t = order[i]; order[i] = order[j]; order[j] = t; }
+    double zz = 0, cum = 0;
+    for (int i = 0; i < V; i++) zz += exp(big[i] - big[order[0]]);
+    double cums[121];
+    for (int i = 0; i < 120; i++) { cum += exp(big[order[i]] - big[order[0]]) / zz; cums[i] = cum; }
+    const int keep = 100;
+    float top_p = (float)((cums[keep - 2] + cums[keep - 1]) / 2);  /* reached at index keep-1 */
+    memset(in_top, 0, sizeof in_top);
+    for (int i = 0; i < keep; i++) in_top[order[i]] = 1;
+    p = lm_sampler_default_params();
+    p.temperature = 50.0f; p.top_p = top_p; p.seed = 8;
+    s = lm_sampler_create(p, V);
+    memset(hist, 0, sizeof hist);
+    for (int i = 0; i < 100000; i++) hist[lm_sampler_sample(s, big)]++;
+    bad = 0; seen = 0;
+    for (int i = 0; i < V; i++) { if (hist[i] && !in_top[i]) bad++; if (hist[i] && in_top[i]) seen++; }
+    CHECK(bad == 0 && seen == keep, "top-p %.5f of 5000: %d outside, %d of %d seen", top_p, bad, seen, keep);
+    lm_sampler_free(&s);
 }
 
 static void test_penalties(void)

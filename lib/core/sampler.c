@@ -202,6 +202,30 @@ static int cand_desc(const void *a, const void *b)
     return x->id < y->id ? -1 : (x->id > y->id);
 }
 
+/* In-place heapsort, best first (glibc's qsort may allocate; sampling must not). */
+static void sift_down(cand *c, int32_t i, int32_t n)
+{
+    for (;;) {
+        int32_t l = 2 * i + 1, r = l + 1, m = i;
+        /* max-heap under "worse first" keeps the worst at the root; popping it to the end
+         * leaves the array sorted best first */
+        if (l < n && cand_desc(&c[l], &c[m]) > 0) m = l;
+        if (r < n && cand_desc(&c[r], &c[m]) > 0) m = r;
+        if (m == i) return;
+        cand t = c[i]; c[i] = c[m]; c[m] = t;
+        i = m;
+    }
+}
+
+static void sort_desc(cand *c, int32_t n)
+{
+    for (int32_t i = n / 2 - 1; i >= 0; i--) sift_down(c, i, n);
+    for (int32_t end = n - 1; end > 0; end--) {
+        cand t = c[0]; c[0] = c[end]; c[end] = t;
+        sift_down(c, 0, end);
+    }
+}
+
 /* Move the k best candidates to the front (quickselect), unordered. */
 static void select_top(cand *c, int32_t n, int32_t k)
 {
@@ -253,11 +277,11 @@ int32_t lm_sampler_sample(lm_sampler *s, const float *logits)
     if (p->top_k > 0 && p->top_k < n) {
         select_top(s->cand, n, p->top_k);
         n = p->top_k;
-        qsort(s->cand, (size_t)n, sizeof(cand), cand_desc);
+        sort_desc(s->cand, n);
         sorted = 1;
     }
     if (p->top_p < 1.0f && n > 1) {
-        if (!sorted) qsort(s->cand, (size_t)n, sizeof(cand), cand_desc);
+        if (!sorted) sort_desc(s->cand, n);
         sorted = 1;
         softmax(s->cand, s->prob, n);
         double cum = 0;

@@ -917,9 +917,16 @@ static int encode_text(const lm_tokenizer *t, work *w, const uint8_t *s, size_t 
     size_t n = 0;
     for (size_t i = 0; i < len;) i += utf8_decode(s + i, len - i, &w->cp[n++]);
     const pieces wp = pre_split(t, w, n), *words = &wp;
-    size_t at = 0, max_word = 0;
-    for (size_t k = 0; k < words->n; k++) if (words->len[k] > max_word) max_word = words->len[k];
-    rc = work_reserve_word(w, 4 * max_word);
+    size_t at = 0, max_word = 0;   /* longest word in UTF-8 bytes */
+    for (size_t k = 0; k < words->n; k++) {
+        size_t b = 0;
+        for (size_t i = at; i < at + words->len[k]; i++)
+            b += w->cp[i] < 0x80 ? 1 : w->cp[i] < 0x800 ? 2 : w->cp[i] < 0x10000 ? 3 : 4;
+        if (b > max_word) max_word = b;
+        at += words->len[k];
+    }
+    at = 0;
+    rc = work_reserve_word(w, max_word);
     if (rc) return rc;
     for (size_t k = 0; k < words->n; k++) {
         size_t wl = 0;
