@@ -147,7 +147,7 @@ static void test_distributions(void)
     lm_sampler *s = lm_sampler_create(p, V);
     static int hist[V];
     memset(hist, 0, sizeof hist);
-    for (int i = 0; i < 40000; i++) hist[lm_sampler_sample(s, big)]++;
+    for (int i = 0; i < 10000; i++) hist[lm_sampler_sample(s, big)]++;   /* ≥ ~150 per kept id */
     int bad = 0, seen = 0;
     for (int i = 0; i < V; i++) { if (hist[i] && !in_top[i]) bad++; if (hist[i] && in_top[i]) seen++; }
     CHECK(bad == 0 && seen == 40, "top-k 40 of 5000: %d outside, %d of 40 seen", bad, seen);
@@ -172,7 +172,7 @@ static void test_distributions(void)
     p.temperature = 50.0f; p.top_p = top_p; p.seed = 8;
     s = lm_sampler_create(p, V);
     memset(hist, 0, sizeof hist);
-    for (int i = 0; i < 100000; i++) hist[lm_sampler_sample(s, big)]++;
+    for (int i = 0; i < 20000; i++) hist[lm_sampler_sample(s, big)]++;   /* ~200 per kept id */
     bad = 0; seen = 0;
     for (int i = 0; i < V; i++) { if (hist[i] && !in_top[i]) bad++; if (hist[i] && in_top[i]) seen++; }
     CHECK(bad == 0 && seen == keep, "top-p %.5f of 5000: %d outside, %d of %d seen", top_p, bad, seen, keep);

@@ -281,14 +281,27 @@ int32_t lm_sampler_sample(lm_sampler *s, const float *logits)
         sorted = 1;
     }
     if (p->top_p < 1.0f && n > 1) {
-        if (!sorted) sort_desc(s->cand, n);
-        sorted = 1;
-        softmax(s->cand, s->prob, n);
+        /* Same result as sorting everything and cutting at the first prefix whose mass
+         * reaches top_p, but only the needed prefix is ordered: select and sort the next
+         * 64, 128, 256, … best until the mass is reached (O(n) for peaked distributions). */
+        float mx = s->cand[0].logit;
+        for (int32_t i = 1; i < n; i++) if (s->cand[i].logit > mx) mx = s->cand[i].logit;
+        double z = 0;
+        for (int32_t i = 0; i < n; i++) z += expf(s->cand[i].logit - mx);
         double cum = 0;
-        for (int32_t i = 0; i < n; i++) {
-            cum += s->prob[i];
-            if (cum >= p->top_p) { n = i + 1; break; }
+        int32_t done = sorted ? n : 0, chunk = 64, cut = n;
+        for (int32_t i = 0; i < n && cut == n; i++) {
+            if (i == done) {
+                int32_t want = n - done > chunk ? done + chunk : n;
+                if (want < n) select_top(s->cand + done, n - done, want - done);
+                sort_desc(s->cand + done, want - done);
+                done = want;
+                chunk *= 2;
+            }
+            cum += (float)(expf(s->cand[i].logit - mx) / z);
+            if (cum >= p->top_p) cut = i + 1;
         }
+        n = cut;
     }
     if (p->min_p > 0.0f && n > 1) {
         float mx = s->cand[0].logit;
