@@ -67,7 +67,7 @@ int main(int argc, char **argv)
     lm_vit_ctx *ctx = NULL;
     lm_pool *pool = lm_pool_create(threads);
     if (lm_gguf_open(model, &g, &e) < 0 || lm_vit_load(g, &vit, &e) < 0 ||
-        lm_vit_ctx_create(vit, batch, lm_pool_size(pool), &ctx, &e) < 0) {
+        lm_vit_ctx_create(vit, batch, &ctx, &e) < 0) {
         fprintf(stderr, "bench_vit: %s\n", e.msg);
         return 1;
     }

@@ -14,6 +14,8 @@
 #include "vision/image.h"
 #include "vision/preprocess.h"
 #include "vision/vit.h"
+#include "vision/vit_simd.h"
+#include "lib/core/kernels.h"
 
 static int g_pass, g_fail;
 #define CHECK(cond, ...)                                                          \
@@ -120,7 +122,7 @@ static void test_model(const char *mname, lm_pool *pool)
     const lm_vit_hparams *hp = lm_vit_hparams_of(vit);
     const int S = hp->image_size, nt = lm_vit_n_tokens(vit), no = lm_vit_n_embd_out(vit);
     CHECK(nt == (hp->merge == 2 ? 4 : 16) && no == 40, "%s: %d tokens x %d", mname, nt, no);
-    rc = lm_vit_ctx_create(vit, 2, lm_pool_size(pool), &ctx, &e);
+    rc = lm_vit_ctx_create(vit, 2, &ctx, &e);
     CHECK(rc == 0, "ctx: %s", e.msg);
     const size_t n_in = 3 * (size_t)S * S, n_out = (size_t)nt * no;
     float *chw = malloc(sizeof *chw * 2 * n_in), *emb = malloc(sizeof *emb * 2 * n_out);
@@ -202,8 +204,45 @@ static void test_bad_models(void)
     remove(tmp);
 }
 
+/* The AVX2 GELU/softmax against the portable kernels over a sweep of inputs. */
+static void test_simd_kernels(void)
+{
+    const lm_cpu_caps *caps = lm_cpu_caps_get();
+    if (!(caps->avx2 && caps->fma)) {
+        printf("no AVX2+FMA: SIMD kernel check skipped\n");
+        return;
+    }
+    enum { N = 4003 };   /* odd: exercises the scalar tail */
+    static float x[N], y[N], r[N], b[N];
+    for (int i = 0; i < N; i++) {
+        x[i] = -12.0f + 24.0f * i / (N - 1);
+        b[i] = 0.01f * (i % 7) - 0.03f;
+    }
+    for (int i = 0; i < N; i++) { y[i] = x[i]; r[i] = x[i] + b[i]; }
+    lm_vit_bias_gelu_avx2(y, b, N);
+    lm_gelu_erf(r, r, N);
+    float worst = 0;
+    for (int i = 0; i < N; i++) {
+        float d = fabsf(y[i] - r[i]) / fmaxf(1.0f, fabsf(r[i]));
+        worst = d > worst || d != d ? d : worst;
+    }
+    CHECK(worst <= 5e-7f, "AVX2 GELU vs lm_gelu_erf: max error %g", worst);
+    printf("AVX2 GELU vs reference on [-12, 12]: max error %.2e (relative to max(1,|y|))\n", worst);
+    for (int i = 0; i < N; i++) y[i] = r[i] = 30.0f * sinf(0.37f * i);
+    lm_vit_softmax_avx2(y, N);
+    lm_softmax(r, N);
+    worst = 0;
+    for (int i = 0; i < N; i++) {
+        float d = fabsf(y[i] - r[i]) / fmaxf(r[i], 1e-30f);
+        if (r[i] > 1e-30f) worst = d > worst || d != d ? d : worst;
+    }
+    CHECK(worst <= 1e-5f, "AVX2 softmax vs lm_softmax: max relative error %g", worst);
+    printf("AVX2 softmax vs reference: max relative error %.2e\n", worst);
+}
+
 int main(void)
 {
+    test_simd_kernels();
     lm_pool *pool = lm_pool_create(2);
     test_resize();
     test_model("mlp", pool);

@@ -1,12 +1,20 @@
 /* ViT encoder + MLP projector (see vit.h). All matrix products go through lm_matmul over
- * every patch of every image in the batch at once; attention runs per (image, head, query)
- * on the pool with SIMD dots. */
+ * every patch of every image in the batch at once; attention runs per (image, head) as two
+ * GEMMs (also lm_matmul) with the softmax rows split across the pool. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "vision/vit.h"
+#include "vision/vit_simd.h"
+
+/* The AVX2 elementwise kernels when the CPU has them, else the portable kernels. */
+static int use_avx2(void)
+{
+    const lm_cpu_caps *c = lm_cpu_caps_get();
+    return c->avx2 && c->fma;
+}
 
 #define VIT_MAX_LAYERS 256
 #define VIT_MAX_OWNED  (8 + VIT_MAX_LAYERS * 12)
@@ -41,7 +49,7 @@ struct lm_vit {
 
 struct lm_vit_ctx {
     const lm_vit *model;
-    int    max_batch, n_threads;
+    int    max_batch;
     float *patches;   /* [B·P][3·p·p]  im2col rows                       */
     float *x;         /* [B·P][d]      residual stream                   */
     float *h;         /* [B·P][d]      normalised input of a sub-block   */
@@ -50,7 +58,10 @@ struct lm_vit_ctx {
     float *ff;        /* [B·P][ff]                                       */
     float *merged;    /* [B·P/m²][d·m²] (only when merge > 1)            */
     float *mm_h;      /* [B·P/m²][n_mm_hidden]                           */
-    float *scores;    /* [n_threads][P]                                  */
+    float *qh;        /* [P][dh]       one head's scaled queries         */
+    float *vt;        /* [dh][P]       one head's values, transposed     */
+    float *oh;        /* [P][dh]       one head's output                 */
+    float *scores;    /* [P][P]        one head's attention weights      */
 };
 
 /* --------------------------------------------------------------------------------------- */
@@ -308,18 +319,16 @@ lm_preprocess lm_vit_preprocess_params(const lm_vit *v) { return v->pre; }
 
 /* --------------------------------------------------------------------------------------- */
 
-int lm_vit_ctx_create(const lm_vit *v, int max_batch, int n_threads, lm_vit_ctx **out, lm_error *err)
+int lm_vit_ctx_create(const lm_vit *v, int max_batch, lm_vit_ctx **out, lm_error *err)
 {
     *out = NULL;
-    if (max_batch < 1 || max_batch > 4096 || n_threads < 1 || n_threads > 1024)
-        return lm_fail(err, LOOM_ERR_INVALID_ARG, "vision context: max_batch %d / n_threads %d out of range",
-                       max_batch, n_threads);
+    if (max_batch < 1 || max_batch > 4096)
+        return lm_fail(err, LOOM_ERR_INVALID_ARG, "vision context: max_batch %d not in 1..4096", max_batch);
     const lm_vit_hparams *hp = &v->hp;
     lm_vit_ctx *c = calloc(1, sizeof *c);
     if (!c) return lm_fail(err, LOOM_ERR_NO_MEMORY, "vision context: no memory");
     c->model = v;
     c->max_batch = max_batch;
-    c->n_threads = n_threads;
     const size_t N = (size_t)max_batch * (size_t)hp->n_patches, d = (size_t)hp->n_embd;
     const size_t pp3 = 3 * (size_t)hp->patch_size * (size_t)hp->patch_size;
     const size_t Nm = N / ((size_t)hp->merge * hp->merge);
@@ -327,7 +336,9 @@ int lm_vit_ctx_create(const lm_vit *v, int max_batch, int n_threads, lm_vit_ctx 
         {&c->patches, N * pp3}, {&c->x, N * d}, {&c->h, N * d}, {&c->q, N * d}, {&c->k, N * d},
         {&c->v, N * d}, {&c->att, N * d}, {&c->ff, N * (size_t)hp->n_ff},
         {&c->merged, hp->merge > 1 ? N * d : 0}, {&c->mm_h, Nm * (size_t)hp->n_mm_hidden},
-        {&c->scores, (size_t)n_threads * (size_t)hp->n_patches},
+        {&c->qh, (size_t)hp->n_patches * (d / hp->n_head)}, {&c->vt, (size_t)hp->n_patches * (d / hp->n_head)},
+        {&c->oh, (size_t)hp->n_patches * (d / hp->n_head)},
+        {&c->scores, (size_t)hp->n_patches * (size_t)hp->n_patches},
     };
     for (size_t i = 0; i < sizeof plan / sizeof plan[0]; i++) {
         if (plan[i].n == 0) continue;
@@ -345,7 +356,7 @@ void lm_vit_ctx_free(lm_vit_ctx **pc)
 {
     if (!pc || !*pc) return;
     lm_vit_ctx *c = *pc;
-    float *bufs[] = {c->patches, c->x, c->h, c->q, c->k, c->v, c->att, c->ff, c->merged, c->mm_h, c->scores};
+    float *bufs[] = {c->patches, c->x, c->h, c->q, c->k, c->v, c->att, c->ff, c->merged, c->mm_h, c->qh, c->vt, c->oh, c->scores};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     free(c);
     *pc = NULL;
@@ -378,6 +389,10 @@ static void row_part(void *arg, int ith, int nth)
             for (int64_t i = 0; i < t->n; i++) y[i] += t->b[i];
             break;
         case ROW_BIAS_GELU:
+            if (use_avx2()) {
+                lm_vit_bias_gelu_avx2(y, t->b, t->n);
+                break;
+            }
             if (t->b) for (int64_t i = 0; i < t->n; i++) y[i] += t->b[i];
             lm_gelu_erf(y, y, t->n);
             break;
@@ -430,39 +445,70 @@ static void im2col_part(void *arg, int ith, int nth)
     }
 }
 
-/* --- attention --------------------------------------------------------------------------- */
+/* --- attention ---------------------------------------------------------------------------
+ * Per (image, head), as two GEMMs through lm_matmul:
+ *   scores[T][T] = (scale·Q_h)[T][dh] · K_hᵀ      (K_h read in place: rows of stride d)
+ *   O_h[T][dh]   = softmax(scores) · V_h           (V_h copied transposed to [dh][T])
+ * Q_h is gathered contiguous (and pre-scaled) because lm_matmul takes dense activations. */
 
-typedef struct attn_task {
-    const float *q, *k, *v;   /* [B·T][d] */
-    float       *out;         /* [B·T][d] */
-    float       *scores;      /* [nth][T] */
-    int          B, T, d, n_head;
+typedef struct gather_task {
+    const float *src;   /* [T][d], head slice at column h*dh */
+    float       *dst;   /* [T][dh] (or [dh][T] when transposed) */
+    int64_t      T, d, dh, col;
     float        scale;
-} attn_task;
+    int          transpose, scatter;  /* scatter: dst→src direction (write O_h back) */
+} gather_task;
 
-static void attn_part(void *arg, int ith, int nth)
+static void gather_part(void *arg, int ith, int nth)
 {
-    const attn_task *t = arg;
-    const int dh = t->d / t->n_head;
-    const int64_t total = (int64_t)t->B * t->n_head * t->T;   /* (image, head, query) */
-    float *s = t->scores + (size_t)ith * t->T;
+    const gather_task *t = arg;
     long long lo, hi;
-    lm_split(total, ith, nth, &lo, &hi);
-    for (long long item = lo; item < hi; item++) {
-        const int64_t b = item / ((int64_t)t->n_head * t->T);
-        const int     h = (int)(item / t->T % t->n_head);
-        const int64_t i = item % t->T;
-        const size_t  base = (size_t)b * t->T;
-        const float  *qi = t->q + (base + i) * t->d + (size_t)h * dh;
-        for (int64_t j = 0; j < t->T; j++)
-            s[j] = lm_dot(LOOM_TYPE_F32, t->k + (base + j) * t->d + (size_t)h * dh, qi, dh) * t->scale;
-        lm_softmax(s, t->T);
-        float *o = t->out + (base + i) * t->d + (size_t)h * dh;
-        memset(o, 0, sizeof(float) * (size_t)dh);
-        for (int64_t j = 0; j < t->T; j++) {
-            const float *vj = t->v + (base + j) * t->d + (size_t)h * dh;
-            const float  w = s[j];
-            for (int e = 0; e < dh; e++) o[e] += w * vj[e];
+    lm_split(t->T, ith, nth, &lo, &hi);
+    for (long long i = lo; i < hi; i++) {
+        const float *s = t->src + i * t->d + t->col;
+        if (t->scatter) {
+            memcpy((float *)s, t->dst + i * t->dh, sizeof(float) * (size_t)t->dh);
+        } else if (t->transpose) {
+            for (int64_t e = 0; e < t->dh; e++) t->dst[e * t->T + i] = s[e];
+        } else {
+            for (int64_t e = 0; e < t->dh; e++) t->dst[i * t->dh + e] = s[e] * t->scale;
+        }
+    }
+}
+
+static void softmax_part(void *arg, int ith, int nth)
+{
+    const row_task *t = arg;
+    long long lo, hi;
+    lm_split(t->n_rows, ith, nth, &lo, &hi);
+    const int avx2 = use_avx2();
+    for (long long r = lo; r < hi; r++) {
+        if (avx2) lm_vit_softmax_avx2(t->y + r * t->n, t->n);
+        else lm_softmax(t->y + r * t->n, t->n);
+    }
+}
+
+static void attention(lm_vit_ctx *c, int n_img, lm_pool *pool)
+{
+    const lm_vit_hparams *hp = &c->model->hp;
+    const int64_t T = hp->n_patches, d = hp->n_embd, dh = d / hp->n_head;
+    const float scale = 1.0f / sqrtf((float)dh);
+    for (int b = 0; b < n_img; b++) {
+        const size_t base = (size_t)b * T * d;
+        for (int h = 0; h < hp->n_head; h++) {
+            const int64_t col = (int64_t)h * dh;
+            gather_task gq = {c->q + base, c->qh, T, d, dh, col, scale, 0, 0};
+            lm_pool_run(pool, gather_part, &gq);
+            gather_task gv = {c->v + base, c->vt, T, d, dh, col, 1.0f, 1, 0};
+            lm_pool_run(pool, gather_part, &gv);
+            lm_matrix K = {LOOM_TYPE_F32, dh, T, sizeof(float) * (size_t)d, c->k + base + col};
+            lm_matmul(&K, c->qh, T, c->scores, pool);
+            row_task sm = {ROW_BIAS, c->scores, NULL, NULL, NULL, T, T, 0.0f};
+            lm_pool_run(pool, softmax_part, &sm);
+            lm_matrix Vt = {LOOM_TYPE_F32, T, dh, sizeof(float) * (size_t)T, c->vt};
+            lm_matmul(&Vt, c->scores, T, c->oh, pool);
+            gather_task go = {c->att + base, c->oh, T, d, dh, col, 1.0f, 0, 1};
+            lm_pool_run(pool, gather_part, &go);
         }
     }
 }
@@ -476,9 +522,6 @@ int lm_vit_encode(lm_vit_ctx *c, const float *chw, int n_img, float *out, lm_poo
     if (n_img < 1 || n_img > c->max_batch)
         return lm_fail(err, LOOM_ERR_INVALID_ARG, "vision encode: %d images, context holds 1..%d",
                        n_img, c->max_batch);
-    if (lm_pool_size(pool) > c->n_threads)
-        return lm_fail(err, LOOM_ERR_INVALID_ARG, "vision encode: pool has %d threads, context was "
-                       "planned for %d", lm_pool_size(pool), c->n_threads);
     const int64_t T = hp->n_patches, N = (int64_t)n_img * T, d = hp->n_embd;
     const float eps = hp->eps;
 
@@ -490,15 +533,13 @@ int lm_vit_encode(lm_vit_ctx *c, const float *chw, int n_img, float *out, lm_poo
         rows_run(pool, ROW_BIAS_RESIDUAL, c->x + (size_t)b * T * d, v->pos, NULL, v->patch_b, T, d, 0.0f);
     if (v->pre_ln_w) rows_run(pool, ROW_LAYERNORM, c->x, c->x, v->pre_ln_w, v->pre_ln_b, N, d, eps);
 
-    attn_task at = {c->q, c->k, c->v, c->att, c->scores, n_img, (int)T, (int)d, hp->n_head,
-                    1.0f / sqrtf((float)(d / hp->n_head))};
     for (int il = 0; il < hp->n_layer; il++) {
         const vit_layer *L = &v->layers[il];
         rows_run(pool, ROW_LAYERNORM, c->h, c->x, L->ln1_w, L->ln1_b, N, d, eps);
         linear(pool, &L->wq, L->bq, c->h, N, c->q);
         linear(pool, &L->wk, L->bk, c->h, N, c->k);
         linear(pool, &L->wv, L->bv, c->h, N, c->v);
-        lm_pool_run(pool, attn_part, &at);
+        attention(c, n_img, pool);
         lm_matmul(&L->wo, c->att, N, c->h, pool);
         rows_run(pool, ROW_BIAS_RESIDUAL, c->x, c->h, NULL, L->bo, N, d, 0.0f);   /* x += h + bo */
 

@@ -53,8 +53,8 @@ int lm_vit_n_embd_out(const lm_vit *v);    /* width of each token      */
 /* The preprocessing the model file asks for (size, mean/std, fit, filter). */
 lm_preprocess lm_vit_preprocess_params(const lm_vit *v);
 
-/* Activations for up to max_batch images encoded with a pool of up to n_threads threads. */
-int  lm_vit_ctx_create(const lm_vit *v, int max_batch, int n_threads, lm_vit_ctx **out, lm_error *err);
+/* Activations for up to max_batch images (any pool size). */
+int  lm_vit_ctx_create(const lm_vit *v, int max_batch, lm_vit_ctx **out, lm_error *err);
 void lm_vit_ctx_free(lm_vit_ctx **c);
 
 /* Encode n_img preprocessed images chw[n_img][3][S][S] into
