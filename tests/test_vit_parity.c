@@ -122,6 +122,9 @@ static void test_model(const char *mname, lm_pool *pool)
     const lm_vit_hparams *hp = lm_vit_hparams_of(vit);
     const int S = hp->image_size, nt = lm_vit_n_tokens(vit), no = lm_vit_n_embd_out(vit);
     CHECK(nt == (hp->merge == 2 ? 4 : 16) && no == 40, "%s: %d tokens x %d", mname, nt, no);
+    /* vit_mlp.gguf has q/k/v back to back (fused GEMM path), vit_merge.gguf interleaved */
+    CHECK(lm_vit_n_fused_qkv(vit) == (strcmp(mname, "mlp") == 0 ? hp->n_layer : 0), "%s: %d fused layers",
+          mname, lm_vit_n_fused_qkv(vit));
     rc = lm_vit_ctx_create(vit, 2, &ctx, &e);
     CHECK(rc == 0, "ctx: %s", e.msg);
     const size_t n_in = 3 * (size_t)S * S, n_out = (size_t)nt * no;

@@ -22,6 +22,9 @@ static int use_avx2(void)
 typedef struct vit_layer {
     const float *ln1_w, *ln1_b;   /* [d]                        */
     lm_matrix    wq, wk, wv, wo;  /* {d, d}                     */
+    lm_matrix    wqkv;            /* {d, 3d}: wq, wk, wv when they lie back to back in the
+                                     file (same type), so one GEMM computes all three    */
+    int          fused;           /* wqkv is valid                                        */
     const float *bq, *bk, *bv, *bo; /* [d] or NULL              */
     const float *ln2_w, *ln2_b;   /* [d]                        */
     lm_matrix    up;              /* {d, ff}                    */
@@ -53,7 +56,7 @@ struct lm_vit_ctx {
     float *patches;   /* [B·P][3·p·p]  im2col rows                       */
     float *x;         /* [B·P][d]      residual stream                   */
     float *h;         /* [B·P][d]      normalised input of a sub-block   */
-    float *q, *k, *v; /* [B·P][d]                                        */
+    float *qkv;       /* [B·P][3d] fused, or three [B·P][d] blocks          */
     float *att;       /* [B·P][d]      attention output before wo        */
     float *ff;        /* [B·P][ff]                                       */
     float *merged;    /* [B·P/m²][d·m²] (only when merge > 1)            */
@@ -269,6 +272,15 @@ int lm_vit_load(const lm_gguf *g, lm_vit **out, lm_error *err)
             (rc = get_vec(v, g, NAME("ffn_up.bias"), ff, 0, &L->up_b, err)) < 0 ||
             (rc = get_vec(v, g, NAME("ffn_down.bias"), d, 0, &L->down_b, err)) < 0)
             goto fail;
+        {
+            const char *q = L->wq.data, *k = L->wk.data, *vv = L->wv.data;
+            const size_t sz = (size_t)d * L->wq.row_bytes;
+            if (L->wq.type == L->wk.type && L->wq.type == L->wv.type && k == q + sz && vv == k + sz) {
+                L->wqkv = L->wq;
+                L->wqkv.n_out = 3 * d;
+                L->fused = 1;
+            }
+        }
         if (lm_gguf_find_tensor(g, NAME("ffn_gate.weight"))) {
             rc = lm_fail(err, LOOM_ERR_UNSUPPORTED, "%s: gated MLP blocks are not supported", n);
             goto fail;
@@ -317,6 +329,13 @@ int lm_vit_n_tokens(const lm_vit *v) { return v->hp.n_tokens_out; }
 int lm_vit_n_embd_out(const lm_vit *v) { return v->hp.n_embd_out; }
 lm_preprocess lm_vit_preprocess_params(const lm_vit *v) { return v->pre; }
 
+int lm_vit_n_fused_qkv(const lm_vit *v)
+{
+    int n = 0;
+    for (int il = 0; il < v->hp.n_layer; il++) n += v->layers[il].fused;
+    return n;
+}
+
 /* --------------------------------------------------------------------------------------- */
 
 int lm_vit_ctx_create(const lm_vit *v, int max_batch, lm_vit_ctx **out, lm_error *err)
@@ -333,8 +352,8 @@ int lm_vit_ctx_create(const lm_vit *v, int max_batch, lm_vit_ctx **out, lm_error
     const size_t pp3 = 3 * (size_t)hp->patch_size * (size_t)hp->patch_size;
     const size_t Nm = N / ((size_t)hp->merge * hp->merge);
     struct { float **p; size_t n; } plan[] = {
-        {&c->patches, N * pp3}, {&c->x, N * d}, {&c->h, N * d}, {&c->q, N * d}, {&c->k, N * d},
-        {&c->v, N * d}, {&c->att, N * d}, {&c->ff, N * (size_t)hp->n_ff},
+        {&c->patches, N * pp3}, {&c->x, N * d}, {&c->h, N * d}, {&c->qkv, 3 * N * d},
+        {&c->att, N * d}, {&c->ff, N * (size_t)hp->n_ff},
         {&c->merged, hp->merge > 1 ? N * d : 0}, {&c->mm_h, Nm * (size_t)hp->n_mm_hidden},
         {&c->qh, (size_t)hp->n_patches * (d / hp->n_head)}, {&c->vt, (size_t)hp->n_patches * (d / hp->n_head)},
         {&c->oh, (size_t)hp->n_patches * (d / hp->n_head)},
@@ -356,7 +375,7 @@ void lm_vit_ctx_free(lm_vit_ctx **pc)
 {
     if (!pc || !*pc) return;
     lm_vit_ctx *c = *pc;
-    float *bufs[] = {c->patches, c->x, c->h, c->q, c->k, c->v, c->att, c->ff, c->merged, c->mm_h, c->qh, c->vt, c->oh, c->scores};
+    float *bufs[] = {c->patches, c->x, c->h, c->qkv, c->att, c->ff, c->merged, c->mm_h, c->qh, c->vt, c->oh, c->scores};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     free(c);
     *pc = NULL;
@@ -364,13 +383,14 @@ void lm_vit_ctx_free(lm_vit_ctx **pc)
 
 /* --- row-parallel elementwise work ------------------------------------------------------ */
 
-typedef enum { ROW_LAYERNORM, ROW_BIAS, ROW_BIAS_GELU, ROW_BIAS_RESIDUAL } row_op;
+typedef enum { ROW_LAYERNORM, ROW_BIAS, ROW_BIAS_GELU, ROW_BIAS_RESIDUAL, ROW_BIAS_QKV } row_op;
 
 typedef struct row_task {
     row_op       op;
     float       *y;        /* [n_rows][n]                                   */
     const float *x;        /* [n_rows][n] input (layernorm / residual add)  */
     const float *w, *b;    /* [n]                                           */
+    const float *b3[3];    /* ROW_BIAS_QKV: biases of the three thirds of a row, or NULL */
     int64_t      n_rows, n;
     float        eps;
 } row_task;
@@ -396,6 +416,11 @@ static void row_part(void *arg, int ith, int nth)
             if (t->b) for (int64_t i = 0; i < t->n; i++) y[i] += t->b[i];
             lm_gelu_erf(y, y, t->n);
             break;
+        case ROW_BIAS_QKV:
+            for (int part = 0; part < 3; part++)
+                if (t->b3[part])
+                    for (int64_t i = 0; i < t->n / 3; i++) y[part * (t->n / 3) + i] += t->b3[part][i];
+            break;
         case ROW_BIAS_RESIDUAL:   /* y = x + y (+ b): the residual stream is y's partner */
             if (t->b) for (int64_t i = 0; i < t->n; i++) y[i] += t->b[i] + x[i];
             else for (int64_t i = 0; i < t->n; i++) y[i] += x[i];
@@ -408,7 +433,7 @@ static void rows_run(lm_pool *pool, row_op op, float *y, const float *x, const f
                      int64_t n_rows, int64_t n, float eps)
 {
     if (op == ROW_BIAS && !b) return;
-    row_task t = {op, y, x, w, b, n_rows, n, eps};
+    row_task t = {op, y, x, w, b, {NULL, NULL, NULL}, n_rows, n, eps};
     lm_pool_run(pool, row_part, &t);
 }
 
@@ -488,26 +513,28 @@ static void softmax_part(void *arg, int ith, int nth)
     }
 }
 
-static void attention(lm_vit_ctx *c, int n_img, lm_pool *pool)
+/* q, k, v: [B·T] rows of stride ld (3d when fused, else d). */
+static void attention(lm_vit_ctx *c, const float *q, const float *k, const float *v, int64_t ld, int n_img,
+                      lm_pool *pool)
 {
     const lm_vit_hparams *hp = &c->model->hp;
     const int64_t T = hp->n_patches, d = hp->n_embd, dh = d / hp->n_head;
     const float scale = 1.0f / sqrtf((float)dh);
     for (int b = 0; b < n_img; b++) {
-        const size_t base = (size_t)b * T * d;
+        const size_t base = (size_t)b * T * ld;
         for (int h = 0; h < hp->n_head; h++) {
             const int64_t col = (int64_t)h * dh;
-            gather_task gq = {c->q + base, c->qh, T, d, dh, col, scale, 0, 0};
+            gather_task gq = {(float *)q + base, c->qh, T, ld, dh, col, scale, 0, 0};
             lm_pool_run(pool, gather_part, &gq);
-            gather_task gv = {c->v + base, c->vt, T, d, dh, col, 1.0f, 1, 0};
+            gather_task gv = {(float *)v + base, c->vt, T, ld, dh, col, 1.0f, 1, 0};
             lm_pool_run(pool, gather_part, &gv);
-            lm_matrix K = {LOOM_TYPE_F32, dh, T, sizeof(float) * (size_t)d, c->k + base + col};
+            lm_matrix K = {LOOM_TYPE_F32, dh, T, sizeof(float) * (size_t)ld, k + base + col};
             lm_matmul(&K, c->qh, T, c->scores, pool);
-            row_task sm = {ROW_BIAS, c->scores, NULL, NULL, NULL, T, T, 0.0f};
+            row_task sm = {ROW_BIAS, c->scores, NULL, NULL, NULL, {NULL, NULL, NULL}, T, T, 0.0f};
             lm_pool_run(pool, softmax_part, &sm);
             lm_matrix Vt = {LOOM_TYPE_F32, T, dh, sizeof(float) * (size_t)T, c->vt};
             lm_matmul(&Vt, c->scores, T, c->oh, pool);
-            gather_task go = {c->att + base, c->oh, T, d, dh, col, 1.0f, 0, 1};
+            gather_task go = {c->att + (size_t)b * T * d, c->oh, T, d, dh, col, 1.0f, 0, 1};
             lm_pool_run(pool, gather_part, &go);
         }
     }
@@ -536,10 +563,20 @@ int lm_vit_encode(lm_vit_ctx *c, const float *chw, int n_img, float *out, lm_poo
     for (int il = 0; il < hp->n_layer; il++) {
         const vit_layer *L = &v->layers[il];
         rows_run(pool, ROW_LAYERNORM, c->h, c->x, L->ln1_w, L->ln1_b, N, d, eps);
-        linear(pool, &L->wq, L->bq, c->h, N, c->q);
-        linear(pool, &L->wk, L->bk, c->h, N, c->k);
-        linear(pool, &L->wv, L->bv, c->h, N, c->v);
-        attention(c, n_img, pool);
+        if (L->fused) {
+            lm_matmul(&L->wqkv, c->h, N, c->qkv, pool);
+            if (L->bq || L->bk || L->bv) {
+                row_task t = {ROW_BIAS_QKV, c->qkv, NULL, NULL, NULL, {L->bq, L->bk, L->bv}, N, 3 * d, 0.0f};
+                lm_pool_run(pool, row_part, &t);
+            }
+            attention(c, c->qkv, c->qkv + d, c->qkv + 2 * d, 3 * d, n_img, pool);
+        } else {
+            float *q = c->qkv, *k = q + (size_t)N * d, *vv = k + (size_t)N * d;
+            linear(pool, &L->wq, L->bq, c->h, N, q);
+            linear(pool, &L->wk, L->bk, c->h, N, k);
+            linear(pool, &L->wv, L->bv, c->h, N, vv);
+            attention(c, q, k, vv, d, n_img, pool);
+        }
         lm_matmul(&L->wo, c->att, N, c->h, pool);
         rows_run(pool, ROW_BIAS_RESIDUAL, c->x, c->h, NULL, L->bo, N, d, 0.0f);   /* x += h + bo */
 

@@ -50,6 +50,8 @@ void lm_vit_free(lm_vit **v);
 const lm_vit_hparams *lm_vit_hparams_of(const lm_vit *v);
 int lm_vit_n_tokens(const lm_vit *v);      /* output tokens per image  */
 int lm_vit_n_embd_out(const lm_vit *v);    /* width of each token      */
+/* Layers whose q/k/v weights lie back to back in the file (one GEMM instead of three). */
+int lm_vit_n_fused_qkv(const lm_vit *v);
 /* The preprocessing the model file asks for (size, mean/std, fit, filter). */
 lm_preprocess lm_vit_preprocess_params(const lm_vit *v);
 

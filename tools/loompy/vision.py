@@ -168,7 +168,7 @@ def randomize(model, seed=0):
 
 
 # --- GGUF ---------------------------------------------------------------------------------
-def tensor_names(c):
+def tensor_names(c, qkv_adjacent=True):
     """(gguf name, parameter path) pairs, in file order."""
     out = [("v.patch_embd.weight", "patch.weight"), ("v.position_embd.weight", "pos")]
     if c.bias:
@@ -178,9 +178,15 @@ def tensor_names(c):
     for i in range(c.n_layer):
         for g, p in (("ln1", "ln1"), ("ln2", "ln2")):
             out += [(f"v.blk.{i}.{g}.weight", f"blocks.{i}.{p}.weight"), (f"v.blk.{i}.{g}.bias", f"blocks.{i}.{p}.bias")]
-        for g, p in (("attn_q", "q"), ("attn_k", "k"), ("attn_v", "v"), ("attn_out", "o"), ("ffn_up", "up"),
-                     ("ffn_down", "down")):
-            out.append((f"v.blk.{i}.{g}.weight", f"blocks.{i}.{p}.weight"))
+        mats = (("attn_q", "q"), ("attn_k", "k"), ("attn_v", "v"), ("attn_out", "o"), ("ffn_up", "up"),
+                ("ffn_down", "down"))
+        if qkv_adjacent:   # q, k, v weights back to back: loom runs them as one GEMM
+            out += [(f"v.blk.{i}.{g}.weight", f"blocks.{i}.{p}.weight") for g, p in mats[:3]]
+        else:              # q, k, v apart (as a converter may write them): three GEMMs
+            mats = (mats[3], mats[0], mats[4], mats[1], mats[5], mats[2])
+        for g, p in mats:
+            if not (qkv_adjacent and g in ("attn_q", "attn_k", "attn_v")):
+                out.append((f"v.blk.{i}.{g}.weight", f"blocks.{i}.{p}.weight"))
             if c.bias:
                 out.append((f"v.blk.{i}.{g}.bias", f"blocks.{i}.{p}.bias"))
     if c.post_ln:
@@ -194,7 +200,7 @@ def tensor_names(c):
     return out
 
 
-def export_gguf(model, path, ttype=gguf.T_F32):
+def export_gguf(model, path, ttype=gguf.T_F32, qkv_adjacent=True):
     """Write the encoder as GGUF. Matrices (2-D+) use `ttype`; vectors stay F32 (as llama.cpp's
     converters do). Returns the model with its weights rounded to what the file holds, so a
     reference run on it sees exactly what loom loads."""
@@ -221,7 +227,7 @@ def export_gguf(model, path, ttype=gguf.T_F32):
     w.add_str("loom.vision.resize", c.filter)
     params = dict(model.named_parameters())
     with torch.no_grad():
-        for name, pname in tensor_names(c):
+        for name, pname in tensor_names(c, qkv_adjacent):
             t = params[pname]
             arr = t.detach().numpy().astype(np.float32)
             tt = ttype if arr.ndim >= 2 else gguf.T_F32

@@ -5,8 +5,10 @@ PyTorch reference (tools/loompy/vision.py) computes from them, as raw little-end
     /usr/bin/python3 -m tools.parity.make_vision_fixtures     (from the repository root)
 
 Files (tests/test_vit_parity.c reads them with the same case list):
-  vit_mlp.gguf    S=32 p=8 d=32 ff=64 2 layers 4 heads, pre+post LN, biases, F32, pad/bicubic
-  vit_merge.gguf  same sizes, 2x2 merge, no pre-LN, no biases, F16 matrices, crop/bilinear
+  vit_mlp.gguf    S=32 p=8 d=32 ff=64 2 layers 4 heads, pre+post LN, biases, F32, pad/bicubic,
+                  q/k/v weights back to back (loom's fused QKV path)
+  vit_merge.gguf  same sizes, 2x2 merge, no pre-LN, no biases, F16 matrices, crop/bilinear,
+                  tensors interleaved as llama.cpp converters write them (three QKV GEMMs)
   img_wide.png    45x30 RGB; img_tall.png 20x50 RGB
   pre_<model>_<img>.f32   preprocessed CHW [3][32][32] (model's fit/filter/mean/std)
   emb_<model>_<img>.f32   encoder output [n_tok][n_embd_out] from that CHW
@@ -44,14 +46,14 @@ def main():
                  n_mm_hidden=48, n_embd_out=40)
     models = {
         "mlp": (vision.VisionConfig(**small, mean=(0.48, 0.46, 0.41), std=(0.27, 0.26, 0.28), fit="pad",
-                                    filter="bicubic"), gguf.T_F32, 10),
+                                    filter="bicubic"), gguf.T_F32, 10, True),
         "merge": (vision.VisionConfig(**small, merge=2, pre_ln=False, bias=False, fit="crop", filter="bilinear"),
-                  gguf.T_F16, 11),
+                  gguf.T_F16, 11, False),
     }
-    for mname, (cfg, tt, seed) in models.items():
+    for mname, (cfg, tt, seed, adjacent) in models.items():
         model = vision.randomize(vision.VisionEncoder(cfg), seed)
         path = os.path.join(OUT, f"vit_{mname}.gguf")
-        vision.export_gguf(model, path, tt)
+        vision.export_gguf(model, path, tt, qkv_adjacent=adjacent)
         model = vision.load_gguf(path)        # exactly what the file holds
         for iname, rgb in imgs.items():
             chw = vision.preprocess(rgb, cfg.image_size, cfg.filter, cfg.fit, mean=cfg.mean, std=cfg.std)
