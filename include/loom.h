@@ -154,7 +154,8 @@ typedef enum loom_alpha_mode {
 
 typedef struct loom_image_params {
     int64_t max_pixels;       /* width*height above this is refused (LOOM_ERR_LIMIT) before
-                                 any pixel memory is allocated. Default 64 Mi pixels.        */
+                                 any pixel memory is allocated. Default (and 0) 64 Mi pixels;
+                                 files larger than max_pixels*8 + 16 MiB are refused too.   */
     int     alpha;            /* loom_alpha_mode                                             */
     uint8_t background[3];    /* RGB under transparent pixels; default white                 */
     int     apply_orientation;/* 1: rotate/flip JPEGs by their EXIF orientation (default)    */

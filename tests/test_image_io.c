@@ -254,6 +254,10 @@ static void test_bad_input(void)
     check_bad("rgb8.png", small, LOOM_ERR_LIMIT, "max_pixels");
     small.max_pixels = 32 * 16 - 1;
     check_bad("baseline420.jpg", small, LOOM_ERR_LIMIT, "max_pixels");
+    /* a zeroed params struct still has the default limit (0 means default, not unlimited) */
+    loom_image_params zero;
+    memset(&zero, 0, sizeof zero);
+    check_bad("huge.png", zero, LOOM_ERR_LIMIT, "67108864");
     /* other formats are named */
     loom_image img;
     char err[256];

@@ -64,18 +64,24 @@ void loom_image_free(loom_image *img)
     memset(img, 0, sizeof *img);
 }
 
+/* params.max_pixels, with 0 (or less: a zeroed struct) meaning the default. */
+static uint64_t pixel_limit(const loom_image_params *p)
+{
+    return p->max_pixels > 0 ? (uint64_t)p->max_pixels : (uint64_t)64 << 20;
+}
+
 static int check_pixels(const char *fmt, uint64_t w, uint64_t h, const loom_image_params *p,
                         lm_error *err)
 {
     if (w == 0 || h == 0)
         return lm_fail(err, LOOM_ERR_FORMAT, "%s header says the image is %llux%llu (empty)", fmt,
                        (unsigned long long)w, (unsigned long long)h);
-    if (w > INT_MAX || h > INT_MAX || (p->max_pixels > 0 && w * h > (uint64_t)p->max_pixels))
+    if (w > INT_MAX || h > INT_MAX || w * h > pixel_limit(p))
         return lm_fail(err, LOOM_ERR_LIMIT,
                        "%s image is %llux%llu = %llu pixels, over the limit of %lld "
                        "(loom_image_params.max_pixels)", fmt,
                        (unsigned long long)w, (unsigned long long)h, (unsigned long long)(w * h),
-                       (long long)p->max_pixels);
+                       (long long)pixel_limit(p));
     return 0;
 }
 
@@ -392,8 +398,9 @@ int lm_image_load(const char *path, const loom_image_params *p, loom_image *out,
         fclose(f);
         return lm_fail(err, LOOM_ERR_IO, "%s: not a regular file", path);
     }
-    uint64_t max_bytes = (uint64_t)(p->max_pixels > 0 ? p->max_pixels : 0) * 8 + ((uint64_t)16 << 20);
-    if (p->max_pixels > 0 && (uint64_t)st.st_size > max_bytes) {
+    const uint64_t lim = pixel_limit(p);
+    const uint64_t max_bytes = lim > (UINT64_MAX >> 4) ? UINT64_MAX : lim * 8 + ((uint64_t)16 << 20);
+    if ((uint64_t)st.st_size > max_bytes) {
         fclose(f);
         return lm_fail(err, LOOM_ERR_LIMIT, "%s: file is %lld bytes, more than an image within "
                        "the pixel limit can need (%llu)", path, (long long)st.st_size,
