@@ -79,6 +79,16 @@ static void exp_rgb_trns(int x, int y, int m, int o[3])
     } else pat_rgb(x, y, o);
 }
 
+static void exp_gray_trns(int x, int y, int m, int o[3])
+{
+    if ((x + 2 * y) % 4 == 0) {
+        for (int c = 0; c < 3; c++) o[c] = m == LOOM_ALPHA_COMPOSITE ? BG[c] : 0;
+    } else {
+        int g = pat_gray(x, y);
+        o[0] = o[1] = o[2] = g > 1 ? g : 1;
+    }
+}
+
 static void check_png(const char *name, expect_fn fn)
 {
     for (int mode = 0; mode < 2; mode++) {
@@ -345,6 +355,8 @@ int main(void)
     check_png("palette8.png", exp_palette);
     check_png("palette4_trns.png", exp_palette_trns);
     check_png("rgb8_trns.png", exp_rgb_trns);
+    check_png("rgb16_trns.png", exp_rgb_trns);
+    check_png("gray8_trns.png", exp_gray_trns);
     check_jpeg("baseline420.jpg", 0, 8);
     check_jpeg("baseline444.jpg", 0, 3);
     check_jpeg("progressive.jpg", 0, 8);
