@@ -112,7 +112,7 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < (size_t)G * G; i++) A[i] = Bm[i] = (float)(i % 13) * 0.01f;
     lm_matrix W = {LOOM_TYPE_F32, G, G, sizeof(float) * G, Bm};
     double gbest = 1e30;
-    for (int it = 0; it < 3; it++) {
+    for (int it = 0; it < 2 * iters; it++) {
         double t0 = now();
         lm_matmul(&W, A, G, C, pool);
         double t = now() - t0;
