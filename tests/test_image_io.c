@@ -324,6 +324,13 @@ static void test_write_roundtrip(void)
               "text %d: %s=%s", i, t[2 * i], t[2 * i + 1]);
     CHECK(t && t[2 * n] == NULL, "text list not NULL-terminated");
     free(t);
+    /* text from broken PNGs: an error, no leak (ASan), no partial list */
+    const char *broken[] = {D "bad_truncated.png", D "bad_idat.png", D "bad_crc.png", D "not_an_image.png"};
+    for (int i = 0; i < 4; i++) {
+        t = (char **)1;
+        CHECK(loom_png_read_text(broken[i], &t, &n, err, sizeof err) < 0 && t == NULL && n == 0,
+              "text from %s: %s", broken[i], err);
+    }
     loom_image_free(&back);
     /* errors: a missing directory, a bad key, an empty image */
     CHECK(loom_image_save_png(&img, "/nonexistent_dir_loom/x.png", NULL, err, sizeof err) == LOOM_ERR_IO &&

@@ -536,6 +536,7 @@ typedef struct png_tctx {
     FILE       *f;
     png_textp   text;   /* owned by libpng's info */
     int         n;
+    png_bytep   row;    /* one image row, owned here (freed even after a longjmp) */
 } png_tctx;
 
 static int png_text_body(png_tctx *c, png_structp png, png_infop info, lm_error *err)
@@ -548,10 +549,10 @@ static int png_text_body(png_tctx *c, png_structp png, png_infop info, lm_error 
     int passes = png_set_interlace_handling(png);
     png_read_update_info(png, info);
     size_t rb = png_get_rowbytes(png, info);
-    png_bytep row = png_malloc(png, rb ? rb : 1);
+    c->row = malloc(rb ? rb : 1);
+    if (!c->row) return lm_fail(err, LOOM_ERR_NO_MEMORY, "PNG: no memory for a row of %zu bytes", rb);
     for (int pass = 0; pass < passes; pass++)
-        for (png_uint_32 y = 0; y < h; y++) png_read_row(png, row, NULL);
-    png_free(png, row);
+        for (png_uint_32 y = 0; y < h; y++) png_read_row(png, c->row, NULL);
     png_read_end(png, info);
     c->n = png_get_text(png, info, &c->text, NULL);
     return 0;
@@ -594,6 +595,7 @@ int lm_png_read_text(const char *path, char ***out, int *n_pairs, lm_error *err)
         }
     }
     png_destroy_read_struct(&png, &info, NULL);
+    free(c.row);
     fclose(c.f);
     if (rc < 0 && err) {
         char tmp[sizeof err->msg];
