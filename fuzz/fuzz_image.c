@@ -1,11 +1,13 @@
 /* libFuzzer entry: the in-memory PNG/JPEG decoder (magic sniffing, libpng, TurboJPEG, EXIF
- * parsing, orientation) must never crash, leak or read out of bounds on any input.
+ * parsing, orientation) and the preprocessing after it must never crash, leak or read out of
+ * bounds on any input.
  * A small pixel limit keeps each run fast; both alpha modes and orientation on/off are
  * chosen from the first input byte's low bits, which the decoder also sees. */
 #include <stddef.h>
 #include <stdint.h>
 
 #include "vision/image.h"
+#include "vision/preprocess.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -22,6 +24,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         volatile uint8_t acc = 0;
         for (size_t i = 0; i < (size_t)img.width * (size_t)img.height * 3; i++) acc ^= img.rgb[i];
         (void)acc;
+        /* preprocessing geometry on whatever size came out (1×N strips, huge ratios) */
+        static float chw[3 * 16 * 16];
+        lm_preprocess pp = lm_preprocess_default();
+        pp.size   = 16;
+        pp.fit    = size > 1 ? data[size - 2] % 3 : 0;
+        pp.filter = size > 1 ? (data[size - 2] >> 2) & 1 : 0;
+        lm_image_preprocess(&img, &pp, chw, &err);
         loom_image_free(&img);
     }
     lm_jpeg_exif_orientation(data, size);
