@@ -138,7 +138,53 @@ int         loom_file_tensor(const loom_file *f, int64_t i, loom_tensor_info *ou
  * Images (issue: vision)
  * ------------------------------------------------------------------------------------- */
 
-/* (image API goes here) */
+/* An RGB8 image. Pixels are row-major [height][width][3], tightly packed, owned by the image;
+ * loom_image_free(&img) releases them and zeroes the struct (a zeroed struct is "empty"). */
+typedef struct loom_image {
+    int      width;
+    int      height;
+    uint8_t *rgb;         /* [height][width][3], owned */
+} loom_image;
+
+/* How transparency is turned into RGB. */
+typedef enum loom_alpha_mode {
+    LOOM_ALPHA_COMPOSITE = 0, /* blend over `background` (what a viewer shows; default)     */
+    LOOM_ALPHA_DROP      = 1, /* keep the stored colour, ignore alpha (PIL's convert("RGB")) */
+} loom_alpha_mode;
+
+typedef struct loom_image_params {
+    int64_t max_pixels;       /* width*height above this is refused (LOOM_ERR_LIMIT) before
+                                 any pixel memory is allocated. Default (and 0) 64 Mi pixels;
+                                 files larger than max_pixels*8 + 16 MiB are refused too.   */
+    int     alpha;            /* loom_alpha_mode                                             */
+    uint8_t background[3];    /* RGB under transparent pixels; default white                 */
+    int     apply_orientation;/* 1: rotate/flip JPEGs by their EXIF orientation (default)    */
+} loom_image_params;
+
+loom_image_params loom_image_default_params(void);
+
+/* Decode a PNG or JPEG (format from the magic bytes, never the file name) to RGB8.
+ * PNG: gray, gray+alpha, palette (+tRNS), RGB, RGBA, 1..16 bits, interlaced.
+ * JPEG: baseline, progressive, grayscale, CMYK/YCCK (Adobe-inverted convention), EXIF
+ * orientation 1..8. Any libjpeg warning (e.g. a truncated file) is an error.
+ * On failure *out is empty and err names the problem. */
+int loom_image_load(const char *path, loom_image_params params, loom_image *out,
+                    char *err, size_t err_size);
+int loom_image_decode(const void *data, size_t size, loom_image_params params, loom_image *out,
+                      char *err, size_t err_size);
+/* Copy an RGB8 buffer (`stride` bytes between rows; 0 = width*3) into a new image. */
+int loom_image_from_rgb(const uint8_t *rgb, int width, int height, size_t stride,
+                        loom_image *out, char *err, size_t err_size);
+/* Write an 8-bit RGB PNG with tEXt chunks from `text`, a NULL-terminated list of
+ * key, value, key, value, …, NULL (may be NULL). Keys: 1..79 Latin-1 characters.
+ * Written to a temporary file in the same directory, then renamed over `path`, so readers
+ * never see a partial file. */
+int loom_image_save_png(const loom_image *img, const char *path, const char *const *text,
+                        char *err, size_t err_size);
+/* Read the tEXt/zTXt/iTXt chunks of a PNG file: *text becomes a NULL-terminated
+ * key, value, … list in one allocation (free with free()); *n_pairs their count. */
+int loom_png_read_text(const char *path, char ***text, int *n_pairs, char *err, size_t err_size);
+void loom_image_free(loom_image *img);
 
 
 /* ---------------------------------------------------------------------------------------
