@@ -36,7 +36,7 @@
 typedef struct lm_mel lm_mel;
 
 /* Plan for n_mels bins (1..256; whisper uses 80, large-v3 128) and up to n_threads
- * concurrent workers (one FFT plan and scratch each). */
+ * concurrent workers (scratch for each). */
 int  lm_mel_create(int n_mels, int n_threads, lm_mel **out, lm_error *err);
 void lm_mel_free(lm_mel **m);
 int  lm_mel_n_mels(const lm_mel *m);

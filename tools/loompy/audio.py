@@ -145,9 +145,48 @@ def make_fixtures(out):
         print(f"T={T}: out {tuple(y.shape)}, |y| max {y.abs().max().item():.3f}")
 
 
+CONFIGS = {  # Whisper encoder sizes (mel 80, 1500 positions) with a stack-4 projector
+    "tiny": dict(n_mel=80, d=384, n_head=6, n_ff=1536, n_layer=4, n_pos=1500, stack=4, d_proj=512),
+    "base": dict(n_mel=80, d=512, n_head=8, n_ff=2048, n_layer=6, n_pos=1500, stack=4, d_proj=512),
+}
+
+
+def bench(out, config, threads, reps):
+    """For bench/bench_audio.c: write random weights (DIR/encoder.gguf) and 30 s of audio
+    (DIR/audio.wav), then time Whisper's torch path (torch.stft log-mel + encoder) on them
+    and print one line: TORCH mel_ms=… enc_ms=… (best of reps, after a warm-up)."""
+    import time
+    from tools.loompy import mel as melmod
+    torch.set_num_threads(threads)
+    os.makedirs(out, exist_ok=True)
+    enc = AudioEncoder(**CONFIGS[config]).randomize(seed=1).eval()
+    enc.export_gguf(os.path.join(out, "encoder.gguf"))
+    rng = np.random.default_rng(5)
+    t = np.arange(30 * melmod.SAMPLE_RATE) / melmod.SAMPLE_RATE
+    audio = 0.3 * np.sin(2 * np.pi * 220 * t * (1 + 0.1 * np.sin(t))) + 0.05 * rng.normal(size=t.size)
+    melmod.write_wav16(os.path.join(out, "audio.wav"), audio)
+    x = melmod.read_wav16(os.path.join(out, "audio.wav"))
+    best_mel = best_enc = float("inf")
+    with torch.no_grad():
+        for _ in range(reps + 1):
+            t0 = time.perf_counter()
+            m = torch.from_numpy(melmod.log_mel_torch(x, 80))
+            t1 = time.perf_counter()
+            enc(m)
+            t2 = time.perf_counter()
+            best_mel, best_enc = min(best_mel, t1 - t0), min(best_enc, t2 - t1)
+    print(f"TORCH mel_ms={best_mel * 1e3:.2f} enc_ms={best_enc * 1e3:.2f} threads={torch.get_num_threads()}")
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--fixtures", metavar="DIR", help="write the encoder parity fixtures into DIR")
+    ap.add_argument("--bench", metavar="DIR", help="export bench weights + audio into DIR and time torch")
+    ap.add_argument("--config", default="tiny", choices=sorted(CONFIGS))
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--reps", type=int, default=3)
     a = ap.parse_args()
     if a.fixtures:
         make_fixtures(a.fixtures)
+    if a.bench:
+        bench(a.bench, a.config, a.threads, a.reps)
