@@ -63,6 +63,7 @@ static void test_scalars(void)
     lm_gguf_set_i64(w, "v.i64", -9000000000000000000ll);
     lm_gguf_set_f32(w, "v.f32", 0.1f);
     lm_gguf_set_f64(w, "v.f64", 1e300);
+    lm_gguf_set_f64(w, "v.f64s", -2.5);
     lm_gguf_set_bool(w, "v.bool", 7);
     lm_gguf_set_str(w, "v.str", "héllo\nworld");
     lm_gguf_set_str(w, "v.empty", "");
@@ -76,7 +77,7 @@ static void test_scalars(void)
         {"v.i16", LM_GGUF_I16, "-30000"}, {"v.u32", LM_GGUF_U32, "4000000000"},
         {"v.i32", LM_GGUF_I32, "-2000000000"}, {"v.u64", LM_GGUF_U64, "18000000000000000000"},
         {"v.i64", LM_GGUF_I64, "-9000000000000000000"}, {"v.f32", LM_GGUF_F32, "0.100000001"},
-        {"v.f64", LM_GGUF_F64, "1.0000000000000001e+300"}, {"v.bool", LM_GGUF_BOOL, "true"},
+        {"v.f64", LM_GGUF_F64, "1.0000000000000001e+300"}, {"v.f64s", LM_GGUF_F64, "-2.5"}, {"v.bool", LM_GGUF_BOOL, "true"},
         {"v.str", LM_GGUF_STRING, "héllo\\nworld"}, {"v.empty", LM_GGUF_STRING, ""},
         {"v.replaced", LM_GGUF_U32, "2"},
     };
@@ -99,7 +100,7 @@ static void test_scalars(void)
     uint32_t u32 = 0;
     int64_t i64 = 0;
     float f = 0;
-    int b = 0;
+    int b = 0, rc;
     const char *s = NULL;
     CHECK(lm_gguf_get_u32(g, "v.u32", &u32, &err) == 0 && u32 == 4000000000u, "get_u32 u32");
     CHECK(lm_gguf_get_u32(g, "v.u8", &u32, &err) == 0 && u32 == 200, "get_u32 from u8");
@@ -110,14 +111,16 @@ static void test_scalars(void)
     CHECK(lm_gguf_get_i64(g, "v.i64", &i64, &err) == 0 && i64 == -9000000000000000000ll, "get_i64 i64");
     CHECK(lm_gguf_get_i64(g, "v.u32", &i64, &err) == 0 && i64 == 4000000000ll, "get_i64 from u32");
     CHECK(lm_gguf_get_f32(g, "v.f32", &f, &err) == 0 && f == 0.1f, "get_f32");
-    CHECK(lm_gguf_get_f32(g, "v.f64", &f, &err) == 0 && isinf(f), "get_f32 from f64 1e300 -> inf");
+    CHECK(lm_gguf_get_f32(g, "v.f64s", &f, &err) == 0 && f == -2.5f, "get_f32 from f64");
+    rc = lm_gguf_get_f32(g, "v.f64", &f, &err);
+    CHECK(rc == LOOM_ERR_TYPE && has(err.msg, "'v.f64': value 1e+300 does not fit f32"), "f64 1e300 as f32: %s", err.msg);
     CHECK(lm_gguf_get_bool(g, "v.bool", &b, &err) == 0 && b == 1, "get_bool");
     CHECK(lm_gguf_get_str(g, "v.str", &s, &err) == 0 && !strcmp(s, "héllo\nworld"), "get_str");
     CHECK(lm_gguf_get_str(g, "v.empty", &s, &err) == 0 && !strcmp(s, ""), "get_str empty");
 
     /* Errors name the key. */
     u32 = 77;
-    int rc = lm_gguf_get_u32(g, "v.nope", &u32, &err);
+    rc = lm_gguf_get_u32(g, "v.nope", &u32, &err);
     CHECK(rc == LOOM_ERR_NOT_FOUND && has(err.msg, "'v.nope' not found") && u32 == 77, "missing: %d %s", rc, err.msg);
     rc = lm_gguf_get_u32(g, "v.str", &u32, &err);
     CHECK(rc == LOOM_ERR_TYPE && has(err.msg, "'v.str' has type string, expected an integer"), "wrong type: %s", err.msg);

@@ -15,8 +15,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <float.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -493,8 +495,9 @@ int lm_gguf_open(const char *path, lm_gguf **out, lm_error *err)
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return lm_fail(err, LOOM_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        int e = errno;
+    int stat_failed = fstat(fd, &st) < 0;
+    if (stat_failed || !S_ISREG(st.st_mode)) {
+        int e = stat_failed ? errno : 0;
         close(fd);
         return lm_fail(err, LOOM_ERR_IO, "%s: not a regular file%s%s", path, e ? ": " : "", e ? strerror(e) : "");
     }
@@ -730,6 +733,8 @@ int lm_gguf_get_f32(const lm_gguf *g, const char *key, float *out, lm_error *err
     } else {
         double d;
         memcpy(&d, kv->raw, 8);
+        if (isfinite(d) && fabs(d) > FLT_MAX)  /* converting it would be undefined behaviour */
+            return lm_fail(err, LOOM_ERR_TYPE, "key '%s': value %g does not fit f32", key, d);
         *out = (float)d;
     }
     return 0;
