@@ -1,9 +1,6 @@
 /* libFuzzer entry: decode arbitrary bytes through the audio reader's in-memory AVIO path
  * (the same demux/decode/resample code a file or stdin goes through).
- *   clang -fsanitize=fuzzer,address,undefined -I. -Iinclude fuzz/fuzz_audio.c \
- *         audio/audio_io.c lib/core/error.c $(pkg-config --libs libavformat libavcodec \
- *         libswresample libavutil) -lm -o fuzz_audio
- *   ./fuzz_audio -max_len=65536 tests/data/audio/    (the fixtures make a good corpus) */
+ *   scripts/fuzz 60 fuzz_audio        (seeds: fuzz/corpus/audio, small real files) */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
