@@ -55,7 +55,7 @@ int lm_audio_reader_open(const char *path, const lm_audio_params *params,
 int lm_audio_reader_open_memory(const void *data, size_t size, const char *name,
                                 const lm_audio_params *params, lm_audio_reader **out,
                                 lm_error *err);
-/* Read up to n mono samples at params.sample_rate into buf. *got = 0 means end of input.
+/* Read up to n (> 0) mono samples at params.sample_rate into buf. *got = 0 means end of input.
  * Returns 0 or a negative status (decode error, limit exceeded); after an error the reader
  * only returns that error again. */
 int lm_audio_reader_read(lm_audio_reader *r, float *buf, int64_t n, int64_t *got, lm_error *err);

@@ -523,7 +523,8 @@ int lm_audio_reader_open_memory(const void *data, size_t size, const char *name,
 int lm_audio_reader_read(lm_audio_reader *r, float *buf, int64_t n, int64_t *got, lm_error *err)
 {
     if (got) *got = 0;
-    if (!r || !buf || !got || n < 0) return lm_fail(err, LOOM_ERR_INVALID_ARG, "audio: bad read arguments");
+    if (!r || !buf || !got || n <= 0)   /* n = 0 would look like the end of input */
+        return lm_fail(err, LOOM_ERR_INVALID_ARG, "audio: bad read arguments (n = %lld)", (long long)n);
     if (r->sticky.status < 0) return lm_fail(err, r->sticky.status, "%s", r->sticky.msg);
     int rc = fill(r, n, &r->sticky);
     if (rc < 0) return lm_fail(err, rc, "%s", r->sticky.msg);

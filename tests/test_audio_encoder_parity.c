@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "audio/audio_encoder.h"
 #include "lib/core/kernels.h"
@@ -64,6 +65,75 @@ static void run_case(lm_audio_encoder *e, int64_t T, lm_pool *pool)
     free(want);
 }
 
+
+/* Rewrite the F32 fixture with vectors/conv/positions as `vec_type` and the weight
+ * matrices as `mat_type`, so the loader's conversion and typed-matmul paths run. */
+static int write_converted(const lm_gguf *src, const lm_audio_hparams *hp, const char *path, int vec_type,
+                           int mat_type, lm_error *err)
+{
+    lm_gguf_writer *w = lm_gguf_writer_create();
+    if (!w) return LOOM_ERR_NO_MEMORY;
+    lm_gguf_set_u32(w, "clip.audio.num_mel_bins", (uint32_t)hp->n_mel);
+    lm_gguf_set_u32(w, "clip.audio.embedding_length", (uint32_t)hp->d);
+    lm_gguf_set_u32(w, "clip.audio.feed_forward_length", (uint32_t)hp->n_ff);
+    lm_gguf_set_u32(w, "clip.audio.block_count", (uint32_t)hp->n_layer);
+    lm_gguf_set_u32(w, "clip.audio.attention.head_count", (uint32_t)hp->n_head);
+    lm_gguf_set_f32(w, "clip.audio.attention.layer_norm_epsilon", hp->eps);
+    lm_gguf_set_u32(w, "clip.audio.projector.stack_factor", (uint32_t)hp->stack);
+    lm_gguf_set_u32(w, "clip.audio.projection_dim", (uint32_t)hp->d_proj);
+    int rc = 0;
+    for (int64_t i = 0; rc == 0 && i < lm_gguf_n_tensors(src); i++) {
+        const lm_gguf_tensor *t = lm_gguf_tensor_at(src, i);
+        int64_t n = t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3];
+        int is_mat = t->n_dims == 2 && strcmp(t->name, "a.position_embd.weight") != 0;
+        int type = is_mat ? mat_type : vec_type;
+        void *buf = malloc(lm_row_bytes(type, t->ne[0]) * (size_t)(n / t->ne[0]));
+        if (!buf) { rc = LOOM_ERR_NO_MEMORY; break; }
+        for (int64_t r = 0; r < n / t->ne[0]; r++)
+            lm_row_from_f32(type, (const float *)t->data + r * t->ne[0],
+                            (char *)buf + (size_t)r * lm_row_bytes(type, t->ne[0]), t->ne[0]);
+        rc = lm_gguf_add_tensor(w, t->name, type, t->n_dims, t->ne, buf);
+        free(buf);
+    }
+    if (rc == 0) rc = lm_gguf_write(w, path, err);
+    lm_gguf_writer_free(&w);
+    return rc;
+}
+
+/* Typed weights: same outputs within the precision of the type. */
+static void test_types(const lm_gguf *src, const lm_audio_hparams *hp)
+{
+    static const struct { int vec, mat; double tol; const char *what; } cases[] = {
+        {LOOM_TYPE_F16, LOOM_TYPE_F16, 5e-3, "f16 everywhere"},
+        {LOOM_TYPE_BF16, LOOM_TYPE_Q8_0, 5e-2, "bf16 vectors, q8_0 matrices"},
+    };
+    const int64_t T = 100, n_tok = 13;
+    float *mel = read_f32("data/audio/encoder/mel_100.f32", hp->n_mel * T);
+    float *want = read_f32("data/audio/encoder/out_100.f32", n_tok * hp->d_proj);
+    float *got = malloc((size_t)(n_tok * hp->d_proj) * sizeof *got);
+    for (size_t c = 0; mel && want && c < sizeof cases / sizeof cases[0]; c++) {
+        char path[] = "/tmp/loom_audio_enc_XXXXXX";
+        int fd = mkstemp(path);
+        if (fd >= 0) close(fd);
+        lm_error err = {0};
+        lm_gguf *g = NULL;
+        lm_audio_encoder *e = NULL;
+        int rc = write_converted(src, hp, path, cases[c].vec, cases[c].mat, &err);
+        if (rc == 0) rc = lm_gguf_open(path, &g, &err);
+        if (rc == 0) rc = lm_audio_encoder_load(g, &e, &err);
+        if (rc == 0) rc = lm_audio_encoder_encode(e, mel, T, got, NULL, &err);
+        double r = rc == 0 ? rel_err(got, want, n_tok * hp->d_proj) : INFINITY;
+        CHECK(rc == 0 && r <= cases[c].tol, "%s: rc %d rel err %.3g (tol %.g) %s", cases[c].what, rc, r, cases[c].tol, err.msg);
+        printf("%-28s max |loom - torch(f32)| / max|torch| = %.2e (tol %.0e)\n", cases[c].what, r, cases[c].tol);
+        lm_audio_encoder_free(&e);
+        lm_gguf_close(&g);
+        unlink(path);
+    }
+    free(got);
+    free(mel);
+    free(want);
+}
+
 int main(void)
 {
     lm_gguf *g = NULL;
@@ -89,6 +159,7 @@ int main(void)
               strstr(err.msg, "101 mel frames"), "too long accepted: %s", err.msg);
         CHECK(lm_audio_encoder_encode(e, dummy, 0, dummy, NULL, &err) == LOOM_ERR_LIMIT, "0 frames accepted");
         lm_pool_free(&pool);
+        test_types(g, hp);
     }
     lm_audio_encoder_free(&e);
     CHECK(e == NULL, "free sets NULL");

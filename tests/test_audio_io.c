@@ -103,6 +103,7 @@ static void test_streaming(void)
     }
     CHECK(rc == 0 && pos == n_all && mismatch == 0 && lm_audio_reader_tell(r) == n_all,
           "chunked: rc %d, %lld of %lld samples, %lld differ", rc, (long long)pos, (long long)n_all, (long long)mismatch);
+    CHECK(lm_audio_reader_read(r, buf, 0, &got, &err) == LOOM_ERR_INVALID_ARG, "n = 0 accepted");
     rc = lm_audio_reader_read(r, buf, 123, &got, &err);   /* after the end: still 0 */
     CHECK(rc == 0 && got == 0, "read after end: rc %d got %lld", rc, (long long)got);
     lm_audio_reader_close(&r);
