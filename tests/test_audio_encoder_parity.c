@@ -9,7 +9,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "audio/audio.h"
 #include "audio/audio_encoder.h"
+#include "audio/mel.h"
 #include "lib/core/kernels.h"
 
 static int n_pass, n_fail;
@@ -134,6 +136,38 @@ static void test_types(const lm_gguf *src, const lm_audio_hparams *hp)
     free(want);
 }
 
+/* The whole front end: a speech WAV → 16 kHz mono → log-mel → the first 100 frames →
+ * encoder; the output has the right size and is finite and not constant. */
+static void test_chain(lm_audio_encoder *e)
+{
+    float *pcm = NULL;
+    int64_t n = 0;
+    lm_error err = {0};
+    int rc = lm_audio_read_all("data/audio/mel/speech.wav", NULL, 0, &pcm, &n, &err);
+    const int64_t nf = lm_mel_n_frames(n), T = 100;
+    lm_mel *m = NULL;
+    if (rc == 0) rc = lm_mel_create(80, 1, &m, &err);
+    float *mel = malloc((size_t)(80 * (nf > T ? nf : T)) * sizeof *mel), *win = malloc(80 * T * sizeof *win);
+    float out[13 * 96];
+    if (rc == 0) rc = nf >= T ? lm_mel_compute(m, pcm, n, mel, NULL, &err) : lm_fail(&err, -1, "speech too short");
+    if (rc == 0) {
+        for (int b = 0; b < 80; b++) memcpy(win + b * T, mel + b * nf, T * sizeof *win);
+        rc = lm_audio_encoder_encode(e, win, T, out, NULL, &err);
+    }
+    int finite = 1;
+    float lo = INFINITY, hi = -INFINITY;
+    for (int i = 0; rc == 0 && i < 13 * 96; i++) {
+        finite &= isfinite(out[i]);
+        lo = fminf(lo, out[i]);
+        hi = fmaxf(hi, out[i]);
+    }
+    CHECK(rc == 0 && finite && hi - lo > 0.1f, "wav -> mel -> encoder: rc %d finite %d range %g %s", rc, finite, hi - lo, err.msg);
+    lm_mel_free(&m);
+    free(mel);
+    free(win);
+    free(pcm);
+}
+
 int main(void)
 {
     lm_gguf *g = NULL;
@@ -160,6 +194,7 @@ int main(void)
         CHECK(lm_audio_encoder_encode(e, dummy, 0, dummy, NULL, &err) == LOOM_ERR_LIMIT, "0 frames accepted");
         lm_pool_free(&pool);
         test_types(g, hp);
+        test_chain(e);
     }
     lm_audio_encoder_free(&e);
     CHECK(e == NULL, "free sets NULL");

@@ -121,6 +121,26 @@ static void test_edges(void)
         free(a);
         free(b);
     }
+    /* A 2-thread pool splits the frames; the result is the same bit for bit. */
+    lm_pool *pool = lm_pool_create(2);
+    {
+        const int64_t n = 16000 * 3 + 77, nf = lm_mel_n_frames(n);
+        float *x = malloc((size_t)n * sizeof *x), *a = malloc((size_t)(nf * 80) * sizeof *a),
+              *b = malloc((size_t)(nf * 80) * sizeof *b);
+        for (int64_t i = 0; i < n; i++) x[i] = 0.3f * sinf(0.05f * (float)i) * cosf(0.0007f * (float)i);
+        lm_mel *m2 = NULL;
+        int r0 = lm_mel_create(80, 2, &m2, &err);
+        int r1 = r0 ? r0 : lm_mel_compute(m2, x, n, a, NULL, &err);
+        int r2 = r0 ? r0 : lm_mel_compute(m2, x, n, b, pool, &err);
+        CHECK(r1 == 0 && r2 == 0 && !memcmp(a, b, (size_t)(nf * 80) * sizeof *a), "pool result differs: %s", err.msg);
+        CHECK(lm_pool_size(pool) <= 1 || lm_mel_compute(m, x, n, a, pool, &err) == LOOM_ERR_INVALID_ARG,
+              "1-thread plan accepted a %d-thread pool", lm_pool_size(pool));
+        lm_mel_free(&m2);
+        free(x);
+        free(a);
+        free(b);
+    }
+    lm_pool_free(&pool);
     float dummy = 0;
     CHECK(lm_mel_compute(m, &dummy, 100, NULL, NULL, &err) == 0, "n < hop gives no frames, no error");
     CHECK(lm_mel_compute(m, NULL, 1000, &dummy, NULL, &err) == LOOM_ERR_INVALID_ARG, "NULL pcm accepted");
