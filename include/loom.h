@@ -191,7 +191,49 @@ void loom_image_free(loom_image *img);
  * Audio (issue: audio)
  * ------------------------------------------------------------------------------------- */
 
-/* (audio API goes here) */
+/* Decoding reads anything FFmpeg reads (WAV, FLAC, MP3, Ogg/Opus, M4A/AAC, the audio track
+ * of a video file, …) and yields mono float samples in [-1, 1] at params.sample_rate (the
+ * channel mean after resampling). "-" reads standard input. Long inputs stream through in
+ * bounded memory with loom_audio_reader; loom_audio_load is the whole-file shortcut.
+ *
+ *     float *pcm = NULL; size_t n = 0; char err[256];
+ *     loom_audio_params ap = loom_audio_default_params();
+ *     if (loom_audio_load("talk.mp3", &ap, &pcm, &n, err, sizeof err) < 0) { puts(err); … }
+ *     …
+ *     loom_audio_pcm_free(&pcm);
+ */
+typedef struct loom_audio_params {
+    int    sample_rate;   /* output rate in Hz (default 16000, the encoders' rate)          */
+    double max_seconds;   /* longer input is an error, LOOM_ERR_LIMIT (default 4 h)          */
+    int    max_channels;  /* inputs with more channels are refused (default 32)             */
+} loom_audio_params;      /* input sample rates outside 1000..768000 Hz are always refused */
+
+loom_audio_params loom_audio_default_params(void);
+
+/* Decode a whole file ("-" = stdin). *pcm (n_samples floats) is owned by the caller and
+ * released with loom_audio_pcm_free(). An input without samples is an error. params may be
+ * NULL for the defaults. */
+int  loom_audio_load(const char *path, const loom_audio_params *params, float **pcm,
+                     size_t *n_samples, char *err, size_t err_size);
+void loom_audio_pcm_free(float **pcm);
+
+/* Streaming: read in chunks; *got == 0 marks the end. */
+typedef struct loom_audio_reader loom_audio_reader;
+int  loom_audio_reader_open(const char *path, const loom_audio_params *params,
+                            loom_audio_reader **out, char *err, size_t err_size);
+/* 0 or a negative status; the message is kept by the reader (loom_audio_reader_error). */
+int  loom_audio_reader_read(loom_audio_reader *r, float *buf, size_t n, size_t *got);
+const char *loom_audio_reader_error(const loom_audio_reader *r);   /* "" if none */
+/* Input sample rate, channel count and codec name as found in the file. */
+int  loom_audio_reader_input(const loom_audio_reader *r, int *rate, int *channels,
+                             const char **codec);
+void loom_audio_reader_close(loom_audio_reader **r);
+
+/* Write interleaved pcm [n_frames][channels] as WAV (16-bit PCM, clipped to [-1, 1], or
+ * 32-bit float). The file appears atomically: written under a temporary name, renamed. */
+typedef enum loom_wav_format { LOOM_WAV_PCM16 = 0, LOOM_WAV_F32 = 1 } loom_wav_format;
+int loom_audio_save_wav(const char *path, const float *pcm, size_t n_frames, int channels,
+                        int sample_rate, loom_wav_format format, char *err, size_t err_size);
 
 
 /* ---------------------------------------------------------------------------------------
