@@ -200,7 +200,10 @@ static void test_ten_hours(void)
     double dt = now_s() - t0;
     CHECK(rc == 0 && v, "ten hours: %s", err);
     if (!v) return;
-    printf("ten_hours.mp4 (36000 s, 600 frames, keyframe every 200): 8 samples in %.3f s\n", dt);
+    printf("ten_hours.mp4 (36000 s, 600 frames, keyframe every 20): 8 samples in %.3f s, %lld frames decoded, %d seeks\n",
+           dt, (long long)v->n_decoded, v->n_seeks);
+    /* seeking: each sample costs at most a GOP (20 frames) of decoding, not the whole file */
+    CHECK(v->n_decoded <= 8 * 20 && v->n_seeks >= 4, "decoded %lld frames with %d seeks", (long long)v->n_decoded, v->n_seeks);
     CHECK(dt < 5.0, "8 samples of 10 hours took %.2f s", dt);
     CHECK(loom_video_n_frames(v) == 8 && fabs(loom_video_source(v)->duration - 36000) < 1, "got %d frames, duration %.1f",
           loom_video_n_frames(v), loom_video_source(v)->duration);
@@ -508,6 +511,37 @@ static void test_write_errors(void)
     loom_video_free(NULL);
 }
 
+/* A faststart MP4 (index first) cut short: the index promises 2 s, the data stops early.
+ * Cut at 3/4 the first frames survive (sampled) and later samples find no data (error);
+ * cut at 1/2 even the first keyframe is lost. Both are errors that say "truncated". */
+static void test_truncated_faststart(void)
+{
+    enum { W = 64, H = 48, N = 20 };
+    char path[512], err[512];
+    snprintf(path, sizeof path, "%s/cut.mp4", tmpdir);
+    uint8_t *rgb = malloc((size_t)N * W * H * 3);
+    make_clip(rgb, N, W, H);
+    loom_mp4_params mp = loom_mp4_default_params();
+    mp.fps = 10;
+    int rc = loom_video_write_mp4(path, rgb, N, W, H, mp, err, sizeof err);
+    free(rgb);
+    CHECK(rc == 0, "write: %s", err);
+    size_t n = 0;
+    uint8_t *b = read_file(path, &n);
+    if (!b) return;
+    for (int quarters = 3; quarters >= 2; quarters--) {
+        write_file(path, b, n * quarters / 4);
+        loom_video_params p = loom_video_default_params();
+        p.n_frames = 4;
+        loom_video *v = NULL;
+        rc = loom_video_sample(path, p, &v, err, sizeof err);
+        CHECK(rc == LOOM_ERR_FORMAT && !v && strstr(err, "truncated"), "cut faststart mp4 at %d/4: %d %s", quarters, rc, err);
+        printf("truncated at %d/4, index first: %s\n", quarters, err);
+        loom_video_free(&v);
+    }
+    free(b);
+}
+
 static int write_known_clip(const char *path)
 {
     enum { W = 64, H = 48, N = 24 };
@@ -546,6 +580,7 @@ int main(int argc, char **argv)
     test_write_roundtrip("mpeg4", 25, 25, 1);
     test_write_roundtrip(NULL, 30000.0 / 1001, 30000, 1001);
     test_write_errors();
+    test_truncated_faststart();
 
     /* leave no files behind */
     DIR *d = opendir(tmpdir);

@@ -36,11 +36,11 @@ clip av1.mkv    libaom-av1  -crf 10 -cpu-used 8 -g 10
 # Audio only: 0.5 s of a 440 Hz tone in an M4A (AAC) and a WAV.
 "${ff[@]}" -f lavfi -i "sine=frequency=440:sample_rate=8000:duration=0.5" -c:a aac -b:a 32k "$out/audio_only.m4a"
 echo "made audio_only.m4a"
-# Ten hours of still content: one frame per minute (600 frames, 36000 s), keyframes only every
-# 200 frames (200 min), so sampling 8 frames must seek and decode forward. Frame N has
+# Ten hours of still content: one frame per minute (600 frames, 36000 s), a keyframe every
+# 20 frames (20 min), so sampling 8 frames must seek and decode forward (<= 8 x 20 frames). Frame N has
 # G = 16 + 2*(N mod 100) everywhere (R = B = 128), which lets a test check which frame it got.
 "${ff[@]}" -f lavfi -i "color=c=black:s=32x32:r=1/60:d=36000,format=gbrp,geq=r=128:g='16+2*mod(N,100)':b=128" \
-  -c:v libx264 -preset ultrafast -crf 18 -g 200 -bf 0 -pix_fmt yuv420p "$out/ten_hours.mp4"
+  -c:v libx264 -preset ultrafast -crf 18 -g 20 -bf 0 -pix_fmt yuv420p "$out/ten_hours.mp4"
 echo "made ten_hours.mp4 ($(stat -c %s "$out/ten_hours.mp4") bytes)"
 # A Matroska header that claims 16384x16384: one 256x256 frame whose track header's
 # PixelWidth / PixelHeight (EBML 0xB0 / 0xBA, 2-byte values 0x0100) are patched to 0x4000.

@@ -18,6 +18,8 @@ struct loom_video {
     double  *t;            /* [n_frames] sample times, s from the first frame, owned    */
     double  *pts;          /* [n_frames] shown source frame's time, s from the first    */
     loom_video_info info;  /* the source, as probed                                     */
+    int64_t  n_decoded;    /* frames the decoder produced to get these (a cost statistic)  */
+    int      n_seeks;      /* seeks made                                                */
     char     codec[32];    /* info.codec points here                                    */
     char     container[32];/* info.container points here                                */
 };

@@ -149,7 +149,7 @@ typedef struct source {
     int              eof_sent;  /* the demuxer ran dry; the decoder was drained */
     int              read_err;  /* demuxer error other than EOF (0 if none) */
     int              n_decode_errors;
-    int              n_decoded;
+    int64_t          n_decoded;
     double           last_pts;  /* of the last decoded frame, s; for missing timestamps */
     double           frame_dur; /* 1 / fps, s (0 unknown) */
 } source;
@@ -483,7 +483,7 @@ static int sample(const char *path, const uint8_t *data, size_t size, const loom
     v->height = h;
     lm_video_sample_times(s.info.duration, p, v->t, NULL);
 
-    int    have_prev = 0, have_ahead = 0, can_seek = 1;
+    int    have_prev = 0, have_ahead = 0, can_seek = 1, n_seeks = 0;
     double prev_t = 0, ahead_t = 0;
     for (int i = 0; i < n; i++) {
         double t = v->t[i];
@@ -507,6 +507,7 @@ static int sample(const char *path, const uint8_t *data, size_t size, const loom
                         goto done;
                     }
                 } else {
+                    n_seeks++;
                     av_frame_unref(prev);
                     av_frame_unref(ahead);
                     have_prev = have_ahead = 0;
@@ -544,7 +545,8 @@ static int sample(const char *path, const uint8_t *data, size_t size, const loom
         else {
             char msg[128] = "end of file";
             if (s.read_err) av_err(s.read_err, msg, sizeof msg);
-            rc = lm_fail(e, LOOM_ERR_FORMAT, "%s: no decodable video frame at or before %.3f s (%s)", s.name, t, msg);
+            rc = lm_fail(e, LOOM_ERR_FORMAT, "%s: no decodable video frame at or before %.3f s (truncated or damaged file? %s)",
+                         s.name, t, msg);
             goto done;
         }
         /* The stream ran out well before t: the file is cut short or its duration lies.
@@ -564,6 +566,8 @@ static int sample(const char *path, const uint8_t *data, size_t size, const loom
     snprintf(v->codec, sizeof v->codec, "%s", s.info.codec);
     snprintf(v->container, sizeof v->container, "%s", s.info.container);
     v->info = s.info;
+    v->n_decoded = s.n_decoded;
+    v->n_seeks = n_seeks;
     v->info.codec = v->codec;
     v->info.container = v->container;
     *out = v;
