@@ -33,6 +33,15 @@ const lm_cpu_caps *lm_cpu_caps_get(void);
 const char *lm_cpu_features(void);
 /* Force the portable path (tests, debugging): 1 = reference kernels only. */
 void lm_kernels_force_ref(int on);
+/* Pick the kernel set by name: "auto" (best this CPU runs), "ref", "avx2" or "avx512".
+ * 0, or LOOM_ERR_UNSUPPORTED if this CPU lacks that set (the choice is then unchanged).
+ * For tests and benchmarks; do not call while kernels run on other threads. */
+int lm_kernels_select(const char *name);
+/* Name of the set in use: "ref", "avx2" or "avx512". */
+const char *lm_kernels_name(void);
+/* lm_matmul keeps a per-thread scratch buffer (dequantized weight tiles) between calls so
+ * steady state never allocates; it is freed when the thread exits, or now by this call. */
+void lm_kernels_scratch_release(void);
 
 /* --- dot products and matrix products -------------------------------------------------- */
 /* Σ w[i]·x[i] for a typed row w of n values (n a multiple of the block length). */

@@ -1,0 +1,523 @@
+/*
+ * Kernel dispatch and the kernels that are the same on every CPU.
+ *
+ * - lm_dot / lm_matvec pick the row kernels of the best set this CPU runs (AVX-512, AVX2,
+ *   reference); matvec splits rows across the pool.
+ * - lm_matmul goes through cblas_sgemm: F32 weights directly, other types dequantized a
+ *   tile of rows at a time into a per-thread scratch buffer that is only ever grown.
+ * - Norms, activations, RoPE, GroupNorm, upsampling: portable C (not hot enough to need
+ *   SIMD versions); sums run in double like ggml's ggml_float accumulators.
+ * - conv1d/conv2d: im2col (split across the pool) + one cblas_sgemm.
+ */
+#include "lib/core/kernels.h"
+
+#include <cblas.h>
+#include <limits.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/core/kernels_impl.h"
+
+/* ---------------------------------------------------------------------------------------
+ * Choosing the kernel set
+ * ------------------------------------------------------------------------------------- */
+
+static _Atomic(const lm_kernel_set *) g_active;
+
+static int set_available(const lm_kernel_set *s)
+{
+    const lm_cpu_caps *c = lm_cpu_caps_get();
+    int avx2 = c->avx2 && c->fma && c->f16c;
+    if (s == &lm_kernels_avx512_set) return avx2 && c->avx512f && c->avx512bw && c->avx512vl;
+    if (s == &lm_kernels_avx2_set) return avx2;
+    return s == &lm_kernels_ref_set;
+}
+
+static const lm_kernel_set *best_set(void)
+{
+    if (set_available(&lm_kernels_avx512_set)) return &lm_kernels_avx512_set;
+    if (set_available(&lm_kernels_avx2_set)) return &lm_kernels_avx2_set;
+    return &lm_kernels_ref_set;
+}
+
+const lm_kernel_set *lm_kernels_active(void)
+{
+    const lm_kernel_set *s = atomic_load_explicit(&g_active, memory_order_acquire);
+    if (!s) {
+        s = best_set();
+        atomic_store_explicit(&g_active, s, memory_order_release);
+    }
+    return s;
+}
+
+int lm_kernels_select(const char *name)
+{
+    const lm_kernel_set *s;
+    if (!name || !strcmp(name, "auto")) s = best_set();
+    else if (!strcmp(name, "ref")) s = &lm_kernels_ref_set;
+    else if (!strcmp(name, "avx2")) s = &lm_kernels_avx2_set;
+    else if (!strcmp(name, "avx512")) s = &lm_kernels_avx512_set;
+    else return LOOM_ERR_INVALID_ARG;
+    if (!set_available(s)) return LOOM_ERR_UNSUPPORTED;
+    atomic_store_explicit(&g_active, s, memory_order_release);
+    return 0;
+}
+
+void lm_kernels_force_ref(int on) { lm_kernels_select(on ? "ref" : "auto"); }
+
+const char *lm_kernels_name(void) { return lm_kernels_active()->name; }
+
+/* ---------------------------------------------------------------------------------------
+ * Per-thread scratch: grown on demand, kept for the next call, freed at thread exit
+ * (pthread key destructor) or by lm_kernels_scratch_release().
+ * ------------------------------------------------------------------------------------- */
+
+static _Thread_local struct { float *p; size_t n; } tl_scratch; /* p: [n] floats, owned */
+static pthread_key_t  g_scratch_key;
+static pthread_once_t g_scratch_once = PTHREAD_ONCE_INIT;
+static int            g_scratch_key_ok;
+
+static void scratch_key_init(void) { g_scratch_key_ok = pthread_key_create(&g_scratch_key, free) == 0; }
+
+void lm_kernels_scratch_release(void)
+{
+    free(tl_scratch.p);
+    tl_scratch.p = NULL;
+    tl_scratch.n = 0;
+    pthread_once(&g_scratch_once, scratch_key_init);
+    if (g_scratch_key_ok) pthread_setspecific(g_scratch_key, NULL);
+}
+
+/* A buffer of at least n floats (64-byte aligned), or NULL if memory is short. Owned by
+ * the thread; valid until the next call on this thread. */
+static float *scratch_floats(size_t n)
+{
+    if (tl_scratch.n >= n) return tl_scratch.p;
+    pthread_once(&g_scratch_once, scratch_key_init);
+    if (!g_scratch_key_ok || n > SIZE_MAX / sizeof(float) - 16) return NULL;
+    size_t bytes = (n * sizeof(float) + 63) & ~(size_t)63;
+    float *p = aligned_alloc(64, bytes);
+    if (!p) return NULL;
+    free(tl_scratch.p);
+    tl_scratch.p = p;
+    tl_scratch.n = bytes / sizeof(float);
+    pthread_setspecific(g_scratch_key, p);
+    return p;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Dot, matvec, matmul
+ * ------------------------------------------------------------------------------------- */
+
+/* 1 if W describes a matrix loom can read: supported type, whole blocks, stride >= row. */
+static int matrix_ok(const lm_matrix *W)
+{
+    if (!W || !W->data || lm_kt_index(W->type) < 0 || W->n_in < 0 || W->n_out < 0) return 0;
+    size_t rb = lm_row_bytes(W->type, W->n_in);
+    return (rb != 0 || W->n_in == 0) && W->row_bytes >= rb;
+}
+
+static void fill_nan(float *y, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) y[i] = NAN;
+}
+
+float lm_dot(int type, const void *w, const float *x, int64_t n)
+{
+    int k = lm_kt_index(type);
+    if (k < 0 || n < 0 || n % lm_type_block_len(type)) return NAN;
+    return lm_kernels_active()->dot[k](w, x, n);
+}
+
+typedef struct matvec_task {
+    lm_rows_fn     rows;
+    const uint8_t *w;         /* [n_out] rows of row_bytes */
+    size_t         row_bytes;
+    const float   *x;         /* [n_in]  */
+    float         *y;         /* [n_out] */
+    int64_t        n_out, n_in;
+} matvec_task;
+
+static void matvec_part(void *arg, int ith, int nth)
+{
+    const matvec_task *t = arg;
+    long long lo, hi;
+    lm_split(t->n_out, ith, nth, &lo, &hi);
+    if (hi > lo) t->rows(t->w + (size_t)lo * t->row_bytes, t->row_bytes, t->x, t->y + lo, hi - lo, t->n_in);
+}
+
+/* Below this many weight bytes a matvec runs on the caller alone: waking the pool costs
+ * more than it saves. */
+#define LM_MATVEC_MIN_PARALLEL_BYTES (64 * 1024)
+
+void lm_matvec(const lm_matrix *W, const float *x, float *y, lm_pool *pool)
+{
+    if (!matrix_ok(W)) {
+        if (W && W->n_out > 0) fill_nan(y, W->n_out);
+        return;
+    }
+    matvec_task t = {
+        .rows = lm_kernels_active()->rows[lm_kt_index(W->type)], .w = W->data,
+        .row_bytes = W->row_bytes, .x = x, .y = y, .n_out = W->n_out, .n_in = W->n_in,
+    };
+    if ((size_t)W->n_out * W->row_bytes < LM_MATVEC_MIN_PARALLEL_BYTES || lm_pool_size(pool) == 1)
+        matvec_part(&t, 0, 1);
+    else
+        lm_pool_run(pool, matvec_part, &t);
+}
+
+/* Up to this many tokens, matmul is n_tok matvecs: each weight byte is still read from
+ * memory once per token, but no dequantized tile is written and read back. */
+#define LM_MATMUL_MATVEC_MAX_TOK 4
+/* Dequantized tile size in floats (2 MiB): big enough for sgemm to run at full speed,
+ * small enough to stay mostly in cache between dequantizing and multiplying. */
+#define LM_MATMUL_TILE_FLOATS (512 * 1024)
+
+typedef struct dequant_task {
+    lm_to_f32_fn   to_f32;
+    const uint8_t *w;         /* first row of the tile */
+    size_t         row_bytes;
+    float         *dst;       /* [n_rows][n_in] */
+    int64_t        n_rows, n_in;
+} dequant_task;
+
+static void dequant_part(void *arg, int ith, int nth)
+{
+    const dequant_task *t = arg;
+    long long lo, hi;
+    lm_split(t->n_rows, ith, nth, &lo, &hi);
+    for (long long r = lo; r < hi; r++) t->to_f32(t->w + (size_t)r * t->row_bytes, t->dst + r * t->n_in, t->n_in);
+}
+
+void lm_matmul(const lm_matrix *W, const float *X, int64_t n_tok, float *Y, lm_pool *pool)
+{
+    if (n_tok <= 0) return;
+    if (!matrix_ok(W)) {
+        if (W && W->n_out > 0 && n_tok <= INT64_MAX / W->n_out) fill_nan(Y, n_tok * W->n_out);
+        return;
+    }
+    const int64_t n_in = W->n_in, n_out = W->n_out;
+    int fits_blas = n_tok <= INT_MAX && n_in <= INT_MAX && n_out <= INT_MAX && n_in > 0 && n_out > 0;
+    if (n_tok <= LM_MATMUL_MATVEC_MAX_TOK || !fits_blas) {
+        for (int64_t t = 0; t < n_tok; t++) lm_matvec(W, X + t * n_in, Y + t * n_out, pool);
+        return;
+    }
+    if (W->type == LOOM_TYPE_F32 && W->row_bytes % sizeof(float) == 0 &&
+        W->row_bytes / sizeof(float) <= INT_MAX) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n_tok, (int)n_out, (int)n_in, 1.0f,
+                    X, (int)n_in, W->data, (int)(W->row_bytes / sizeof(float)), 0.0f, Y, (int)n_out);
+        return;
+    }
+    int64_t tile = LM_MATMUL_TILE_FLOATS / n_in;
+    if (tile < 16) tile = 16;
+    if (tile > n_out) tile = n_out;
+    float *buf = (size_t)tile <= SIZE_MAX / sizeof(float) / (size_t)n_in ? scratch_floats((size_t)(tile * n_in)) : NULL;
+    if (!buf) {   /* out of memory: the slower path that needs none */
+        for (int64_t t = 0; t < n_tok; t++) lm_matvec(W, X + t * n_in, Y + t * n_out, pool);
+        return;
+    }
+    dequant_task dq = {.to_f32 = lm_kernels_active()->to_f32[lm_kt_index(W->type)],
+                       .row_bytes = W->row_bytes, .dst = buf, .n_in = n_in};
+    for (int64_t r0 = 0; r0 < n_out; r0 += tile) {
+        int64_t nr = n_out - r0 < tile ? n_out - r0 : tile;
+        dq.w = (const uint8_t *)W->data + (size_t)r0 * W->row_bytes;
+        dq.n_rows = nr;
+        lm_pool_run(pool, dequant_part, &dq);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n_tok, (int)nr, (int)n_in, 1.0f,
+                    X, (int)n_in, buf, (int)n_in, 0.0f, Y + r0, (int)n_out);
+    }
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Norms and activations
+ * ------------------------------------------------------------------------------------- */
+
+void lm_rmsnorm(float *y, const float *x, const float *w, int64_t n, float eps)
+{
+    if (n <= 0) return;
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; i++) sum += (double)(x[i] * x[i]);
+    const float scale = 1.0f / sqrtf((float)(sum / (double)n) + eps);
+    for (int64_t i = 0; i < n; i++) y[i] = w ? (x[i] * scale) * w[i] : x[i] * scale;
+}
+
+void lm_layernorm(float *y, const float *x, const float *w, const float *b, int64_t n, float eps)
+{
+    if (n <= 0) return;
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; i++) sum += (double)x[i];
+    const float mean = (float)(sum / (double)n);
+    double sum2 = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        float d = x[i] - mean;
+        sum2 += (double)(d * d);
+    }
+    const float scale = 1.0f / sqrtf((float)(sum2 / (double)n) + eps);
+    for (int64_t i = 0; i < n; i++) {
+        float v = (x[i] - mean) * scale;
+        if (w) v *= w[i];
+        if (b) v += b[i];
+        y[i] = v;
+    }
+}
+
+void lm_softmax(float *x, int64_t n)
+{
+    if (n <= 0) return;
+    float mx = -INFINITY;
+    for (int64_t i = 0; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+    if (mx == -INFINITY) {   /* everything masked: uniform rather than 0/0 */
+        for (int64_t i = 0; i < n; i++) x[i] = 1.0f / (float)n;
+        return;
+    }
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        x[i] = expf(x[i] - mx);
+        sum += (double)x[i];
+    }
+    const float inv = (float)(1.0 / sum);
+    for (int64_t i = 0; i < n; i++) x[i] *= inv;
+}
+
+static inline float silu1(float v) { return v / (1.0f + expf(-v)); }
+
+void lm_silu(float *y, const float *x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) y[i] = silu1(x[i]);
+}
+
+void lm_gelu_tanh(float *y, const float *x, int64_t n)
+{
+    const float c = 0.79788456080286535588f; /* sqrt(2/pi) */
+    for (int64_t i = 0; i < n; i++) {
+        float v = x[i];
+        y[i] = 0.5f * v * (1.0f + tanhf(c * v * (1.0f + 0.044715f * v * v)));
+    }
+}
+
+void lm_gelu_erf(float *y, const float *x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) y[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752440f));
+}
+
+void lm_swiglu(float *y, const float *gate, const float *up, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) y[i] = silu1(gate[i]) * up[i];
+}
+
+/* ---------------------------------------------------------------------------------------
+ * RoPE, with ggml's rope_yarn arithmetic: theta_i = pos · base^(-2i/n_dims) built by
+ * repeated float multiplication, YaRN ramp between corr_dims, mscale on cos/sin.
+ * ------------------------------------------------------------------------------------- */
+
+#define LM_ROPE_MAX_CACHE 1024   /* dims whose cos/sin the per-thread cache can hold */
+
+static float rope_corr_dim(int n_dims, int n_ctx_orig, float n_rot, float base)
+{
+    return (float)n_dims * logf((float)n_ctx_orig / (n_rot * 2.0f * (float)M_PI)) / (2.0f * logf(base));
+}
+
+static float rope_ramp(float low, float high, int i0)
+{
+    float y = ((float)(i0 / 2) - low) / fmaxf(0.001f, high - low);
+    return 1.0f - fminf(1.0f, fmaxf(0.0f, y));
+}
+
+/* cs[2j] = cos, cs[2j+1] = sin of the pairs i0 = i_begin + 2j < i_end (i_begin even). */
+static void rope_cos_sin(const lm_rope *r, int64_t pos, int i_begin, int i_end, float *cs)
+{
+    const int n_dims = r->n_dims;
+    const float theta_scale = powf(r->freq_base, -2.0f / (float)n_dims);
+    /* n_ctx_orig == 0 means no YaRN: ext_factor is ignored then (no ramp, no mscale). */
+    const float ext = r->n_ctx_orig > 0 ? r->ext_factor : 0.0f;
+    float corr[2] = {0.0f, 0.0f};
+    if (ext != 0.0f) {
+        float start = floorf(rope_corr_dim(n_dims, r->n_ctx_orig, r->beta_fast, r->freq_base));
+        float end = ceilf(rope_corr_dim(n_dims, r->n_ctx_orig, r->beta_slow, r->freq_base));
+        corr[0] = fmaxf(0.0f, start);
+        corr[1] = fminf((float)(n_dims - 1), end);
+    }
+    float mscale = r->attn_factor;
+    if (ext != 0.0f) mscale *= 1.0f + 0.1f * logf(1.0f / r->freq_scale);
+    float theta_extrap = (float)pos;
+    for (int i0 = 0; i0 < i_begin; i0 += 2) theta_extrap *= theta_scale; /* same rounding as a full pass */
+    for (int i0 = i_begin; i0 < i_end; i0 += 2) {
+        float theta = r->freq_scale * theta_extrap;
+        if (ext != 0.0f) {
+            float mix = rope_ramp(corr[0], corr[1], i0) * ext;
+            theta = theta * (1.0f - mix) + theta_extrap * mix;
+        }
+        cs[i0 - i_begin] = cosf(theta) * mscale;
+        cs[i0 - i_begin + 1] = sinf(theta) * mscale;
+        theta_extrap *= theta_scale;
+    }
+}
+
+/* Every head of a token uses the same cos/sin: keep the last table per thread. */
+static _Thread_local struct {
+    lm_rope key;
+    int64_t pos;
+    int     valid;
+    float   cs[LM_ROPE_MAX_CACHE];
+} tl_rope;
+
+/* Rotate the pairs i0 in [i_begin, i_end) with their cos/sin in cs. */
+static void rope_rotate(const lm_rope *r, float *x, int i_begin, int i_end, const float *cs)
+{
+    const int half = r->n_dims / 2;
+    for (int i0 = i_begin; i0 < i_end; i0 += 2) {
+        const float c = cs[i0 - i_begin], s = cs[i0 - i_begin + 1];
+        float *a = r->mode == LM_ROPE_NEOX ? &x[i0 / 2] : &x[i0];
+        float *b = r->mode == LM_ROPE_NEOX ? &x[i0 / 2 + half] : &x[i0 + 1];
+        const float x0 = *a, x1 = *b;
+        *a = x0 * c - x1 * s;
+        *b = x0 * s + x1 * c;
+    }
+}
+
+void lm_rope_apply(const lm_rope *r, float *x, int64_t pos)
+{
+    const int n_dims = r->n_dims;
+    if (n_dims <= 0 || n_dims % 2) return;
+    if (n_dims <= LM_ROPE_MAX_CACHE) {
+        if (!tl_rope.valid || tl_rope.pos != pos || memcmp(&tl_rope.key, r, sizeof *r)) {
+            rope_cos_sin(r, pos, 0, n_dims, tl_rope.cs);
+            memcpy(&tl_rope.key, r, sizeof *r);
+            tl_rope.pos = pos;
+            tl_rope.valid = 1;
+        }
+        rope_rotate(r, x, 0, n_dims, tl_rope.cs);
+        return;
+    }
+    float cs[256];   /* very wide heads: no cache, chunks of 128 pairs */
+    for (int i = 0; i < n_dims; i += 256) {
+        int end = n_dims - i < 256 ? n_dims : i + 256;
+        rope_cos_sin(r, pos, i, end, cs);
+        rope_rotate(r, x, i, end, cs);
+    }
+}
+
+/* ---------------------------------------------------------------------------------------
+ * GroupNorm, upsampling
+ * ------------------------------------------------------------------------------------- */
+
+void lm_groupnorm(float *y, const float *x, const float *w, const float *b,
+                  int64_t C, int64_t HW, int64_t G, float eps)
+{
+    if (C <= 0 || HW <= 0 || G <= 0 || C % G) return;
+    const int64_t cg = C / G, n = cg * HW;
+    for (int64_t g = 0; g < G; g++) {
+        const float *xg = x + g * n;
+        float *yg = y + g * n;
+        double sum = 0.0, sum2 = 0.0;
+        for (int64_t i = 0; i < n; i++) sum += (double)xg[i];
+        const double mean = sum / (double)n;
+        for (int64_t i = 0; i < n; i++) {
+            double d = (double)xg[i] - mean;
+            sum2 += d * d;
+        }
+        const float scale = (float)(1.0 / sqrt(sum2 / (double)n + (double)eps));
+        const float fmean = (float)mean;
+        for (int64_t c = 0; c < cg; c++) {
+            const int64_t ch = g * cg + c;
+            const float wc = w ? w[ch] : 1.0f, bc = b ? b[ch] : 0.0f;
+            for (int64_t i = 0; i < HW; i++) yg[c * HW + i] = (xg[c * HW + i] - fmean) * scale * wc + bc;
+        }
+    }
+}
+
+void lm_upsample_nearest2x(float *y, const float *x, int64_t C, int64_t H, int64_t W)
+{
+    for (int64_t c = 0; c < C; c++)
+        for (int64_t h = 0; h < H; h++) {
+            const float *xr = x + (c * H + h) * W;
+            float *y0 = y + (c * 2 * H + 2 * h) * 2 * W, *y1 = y0 + 2 * W;
+            for (int64_t w = 0; w < W; w++) y0[2 * w] = y0[2 * w + 1] = xr[w];
+            memcpy(y1, y0, (size_t)(2 * W) * sizeof(float));
+        }
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Convolution: im2col rows split across the pool, then one sgemm
+ * ------------------------------------------------------------------------------------- */
+
+typedef struct im2col_task {
+    const float *x;          /* [C_in][H][W] (H = 1 for conv1d) */
+    float       *col;        /* [C_in*KH*KW][H_out*W_out] */
+    int64_t      C_in, H, W, KH, KW, sh, sw, ph, pw, H_out, W_out;
+} im2col_task;
+
+static void im2col_part(void *arg, int ith, int nth)
+{
+    const im2col_task *t = arg;
+    const int64_t n_rows = t->C_in * t->KH * t->KW, n_cols = t->H_out * t->W_out;
+    long long lo, hi;
+    lm_split(n_rows, ith, nth, &lo, &hi);
+    for (long long row = lo; row < hi; row++) {
+        const int64_t kw = row % t->KW, kh = (row / t->KW) % t->KH, ci = row / (t->KW * t->KH);
+        const float *xc = t->x + ci * t->H * t->W;
+        float *dst = t->col + row * n_cols;
+        for (int64_t oh = 0; oh < t->H_out; oh++) {
+            const int64_t ih = oh * t->sh - t->ph + kh;
+            float *d = dst + oh * t->W_out;
+            if (ih < 0 || ih >= t->H) {
+                memset(d, 0, (size_t)t->W_out * sizeof(float));
+                continue;
+            }
+            for (int64_t ow = 0; ow < t->W_out; ow++) {
+                const int64_t iw = ow * t->sw - t->pw + kw;
+                d[ow] = iw >= 0 && iw < t->W ? xc[ih * t->W + iw] : 0.0f;
+            }
+        }
+    }
+}
+
+/* y[C_out][H_out*W_out] = w[C_out][C_in*KH*KW] · im2col(x) + b. Shapes the public wrappers
+ * reject (non-positive sizes, kernel larger than the padded input, > INT_MAX for BLAS)
+ * leave y untouched. */
+static void conv_gemm(float *y, const float *x, const float *w, const float *b, const im2col_task *shape,
+                      int64_t C_out, float *scratch, lm_pool *pool)
+{
+    im2col_task t = *shape;
+    if (t.C_in <= 0 || C_out <= 0 || t.KH <= 0 || t.KW <= 0 || t.sh <= 0 || t.sw <= 0 || t.ph < 0 || t.pw < 0)
+        return;
+    if (t.H + 2 * t.ph < t.KH || t.W + 2 * t.pw < t.KW) return;
+    t.H_out = (t.H + 2 * t.ph - t.KH) / t.sh + 1;
+    t.W_out = (t.W + 2 * t.pw - t.KW) / t.sw + 1;
+    const int64_t n_cols = t.H_out * t.W_out, k = t.C_in * t.KH * t.KW;
+    if (n_cols > INT_MAX || k > INT_MAX || C_out > INT_MAX) return;
+    const float *col = x;   /* a 1×1 stride-1 unpadded conv is already a GEMM on x */
+    if (!(t.KH == 1 && t.KW == 1 && t.sh == 1 && t.sw == 1 && t.ph == 0 && t.pw == 0)) {
+        t.x = x;
+        t.col = scratch;
+        lm_pool_run(pool, im2col_part, &t);
+        col = scratch;
+    }
+    float beta = 0.0f;
+    if (b) {
+        for (int64_t co = 0; co < C_out; co++)
+            for (int64_t i = 0; i < n_cols; i++) y[co * n_cols + i] = b[co];
+        beta = 1.0f;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)C_out, (int)n_cols, (int)k, 1.0f,
+                w, (int)k, col, (int)n_cols, beta, y, (int)n_cols);
+}
+
+void lm_conv1d(float *y, const float *x, const float *w, const float *b,
+               int64_t C_in, int64_t L, int64_t C_out, int64_t K, int64_t s, int64_t p,
+               float *scratch, lm_pool *pool)
+{
+    im2col_task t = {.C_in = C_in, .H = 1, .W = L, .KH = 1, .KW = K, .sh = 1, .sw = s, .ph = 0, .pw = p};
+    conv_gemm(y, x, w, b, &t, C_out, scratch, pool);
+}
+
+void lm_conv2d(float *y, const float *x, const float *w, const float *b,
+               int64_t C_in, int64_t H, int64_t W, int64_t C_out, int64_t K, int64_t s, int64_t p,
+               float *scratch, lm_pool *pool)
+{
+    im2col_task t = {.C_in = C_in, .H = H, .W = W, .KH = K, .KW = K, .sh = s, .sw = s, .ph = p, .pw = p};
+    conv_gemm(y, x, w, b, &t, C_out, scratch, pool);
+}

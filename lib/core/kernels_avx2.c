@@ -1,0 +1,120 @@
+/*
+ * AVX2 + FMA + F16C row kernels (compiled with -mavx2 -mfma -mf16c; called only after
+ * lm_cpu_caps_get() reported all three). References: the *_ref kernels in kernels_ref.c.
+ * Q8_0 dequantizes int8 → float in registers and FMAs against float x (see kernels_avx512.c
+ * for why not integer dots).
+ */
+#include <immintrin.h>
+
+#include "lib/core/kernels_impl.h"
+
+static inline float hsum8(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+static inline __m256 load_f16x8(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
+
+static inline __m256 load_bf16x8(const uint16_t *p)
+{
+    __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+}
+
+static inline __m256 load_f32x8(const float *p) { return _mm256_loadu_ps(p); }
+
+/* Four independent accumulators of 8 lanes hide the FMA latency; the tail is scalar. */
+#define DEFINE_DOT_FLOATLIKE(name, T, LOAD, SCALAR)                                          \
+    static float name(const void *wv, const float *x, int64_t n)                            \
+    {                                                                                        \
+        const T *w = wv;                                                                     \
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;                          \
+        int64_t i = 0;                                                                       \
+        for (; i + 32 <= n; i += 32) {                                                       \
+            a0 = _mm256_fmadd_ps(LOAD(w + i), _mm256_loadu_ps(x + i), a0);                   \
+            a1 = _mm256_fmadd_ps(LOAD(w + i + 8), _mm256_loadu_ps(x + i + 8), a1);           \
+            a2 = _mm256_fmadd_ps(LOAD(w + i + 16), _mm256_loadu_ps(x + i + 16), a2);         \
+            a3 = _mm256_fmadd_ps(LOAD(w + i + 24), _mm256_loadu_ps(x + i + 24), a3);         \
+        }                                                                                    \
+        for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(LOAD(w + i), _mm256_loadu_ps(x + i), a0); \
+        float s = hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));        \
+        for (; i < n; i++) s += SCALAR(w[i]) * x[i];                                         \
+        return s;                                                                            \
+    }
+
+static inline float f32_id(float v) { return v; }
+DEFINE_DOT_FLOATLIKE(dot_f32_avx2, float, load_f32x8, f32_id)
+DEFINE_DOT_FLOATLIKE(dot_f16_avx2, uint16_t, load_f16x8, lm_f16_to_f32)
+DEFINE_DOT_FLOATLIKE(dot_bf16_avx2, uint16_t, load_bf16x8, lm_bf16_to_f32)
+
+/* 8 int8 at p → 8 floats. */
+static inline __m256 load_i8x8(const int8_t *p)
+{
+    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)p)));
+}
+
+static float dot_q8_0_avx2(const void *wv, const float *x, int64_t n)
+{
+    const lm_block_q8_0 *b = wv;
+    const int64_t nb = n / LM_QK8_0;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
+    int64_t i = 0;
+    for (; i < nb; i++) {
+        const float *xb = x + i * LM_QK8_0;
+        __m256 t = _mm256_mul_ps(load_i8x8(b[i].qs), _mm256_loadu_ps(xb));
+        t = _mm256_fmadd_ps(load_i8x8(b[i].qs + 8), _mm256_loadu_ps(xb + 8), t);
+        __m256 u = _mm256_mul_ps(load_i8x8(b[i].qs + 16), _mm256_loadu_ps(xb + 16));
+        u = _mm256_fmadd_ps(load_i8x8(b[i].qs + 24), _mm256_loadu_ps(xb + 24), u);
+        const __m256 d = _mm256_set1_ps(_cvtsh_ss(b[i].d));
+        acc0 = _mm256_fmadd_ps(t, d, acc0);
+        acc1 = _mm256_fmadd_ps(u, d, acc1);
+    }
+    return hsum8(_mm256_add_ps(acc0, acc1));
+}
+
+#define DEFINE_ROWS(name, dotfn)                                                             \
+    static void name(const uint8_t *w, size_t row_bytes, const float *x, float *y,          \
+                     int64_t n_rows, int64_t n)                                              \
+    {                                                                                        \
+        for (int64_t r = 0; r < n_rows; r++) y[r] = dotfn(w + (size_t)r * row_bytes, x, n);  \
+    }
+DEFINE_ROWS(rows_f32_avx2, dot_f32_avx2)
+DEFINE_ROWS(rows_f16_avx2, dot_f16_avx2)
+DEFINE_ROWS(rows_bf16_avx2, dot_bf16_avx2)
+DEFINE_ROWS(rows_q8_0_avx2, dot_q8_0_avx2)
+
+static void to_f32_f32_avx2(const void *w, float *dst, int64_t n) { lm_row_to_f32(LOOM_TYPE_F32, w, dst, n); }
+
+#define DEFINE_TO_F32_FLOATLIKE(name, LOAD, SCALAR)                                          \
+    static void name(const void *wv, float *dst, int64_t n)                                 \
+    {                                                                                        \
+        const uint16_t *w = wv;                                                              \
+        int64_t i = 0;                                                                       \
+        for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, LOAD(w + i));                   \
+        for (; i < n; i++) dst[i] = SCALAR(w[i]);                                            \
+    }
+DEFINE_TO_F32_FLOATLIKE(to_f32_f16_avx2, load_f16x8, lm_f16_to_f32)
+DEFINE_TO_F32_FLOATLIKE(to_f32_bf16_avx2, load_bf16x8, lm_bf16_to_f32)
+
+static void to_f32_q8_0_avx2(const void *wv, float *dst, int64_t n)
+{
+    const lm_block_q8_0 *b = wv;
+    for (int64_t i = 0; i < n / LM_QK8_0; i++) {
+        const __m256 d = _mm256_set1_ps(_cvtsh_ss(b[i].d));
+        for (int j = 0; j < LM_QK8_0; j += 8)
+            _mm256_storeu_ps(dst + i * LM_QK8_0 + j, _mm256_mul_ps(load_i8x8(b[i].qs + j), d));
+    }
+}
+
+const lm_kernel_set lm_kernels_avx2_set = {
+    .name = "avx2",
+    .dot = {[LM_KT_F32] = dot_f32_avx2, [LM_KT_F16] = dot_f16_avx2,
+            [LM_KT_BF16] = dot_bf16_avx2, [LM_KT_Q8_0] = dot_q8_0_avx2},
+    .rows = {[LM_KT_F32] = rows_f32_avx2, [LM_KT_F16] = rows_f16_avx2,
+             [LM_KT_BF16] = rows_bf16_avx2, [LM_KT_Q8_0] = rows_q8_0_avx2},
+    .to_f32 = {[LM_KT_F32] = to_f32_f32_avx2, [LM_KT_F16] = to_f32_f16_avx2,
+               [LM_KT_BF16] = to_f32_bf16_avx2, [LM_KT_Q8_0] = to_f32_q8_0_avx2},
+};

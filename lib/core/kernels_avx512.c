@@ -1,0 +1,132 @@
+/*
+ * AVX-512 (F, BW, VL) row kernels, compiled with the AVX-512 flags and called only after
+ * lm_cpu_caps_get() reported avx512f+bw+vl. References: the *_ref kernels in kernels_ref.c.
+ *
+ * Q8_0: weights are dequantized int8 → float in registers and FMA'd against float x; x is
+ * not quantized. A GEMV is bound by reading the weights from memory, and this loop already
+ * keeps up with the measured bandwidth (docs/BENCHMARKS.md), so integer VNNI dots would
+ * only add the 8-bit rounding of x that llama.cpp accepts, for no speed.
+ * BF16: weights are widened by a 16-bit shift (exact) rather than using vdpbf16ps, which
+ * would need x rounded to bf16; the loop is memory-bound either way.
+ */
+#include <immintrin.h>
+
+#include "lib/core/kernels_impl.h"
+
+static inline __m512 load_f32x16(const float *p) { return _mm512_loadu_ps(p); }
+static inline __m512 load_f16x16(const uint16_t *p) { return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p)); }
+static inline __m512 load_bf16x16(const uint16_t *p)
+{
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p)), 16));
+}
+
+/* Masked tails: the first m (< 16) values. */
+static inline __m512 tail_f32(const float *p, __mmask16 m) { return _mm512_maskz_loadu_ps(m, p); }
+static inline __m512 tail_f16(const uint16_t *p, __mmask16 m) { return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p)); }
+static inline __m512 tail_bf16(const uint16_t *p, __mmask16 m)
+{
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p)), 16));
+}
+
+/* Four independent 16-lane accumulators hide the FMA latency; the tail is one masked step. */
+#define DEFINE_DOT_FLOATLIKE(name, T, LOAD, TAIL)                                            \
+    static float name(const void *wv, const float *x, int64_t n)                            \
+    {                                                                                        \
+        const T *w = wv;                                                                     \
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;                          \
+        int64_t i = 0;                                                                       \
+        for (; i + 64 <= n; i += 64) {                                                       \
+            a0 = _mm512_fmadd_ps(LOAD(w + i), _mm512_loadu_ps(x + i), a0);                   \
+            a1 = _mm512_fmadd_ps(LOAD(w + i + 16), _mm512_loadu_ps(x + i + 16), a1);         \
+            a2 = _mm512_fmadd_ps(LOAD(w + i + 32), _mm512_loadu_ps(x + i + 32), a2);         \
+            a3 = _mm512_fmadd_ps(LOAD(w + i + 48), _mm512_loadu_ps(x + i + 48), a3);         \
+        }                                                                                    \
+        for (; i + 16 <= n; i += 16) a0 = _mm512_fmadd_ps(LOAD(w + i), _mm512_loadu_ps(x + i), a0); \
+        if (i < n) {                                                                         \
+            const __mmask16 m = (__mmask16)((1u << (n - i)) - 1);                            \
+            a1 = _mm512_fmadd_ps(TAIL(w + i, m), _mm512_maskz_loadu_ps(m, x + i), a1);      \
+        }                                                                                    \
+        return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3))); \
+    }
+
+DEFINE_DOT_FLOATLIKE(dot_f32_avx512, float, load_f32x16, tail_f32)
+DEFINE_DOT_FLOATLIKE(dot_f16_avx512, uint16_t, load_f16x16, tail_f16)
+DEFINE_DOT_FLOATLIKE(dot_bf16_avx512, uint16_t, load_bf16x16, tail_bf16)
+
+/* 16 int8 at p → 16 floats. */
+static inline __m512 load_i8x16(const int8_t *p)
+{
+    return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)p)));
+}
+
+static float dot_q8_0_avx512(const void *wv, const float *x, int64_t n)
+{
+    const lm_block_q8_0 *b = wv;
+    const int64_t nb = n / LM_QK8_0;
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;
+    int64_t i = 0;
+    /* Two blocks per step into separate accumulators: independent dependency chains. */
+    for (; i + 2 <= nb; i += 2) {
+        const float *xb = x + i * LM_QK8_0;
+        __m512 t = _mm512_mul_ps(load_i8x16(b[i].qs), _mm512_loadu_ps(xb));
+        t = _mm512_fmadd_ps(load_i8x16(b[i].qs + 16), _mm512_loadu_ps(xb + 16), t);
+        __m512 u = _mm512_mul_ps(load_i8x16(b[i + 1].qs), _mm512_loadu_ps(xb + 32));
+        u = _mm512_fmadd_ps(load_i8x16(b[i + 1].qs + 16), _mm512_loadu_ps(xb + 48), u);
+        acc0 = _mm512_fmadd_ps(t, _mm512_set1_ps(_cvtsh_ss(b[i].d)), acc0);
+        acc1 = _mm512_fmadd_ps(u, _mm512_set1_ps(_cvtsh_ss(b[i + 1].d)), acc1);
+    }
+    if (i < nb) {
+        const float *xb = x + i * LM_QK8_0;
+        __m512 t = _mm512_mul_ps(load_i8x16(b[i].qs), _mm512_loadu_ps(xb));
+        t = _mm512_fmadd_ps(load_i8x16(b[i].qs + 16), _mm512_loadu_ps(xb + 16), t);
+        acc0 = _mm512_fmadd_ps(t, _mm512_set1_ps(_cvtsh_ss(b[i].d)), acc0);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+}
+
+#define DEFINE_ROWS(name, dotfn)                                                             \
+    static void name(const uint8_t *w, size_t row_bytes, const float *x, float *y,          \
+                     int64_t n_rows, int64_t n)                                              \
+    {                                                                                        \
+        for (int64_t r = 0; r < n_rows; r++) y[r] = dotfn(w + (size_t)r * row_bytes, x, n);  \
+    }
+DEFINE_ROWS(rows_f32_avx512, dot_f32_avx512)
+DEFINE_ROWS(rows_f16_avx512, dot_f16_avx512)
+DEFINE_ROWS(rows_bf16_avx512, dot_bf16_avx512)
+DEFINE_ROWS(rows_q8_0_avx512, dot_q8_0_avx512)
+
+static void to_f32_f32_avx512(const void *w, float *dst, int64_t n) { lm_row_to_f32(LOOM_TYPE_F32, w, dst, n); }
+
+#define DEFINE_TO_F32_FLOATLIKE(name, LOAD, TAIL)                                            \
+    static void name(const void *wv, float *dst, int64_t n)                                 \
+    {                                                                                        \
+        const uint16_t *w = wv;                                                              \
+        int64_t i = 0;                                                                       \
+        for (; i + 16 <= n; i += 16) _mm512_storeu_ps(dst + i, LOAD(w + i));                 \
+        if (i < n) {                                                                         \
+            const __mmask16 m = (__mmask16)((1u << (n - i)) - 1);                            \
+            _mm512_mask_storeu_ps(dst + i, m, TAIL(w + i, m));                               \
+        }                                                                                    \
+    }
+DEFINE_TO_F32_FLOATLIKE(to_f32_f16_avx512, load_f16x16, tail_f16)
+DEFINE_TO_F32_FLOATLIKE(to_f32_bf16_avx512, load_bf16x16, tail_bf16)
+
+static void to_f32_q8_0_avx512(const void *wv, float *dst, int64_t n)
+{
+    const lm_block_q8_0 *b = wv;
+    for (int64_t i = 0; i < n / LM_QK8_0; i++) {
+        const __m512 d = _mm512_set1_ps(_cvtsh_ss(b[i].d));
+        _mm512_storeu_ps(dst + i * LM_QK8_0, _mm512_mul_ps(load_i8x16(b[i].qs), d));
+        _mm512_storeu_ps(dst + i * LM_QK8_0 + 16, _mm512_mul_ps(load_i8x16(b[i].qs + 16), d));
+    }
+}
+
+const lm_kernel_set lm_kernels_avx512_set = {
+    .name = "avx512",
+    .dot = {[LM_KT_F32] = dot_f32_avx512, [LM_KT_F16] = dot_f16_avx512,
+            [LM_KT_BF16] = dot_bf16_avx512, [LM_KT_Q8_0] = dot_q8_0_avx512},
+    .rows = {[LM_KT_F32] = rows_f32_avx512, [LM_KT_F16] = rows_f16_avx512,
+             [LM_KT_BF16] = rows_bf16_avx512, [LM_KT_Q8_0] = rows_q8_0_avx512},
+    .to_f32 = {[LM_KT_F32] = to_f32_f32_avx512, [LM_KT_F16] = to_f32_f16_avx512,
+               [LM_KT_BF16] = to_f32_bf16_avx512, [LM_KT_Q8_0] = to_f32_q8_0_avx512},
+};

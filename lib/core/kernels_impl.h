@@ -1,0 +1,51 @@
+/*
+ * Internal to the kernels: the per-instruction-set row kernels the dispatcher in kernels.c
+ * chooses between. kernels_avx2.c / kernels_avx512.c are compiled with those ISA flags and
+ * are only called after lm_cpu_caps_get() said the CPU has them.
+ */
+#ifndef LM_KERNELS_IMPL_H
+#define LM_KERNELS_IMPL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/core/types.h"
+
+/* Dense index of the supported weight types in the tables below. */
+enum { LM_KT_F32, LM_KT_F16, LM_KT_BF16, LM_KT_Q8_0, LM_KT_COUNT };
+
+/* Σ w[i]·x[i] over one typed row of n values. */
+typedef float (*lm_dot_fn)(const void *w, const float *x, int64_t n);
+/* y[r] = Σ_i row_r[i]·x[i] for r in [0, n_rows); row r starts at w + r*row_bytes. */
+typedef void (*lm_rows_fn)(const uint8_t *w, size_t row_bytes, const float *x, float *y,
+                           int64_t n_rows, int64_t n);
+/* dst[0..n) = the n values of one typed row as floats. */
+typedef void (*lm_to_f32_fn)(const void *w, float *dst, int64_t n);
+
+typedef struct lm_kernel_set {
+    const char *name;                /* "ref", "avx2", "avx512"                        */
+    lm_dot_fn   dot[LM_KT_COUNT];
+    lm_rows_fn  rows[LM_KT_COUNT];
+    lm_to_f32_fn to_f32[LM_KT_COUNT];
+} lm_kernel_set;
+
+extern const lm_kernel_set lm_kernels_ref_set;
+extern const lm_kernel_set lm_kernels_avx2_set;
+extern const lm_kernel_set lm_kernels_avx512_set;
+
+/* The set lm_dot/lm_matvec use now (reference when forced or when the CPU lacks the ISA). */
+const lm_kernel_set *lm_kernels_active(void);
+
+/* LM_KT_* for a loom type, -1 if unsupported. */
+static inline int lm_kt_index(int type)
+{
+    switch (type) {
+    case LOOM_TYPE_F32:  return LM_KT_F32;
+    case LOOM_TYPE_F16:  return LM_KT_F16;
+    case LOOM_TYPE_BF16: return LM_KT_BF16;
+    case LOOM_TYPE_Q8_0: return LM_KT_Q8_0;
+    default:             return -1;
+    }
+}
+
+#endif

@@ -1,0 +1,472 @@
+/*
+ * Kernels: every fast kernel set this CPU runs (avx512, avx2) against the reference on
+ * random data, odd shapes, every weight type, pools of 1 and 2 threads and NULL; RoPE
+ * against a direct double-precision formula; conv against the naive reference; norms and
+ * activations against direct formulas or known values.
+ *
+ * Tolerances (stated once):
+ *   dot / matvec / matmul:  |fast - ref| <= 2e-5 · Σ|w_i·x_i| + 1e-6 per output
+ *                           (float sums in a different order; bound scales with magnitude)
+ *   conv:                   |fast - ref| <= 1e-5 · (1 + Σ|w·x| over the window)  (sgemm order)
+ *   RoPE:                   |fast - direct| <= (2e-6 + 2e-7·pos) · max|x|  (float theta)
+ *   norms, activations:     1e-5 relative, 1e-6 absolute
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/core/kernels.h"
+
+static int g_pass, g_fail;
+#define CHECK(cond, ...)                                                          \
+    do {                                                                          \
+        if (cond) g_pass++;                                                       \
+        else {                                                                    \
+            g_fail++;                                                             \
+            printf("FAIL %s:%d: ", __FILE__, __LINE__);                          \
+            printf(__VA_ARGS__);                                                  \
+            printf("\n");                                                         \
+        }                                                                         \
+    } while (0)
+
+/* ---- deterministic random numbers ----------------------------------------------------- */
+static uint64_t g_rng = 0x9E3779B97F4A7C15ull;
+static uint64_t rng_next(void)
+{
+    uint64_t z = (g_rng += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+static float rng_uniform(void) { return (float)((rng_next() >> 40) * (1.0 / 16777216.0)) * 2.0f - 1.0f; }
+static void fill_random(float *x, int64_t n, float scale)
+{
+    for (int64_t i = 0; i < n; i++) x[i] = rng_uniform() * scale;
+}
+
+static void *xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p) {
+        printf("out of memory\n");
+        exit(2);
+    }
+    return p;
+}
+
+/* A random typed matrix [n_out][n_in] with the given row stride (>= the packed row). */
+static lm_matrix make_matrix(int type, int64_t n_in, int64_t n_out, size_t extra_stride, float **f32_out)
+{
+    lm_matrix W = {.type = type, .n_in = n_in, .n_out = n_out};
+    W.row_bytes = lm_row_bytes(type, n_in) + extra_stride;
+    uint8_t *data = xmalloc(W.row_bytes * (size_t)n_out);
+    float *row = xmalloc((size_t)n_in * sizeof(float));
+    memset(data, 0xAB, W.row_bytes * (size_t)n_out);   /* stride padding must be ignored */
+    for (int64_t r = 0; r < n_out; r++) {
+        fill_random(row, n_in, 1.0f);
+        lm_row_from_f32(type, row, data + (size_t)r * W.row_bytes, n_in);
+    }
+    free(row);
+    W.data = data;
+    if (f32_out) {   /* the exact values the typed rows hold */
+        *f32_out = xmalloc((size_t)(n_in * n_out) * sizeof(float));
+        for (int64_t r = 0; r < n_out; r++) lm_row_to_f32(type, data + (size_t)r * W.row_bytes, *f32_out + r * n_in, n_in);
+    }
+    return W;
+}
+
+/* Σ|w_i x_i| for row r: the scale a rounding error of the dot is measured against. */
+static double abs_dot(const float *wf, const float *x, int64_t n)
+{
+    double s = 0.0;
+    for (int64_t i = 0; i < n; i++) s += fabs((double)wf[i] * x[i]);
+    return s;
+}
+
+static const int k_types[] = {LOOM_TYPE_F32, LOOM_TYPE_F16, LOOM_TYPE_BF16, LOOM_TYPE_Q8_0};
+static const char *const k_sets[] = {"avx512", "avx2", "ref"};
+
+/* ---- dot and matvec --------------------------------------------------------------------- */
+static void test_dot_matvec(const char *set, lm_pool *pools[3])
+{
+    static const int64_t n_float[] = {1, 7, 15, 16, 17, 33, 63, 64, 65, 100, 257, 1000, 4096};
+    static const int64_t n_q8[] = {32, 64, 96, 160, 1024, 4096};
+    static const int64_t n_outs[] = {1, 3, 17, 67};
+    for (size_t ti = 0; ti < sizeof k_types / sizeof k_types[0]; ti++) {
+        const int type = k_types[ti];
+        const int64_t *ns = type == LOOM_TYPE_Q8_0 ? n_q8 : n_float;
+        const size_t nn = type == LOOM_TYPE_Q8_0 ? sizeof n_q8 / sizeof n_q8[0] : sizeof n_float / sizeof n_float[0];
+        for (size_t a = 0; a < nn; a++)
+            for (size_t b = 0; b < sizeof n_outs / sizeof n_outs[0]; b++) {
+                const int64_t n_in = ns[a], n_out = n_outs[b];
+                float *wf;
+                lm_matrix W = make_matrix(type, n_in, n_out, (a + b) % 3 == 0 ? 64 : 0, &wf);
+                float *x = xmalloc((size_t)n_in * sizeof(float));
+                float *y_ref = xmalloc((size_t)n_out * sizeof(float));
+                float *y = xmalloc((size_t)n_out * sizeof(float));
+                fill_random(x, n_in, 2.0f);
+                lm_matvec_ref(&W, x, y_ref);
+
+                int bad_dot = 0;
+                for (int64_t r = 0; r < n_out; r++) {
+                    const void *row = (const uint8_t *)W.data + (size_t)r * W.row_bytes;
+                    double tol = 2e-5 * abs_dot(wf + r * n_in, x, n_in) + 1e-6;
+                    float d = lm_dot(type, row, x, n_in), dr = lm_dot_ref(type, row, x, n_in);
+                    if (!(fabs((double)d - dr) <= tol) || dr != y_ref[r]) bad_dot++;
+                }
+                CHECK(bad_dot == 0, "[%s] dot %s n=%lld: %d rows off", set, loom_type_name(type), (long long)n_in, bad_dot);
+
+                for (int pi = 0; pi < 3; pi++) {
+                    for (int64_t r = 0; r < n_out; r++) y[r] = NAN;
+                    lm_matvec(&W, x, y, pools[pi]);
+                    int bad = 0;
+                    double worst = 0.0;
+                    for (int64_t r = 0; r < n_out; r++) {
+                        double err = fabs((double)y[r] - y_ref[r]);
+                        double tol = 2e-5 * abs_dot(wf + r * n_in, x, n_in) + 1e-6;
+                        if (!(err <= tol)) bad++;
+                        if (err > worst) worst = err;
+                    }
+                    CHECK(bad == 0, "[%s] matvec %s %lldx%lld threads=%d: %d rows off (worst %g)", set,
+                          loom_type_name(type), (long long)n_out, (long long)n_in, lm_pool_size(pools[pi]), bad, worst);
+                }
+                free(x); free(y); free(y_ref); free(wf); free((void *)W.data);
+            }
+    }
+}
+
+/* ---- matmul ------------------------------------------------------------------------------ */
+static void check_matmul(const char *set, int type, int64_t n_in, int64_t n_out, int64_t n_tok, lm_pool *pool)
+{
+    float *wf;
+    lm_matrix W = make_matrix(type, n_in, n_out, n_tok % 2 ? 0 : 32, &wf);
+    float *X = xmalloc((size_t)(n_tok * n_in) * sizeof(float));
+    float *Y = xmalloc((size_t)(n_tok * n_out) * sizeof(float));
+    float *Yr = xmalloc((size_t)(n_tok * n_out) * sizeof(float));
+    fill_random(X, n_tok * n_in, 1.5f);
+    lm_matmul_ref(&W, X, n_tok, Yr);
+    for (int64_t i = 0; i < n_tok * n_out; i++) Y[i] = NAN;
+    lm_matmul(&W, X, n_tok, Y, pool);
+    int bad = 0;
+    double worst = 0.0;
+    for (int64_t t = 0; t < n_tok; t++)
+        for (int64_t r = 0; r < n_out; r++) {
+            double err = fabs((double)Y[t * n_out + r] - Yr[t * n_out + r]);
+            double tol = 2e-5 * abs_dot(wf + r * n_in, X + t * n_in, n_in) + 1e-6;
+            if (!(err <= tol)) bad++;
+            if (err > worst) worst = err;
+        }
+    CHECK(bad == 0, "[%s] matmul %s %lldx%lld n_tok=%lld threads=%d: %d values off (worst %g)", set,
+          loom_type_name(type), (long long)n_out, (long long)n_in, (long long)n_tok, lm_pool_size(pool), bad, worst);
+    free(X); free(Y); free(Yr); free(wf); free((void *)W.data);
+}
+
+static void test_matmul(const char *set, lm_pool *pools[3])
+{
+    for (size_t ti = 0; ti < sizeof k_types / sizeof k_types[0]; ti++) {
+        const int type = k_types[ti];
+        const int64_t n_in = type == LOOM_TYPE_Q8_0 ? 96 : 100;
+        for (int64_t n_tok = 1; n_tok <= 37; n_tok++) check_matmul(set, type, n_in, 33, n_tok, pools[n_tok % 3]);
+        /* Several dequantized tiles (the last one partial), n_out odd. */
+        check_matmul(set, type, 4096, 301, 9, pools[1]);
+        check_matmul(set, type, 4096, 301, 9, pools[2]);
+    }
+}
+
+/* ---- RoPE ---------------------------------------------------------------------------------- */
+/* Direct formula in double: pair j has frequency base^(-2j/n_dims); YaRN blends the
+ * interpolated and extrapolated angle by a linear ramp over [low, high] pair indices. */
+static void rope_direct(const lm_rope *r, const float *x, float *y, int64_t pos)
+{
+    const int n = r->n_dims;
+    int yarn = r->ext_factor != 0.0f && r->n_ctx_orig > 0;
+    double low = 0, high = 0, mscale = r->attn_factor;
+    if (yarn) {
+        double cd_fast = n * log(r->n_ctx_orig / (r->beta_fast * 2 * M_PI)) / (2 * log(r->freq_base));
+        double cd_slow = n * log(r->n_ctx_orig / (r->beta_slow * 2 * M_PI)) / (2 * log(r->freq_base));
+        low = fmax(0.0, floor(cd_fast));
+        high = fmin(n - 1.0, ceil(cd_slow));
+        mscale *= 1.0 + 0.1 * log(1.0 / r->freq_scale);
+    }
+    memcpy(y, x, (size_t)n * sizeof(float));
+    for (int j = 0; j < n / 2; j++) {
+        double extrap = (double)pos * pow(r->freq_base, -2.0 * j / n);
+        double theta = r->freq_scale * extrap;
+        if (yarn) {
+            double ramp = 1.0 - fmin(1.0, fmax(0.0, (j - low) / fmax(0.001, high - low)));
+            double mix = ramp * r->ext_factor;
+            theta = theta * (1 - mix) + extrap * mix;
+        }
+        int a = r->mode == LM_ROPE_NEOX ? j : 2 * j, b = r->mode == LM_ROPE_NEOX ? j + n / 2 : 2 * j + 1;
+        double c = cos(theta) * mscale, s = sin(theta) * mscale;
+        y[a] = (float)(x[a] * c - x[b] * s);
+        y[b] = (float)(x[a] * s + x[b] * c);
+    }
+}
+
+static void test_rope(void)
+{
+    static const int64_t positions[] = {0, 1, 7, 123, 1000, 4097};
+    for (int mode = 0; mode <= 2; mode += 2)
+        for (int yarn = 0; yarn < 2; yarn++)
+            for (int nd = 0; nd < 3; nd++) {
+                lm_rope r = {.mode = mode, .n_dims = nd == 0 ? 64 : nd == 1 ? 128 : 6, .freq_base = 10000.0f,
+                             .freq_scale = 1.0f, .attn_factor = 1.0f, .beta_fast = 32.0f, .beta_slow = 1.0f};
+                if (yarn) {
+                    r.freq_scale = 0.25f;
+                    r.n_ctx_orig = 4096;
+                    r.ext_factor = 1.0f;
+                    r.attn_factor = 0.9f;
+                }
+                float x[128], y[128], want[128];
+                for (size_t pi = 0; pi < sizeof positions / sizeof positions[0]; pi++) {
+                    int64_t pos = positions[pi];
+                    fill_random(x, r.n_dims, 1.0f);
+                    memcpy(y, x, sizeof x);
+                    lm_rope_apply(&r, y, pos);
+                    rope_direct(&r, x, want, pos);
+                    double tol = 2e-6 + 2e-7 * (double)pos, worst = 0;
+                    for (int i = 0; i < r.n_dims; i++) worst = fmax(worst, fabs((double)y[i] - want[i]));
+                    CHECK(worst <= tol, "rope mode=%d yarn=%d n_dims=%d pos=%lld: worst %g > %g", mode, yarn,
+                          r.n_dims, (long long)pos, worst, tol);
+                    /* Second head, same position: served from the per-thread cos/sin cache. */
+                    fill_random(x, r.n_dims, 1.0f);
+                    memcpy(y, x, sizeof x);
+                    lm_rope_apply(&r, y, pos);
+                    rope_direct(&r, x, want, pos);
+                    worst = 0;
+                    for (int i = 0; i < r.n_dims; i++) worst = fmax(worst, fabs((double)y[i] - want[i]));
+                    CHECK(worst <= tol, "rope (cached) mode=%d yarn=%d pos=%lld: worst %g", mode, yarn, (long long)pos, worst);
+                }
+            }
+    /* Pairing: at pos 1 with n_dims 4, NORM mixes x0 with x1, NEOX mixes x0 with x2. */
+    lm_rope r = {.mode = LM_ROPE_NORM, .n_dims = 4, .freq_base = 10000.0f, .freq_scale = 1.0f, .attn_factor = 1.0f};
+    float v[4] = {1, 0, 0, 0};
+    lm_rope_apply(&r, v, 1);
+    CHECK(fabsf(v[0] - cosf(1)) < 1e-6f && fabsf(v[1] - sinf(1)) < 1e-6f && v[2] == 0 && v[3] == 0,
+          "NORM pairing: %g %g %g %g", v[0], v[1], v[2], v[3]);
+    r.mode = LM_ROPE_NEOX;
+    float u[4] = {1, 0, 0, 0};
+    lm_rope_apply(&r, u, 1);
+    CHECK(fabsf(u[0] - cosf(1)) < 1e-6f && u[1] == 0 && fabsf(u[2] - sinf(1)) < 1e-6f && u[3] == 0,
+          "NEOX pairing: %g %g %g %g", u[0], u[1], u[2], u[3]);
+}
+
+/* ---- convolution ----------------------------------------------------------------------- */
+static void test_conv(lm_pool *pools[3])
+{
+    static const int64_t cfg[][3] = {{3, 1, 1}, {3, 2, 0}, {1, 1, 0}, {5, 2, 2}, {4, 3, 1}, {2, 1, 0}};
+    for (size_t c = 0; c < sizeof cfg / sizeof cfg[0]; c++)
+        for (int pi = 0; pi < 3; pi++) {
+            const int64_t K = cfg[c][0], s = cfg[c][1], p = cfg[c][2];
+            const int64_t C_in = 5, C_out = 7, L = 37, H = 11, W = 9;
+            const int use_bias = (c + pi) % 2 == 0;
+            float b[7];
+            fill_random(b, C_out, 1.0f);
+            /* conv1d */
+            int64_t L_out = (L + 2 * p - K) / s + 1;
+            float *x = xmalloc((size_t)(C_in * L) * sizeof(float)), *w = xmalloc((size_t)(C_out * C_in * K) * sizeof(float));
+            float *y = xmalloc((size_t)(C_out * L_out) * sizeof(float)), *yr = xmalloc((size_t)(C_out * L_out) * sizeof(float));
+            float *scr = xmalloc((size_t)(C_in * K * L_out) * sizeof(float));
+            fill_random(x, C_in * L, 1.0f);
+            fill_random(w, C_out * C_in * K, 1.0f);
+            lm_conv1d(y, x, w, use_bias ? b : NULL, C_in, L, C_out, K, s, p, scr, pools[pi]);
+            lm_conv1d_ref(yr, x, w, use_bias ? b : NULL, C_in, L, C_out, K, s, p);
+            double worst = 0;
+            for (int64_t i = 0; i < C_out * L_out; i++) worst = fmax(worst, fabs((double)y[i] - yr[i]));
+            CHECK(worst <= 1e-5 * (1 + C_in * K), "conv1d K=%lld s=%lld p=%lld threads=%d: worst %g", (long long)K,
+                  (long long)s, (long long)p, lm_pool_size(pools[pi]), worst);
+            free(x); free(w); free(y); free(yr); free(scr);
+            /* conv2d */
+            int64_t Ho = (H + 2 * p - K) / s + 1, Wo = (W + 2 * p - K) / s + 1;
+            x = xmalloc((size_t)(C_in * H * W) * sizeof(float));
+            w = xmalloc((size_t)(C_out * C_in * K * K) * sizeof(float));
+            y = xmalloc((size_t)(C_out * Ho * Wo) * sizeof(float));
+            yr = xmalloc((size_t)(C_out * Ho * Wo) * sizeof(float));
+            scr = xmalloc((size_t)(C_in * K * K * Ho * Wo) * sizeof(float));
+            fill_random(x, C_in * H * W, 1.0f);
+            fill_random(w, C_out * C_in * K * K, 1.0f);
+            lm_conv2d(y, x, w, use_bias ? b : NULL, C_in, H, W, C_out, K, s, p, scr, pools[pi]);
+            lm_conv2d_ref(yr, x, w, use_bias ? b : NULL, C_in, H, W, C_out, K, s, p);
+            worst = 0;
+            for (int64_t i = 0; i < C_out * Ho * Wo; i++) worst = fmax(worst, fabs((double)y[i] - yr[i]));
+            CHECK(worst <= 1e-5 * (1 + C_in * K * K), "conv2d K=%lld s=%lld p=%lld threads=%d: worst %g", (long long)K,
+                  (long long)s, (long long)p, lm_pool_size(pools[pi]), worst);
+            free(x); free(w); free(y); free(yr); free(scr);
+        }
+    /* Naive reference itself on a hand-computed case: x=[1,2,3], w=[1,-1] (K=2), p=1, b=0.5:
+     * padded [0,1,2,3,0] → [0-1, 1-2, 2-3, 3-0] + 0.5 = [-0.5, -0.5, -0.5, 3.5]. */
+    float x1[3] = {1, 2, 3}, w1[2] = {1, -1}, b1 = 0.5f, y1[4], s1[8];
+    lm_conv1d_ref(y1, x1, w1, &b1, 1, 3, 1, 2, 1, 1);
+    CHECK(y1[0] == -0.5f && y1[1] == -0.5f && y1[2] == -0.5f && y1[3] == 3.5f, "conv1d_ref known values");
+    lm_conv1d(y1, x1, w1, &b1, 1, 3, 1, 2, 1, 1, s1, NULL);
+    CHECK(y1[0] == -0.5f && y1[1] == -0.5f && y1[2] == -0.5f && y1[3] == 3.5f, "conv1d known values");
+}
+
+/* ---- norms, activations, groupnorm, upsample ---------------------------------------------- */
+static int close_f(float a, double b, double rel) { return fabs((double)a - b) <= rel * fabs(b) + 1e-6; }
+
+static void test_elementwise(void)
+{
+    enum { N = 67 };
+    float x[N], w[N], bb[N], y[N];
+    fill_random(x, N, 3.0f);
+    fill_random(w, N, 1.0f);
+    fill_random(bb, N, 1.0f);
+
+    /* rmsnorm: x / sqrt(mean(x²) + eps) · w */
+    double ss = 0;
+    for (int i = 0; i < N; i++) ss += (double)x[i] * x[i];
+    double inv = 1.0 / sqrt(ss / N + 1e-6);
+    lm_rmsnorm(y, x, w, N, 1e-6f);
+    int bad = 0;
+    for (int i = 0; i < N; i++) bad += !close_f(y[i], x[i] * inv * w[i], 1e-5);
+    CHECK(bad == 0, "rmsnorm: %d off", bad);
+    memcpy(y, x, sizeof y);
+    lm_rmsnorm(y, y, NULL, N, 1e-6f);   /* in place, no weight */
+    bad = 0;
+    for (int i = 0; i < N; i++) bad += !close_f(y[i], x[i] * inv, 1e-5);
+    CHECK(bad == 0, "rmsnorm in place: %d off", bad);
+
+    /* layernorm: (x - mean) / sqrt(var + eps) · w + b */
+    double mean = 0, var = 0;
+    for (int i = 0; i < N; i++) mean += x[i];
+    mean /= N;
+    for (int i = 0; i < N; i++) var += (x[i] - mean) * (x[i] - mean);
+    var /= N;
+    lm_layernorm(y, x, w, bb, N, 1e-5f);
+    bad = 0;
+    for (int i = 0; i < N; i++) bad += !close_f(y[i], (x[i] - mean) / sqrt(var + 1e-5) * w[i] + bb[i], 1e-5);
+    CHECK(bad == 0, "layernorm: %d off", bad);
+
+    /* softmax known values and robustness */
+    float s3[3] = {1, 2, 3};
+    lm_softmax(s3, 3);
+    CHECK(close_f(s3[0], 0.09003057317, 1e-6) && close_f(s3[1], 0.24472847105, 1e-6) && close_f(s3[2], 0.66524095577, 1e-6),
+          "softmax [1,2,3] = %g %g %g", s3[0], s3[1], s3[2]);
+    float big[2] = {1000, 1001};
+    lm_softmax(big, 2);
+    CHECK(close_f(big[0], 0.26894142137, 1e-6) && close_f(big[1], 0.73105857863, 1e-6), "softmax large inputs");
+    float masked[3] = {-INFINITY, 0.5f, -INFINITY};
+    lm_softmax(masked, 3);
+    CHECK(masked[0] == 0 && masked[1] == 1 && masked[2] == 0, "softmax with -inf mask");
+
+    /* activations: known values, then the direct formulas on random inputs */
+    float k[3] = {1.0f, -1.0f, 0.0f}, o[3];
+    lm_gelu_erf(o, k, 3);
+    CHECK(close_f(o[0], 0.8413447461, 1e-6) && close_f(o[1], -0.1586552539, 1e-5) && o[2] == 0, "gelu_erf known values");
+    lm_gelu_tanh(o, k, 3);
+    CHECK(close_f(o[0], 0.8411919906, 1e-6) && close_f(o[1], -0.1588080094, 1e-5) && o[2] == 0, "gelu_tanh known values");
+    lm_silu(o, k, 3);
+    CHECK(close_f(o[0], 0.7310585786, 1e-6) && close_f(o[1], -0.2689414214, 1e-6) && o[2] == 0, "silu known values");
+    lm_gelu_erf(y, x, N);
+    bad = 0;
+    for (int i = 0; i < N; i++) bad += !close_f(y[i], 0.5 * x[i] * (1 + erf(x[i] / sqrt(2.0))), 1e-5);
+    CHECK(bad == 0, "gelu_erf formula: %d off", bad);
+    lm_gelu_tanh(y, x, N);
+    bad = 0;
+    for (int i = 0; i < N; i++) {
+        double v = x[i];
+        bad += !close_f(y[i], 0.5 * v * (1 + tanh(sqrt(2 / M_PI) * (v + 0.044715 * v * v * v))), 1e-5);
+    }
+    CHECK(bad == 0, "gelu_tanh formula: %d off", bad);
+    lm_swiglu(y, x, w, N);
+    bad = 0;
+    for (int i = 0; i < N; i++) bad += !close_f(y[i], x[i] / (1 + exp(-(double)x[i])) * w[i], 1e-5);
+    CHECK(bad == 0, "swiglu formula: %d off", bad);
+
+    /* groupnorm: known values (one group of [1,2,3,4]: mean 2.5, var 1.25) */
+    float g4[4] = {1, 2, 3, 4}, gy[4];
+    lm_groupnorm(gy, g4, NULL, NULL, 2, 2, 1, 0.0f);
+    const double s = 1 / sqrt(1.25);
+    CHECK(close_f(gy[0], -1.5 * s, 1e-6) && close_f(gy[1], -0.5 * s, 1e-6) && close_f(gy[2], 0.5 * s, 1e-6) &&
+          close_f(gy[3], 1.5 * s, 1e-6), "groupnorm known values");
+    /* groupnorm: direct formula, 6 channels in 3 groups, 10 positions, weight and bias */
+    enum { C = 6, HW = 10, G = 3 };
+    float gx[C * HW], gout[C * HW], gw[C], gb[C];
+    fill_random(gx, C * HW, 2.0f);
+    fill_random(gw, C, 1.0f);
+    fill_random(gb, C, 1.0f);
+    lm_groupnorm(gout, gx, gw, gb, C, HW, G, 1e-5f);
+    bad = 0;
+    for (int g = 0; g < G; g++) {
+        const int n = C / G * HW;
+        double m = 0, v = 0;
+        for (int i = 0; i < n; i++) m += gx[g * n + i];
+        m /= n;
+        for (int i = 0; i < n; i++) v += (gx[g * n + i] - m) * (gx[g * n + i] - m);
+        v /= n;
+        for (int i = 0; i < n; i++) {
+            int ch = g * (C / G) + i / HW;
+            bad += !close_f(gout[g * n + i], (gx[g * n + i] - m) / sqrt(v + 1e-5) * gw[ch] + gb[ch], 1e-5);
+        }
+    }
+    CHECK(bad == 0, "groupnorm formula: %d off", bad);
+
+    /* nearest ×2 upsampling */
+    float ux[2 * 2 * 3] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}, uy[2 * 4 * 6];
+    lm_upsample_nearest2x(uy, ux, 2, 2, 3);
+    bad = 0;
+    for (int c = 0; c < 2; c++)
+        for (int h = 0; h < 4; h++)
+            for (int w2 = 0; w2 < 6; w2++) bad += uy[(c * 4 + h) * 6 + w2] != ux[(c * 2 + h / 2) * 3 + w2 / 2];
+    CHECK(bad == 0, "upsample nearest2x: %d off", bad);
+}
+
+/* ---- dispatch and bad input ------------------------------------------------------------- */
+static void test_dispatch(void)
+{
+    lm_kernels_force_ref(1);
+    CHECK(!strcmp(lm_kernels_name(), "ref"), "force_ref(1) gives %s", lm_kernels_name());
+    lm_kernels_force_ref(0);
+    const lm_cpu_caps *c = lm_cpu_caps_get();
+    const char *want = c->avx512f && c->avx512bw && c->avx512vl && c->avx2 && c->fma && c->f16c ? "avx512"
+                       : c->avx2 && c->fma && c->f16c                                            ? "avx2"
+                                                                                                 : "ref";
+    CHECK(!strcmp(lm_kernels_name(), want), "auto picked %s, want %s", lm_kernels_name(), want);
+    CHECK(lm_kernels_select("nonsense") == LOOM_ERR_INVALID_ARG, "unknown set name accepted");
+
+    /* An unsupported type or a too-short stride fills y with NaN rather than reading past rows. */
+    float x[32] = {0}, y[2] = {0, 0};
+    uint8_t data[128] = {0};
+    lm_matrix bad = {.type = 2 /* q4_0: not computed by loom */, .n_in = 32, .n_out = 2, .row_bytes = 18, .data = data};
+    lm_matvec(&bad, x, y, NULL);
+    CHECK(isnan(y[0]) && isnan(y[1]), "unsupported type did not give NaN");
+    lm_matrix shortrow = {.type = LOOM_TYPE_F32, .n_in = 32, .n_out = 2, .row_bytes = 64, .data = data};
+    y[0] = y[1] = 0;
+    lm_matvec(&shortrow, x, y, NULL);
+    CHECK(isnan(y[0]) && isnan(y[1]), "short row stride did not give NaN");
+    CHECK(isnan(lm_dot(LOOM_TYPE_Q8_0, data, x, 31)), "q8_0 dot with a partial block accepted");
+}
+
+int main(void)
+{
+    lm_pool *p1 = lm_pool_create(1), *p2 = lm_pool_create(2);
+    lm_pool *pools[3] = {NULL, p1, p2};
+    if (!p1 || !p2) {
+        printf("pool creation failed\n0 passed, 1 failed\n");
+        return 1;
+    }
+    test_dispatch();
+    int n_sets = 0;
+    for (size_t i = 0; i < sizeof k_sets / sizeof k_sets[0]; i++) {
+        if (lm_kernels_select(k_sets[i]) != 0) {
+            printf("note: kernel set %s not available on this CPU, skipped\n", k_sets[i]);
+            continue;
+        }
+        n_sets++;
+        test_dot_matvec(k_sets[i], pools);
+        test_matmul(k_sets[i], pools);
+    }
+    lm_kernels_select("auto");
+    CHECK(n_sets >= 1, "no kernel set ran");
+    test_rope();
+    test_conv(pools);
+    test_elementwise();
+    lm_pool_free(&p1);
+    lm_pool_free(&p2);
+    lm_kernels_scratch_release();
+    printf("%d passed, %d failed\n", g_pass, g_fail);
+    return g_fail ? 1 : 0;
+}

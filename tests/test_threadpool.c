@@ -1,0 +1,119 @@
+/* Thread pool: every index of a split range runs exactly once per run, every thread index
+ * is called once per run, across many back-to-back runs; NULL pool runs on the caller. */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "include/loom.h"
+#include "lib/core/threadpool.h"
+
+static int g_pass, g_fail;
+#define CHECK(cond, ...)                                                          \
+    do {                                                                          \
+        if (cond) g_pass++;                                                       \
+        else {                                                                    \
+            g_fail++;                                                             \
+            printf("FAIL %s:%d: ", __FILE__, __LINE__);                          \
+            printf(__VA_ARGS__);                                                  \
+            printf("\n");                                                         \
+        }                                                                         \
+    } while (0)
+
+#define N_ITEMS 1001
+
+typedef struct {
+    atomic_int hits[N_ITEMS];
+    atomic_int calls[8];
+    atomic_int bad_nth;
+    int        expect_nth;
+} task_state;
+
+static void mark(void *arg, int ith, int nth)
+{
+    task_state *s = arg;
+    if (nth != s->expect_nth || ith < 0 || ith >= nth) atomic_fetch_add(&s->bad_nth, 1);
+    else atomic_fetch_add(&s->calls[ith], 1);
+    long long lo, hi;
+    lm_split(N_ITEMS, ith, nth, &lo, &hi);
+    for (long long i = lo; i < hi; i++) atomic_fetch_add(&s->hits[i], 1);
+}
+
+static task_state g_state;
+
+static void reset(int nth)
+{
+    for (int i = 0; i < N_ITEMS; i++) atomic_store(&g_state.hits[i], 0);
+    for (int i = 0; i < 8; i++) atomic_store(&g_state.calls[i], 0);
+    atomic_store(&g_state.bad_nth, 0);
+    g_state.expect_nth = nth;
+}
+
+/* Run `runs` times, then check each item was hit exactly `runs` times and each thread
+ * index called `runs` times. */
+static void run_and_check(lm_pool *p, int nth, int runs)
+{
+    reset(nth);
+    for (int r = 0; r < runs; r++) lm_pool_run(p, mark, &g_state);
+    int wrong_items = 0;
+    for (int i = 0; i < N_ITEMS; i++) wrong_items += atomic_load(&g_state.hits[i]) != runs;
+    int wrong_calls = 0;
+    for (int i = 0; i < nth; i++) wrong_calls += atomic_load(&g_state.calls[i]) != runs;
+    CHECK(wrong_items == 0, "nth=%d: %d items not hit exactly %d times", nth, wrong_items, runs);
+    CHECK(wrong_calls == 0, "nth=%d: %d thread indices not called exactly %d times", nth, wrong_calls, runs);
+    CHECK(atomic_load(&g_state.bad_nth) == 0, "nth=%d: fn saw a wrong (ith, nth)", nth);
+}
+
+static void test_split(void)
+{
+    int bad = 0;
+    for (long long n = 0; n < 50; n++)
+        for (int nth = 1; nth <= 9; nth++) {
+            long long next = 0;
+            for (int ith = 0; ith < nth; ith++) {
+                long long lo, hi;
+                lm_split(n, ith, nth, &lo, &hi);
+                if (lo != next || hi < lo) bad++;
+                next = hi;
+            }
+            if (next != n) bad++;
+        }
+    CHECK(bad == 0, "lm_split: %d partitions not contiguous/covering", bad);
+}
+
+int main(void)
+{
+    test_split();
+
+    CHECK(lm_pool_size(NULL) == 1, "NULL pool size %d", lm_pool_size(NULL));
+    run_and_check(NULL, 1, 3);
+
+    for (int nth = 1; nth <= 4; nth++) {
+        lm_pool *p = lm_pool_create(nth);
+        CHECK(p != NULL, "lm_pool_create(%d) failed", nth);
+        if (!p) continue;
+        CHECK(lm_pool_size(p) == nth, "size %d != %d", lm_pool_size(p), nth);
+        run_and_check(p, nth, 2000);
+        lm_pool_free(&p);
+        CHECK(p == NULL, "lm_pool_free did not clear the handle");
+    }
+
+    /* Many short-lived pools: creation and teardown do not leak or hang. */
+    int ok = 1;
+    for (int i = 0; i < 50 && ok; i++) {
+        lm_pool *p = lm_pool_create(1 + i % 4);
+        ok = p != NULL;
+        if (p) run_and_check(p, 1 + i % 4, 3);
+        lm_pool_free(&p);
+    }
+    CHECK(ok, "repeated create/free failed");
+
+    lm_pool *def = lm_pool_create(0);
+    CHECK(def && lm_pool_size(def) == loom_cpu_count(), "default size %d != cpu count %d",
+          def ? lm_pool_size(def) : -1, loom_cpu_count());
+    lm_pool_free(&def);
+    lm_pool_free(&def);  /* freeing NULL is a no-op */
+    lm_pool_free(NULL);
+
+    printf("%d passed, %d failed\n", g_pass, g_fail);
+    return g_fail ? 1 : 0;
+}
