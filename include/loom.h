@@ -217,7 +217,8 @@ double loom_video_frame_pts(const loom_video *v, int i);
 const loom_video_info *loom_video_source(const loom_video *v);
 
 /* MP4 writing: RGB8 frames -> H.264 (libx264 when the installed FFmpeg has it, else
- * MPEG-4 Part 2), yuv420p (BT.601, limited range), constant frame rate, `+faststart`.
+ * MPEG-4 Part 2), yuv420p (BT.601, limited range), constant frame rate, `+faststart`;
+ * optionally an AAC audio track from float samples.
  * Written to a temporary file in the target's folder and renamed on success, so a failure
  * or an abandoned writer leaves nothing behind. Width and height must be even. */
 typedef struct loom_mp4_params {
@@ -227,6 +228,9 @@ typedef struct loom_mp4_params {
     const char *codec;      /* NULL: "libx264" if available, else "mpeg4"; or name one    */
     const char *preset;     /* x264 preset (NULL: "medium")                               */
     int         n_threads;  /* encoder threads; 0 lets FFmpeg choose                      */
+    int         audio_rate;     /* > 0: add an AAC audio track at this rate (Hz); 0: none */
+    int         audio_channels; /* 1..8 (default 1)                                       */
+    int         audio_bitrate;  /* bits/s; 0: 64000 per channel                           */
 } loom_mp4_params;
 
 loom_mp4_params loom_mp4_default_params(void);
@@ -238,6 +242,10 @@ int  loom_mp4_writer_open(const char *path, int width, int height, loom_mp4_para
                           loom_mp4_writer **out, char *err, size_t err_size);
 /* Append one frame, RGB8 [height][width][3]. */
 int  loom_mp4_writer_add_frame(loom_mp4_writer *w, const uint8_t *rgb);
+/* Append n audio samples per channel, interleaved floats in [-1, 1] ([n][channels]);
+ * needs audio_rate > 0. Video and audio may come in any order (for long files, add them
+ * in step: the muxer holds what it cannot interleave yet in memory). */
+int  loom_mp4_writer_add_audio(loom_mp4_writer *w, const float *samples, int64_t n);
 /* Flush, write the index (moved to the front) and rename into place. At least 1 frame. */
 int  loom_mp4_writer_finish(loom_mp4_writer *w);
 /* Release; if finish() did not succeed, the partial file is deleted. */
@@ -245,9 +253,11 @@ void loom_mp4_writer_free(loom_mp4_writer **w);
 /* The last error's message ("" if none); owned by w. */
 const char *loom_mp4_writer_error(const loom_mp4_writer *w);
 
-/* One call: n_frames frames, contiguous RGB8 [n_frames][height][width][3]. */
+/* One call: n_frames frames, contiguous RGB8 [n_frames][height][width][3], and (when
+ * p.audio_rate > 0) n_audio samples per channel of interleaved float audio (may be 0). */
 int loom_video_write_mp4(const char *path, const uint8_t *rgb, int n_frames, int width,
-                         int height, loom_mp4_params p, char *err, size_t err_size);
+                         int height, const float *audio, int64_t n_audio, loom_mp4_params p,
+                         char *err, size_t err_size);
 
 
 /* ---------------------------------------------------------------------------------------

@@ -426,7 +426,7 @@ static void test_write_roundtrip(const char *codec, double fps, int num, int den
     loom_mp4_params mp = loom_mp4_default_params();
     mp.fps = fps;
     mp.codec = codec;
-    int rc = loom_video_write_mp4(path, rgb, N, W, H, mp, err, sizeof err);
+    int rc = loom_video_write_mp4(path, rgb, N, W, H, NULL, 0, mp, err, sizeof err);
     CHECK(rc == 0, "write %s: %s", path, err);
     if (rc != 0) { free(rgb); return; }
 
@@ -464,6 +464,108 @@ static void test_write_roundtrip(const char *codec, double fps, int num, int den
     }
     unlink(path);
     free(rgb);
+}
+
+/* Video + an AAC track: 2 s of 440 Hz (left) and 660 Hz at half amplitude (right), 16 kHz.
+ * Decoded back with libavcodec: rate, channels, length, and the tones where they belong. */
+static void test_write_audio(void)
+{
+    enum { W = 64, H = 48, N = 30, RATE = 16000, NS = 2 * RATE };
+    char path[512], err[512];
+    snprintf(path, sizeof path, "%s/with_audio.mp4", tmpdir);
+    uint8_t *rgb = malloc((size_t)N * W * H * 3);
+    float *pcm = malloc(sizeof(float) * NS * 2);
+    make_clip(rgb, N, W, H);
+    for (int i = 0; i < NS; i++) {
+        pcm[2 * i]     = 0.5f * (float)sin(2 * M_PI * 440 * i / RATE);
+        pcm[2 * i + 1] = 0.25f * (float)sin(2 * M_PI * 660 * i / RATE);
+    }
+    loom_mp4_params mp = loom_mp4_default_params();
+    mp.fps = 15;
+    mp.audio_rate = RATE;
+    mp.audio_channels = 2;
+    int rc = loom_video_write_mp4(path, rgb, N, W, H, pcm, NS, mp, err, sizeof err);
+    CHECK(rc == 0, "write with audio: %s", err);
+    free(rgb);
+    free(pcm);
+    if (rc) return;
+
+    AVFormatContext *fmt = NULL;
+    CHECK(avformat_open_input(&fmt, path, NULL, NULL) == 0 && avformat_find_stream_info(fmt, NULL) >= 0, "open %s", path);
+    if (!fmt) return;
+    int si = av_find_best_stream(fmt, AVMEDIA_TYPE_AUDIO, -1, -1, NULL, 0);
+    CHECK(si >= 0, "no audio stream");
+    CHECK(av_find_best_stream(fmt, AVMEDIA_TYPE_VIDEO, -1, -1, NULL, 0) >= 0, "no video stream");
+    if (si < 0) { avformat_close_input(&fmt); return; }
+    AVCodecParameters *cp = fmt->streams[si]->codecpar;
+    CHECK(cp->codec_id == AV_CODEC_ID_AAC && cp->sample_rate == RATE && cp->ch_layout.nb_channels == 2,
+          "audio %s %d Hz x %d", avcodec_get_name(cp->codec_id), cp->sample_rate, cp->ch_layout.nb_channels);
+    const AVCodec *c = avcodec_find_decoder(cp->codec_id);
+    AVCodecContext *dec = avcodec_alloc_context3(c);
+    avcodec_parameters_to_context(dec, cp);
+    avcodec_open2(dec, c, NULL);
+    AVPacket *pkt = av_packet_alloc();
+    AVFrame *fr = av_frame_alloc();
+    /* Goertzel-style correlation with each tone per channel, over everything decoded */
+    double corr[2][2][2] = {{{0}}}, energy[2] = {0};
+    long long n = 0;
+    for (int drain = 0; drain < 2; drain++) {
+        int more = 1;
+        while (more) {
+            if (!drain) {
+                if (av_read_frame(fmt, pkt) < 0) { more = 0; continue; }
+                if (pkt->stream_index == si) avcodec_send_packet(dec, pkt);
+                av_packet_unref(pkt);
+            } else {
+                avcodec_send_packet(dec, NULL);
+                more = 0;
+            }
+            while (avcodec_receive_frame(dec, fr) == 0) {
+                for (int i = 0; i < fr->nb_samples; i++, n++)
+                    for (int ch = 0; ch < 2; ch++) {
+                        double x = ((const float *)fr->extended_data[ch])[i];
+                        energy[ch] += x * x;
+                        for (int k = 0; k < 2; k++) {
+                            double ph = 2 * M_PI * (k ? 660 : 440) * n / RATE;
+                            corr[ch][k][0] += x * cos(ph);
+                            corr[ch][k][1] += x * sin(ph);
+                        }
+                    }
+            }
+        }
+    }
+    CHECK(llabs(n - NS) <= 1024, "decoded %lld samples per channel, want %d (+- one AAC frame)", n, NS);
+    double share[2][2];   /* fraction of each channel's energy in each tone */
+    for (int ch = 0; ch < 2; ch++)
+        for (int k = 0; k < 2; k++)
+            share[ch][k] = energy[ch] > 0 ? 2 * (corr[ch][k][0] * corr[ch][k][0] + corr[ch][k][1] * corr[ch][k][1]) / n / energy[ch] : 0;
+    printf("audio track: %lld samples/ch; left 440 Hz share %.3f, right 660 Hz share %.3f; rms %.3f / %.3f\n", n, share[0][0],
+           share[1][1], sqrt(energy[0] / n), sqrt(energy[1] / n));
+    CHECK(share[0][0] > 0.9 && share[0][1] < 0.05, "left: 440 share %.3f, 660 share %.3f", share[0][0], share[0][1]);
+    CHECK(share[1][1] > 0.9 && share[1][0] < 0.05, "right: 660 share %.3f, 440 share %.3f", share[1][1], share[1][0]);
+    CHECK(fabs(sqrt(energy[0] / n) - 0.5 / sqrt(2)) < 0.05 && fabs(sqrt(energy[1] / n) - 0.25 / sqrt(2)) < 0.03, "levels");
+    av_frame_free(&fr);
+    av_packet_free(&pkt);
+    avcodec_free_context(&dec);
+    avformat_close_input(&fmt);
+
+    /* and the video still reads back */
+    loom_video_params p = loom_video_default_params();
+    p.n_frames = N;
+    loom_video *v = NULL;
+    rc = loom_video_sample(path, p, &v, err, sizeof err);
+    CHECK(rc == 0 && v && v->n_frames == N && fabs(v->info.duration - 2.0) < 1e-3, "video with audio: %s", err);
+    loom_video_free(&v);
+    unlink(path);
+
+    /* audio into a writer opened without an audio track is an error */
+    loom_mp4_writer *w = NULL;
+    mp = loom_mp4_default_params();
+    rc = loom_mp4_writer_open(path, W, H, mp, &w, err, sizeof err);
+    float one = 0;
+    CHECK(rc == 0 && loom_mp4_writer_add_audio(w, &one, 1) == LOOM_ERR_INVALID_ARG && strstr(loom_mp4_writer_error(w), "audio"),
+          "audio without a track: %s", loom_mp4_writer_error(w));
+    loom_mp4_writer_free(&w);
 }
 
 static void test_write_errors(void)
@@ -523,7 +625,7 @@ static void test_truncated_faststart(void)
     make_clip(rgb, N, W, H);
     loom_mp4_params mp = loom_mp4_default_params();
     mp.fps = 10;
-    int rc = loom_video_write_mp4(path, rgb, N, W, H, mp, err, sizeof err);
+    int rc = loom_video_write_mp4(path, rgb, N, W, H, NULL, 0, mp, err, sizeof err);
     free(rgb);
     CHECK(rc == 0, "write: %s", err);
     size_t n = 0;
@@ -550,7 +652,7 @@ static int write_known_clip(const char *path)
     loom_mp4_params mp = loom_mp4_default_params();
     mp.fps = 12;
     char err[512];
-    int rc = loom_video_write_mp4(path, rgb, N, W, H, mp, err, sizeof err);
+    int rc = loom_video_write_mp4(path, rgb, N, W, H, NULL, 0, mp, err, sizeof err);
     free(rgb);
     if (rc) fprintf(stderr, "%s\n", err);
     return rc ? 1 : 0;
@@ -580,6 +682,7 @@ int main(int argc, char **argv)
     test_write_roundtrip("mpeg4", 25, 25, 1);
     test_write_roundtrip(NULL, 30000.0 / 1001, 30000, 1001);
     test_write_errors();
+    test_write_audio();
     test_truncated_faststart();
 
     /* leave no files behind */

@@ -46,6 +46,7 @@ typedef struct loom_mp4_writer lm_mp4_writer;
 int  lm_mp4_writer_open(const char *path, int width, int height, const loom_mp4_params *p,
                         lm_mp4_writer **out, lm_error *e);
 int  lm_mp4_writer_add_frame(lm_mp4_writer *w, const uint8_t *rgb);   /* [height][width][3] */
+int  lm_mp4_writer_add_audio(lm_mp4_writer *w, const float *samples, int64_t n);  /* [n][channels] */
 int  lm_mp4_writer_finish(lm_mp4_writer *w);
 void lm_mp4_writer_free(lm_mp4_writer **w);
 const char *lm_mp4_writer_error(const lm_mp4_writer *w);

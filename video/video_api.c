@@ -45,12 +45,13 @@ int loom_mp4_writer_open(const char *path, int width, int height, loom_mp4_param
 }
 
 int  loom_mp4_writer_add_frame(loom_mp4_writer *w, const uint8_t *rgb) { return lm_mp4_writer_add_frame(w, rgb); }
+int  loom_mp4_writer_add_audio(loom_mp4_writer *w, const float *samples, int64_t n) { return lm_mp4_writer_add_audio(w, samples, n); }
 int  loom_mp4_writer_finish(loom_mp4_writer *w) { return lm_mp4_writer_finish(w); }
 void loom_mp4_writer_free(loom_mp4_writer **w) { lm_mp4_writer_free(w); }
 const char *loom_mp4_writer_error(const loom_mp4_writer *w) { return lm_mp4_writer_error(w); }
 
 int loom_video_write_mp4(const char *path, const uint8_t *rgb, int n_frames, int width, int height,
-                         loom_mp4_params p, char *err, size_t err_size)
+                         const float *audio, int64_t n_audio, loom_mp4_params p, char *err, size_t err_size)
 {
     lm_error e = {0};
     if (!rgb || n_frames < 1)
@@ -60,6 +61,7 @@ int loom_video_write_mp4(const char *path, const uint8_t *rgb, int n_frames, int
     int rc = lm_mp4_writer_open(path, width, height, &p, &w, &e);
     size_t frame_bytes = (size_t)width * (size_t)height * 3;
     for (int i = 0; rc == 0 && i < n_frames; i++) rc = lm_mp4_writer_add_frame(w, rgb + frame_bytes * (size_t)i);
+    if (rc == 0 && p.audio_rate > 0 && n_audio > 0) rc = lm_mp4_writer_add_audio(w, audio, n_audio);
     if (rc == 0) rc = lm_mp4_writer_finish(w);
     if (rc < 0 && w) {   /* the writer holds the message */
         e.status = rc;
