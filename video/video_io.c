@@ -21,6 +21,8 @@
 
 /* Past this much decoding ahead (with no keyframe index to tell better), seek instead. */
 #define SEEK_AHEAD_S     2.0
+/* With an index, seek when the keyframe before the target is this many frames ahead. */
+#define SEEK_MIN_SKIP_FRAMES 12
 /* A stream that ends cleanly more than this fraction of its duration (or 3 frames) before a
  * sample time is reported as truncated. */
 #define TRUNCATED_SLACK_FRAC 0.05
@@ -384,8 +386,14 @@ static double keyframe_before(source *s, double t)
     return (ie->timestamp - s->start) * s->tb;
 }
 
+/* RGB conversion state: the scaler, rebuilt only when the source's format changes. */
+typedef struct converter {
+    struct SwsContext *sws;
+    int src_w, src_h, src_fmt, cs, full_range;   /* what sws was set up for */
+} converter;
+
 /* Convert `f` to RGB8 at w x h into dst (tightly packed). */
-static int convert_frame(source *s, struct SwsContext **sws, const AVFrame *f, uint8_t *dst, int w, int h, lm_error *e)
+static int convert_frame(source *s, converter *cv, const AVFrame *f, uint8_t *dst, int w, int h, lm_error *e)
 {
     enum AVPixelFormat fmt = f->format;
     int full_range = f->color_range == AVCOL_RANGE_JPEG;
@@ -396,18 +404,28 @@ static int convert_frame(source *s, struct SwsContext **sws, const AVFrame *f, u
     case AV_PIX_FMT_YUVJ444P: fmt = AV_PIX_FMT_YUV444P; full_range = 1; break;
     default: break;
     }
-    *sws = sws_getCachedContext(*sws, f->width, f->height, fmt, w, h, AV_PIX_FMT_RGB24,
-                                SWS_BICUBIC | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT, NULL, NULL, NULL);
-    if (!*sws)
-        return lm_fail(e, LOOM_ERR_UNSUPPORTED, "%s: cannot convert %dx%d %s frames to RGB", s->name, f->width,
-                       f->height, av_get_pix_fmt_name(fmt) ? av_get_pix_fmt_name(fmt) : "?");
     int cs = f->colorspace;
     if (cs == AVCOL_SPC_UNSPECIFIED || cs == AVCOL_SPC_RESERVED || cs == AVCOL_SPC_RGB) cs = SWS_CS_DEFAULT;
-    const int *coefs = sws_getCoefficients(cs);
-    sws_setColorspaceDetails(*sws, coefs, full_range, sws_getCoefficients(SWS_CS_DEFAULT), 1, 0, 1 << 16, 1 << 16);
+    if (!cv->sws || cv->src_w != f->width || cv->src_h != f->height || cv->src_fmt != (int)fmt || cv->cs != cs ||
+        cv->full_range != full_range) {
+        /* bicubic, like the ffmpeg tool's scale filter; dst size is fixed for the whole run */
+        sws_freeContext(cv->sws);
+        cv->sws = sws_getContext(f->width, f->height, fmt, w, h, AV_PIX_FMT_RGB24,
+                                 SWS_BICUBIC | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT, NULL, NULL, NULL);
+        if (!cv->sws)
+            return lm_fail(e, LOOM_ERR_UNSUPPORTED, "%s: cannot convert %dx%d %s frames to RGB", s->name, f->width,
+                           f->height, av_get_pix_fmt_name(fmt) ? av_get_pix_fmt_name(fmt) : "?");
+        sws_setColorspaceDetails(cv->sws, sws_getCoefficients(cs), full_range, sws_getCoefficients(SWS_CS_DEFAULT), 1,
+                                 0, 1 << 16, 1 << 16);
+        cv->src_w = f->width;
+        cv->src_h = f->height;
+        cv->src_fmt = fmt;
+        cv->cs = cs;
+        cv->full_range = full_range;
+    }
     uint8_t *dst_planes[4] = {dst, NULL, NULL, NULL};
     int      dst_stride[4] = {w * 3, 0, 0, 0};
-    int rows = sws_scale(*sws, (const uint8_t *const *)f->data, f->linesize, 0, f->height, dst_planes, dst_stride);
+    int rows = sws_scale(cv->sws, (const uint8_t *const *)f->data, f->linesize, 0, f->height, dst_planes, dst_stride);
     if (rows != h) return lm_fail(e, LOOM_ERR_FORMAT, "%s: frame conversion produced %d of %d rows", s->name, rows, h);
     return 0;
 }
@@ -443,7 +461,7 @@ static int sample(const char *path, const uint8_t *data, size_t size, const loom
     lm_error_clear(e);
 
     source s = {0};
-    struct SwsContext *sws = NULL;
+    converter cv = {0};
     AVFrame *prev = av_frame_alloc(), *ahead = av_frame_alloc();
     loom_video *v = NULL;
     int rc = 0;
@@ -492,7 +510,10 @@ static int sample(const char *path, const uint8_t *data, size_t size, const loom
         int want_seek = 0;
         if (can_seek && !(have_ahead && ahead_t > t)) {
             double kf = keyframe_before(&s, t);
-            if (!isnan(kf)) want_seek = kf > pos + 1e-9 && (have_prev || have_ahead || kf > 0);
+            /* worth it only when it skips more decoding than a seek costs (flushing the
+             * decoder's pipeline, re-reading): a dozen frames */
+            double skip = kf - (isfinite(pos) ? pos : 0);
+            if (!isnan(kf)) want_seek = skip > (s.frame_dur > 0 ? SEEK_MIN_SKIP_FRAMES * s.frame_dur : 0.5);
             else want_seek = t - (isfinite(pos) ? pos : 0) > SEEK_AHEAD_S;
         }
         int tries = 0;
@@ -561,7 +582,7 @@ static int sample(const char *path, const uint8_t *data, size_t size, const loom
             goto done;
         }
         v->pts[i] = shown_t;
-        if ((rc = convert_frame(&s, &sws, shown, v->rgb + frame_bytes * (size_t)i, w, h, e)) < 0) goto done;
+        if ((rc = convert_frame(&s, &cv, shown, v->rgb + frame_bytes * (size_t)i, w, h, e)) < 0) goto done;
     }
     snprintf(v->codec, sizeof v->codec, "%s", s.info.codec);
     snprintf(v->container, sizeof v->container, "%s", s.info.container);
@@ -575,7 +596,7 @@ static int sample(const char *path, const uint8_t *data, size_t size, const loom
     rc = 0;
 done:
     lm_video_free(&v);
-    sws_freeContext(sws);
+    sws_freeContext(cv.sws);
     av_frame_free(&prev);
     av_frame_free(&ahead);
     source_close(&s);
