@@ -298,6 +298,14 @@ static void test_bad_input(void)
     rc = loom_video_sample(path, p, &v, err, sizeof err);
     CHECK(rc < 0 && !v && err[0], "junk: %d %s", rc, err);
 
+    /* a playlist must not make FFmpeg fetch anything: only local files are allowed */
+    snprintf(path, sizeof path, "%s/remote.m3u8", tmpdir);
+    const char m3u8[] = "#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\nhttp://127.0.0.1:9/x.ts\n#EXT-X-ENDLIST\n";
+    write_file(path, m3u8, sizeof m3u8 - 1);
+    t0 = now_s();
+    rc = loom_video_sample(path, p, &v, err, sizeof err);
+    CHECK(rc < 0 && !v && err[0] && now_s() - t0 < 2, "remote playlist: %d %s", rc, err);
+
     /* truncated, index at the end (ffmpeg's default MP4): cannot open */
     size_t n = 0;
     uint8_t *mp4 = read_file("data/video/h264.mp4", &n);

@@ -227,7 +227,12 @@ static int source_open(source *s, const char *path, const uint8_t *data, size_t 
         s->fmt->pb = s->avio;
         s->fmt->flags |= AVFMT_FLAG_CUSTOM_IO;
     }
-    int rc = avformat_open_input(&s->fmt, path ? path : "", NULL, NULL);
+    /* Untrusted input: a playlist-like file (HLS, concat, …) must not make FFmpeg open other
+     * resources. A path may only use the local-file protocol; memory input none at all. */
+    AVDictionary *open_opts = NULL;
+    av_dict_set(&open_opts, "protocol_whitelist", path ? "file" : "none", 0);
+    int rc = avformat_open_input(&s->fmt, path ? path : "", NULL, &open_opts);
+    av_dict_free(&open_opts);
     if (rc < 0) {   /* s->fmt was freed */
         int st = rc == AVERROR(ENOENT) || rc == AVERROR(EACCES) || rc == AVERROR(EISDIR) ? LOOM_ERR_IO : LOOM_ERR_FORMAT;
         return lm_fail(e, st, "%s: cannot open as a video: %s", s->name, av_err(rc, msg, sizeof msg));
@@ -235,7 +240,7 @@ static int source_open(source *s, const char *path, const uint8_t *data, size_t 
     /* Sizes a header already states are refused before stream probing decodes anything. */
     for (unsigned i = 0; i < s->fmt->nb_streams; i++) {
         const AVCodecParameters *cp = s->fmt->streams[i]->codecpar;
-        if (cp->codec_type != AVMEDIA_TYPE_VIDEO) continue;
+        if (cp->codec_type != AVMEDIA_TYPE_VIDEO || (s->fmt->streams[i]->disposition & AV_DISPOSITION_ATTACHED_PIC)) continue;
         if ((rc = check_dims(s, cp->width, cp->height, p, e)) < 0) return rc;
     }
     /* Probing may decode a frame: cap its picture size at the limit too. */
