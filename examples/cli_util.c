@@ -115,3 +115,17 @@ void cli_progress_done(cli_progress *p)
     if (p->enabled && p->last_permille >= 0) fputc('\n', stderr);
     p->last_permille = -1;
 }
+
+void cli_json_str(FILE *out, const char *s)
+{
+    fputc('"', out);
+    for (; s && *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\') fprintf(out, "\\%c", ch);
+        else if (ch == '\n') fputs("\\n", out);
+        else if (ch == '\t') fputs("\\t", out);
+        else if (ch < 0x20 || ch == 0x7f) fprintf(out, "\\u%04x", ch);
+        else fputc(ch, out);
+    }
+    fputc('"', out);
+}

@@ -3,6 +3,7 @@
 #define LOOM_CLI_UTIL_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 /* Exit codes of the loom command (documented in docs/CLI.md). */
 enum {
@@ -28,6 +29,9 @@ int cli_common_option(cli_common *c, int argc, char **argv, int *i);
 /* Parse an integer / float option value; print "loom: OPTION: …" and return -1 if bad. */
 int cli_parse_int(const char *opt, const char *s, long long lo, long long hi, long long *out);
 int cli_parse_float(const char *opt, const char *s, double lo, double hi, double *out);
+
+/* Write s as a JSON string literal (quotes, backslashes and control characters escaped). */
+void cli_json_str(FILE *out, const char *s);
 
 /* "loom: <message>" on stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -1,4 +1,5 @@
 /* loom — the command-line front end. Uses only include/loom.h. See docs/CLI.md. */
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -14,9 +15,12 @@ typedef struct command {
 
 static int  cmd_version(int argc, char **argv);
 static void help_version(void);
+static int  cmd_info(int argc, char **argv);
+static void help_info(void);
 
 static const command COMMANDS[] = {
     {"version", "print loom's version and the CPU features it uses", cmd_version, help_version},
+    {"info",    "print a model file's metadata and tensor table", cmd_info, help_info},
 };
 enum { N_COMMANDS = sizeof COMMANDS / sizeof COMMANDS[0] };
 
@@ -43,6 +47,134 @@ static int cmd_version(int argc, char **argv)
         return EXIT_USAGE;
     }
     printf("loom %s\ncpus: %d\nfeatures: %s\n", loom_version(), loom_cpu_count(), loom_cpu_features());
+    return EXIT_OK;
+}
+
+static void help_info(void)
+{
+    printf("usage: loom info [--json] MODEL.gguf\n"
+           "       loom info [--json] --model MODEL.gguf\n\n"
+           "Validates a GGUF v3 file and prints its metadata (key, type, value) and its tensor\n"
+           "table (name, type, shape in ggml order with the fastest dimension first, bytes).\n"
+           "Long arrays are summarized: element type, count and the first items.\n\n"
+           "  --json   one JSON object on stdout: {\"file\", \"version\", \"alignment\",\n"
+           "           \"metadata\": [{\"key\", \"type\", \"value\"}],\n"
+           "           \"tensors\": [{\"name\", \"type\", \"type_id\", \"shape\", \"offset\", \"bytes\"}]}\n"
+           "           (array values are the summary text)\n\n"
+           "Exit status 1 if the file is missing or malformed; the message names the problem.\n");
+}
+
+/* "f16", or "type12" for an id loom cannot compute with. */
+static const char *type_label(int type, char *buf, size_t n)
+{
+    const char *name = loom_type_name(type);
+    if (strcmp(name, "?")) return name;
+    snprintf(buf, n, "type%d", type);
+    return buf;
+}
+
+static void shape_text(const loom_tensor_info *t, char *buf, size_t n)
+{
+    size_t len = 0;
+    buf[0] = '\0';
+    for (int d = 0; d < t->n_dims && len < n; d++)
+        len += (size_t)snprintf(buf + len, n - len, "%s%" PRId64, d ? ", " : "[", t->ne[d]);
+    if (len < n) snprintf(buf + len, n - len, "]");
+}
+
+/* A metadata value as JSON: numbers and booleans bare, everything else as a string. */
+static void json_value(const char *type, const char *text)
+{
+    int is_float = !strcmp(type, "f32") || !strcmp(type, "f64");
+    int finite = !strpbrk(text, "ni");  /* "inf", "nan" are not JSON numbers */
+    int bare = !strcmp(type, "bool") || (is_float && finite) ||
+               (type[0] == 'u' || type[0] == 'i');  /* u8 … i64 */
+    if (bare) fputs(text, stdout);
+    else cli_json_str(stdout, text);
+}
+
+static int cmd_info(int argc, char **argv)
+{
+    cli_common c = {0};
+    for (int i = 1; i < argc; i++) {
+        int r = cli_common_option(&c, argc, argv, &i);
+        if (r < 0) return EXIT_USAGE;
+        if (r > 0) continue;
+        if (argv[i][0] == '-' && argv[i][1]) {
+            cli_error("info: unknown option '%s'", argv[i]);
+            return EXIT_USAGE;
+        }
+        if (c.model) {
+            cli_error("info: more than one model file given ('%s', '%s')", c.model, argv[i]);
+            return EXIT_USAGE;
+        }
+        c.model = argv[i];
+    }
+    if (!c.model) {
+        cli_error("info: missing MODEL.gguf (try 'loom info --help')");
+        return EXIT_USAGE;
+    }
+    loom_file *f = NULL;
+    char err[600];
+    if (loom_file_open(c.model, &f, err, sizeof err) < 0) {
+        cli_error("info: %s", err);
+        return EXIT_FAILED;
+    }
+    static char value[2048];
+    char tbuf[16], shape[96];
+    int64_t n_kv = loom_file_n_kv(f), n_t = loom_file_n_tensors(f);
+    loom_tensor_info t;
+    if (c.json) {
+        printf("{\"file\": ");
+        cli_json_str(stdout, c.model);
+        printf(", \"version\": %u, \"alignment\": %u,\n \"metadata\": [", loom_file_version(f), loom_file_alignment(f));
+        for (int64_t i = 0; i < n_kv; i++) {
+            const char *type = loom_file_kv_type(f, i);
+            printf("%s\n  {\"key\": ", i ? "," : "");
+            cli_json_str(stdout, loom_file_kv_key(f, i));
+            printf(", \"type\": \"%s\", \"value\": ", type);
+            json_value(type, loom_file_kv_str(f, i, value, sizeof value));
+            printf("}");
+        }
+        printf("],\n \"tensors\": [");
+        for (int64_t i = 0; i < n_t; i++) {
+            loom_file_tensor(f, i, &t);
+            printf("%s\n  {\"name\": ", i ? "," : "");
+            cli_json_str(stdout, t.name);
+            printf(", \"type\": \"%s\", \"type_id\": %d, \"shape\": [", type_label(t.type, tbuf, sizeof tbuf), t.type);
+            for (int d = 0; d < t.n_dims; d++) printf("%s%" PRId64, d ? ", " : "", t.ne[d]);
+            printf("], \"offset\": %" PRIu64 ", \"bytes\": %" PRIu64 "}", t.offset, t.n_bytes);
+        }
+        printf("]}\n");
+        loom_file_close(&f);
+        return EXIT_OK;
+    }
+
+    printf("%s: GGUF v%u, alignment %u, %" PRId64 " metadata keys, %" PRId64 " tensors\n\nmetadata:\n",
+           c.model, loom_file_version(f), loom_file_alignment(f), n_kv, n_t);
+    int kw = 0, nw = 4;
+    for (int64_t i = 0; i < n_kv; i++) {
+        int len = (int)strlen(loom_file_kv_key(f, i));
+        if (len > kw) kw = len < 48 ? len : 48;
+    }
+    for (int64_t i = 0; i < n_kv; i++)
+        printf("  %-*s %-6s %s\n", kw, loom_file_kv_key(f, i), loom_file_kv_type(f, i),
+               loom_file_kv_str(f, i, value, sizeof value));
+    for (int64_t i = 0; i < n_t; i++) {
+        loom_file_tensor(f, i, &t);
+        int len = (int)strlen(t.name);
+        if (len > nw) nw = len < 64 ? len : 64;
+    }
+    printf("\ntensors:\n  %-*s %-6s %-24s %12s\n", nw, "name", "type", "shape", "bytes");
+    uint64_t total = 0;
+    for (int64_t i = 0; i < n_t; i++) {
+        loom_file_tensor(f, i, &t);
+        shape_text(&t, shape, sizeof shape);
+        printf("  %-*s %-6s %-24s %12" PRIu64 "\n", nw, t.name, type_label(t.type, tbuf, sizeof tbuf), shape, t.n_bytes);
+        total += t.n_bytes;
+    }
+    printf("  total: %" PRIu64 " bytes in %" PRId64 " tensors\n", total, n_t);
+    loom_file_close(&f);
     return EXIT_OK;
 }
 

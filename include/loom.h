@@ -106,7 +106,7 @@ typedef struct loom_tensor_info {
     int         n_dims;   /* 1..4                                                     */
     int64_t     ne[4];    /* ggml order: ne[0] is the fastest-varying dimension      */
     uint64_t    offset;   /* byte offset from the start of the data section           */
-    uint64_t    n_bytes;  /* size of the tensor's data                                */
+    uint64_t    n_bytes;  /* size of the tensor's data; 0 for a type loom cannot size  */
 } loom_tensor_info;
 
 /* Open and validate `path`. On failure *out is NULL and `err` (if given) holds a message
@@ -118,10 +118,13 @@ uint32_t    loom_file_version(const loom_file *f);
 uint32_t    loom_file_alignment(const loom_file *f);
 int64_t     loom_file_n_kv(const loom_file *f);
 const char *loom_file_kv_key(const loom_file *f, int64_t i);
+/* Value type of entry i: "u8" … "f64", "bool", "string", "array"; "?" if i is out of range. */
+const char *loom_file_kv_type(const loom_file *f, int64_t i);
 /* The value of entry i rendered as text (arrays show their type, count and first items)
  * into buf; returns buf. */
 const char *loom_file_kv_str(const loom_file *f, int64_t i, char *buf, size_t buf_size);
 int64_t     loom_file_n_tensors(const loom_file *f);
+/* Fill *out for tensor i (0 ≤ i < loom_file_n_tensors); LOOM_ERR_INVALID_ARG otherwise. */
 int         loom_file_tensor(const loom_file *f, int64_t i, loom_tensor_info *out);
 
 /* ---------------------------------------------------------------------------------------

@@ -72,8 +72,9 @@ int lm_gguf_opt_u32(const lm_gguf *g, const char *key, uint32_t *out, lm_error *
 int lm_gguf_opt_f32(const lm_gguf *g, const char *key, float *out, lm_error *err);
 int lm_gguf_opt_bool(const lm_gguf *g, const char *key, int *out, lm_error *err);
 
-/* Arrays. For numeric element types, *data points at n packed little-endian values in the
- * mapping; for strings use lm_gguf_arr_str. Nested arrays: elements are themselves arrays,
+/* Arrays. For numeric element types, *data points at n packed little-endian values, aligned
+ * for the element type (into the mapping, or a copy owned by the lm_gguf when the file's copy
+ * is misaligned); for strings use lm_gguf_arr_str. Nested arrays: elements are themselves arrays,
  * reachable with lm_gguf_arr_at. */
 typedef struct lm_gguf_array lm_gguf_array;  /* owned by the lm_gguf */
 int lm_gguf_get_arr(const lm_gguf *g, const char *key, const lm_gguf_array **out, lm_error *err);
@@ -102,21 +103,30 @@ void            lm_gguf_writer_free(lm_gguf_writer **w);
 
 /* Setting a key twice replaces it. Values and arrays are copied. */
 int lm_gguf_set_u8(lm_gguf_writer *w, const char *key, uint8_t v);
+int lm_gguf_set_i8(lm_gguf_writer *w, const char *key, int8_t v);
+int lm_gguf_set_u16(lm_gguf_writer *w, const char *key, uint16_t v);
+int lm_gguf_set_i16(lm_gguf_writer *w, const char *key, int16_t v);
 int lm_gguf_set_u32(lm_gguf_writer *w, const char *key, uint32_t v);
 int lm_gguf_set_i32(lm_gguf_writer *w, const char *key, int32_t v);
 int lm_gguf_set_u64(lm_gguf_writer *w, const char *key, uint64_t v);
+int lm_gguf_set_i64(lm_gguf_writer *w, const char *key, int64_t v);
 int lm_gguf_set_f32(lm_gguf_writer *w, const char *key, float v);
+int lm_gguf_set_f64(lm_gguf_writer *w, const char *key, double v);
 int lm_gguf_set_bool(lm_gguf_writer *w, const char *key, int v);
 int lm_gguf_set_str(lm_gguf_writer *w, const char *key, const char *v);
 /* Numeric array of `n` elements of `elem_type` (not string/array). */
 int lm_gguf_set_arr(lm_gguf_writer *w, const char *key, int elem_type, const void *data, uint64_t n);
 int lm_gguf_set_arr_str(lm_gguf_writer *w, const char *key, const char *const *v, uint64_t n);
+/* Array of `n` numeric arrays: element i has len[i] values of `elem_type` at data[i]. */
+int lm_gguf_set_arr_nested(lm_gguf_writer *w, const char *key, int elem_type,
+                           const void *const *data, const uint64_t *len, uint64_t n);
 
 /* Add a tensor; `data` (lm_row_bytes(type, ne[0]) * ne[1] * ne[2] * ne[3] bytes) is copied. */
 int lm_gguf_add_tensor(lm_gguf_writer *w, const char *name, int type, int n_dims,
                        const int64_t *ne, const void *data);
 
-/* Write the file (alignment from "general.alignment" if set as u32, else 32). */
+/* Write the file (alignment from "general.alignment" if set, which must be a u32 power of
+ * two, else 32). */
 int lm_gguf_write(lm_gguf_writer *w, const char *path, lm_error *err);
 
 #endif
