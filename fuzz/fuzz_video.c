@@ -2,9 +2,7 @@
  * AVIOContext, video_io.c's memory input). Any input must give frames or a clear error; the
  * sanitizers catch the rest.
  *
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -I. -Iinclude fuzz/fuzz_video.c \
- *     build/libloom.a $(pkg-config --libs libavformat libavcodec libavutil libswscale) -lm -lpthread
- *   ./a.out -max_len=65536 tests/data/video/
+ *   scripts/fuzz 60 fuzz_video      (seeds: fuzz/corpus/video/, small fixtures of each codec)
  *
  * Limits are kept small so the fuzzer explores parsing, not huge allocations. */
 #include <stdint.h>
