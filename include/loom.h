@@ -166,9 +166,11 @@ int         loom_file_tensor(const loom_file *f, int64_t i, loom_tensor_info *ou
  * t_i = (i + 0.5) / F for every t_i < duration (at least one). Each sample is the source
  * frame on screen at t_i: the last frame whose presentation time is <= t_i (the first
  * frame if t_i precedes it). So N = the frame count, or F = the frame rate, returns every
- * frame once. Far targets are reached by seeking (to the keyframe before, then decoding
- * forward), so 8 frames of a 10-hour file cost 8 short decodes; memory holds only the
- * sampled frames and the decoder's state.
+ * frame once. A time past the last frame shows the last frame, unless the video data ends
+ * too early (by more than the larger of 5 % of the duration and 3 frames, or 1.5 frames
+ * after a read error): that is reported as a truncated file. Far targets are reached by
+ * seeking (to the keyframe before, then decoding forward), so 8 frames of a 10-hour file
+ * cost 8 short decodes; memory holds only the sampled frames and the decoder's state.
  * ------------------------------------------------------------------------------------- */
 typedef struct loom_video loom_video;
 
