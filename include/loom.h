@@ -237,6 +237,123 @@ int loom_audio_save_wav(const char *path, const float *pcm, size_t n_frames, int
 
 
 /* ---------------------------------------------------------------------------------------
+ * Video (issue: video): decode + frame sampling, MP4 writing. Through FFmpeg's libraries
+ * (libavformat, libavcodec, libswscale): every container and codec the installed FFmpeg
+ * decodes (MP4, MKV, WebM, AVI, MOV; H.264, HEVC, VP8, VP9, AV1, MPEG-4, …).
+ *
+ *     loom_video_params p = loom_video_default_params();
+ *     p.n_frames = 8;  p.width = 224;  p.height = 224;
+ *     loom_video *v = NULL;
+ *     if (loom_video_sample("clip.mkv", p, &v, err, sizeof err) < 0) { … }
+ *     for (int i = 0; i < loom_video_n_frames(v); i++)
+ *         use(loom_video_frame(v, i), loom_video_frame_time(v, i));
+ *     loom_video_free(&v);
+ *
+ * Sampling rule. Times are seconds from the video stream's first frame. With n_frames = N
+ * the samples are at t_i = (i + 0.5) * duration / N; with fps = F (and n_frames = 0) at
+ * t_i = (i + 0.5) / F for every t_i < duration (at least one). Each sample is the source
+ * frame on screen at t_i: the last frame whose presentation time is <= t_i (the first
+ * frame if t_i precedes it). So N = the frame count, or F = the frame rate, returns every
+ * frame once. A time past the last frame shows the last frame, unless the video data ends
+ * too early (by more than the larger of 5 % of the duration and 3 frames, or 1.5 frames
+ * after a read error): that is reported as a truncated file. Far targets are reached by
+ * seeking (to the keyframe before, then decoding forward), so 8 frames of a 10-hour file
+ * cost 8 short decodes; memory holds only the sampled frames and the decoder's state.
+ * ------------------------------------------------------------------------------------- */
+typedef struct loom_video loom_video;
+
+typedef struct loom_video_params {
+    int    n_frames;    /* > 0: sample this many frames uniformly over the duration      */
+    double fps;         /* used when n_frames == 0: sample at this rate (frames/s)        */
+    int    width;       /* output size; 0 x 0 keeps the source's; one 0 keeps its aspect   */
+    int    height;
+    int    max_frames;  /* more samples than this is LOOM_ERR_LIMIT (default 256)         */
+    int    max_width;   /* a larger source or output is LOOM_ERR_LIMIT, checked before     */
+    int    max_height;  /*   any frame is decoded (defaults 8192 x 8192)                   */
+    int    n_threads;   /* decoder threads; 0 lets FFmpeg choose                          */
+} loom_video_params;
+
+/* n_frames 8, native size, max_frames 256, max 8192 x 8192. */
+loom_video_params loom_video_default_params(void);
+
+typedef struct loom_video_info {
+    double      duration;   /* seconds (video stream's, else the container's)             */
+    double      fps;        /* the stream's frame rate (guessed when not stored); 0 unknown*/
+    int64_t     n_frames;   /* as stored, else round(duration * fps); 0 unknown            */
+    int         width;      /* coded picture size                                          */
+    int         height;
+    const char *codec;      /* "h264", "vp9", …; owned by the info's producer (see below) */
+    const char *container;  /* "mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", …              */
+} loom_video_info;
+
+/* Read the header of `path` (no frame is decoded). `out->codec` / `container` point to
+ * static strings. Limits (max_width / max_height) from `p` are checked. */
+int loom_video_probe(const char *path, loom_video_params p, loom_video_info *out,
+                     char *err, size_t err_size);
+
+/* Decode `path` and sample frames as `p` says. On failure *out is NULL and `err` names the
+ * problem: no video stream (LOOM_ERR_NOT_FOUND), no frames or a damaged/truncated file
+ * (LOOM_ERR_FORMAT), over a limit (LOOM_ERR_LIMIT), no decoder (LOOM_ERR_UNSUPPORTED). */
+int  loom_video_sample(const char *path, loom_video_params p, loom_video **out,
+                       char *err, size_t err_size);
+void loom_video_free(loom_video **v);
+
+int  loom_video_n_frames(const loom_video *v);
+int  loom_video_width(const loom_video *v);
+int  loom_video_height(const loom_video *v);
+/* Frame i as RGB8, [height][width][3], owned by v. */
+const uint8_t *loom_video_frame(const loom_video *v, int i);
+/* Sample time t_i of frame i, and the presentation time of the source frame shown then. */
+double loom_video_frame_time(const loom_video *v, int i);
+double loom_video_frame_pts(const loom_video *v, int i);
+/* The probed source; strings owned by v. */
+const loom_video_info *loom_video_source(const loom_video *v);
+
+/* MP4 writing: RGB8 frames -> H.264 (libx264 when the installed FFmpeg has it, else
+ * MPEG-4 Part 2), yuv420p (BT.601, limited range), constant frame rate, `+faststart`;
+ * optionally an AAC audio track from float samples.
+ * Written to a temporary file in the target's folder and renamed on success, so a failure
+ * or an abandoned writer leaves nothing behind. Width and height must be even. */
+typedef struct loom_mp4_params {
+    double      fps;        /* frames per second (default 24)                             */
+    int         crf;        /* quality, x264 CRF 0..51, lower is better (default 18); for
+                               MPEG-4 it maps to qscale clamp(1 + crf / 8, 2, 31)          */
+    const char *codec;      /* NULL: "libx264" if available, else "mpeg4"; or name one    */
+    const char *preset;     /* x264 preset (NULL: "medium")                               */
+    int         n_threads;  /* encoder threads; 0 lets FFmpeg choose                      */
+    int         audio_rate;     /* > 0: add an AAC audio track at this rate (Hz); 0: none */
+    int         audio_channels; /* 1..8 (default 1)                                       */
+    int         audio_bitrate;  /* bits/s; 0: 64000 per channel                           */
+} loom_mp4_params;
+
+loom_mp4_params loom_mp4_default_params(void);
+
+typedef struct loom_mp4_writer loom_mp4_writer;
+
+/* Start writing `path` (width x height). On failure *out is NULL and `err` names why. */
+int  loom_mp4_writer_open(const char *path, int width, int height, loom_mp4_params p,
+                          loom_mp4_writer **out, char *err, size_t err_size);
+/* Append one frame, RGB8 [height][width][3]. */
+int  loom_mp4_writer_add_frame(loom_mp4_writer *w, const uint8_t *rgb);
+/* Append n audio samples per channel, interleaved floats in [-1, 1] ([n][channels]);
+ * needs audio_rate > 0. Video and audio may come in any order (for long files, add them
+ * in step: the muxer holds what it cannot interleave yet in memory). */
+int  loom_mp4_writer_add_audio(loom_mp4_writer *w, const float *samples, int64_t n);
+/* Flush, write the index (moved to the front) and rename into place. At least 1 frame. */
+int  loom_mp4_writer_finish(loom_mp4_writer *w);
+/* Release; if finish() did not succeed, the partial file is deleted. */
+void loom_mp4_writer_free(loom_mp4_writer **w);
+/* The last error's message ("" if none); owned by w. */
+const char *loom_mp4_writer_error(const loom_mp4_writer *w);
+
+/* One call: n_frames frames, contiguous RGB8 [n_frames][height][width][3], and (when
+ * p.audio_rate > 0) n_audio samples per channel of interleaved float audio (may be 0). */
+int loom_video_write_mp4(const char *path, const uint8_t *rgb, int n_frames, int width,
+                         int height, const float *audio, int64_t n_audio, loom_mp4_params p,
+                         char *err, size_t err_size);
+
+
+/* ---------------------------------------------------------------------------------------
  * Threads and CPU
  * ------------------------------------------------------------------------------------- */
 /* Number of CPUs available to this process (>= 1). */
