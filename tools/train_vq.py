@@ -33,32 +33,37 @@ def save(path, **state):
     os.replace(tmp, path)
 
 
-def restart_dead_codes(model, z, usage, thresh):
+def _rows(z):
+    """[b,d,...] -> L2-normalised rows [n,d]."""
+    d = z.shape[1]
+    return F.normalize(z.detach().float().movedim(1, -1).reshape(-1, d), dim=1)
+
+
+def restart_dead_codes(quantizer, z, usage, thresh):
     """Codes whose usage EMA fell below thresh take random encoder outputs of this batch."""
     dead = (usage < thresh).nonzero().flatten()
     if len(dead) == 0:
         return 0
-    zf = F.normalize(z.detach().float().permute(0, 2, 3, 1).reshape(-1, z.shape[1]), dim=1)
+    zf = _rows(z)
     pick = zf[torch.randint(len(zf), (len(dead),))]
     with torch.no_grad():
-        model.quantize.embedding.weight[dead] = pick + 0.01 * torch.randn_like(pick)
+        quantizer.embedding.weight[dead] = pick + 0.01 * torch.randn_like(pick)
     usage[dead] = thresh * 2
     return len(dead)
 
 
-def kmeans_init(model, x, iters=10):
-    """Codebook <- spherical k-means of encoder outputs of x (the first batches)."""
+def kmeans_init(quantizer, z, iters=10):
+    """Codebook <- spherical k-means of encoder outputs z [b,d,...] (the first batches)."""
     with torch.no_grad():
-        z = model.encode_z(x)
-        zf = F.normalize(z.float().permute(0, 2, 3, 1).reshape(-1, z.shape[1]), dim=1)
-        k = model.cfg.codebook_size
+        zf = _rows(z)
+        k = quantizer.embedding.weight.shape[0]
         c = zf[torch.randperm(len(zf))[:k]].clone()
         for _ in range(iters):
             a = torch.argmax(zf @ c.t(), 1)
             s = torch.zeros_like(c).index_add_(0, a, zf)
             n = torch.bincount(a, minlength=k)
             c = torch.where(n[:, None] > 0, F.normalize(s, dim=1), c)
-        model.quantize.embedding.weight.copy_(c)
+        quantizer.embedding.weight.copy_(c)
 
 
 def train(a):
@@ -75,16 +80,21 @@ def train(a):
         opt = torch.optim.Adam(model.parameters(), lr=a.lr, betas=(0.9, 0.99))
         opt.load_state_dict(st["opt"])
         step, usage, steps = st["step"], st["usage"], st["steps"]
+        if a.steps and a.steps != steps:  # a shorter/longer schedule from here on
+            print(f"schedule changed from {steps} to {a.steps} steps", flush=True)
+            steps = a.steps
         print(f"resumed at step {step}/{steps}", flush=True)
     else:
         torch.manual_seed(a.seed)
         cfg = VQConfig(codebook_size=a.codebook, ch=a.ch)
         model = VQModel(cfg)
         opt = torch.optim.Adam(model.parameters(), lr=a.lr, betas=(0.9, 0.99))
-        step, steps = 0, a.steps
+        step, steps = 0, a.steps or a.default_steps
         usage = torch.ones(cfg.codebook_size)
         rng = np.random.default_rng(a.seed)
-        kmeans_init(model, to_input(data[rng.choice(len(data), 64, replace=False)]))
+        with torch.no_grad():
+            z0 = model.encode_z(to_input(data[rng.choice(len(data), 64, replace=False)]))
+        kmeans_init(model.quantize, z0)
         with open(os.path.join(a.run, "config.json"), "w") as f:
             json.dump(cfg.to_dict(), f, indent=1)
     nparam = sum(p.numel() for p in model.parameters())
@@ -123,7 +133,7 @@ def train(a):
         step += 1
         nrest = 0
         if step % 50 == 0 and step < steps * 0.8:
-            nrest = restart_dead_codes(model, z, usage, a.dead_thresh)
+            nrest = restart_dead_codes(model.quantize, z, usage, a.dead_thresh)
         if step % 25 == 0 or step == steps:
             p = psnr(to_pixels(y[:8]), to_pixels(x[:8]))
             used = int((usage > a.dead_thresh).sum())
@@ -192,7 +202,8 @@ def main(argv=None):
     ap.add_argument("cmd", choices=["train", "eval", "export"])
     ap.add_argument("--data", default="data/scenes")
     ap.add_argument("--run", default="runs/vq")
-    ap.add_argument("--steps", type=int, default=2500)
+    ap.add_argument("--steps", type=int, default=0, help="total steps (default 2500; on resume: change the schedule)")
+    ap.set_defaults(default_steps=2500)
     ap.add_argument("--batch", type=int, default=16, help="full-image batch")
     ap.add_argument("--crop-batch", type=int, default=32, help="32x32-crop batch")
     ap.add_argument("--full-frac", type=float, default=0.8,
