@@ -107,7 +107,7 @@ class ACConfig:
     beta: float = 0.25
     nnls_iters: int = 20
     gl_iters: int = 32
-    gl_upsample: int = 2
+    gl_upsample: int = 1
 
     @property
     def codes_per_second(self):
@@ -343,3 +343,23 @@ def export_gguf(model, path):
         w.add_tensor("ac." + k.replace("encoder.", "enc.").replace("decoder.", "dec."),
                      v.detach().float().numpy())
     w.write(path)
+
+
+def load_gguf(path):
+    """Rebuild an AudioCodec from a file written by export_gguf."""
+    from . import gguf
+    from .vq import gguf_array
+    kv, tensors = gguf.read(path)
+    cfg = ACConfig(ch=kv["loom.ac.ch"], embed_dim=kv["loom.ac.embed_dim"],
+                   codebook_size=kv["loom.ac.codebook_size"], n_down=kv["loom.ac.n_down"],
+                   n_res=kv["loom.ac.dec_res_blocks"], norm_groups=kv["loom.ac.norm_groups"],
+                   nnls_iters=kv["loom.ac.nnls_iters"], gl_iters=kv["loom.ac.gl_iters"],
+                   gl_upsample=kv["loom.ac.gl_upsample"])
+    model = AudioCodec(cfg)
+    sd = {}
+    for k in model.state_dict():
+        name = "ac.codebook" if k == "quantize.embedding.weight" else \
+            "ac." + k.replace("encoder.", "enc.").replace("decoder.", "dec.")
+        sd[k] = torch.from_numpy(gguf_array(*tensors[name]).copy())
+    model.load_state_dict(sd)
+    return model.eval()

@@ -303,3 +303,38 @@ def export_gguf(model, path, ttype=None):
             t = ttype
         w.add_tensor(name, arr, t)
     w.write(path)
+
+
+def gguf_array(shape, ttype, raw):
+    """A tensor from gguf.read() as float32 numpy (F32, F16, BF16 or Q8_0)."""
+    from . import gguf
+    if ttype == gguf.T_F32:
+        a = np.frombuffer(raw, np.float32)
+    elif ttype == gguf.T_F16:
+        a = np.frombuffer(raw, np.float16).astype(np.float32)
+    elif ttype == gguf.T_BF16:
+        a = (np.frombuffer(raw, np.uint16).astype(np.uint32) << 16).view(np.float32)
+    elif ttype == gguf.T_Q8_0:
+        a = gguf.dequantize_q8_0(raw, int(np.prod(shape)))
+    else:
+        raise ValueError(f"tensor type {ttype}")
+    return a.reshape(shape)
+
+
+def load_gguf(path):
+    """Rebuild a VQModel from a file written by export_gguf (inverse of gguf_tensors)."""
+    from . import gguf
+    kv, tensors = gguf.read(path)
+    cfg = VQConfig(ch=kv["loom.vq.ch"], ch_mult=tuple(kv["loom.vq.ch_mult"]),
+                   enc_res=kv["loom.vq.enc_res_blocks"], dec_res=kv["loom.vq.dec_res_blocks"],
+                   z_channels=kv["loom.vq.z_channels"], embed_dim=kv["loom.vq.embed_dim"],
+                   codebook_size=kv["loom.vq.codebook_size"], norm_groups=kv["loom.vq.norm_groups"],
+                   image_size=kv["loom.vq.image_size"])
+    model = VQModel(cfg)
+    sd = {}
+    for k in model.state_dict():
+        name = "vq.codebook" if k == "quantize.embedding.weight" else \
+            "vq." + k.replace("encoder.", "enc.").replace("decoder.", "dec.")
+        sd[k] = torch.from_numpy(gguf_array(*tensors[name]).copy())
+    model.load_state_dict(sd)
+    return model.eval()
