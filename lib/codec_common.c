@@ -1,0 +1,197 @@
+/* Shared weight loading and layer helpers for the media codecs (see codec_common.h). */
+#include "lib/codec_common.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/core/kernels.h"
+#include "lib/core/types.h"
+
+void lm_wstore_free(lm_wstore *s)
+{
+    if (!s) return;
+    for (int i = 0; i < s->n; i++) free(s->p[i]);
+    free(s->p);
+    memset(s, 0, sizeof *s);
+}
+
+static float *wstore_alloc(lm_wstore *s, size_t n_floats)
+{
+    if (s->n == s->cap) {
+        int cap = s->cap ? 2 * s->cap : 64;
+        float **p = realloc(s->p, (size_t)cap * sizeof *p);
+        if (!p) return NULL;
+        s->p = p;
+        s->cap = cap;
+    }
+    float *buf = malloc(n_floats * sizeof(float));
+    if (buf) s->p[s->n++] = buf;
+    return buf;
+}
+
+int lm_wload_init(lm_wload *ld, const lm_gguf *g, lm_wstore *store, lm_error *err)
+{
+    memset(ld, 0, sizeof *ld);
+    ld->g = g;
+    ld->err = err;
+    ld->store = store;
+    int64_t n = lm_gguf_n_tensors(g);
+    ld->taken = calloc(n > 0 ? (size_t)n : 1, 1);
+    return ld->taken ? 0 : lm_fail(err, LOOM_ERR_NO_MEMORY, "out of memory");
+}
+
+void lm_wload_done(lm_wload *ld)
+{
+    free(ld->taken);
+    ld->taken = NULL;
+}
+
+int lm_wload_tensor(lm_wload *ld, const char *name, int n_dims, const int64_t *dims, float **out)
+{
+    int64_t ne[LM_GGUF_MAX_DIMS];
+    if (n_dims < 1 || n_dims > LM_GGUF_MAX_DIMS)
+        return lm_fail(ld->err, LOOM_ERR_INVALID_ARG, "tensor '%s': %d dims", name, n_dims);
+    for (int d = 0; d < n_dims; d++) ne[d] = dims[n_dims - 1 - d];   /* numpy order → ggml */
+    const lm_gguf_tensor *t;
+    int rc = lm_gguf_get_tensor(ld->g, name, n_dims, ne, &t, ld->err);
+    if (rc < 0) return rc;
+    int64_t rows = 1;
+    for (int d = 1; d < LM_GGUF_MAX_DIMS; d++) rows *= t->ne[d];
+    const int64_t n = rows * t->ne[0];
+    const size_t row_bytes = lm_row_bytes(t->type, t->ne[0]);
+    if (row_bytes == 0 || (uint64_t)rows * row_bytes > t->n_bytes)
+        return lm_fail(ld->err, LOOM_ERR_FORMAT, "tensor '%s': %lld values of type %s do not fit its %llu bytes",
+                       name, (long long)n, loom_type_name(t->type), (unsigned long long)t->n_bytes);
+    float *buf = wstore_alloc(ld->store, (size_t)n);
+    if (!buf) return lm_fail(ld->err, LOOM_ERR_NO_MEMORY, "tensor '%s': out of memory for %lld floats", name, (long long)n);
+    for (int64_t r = 0; r < rows; r++)
+        lm_row_to_f32(t->type, (const char *)t->data + r * row_bytes, buf + r * t->ne[0], t->ne[0]);
+    ld->taken[t - lm_gguf_tensor_at(ld->g, 0)] = 1;
+    *out = buf;
+    return 0;
+}
+
+int lm_wload_u32(lm_wload *ld, const char *key, uint32_t lo, uint32_t hi, uint32_t *out)
+{
+    int rc = lm_gguf_get_u32(ld->g, key, out, ld->err);
+    if (rc < 0) return rc;
+    if (*out < lo || *out > hi)
+        return lm_fail(ld->err, LOOM_ERR_FORMAT, "key '%s' = %u is outside [%u, %u]", key, *out, lo, hi);
+    return 0;
+}
+
+int lm_wload_f32(lm_wload *ld, const char *key, float lo, float hi, float *out)
+{
+    int rc = lm_gguf_get_f32(ld->g, key, out, ld->err);
+    if (rc < 0) return rc;
+    if (!(*out >= lo && *out <= hi))
+        return lm_fail(ld->err, LOOM_ERR_FORMAT, "key '%s' = %g is outside [%g, %g]", key, (double)*out,
+                       (double)lo, (double)hi);
+    return 0;
+}
+
+int lm_wload_u32_arr(lm_wload *ld, const char *key, int max_n, uint32_t lo, uint32_t hi,
+                     uint32_t *out, int *n)
+{
+    const lm_gguf_array *a;
+    int rc = lm_gguf_get_arr(ld->g, key, &a, ld->err);
+    if (rc < 0) return rc;
+    const int type = lm_gguf_arr_type(a);
+    const uint64_t len = lm_gguf_arr_len(a);
+    if (type != LM_GGUF_U32 && type != LM_GGUF_I32)
+        return lm_fail(ld->err, LOOM_ERR_TYPE, "key '%s': array of %s, expected u32", key, lm_gguf_vtype_name(type));
+    if (len < 1 || len > (uint64_t)max_n)
+        return lm_fail(ld->err, LOOM_ERR_FORMAT, "key '%s': %llu elements, expected 1..%d", key,
+                       (unsigned long long)len, max_n);
+    const unsigned char *d = lm_gguf_arr_data(a);
+    for (uint64_t i = 0; i < len; i++) {
+        int32_t v;
+        memcpy(&v, d + 4 * i, 4);
+        uint32_t u = (uint32_t)v;
+        if ((type == LM_GGUF_I32 && v < 0) || u < lo || u > hi)
+            return lm_fail(ld->err, LOOM_ERR_FORMAT, "key '%s'[%llu] = %lld is outside [%u, %u]", key,
+                           (unsigned long long)i, type == LM_GGUF_I32 ? (long long)v : (long long)u, lo, hi);
+        out[i] = u;
+    }
+    *n = (int)len;
+    return 0;
+}
+
+int lm_wload_arch(lm_wload *ld, const char *arch)
+{
+    const char *s;
+    int rc = lm_gguf_get_str(ld->g, "general.architecture", &s, ld->err);
+    if (rc < 0) return rc;
+    if (strcmp(s, arch) != 0)
+        return lm_fail(ld->err, LOOM_ERR_UNSUPPORTED, "general.architecture is '%s', expected '%s'", s, arch);
+    return 0;
+}
+
+int lm_wload_finish(lm_wload *ld)
+{
+    for (int64_t i = 0; i < lm_gguf_n_tensors(ld->g); i++)
+        if (!ld->taken[i])
+            return lm_fail(ld->err, LOOM_ERR_FORMAT, "unexpected tensor '%s' (not part of this model)",
+                           lm_gguf_tensor_at(ld->g, i)->name);
+    return 0;
+}
+
+/* --- layer helpers ------------------------------------------------------------------- */
+
+typedef struct norm_task {
+    float *y;
+    const float *x, *w, *b;
+    int64_t C, n, G;
+    float eps;
+    int swish;
+} norm_task;
+
+/* Groups are contiguous [C/G][n] slabs, so each one is an independent one-group GroupNorm. */
+static void norm_part(void *arg, int ith, int nth)
+{
+    const norm_task *t = arg;
+    const int64_t cg = t->C / t->G, slab = cg * t->n;
+    long long lo, hi;
+    lm_split(t->G, ith, nth, &lo, &hi);
+    for (long long g = lo; g < hi; g++) {
+        float *y = t->y + g * slab;
+        lm_groupnorm(y, t->x + g * slab, t->w ? t->w + g * cg : NULL, t->b ? t->b + g * cg : NULL, cg, t->n, 1,
+                     t->eps);
+        if (t->swish) lm_silu(y, y, slab);
+    }
+}
+
+void lm_codec_norm(float *y, const float *x, const float *w, const float *b, int64_t C, int64_t n,
+                   int64_t G, float eps, int swish, lm_pool *pool)
+{
+    if (G <= 0 || C % G) return;   /* loaders check C % G == 0 */
+    norm_task t = {y, x, w, b, C, n, G, eps, swish};
+    lm_pool_run(G > 1 ? pool : NULL, norm_part, &t);
+}
+
+void lm_codec_add(float *y, const float *x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) y[i] += x[i];
+}
+
+void lm_codec_argmax_cosine(const float *cb, int64_t K, int64_t D, const float *z, int64_t n, int32_t *codes)
+{
+    for (int64_t p = 0; p < n; p++) {
+        /* F.normalize: z / max(‖z‖, 1e-12), then the dot with each unit row */
+        float ss = 0.0f;
+        for (int64_t d = 0; d < D; d++) ss += z[d * n + p] * z[d * n + p];
+        const float inv = 1.0f / fmaxf(sqrtf(ss), 1e-12f);
+        int32_t best = 0;
+        float best_v = -INFINITY;
+        for (int64_t k = 0; k < K; k++) {
+            float dot = 0.0f;
+            for (int64_t d = 0; d < D; d++) dot += cb[k * D + d] * (z[d * n + p] * inv);
+            if (dot > best_v) {   /* strict: ties keep the lowest index */
+                best_v = dot;
+                best = (int32_t)k;
+            }
+        }
+        codes[p] = best;
+    }
+}
