@@ -27,13 +27,13 @@ static int g_pass, g_fail;
         }                                                                         \
     } while (0)
 
-static int finish(void)
+static inline int finish(void)
 {
     printf("%d passed, %d failed\n", g_pass, g_fail);
     return g_fail ? 1 : 0;
 }
 
-static void *xmalloc(size_t n)
+static inline void *xmalloc(size_t n)
 {
     void *p = malloc(n ? n : 1);
     if (!p) {
@@ -44,7 +44,7 @@ static void *xmalloc(size_t n)
 }
 
 /* An F32 fixture tensor with exactly n values (pointer into the mapping), or NULL + FAIL. */
-static const float *fixture(const lm_gguf *g, const char *name, int64_t n)
+static inline const float *fixture(const lm_gguf *g, const char *name, int64_t n)
 {
     const lm_gguf_tensor *t = lm_gguf_find_tensor(g, name);
     int64_t have = t ? t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3] : -1;
@@ -53,14 +53,14 @@ static const float *fixture(const lm_gguf *g, const char *name, int64_t n)
     return t && t->type == LOOM_TYPE_F32 && have == n ? t->data : NULL;
 }
 
-static float fixture_f32(const lm_gguf *g, const char *key, float dflt)
+static inline float fixture_f32(const lm_gguf *g, const char *key, float dflt)
 {
     float v = dflt;
     lm_gguf_opt_f32(g, key, &v, NULL);
     return v;
 }
 
-static float max_abs_diff(const float *a, const float *b, int64_t n)
+static inline float max_abs_diff(const float *a, const float *b, int64_t n)
 {
     float m = 0.0f;
     for (int64_t i = 0; i < n; i++) {
@@ -82,7 +82,7 @@ typedef struct gguf_edit {
 
 /* Copy `src` to `dst` with `ed` applied. 0 on success. Handles the key types the codec files
  * use (u32, f32, string, numeric arrays). */
-static int gguf_copy_edited(const char *src, const char *dst, const gguf_edit *ed)
+static inline int gguf_copy_edited(const char *src, const char *dst, const gguf_edit *ed)
 {
     lm_gguf *g = NULL;
     if (lm_gguf_open(src, &g, NULL) < 0) return -1;

@@ -469,6 +469,15 @@ int lm_vq_decode(lm_vq *vq, const int32_t *codes, float *x, lm_pool *pool, lm_er
     return 0;
 }
 
+int lm_vq_decode_rgb8(lm_vq *vq, const int32_t *codes, uint8_t *rgb, lm_pool *pool, lm_error *err)
+{
+    if (!vq || !rgb) return lm_fail(err, LOOM_ERR_INVALID_ARG, "lm_vq_decode_rgb8: NULL argument");
+    /* conv_out reads buf[1] and writes x; buf[2] is free then and holds ≥ 3·S² floats (planned) */
+    int rc = lm_vq_decode(vq, codes, vq->buf[2], pool, err);
+    if (rc == 0) lm_vq_to_rgb8(vq->buf[2], vq->info.image_size, rgb);
+    return rc;
+}
+
 int lm_vq_encode(lm_vq *vq, const uint8_t *rgb, int32_t *codes, float *z, lm_pool *pool, lm_error *err)
 {
     if (!vq || !rgb || !codes) return lm_fail(err, LOOM_ERR_INVALID_ARG, "lm_vq_encode: NULL argument");

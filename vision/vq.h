@@ -38,6 +38,9 @@ lm_vq_info lm_vq_get_info(const lm_vq *vq);
  * mapping). `pool` may be NULL (single thread). */
 int lm_vq_decode(lm_vq *vq, const int32_t *codes, float *x, lm_pool *pool, lm_error *err);
 
+/* codes → rgb [S][S][3] through lm_vq_to_rgb8, using the planned scratch for x. */
+int lm_vq_decode_rgb8(lm_vq *vq, const int32_t *codes, uint8_t *rgb, lm_pool *pool, lm_error *err);
+
 /* rgb [S][S][3] → codes [g][g]; z (may be NULL) receives the quant_conv output [D][g][g]. */
 int lm_vq_encode(lm_vq *vq, const uint8_t *rgb, int32_t *codes, float *z, lm_pool *pool, lm_error *err);
 
