@@ -517,10 +517,14 @@ int lm_audio_codec_decode(lm_audio_codec *ac, const int32_t *codes, int64_t n, f
                           lm_error *err)
 {
     if (!ac || !pcm) return lm_fail(err, LOOM_ERR_INVALID_ARG, "lm_audio_codec_decode: NULL argument");
-    int rc = lm_audio_codec_decode_mel(ac, codes, n, ac->act[0], pool, err);
+    if (n <= 0 || n > LM_AC_MAX_FRAMES / ac->info.frames_per_code)
+        return lm_fail(err, LOOM_ERR_INVALID_ARG, "%lld audio codes: need 1..%d", (long long)n,
+                       LM_AC_MAX_FRAMES / ac->info.frames_per_code);
+    /* Plan first: planning may move the arena, and x lives in it (act[0], which the decoder's
+     * last conv may write and the vocoder never touches). */
+    int rc = plan(ac, n * ac->info.frames_per_code, err);
+    if (rc == 0) rc = lm_audio_codec_decode_mel(ac, codes, n, ac->act[0], pool, err);
     if (rc < 0) return rc;
-    /* The decoder's last conv wrote x into act[0]; the vocoder never touches act[]. The plan
-     * above already holds n·frames_per_code frames, so `act[0]` is still the same buffer. */
     return lm_audio_codec_vocode(ac, ac->act[0], n * ac->info.frames_per_code, -1, pcm, NULL, pool, err);
 }
 

@@ -188,6 +188,7 @@ void  loom_audio_codec_free(loom_audio_codec **ac);
 int   loom_audio_codec_sample_rate(const loom_audio_codec *ac);
 int   loom_audio_codec_samples_per_code(const loom_audio_codec *ac);   /* 640 in loom-tiny */
 float loom_audio_codec_codes_per_second(const loom_audio_codec *ac);   /* 25 in loom-tiny  */
+int   loom_audio_codec_codebook_size(const loom_audio_codec *ac);      /* codes are in [0, K) */
 /* codes [n_codes] → pcm [n_codes · samples_per_code], peak at most 0.9. */
 int   loom_audio_codec_decode(loom_audio_codec *ac, const int32_t *codes, int64_t n_codes, float *pcm);
 /* Codes that n_samples of PCM encode to (0 for NULL). */

@@ -130,6 +130,11 @@ float loom_audio_codec_codes_per_second(const loom_audio_codec *ac)
     return ac ? lm_audio_codec_get_info(ac->ac).codes_per_second : 0.0f;
 }
 
+int loom_audio_codec_codebook_size(const loom_audio_codec *ac)
+{
+    return ac ? lm_audio_codec_get_info(ac->ac).codebook_size : 0;
+}
+
 int64_t loom_audio_codec_n_codes(const loom_audio_codec *ac, int64_t n_samples)
 {
     return ac ? lm_audio_codec_n_codes(ac->ac, n_samples) : 0;

@@ -50,7 +50,7 @@ int main(void)
               "bad code: '%s'", loom_vq_error(vq));
     }
     CHECK(loom_audio_codec_sample_rate(ac) == 16000 && loom_audio_codec_samples_per_code(ac) == 640 &&
-              loom_audio_codec_codes_per_second(ac) == 25.0f, "audio info");
+              loom_audio_codec_codes_per_second(ac) == 25.0f && loom_audio_codec_codebook_size(ac) == 64, "audio info");
     const float *acodes = fixture(aio, "codes_in", 12), *wav = fixture(aio, "wav_out", 12 * 640);
     if (acodes && wav) {
         int32_t codes[12];
