@@ -2,12 +2,12 @@
 #include "audio/audio_codec.h"
 
 #include <cblas.h>
-#include <libavutil/tx.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "audio/rfft.h"
 #include "lib/codec_common.h"
 #include "lib/core/gguf.h"
 #include "lib/core/kernels.h"
@@ -51,9 +51,8 @@ struct lm_audio_codec {
     float  *window;    /* [n_fft] periodic Hann                          (owned) */
     double *mt;        /* [n_bins][n_mels] Mᵀ in float64                 (owned) */
     double *mtm;       /* [n_bins][n_bins] MᵀM in float64                (owned) */
-    AVTXContext *fft, *ifft;
-    av_tx_fn     fft_fn, ifft_fn;
-    float *fft_in, *fft_out;           /* [n_fft + 2] each               (owned) */
+    lm_rfft *fft;                      /* n_fft-point real FFT            (owned) */
+    float *fft_in;                     /* [n_fft + 2] frame buffer        (owned) */
 
     /* scratch sized for cap_frames mel frames; see plan() */
     int64_t cap_frames;
@@ -208,17 +207,14 @@ static int prepare_dsp(lm_audio_codec *ac, lm_error *err)
     ac->mt = malloc(sizeof(double) * B * M);
     ac->mtm = malloc(sizeof(double) * B * B);
     ac->fft_in = malloc(sizeof(float) * (N + 2));
-    ac->fft_out = malloc(sizeof(float) * (N + 2));
-    if (!ac->window || !ac->mt || !ac->mtm || !ac->fft_in || !ac->fft_out)
+    if (!ac->window || !ac->mt || !ac->mtm || !ac->fft_in)
         return lm_fail(err, LOOM_ERR_NO_MEMORY, "audio codec: out of memory");
     for (int n = 0; n < N; n++) ac->window[n] = (float)(0.5 - 0.5 * cos(2.0 * M_PI * n / N));   /* periodic */
     for (int k = 0; k < B; k++)
         for (int m = 0; m < M; m++) ac->mt[(size_t)k * M + m] = (double)ac->mel_filters[(size_t)m * B + k];
     cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, B, M, 1.0, ac->mt, M, ac->mt, M, 0.0, ac->mtm, B);
-    float one = 1.0f, inv = 1.0f / (float)N;   /* torch.istft: irfft with 1/N ("backward") */
-    if (av_tx_init(&ac->fft, &ac->fft_fn, AV_TX_FLOAT_RDFT, 0, N, &one, AV_TX_UNALIGNED) < 0 ||
-        av_tx_init(&ac->ifft, &ac->ifft_fn, AV_TX_FLOAT_RDFT, 1, N, &inv, AV_TX_UNALIGNED) < 0)
-        return lm_fail(err, LOOM_ERR_UNSUPPORTED, "audio codec: libavutil cannot plan a %d-point real FFT", N);
+    if (!(ac->fft = lm_rfft_create(N)))
+        return lm_fail(err, LOOM_ERR_NO_MEMORY, "audio codec: cannot plan a %d-point real FFT", N);
     return 0;
 }
 
@@ -299,13 +295,11 @@ void lm_audio_codec_free(lm_audio_codec **pac)
     if (!pac || !*pac) return;
     lm_audio_codec *ac = *pac;
     lm_wstore_free(&ac->weights);
-    av_tx_uninit(&ac->fft);
-    av_tx_uninit(&ac->ifft);
+    lm_rfft_free(&ac->fft);
     free(ac->window);
     free(ac->mt);
     free(ac->mtm);
     free(ac->fft_in);
-    free(ac->fft_out);
     free(ac->farena);
     free(ac->darena);
     free(ac);
@@ -406,7 +400,7 @@ static void stft(lm_audio_codec *ac, const float *x, int64_t L, int hop, int64_t
     const int64_t n_frames = 1 + L / hop;
     for (int64_t t = 0; t < n_frames && t < keep; t++) {
         for (int n = 0; n < N; n++) ac->fft_in[n] = xp[t * hop + n] * ac->window[n];
-        ac->fft_fn(ac->fft, spec + t * 2 * B, ac->fft_in, sizeof(AVComplexFloat));
+        lm_rfft_forward(ac->fft, ac->fft_in, spec + t * 2 * B);
     }
 }
 
@@ -419,8 +413,7 @@ static void istft(lm_audio_codec *ac, const float *spec, int64_t T, int hop, flo
     memset(ac->ola, 0, sizeof(float) * n_ola);
     memset(ac->env, 0, sizeof(float) * n_ola);
     for (int64_t t = 0; t < T; t++) {
-        memcpy(ac->fft_out, spec + t * 2 * B, sizeof(float) * 2 * B);   /* av_tx overwrites its input */
-        ac->ifft_fn(ac->ifft, ac->fft_in, ac->fft_out, sizeof(AVComplexFloat));
+        lm_rfft_inverse(ac->fft, spec + t * 2 * B, ac->fft_in);   /* irfft, 1/N as torch.istft */
         float *o = ac->ola + t * hop, *e = ac->env + t * hop;
         for (int n = 0; n < N; n++) {
             o[n] += ac->fft_in[n] * ac->window[n];

@@ -11,7 +11,7 @@
  *   encode: PCM → log-mel (same STFT, power, Slaney filters, log10 floor) → pad frames to a
  *           multiple of 2^n_down with the floor value → conv1d encoder → cosine argmax codes.
  *
- * FFTs are libavutil av_tx real DFTs of n_fft points, planned at load. Scratch grows to the
+ * FFTs are audio/rfft.c real DFTs of n_fft points, planned at load. Scratch grows to the
  * longest input seen and is reused: calls of a length already seen never allocate.
  * One lm_audio_codec serves one caller at a time.
  */

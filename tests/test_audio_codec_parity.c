@@ -22,6 +22,7 @@
 
 #include "audio/audio_codec.h"
 #include "include/loom.h"
+#include "audio/rfft.h"
 #include "lib/core/kernels.h"
 
 #define MODEL "data/audio_codec/tiny_ac.gguf"
@@ -69,6 +70,37 @@ static double spectral_convergence(const float *y, int64_t n_y, const float *A, 
     return sqrt(num / den);
 }
 
+/* The codec's FFT vs a direct float64 DFT, sizes covering every butterfly (2, 3, 4, 5, direct):
+ * |fast − ref| <= 2e-6 · n · max|x| (float rounding grows like log n; the bound is loose). */
+static void test_rfft(void)
+{
+    static const int sizes[] = {2, 4, 6, 10, 14, 30, 64, 134, 400, 512, 1000};
+    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+        const int n = sizes[s];
+        lm_rfft *p = lm_rfft_create(n);
+        CHECK(p != NULL, "rfft plan %d", n);
+        if (!p) continue;
+        float *x = xmalloc(sizeof(float) * n), *X = xmalloc(sizeof(float) * (n + 2)), *R = xmalloc(sizeof(float) * (n + 2));
+        float *y = xmalloc(sizeof(float) * n), *yr = xmalloc(sizeof(float) * n);
+        for (int i = 0; i < n; i++) x[i] = sinf(0.37f * i * i) + 0.25f * cosf(1.7f * i);
+        lm_rfft_forward(p, x, X);
+        lm_rfft_forward_ref(n, x, R);
+        const float tol = 2e-6f * n * 1.25f + 1e-6f;
+        CHECK(max_abs_diff(X, R, n + 2) <= tol, "rfft %d forward differs by %g", n, max_abs_diff(X, R, n + 2));
+        X[1] = 3.0f;       /* imaginary parts of DC and Nyquist must be ignored */
+        X[n + 1] = -2.0f;
+        memcpy(R, X, sizeof(float) * (n + 2));
+        lm_rfft_inverse(p, X, y);
+        lm_rfft_inverse_ref(n, R, yr);
+        CHECK(max_abs_diff(y, yr, n) <= tol / n + 1e-6f && max_abs_diff(y, x, n) <= 1e-5f,
+              "rfft %d inverse differs by %g (round trip %g)", n, max_abs_diff(y, yr, n), max_abs_diff(y, x, n));
+        CHECK(X[1] == 3.0f && X[n + 1] == -2.0f, "rfft %d inverse modified its input", n);
+        free(x), free(X), free(R), free(y), free(yr);
+        lm_rfft_free(&p);
+    }
+    CHECK(lm_rfft_create(7) == NULL && lm_rfft_create(0) == NULL, "odd / zero FFT sizes accepted");
+}
+
 static void test_dilated_conv(void)
 {
     /* the kernel extension this codec needs: dilated conv1d vs its reference */
@@ -97,6 +129,7 @@ int main(void)
         return 1;
     }
     test_dilated_conv();
+    test_rfft();
     const lm_audio_codec_info in = lm_audio_codec_get_info(ac);
     CHECK(in.sample_rate == 16000 && in.hop == 160 && in.n_mels == 80 && in.frames_per_code == 4 &&
               in.codebook_size == 64 && in.gl_iters == 8 && fabsf(in.codes_per_second - 25.0f) < 1e-6f,
