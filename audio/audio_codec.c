@@ -487,9 +487,11 @@ int lm_audio_codec_vocode(lm_audio_codec *ac, const float *x, int64_t T, int gl_
             const float tr = cr + alpha * (cr - prev[2 * i]), ti = ci + alpha * (ci - prev[2 * i + 1]);
             prev[2 * i] = cr;
             prev[2 * i + 1] = ci;
-            const float ph = atan2f(ti, tr), a = A[(i % B) * Tg + i / B];
-            X[2 * i] = a * cosf(ph);
-            X[2 * i + 1] = a * sinf(ph);
+            /* A·exp(i·angle(T)) as A·T/|T|: the same unit phasor without atan2/cos/sin (they
+             * differ in the last bits only); angle(0) = 0 gives (A, 0) as in torch */
+            const float a = A[(i % B) * Tg + i / B], r = sqrtf(tr * tr + ti * ti);
+            X[2 * i] = r > 0.0f ? a * (tr / r) : a;
+            X[2 * i + 1] = r > 0.0f ? a * (ti / r) : 0.0f;
         }
     }
     istft(ac, X, Tg, hop_g, y);

@@ -461,6 +461,13 @@ static void im2col_part(void *arg, int ith, int nth)
         const int64_t kw = row % t->KW, kh = (row / t->KW) % t->KH, ci = row / (t->KW * t->KH);
         const float *xc = t->x + ci * t->H * t->W;
         float *dst = t->col + row * n_cols;
+        /* output columns whose input column iw = ow·sw + off lies inside [0, W): [ow_lo, ow_hi) */
+        const int64_t off = kw * t->dw - t->pw;
+        int64_t ow_lo = off >= 0 ? 0 : (-off + t->sw - 1) / t->sw;
+        int64_t ow_hi = t->W - 1 - off < 0 ? 0 : (t->W - 1 - off) / t->sw + 1;
+        if (ow_lo > t->W_out) ow_lo = t->W_out;
+        if (ow_hi > t->W_out) ow_hi = t->W_out;
+        if (ow_hi < ow_lo) ow_hi = ow_lo;
         for (int64_t oh = 0; oh < t->H_out; oh++) {
             const int64_t ih = oh * t->sh - t->ph + kh * t->dh;
             float *d = dst + oh * t->W_out;
@@ -468,10 +475,12 @@ static void im2col_part(void *arg, int ith, int nth)
                 memset(d, 0, (size_t)t->W_out * sizeof(float));
                 continue;
             }
-            for (int64_t ow = 0; ow < t->W_out; ow++) {
-                const int64_t iw = ow * t->sw - t->pw + kw * t->dw;
-                d[ow] = iw >= 0 && iw < t->W ? xc[ih * t->W + iw] : 0.0f;
-            }
+            const float *xr = xc + ih * t->W + off;
+            for (int64_t ow = 0; ow < ow_lo; ow++) d[ow] = 0.0f;
+            if (t->sw == 1) memcpy(d + ow_lo, xr + ow_lo, (size_t)(ow_hi - ow_lo) * sizeof(float));
+            else
+                for (int64_t ow = ow_lo; ow < ow_hi; ow++) d[ow] = xr[ow * t->sw];
+            for (int64_t ow = ow_hi; ow < t->W_out; ow++) d[ow] = 0.0f;
         }
     }
 }
