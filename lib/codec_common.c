@@ -16,7 +16,7 @@ void lm_wstore_free(lm_wstore *s)
     memset(s, 0, sizeof *s);
 }
 
-static float *wstore_alloc(lm_wstore *s, size_t n_floats)
+float *lm_wstore_alloc(lm_wstore *s, size_t n_floats)
 {
     if (s->n == s->cap) {
         int cap = s->cap ? 2 * s->cap : 64;
@@ -63,7 +63,7 @@ int lm_wload_tensor(lm_wload *ld, const char *name, int n_dims, const int64_t *d
     if (row_bytes == 0 || (uint64_t)rows * row_bytes > t->n_bytes)
         return lm_fail(ld->err, LOOM_ERR_FORMAT, "tensor '%s': %lld values of type %s do not fit its %llu bytes",
                        name, (long long)n, loom_type_name(t->type), (unsigned long long)t->n_bytes);
-    float *buf = wstore_alloc(ld->store, (size_t)n);
+    float *buf = lm_wstore_alloc(ld->store, (size_t)n);
     if (!buf) return lm_fail(ld->err, LOOM_ERR_NO_MEMORY, "tensor '%s': out of memory for %lld floats", name, (long long)n);
     for (int64_t r = 0; r < rows; r++)
         lm_row_to_f32(t->type, (const char *)t->data + r * row_bytes, buf + r * t->ne[0], t->ne[0]);

@@ -18,6 +18,8 @@ typedef struct lm_wstore {
     int     n, cap;
 } lm_wstore;
 void lm_wstore_free(lm_wstore *s);
+/* A new buffer of n floats owned by the store; NULL when out of memory. */
+float *lm_wstore_alloc(lm_wstore *s, size_t n_floats);
 
 /* A loader over an open GGUF. It records which tensors were taken so lm_wload_finish can
  * refuse files that carry tensors the codec does not know (a sign of a different model). */

@@ -9,6 +9,8 @@
  *   encoder z:          max |z_c - z_torch| <= fixture.tol_enc_z (1e-4)
  *   codes:              identical, except where PyTorch's best-vs-second cosine gap < 1e-4
  *                       (codes_gap), where either code is accepted
+ * Winograd 3×3 conv vs the naive reference (odd and even sizes, 1 and 2 threads):
+ *   |fast − ref| <= 1e-5 · (1 + Σ|w·x| over the window), as test_kernels states for conv.
  * Also: threads (pool of 2) agree with one thread to 1e-5; bad codes and damaged model files
  * fail with the status and a message naming the key or tensor.
  */
@@ -16,7 +18,9 @@
 
 #include "include/loom.h"
 #include "lib/core/threadpool.h"
+#include "lib/core/kernels.h"
 #include "vision/vq.h"
+#include "vision/winograd.h"
 
 #define MODEL "data/vq/tiny_vq.gguf"
 
@@ -140,6 +144,34 @@ static void test_load_errors(void)
                       "loom.vq.dec_res_blocks");
 }
 
+static void test_winograd(lm_pool *pool)
+{
+    static const int shapes[][4] = {{3, 4, 7, 5}, {8, 8, 8, 8}, {5, 2, 1, 1}, {16, 9, 13, 6}, {2, 3, 2, 9}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        const int ci = shapes[s][0], co = shapes[s][1], H = shapes[s][2], W = shapes[s][3];
+        float *x = xmalloc(sizeof(float) * ci * H * W), *w = xmalloc(sizeof(float) * co * ci * 9);
+        float *b = xmalloc(sizeof(float) * co), *u = xmalloc(sizeof(float) * 16 * co * ci);
+        float *y = xmalloc(sizeof(float) * co * H * W), *r = xmalloc(sizeof(float) * co * H * W);
+        float *scr = xmalloc(sizeof(float) * lm_winograd3x3_scratch(ci, co, H, W));
+        float *ax = xmalloc(sizeof(float) * ci * H * W), *aw = xmalloc(sizeof(float) * co * ci * 9);
+        float *mag = xmalloc(sizeof(float) * co * H * W);
+        for (int i = 0; i < ci * H * W; i++) ax[i] = fabsf(x[i] = sinf(0.91f * i + (float)s));
+        for (int i = 0; i < co * ci * 9; i++) aw[i] = fabsf(w[i] = cosf(0.37f * i * i));
+        for (int i = 0; i < co; i++) b[i] = 0.1f * i - 0.2f;
+        lm_winograd3x3_weights(u, w, co, ci);
+        lm_conv2d_ref(r, x, w, b, ci, H, W, co, 3, 1, 1);
+        lm_conv2d_ref(mag, ax, aw, NULL, ci, H, W, co, 3, 1, 1);   /* Σ|w·x| per output */
+        for (int pass = 0; pass < 2; pass++) {
+            lm_winograd3x3_conv(y, x, u, b, ci, co, H, W, scr, pass ? pool : NULL);
+            int bad = 0;
+            for (int i = 0; i < co * H * W; i++) bad += !(fabsf(y[i] - r[i]) <= 1e-5f * (1.0f + mag[i]));
+            CHECK(bad == 0, "winograd %dx%d cin %d cout %d (%s): %d outputs off", H, W, ci, co,
+                  pass ? "2 threads" : "1 thread", bad);
+        }
+        free(x), free(w), free(b), free(u), free(y), free(r), free(scr), free(ax), free(aw), free(mag);
+    }
+}
+
 int main(void)
 {
     lm_vq *vq = NULL;
@@ -154,6 +186,7 @@ int main(void)
     CHECK(in.image_size == 32 && in.grid == 8 && in.codebook_size == 64 && in.embed_dim == 8,
           "info: %d %d %d %d", in.image_size, in.grid, in.codebook_size, in.embed_dim);
     lm_pool *pool = lm_pool_create(2);
+    test_winograd(pool);
     test_decode(vq, io, pool);
     test_encode(vq, io, pool);
     test_load_errors();

@@ -10,6 +10,7 @@
 #include "lib/codec_common.h"
 #include "lib/core/gguf.h"
 #include "lib/core/kernels.h"
+#include "vision/winograd.h"
 
 #define VQ_MAX_LEVELS 8   /* len(ch_mult)              */
 #define VQ_MAX_RES    16  /* ResBlocks per stage       */
@@ -17,6 +18,7 @@
 typedef struct vq_conv {
     const float *w;   /* [cout][cin][k][k] */
     const float *b;   /* [cout]            */
+    const float *u;   /* [16][cout][cin] Winograd-domain weights (3×3 only), else NULL */
     int cin, cout, k;
 } vq_conv;
 
@@ -85,7 +87,13 @@ static int load_conv(lm_wload *ld, const char *prefix, int cin, int cout, int k,
     if (rc < 0) return rc;
     snprintf(name, sizeof name, "%.120s.bias", prefix);
     if ((rc = lm_wload_tensor(ld, name, 1, (int64_t[]){cout}, &b)) < 0) return rc;
-    *c = (vq_conv){w, b, cin, cout, k};
+    float *u = NULL;
+    if (k == 3) {
+        if (!(u = lm_wstore_alloc(ld->store, (size_t)16 * cout * cin)))
+            return lm_fail(ld->err, LOOM_ERR_NO_MEMORY, "%s: out of memory", prefix);
+        lm_winograd3x3_weights(u, w, cout, cin);
+    }
+    *c = (vq_conv){w, b, u, cin, cout, k};
     return 0;
 }
 
@@ -262,13 +270,16 @@ static void need(size_t *have, size_t n)
 static void op_conv(vq_run *r, const vq_conv *c, float *y, const float *x, int H, int W, int stride)
 {
     const int p = c->k / 2, Ho = (H + 2 * p - c->k) / stride + 1, Wo = (W + 2 * p - c->k) / stride + 1;
+    const int winograd = c->u && stride == 1;   /* 3×3, stride 1, padding 1 */
     if (r->plan) {
         need(&r->vq->n_act, (size_t)c->cin * H * W);
         need(&r->vq->n_act, (size_t)c->cout * Ho * Wo);
-        if (c->k > 1 || stride > 1) need(&r->vq->n_col, (size_t)c->cin * c->k * c->k * Ho * Wo);
+        if (winograd) need(&r->vq->n_col, lm_winograd3x3_scratch(c->cin, c->cout, H, W));
+        else if (c->k > 1 || stride > 1) need(&r->vq->n_col, (size_t)c->cin * c->k * c->k * Ho * Wo);
         return;
     }
-    lm_conv2d(y, x, c->w, c->b, c->cin, H, W, c->cout, c->k, stride, p, r->vq->col, r->pool);
+    if (winograd) lm_winograd3x3_conv(y, x, c->u, c->b, c->cin, c->cout, H, W, r->vq->col, r->pool);
+    else lm_conv2d(y, x, c->w, c->b, c->cin, H, W, c->cout, c->k, stride, p, r->vq->col, r->pool);
 }
 
 static void op_norm(vq_run *r, const vq_norm *n, float *y, const float *x, int HW, int swish)
