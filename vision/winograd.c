@@ -51,48 +51,58 @@ typedef struct wg_task {
     float       *xp, *V, *M, *y;
 } wg_task;
 
-/* The 16 ξ planes lie cin·P (or cout·P) floats apart, often a multiple of 4 KiB, so touching
- * all 16 per tile would make them fight over the same cache sets. Tiles are therefore
- * transformed in runs of CHUNK along a tile row through a small local buffer, and each plane
- * is read or written as one contiguous run. */
+/* Both transforms work on a tile row at a time with j (the tile column) innermost, so every
+ * loop below is a contiguous, vectorisable run; the 16 ξ planes are each read or written as
+ * one run per tile row (they lie cin·P floats apart, often a multiple of 4 KiB, and touching
+ * all 16 per tile would make them fight over the same cache sets). */
 #define CHUNK 64
 
-/* Zero-padded copy of the input (1 pixel each side, rounded up to whole tiles), then
- * V[ξ][c][p] = (Bᵀ d B)[ξ] for every 4×4 tile d; channels split across threads. */
+/* Input tiles need padded columns 2j .. 2j+3: kept as even/odd planes E[h][j] = xp[h][2j],
+ * O[h][j] = xp[h][2j + 1] (tw + 1 each), so columns 2j+2, 2j+3 are E[j+1], O[j+1].
+ * V[ξ][c][p] = (Bᵀ d B)[ξ]; channels split across threads. */
 static void input_part(void *arg, int ith, int nth)
 {
     const wg_task *t = arg;
     const wg_dims d = t->d;
+    const int64_t hw = d.tw + 1;   /* even/odd plane width */
     long long lo, hi;
     lm_split(d.cin, ith, nth, &lo, &hi);
-    float buf[16][CHUNK];
+    float q[4][4][CHUNK];
     for (long long c = lo; c < hi; c++) {
-        float *xp = t->xp + c * d.Hp * d.Wp;
-        memset(xp, 0, sizeof(float) * d.Hp * d.Wp);
-        for (int64_t h = 0; h < d.H; h++) memcpy(xp + (h + 1) * d.Wp + 1, t->x + (c * d.H + h) * d.W, sizeof(float) * d.W);
+        float *E = t->xp + c * d.Hp * d.Wp, *O = E + d.Hp * hw;
+        memset(E, 0, sizeof(float) * d.Hp * d.Wp);
+        for (int64_t h = 0; h < d.H; h++) {
+            const float *xr = t->x + (c * d.H + h) * d.W;
+            float *er = E + (h + 1) * hw, *orow = O + (h + 1) * hw;
+            for (int64_t w = 0; w < d.W; w++) {   /* padded column w + 1 */
+                if (w % 2) er[(w + 1) / 2] = xr[w];
+                else orow[w / 2] = xr[w];
+            }
+        }
         float *V = t->V + c * d.P;
-        const int64_t vs = d.cin * d.P;   /* stride between the 16 ξ planes */
+        const int64_t vs = d.cin * d.P;
         for (int64_t i = 0; i < d.th; i++)
             for (int64_t j0 = 0; j0 < d.tw; j0 += CHUNK) {
                 const int64_t nj = d.tw - j0 < CHUNK ? d.tw - j0 : CHUNK;
-                for (int64_t jj = 0; jj < nj; jj++) {
-                    const float *s = xp + 2 * i * d.Wp + 2 * (j0 + jj);
-                    float q[4][4];
-                    for (int r = 0; r < 4; r++) {   /* columns: row r of d · B */
-                        const float *row = s + r * d.Wp;
-                        q[r][0] = row[0] - row[2];
-                        q[r][1] = row[1] + row[2];
-                        q[r][2] = row[2] - row[1];
-                        q[r][3] = row[1] - row[3];
-                    }
-                    for (int k = 0; k < 4; k++) {   /* rows: Bᵀ · */
-                        buf[0 * 4 + k][jj] = q[0][k] - q[2][k];
-                        buf[1 * 4 + k][jj] = q[1][k] + q[2][k];
-                        buf[2 * 4 + k][jj] = q[2][k] - q[1][k];
-                        buf[3 * 4 + k][jj] = q[1][k] - q[3][k];
+                for (int r = 0; r < 4; r++) {   /* columns: row r of d · B */
+                    const float *e = E + (2 * i + r) * hw + j0, *o = O + (2 * i + r) * hw + j0;
+                    for (int64_t j = 0; j < nj; j++) {
+                        q[r][0][j] = e[j] - e[j + 1];
+                        q[r][1][j] = o[j] + e[j + 1];
+                        q[r][2][j] = e[j + 1] - o[j];
+                        q[r][3][j] = o[j] - o[j + 1];
                     }
                 }
-                for (int xi = 0; xi < 16; xi++) memcpy(V + xi * vs + i * d.tw + j0, buf[xi], sizeof(float) * nj);
+                for (int k = 0; k < 4; k++) {   /* rows: Bᵀ · */
+                    float *v0 = V + (0 + k) * vs + i * d.tw + j0, *v1 = V + (4 + k) * vs + i * d.tw + j0;
+                    float *v2 = V + (8 + k) * vs + i * d.tw + j0, *v3 = V + (12 + k) * vs + i * d.tw + j0;
+                    for (int64_t j = 0; j < nj; j++) {
+                        v0[j] = q[0][k][j] - q[2][k][j];
+                        v1[j] = q[1][k][j] + q[2][k][j];
+                        v2[j] = q[2][k][j] - q[1][k][j];
+                        v3[j] = q[1][k][j] - q[3][k][j];
+                    }
+                }
             }
     }
 }
@@ -105,7 +115,7 @@ static void output_part(void *arg, int ith, int nth)
     long long lo, hi;
     lm_split(d.cout, ith, nth, &lo, &hi);
     const int64_t ms = d.cout * d.P;
-    float buf[16][CHUNK];
+    float u[2][4][CHUNK], y0[CHUNK], y1[CHUNK];
     for (long long o = lo; o < hi; o++) {
         const float *M = t->M + o * d.P;
         const float bias = t->b ? t->b[o] : 0.0f;
@@ -113,20 +123,28 @@ static void output_part(void *arg, int ith, int nth)
         for (int64_t i = 0; i < d.th; i++)
             for (int64_t j0 = 0; j0 < d.tw; j0 += CHUNK) {
                 const int64_t nj = d.tw - j0 < CHUNK ? d.tw - j0 : CHUNK;
-                for (int xi = 0; xi < 16; xi++) memcpy(buf[xi], M + xi * ms + i * d.tw + j0, sizeof(float) * nj);
-                for (int64_t jj = 0; jj < nj; jj++) {
-                    const int64_t j = j0 + jj;
-                    float u[2][4];
-                    for (int k = 0; k < 4; k++) {
-                        u[0][k] = buf[k][jj] + buf[4 + k][jj] + buf[8 + k][jj];
-                        u[1][k] = buf[4 + k][jj] - buf[8 + k][jj] - buf[12 + k][jj];
+                for (int k = 0; k < 4; k++) {   /* u = Aᵀ m */
+                    const float *m0 = M + (0 + k) * ms + i * d.tw + j0, *m1 = M + (4 + k) * ms + i * d.tw + j0;
+                    const float *m2 = M + (8 + k) * ms + i * d.tw + j0, *m3 = M + (12 + k) * ms + i * d.tw + j0;
+                    for (int64_t j = 0; j < nj; j++) {
+                        u[0][k][j] = m0[j] + m1[j] + m2[j];
+                        u[1][k][j] = m1[j] - m2[j] - m3[j];
                     }
-                    for (int a = 0; a < 2; a++) {
-                        const int64_t h = 2 * i + a;
-                        if (h >= d.H) break;
-                        y[h * d.W + 2 * j] = u[a][0] + u[a][1] + u[a][2] + bias;
-                        if (2 * j + 1 < d.W) y[h * d.W + 2 * j + 1] = u[a][1] - u[a][2] - u[a][3] + bias;
+                }
+                for (int a = 0; a < 2; a++) {   /* y = u A + b */
+                    const int64_t h = 2 * i + a;
+                    if (h >= d.H) break;
+                    for (int64_t j = 0; j < nj; j++) {
+                        y0[j] = u[a][0][j] + u[a][1][j] + u[a][2][j] + bias;
+                        y1[j] = u[a][1][j] - u[a][2][j] - u[a][3][j] + bias;
                     }
+                    float *yr = y + h * d.W + 2 * j0;
+                    const int64_t n_out = d.W - 2 * j0 < 2 * nj ? d.W - 2 * j0 : 2 * nj;
+                    for (int64_t j = 0; j < n_out / 2; j++) {
+                        yr[2 * j] = y0[j];
+                        yr[2 * j + 1] = y1[j];
+                    }
+                    if (n_out % 2) yr[n_out - 1] = y0[n_out / 2];
                 }
             }
     }
