@@ -74,10 +74,9 @@ static void input_part(void *arg, int ith, int nth)
         for (int64_t h = 0; h < d.H; h++) {
             const float *xr = t->x + (c * d.H + h) * d.W;
             float *er = E + (h + 1) * hw, *orow = O + (h + 1) * hw;
-            for (int64_t w = 0; w < d.W; w++) {   /* padded column w + 1 */
-                if (w % 2) er[(w + 1) / 2] = xr[w];
-                else orow[w / 2] = xr[w];
-            }
+            /* input column w is padded column w + 1: even w → O[w/2], odd w → E[(w+1)/2] */
+            for (int64_t k = 0; 2 * k < d.W; k++) orow[k] = xr[2 * k];
+            for (int64_t k = 0; 2 * k + 1 < d.W; k++) er[k + 1] = xr[2 * k + 1];
         }
         float *V = t->V + c * d.P;
         const int64_t vs = d.cin * d.P;
