@@ -51,6 +51,7 @@ struct lm_audio_codec {
     float  *window;    /* [n_fft] periodic Hann                          (owned) */
     double *mt;        /* [n_bins][n_mels] Mᵀ in float64                 (owned) */
     double *mtm;       /* [n_bins][n_bins] MᵀM in float64                (owned) */
+    int    *band;      /* [n_bins][2] first, last+1 nonzero column of each MᵀM row (owned) */
     lm_rfft *fft;                      /* n_fft-point real FFT            (owned) */
     float *fft_in;                     /* [n_fft + 2] frame buffer        (owned) */
 
@@ -206,13 +207,23 @@ static int prepare_dsp(lm_audio_codec *ac, lm_error *err)
     ac->window = malloc(sizeof(float) * N);
     ac->mt = malloc(sizeof(double) * B * M);
     ac->mtm = malloc(sizeof(double) * B * B);
+    ac->band = malloc(sizeof(int) * 2 * B);
     ac->fft_in = malloc(sizeof(float) * (N + 2));
-    if (!ac->window || !ac->mt || !ac->mtm || !ac->fft_in)
+    if (!ac->window || !ac->mt || !ac->mtm || !ac->band || !ac->fft_in)
         return lm_fail(err, LOOM_ERR_NO_MEMORY, "audio codec: out of memory");
     for (int n = 0; n < N; n++) ac->window[n] = (float)(0.5 - 0.5 * cos(2.0 * M_PI * n / N));   /* periodic */
     for (int k = 0; k < B; k++)
         for (int m = 0; m < M; m++) ac->mt[(size_t)k * M + m] = (double)ac->mel_filters[(size_t)m * B + k];
     cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, B, M, 1.0, ac->mt, M, ac->mt, M, 0.0, ac->mtm, B);
+    /* Mel filters are narrow triangles, so MᵀM is banded: the NNLS product only needs each
+     * row's nonzero span (exact zeros elsewhere add nothing to the float64 sums). */
+    for (int k = 0; k < B; k++) {
+        int lo = 0, hi = B;
+        while (lo < B && ac->mtm[(size_t)k * B + lo] == 0.0) lo++;
+        while (hi > lo && ac->mtm[(size_t)k * B + hi - 1] == 0.0) hi--;
+        ac->band[2 * k] = lo;
+        ac->band[2 * k + 1] = hi;
+    }
     if (!(ac->fft = lm_rfft_create(N)))
         return lm_fail(err, LOOM_ERR_NO_MEMORY, "audio codec: cannot plan a %d-point real FFT", N);
     return 0;
@@ -299,6 +310,7 @@ void lm_audio_codec_free(lm_audio_codec **pac)
     free(ac->window);
     free(ac->mt);
     free(ac->mtm);
+    free(ac->band);
     free(ac->fft_in);
     free(ac->farena);
     free(ac->darena);
@@ -448,8 +460,15 @@ int lm_audio_codec_vocode(lm_audio_codec *ac, const float *x, int64_t T, int gl_
                 (int)T);
     memcpy(S, mtp, sizeof(double) * B * T);
     for (int it = 0; it < ac->nnls_iters; it++) {
-        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, (int)T, B, 1.0, ac->mtm, B, S, (int)T, 0.0, tmp,
-                    (int)T);
+        for (int kb = 0; kb < B; kb++) {   /* tmp = MᵀM · S over each row's band */
+            double *tr = tmp + (size_t)kb * T;
+            memset(tr, 0, sizeof(double) * T);
+            for (int j = ac->band[2 * kb]; j < ac->band[2 * kb + 1]; j++) {
+                const double c = ac->mtm[(size_t)kb * B + j];
+                const double *sr = S + (size_t)j * T;
+                for (int64_t t = 0; t < T; t++) tr[t] += c * sr[t];
+            }
+        }
         for (int64_t i = 0; i < B * T; i++) S[i] = S[i] * mtp[i] / (tmp[i] + 1e-10);
     }
     /* 3. A = sqrt(float(S)), then linear upsampling in time to Tg frames */
