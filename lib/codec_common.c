@@ -198,37 +198,71 @@ static inline float exp_fast(float x)
     return p * scale;
 }
 
-/* y[i] = swish(x[i]·a + b) = v / (1 + e^−v). */
+#ifdef __SSE2__
+/* exp_fast, four lanes (SSE2 is baseline on x86-64). */
+static inline __m128 exp_ps(__m128 z)
+{
+    z = _mm_min_ps(_mm_max_ps(z, _mm_set1_ps(-87.0f)), _mm_set1_ps(88.0f));
+    const __m128 k = _mm_sub_ps(_mm_add_ps(_mm_mul_ps(z, _mm_set1_ps(1.44269504088896341f)), _mm_set1_ps(12582912.0f)),
+                                _mm_set1_ps(12582912.0f));
+    const __m128 r = _mm_add_ps(_mm_sub_ps(z, _mm_mul_ps(k, _mm_set1_ps(0.693359375f))),
+                                _mm_mul_ps(k, _mm_set1_ps(2.12194440e-4f)));
+    __m128 p = _mm_set1_ps(1.9875691500e-4f);
+    p = _mm_add_ps(_mm_mul_ps(p, r), _mm_set1_ps(1.3981999507e-3f));
+    p = _mm_add_ps(_mm_mul_ps(p, r), _mm_set1_ps(8.3334519073e-3f));
+    p = _mm_add_ps(_mm_mul_ps(p, r), _mm_set1_ps(4.1665795894e-2f));
+    p = _mm_add_ps(_mm_mul_ps(p, r), _mm_set1_ps(1.6666665459e-1f));
+    p = _mm_add_ps(_mm_mul_ps(p, r), _mm_set1_ps(5.0000001201e-1f));
+    p = _mm_add_ps(_mm_add_ps(_mm_mul_ps(_mm_mul_ps(p, r), r), r), _mm_set1_ps(1.0f));
+    const __m128i bits = _mm_slli_epi32(_mm_add_epi32(_mm_cvtps_epi32(k), _mm_set1_epi32(127)), 23);
+    return _mm_mul_ps(p, _mm_castsi128_ps(bits));
+}
+#endif
+
+/* y[i] = swish((x[i] − m)·a + b) = v / (1 + e^−v). */
 static void affine_swish(float *y, const float *x, int64_t n, float a, float b, float m)
 {
     int64_t i = 0;
 #ifdef __SSE2__
-    /* the same arithmetic as exp_fast, four lanes at a time (SSE2 is baseline on x86-64) */
     const __m128 va = _mm_set1_ps(a), vb = _mm_set1_ps(b), vm = _mm_set1_ps(m), one = _mm_set1_ps(1.0f);
     for (; i + 4 <= n; i += 4) {
         const __m128 v = _mm_add_ps(_mm_mul_ps(_mm_sub_ps(_mm_loadu_ps(x + i), vm), va), vb);
-        __m128 z = _mm_sub_ps(_mm_setzero_ps(), v);
-        z = _mm_min_ps(_mm_max_ps(z, _mm_set1_ps(-87.0f)), _mm_set1_ps(88.0f));
-        const __m128 k = _mm_sub_ps(_mm_add_ps(_mm_mul_ps(z, _mm_set1_ps(1.44269504088896341f)), _mm_set1_ps(12582912.0f)),
-                                    _mm_set1_ps(12582912.0f));
-        const __m128 r = _mm_add_ps(_mm_sub_ps(z, _mm_mul_ps(k, _mm_set1_ps(0.693359375f))),
-                                    _mm_mul_ps(k, _mm_set1_ps(2.12194440e-4f)));
-        __m128 p = _mm_set1_ps(1.9875691500e-4f);
-        p = _mm_add_ps(_mm_mul_ps(p, r), _mm_set1_ps(1.3981999507e-3f));
-        p = _mm_add_ps(_mm_mul_ps(p, r), _mm_set1_ps(8.3334519073e-3f));
-        p = _mm_add_ps(_mm_mul_ps(p, r), _mm_set1_ps(4.1665795894e-2f));
-        p = _mm_add_ps(_mm_mul_ps(p, r), _mm_set1_ps(1.6666665459e-1f));
-        p = _mm_add_ps(_mm_mul_ps(p, r), _mm_set1_ps(5.0000001201e-1f));
-        p = _mm_add_ps(_mm_add_ps(_mm_mul_ps(_mm_mul_ps(p, r), r), r), one);
-        const __m128i bits = _mm_slli_epi32(_mm_add_epi32(_mm_cvtps_epi32(k), _mm_set1_epi32(127)), 23);
-        const __m128 e = _mm_mul_ps(p, _mm_castsi128_ps(bits));
-        _mm_storeu_ps(y + i, _mm_div_ps(v, _mm_add_ps(one, e)));
+        _mm_storeu_ps(y + i, _mm_div_ps(v, _mm_add_ps(one, exp_ps(_mm_sub_ps(_mm_setzero_ps(), v)))));
     }
 #endif
     for (; i < n; i++) {
         const float v = (x[i] - m) * a + b;
         y[i] = v / (1.0f + exp_fast(-v));
     }
+}
+
+void lm_codec_softmax_scaled(float *x, int64_t n, float div)
+{
+    float mx = -INFINITY;
+    for (int64_t i = 0; i < n; i++) {
+        x[i] /= div;
+        mx = x[i] > mx ? x[i] : mx;
+    }
+    double sum = 0.0;
+    int64_t i = 0;
+#ifdef __SSE2__
+    const __m128 vmx = _mm_set1_ps(mx);
+    __m128 acc = _mm_setzero_ps();
+    for (; i + 4 <= n; i += 4) {
+        const __m128 e = exp_ps(_mm_sub_ps(_mm_loadu_ps(x + i), vmx));
+        _mm_storeu_ps(x + i, e);
+        acc = _mm_add_ps(acc, e);
+    }
+    float lanes[4];
+    _mm_storeu_ps(lanes, acc);
+    sum = (double)lanes[0] + lanes[1] + lanes[2] + lanes[3];
+#endif
+    for (; i < n; i++) {
+        x[i] = exp_fast(x[i] - mx);
+        sum += x[i];
+    }
+    const float inv = (float)(1.0 / sum);
+    for (int64_t k = 0; k < n; k++) x[k] *= inv;
 }
 
 /* Groups are contiguous [C/G][n] slabs, so each is normalised independently: statistics in

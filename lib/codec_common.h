@@ -51,6 +51,8 @@ int lm_wload_finish(lm_wload *ld);
  * Groups are split across the pool. */
 void lm_codec_norm(float *y, const float *x, const float *w, const float *b, int64_t C, int64_t n,
                    int64_t G, float eps, int swish, lm_pool *pool);
+/* In place: x[i] /= div, then softmax (max-subtracted; exp to ~2e-7 relative). */
+void lm_codec_softmax_scaled(float *x, int64_t n, float div);
 /* y[i] += x[i]. */
 void lm_codec_add(float *y, const float *x, int64_t n);
 /* For each of n vectors z[:, p] (z is [D][n], channel-major): the index of the codebook row

@@ -314,9 +314,8 @@ static void op_attn(vq_run *r, const vq_attn *b, float *a, float *t1, float *t2,
     op_conv(r, &b->k, t3, t1, H, W, 1);
     if (!r->plan) {
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, N, N, C, 1.0f, t2, N, t3, N, 0.0f, att, N);
-        const float scale = sqrtf((float)C);
-        for (int64_t i = 0; i < (int64_t)N * N; i++) att[i] /= scale;   /* PyTorch divides after bmm */
-        for (int i = 0; i < N; i++) lm_softmax(att + (int64_t)i * N, N);
+        const float scale = sqrtf((float)C);   /* PyTorch divides after bmm */
+        for (int i = 0; i < N; i++) lm_codec_softmax_scaled(att + (int64_t)i * N, N, scale);
     }
     op_conv(r, &b->v, t2, t1, H, W, 1);
     if (!r->plan)   /* o[c][i] = Σ_j v[c][j] A[i][j] */
