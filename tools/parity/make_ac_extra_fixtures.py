@@ -12,6 +12,7 @@ writes ac_extra.gguf, all F32:
   mag        [201,48]    A = sqrt(NNLS linear power) for ac_io.gguf's dec_out[0]
   wav_gl0    [7680]      vocode(dec_out[0]) with 0 Griffin-Lim iterations (iSTFT of A, phase 0)
   wav_gl1    [7680]      the same with 1 iteration
+  wav_up2    [7680]      vocode(dec_out[0]) with gl_upsample 2 (hop 80 Griffin-Lim), 2 iterations
 """
 import argparse
 import dataclasses
@@ -59,6 +60,7 @@ def main(argv=None):
         mag = torch.sqrt(ac.mel_to_linear_power(P, cfg.nnls_iters))
         gl0 = ac.vocode(dec, dataclasses.replace(cfg, gl_iters=0))
         gl1 = ac.vocode(dec, dataclasses.replace(cfg, gl_iters=1))
+        up2 = ac.vocode(dec, dataclasses.replace(cfg, gl_iters=2, gl_upsample=2))
 
     w = gguf.Writer()
     w.add_str("general.architecture", "loom-fixture")
@@ -72,6 +74,7 @@ def main(argv=None):
     w.add_tensor("mag", mag.numpy())
     w.add_tensor("wav_gl0", gl0.numpy())
     w.add_tensor("wav_gl1", gl1.numpy())
+    w.add_tensor("wav_up2", up2.numpy())
     path = os.path.join(a.dir, "ac_extra.gguf")
     w.write(path)
     print(f"{path}: {os.path.getsize(path)} bytes; codes {codes.tolist()}, min gap {float(gap.min()):.4g}")
