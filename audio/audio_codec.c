@@ -14,6 +14,7 @@
 
 #define AC_MAX_RES   32
 #define AC_MAX_DOWN  8
+#define AC_MAX_FFT_THREADS 64   /* FFT plans kept per pool thread (more threads share work) */
 
 typedef struct ac_conv {
     const float *w;   /* [cout][cin][k] */
@@ -52,14 +53,16 @@ struct lm_audio_codec {
     double *mt;        /* [n_bins][n_mels] Mᵀ in float64                 (owned) */
     double *mtm;       /* [n_bins][n_bins] MᵀM in float64                (owned) */
     int    *band;      /* [n_bins][2] first, last+1 nonzero column of each MᵀM row (owned) */
-    lm_rfft *fft;                      /* n_fft-point real FFT            (owned) */
-    float *fft_in;                     /* [n_fft + 2] frame buffer        (owned) */
+    lm_rfft *fft[AC_MAX_FFT_THREADS];  /* n_fft-point real FFT per thread (owned); [0] at load,
+                                        * others when a larger pool first calls            */
+    float   *fft_buf[AC_MAX_FFT_THREADS]; /* [n_fft + 2] frame buffer per thread (owned)   */
+    int      n_fft_plans;
 
     /* scratch sized for cap_frames mel frames; see plan() */
     int64_t cap_frames;
     float  *farena;    /* owned */
     double *darena;    /* owned */
-    float  *act[3], *col, *P, *A0, *A, *X, *prev, *spec, *ola, *env, *sig;
+    float  *act[3], *col, *P, *A0, *A, *X, *prev, *spec, *frames, *env, *sig;
     double *mtp, *S, *tmp;
 };
 
@@ -200,6 +203,24 @@ static int load_model(lm_audio_codec *ac, lm_wload *ld)
     return lm_wload_finish(ld);
 }
 
+/* FFT plans and frame buffers for n threads (only the first call with a larger pool allocates). */
+static int ensure_fft_plans(lm_audio_codec *ac, int n, lm_error *err)
+{
+    if (n > AC_MAX_FFT_THREADS) n = AC_MAX_FFT_THREADS;
+    for (; ac->n_fft_plans < n; ac->n_fft_plans++) {
+        const int i = ac->n_fft_plans;
+        ac->fft[i] = lm_rfft_create(ac->n_fft);
+        ac->fft_buf[i] = malloc(sizeof(float) * (ac->n_fft + 2));
+        if (!ac->fft[i] || !ac->fft_buf[i]) {
+            lm_rfft_free(&ac->fft[i]);
+            free(ac->fft_buf[i]);
+            ac->fft_buf[i] = NULL;
+            return lm_fail(err, LOOM_ERR_NO_MEMORY, "audio codec: cannot plan a %d-point real FFT", ac->n_fft);
+        }
+    }
+    return 0;
+}
+
 /* Window, Mᵀ and MᵀM in float64, FFT plans. */
 static int prepare_dsp(lm_audio_codec *ac, lm_error *err)
 {
@@ -208,8 +229,7 @@ static int prepare_dsp(lm_audio_codec *ac, lm_error *err)
     ac->mt = malloc(sizeof(double) * B * M);
     ac->mtm = malloc(sizeof(double) * B * B);
     ac->band = malloc(sizeof(int) * 2 * B);
-    ac->fft_in = malloc(sizeof(float) * (N + 2));
-    if (!ac->window || !ac->mt || !ac->mtm || !ac->band || !ac->fft_in)
+    if (!ac->window || !ac->mt || !ac->mtm || !ac->band)
         return lm_fail(err, LOOM_ERR_NO_MEMORY, "audio codec: out of memory");
     for (int n = 0; n < N; n++) ac->window[n] = (float)(0.5 - 0.5 * cos(2.0 * M_PI * n / N));   /* periodic */
     for (int k = 0; k < B; k++)
@@ -224,8 +244,7 @@ static int prepare_dsp(lm_audio_codec *ac, lm_error *err)
         ac->band[2 * k] = lo;
         ac->band[2 * k + 1] = hi;
     }
-    if (!(ac->fft = lm_rfft_create(N)))
-        return lm_fail(err, LOOM_ERR_NO_MEMORY, "audio codec: cannot plan a %d-point real FFT", N);
+    return ensure_fft_plans(ac, 1, err);
     return 0;
 }
 
@@ -244,7 +263,7 @@ static int plan(lm_audio_codec *ac, int64_t T, lm_error *err)
     const int64_t Tg = (T - 1) * k + 1;                              /* Griffin-Lim frames      */
     const int64_t n_sig = (int64_t)ac->info.hop * (T + 1) + ac->n_fft; /* ≥ any padded signal  */
     const int64_t n_act = ch * T, n_col = 4 * ch * T;
-    const int64_t n_f = 3 * n_act + n_col + M * T + B * T + B * Tg + 3 * 2 * B * Tg + 3 * n_sig;
+    const int64_t n_f = 3 * n_act + n_col + M * T + B * T + B * Tg + 3 * 2 * B * Tg + Tg * ac->n_fft + 2 * n_sig;
     const int64_t n_d = 3 * B * T;
     float *f = malloc(sizeof(float) * (size_t)n_f);
     double *d = malloc(sizeof(double) * (size_t)n_d);
@@ -265,7 +284,7 @@ static int plan(lm_audio_codec *ac, int64_t T, lm_error *err)
     ac->X = f, f += 2 * B * Tg;
     ac->prev = f, f += 2 * B * Tg;
     ac->spec = f, f += 2 * B * Tg;
-    ac->ola = f, f += n_sig;
+    ac->frames = f, f += Tg * ac->n_fft;
     ac->env = f, f += n_sig;
     ac->sig = f;
     ac->mtp = d, ac->S = d + B * T, ac->tmp = d + 2 * B * T;
@@ -306,12 +325,14 @@ void lm_audio_codec_free(lm_audio_codec **pac)
     if (!pac || !*pac) return;
     lm_audio_codec *ac = *pac;
     lm_wstore_free(&ac->weights);
-    lm_rfft_free(&ac->fft);
+    for (int i = 0; i < ac->n_fft_plans; i++) {
+        lm_rfft_free(&ac->fft[i]);
+        free(ac->fft_buf[i]);
+    }
     free(ac->window);
     free(ac->mt);
     free(ac->mtm);
     free(ac->band);
-    free(ac->fft_in);
     free(ac->farena);
     free(ac->darena);
     free(ac);
@@ -397,11 +418,34 @@ int lm_audio_codec_decode_mel(lm_audio_codec *ac, const int32_t *codes, int64_t 
  * periodic Hann, onesided). Spectra are frame-major: spec[t][k] = (re, im).
  * ------------------------------------------------------------------------------------- */
 
-/* x [L] (L > n_fft/2) → spec [n_frames][n_bins][2], n_frames = 1 + L / hop; keeps the first
- * `keep` frames. Uses ac->sig for the padded signal. */
-static void stft(lm_audio_codec *ac, const float *x, int64_t L, int hop, int64_t keep, float *spec)
+typedef struct fft_task {
+    lm_audio_codec *ac;
+    const float    *in;     /* stft: padded signal; istft: spectra [T][B][2]      */
+    float          *out;    /* stft: spectra; istft: output samples               */
+    int64_t         T;      /* frames                                             */
+    int64_t         length; /* istft: output samples                              */
+    int             hop;
+} fft_task;
+
+static void stft_part(void *arg, int ith, int nth)
 {
-    const int N = ac->n_fft, half = N / 2, B = ac->n_bins;
+    const fft_task *t = arg;
+    lm_audio_codec *ac = t->ac;
+    const int N = ac->n_fft, B = ac->n_bins;
+    long long lo, hi;
+    lm_split(t->T, ith, nth, &lo, &hi);
+    float *buf = ac->fft_buf[ith];   /* callers run this on at most n_fft_plans threads */
+    for (long long f = lo; f < hi; f++) {
+        for (int n = 0; n < N; n++) buf[n] = t->in[f * t->hop + n] * ac->window[n];
+        lm_rfft_forward(ac->fft[ith], buf, t->out + f * 2 * B);
+    }
+}
+
+/* x [L] (L > n_fft/2) → spec [n_frames][n_bins][2], n_frames = 1 + L / hop; keeps the first
+ * `keep` frames. Uses ac->sig for the padded signal; frames split across the pool. */
+static void stft(lm_audio_codec *ac, const float *x, int64_t L, int hop, int64_t keep, float *spec, lm_pool *pool)
+{
+    const int N = ac->n_fft, half = N / 2;
     float *xp = ac->sig;
     for (int64_t i = 0; i < L + N; i++) {
         int64_t j = i - half;
@@ -409,30 +453,61 @@ static void stft(lm_audio_codec *ac, const float *x, int64_t L, int hop, int64_t
         else if (j >= L) j = 2 * (L - 1) - j;
         xp[i] = x[j];
     }
-    const int64_t n_frames = 1 + L / hop;
-    for (int64_t t = 0; t < n_frames && t < keep; t++) {
-        for (int n = 0; n < N; n++) ac->fft_in[n] = xp[t * hop + n] * ac->window[n];
-        lm_rfft_forward(ac->fft, ac->fft_in, spec + t * 2 * B);
+    int64_t n_frames = 1 + L / hop;
+    if (n_frames > keep) n_frames = keep;
+    fft_task t = {ac, xp, spec, n_frames, 0, hop};
+    lm_pool_run(lm_pool_size(pool) <= ac->n_fft_plans ? pool : NULL, stft_part, &t);
+}
+
+/* Frame f of the iSTFT: irfft (1/N, as torch.istft) times the window, into frames[f]. */
+static void istft_frames_part(void *arg, int ith, int nth)
+{
+    const fft_task *t = arg;
+    lm_audio_codec *ac = t->ac;
+    const int N = ac->n_fft, B = ac->n_bins;
+    long long lo, hi;
+    lm_split(t->T, ith, nth, &lo, &hi);
+    for (long long f = lo; f < hi; f++) {
+        float *fr = ac->frames + f * N;
+        lm_rfft_inverse(ac->fft[ith], t->in + f * 2 * B, fr);
+        for (int n = 0; n < N; n++) fr[n] *= ac->window[n];
     }
 }
 
-/* spec [T][n_bins][2] → y [length], length = (T − 1)·hop: irfft (1/N) · window, overlap-add,
- * divide by the overlap-added squared window, drop n_fft/2 from the front. */
-static void istft(lm_audio_codec *ac, const float *spec, int64_t T, int hop, float *y)
+/* Overlap-add over this thread's range of output samples: the frames overlapping it are added
+ * in increasing order (the same float additions, per sample, as one sequential pass), then
+ * divided by the overlap-added squared window. Samples split across the pool. */
+static void istft_ola_part(void *arg, int ith, int nth)
 {
-    const int N = ac->n_fft, half = N / 2, B = ac->n_bins;
-    const int64_t n_ola = N + hop * (T - 1), length = (T - 1) * hop;
-    memset(ac->ola, 0, sizeof(float) * n_ola);
-    memset(ac->env, 0, sizeof(float) * n_ola);
-    for (int64_t t = 0; t < T; t++) {
-        lm_rfft_inverse(ac->fft, spec + t * 2 * B, ac->fft_in);   /* irfft, 1/N as torch.istft */
-        float *o = ac->ola + t * hop, *e = ac->env + t * hop;
-        for (int n = 0; n < N; n++) {
-            o[n] += ac->fft_in[n] * ac->window[n];
-            e[n] += ac->window[n] * ac->window[n];
+    const fft_task *t = arg;
+    lm_audio_codec *ac = t->ac;
+    const int64_t N = ac->n_fft, half = N / 2, hop = t->hop;
+    long long lo, hi;
+    lm_split(t->length, ith, nth, &lo, &hi);
+    if (lo >= hi) return;
+    float *y = t->out, *env = ac->env;
+    for (long long i = lo; i < hi; i++) y[i] = env[i] = 0.0f;
+    const int64_t p0 = half + lo, p1 = half + hi;   /* padded positions [p0, p1) */
+    int64_t f = p0 - N + 1 <= 0 ? 0 : (p0 - N + 1 + hop - 1) / hop;
+    int64_t f_last = (p1 - 1) / hop;
+    if (f_last > t->T - 1) f_last = t->T - 1;
+    for (; f <= f_last; f++) {
+        const int64_t s = f * hop > p0 ? f * hop : p0, e = f * hop + N < p1 ? f * hop + N : p1;
+        const float *fr = ac->frames + f * N - f * hop, *w = ac->window - f * hop;   /* indexed by position */
+        for (int64_t p = s; p < e; p++) {
+            y[p - half] += fr[p];
+            env[p - half] += w[p] * w[p];
         }
     }
-    for (int64_t i = 0; i < length; i++) y[i] = ac->ola[half + i] / ac->env[half + i];
+    for (long long i = lo; i < hi; i++) y[i] /= env[i];
+}
+
+/* spec [T][n_bins][2] → y [length], length = (T − 1)·hop (torch.istft, center=True). */
+static void istft(lm_audio_codec *ac, const float *spec, int64_t T, int hop, float *y, lm_pool *pool)
+{
+    fft_task t = {ac, spec, y, T, (T - 1) * hop, hop};
+    lm_pool_run(lm_pool_size(pool) <= ac->n_fft_plans ? pool : NULL, istft_frames_part, &t);
+    lm_pool_run(pool, istft_ola_part, &t);
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -448,6 +523,7 @@ int lm_audio_codec_vocode(lm_audio_codec *ac, const float *x, int64_t T, int gl_
         return lm_fail(err, LOOM_ERR_INVALID_ARG, "vocoder needs more than %d samples of signal, %lld frames give %lld",
                        ac->n_fft / 2, (long long)T, (long long)((T - 1) * hop));
     int rc = plan(ac, T, err);
+    if (rc == 0) rc = ensure_fft_plans(ac, lm_pool_size(pool), err);
     if (rc < 0) return rc;
     if (gl_iters < 0) gl_iters = ac->info.gl_iters;
 
@@ -499,8 +575,8 @@ int lm_audio_codec_vocode(lm_audio_codec *ac, const float *x, int64_t T, int gl_
     float *y = pcm;   /* (T − 1)·hop ≤ T·hop samples: the caller's buffer holds the iterate */
     const float alpha = ac->gl_alpha;
     for (int it = 0; it < gl_iters; it++) {
-        istft(ac, X, Tg, hop_g, y);
-        stft(ac, y, L, hop_g, Tg, C);
+        istft(ac, X, Tg, hop_g, y, pool);
+        stft(ac, y, L, hop_g, Tg, C, pool);
         for (int64_t i = 0; i < B * Tg; i++) {
             const float cr = C[2 * i], ci = C[2 * i + 1];
             const float tr = cr + alpha * (cr - prev[2 * i]), ti = ci + alpha * (ci - prev[2 * i + 1]);
@@ -513,7 +589,7 @@ int lm_audio_codec_vocode(lm_audio_codec *ac, const float *x, int64_t T, int gl_
             X[2 * i + 1] = r > 0.0f ? a * (ti / r) : 0.0f;
         }
     }
-    istft(ac, X, Tg, hop_g, y);
+    istft(ac, X, Tg, hop_g, y, pool);
     /* 5. pad to T·hop, peak-normalise to 0.9 */
     const int64_t n = T * hop;
     for (int64_t i = L; i < n; i++) y[i] = 0.0f;
@@ -523,7 +599,6 @@ int lm_audio_codec_vocode(lm_audio_codec *ac, const float *x, int64_t T, int gl_
         const float s = (float)(0.9 / (double)peak);
         for (int64_t i = 0; i < n; i++) y[i] *= s;
     }
-    (void)pool;
     return 0;
 }
 
@@ -566,9 +641,10 @@ int lm_audio_codec_encode(lm_audio_codec *ac, const float *pcm, int64_t n_sample
                        (long long)n_samples, LM_AC_MAX_FRAMES);
     const int64_t T = n_samples / hop + 1, n_codes = lm_audio_codec_n_codes(ac, n_samples), Tp = n_codes * f;
     int rc = plan(ac, Tp + 1, err);   /* + 1: the padded signal of stft needs (T + 1)·hop */
+    if (rc == 0) rc = ensure_fft_plans(ac, lm_pool_size(pool), err);
     if (rc < 0) return rc;
     /* power spectrum |X|² [T][B] (frame-major) → mel [M][Tp] = filters · power, log10, pad */
-    stft(ac, pcm, n_samples, hop, T, ac->spec);
+    stft(ac, pcm, n_samples, hop, T, ac->spec, pool);
     float *pw = ac->A;   /* [B][T] */
     for (int64_t t = 0; t < T; t++)
         for (int b = 0; b < B; b++) {

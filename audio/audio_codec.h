@@ -11,8 +11,10 @@
  *   encode: PCM → log-mel (same STFT, power, Slaney filters, log10 floor) → pad frames to a
  *           multiple of 2^n_down with the floor value → conv1d encoder → cosine argmax codes.
  *
- * FFTs are audio/rfft.c real DFTs of n_fft points, planned at load. Scratch grows to the
- * longest input seen and is reused: calls of a length already seen never allocate.
+ * FFTs are audio/rfft.c real DFTs of n_fft points, planned at load (one plan per pool thread,
+ * made on the first call with a larger pool; STFT frames, iSTFT frames and overlap-add ranges
+ * are split across the pool). Scratch grows to the longest input seen and is reused: calls of
+ * a length (and pool size) already seen never allocate.
  * One lm_audio_codec serves one caller at a time.
  */
 #ifndef LM_AUDIO_CODEC_H
