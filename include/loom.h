@@ -138,14 +138,219 @@ int         loom_file_tensor(const loom_file *f, int64_t i, loom_tensor_info *ou
  * Images (issue: vision)
  * ------------------------------------------------------------------------------------- */
 
-/* (image API goes here) */
+/* An RGB8 image. Pixels are row-major [height][width][3], tightly packed, owned by the image;
+ * loom_image_free(&img) releases them and zeroes the struct (a zeroed struct is "empty"). */
+typedef struct loom_image {
+    int      width;
+    int      height;
+    uint8_t *rgb;         /* [height][width][3], owned */
+} loom_image;
+
+/* How transparency is turned into RGB. */
+typedef enum loom_alpha_mode {
+    LOOM_ALPHA_COMPOSITE = 0, /* blend over `background` (what a viewer shows; default)     */
+    LOOM_ALPHA_DROP      = 1, /* keep the stored colour, ignore alpha (PIL's convert("RGB")) */
+} loom_alpha_mode;
+
+typedef struct loom_image_params {
+    int64_t max_pixels;       /* width*height above this is refused (LOOM_ERR_LIMIT) before
+                                 any pixel memory is allocated. Default (and 0) 64 Mi pixels;
+                                 files larger than max_pixels*8 + 16 MiB are refused too.   */
+    int     alpha;            /* loom_alpha_mode                                             */
+    uint8_t background[3];    /* RGB under transparent pixels; default white                 */
+    int     apply_orientation;/* 1: rotate/flip JPEGs by their EXIF orientation (default)    */
+} loom_image_params;
+
+loom_image_params loom_image_default_params(void);
+
+/* Decode a PNG or JPEG (format from the magic bytes, never the file name) to RGB8.
+ * PNG: gray, gray+alpha, palette (+tRNS), RGB, RGBA, 1..16 bits, interlaced.
+ * JPEG: baseline, progressive, grayscale, CMYK/YCCK (Adobe-inverted convention), EXIF
+ * orientation 1..8. Any libjpeg warning (e.g. a truncated file) is an error.
+ * On failure *out is empty and err names the problem. */
+int loom_image_load(const char *path, loom_image_params params, loom_image *out,
+                    char *err, size_t err_size);
+int loom_image_decode(const void *data, size_t size, loom_image_params params, loom_image *out,
+                      char *err, size_t err_size);
+/* Copy an RGB8 buffer (`stride` bytes between rows; 0 = width*3) into a new image. */
+int loom_image_from_rgb(const uint8_t *rgb, int width, int height, size_t stride,
+                        loom_image *out, char *err, size_t err_size);
+/* Write an 8-bit RGB PNG with tEXt chunks from `text`, a NULL-terminated list of
+ * key, value, key, value, …, NULL (may be NULL). Keys: 1..79 Latin-1 characters.
+ * Written to a temporary file in the same directory, then renamed over `path`, so readers
+ * never see a partial file. */
+int loom_image_save_png(const loom_image *img, const char *path, const char *const *text,
+                        char *err, size_t err_size);
+/* Read the tEXt/zTXt/iTXt chunks of a PNG file: *text becomes a NULL-terminated
+ * key, value, … list in one allocation (free with free()); *n_pairs their count. */
+int loom_png_read_text(const char *path, char ***text, int *n_pairs, char *err, size_t err_size);
+void loom_image_free(loom_image *img);
 
 
 /* ---------------------------------------------------------------------------------------
  * Audio (issue: audio)
  * ------------------------------------------------------------------------------------- */
 
-/* (audio API goes here) */
+/* Decoding reads anything FFmpeg reads (WAV, FLAC, MP3, Ogg/Opus, M4A/AAC, the audio track
+ * of a video file, …) and yields mono float samples in [-1, 1] at params.sample_rate (the
+ * channel mean after resampling). "-" reads standard input. Long inputs stream through in
+ * bounded memory with loom_audio_reader; loom_audio_load is the whole-file shortcut.
+ *
+ *     float *pcm = NULL; size_t n = 0; char err[256];
+ *     loom_audio_params ap = loom_audio_default_params();
+ *     if (loom_audio_load("talk.mp3", &ap, &pcm, &n, err, sizeof err) < 0) { puts(err); … }
+ *     …
+ *     loom_audio_pcm_free(&pcm);
+ */
+typedef struct loom_audio_params {
+    int    sample_rate;   /* output rate in Hz (default 16000, the encoders' rate)          */
+    double max_seconds;   /* longer input is an error, LOOM_ERR_LIMIT (default 4 h)          */
+    int    max_channels;  /* inputs with more channels are refused (default 32)             */
+} loom_audio_params;      /* input sample rates outside 1000..768000 Hz are always refused */
+
+loom_audio_params loom_audio_default_params(void);
+
+/* Decode a whole file ("-" = stdin). *pcm (n_samples floats) is owned by the caller and
+ * released with loom_audio_pcm_free(). An input without samples is an error. params may be
+ * NULL for the defaults. */
+int  loom_audio_load(const char *path, const loom_audio_params *params, float **pcm,
+                     size_t *n_samples, char *err, size_t err_size);
+void loom_audio_pcm_free(float **pcm);
+
+/* Streaming: read in chunks; *got == 0 marks the end. */
+typedef struct loom_audio_reader loom_audio_reader;
+int  loom_audio_reader_open(const char *path, const loom_audio_params *params,
+                            loom_audio_reader **out, char *err, size_t err_size);
+/* 0 or a negative status; the message is kept by the reader (loom_audio_reader_error). */
+int  loom_audio_reader_read(loom_audio_reader *r, float *buf, size_t n, size_t *got);
+const char *loom_audio_reader_error(const loom_audio_reader *r);   /* "" if none */
+/* Input sample rate, channel count and codec name as found in the file. */
+int  loom_audio_reader_input(const loom_audio_reader *r, int *rate, int *channels,
+                             const char **codec);
+void loom_audio_reader_close(loom_audio_reader **r);
+
+/* Write interleaved pcm [n_frames][channels] as WAV (16-bit PCM, clipped to [-1, 1], or
+ * 32-bit float). The file appears atomically: written under a temporary name, renamed. */
+typedef enum loom_wav_format { LOOM_WAV_PCM16 = 0, LOOM_WAV_F32 = 1 } loom_wav_format;
+int loom_audio_save_wav(const char *path, const float *pcm, size_t n_frames, int channels,
+                        int sample_rate, loom_wav_format format, char *err, size_t err_size);
+
+
+/* ---------------------------------------------------------------------------------------
+ * Video (issue: video): decode + frame sampling, MP4 writing. Through FFmpeg's libraries
+ * (libavformat, libavcodec, libswscale): every container and codec the installed FFmpeg
+ * decodes (MP4, MKV, WebM, AVI, MOV; H.264, HEVC, VP8, VP9, AV1, MPEG-4, …).
+ *
+ *     loom_video_params p = loom_video_default_params();
+ *     p.n_frames = 8;  p.width = 224;  p.height = 224;
+ *     loom_video *v = NULL;
+ *     if (loom_video_sample("clip.mkv", p, &v, err, sizeof err) < 0) { … }
+ *     for (int i = 0; i < loom_video_n_frames(v); i++)
+ *         use(loom_video_frame(v, i), loom_video_frame_time(v, i));
+ *     loom_video_free(&v);
+ *
+ * Sampling rule. Times are seconds from the video stream's first frame. With n_frames = N
+ * the samples are at t_i = (i + 0.5) * duration / N; with fps = F (and n_frames = 0) at
+ * t_i = (i + 0.5) / F for every t_i < duration (at least one). Each sample is the source
+ * frame on screen at t_i: the last frame whose presentation time is <= t_i (the first
+ * frame if t_i precedes it). So N = the frame count, or F = the frame rate, returns every
+ * frame once. A time past the last frame shows the last frame, unless the video data ends
+ * too early (by more than the larger of 5 % of the duration and 3 frames, or 1.5 frames
+ * after a read error): that is reported as a truncated file. Far targets are reached by
+ * seeking (to the keyframe before, then decoding forward), so 8 frames of a 10-hour file
+ * cost 8 short decodes; memory holds only the sampled frames and the decoder's state.
+ * ------------------------------------------------------------------------------------- */
+typedef struct loom_video loom_video;
+
+typedef struct loom_video_params {
+    int    n_frames;    /* > 0: sample this many frames uniformly over the duration      */
+    double fps;         /* used when n_frames == 0: sample at this rate (frames/s)        */
+    int    width;       /* output size; 0 x 0 keeps the source's; one 0 keeps its aspect   */
+    int    height;
+    int    max_frames;  /* more samples than this is LOOM_ERR_LIMIT (default 256)         */
+    int    max_width;   /* a larger source or output is LOOM_ERR_LIMIT, checked before     */
+    int    max_height;  /*   any frame is decoded (defaults 8192 x 8192)                   */
+    int    n_threads;   /* decoder threads; 0 lets FFmpeg choose                          */
+} loom_video_params;
+
+/* n_frames 8, native size, max_frames 256, max 8192 x 8192. */
+loom_video_params loom_video_default_params(void);
+
+typedef struct loom_video_info {
+    double      duration;   /* seconds (video stream's, else the container's)             */
+    double      fps;        /* the stream's frame rate (guessed when not stored); 0 unknown*/
+    int64_t     n_frames;   /* as stored, else round(duration * fps); 0 unknown            */
+    int         width;      /* coded picture size                                          */
+    int         height;
+    const char *codec;      /* "h264", "vp9", …; owned by the info's producer (see below) */
+    const char *container;  /* "mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", …              */
+} loom_video_info;
+
+/* Read the header of `path` (no frame is decoded). `out->codec` / `container` point to
+ * static strings. Limits (max_width / max_height) from `p` are checked. */
+int loom_video_probe(const char *path, loom_video_params p, loom_video_info *out,
+                     char *err, size_t err_size);
+
+/* Decode `path` and sample frames as `p` says. On failure *out is NULL and `err` names the
+ * problem: no video stream (LOOM_ERR_NOT_FOUND), no frames or a damaged/truncated file
+ * (LOOM_ERR_FORMAT), over a limit (LOOM_ERR_LIMIT), no decoder (LOOM_ERR_UNSUPPORTED). */
+int  loom_video_sample(const char *path, loom_video_params p, loom_video **out,
+                       char *err, size_t err_size);
+void loom_video_free(loom_video **v);
+
+int  loom_video_n_frames(const loom_video *v);
+int  loom_video_width(const loom_video *v);
+int  loom_video_height(const loom_video *v);
+/* Frame i as RGB8, [height][width][3], owned by v. */
+const uint8_t *loom_video_frame(const loom_video *v, int i);
+/* Sample time t_i of frame i, and the presentation time of the source frame shown then. */
+double loom_video_frame_time(const loom_video *v, int i);
+double loom_video_frame_pts(const loom_video *v, int i);
+/* The probed source; strings owned by v. */
+const loom_video_info *loom_video_source(const loom_video *v);
+
+/* MP4 writing: RGB8 frames -> H.264 (libx264 when the installed FFmpeg has it, else
+ * MPEG-4 Part 2), yuv420p (BT.601, limited range), constant frame rate, `+faststart`;
+ * optionally an AAC audio track from float samples.
+ * Written to a temporary file in the target's folder and renamed on success, so a failure
+ * or an abandoned writer leaves nothing behind. Width and height must be even. */
+typedef struct loom_mp4_params {
+    double      fps;        /* frames per second (default 24)                             */
+    int         crf;        /* quality, x264 CRF 0..51, lower is better (default 18); for
+                               MPEG-4 it maps to qscale clamp(1 + crf / 8, 2, 31)          */
+    const char *codec;      /* NULL: "libx264" if available, else "mpeg4"; or name one    */
+    const char *preset;     /* x264 preset (NULL: "medium")                               */
+    int         n_threads;  /* encoder threads; 0 lets FFmpeg choose                      */
+    int         audio_rate;     /* > 0: add an AAC audio track at this rate (Hz); 0: none */
+    int         audio_channels; /* 1..8 (default 1)                                       */
+    int         audio_bitrate;  /* bits/s; 0: 64000 per channel                           */
+} loom_mp4_params;
+
+loom_mp4_params loom_mp4_default_params(void);
+
+typedef struct loom_mp4_writer loom_mp4_writer;
+
+/* Start writing `path` (width x height). On failure *out is NULL and `err` names why. */
+int  loom_mp4_writer_open(const char *path, int width, int height, loom_mp4_params p,
+                          loom_mp4_writer **out, char *err, size_t err_size);
+/* Append one frame, RGB8 [height][width][3]. */
+int  loom_mp4_writer_add_frame(loom_mp4_writer *w, const uint8_t *rgb);
+/* Append n audio samples per channel, interleaved floats in [-1, 1] ([n][channels]);
+ * needs audio_rate > 0. Video and audio may come in any order (for long files, add them
+ * in step: the muxer holds what it cannot interleave yet in memory). */
+int  loom_mp4_writer_add_audio(loom_mp4_writer *w, const float *samples, int64_t n);
+/* Flush, write the index (moved to the front) and rename into place. At least 1 frame. */
+int  loom_mp4_writer_finish(loom_mp4_writer *w);
+/* Release; if finish() did not succeed, the partial file is deleted. */
+void loom_mp4_writer_free(loom_mp4_writer **w);
+/* The last error's message ("" if none); owned by w. */
+const char *loom_mp4_writer_error(const loom_mp4_writer *w);
+
+/* One call: n_frames frames, contiguous RGB8 [n_frames][height][width][3], and (when
+ * p.audio_rate > 0) n_audio samples per channel of interleaved float audio (may be 0). */
+int loom_video_write_mp4(const char *path, const uint8_t *rgb, int n_frames, int width,
+                         int height, const float *audio, int64_t n_audio, loom_mp4_params p,
+                         char *err, size_t err_size);
 
 
 /* ---------------------------------------------------------------------------------------
@@ -176,6 +381,10 @@ int  loom_vq_decode(loom_vq *vq, const int32_t *codes, uint8_t *rgb);
 int  loom_vq_decode_f32(loom_vq *vq, const int32_t *codes, float *x);
 /* rgb [image_size][image_size][3] → codes [grid][grid]. */
 int  loom_vq_encode(loom_vq *vq, const uint8_t *rgb, int32_t *codes);
+/* The same with loom_image (see Images): decode into a new image the caller frees with
+ * loom_image_free; encode needs an image_size × image_size image (resize it first). */
+int  loom_vq_decode_image(loom_vq *vq, const int32_t *codes, loom_image *out);
+int  loom_vq_encode_image(loom_vq *vq, const loom_image *img, int32_t *codes);
 /* Message for the last failed call on this handle ("" if none). */
 const char *loom_vq_error(const loom_vq *vq);
 

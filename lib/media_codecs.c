@@ -6,6 +6,7 @@
 #include "audio/audio_codec.h"
 #include "lib/core/error.h"
 #include "lib/core/threadpool.h"
+#include "vision/image.h"
 #include "vision/vq.h"
 
 struct loom_vq {
@@ -94,6 +95,30 @@ int loom_vq_encode(loom_vq *vq, const uint8_t *rgb, int32_t *codes)
     if (!vq) return LOOM_ERR_INVALID_ARG;
     lm_error_clear(&vq->err);
     return lm_vq_encode(vq->vq, rgb, codes, NULL, vq->pool, &vq->err);
+}
+
+int loom_vq_decode_image(loom_vq *vq, const int32_t *codes, loom_image *out)
+{
+    if (!vq) return LOOM_ERR_INVALID_ARG;
+    lm_error_clear(&vq->err);
+    if (!out) return lm_fail(&vq->err, LOOM_ERR_INVALID_ARG, "loom_vq_decode_image: out is NULL");
+    const int S = lm_vq_get_info(vq->vq).image_size;
+    int rc = lm_image_alloc(out, S, S, &vq->err);
+    if (rc == 0) rc = lm_vq_decode_rgb8(vq->vq, codes, out->rgb, vq->pool, &vq->err);
+    if (rc < 0) loom_image_free(out);
+    return rc;
+}
+
+int loom_vq_encode_image(loom_vq *vq, const loom_image *img, int32_t *codes)
+{
+    if (!vq) return LOOM_ERR_INVALID_ARG;
+    lm_error_clear(&vq->err);
+    const int S = lm_vq_get_info(vq->vq).image_size;
+    if (!img || !img->rgb) return lm_fail(&vq->err, LOOM_ERR_INVALID_ARG, "loom_vq_encode_image: empty image");
+    if (img->width != S || img->height != S)
+        return lm_fail(&vq->err, LOOM_ERR_INVALID_ARG, "loom_vq_encode_image: image is %dx%d, the codec takes %dx%d",
+                       img->width, img->height, S, S);
+    return lm_vq_encode(vq->vq, img->rgb, codes, NULL, vq->pool, &vq->err);
 }
 
 /* --- audio codec --------------------------------------------------------------------- */

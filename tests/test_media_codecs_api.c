@@ -45,6 +45,27 @@ int main(void)
         int same = 0;
         for (int i = 0; i < g * g; i++) same += codes[i] == (int32_t)cref[i];
         CHECK(same == g * g, "%d of %d codes identical", same, g * g);
+        /* loom_image round trip: decode_image matches decode, encode_image matches encode */
+        loom_image img = {0};
+        for (int i = 0; i < g * g; i++) codes[i] = (int32_t)codes_f[i];
+        CHECK(loom_vq_decode_image(vq, codes, &img) == 0 && img.width == S && img.height == S,
+              "decode_image: %s", loom_vq_error(vq));
+        uint8_t rgb2[32 * 32 * 3];
+        CHECK(loom_vq_decode(vq, codes, rgb2) == 0 && img.rgb && !memcmp(img.rgb, rgb2, sizeof rgb2),
+              "decode_image differs from decode");
+        loom_image_free(&img);
+        CHECK(loom_image_from_rgb(rgb, S, S, 0, &img, err, sizeof err) == 0, "from_rgb: %s", err);
+        int32_t c2[64];
+        CHECK(loom_vq_encode_image(vq, &img, c2) == 0,
+              "encode_image: %s", loom_vq_error(vq));
+        int same2 = 0;
+        for (int i = 0; i < g * g; i++) same2 += c2[i] == (int32_t)cref[i];
+        CHECK(same2 == g * g, "encode_image: %d of %d codes identical", same2, g * g);
+        loom_image_free(&img);
+        CHECK(loom_image_from_rgb(rgb, S / 2, S, 0, &img, err, sizeof err) == 0, "from_rgb: %s", err);
+        CHECK(loom_vq_encode_image(vq, &img, c2) == LOOM_ERR_INVALID_ARG && strstr(loom_vq_error(vq), "16x32"),
+              "wrong-size image: '%s'", loom_vq_error(vq));
+        loom_image_free(&img);
         codes[0] = 9999;
         CHECK(loom_vq_decode(vq, codes, rgb) == LOOM_ERR_INVALID_ARG && strstr(loom_vq_error(vq), "9999"),
               "bad code: '%s'", loom_vq_error(vq));

@@ -1,7 +1,13 @@
 /*
  * Token sampling: greedy, temperature, top-k, top-p, min-p, repetition and presence
  * penalties, a seeded RNG, and a logit mask so callers can restrict sampling to a range
- * (media code blocks). Plan-then-allocate: all buffers are sized at creation for n_vocab.
+ * (media code blocks). Plan-then-allocate: all buffers are sized at creation for n_vocab;
+ * sampling does not allocate.
+ *
+ * Order (llama.cpp's default chain): penalties → mask → top-k → top-p → min-p →
+ * temperature → draw. top-p and min-p see the penalized logits before temperature, as in
+ * llama.cpp. temperature <= 0 is greedy: the allowed id with the largest penalized logit
+ * (lowest id on ties).
  */
 #ifndef LM_SAMPLER_H
 #define LM_SAMPLER_H
@@ -16,7 +22,7 @@ typedef struct lm_sampler_params {
     float    repeat_penalty;   /* 1: off (llama.cpp semantics: divide positive logits, multiply negative) */
     float    presence_penalty; /* 0: off (subtract once per token seen)          */
     float    frequency_penalty;/* 0: off (subtract × count)                      */
-    int32_t  penalty_last_n;   /* window of recent tokens the penalties see      */
+    int32_t  penalty_last_n;   /* window of recent tokens the penalties see (<= 0: none) */
     uint64_t seed;
 } lm_sampler_params;
 
@@ -37,11 +43,23 @@ void        lm_sampler_allow_only(lm_sampler *s, int32_t lo, int32_t hi);
 void        lm_sampler_allow_range(lm_sampler *s, int32_t lo, int32_t hi);
 void        lm_sampler_forbid(lm_sampler *s, int32_t token);
 
-/* Pick a token from logits[n_vocab] (not modified). */
+/* Pick a token from logits[n_vocab] (not modified). Returns -1 if the mask allows no id. */
 int32_t     lm_sampler_sample(lm_sampler *s, const float *logits);
 
-/* xoshiro/splitmix-based RNG, exposed for other seeded code (CFG sampling, data order). */
+/* Apply the repetition/presence/frequency penalties of the current window to
+ * logits[n_vocab] in place (what lm_sampler_sample does first; exposed for tests and for
+ * callers that post-process logits themselves). */
+void        lm_sampler_penalize(const lm_sampler *s, float *logits);
+
+/* splitmix64 step on a single 64-bit state: small, for seeding and light use. */
 uint64_t    lm_rng_next(uint64_t *state);
-float       lm_rng_uniform(uint64_t *state);  /* [0, 1) */
+float       lm_rng_uniform(uint64_t *state);  /* [0, 1), 24 bits */
+
+/* xoshiro256** with its 256-bit state expanded from a seed by splitmix64: the sampler's
+ * generator; same seed → same sequence on every platform. */
+typedef struct lm_rng { uint64_t s[4]; } lm_rng;
+void        lm_rng_seed(lm_rng *r, uint64_t seed);
+uint64_t    lm_rng_u64(lm_rng *r);
+double      lm_rng_f64(lm_rng *r);            /* [0, 1), 53 bits */
 
 #endif
