@@ -498,6 +498,60 @@ int loom_video_write_mp4(const char *path, const uint8_t *rgb, int n_frames, int
 
 
 /* ---------------------------------------------------------------------------------------
+ * Media codecs (issue: generation): the VQ image codec and the audio codec that turn image /
+ * audio tokens into pixels / PCM and back. File layouts: docs/FORMAT.md. A codec handle
+ * serves one caller at a time; its scratch is planned when it is opened (audio: grown to the
+ * longest input seen), so decode/encode calls do not allocate.
+ * ------------------------------------------------------------------------------------- */
+typedef struct loom_codec_params {
+    int n_threads;   /* worker threads; <= 0 means loom_cpu_count() */
+} loom_codec_params;
+
+loom_codec_params loom_codec_default_params(void);
+
+/* VQ image codec: a square RGB image of image_size² pixels ↔ a grid² array of codes. */
+typedef struct loom_vq loom_vq;
+
+/* Load a "loom-vq" GGUF. Every key and tensor is checked; on failure *out is NULL and `err`
+ * (if given) names the offending key or tensor. */
+int  loom_vq_open(const char *path, loom_codec_params params, loom_vq **out, char *err, size_t err_size);
+void loom_vq_free(loom_vq **vq);
+int  loom_vq_image_size(const loom_vq *vq);      /* pixels per side (0 for NULL)   */
+int  loom_vq_grid(const loom_vq *vq);            /* codes per side                  */
+int  loom_vq_codebook_size(const loom_vq *vq);   /* codes are in [0, codebook_size) */
+/* codes [grid][grid] → rgb [image_size][image_size][3] (8-bit, row-major, RGB). */
+int  loom_vq_decode(loom_vq *vq, const int32_t *codes, uint8_t *rgb);
+/* The same, stopping before the pixel mapping: x [3][image_size][image_size], ≈ [-1, 1]. */
+int  loom_vq_decode_f32(loom_vq *vq, const int32_t *codes, float *x);
+/* rgb [image_size][image_size][3] → codes [grid][grid]. */
+int  loom_vq_encode(loom_vq *vq, const uint8_t *rgb, int32_t *codes);
+/* The same with loom_image (see Images): decode into a new image the caller frees with
+ * loom_image_free; encode needs an image_size × image_size image (resize it first). */
+int  loom_vq_decode_image(loom_vq *vq, const int32_t *codes, loom_image *out);
+int  loom_vq_encode_image(loom_vq *vq, const loom_image *img, int32_t *codes);
+/* Message for the last failed call on this handle ("" if none). */
+const char *loom_vq_error(const loom_vq *vq);
+
+/* Audio codec: mono float PCM at loom_audio_codec_sample_rate() (16 kHz) ↔ 1-D codes. */
+typedef struct loom_audio_codec loom_audio_codec;
+
+int   loom_audio_codec_open(const char *path, loom_codec_params params, loom_audio_codec **out, char *err,
+                            size_t err_size);
+void  loom_audio_codec_free(loom_audio_codec **ac);
+int   loom_audio_codec_sample_rate(const loom_audio_codec *ac);
+int   loom_audio_codec_samples_per_code(const loom_audio_codec *ac);   /* 640 in loom-tiny */
+float loom_audio_codec_codes_per_second(const loom_audio_codec *ac);   /* 25 in loom-tiny  */
+int   loom_audio_codec_codebook_size(const loom_audio_codec *ac);      /* codes are in [0, K) */
+/* codes [n_codes] → pcm [n_codes · samples_per_code], peak at most 0.9. */
+int   loom_audio_codec_decode(loom_audio_codec *ac, const int32_t *codes, int64_t n_codes, float *pcm);
+/* Codes that n_samples of PCM encode to (0 for NULL). */
+int64_t loom_audio_codec_n_codes(const loom_audio_codec *ac, int64_t n_samples);
+/* pcm [n_samples] (more than 200 samples) → codes [loom_audio_codec_n_codes(ac, n_samples)]. */
+int   loom_audio_codec_encode(loom_audio_codec *ac, const float *pcm, int64_t n_samples, int32_t *codes);
+const char *loom_audio_codec_error(const loom_audio_codec *ac);
+
+
+/* ---------------------------------------------------------------------------------------
  * Threads and CPU
  * ------------------------------------------------------------------------------------- */
 /* Number of CPUs available to this process (>= 1). */

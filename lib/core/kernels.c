@@ -449,6 +449,7 @@ typedef struct im2col_task {
     const float *x;          /* [C_in][H][W] (H = 1 for conv1d) */
     float       *col;        /* [C_in*KH*KW][H_out*W_out] */
     int64_t      C_in, H, W, KH, KW, sh, sw, ph, pw, H_out, W_out;
+    int64_t      dh, dw;     /* dilation (1 = none) */
 } im2col_task;
 
 static void im2col_part(void *arg, int ith, int nth)
@@ -461,17 +462,26 @@ static void im2col_part(void *arg, int ith, int nth)
         const int64_t kw = row % t->KW, kh = (row / t->KW) % t->KH, ci = row / (t->KW * t->KH);
         const float *xc = t->x + ci * t->H * t->W;
         float *dst = t->col + row * n_cols;
+        /* output columns whose input column iw = ow·sw + off lies inside [0, W): [ow_lo, ow_hi) */
+        const int64_t off = kw * t->dw - t->pw;
+        int64_t ow_lo = off >= 0 ? 0 : (-off + t->sw - 1) / t->sw;
+        int64_t ow_hi = t->W - 1 - off < 0 ? 0 : (t->W - 1 - off) / t->sw + 1;
+        if (ow_lo > t->W_out) ow_lo = t->W_out;
+        if (ow_hi > t->W_out) ow_hi = t->W_out;
+        if (ow_hi < ow_lo) ow_hi = ow_lo;
         for (int64_t oh = 0; oh < t->H_out; oh++) {
-            const int64_t ih = oh * t->sh - t->ph + kh;
+            const int64_t ih = oh * t->sh - t->ph + kh * t->dh;
             float *d = dst + oh * t->W_out;
             if (ih < 0 || ih >= t->H) {
                 memset(d, 0, (size_t)t->W_out * sizeof(float));
                 continue;
             }
-            for (int64_t ow = 0; ow < t->W_out; ow++) {
-                const int64_t iw = ow * t->sw - t->pw + kw;
-                d[ow] = iw >= 0 && iw < t->W ? xc[ih * t->W + iw] : 0.0f;
-            }
+            const float *xr = xc + ih * t->W + off;
+            for (int64_t ow = 0; ow < ow_lo; ow++) d[ow] = 0.0f;
+            if (t->sw == 1) memcpy(d + ow_lo, xr + ow_lo, (size_t)(ow_hi - ow_lo) * sizeof(float));
+            else
+                for (int64_t ow = ow_lo; ow < ow_hi; ow++) d[ow] = xr[ow * t->sw];
+            for (int64_t ow = ow_hi; ow < t->W_out; ow++) d[ow] = 0.0f;
         }
     }
 }
@@ -483,11 +493,13 @@ static void conv_gemm(float *y, const float *x, const float *w, const float *b, 
                       int64_t C_out, float *scratch, lm_pool *pool)
 {
     im2col_task t = *shape;
-    if (t.C_in <= 0 || C_out <= 0 || t.KH <= 0 || t.KW <= 0 || t.sh <= 0 || t.sw <= 0 || t.ph < 0 || t.pw < 0)
+    if (t.C_in <= 0 || C_out <= 0 || t.KH <= 0 || t.KW <= 0 || t.sh <= 0 || t.sw <= 0 || t.ph < 0 || t.pw < 0 ||
+        t.dh <= 0 || t.dw <= 0)
         return;
-    if (t.H + 2 * t.ph < t.KH || t.W + 2 * t.pw < t.KW) return;
-    t.H_out = (t.H + 2 * t.ph - t.KH) / t.sh + 1;
-    t.W_out = (t.W + 2 * t.pw - t.KW) / t.sw + 1;
+    const int64_t span_h = (t.KH - 1) * t.dh + 1, span_w = (t.KW - 1) * t.dw + 1;
+    if (t.H + 2 * t.ph < span_h || t.W + 2 * t.pw < span_w) return;
+    t.H_out = (t.H + 2 * t.ph - span_h) / t.sh + 1;
+    t.W_out = (t.W + 2 * t.pw - span_w) / t.sw + 1;
     const int64_t n_cols = t.H_out * t.W_out, k = t.C_in * t.KH * t.KW;
     if (n_cols > INT_MAX || k > INT_MAX || C_out > INT_MAX) return;
     const float *col = x;   /* a 1×1 stride-1 unpadded conv is already a GEMM on x */
@@ -511,7 +523,15 @@ void lm_conv1d(float *y, const float *x, const float *w, const float *b,
                int64_t C_in, int64_t L, int64_t C_out, int64_t K, int64_t s, int64_t p,
                float *scratch, lm_pool *pool)
 {
-    im2col_task t = {.C_in = C_in, .H = 1, .W = L, .KH = 1, .KW = K, .sh = 1, .sw = s, .ph = 0, .pw = p};
+    lm_conv1d_dilated(y, x, w, b, C_in, L, C_out, K, s, p, 1, scratch, pool);
+}
+
+void lm_conv1d_dilated(float *y, const float *x, const float *w, const float *b,
+                       int64_t C_in, int64_t L, int64_t C_out, int64_t K, int64_t s, int64_t p, int64_t d,
+                       float *scratch, lm_pool *pool)
+{
+    im2col_task t = {.C_in = C_in, .H = 1, .W = L, .KH = 1, .KW = K, .sh = 1, .sw = s, .ph = 0, .pw = p,
+                     .dh = 1, .dw = d};
     conv_gemm(y, x, w, b, &t, C_out, scratch, pool);
 }
 
@@ -519,6 +539,7 @@ void lm_conv2d(float *y, const float *x, const float *w, const float *b,
                int64_t C_in, int64_t H, int64_t W, int64_t C_out, int64_t K, int64_t s, int64_t p,
                float *scratch, lm_pool *pool)
 {
-    im2col_task t = {.C_in = C_in, .H = H, .W = W, .KH = K, .KW = K, .sh = s, .sw = s, .ph = p, .pw = p};
+    im2col_task t = {.C_in = C_in, .H = H, .W = W, .KH = K, .KW = K, .sh = s, .sw = s, .ph = p, .pw = p,
+                     .dh = 1, .dw = 1};
     conv_gemm(y, x, w, b, &t, C_out, scratch, pool);
 }

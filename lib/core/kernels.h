@@ -97,6 +97,10 @@ void lm_upsample_nearest2x(float *y, const float *x, int64_t C, int64_t H, int64
 void lm_conv1d(float *y, const float *x, const float *w, const float *b,
                int64_t C_in, int64_t L, int64_t C_out, int64_t K, int64_t s, int64_t p,
                float *scratch, lm_pool *pool);
+/* The same with dilation d >= 1 (taps k·d apart): L_out = (L + 2p - d(K-1) - 1)/s + 1. */
+void lm_conv1d_dilated(float *y, const float *x, const float *w, const float *b,
+                       int64_t C_in, int64_t L, int64_t C_out, int64_t K, int64_t s, int64_t p, int64_t d,
+                       float *scratch, lm_pool *pool);
 /* conv2d: x[C_in][H][W] → y[C_out][H_out][W_out], weight [C_out][C_in][K][K] (PyTorch),
  * bias or NULL, stride s, padding p. `scratch` holds C_in*K*K*H_out*W_out floats. */
 void lm_conv2d(float *y, const float *x, const float *w, const float *b,
@@ -104,6 +108,8 @@ void lm_conv2d(float *y, const float *x, const float *w, const float *b,
                float *scratch, lm_pool *pool);
 void lm_conv1d_ref(float *y, const float *x, const float *w, const float *b,
                    int64_t C_in, int64_t L, int64_t C_out, int64_t K, int64_t s, int64_t p);
+void lm_conv1d_dilated_ref(float *y, const float *x, const float *w, const float *b,
+                           int64_t C_in, int64_t L, int64_t C_out, int64_t K, int64_t s, int64_t p, int64_t d);
 void lm_conv2d_ref(float *y, const float *x, const float *w, const float *b,
                    int64_t C_in, int64_t H, int64_t W, int64_t C_out, int64_t K, int64_t s, int64_t p);
 

@@ -95,13 +95,19 @@ void lm_matmul_ref(const lm_matrix *W, const float *X, int64_t n_tok, float *Y)
 void lm_conv1d_ref(float *y, const float *x, const float *w, const float *b,
                    int64_t C_in, int64_t L, int64_t C_out, int64_t K, int64_t s, int64_t p)
 {
-    int64_t L_out = (L + 2 * p - K) / s + 1;
+    lm_conv1d_dilated_ref(y, x, w, b, C_in, L, C_out, K, s, p, 1);
+}
+
+void lm_conv1d_dilated_ref(float *y, const float *x, const float *w, const float *b,
+                           int64_t C_in, int64_t L, int64_t C_out, int64_t K, int64_t s, int64_t p, int64_t d)
+{
+    int64_t L_out = (L + 2 * p - (K - 1) * d - 1) / s + 1;
     for (int64_t co = 0; co < C_out; co++)
         for (int64_t o = 0; o < L_out; o++) {
             float acc = b ? b[co] : 0.0f;
             for (int64_t ci = 0; ci < C_in; ci++)
                 for (int64_t k = 0; k < K; k++) {
-                    int64_t li = o * s - p + k;
+                    int64_t li = o * s - p + k * d;
                     if (li >= 0 && li < L) acc += w[(co * C_in + ci) * K + k] * x[ci * L + li];
                 }
             y[co * L_out + o] = acc;

@@ -1,0 +1,62 @@
+/*
+ * Pieces shared by the media codecs (vision/vq.c, audio/audio_codec.c): a weight loader that
+ * checks every key and tensor of a GGUF and keeps F32 copies, and the few layer helpers both
+ * conv stacks use (GroupNorm + swish split across the pool, residual add, cosine argmax).
+ */
+#ifndef LM_CODEC_COMMON_H
+#define LM_CODEC_COMMON_H
+
+#include <stdint.h>
+
+#include "lib/core/error.h"
+#include "lib/core/gguf.h"
+#include "lib/core/threadpool.h"
+
+/* F32 copies of the tensors a codec loaded; freed together. */
+typedef struct lm_wstore {
+    float **p;      /* [n] owned buffers                */
+    int     n, cap;
+} lm_wstore;
+void lm_wstore_free(lm_wstore *s);
+/* A new buffer of n floats owned by the store; NULL when out of memory. */
+float *lm_wstore_alloc(lm_wstore *s, size_t n_floats);
+
+/* A loader over an open GGUF. It records which tensors were taken so lm_wload_finish can
+ * refuse files that carry tensors the codec does not know (a sign of a different model). */
+typedef struct lm_wload {
+    const lm_gguf *g;
+    lm_error      *err;
+    lm_wstore     *store;             /* receives the copies                    */
+    unsigned char *taken;             /* [n_tensors] 1 once loaded, owned       */
+} lm_wload;
+
+int  lm_wload_init(lm_wload *ld, const lm_gguf *g, lm_wstore *store, lm_error *err);
+void lm_wload_done(lm_wload *ld);
+/* Tensor `name` with numpy-order shape dims[0..n_dims-1] (slowest first, as the format docs
+ * write them), converted to a new F32 buffer. */
+int lm_wload_tensor(lm_wload *ld, const char *name, int n_dims, const int64_t *dims, float **out);
+/* u32 key in [lo, hi]. */
+int lm_wload_u32(lm_wload *ld, const char *key, uint32_t lo, uint32_t hi, uint32_t *out);
+/* f32 key, finite, in [lo, hi]. */
+int lm_wload_f32(lm_wload *ld, const char *key, float lo, float hi, float *out);
+/* Integer array key of 1..max_n elements, each in [lo, hi]; *n receives the count. */
+int lm_wload_u32_arr(lm_wload *ld, const char *key, int max_n, uint32_t lo, uint32_t hi,
+                     uint32_t *out, int *n);
+/* general.architecture must equal `arch`. */
+int lm_wload_arch(lm_wload *ld, const char *arch);
+/* Every tensor of the file was loaded; else LOOM_ERR_FORMAT naming the first stranger. */
+int lm_wload_finish(lm_wload *ld);
+
+/* GroupNorm (G groups, eps) of x[C][n] into y (may equal x), then swish if `swish`.
+ * Groups are split across the pool. */
+void lm_codec_norm(float *y, const float *x, const float *w, const float *b, int64_t C, int64_t n,
+                   int64_t G, float eps, int swish, lm_pool *pool);
+/* In place: x[i] /= div, then softmax (max-subtracted; exp to ~2e-7 relative). */
+void lm_codec_softmax_scaled(float *x, int64_t n, float div);
+/* y[i] += x[i]. */
+void lm_codec_add(float *y, const float *x, int64_t n);
+/* For each of n vectors z[:, p] (z is [D][n], channel-major): the index of the codebook row
+ * (cb [K][D], unit rows) with the largest cosine to z[:, p]; ties → lowest index. */
+void lm_codec_argmax_cosine(const float *cb, int64_t K, int64_t D, const float *z, int64_t n, int32_t *codes);
+
+#endif

@@ -1,0 +1,26 @@
+/*
+ * 3×3, stride 1, padding 1 convolution by Winograd F(2×2, 3×3) (Lavin & Gray 2015): each
+ * 2×2 output tile costs 16 multiplies per input/output channel pair instead of 36, so the
+ * GEMM work is 2.25× smaller than im2col's. Transforms:
+ *   U = G g Gᵀ (weights, once at load), V = Bᵀ d B (4×4 input tiles), Y = Aᵀ (U ⊙ V) A
+ * with the element-wise products summed over input channels as 16 GEMMs
+ * M[ξ][cout][tiles] = U[ξ][cout][cin] · V[ξ][cin][tiles].
+ * Reference: lm_conv2d_ref (lib/core/kernels.h); tests compare the two.
+ */
+#ifndef LM_WINOGRAD_H
+#define LM_WINOGRAD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/core/threadpool.h"
+
+/* w [cout][cin][3][3] → u [16][cout][cin]. */
+void lm_winograd3x3_weights(float *u, const float *w, int64_t cout, int64_t cin);
+/* Floats of scratch lm_winograd3x3_conv needs for these sizes. */
+size_t lm_winograd3x3_scratch(int64_t cin, int64_t cout, int64_t H, int64_t W);
+/* y [cout][H][W] = conv3x3(x [cin][H][W]) + b (b may be NULL); u from lm_winograd3x3_weights. */
+void lm_winograd3x3_conv(float *y, const float *x, const float *u, const float *b, int64_t cin, int64_t cout,
+                         int64_t H, int64_t W, float *scratch, lm_pool *pool);
+
+#endif
