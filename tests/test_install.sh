@@ -18,7 +18,8 @@ cat > "$prefix/use.c" <<'C'
 int main(void) { return strcmp(loom_status_str(LOOM_ERR_FORMAT), "malformed file") != 0; }
 C
 export PKG_CONFIG_PATH="$(dirname "$pc")"
-if cc "$prefix/use.c" $(pkg-config --cflags --libs loom) -Wl,-rpath,"$libdir" -o "$prefix/use" 2>"$prefix/cc.log"; then
+san=""; grep -q '^LOOM_SANITIZE:BOOL=ON' "$build_dir/CMakeCache.txt" && san="-fsanitize=address,undefined"
+if cc $san "$prefix/use.c" $(pkg-config --cflags --libs loom) -Wl,-rpath,"$libdir" -o "$prefix/use" 2>"$prefix/cc.log"; then
   ok; "$prefix/use" && ok || bad "installed program failed"
 else bad "compile against installed loom: $(cat "$prefix/cc.log")"; fi
 "$prefix/bin/loom" version >/dev/null && ok || bad "installed loom version"
