@@ -22,10 +22,7 @@ typedef struct ac_conv {
     int cin, cout, k, stride, pad, dil;
 } ac_conv;
 
-typedef struct ac_norm {
-    const float *w, *b;   /* [c] */
-    int c;
-} ac_norm;
+typedef lm_norm_w ac_norm;   /* GroupNorm affine */
 
 typedef struct ac_res {   /* x + conv2(swish(norm2(conv1(swish(norm1(x)))))), C→C */
     ac_norm norm1, norm2;
@@ -84,32 +81,16 @@ static int load_conv(lm_wload *ld, const char *prefix, int cin, int cout, int k,
     return 0;
 }
 
-static int load_norm(lm_wload *ld, const char *prefix, int c, int groups, ac_norm *n)
-{
-    char name[160];
-    float *w, *b;
-    if (c % groups)
-        return lm_fail(ld->err, LOOM_ERR_FORMAT, "%s: %d channels are not divisible into %d GroupNorm groups",
-                       prefix, c, groups);
-    snprintf(name, sizeof name, "%.120s.weight", prefix);
-    int rc = lm_wload_tensor(ld, name, 1, (int64_t[]){c}, &w);
-    if (rc < 0) return rc;
-    snprintf(name, sizeof name, "%.120s.bias", prefix);
-    if ((rc = lm_wload_tensor(ld, name, 1, (int64_t[]){c}, &b)) < 0) return rc;
-    *n = (ac_norm){w, b, c};
-    return 0;
-}
-
 static int load_res(lm_wload *ld, const char *prefix, int c, int groups, int dil, ac_res *r)
 {
     char p[160];
     int rc;
     snprintf(p, sizeof p, "%.120s.norm1", prefix);
-    if ((rc = load_norm(ld, p, c, groups, &r->norm1)) < 0) return rc;
+    if ((rc = lm_wload_groupnorm(ld, p, c, groups, &r->norm1)) < 0) return rc;
     snprintf(p, sizeof p, "%.120s.conv1", prefix);
     if ((rc = load_conv(ld, p, c, c, 3, 1, dil, dil, &r->conv1)) < 0) return rc;
     snprintf(p, sizeof p, "%.120s.norm2", prefix);
-    if ((rc = load_norm(ld, p, c, groups, &r->norm2)) < 0) return rc;
+    if ((rc = lm_wload_groupnorm(ld, p, c, groups, &r->norm2)) < 0) return rc;
     snprintf(p, sizeof p, "%.120s.conv2", prefix);
     return load_conv(ld, p, c, c, 3, 1, 1, 1, &r->conv2);
 }
@@ -182,7 +163,7 @@ static int load_model(lm_audio_codec *ac, lm_wload *ld)
         snprintf(p, sizeof p, "ac.enc.down.%d.res", i);
         if ((rc = load_res(ld, p, c, g, 3, &ac->enc_down_res[i])) < 0) return rc;
     }
-    if ((rc = load_norm(ld, "ac.enc.norm_out", c, g, &ac->enc_norm_out)) < 0 ||
+    if ((rc = lm_wload_groupnorm(ld, "ac.enc.norm_out", c, g, &ac->enc_norm_out)) < 0 ||
         (rc = load_conv(ld, "ac.enc.conv_out", c, (int)D, 3, 1, 1, 1, &ac->enc_conv_out)) < 0)
         return rc;
     /* decoder */
@@ -197,7 +178,7 @@ static int load_model(lm_audio_codec *ac, lm_wload *ld)
         snprintf(p, sizeof p, "ac.dec.up.%d.res", i);
         if ((rc = load_res(ld, p, c, g, 1, &ac->dec_up_res[i])) < 0) return rc;
     }
-    if ((rc = load_norm(ld, "ac.dec.norm_out", c, g, &ac->dec_norm_out)) < 0 ||
+    if ((rc = lm_wload_groupnorm(ld, "ac.dec.norm_out", c, g, &ac->dec_norm_out)) < 0 ||
         (rc = load_conv(ld, "ac.dec.conv_out", c, (int)n_mels, 3, 1, 1, 1, &ac->dec_conv_out)) < 0)
         return rc;
     return lm_wload_finish(ld);

@@ -2,6 +2,7 @@
 #include "lib/codec_common.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -323,4 +324,20 @@ void lm_codec_argmax_cosine(const float *cb, int64_t K, int64_t D, const float *
         }
         codes[p] = best;
     }
+}
+
+int lm_wload_groupnorm(lm_wload *ld, const char *prefix, int c, int groups, lm_norm_w *n)
+{
+    char name[160];
+    float *w, *b;
+    if (groups <= 0 || c % groups)
+        return lm_fail(ld->err, LOOM_ERR_FORMAT, "%s: %d channels are not divisible into %d GroupNorm groups",
+                       prefix, c, groups);
+    snprintf(name, sizeof name, "%.120s.weight", prefix);
+    int rc = lm_wload_tensor(ld, name, 1, (int64_t[]){c}, &w);
+    if (rc < 0) return rc;
+    snprintf(name, sizeof name, "%.120s.bias", prefix);
+    if ((rc = lm_wload_tensor(ld, name, 1, (int64_t[]){c}, &b)) < 0) return rc;
+    *n = (lm_norm_w){w, b, c};
+    return 0;
 }

@@ -44,6 +44,13 @@ int lm_wload_u32_arr(lm_wload *ld, const char *key, int max_n, uint32_t lo, uint
                      uint32_t *out, int *n);
 /* general.architecture must equal `arch`. */
 int lm_wload_arch(lm_wload *ld, const char *arch);
+/* GroupNorm affine parameters `prefix`.weight / .bias, [c] each. */
+typedef struct lm_norm_w {
+    const float *w, *b;   /* [c] each */
+    int c;
+} lm_norm_w;
+/* Load them, checking that c channels split into `groups` groups. */
+int lm_wload_groupnorm(lm_wload *ld, const char *prefix, int c, int groups, lm_norm_w *n);
 /* Every tensor of the file was loaded; else LOOM_ERR_FORMAT naming the first stranger. */
 int lm_wload_finish(lm_wload *ld);
 

@@ -22,10 +22,7 @@ typedef struct vq_conv {
     int cin, cout, k;
 } vq_conv;
 
-typedef struct vq_norm {
-    const float *w, *b;   /* [c] each */
-    int c;
-} vq_norm;
+typedef lm_norm_w vq_norm;   /* GroupNorm affine */
 
 typedef struct vq_res {
     vq_norm norm1, norm2;
@@ -97,33 +94,17 @@ static int load_conv(lm_wload *ld, const char *prefix, int cin, int cout, int k,
     return 0;
 }
 
-static int load_norm(lm_wload *ld, const char *prefix, int c, int groups, vq_norm *n)
-{
-    char name[160];
-    float *w, *b;
-    if (c % groups)
-        return lm_fail(ld->err, LOOM_ERR_FORMAT, "%s: %d channels are not divisible into %d GroupNorm groups",
-                       prefix, c, groups);
-    snprintf(name, sizeof name, "%.120s.weight", prefix);
-    int rc = lm_wload_tensor(ld, name, 1, (int64_t[]){c}, &w);
-    if (rc < 0) return rc;
-    snprintf(name, sizeof name, "%.120s.bias", prefix);
-    if ((rc = lm_wload_tensor(ld, name, 1, (int64_t[]){c}, &b)) < 0) return rc;
-    *n = (vq_norm){w, b, c};
-    return 0;
-}
-
 static int load_res(lm_wload *ld, const char *prefix, int cin, int cout, int groups, vq_res *r)
 {
     char p[160];
     int rc;
     memset(r, 0, sizeof *r);
     snprintf(p, sizeof p, "%.120s.norm1", prefix);
-    if ((rc = load_norm(ld, p, cin, groups, &r->norm1)) < 0) return rc;
+    if ((rc = lm_wload_groupnorm(ld, p, cin, groups, &r->norm1)) < 0) return rc;
     snprintf(p, sizeof p, "%.120s.conv1", prefix);
     if ((rc = load_conv(ld, p, cin, cout, 3, &r->conv1)) < 0) return rc;
     snprintf(p, sizeof p, "%.120s.norm2", prefix);
-    if ((rc = load_norm(ld, p, cout, groups, &r->norm2)) < 0) return rc;
+    if ((rc = lm_wload_groupnorm(ld, p, cout, groups, &r->norm2)) < 0) return rc;
     snprintf(p, sizeof p, "%.120s.conv2", prefix);
     if ((rc = load_conv(ld, p, cout, cout, 3, &r->conv2)) < 0) return rc;
     if (cin != cout) {
@@ -140,7 +121,7 @@ static int load_attn(lm_wload *ld, const char *prefix, int c, int groups, vq_att
     static const char *names[4] = {"q", "k", "v", "proj_out"};
     vq_conv *convs[4] = {&a->q, &a->k, &a->v, &a->proj};
     snprintf(p, sizeof p, "%.120s.norm", prefix);
-    if ((rc = load_norm(ld, p, c, groups, &a->norm)) < 0) return rc;
+    if ((rc = lm_wload_groupnorm(ld, p, c, groups, &a->norm)) < 0) return rc;
     for (int i = 0; i < 4; i++) {
         snprintf(p, sizeof p, "%.120s.%s", prefix, names[i]);
         if ((rc = load_conv(ld, p, c, c, 1, convs[i])) < 0) return rc;
@@ -224,7 +205,7 @@ static int load_model(lm_vq *vq, lm_wload *ld)
                              &vq->enc.stage[i])) < 0)
             return rc;
     if ((rc = load_mid(ld, "enc", cin, (int)G, &vq->enc)) < 0) return rc;
-    if ((rc = load_norm(ld, "vq.enc.norm_out", cin, (int)G, &vq->enc.norm_out)) < 0 ||
+    if ((rc = lm_wload_groupnorm(ld, "vq.enc.norm_out", cin, (int)G, &vq->enc.norm_out)) < 0 ||
         (rc = load_conv(ld, "vq.enc.conv_out", cin, (int)Z, 3, &vq->enc.conv_out)) < 0 ||
         (rc = load_conv(ld, "vq.quant_conv", (int)Z, (int)D, 1, &vq->quant_conv)) < 0)
         return rc;
@@ -244,7 +225,7 @@ static int load_model(lm_vq *vq, lm_wload *ld)
         if ((rc = load_stage(ld, "dec", "up", i, L, &cin, (int)(ch * mult[L - 1 - i]), (int)dec_res, i == 0, (int)G,
                              &vq->dec.stage[i])) < 0)
             return rc;
-    if ((rc = load_norm(ld, "vq.dec.norm_out", cin, (int)G, &vq->dec.norm_out)) < 0 ||
+    if ((rc = lm_wload_groupnorm(ld, "vq.dec.norm_out", cin, (int)G, &vq->dec.norm_out)) < 0 ||
         (rc = load_conv(ld, "vq.dec.conv_out", cin, 3, 3, &vq->dec.conv_out)) < 0)
         return rc;
     return lm_wload_finish(ld);
