@@ -19,11 +19,20 @@ static int  cmd_info(int argc, char **argv);
 static void help_info(void);
 int  cmd_generate(int argc, char **argv);   /* cmd_generate.c */
 void help_generate(void);
+int  cmd_imagine(int argc, char **argv);    /* cmd_imagine.c */
+void help_imagine(void);
+int  cmd_speak(int argc, char **argv);      /* cmd_speak.c */
+void help_speak(void);
+int  cmd_animate(int argc, char **argv);    /* cmd_animate.c */
+void help_animate(void);
 
 static const command COMMANDS[] = {
     {"version", "print loom's version and the CPU features it uses", cmd_version, help_version},
     {"info",    "print a model file's metadata and tensor table", cmd_info, help_info},
     {"generate", "continue a prompt with a decoder model (streams text)", cmd_generate, help_generate},
+    {"imagine", "draw a picture from a text prompt (PNG)", cmd_imagine, help_imagine},
+    {"speak",   "say a text (WAV)", cmd_speak, help_speak},
+    {"animate", "animate a text prompt (MP4)", cmd_animate, help_animate},
 };
 enum { N_COMMANDS = sizeof COMMANDS / sizeof COMMANDS[0] };
 
