@@ -19,6 +19,12 @@ static int  cmd_info(int argc, char **argv);
 static void help_info(void);
 int  cmd_generate(int argc, char **argv);   /* cmd_generate.c */
 void help_generate(void);
+int  cmd_caption(int argc, char **argv);     /* cmd_understand.c */
+void help_caption(void);
+int  cmd_transcribe(int argc, char **argv);
+void help_transcribe(void);
+int  cmd_describe(int argc, char **argv);
+void help_describe(void);
 int  cmd_imagine(int argc, char **argv);    /* cmd_imagine.c */
 void help_imagine(void);
 int  cmd_speak(int argc, char **argv);      /* cmd_speak.c */
@@ -30,6 +36,9 @@ static const command COMMANDS[] = {
     {"version", "print loom's version and the CPU features it uses", cmd_version, help_version},
     {"info",    "print a model file's metadata and tensor table", cmd_info, help_info},
     {"generate", "continue a prompt with a decoder model (streams text)", cmd_generate, help_generate},
+    {"caption", "describe an image or answer a question about it", cmd_caption, help_caption},
+    {"transcribe", "transcribe speech (txt, srt, vtt or json)", cmd_transcribe, help_transcribe},
+    {"describe", "describe what happens in a video", cmd_describe, help_describe},
     {"imagine", "draw a picture from a text prompt (PNG)", cmd_imagine, help_imagine},
     {"speak",   "say a text (WAV)", cmd_speak, help_speak},
     {"animate", "animate a text prompt (MP4)", cmd_animate, help_animate},

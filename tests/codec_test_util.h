@@ -14,24 +14,7 @@
 
 #include "lib/core/gguf.h"
 #include "lib/core/types.h"
-
-static int g_pass, g_fail;
-#define CHECK(cond, ...)                                                          \
-    do {                                                                          \
-        if (cond) g_pass++;                                                       \
-        else {                                                                    \
-            g_fail++;                                                             \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                          \
-            printf(__VA_ARGS__);                                                  \
-            printf("\n");                                                         \
-        }                                                                         \
-    } while (0)
-
-static inline int finish(void)
-{
-    printf("%d passed, %d failed\n", g_pass, g_fail);
-    return g_fail ? 1 : 0;
-}
+#include "tests/check.h"
 
 static inline void *xmalloc(size_t n)
 {

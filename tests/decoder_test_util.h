@@ -8,19 +8,7 @@
 #include <unistd.h>
 
 #include "lib/core/decoder_synth.h"
-
-static int n_pass, n_fail;
-
-#define CHECK(cond, ...) do { \
-        if (cond) n_pass++; \
-        else { n_fail++; printf("FAIL %s:%d: ", __FILE__, __LINE__); printf(__VA_ARGS__); printf("\n"); } \
-    } while (0)
-
-static int finish(void)
-{
-    printf("%d passed, %d failed\n", n_pass, n_fail);
-    return n_fail ? 1 : 0;
-}
+#include "tests/check.h"
 
 /* A temporary path unique to this process and `tag` (caller unlinks). */
 static const char *tmp_model_path(char *buf, size_t size, const char *tag)

@@ -6,10 +6,7 @@
 #include <unistd.h>
 
 #include "loom.h"
-
-static int n_pass, n_fail;
-#define CHECK(cond, ...) do { if (cond) n_pass++; else { n_fail++; \
-    printf("FAIL %s:%d: ", __FILE__, __LINE__); printf(__VA_ARGS__); printf("\n"); } } while (0)
+#include "tests/check.h"
 
 int main(void)
 {
@@ -60,6 +57,5 @@ int main(void)
     CHECK(rc == LOOM_ERR_INVALID_ARG && strstr(err, "format"), "bad format: rc %d '%s'", rc, err);
     loom_audio_pcm_free(&pcm);
     loom_audio_pcm_free(NULL);
-    printf("%d passed, %d failed\n", n_pass, n_fail);
-    return n_fail ? 1 : 0;
+    return finish();
 }

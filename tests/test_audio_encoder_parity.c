@@ -13,10 +13,7 @@
 #include "audio/audio_encoder.h"
 #include "audio/mel.h"
 #include "lib/core/kernels.h"
-
-static int n_pass, n_fail;
-#define CHECK(cond, ...) do { if (cond) n_pass++; else { n_fail++; \
-    printf("FAIL %s:%d: ", __FILE__, __LINE__); printf(__VA_ARGS__); printf("\n"); } } while (0)
+#include "tests/check.h"
 
 static float *read_f32(const char *path, int64_t want)
 {
@@ -215,6 +212,5 @@ int main(void)
     CHECK(rc == LOOM_ERR_NOT_FOUND && e == NULL && strstr(err.msg, "a.blk.1.ffn_up.weight"), "renamed tensor: rc %d %s",
           rc, err.msg);
     lm_gguf_close(&g);
-    printf("%d passed, %d failed\n", n_pass, n_fail);
-    return n_fail ? 1 : 0;
+    return finish();
 }

@@ -15,14 +15,12 @@
 
 #include "audio/audio.h"
 
+#include "tests/check.h"
+
 /* ASan keeps freed blocks in a quarantine (256 MB by default), which would hide what the
  * reader itself holds; keep it small so the bounded-memory check means something. */
 const char *__asan_default_options(void);
 const char *__asan_default_options(void) { return "quarantine_size_mb=8"; }
-
-static int n_pass, n_fail;
-#define CHECK(cond, ...) do { if (cond) n_pass++; else { n_fail++; \
-    printf("FAIL %s:%d: ", __FILE__, __LINE__); printf(__VA_ARGS__); printf("\n"); } } while (0)
 
 static char tmpdir[256];
 
@@ -398,6 +396,5 @@ int main(void)
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0) printf("note: could not remove %s\n", tmpdir);
-    printf("%d passed, %d failed\n", n_pass, n_fail);
-    return n_fail ? 1 : 0;
+    return finish();
 }

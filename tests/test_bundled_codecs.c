@@ -8,9 +8,7 @@
 
 #include "audio/mel.h"
 #include "include/loom.h"
-
-static int n_pass, n_fail;
-#define CHECK(cond, ...) do { if (cond) n_pass++; else { n_fail++; printf("FAIL %s:%d: ", __FILE__, __LINE__); printf(__VA_ARGS__); printf("\n"); } } while (0)
+#include "tests/check.h"
 
 static void check_vq(void)
 {
@@ -110,6 +108,5 @@ int main(void)
 {
     check_vq();
     check_audio_codec();
-    printf("%d passed, %d failed\n", n_pass, n_fail);
-    return n_fail != 0;
+    return finish();
 }

@@ -6,9 +6,7 @@
 
 #include "lib/core/gguf.h"
 #include "lib/core/tokenizer.h"
-
-static int n_pass, n_fail;
-#define CHECK(cond, ...) do { if (cond) n_pass++; else { n_fail++; printf("FAIL %s:%d: ", __FILE__, __LINE__); printf(__VA_ARGS__); printf("\n"); } } while (0)
+#include "tests/check.h"
 
 static int roundtrip(const lm_tokenizer *t, const char *s, int64_t *n_tok)
 {
@@ -40,7 +38,7 @@ int main(void)
     lm_tokenizer *t = NULL;
     CHECK(lm_gguf_open("../models/loom-tiny-vocab.gguf", &g, &e) == 0, "open: %s", e.msg);
     CHECK(g && lm_tokenizer_load(g, &t, &e) == 0, "load: %s", e.msg);
-    if (!t) { printf("%d passed, %d failed\n", n_pass, n_fail + 1); return 1; }
+    if (!t) return finish();
 
     const char *in_domain[] = {
         "a large purple triangle at the top and a medium orange square on the left",
@@ -80,6 +78,5 @@ int main(void)
 
     lm_tokenizer_free(&t);
     lm_gguf_close(&g);
-    printf("%d passed, %d failed\n", n_pass, n_fail);
-    return n_fail != 0;
+    return finish();
 }

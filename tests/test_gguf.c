@@ -8,20 +8,7 @@
 #include <unistd.h>
 
 #include "lib/core/gguf.h"
-
-static int n_pass, n_fail;
-
-#define CHECK(cond, ...)                                                   \
-    do {                                                                   \
-        if (cond) {                                                        \
-            n_pass++;                                                      \
-        } else {                                                           \
-            n_fail++;                                                      \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-            fprintf(stderr, __VA_ARGS__);                                  \
-            fputc('\n', stderr);                                           \
-        }                                                                  \
-    } while (0)
+#include "tests/check.h"
 
 static char tmp_path[256];
 
@@ -483,6 +470,5 @@ int main(void)
     test_python_fixture();
     test_bad_corpus();
     test_truncations();
-    printf("%d passed, %d failed\n", n_pass, n_fail);
-    return n_fail != 0;
+    return finish();
 }

@@ -9,18 +9,7 @@
 
 #include "include/loom.h"
 #include "vision/image.h"
-
-static int g_pass, g_fail;
-#define CHECK(cond, ...)                                                          \
-    do {                                                                          \
-        if (cond) g_pass++;                                                       \
-        else {                                                                    \
-            g_fail++;                                                             \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                           \
-            printf(__VA_ARGS__);                                                  \
-            printf("\n");                                                         \
-        }                                                                         \
-    } while (0)
+#include "tests/check.h"
 
 #define W 13
 #define H 7
@@ -372,6 +361,5 @@ int main(void)
     test_orientation();
     test_bad_input();
     test_write_roundtrip();
-    printf("%d passed, %d failed\n", g_pass, g_fail);
-    return g_fail ? 1 : 0;
+    return finish();
 }

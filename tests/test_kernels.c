@@ -17,18 +17,7 @@
 #include <string.h>
 
 #include "lib/core/kernels.h"
-
-static int g_pass, g_fail;
-#define CHECK(cond, ...)                                                          \
-    do {                                                                          \
-        if (cond) g_pass++;                                                       \
-        else {                                                                    \
-            g_fail++;                                                             \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                          \
-            printf(__VA_ARGS__);                                                  \
-            printf("\n");                                                         \
-        }                                                                         \
-    } while (0)
+#include "tests/check.h"
 
 /* ---- deterministic random numbers ----------------------------------------------------- */
 static uint64_t g_rng = 0x9E3779B97F4A7C15ull;
@@ -469,6 +458,5 @@ int main(void)
     lm_pool_free(&p1);
     lm_pool_free(&p2);
     lm_kernels_scratch_release();
-    printf("%d passed, %d failed\n", g_pass, g_fail);
-    return g_fail ? 1 : 0;
+    return finish();
 }

@@ -8,10 +8,7 @@
 
 #include "audio/audio.h"
 #include "audio/mel.h"
-
-static int n_pass, n_fail;
-#define CHECK(cond, ...) do { if (cond) n_pass++; else { n_fail++; \
-    printf("FAIL %s:%d: ", __FILE__, __LINE__); printf(__VA_ARGS__); printf("\n"); } } while (0)
+#include "tests/check.h"
 
 static float *read_f32(const char *path, int64_t want)
 {
@@ -157,6 +154,5 @@ int main(void)
     test_fixture("tone", 80);
     test_fixture("noise_clipped", 80);
     test_edges();
-    printf("%d passed, %d failed\n", n_pass, n_fail);
-    return n_fail ? 1 : 0;
+    return finish();
 }

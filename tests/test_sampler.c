@@ -9,10 +9,7 @@
 #include <string.h>
 
 #include "lib/core/sampler.h"
-
-static int g_pass, g_fail;
-#define CHECK(cond, ...) do { if (cond) g_pass++; else { g_fail++; \
-    printf("FAIL %s:%d: ", __FILE__, __LINE__); printf(__VA_ARGS__); printf("\n"); } } while (0)
+#include "tests/check.h"
 
 /* Histogram of `draws` samples. */
 static void histogram(lm_sampler *s, const float *logits, int n, int draws, int *hist)
@@ -297,6 +294,5 @@ int main(void)
     test_penalties();
     test_masks();
     test_rng();
-    printf("%d passed, %d failed\n", g_pass, g_fail);
-    return g_fail ? 1 : 0;
+    return finish();
 }

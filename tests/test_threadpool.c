@@ -6,18 +6,7 @@
 
 #include "include/loom.h"
 #include "lib/core/threadpool.h"
-
-static int g_pass, g_fail;
-#define CHECK(cond, ...)                                                          \
-    do {                                                                          \
-        if (cond) g_pass++;                                                       \
-        else {                                                                    \
-            g_fail++;                                                             \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                          \
-            printf(__VA_ARGS__);                                                  \
-            printf("\n");                                                         \
-        }                                                                         \
-    } while (0)
+#include "tests/check.h"
 
 #define N_ITEMS 1001
 
@@ -114,6 +103,5 @@ int main(void)
     lm_pool_free(&def);  /* freeing NULL is a no-op */
     lm_pool_free(NULL);
 
-    printf("%d passed, %d failed\n", g_pass, g_fail);
-    return g_fail ? 1 : 0;
+    return finish();
 }

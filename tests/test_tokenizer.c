@@ -200,6 +200,5 @@ int main(void)
     lm_tokenizer_free(&loom);
     lm_tokenizer_free(&ds);
     vocab_free(&v);
-    printf("%d passed, %d failed\n", g_pass, g_fail);
-    return g_fail ? 1 : 0;
+    return finish();
 }

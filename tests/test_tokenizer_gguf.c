@@ -98,6 +98,5 @@ int main(void)
     test_bad(BAD_TYPES_SHORT, LOOM_ERR_FORMAT, "tokenizer.ggml.token_type");
     test_bad(BAD_BOS, LOOM_ERR_FORMAT, "bos_token_id");
     test_bad(BAD_PRE, LOOM_ERR_UNSUPPORTED, "klingon");
-    printf("%d passed, %d failed\n", g_pass, g_fail);
-    return g_fail ? 1 : 0;
+    return finish();
 }

@@ -18,18 +18,7 @@
 
 #include "include/loom.h"
 #include "video/video.h"
-
-static int n_pass, n_fail;
-#define CHECK(cond, ...)                                                     \
-    do {                                                                     \
-        if (cond) n_pass++;                                                  \
-        else {                                                               \
-            n_fail++;                                                        \
-            printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);           \
-            printf(__VA_ARGS__);                                             \
-            printf("\n");                                                    \
-        }                                                                    \
-    } while (0)
+#include "tests/check.h"
 
 static double now_s(void)
 {
@@ -703,6 +692,5 @@ int main(int argc, char **argv)
     }
     if (d) closedir(d);
     rmdir(tmpdir);
-    printf("%d passed, %d failed\n", n_pass, n_fail);
-    return n_fail ? 1 : 0;
+    return finish();
 }

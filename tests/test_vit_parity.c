@@ -16,18 +16,7 @@
 #include "vision/vit.h"
 #include "vision/vit_simd.h"
 #include "lib/core/kernels.h"
-
-static int g_pass, g_fail;
-#define CHECK(cond, ...)                                                          \
-    do {                                                                          \
-        if (cond) g_pass++;                                                       \
-        else {                                                                    \
-            g_fail++;                                                             \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                           \
-            printf(__VA_ARGS__);                                                  \
-            printf("\n");                                                         \
-        }                                                                         \
-    } while (0)
+#include "tests/check.h"
 
 #define D "data/vision/"
 
@@ -253,6 +242,5 @@ int main(void)
     test_model("mlp", NULL);   /* single-threaded path gives the same answers */
     test_bad_models();
     lm_pool_free(&pool);
-    printf("%d passed, %d failed\n", g_pass, g_fail);
-    return g_fail ? 1 : 0;
+    return finish();
 }

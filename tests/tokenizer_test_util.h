@@ -11,10 +11,7 @@
 #include <time.h>
 
 #include "lib/core/tokenizer.h"
-
-static int g_pass, g_fail;
-#define CHECK(cond, ...) do { if (cond) g_pass++; else { g_fail++; \
-    printf("FAIL %s:%d: ", __FILE__, __LINE__); printf(__VA_ARGS__); printf("\n"); } } while (0)
+#include "tests/check.h"
 
 /* CPU seconds of this process: unlike wall time, unaffected by other load on the machine. */
 static inline double now(void)

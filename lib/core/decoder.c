@@ -157,10 +157,19 @@ static int load_hparams(const lm_gguf *g, lm_decoder_hparams *hp, lm_error *err)
 
     /* Sizes are bounded so every product below fits comfortably in int64/size_t. */
     const int32_t LIM = 1 << 22;
-    if (hp->n_embd > LIM || hp->n_head > 4096 || hp->n_layer > 4096 || hp->q_lora > LIM ||
-        hp->kv_lora > LIM || key_len > LIM || val_len > LIM || k_mla > LIM || v_mla > LIM ||
-        hp->n_ff > LIM || hp->n_ff_exp > LIM || hp->n_expert > 65536 || hp->n_expert_shared > 64)
-        return lm_fail(err, LOOM_ERR_LIMIT, ARCH ": a dimension exceeds loom's limits");
+    const struct { const char *key; int32_t value, max; } dims[] = {
+        {"embedding_length", hp->n_embd, LIM}, {"attention.head_count", hp->n_head, 4096},
+        {"block_count", hp->n_layer, 4096}, {"attention.q_lora_rank", hp->q_lora, LIM},
+        {"attention.kv_lora_rank", hp->kv_lora, LIM}, {"attention.key_length", key_len, LIM},
+        {"attention.value_length", val_len, LIM}, {"attention.key_length_mla", k_mla, LIM},
+        {"attention.value_length_mla", v_mla, LIM}, {"feed_forward_length", hp->n_ff, LIM},
+        {"expert_feed_forward_length", hp->n_ff_exp, LIM}, {"expert_count", hp->n_expert, 65536},
+        {"expert_shared_count", hp->n_expert_shared, 64},
+    };
+    for (size_t i = 0; i < sizeof dims / sizeof dims[0]; i++)
+        if (dims[i].value > dims[i].max)
+            return lm_fail(err, LOOM_ERR_LIMIT, "key '" ARCH ".%s' is %d, more than loom's limit of %d",
+                           dims[i].key, dims[i].value, dims[i].max);
 
     if ((k_mla == 0) != (v_mla == 0))
         return lm_fail(err, LOOM_ERR_FORMAT, "keys '" ARCH ".attention.key_length_mla' and "
@@ -750,6 +759,7 @@ void lm_moe_route(const lm_decoder_hparams *hp, const float *logits, const float
         /* group score = sum of its two best experts; keep the n_group_used best groups */
         const int64_t G = hp->n_group, per = X / G;
         float gscore[LM_MAX_EXPERT_GROUPS];
+        unsigned char dropped[LM_MAX_EXPERT_GROUPS] = {0};   /* a flag: scores may be +inf */
         const int64_t gs = G;
         for (int64_t gi = 0; gi < gs; gi++) {
             float b1 = -INFINITY, b2 = -INFINITY;
@@ -762,8 +772,8 @@ void lm_moe_route(const lm_decoder_hparams *hp, const float *logits, const float
         for (int64_t drop = 0; drop < gs - hp->n_group_used; drop++) {
             int64_t worst = -1;
             for (int64_t gi = 0; gi < gs; gi++)
-                if (gscore[gi] != INFINITY && (worst < 0 || gscore[gi] < gscore[worst])) worst = gi;
-            gscore[worst] = INFINITY; /* marks "dropped" */
+                if (!dropped[gi] && (worst < 0 || gscore[gi] < gscore[worst])) worst = gi;
+            dropped[worst] = 1;
             for (int64_t e = worst * per; e < (worst + 1) * per; e++) sel[e] = -INFINITY;
         }
     }

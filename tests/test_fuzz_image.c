@@ -1,0 +1,5 @@
+/* Seeds and crash regressions of fuzz/fuzz_image.c through its entry point (tests/fuzz_replay.h). */
+#include "fuzz/fuzz_image.c"
+#include "tests/fuzz_replay.h"
+
+FUZZ_REPLAY_MAIN("image")
