@@ -25,6 +25,12 @@ int  cmd_transcribe(int argc, char **argv);
 void help_transcribe(void);
 int  cmd_describe(int argc, char **argv);
 void help_describe(void);
+int  cmd_imagine(int argc, char **argv);    /* cmd_imagine.c */
+void help_imagine(void);
+int  cmd_speak(int argc, char **argv);      /* cmd_speak.c */
+void help_speak(void);
+int  cmd_animate(int argc, char **argv);    /* cmd_animate.c */
+void help_animate(void);
 
 static const command COMMANDS[] = {
     {"version", "print loom's version and the CPU features it uses", cmd_version, help_version},
@@ -33,6 +39,9 @@ static const command COMMANDS[] = {
     {"caption", "describe an image or answer a question about it", cmd_caption, help_caption},
     {"transcribe", "transcribe speech (txt, srt, vtt or json)", cmd_transcribe, help_transcribe},
     {"describe", "describe what happens in a video", cmd_describe, help_describe},
+    {"imagine", "draw a picture from a text prompt (PNG)", cmd_imagine, help_imagine},
+    {"speak",   "say a text (WAV)", cmd_speak, help_speak},
+    {"animate", "animate a text prompt (MP4)", cmd_animate, help_animate},
 };
 enum { N_COMMANDS = sizeof COMMANDS / sizeof COMMANDS[0] };
 

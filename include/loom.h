@@ -637,6 +637,97 @@ int32_t loom_token_eot(const loom_model *m);
 
 
 /* ---------------------------------------------------------------------------------------
+ * Media generation (issue: generation): a unified decoder (docs/FORMAT.md "Unified model")
+ * writes image, audio and video blocks whose codes the codecs above render. Inside a block
+ * only that medium's code range may be sampled and the block has the model-defined length;
+ * classifier-free guidance (CFG) runs a second session on the unconditional sequence.
+ *
+ *     int32_t cond[512], unc[64];
+ *     int64_t nc = loom_media_prompt(m, LOOM_MEDIA_IMAGE, "a red circle", 0, cond, 512);
+ *     int64_t nu = loom_media_prompt(m, LOOM_MEDIA_IMAGE, "a red circle", 1, unc, 64);
+ *     loom_media_params p = loom_media_default_params(LOOM_MEDIA_IMAGE);
+ *     p.seed = 42;
+ *     int32_t codes[256];                            // loom_media_max_codes(m, p)
+ *     int64_t n = loom_generate_media(m, s, cond, nc, s2, unc, nu, p, codes, 256, err, sizeof err);
+ *     if (n > 0) loom_vq_decode(vq, codes, rgb);      // n == grid²
+ * ------------------------------------------------------------------------------------- */
+
+/* The decoder file's vocabulary ranges and media shapes (loom.vocab.*, loom.image.grid,
+ * loom.video.*). Loading checks them: every range lies inside n_vocab, the ranges do not
+ * overlap, counts are > 0. A field is 0 when its key is absent. */
+typedef struct loom_media_vocab {
+    int32_t text_end, control_end;     /* [0, text_end) text | [text_end, control_end) control */
+    int32_t image_start, image_count;  /* image code c <-> token image_start + c               */
+    int32_t audio_start, audio_count;  /* audio code c <-> token audio_start + c               */
+    int32_t image_grid;                /* codes per side of a generated image                  */
+    int32_t video_n_frames;            /* frames sampled from an input video                   */
+    int32_t video_temporal_merge;      /* consecutive input frames merged into one group       */
+    int32_t video_gen_frames;          /* frames of a generated video                          */
+} loom_media_vocab;
+
+/* Fill *out (all zeros for a plain decoder). */
+int loom_model_media_vocab(const loom_model *m, loom_media_vocab *out);
+
+typedef enum loom_media_kind {
+    LOOM_MEDIA_IMAGE = 0,   /* <|image|> grid² codes <|/image|>                              */
+    LOOM_MEDIA_AUDIO = 1,   /* <|audio|> codes until the model closes it or the limit <|/audio|> */
+    LOOM_MEDIA_VIDEO = 2,   /* <|video|> frames × (<|frame|> grid² codes) <|/video|>           */
+} loom_media_kind;
+
+/* 0 if m can generate `kind`; else LOOM_ERR_UNSUPPORTED (or INVALID_ARG for an unknown kind)
+ * and err names what is missing (a loom.vocab.* / loom.image.grid key, a control token, the
+ * tokenizer). */
+int loom_model_can_generate(const loom_model *m, int kind, char *err, size_t err_size);
+
+/* The job's chat turn as token ids: <|bos|><|user|>{Draw: |Say: |Animate: }text<|end|><|assistant|>
+ * (text tokenized with special parsing off). unconditional: the same turn with empty user
+ * content, <|bos|><|user|><|end|><|assistant|> (the CFG sequence). Writes up to max_tokens
+ * ids and returns how many the turn needs, or a negative status. */
+int64_t loom_media_prompt(const loom_model *m, int kind, const char *text, int unconditional,
+                          int32_t *out, int64_t max_tokens);
+
+/* Called after each sampled code: done codes of at most total. */
+typedef void (*loom_progress_fn)(int64_t done, int64_t total, void *user_data);
+
+typedef struct loom_media_params {
+    int32_t  kind;              /* loom_media_kind                                          */
+    float    cfg_scale;         /* s in l_u + s·(l_c − l_u); 0 or 1: off, no second session  */
+    float    temperature;       /* <= 0: greedy (default 1)                                  */
+    int32_t  top_k;             /* <= 0: off (default 0)                                     */
+    uint64_t seed;              /* same seed, same codes                                     */
+    int32_t  max_audio_codes;   /* audio: the block is closed after this many (default 250)   */
+    int32_t  n_frames;          /* video: frames; 0 = the model's loom.video.gen_frames       */
+    loom_progress_fn    on_progress;  /* may be NULL                                         */
+    loom_abort_fn       should_abort; /* may be NULL; polled before each step                */
+    const volatile int *abort_flag;   /* may be NULL; nonzero aborts (e.g. set by SIGINT)    */
+    void               *user_data;
+} loom_media_params;
+
+/* cfg 3, temperature 1, top-k off, seed 0, 250 audio codes (10 s at 25 codes/s). */
+loom_media_params loom_media_default_params(int kind);
+
+/* Most codes a block with these params produces (image grid², video frames·grid², audio
+ * max_audio_codes): the size of `codes` below. Negative status if m cannot generate it. */
+int64_t loom_media_max_codes(const loom_model *m, loom_media_params p);
+
+/* Generate one media block after prompt[0..n_prompt) (a chat turn ending with
+ * <|assistant|>, e.g. from loom_media_prompt; n_prompt 0 continues after what s holds).
+ * The block's open token (and <|frame|> markers) are forced, codes are sampled from the
+ * medium's range only, the close token is forced (audio: the model may close earlier), and
+ * all of it is appended to s, so text can follow. With guidance (cfg_scale not 0 or 1),
+ * `uncond` (another session on the same model) gets uncond_prompt and the same tokens, and
+ * codes are drawn from l_u + s·(l_c − l_u) over the allowed ids. codes receives the codes
+ * with the range offset removed (image/video: [frames][grid][grid] row-major). Returns the
+ * number of codes, or a negative status with err filled: LOOM_ERR_UNSUPPORTED (the model
+ * lacks the medium), LOOM_ERR_CONTEXT_FULL (checked before any work), LOOM_ERR_LIMIT
+ * (max_codes too small), LOOM_ERR_ABORTED. Nothing is allocated per step. */
+int64_t loom_generate_media(const loom_model *m, loom_session *s, const int32_t *prompt, int64_t n_prompt,
+                            loom_session *uncond, const int32_t *uncond_prompt, int64_t n_uncond,
+                            loom_media_params p, int32_t *codes, int64_t max_codes,
+                            char *err, size_t err_size);
+
+
+/* ---------------------------------------------------------------------------------------
  * Threads and CPU
  * ------------------------------------------------------------------------------------- */
 /* Number of CPUs available to this process (>= 1). */

@@ -49,6 +49,8 @@ int loom_model_load(const char *path, loom_model_params params, loom_model **out
     if (rc == 0 && m->tok && lm_tokenizer_n_vocab(m->tok) > m->dec->hp.n_vocab)
         rc = lm_fail(&e, LOOM_ERR_FORMAT, "model: tokenizer has %d tokens but token_embd only %d rows",
                      lm_tokenizer_n_vocab(m->tok), m->dec->hp.n_vocab);
+    if (rc == 0) rc = lm_media_vocab_load(m->gguf, m->dec->hp.n_vocab, &m->vocab, &e);
+    for (int i = 0; i < LM_CTL_COUNT; i++) m->ctl[i] = m->tok ? lm_tokenizer_find(m->tok, lm_ctl_text[i]) : -1;
     if (rc < 0) {
         copy_err(err, err_size, &e);
         loom_model_free(&m);
@@ -114,4 +116,92 @@ int64_t loom_detokenize(const loom_model *m, const int32_t *tokens, int64_t n, i
     }
     if (size) buf[(size_t)len < size ? (size_t)len : size - 1] = '\0';
     return len;
+}
+
+/* ---- unified-model layout -------------------------------------------------------------- */
+const char *const lm_ctl_text[LM_CTL_COUNT] = {
+    "<|bos|>", "<|user|>", "<|assistant|>", "<|end|>", "<|image|>", "<|/image|>",
+    "<|audio|>", "<|/audio|>", "<|video|>", "<|/video|>", "<|frame|>",
+};
+
+static int opt_i32(const lm_gguf *g, const char *key, int32_t *out, lm_error *e)
+{
+    uint32_t v = 0;
+    int rc = lm_gguf_opt_u32(g, key, &v, e);
+    if (rc == 0 && v > (uint32_t)INT32_MAX) rc = lm_fail(e, LOOM_ERR_FORMAT, "model: %s = %u is too large", key, v);
+    *out = (int32_t)v;
+    return rc;
+}
+
+/* A range [start, start + count) of the id space, named for messages. */
+typedef struct id_range { const char *name; int64_t lo, hi; } id_range;
+
+/* start/count keys come in pairs: both or neither, count > 0, inside the vocabulary. */
+static int check_pair(const lm_gguf *g, const char *start_key, const char *count_key, int32_t start,
+                      int32_t count, int32_t n_vocab, lm_error *e)
+{
+    const int has_start = lm_gguf_find_kv(g, start_key) >= 0, has_count = lm_gguf_find_kv(g, count_key) >= 0;
+    if (has_start != has_count)
+        return lm_fail(e, LOOM_ERR_FORMAT, "model: %s without %s", has_start ? start_key : count_key,
+                       has_start ? count_key : start_key);
+    if (has_count && count == 0) return lm_fail(e, LOOM_ERR_FORMAT, "model: %s is 0", count_key);
+    if ((int64_t)start + count > n_vocab)
+        return lm_fail(e, LOOM_ERR_FORMAT, "model: %s + %s = %lld exceeds the %d-token vocabulary", start_key,
+                       count_key, (long long)start + count, n_vocab);
+    return 0;
+}
+
+int lm_media_vocab_load(const lm_gguf *g, int32_t n_vocab, loom_media_vocab *out, lm_error *e)
+{
+    loom_media_vocab v = {0};
+    int rc = 0;
+    rc = rc ? rc : opt_i32(g, "loom.vocab.text_end", &v.text_end, e);
+    rc = rc ? rc : opt_i32(g, "loom.vocab.control_end", &v.control_end, e);
+    rc = rc ? rc : opt_i32(g, "loom.vocab.image_start", &v.image_start, e);
+    rc = rc ? rc : opt_i32(g, "loom.vocab.image_count", &v.image_count, e);
+    rc = rc ? rc : opt_i32(g, "loom.vocab.audio_start", &v.audio_start, e);
+    rc = rc ? rc : opt_i32(g, "loom.vocab.audio_count", &v.audio_count, e);
+    rc = rc ? rc : opt_i32(g, "loom.image.grid", &v.image_grid, e);
+    rc = rc ? rc : opt_i32(g, "loom.video.n_frames", &v.video_n_frames, e);
+    rc = rc ? rc : opt_i32(g, "loom.video.temporal_merge", &v.video_temporal_merge, e);
+    rc = rc ? rc : opt_i32(g, "loom.video.gen_frames", &v.video_gen_frames, e);
+    if (rc < 0) return rc;
+    rc = check_pair(g, "loom.vocab.image_start", "loom.vocab.image_count", v.image_start, v.image_count, n_vocab, e);
+    if (rc == 0)
+        rc = check_pair(g, "loom.vocab.audio_start", "loom.vocab.audio_count", v.audio_start, v.audio_count, n_vocab, e);
+    if (rc < 0) return rc;
+    if (v.text_end > n_vocab || v.control_end > n_vocab || (v.control_end && v.control_end < v.text_end))
+        return lm_fail(e, LOOM_ERR_FORMAT, "model: loom.vocab.text_end %d / control_end %d do not fit the %d-token vocabulary",
+                       v.text_end, v.control_end, n_vocab);
+    const id_range r[] = {
+        {"text", 0, v.text_end}, {"control", v.text_end, v.control_end},
+        {"image", v.image_start, (int64_t)v.image_start + v.image_count},
+        {"audio", v.audio_start, (int64_t)v.audio_start + v.audio_count},
+    };
+    for (int i = 0; i < 4; i++)
+        for (int j = i + 1; j < 4; j++)
+            if (r[i].lo < r[i].hi && r[j].lo < r[j].hi && r[i].lo < r[j].hi && r[j].lo < r[i].hi)
+                return lm_fail(e, LOOM_ERR_FORMAT, "model: the %s range [%lld, %lld) overlaps the %s range [%lld, %lld)",
+                               r[i].name, (long long)r[i].lo, (long long)r[i].hi, r[j].name, (long long)r[j].lo,
+                               (long long)r[j].hi);
+    /* grid² · frames codes must stay far from int32 overflow */
+    const struct { const char *key; int32_t v; int32_t max; } shape[] = {
+        {"loom.image.grid", v.image_grid, 1024}, {"loom.video.n_frames", v.video_n_frames, 4096},
+        {"loom.video.temporal_merge", v.video_temporal_merge, 4096}, {"loom.video.gen_frames", v.video_gen_frames, 1024},
+    };
+    for (int i = 0; i < 4; i++)
+        if (lm_gguf_find_kv(g, shape[i].key) >= 0 && (shape[i].v < 1 || shape[i].v > shape[i].max))
+            return lm_fail(e, LOOM_ERR_FORMAT, "model: %s = %d is outside 1..%d", shape[i].key, shape[i].v, shape[i].max);
+    if (v.video_n_frames && v.video_temporal_merge && v.video_n_frames % v.video_temporal_merge)
+        return lm_fail(e, LOOM_ERR_FORMAT, "model: loom.video.n_frames %d is not a multiple of loom.video.temporal_merge %d",
+                       v.video_n_frames, v.video_temporal_merge);
+    *out = v;
+    return 0;
+}
+
+int loom_model_media_vocab(const loom_model *m, loom_media_vocab *out)
+{
+    if (!m || !out) return LOOM_ERR_INVALID_ARG;
+    *out = m->vocab;
+    return 0;
 }

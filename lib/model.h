@@ -6,11 +6,23 @@
 #include "lib/core/gguf.h"
 #include "lib/core/tokenizer.h"
 
+/* Control tokens of the unified model (docs/FORMAT.md "Tokenizer"), looked up by text. */
+enum {
+    LM_CTL_BOS, LM_CTL_USER, LM_CTL_ASSISTANT, LM_CTL_END, LM_CTL_IMAGE, LM_CTL_IMAGE_END,
+    LM_CTL_AUDIO, LM_CTL_AUDIO_END, LM_CTL_VIDEO, LM_CTL_VIDEO_END, LM_CTL_FRAME, LM_CTL_COUNT
+};
+extern const char *const lm_ctl_text[LM_CTL_COUNT];   /* "<|bos|>", … */
+
+/* Read and check loom.vocab.*, loom.image.grid and loom.video.* (absent keys stay 0). */
+int lm_media_vocab_load(const lm_gguf *g, int32_t n_vocab, loom_media_vocab *out, lm_error *err);
+
 struct loom_model {
     lm_gguf      *gguf;     /* the mapped file; weights point into it, owned          */
     lm_decoder   *dec;      /* bound weights and hyperparameters, owned               */
     lm_tokenizer *tok;      /* NULL when the file has no gpt2 tokenizer, owned        */
     char          desc[192];
+    loom_media_vocab vocab;      /* ranges and media shapes (zeros when absent)        */
+    int32_t       ctl[LM_CTL_COUNT]; /* control token ids, -1 when the tokenizer lacks one */
 };
 
 #endif

@@ -181,6 +181,71 @@ static int vocab_gpt2(lm_gguf_writer *w, int32_t n)
     return rc < 0 ? -1 : 0;
 }
 
+/* Copy one scalar or array key of `g` (entry i) into w. */
+static int copy_kv(const lm_gguf *g, int64_t i, lm_gguf_writer *w, lm_error *err)
+{
+    const char *key = lm_gguf_kv_key(g, i);
+    int rc = 0;
+    switch (lm_gguf_kv_type(g, i)) {
+    case LM_GGUF_U32: { uint32_t v = 0; if ((rc = lm_gguf_get_u32(g, key, &v, err)) == 0) rc = lm_gguf_set_u32(w, key, v); break; }
+    case LM_GGUF_I32: { int64_t v = 0; if ((rc = lm_gguf_get_i64(g, key, &v, err)) == 0) rc = lm_gguf_set_i32(w, key, (int32_t)v); break; }
+    case LM_GGUF_BOOL: { int v = 0; if ((rc = lm_gguf_get_bool(g, key, &v, err)) == 0) rc = lm_gguf_set_bool(w, key, v); break; }
+    case LM_GGUF_STRING: { const char *v = NULL; if ((rc = lm_gguf_get_str(g, key, &v, err)) == 0) rc = lm_gguf_set_str(w, key, v); break; }
+    case LM_GGUF_ARRAY: {
+        const lm_gguf_array *a = NULL;
+        if ((rc = lm_gguf_get_arr(g, key, &a, err)) < 0) break;
+        const uint64_t n = lm_gguf_arr_len(a);
+        if (lm_gguf_arr_type(a) != LM_GGUF_STRING) { rc = lm_gguf_set_arr(w, key, lm_gguf_arr_type(a), lm_gguf_arr_data(a), n); break; }
+        const char **v = malloc((n ? n : 1) * sizeof *v);
+        if (!v) return lm_fail(err, LOOM_ERR_NO_MEMORY, "synth: out of memory");
+        for (uint64_t k = 0; k < n; k++) v[k] = lm_gguf_arr_str(a, k);
+        rc = lm_gguf_set_arr_str(w, key, v, n);
+        free(v);
+        break;
+    }
+    default: return lm_fail(err, LOOM_ERR_UNSUPPORTED, "synth: cannot copy key '%s' (%s)", key, lm_gguf_vtype_name(lm_gguf_kv_type(g, i)));
+    }
+    return rc < 0 ? lm_fail(err, rc, "synth: cannot copy key '%s'", key) : 0;
+}
+
+/* The tokenizer.* and loom.vocab.* keys of `path`; *n_tokens gets its vocabulary size. */
+static int vocab_copy(lm_gguf_writer *w, const char *path, int32_t *n_tokens, lm_error *err)
+{
+    lm_gguf *g = NULL;
+    int rc = lm_gguf_open(path, &g, err);
+    const lm_gguf_array *toks = NULL;
+    if (rc == 0) rc = lm_gguf_get_arr(g, "tokenizer.ggml.tokens", &toks, err);
+    for (int64_t i = 0; rc == 0 && i < lm_gguf_n_kv(g); i++) {
+        const char *key = lm_gguf_kv_key(g, i);
+        if (!strncmp(key, "tokenizer.", 10) || !strncmp(key, "loom.vocab.", 11)) rc = copy_kv(g, i, w, err);
+    }
+    if (rc == 0) *n_tokens = (int32_t)lm_gguf_arr_len(toks);
+    lm_gguf_close(&g);
+    return rc;
+}
+
+/* The loom.vocab.* media ranges (after `base` ids) and the media shape keys; `skip` is left
+ * out (broken files for the loader tests). */
+static int media_keys(lm_gguf_writer *w, const lm_synth_params *p, int32_t base, const char *skip)
+{
+    int rc = 0;
+#define U32(k, v) do { if (!skip || strcmp(skip, k)) rc |= lm_gguf_set_u32(w, k, (uint32_t)(v)); } while (0)
+    if (p->image_count > 0) {
+        U32("loom.vocab.image_start", base);
+        U32("loom.vocab.image_count", p->image_count);
+    }
+    if (p->audio_count > 0) {
+        U32("loom.vocab.audio_start", base + (p->image_count > 0 ? p->image_count : 0));
+        U32("loom.vocab.audio_count", p->audio_count);
+    }
+    if (p->image_grid > 0) U32("loom.image.grid", p->image_grid);
+    if (p->video_n_frames > 0) U32("loom.video.n_frames", p->video_n_frames);
+    if (p->video_temporal_merge > 0) U32("loom.video.temporal_merge", p->video_temporal_merge);
+    if (p->video_gen_frames > 0) U32("loom.video.gen_frames", p->video_gen_frames);
+#undef U32
+    return rc < 0 ? -1 : 0;
+}
+
 static int set_keys(lm_gguf_writer *w, const lm_synth_params *p, const char *skip)
 {
     int rc = 0;
@@ -233,17 +298,24 @@ static int set_keys(lm_gguf_writer *w, const lm_synth_params *p, const char *ski
     return rc;
 }
 
-int lm_synth_write_broken(const lm_synth_params *p, const char *path, const char *skip_key,
+int lm_synth_write_broken(const lm_synth_params *params, const char *path, const char *skip_key,
                           const char *skip_tensor, const char *bad_tensor, lm_error *err)
 {
+    lm_synth_params q = *params;   /* n_vocab grows to hold the media ranges */
+    const lm_synth_params *p = &q;
     const int min_vocab = p->vocab == LM_SYNTH_VOCAB_SPM ? 259 : 268;
     if (p->n_vocab < min_vocab || p->n_layer < 1 || p->n_embd < 1 || p->n_expert < 1)
         return lm_fail(err, LOOM_ERR_INVALID_ARG, "synth: n_vocab %d (>= %d) / n_layer / n_embd / n_expert invalid",
                        p->n_vocab, min_vocab);
     synth s = {.p = p, .w = lm_gguf_writer_create(), .skip_tensor = skip_tensor, .bad_tensor = bad_tensor, .err = err};
     if (!s.w) return lm_fail(err, LOOM_ERR_NO_MEMORY, "synth: out of memory");
-    int vrc = p->vocab == LM_SYNTH_VOCAB_SPM ? vocab_spm(s.w, p->n_vocab) : vocab_gpt2(s.w, p->n_vocab);
-    if (vrc < 0 || set_keys(s.w, p, skip_key) < 0) s.rc = lm_fail(err, LOOM_ERR_NO_MEMORY, "synth: cannot set keys");
+    int32_t base = p->n_vocab;
+    int vrc = p->vocab_from ? vocab_copy(s.w, p->vocab_from, &base, err)
+            : p->vocab == LM_SYNTH_VOCAB_SPM ? vocab_spm(s.w, p->n_vocab) : vocab_gpt2(s.w, p->n_vocab);
+    if (vrc < 0 && p->vocab_from) s.rc = vrc;
+    q.n_vocab = base + (p->image_count > 0 ? p->image_count : 0) + (p->audio_count > 0 ? p->audio_count : 0);
+    if (s.rc == 0 && (vrc < 0 || media_keys(s.w, p, base, skip_key) < 0 || set_keys(s.w, p, skip_key) < 0))
+        s.rc = lm_fail(err, LOOM_ERR_NO_MEMORY, "synth: cannot set keys");
 
     const int64_t E = p->n_embd, H = p->n_head, dq = p->n_nope + p->n_rope;
     const float bg = p->branch_gain > 0 ? p->branch_gain : 0.5f;

@@ -36,12 +36,20 @@ typedef struct lm_synth_params {
     float    bias_amp;        /* exp_probs_b values in ±bias_amp (0: 0.1)                   */
     float    branch_gain;     /* attn_output / ffn_down gains (0: 0.5): smaller = calmer    */
     uint64_t seed;
+    /* Unified-model keys (docs/FORMAT.md "Unified model"); all off when 0 / NULL.          */
+    const char *vocab_from;   /* a GGUF whose tokenizer.* and loom.vocab.* keys replace the
+                                 synthetic vocabulary (e.g. models/loom-tiny-vocab.gguf)    */
+    int32_t  image_count;     /* > 0: loom.vocab.image_* range after the vocabulary         */
+    int32_t  audio_count;     /* > 0: loom.vocab.audio_* range after the image range        */
+    int32_t  image_grid;      /* > 0: loom.image.grid                                       */
+    int32_t  video_n_frames, video_temporal_merge, video_gen_frames; /* > 0: loom.video.*   */
 } lm_synth_params;
 
 /* A tiny model (a few hundred KB) with every feature on; callers then change fields. */
 lm_synth_params lm_synth_tiny_params(void);
 
-/* Write the model to `path`. */
+/* Write the model to `path`. With vocab_from or media ranges, token_embd / output get
+ * (vocabulary + image_count + audio_count) rows and n_vocab is ignored. */
 int lm_synth_write(const lm_synth_params *p, const char *path, lm_error *err);
 
 /* Leave out one tensor (`skip_tensor`) or key (`skip_key`), or give `bad_tensor` a wrong

@@ -195,6 +195,11 @@ void lm_sampler_penalize(const lm_sampler *s, float *logits)
     }
 }
 
+void lm_logits_cfg(float *out, const float *cond, const float *uncond, float scale, int32_t lo, int32_t hi)
+{
+    for (int32_t i = lo; i < hi; i++) out[i] = uncond[i] + scale * (cond[i] - uncond[i]);
+}
+
 static int cand_desc(const void *a, const void *b)
 {
     const cand *x = a, *y = b;

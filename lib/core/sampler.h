@@ -51,6 +51,11 @@ int32_t     lm_sampler_sample(lm_sampler *s, const float *logits);
  * callers that post-process logits themselves). */
 void        lm_sampler_penalize(const lm_sampler *s, float *logits);
 
+/* Classifier-free guidance: out[i] = uncond[i] + scale·(cond[i] − uncond[i]) for i in
+ * [lo, hi) (other entries untouched). */
+void        lm_logits_cfg(float *out, const float *cond, const float *uncond, float scale,
+                          int32_t lo, int32_t hi);
+
 /* splitmix64 step on a single 64-bit state: small, for seeding and light use. */
 uint64_t    lm_rng_next(uint64_t *state);
 float       lm_rng_uniform(uint64_t *state);  /* [0, 1), 24 bits */

@@ -1,0 +1,93 @@
+/* loom animate: text → frames of image codes (guided) → VQ decoder per frame → MP4.
+ * Uses only include/loom.h. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd_media.h"
+
+void help_animate(void);
+int  cmd_animate(int argc, char **argv);
+
+void help_animate(void)
+{
+    printf("usage: loom animate -m MODEL -p PROMPT -o OUT.mp4 [options]\n\n"
+           "Animates PROMPT: the model writes a video block (chat turn \"Animate: PROMPT\") of\n"
+           "frames × grid² image codes, the VQ codec renders each frame, frames are scaled up\n"
+           "(nearest neighbour) and encoded as H.264 (or MPEG-4) MP4.\n\n");
+    media_help_common();
+    printf("      --frames N         frames (default: the model's loom.video.gen_frames)\n"
+           "      --fps F            frame rate (default 4)\n"
+           "      --size N           output width and height, even (default 256)\n"
+           "      --vq PATH          VQ image codec (default: MODEL's <stem>-vq.gguf)\n");
+}
+
+static int animate_option(media_job *j, const char *opt, const char *val, int *i)
+{
+    int bad;
+    if (!strcmp(opt, "--vq") && val) { j->codec = val; bad = 0; }
+    else if (!strcmp(opt, "--frames") && val) bad = cli_parse_int(opt, val, 1, 1024, &j->frames);
+    else if (!strcmp(opt, "--fps") && val) bad = cli_parse_float(opt, val, 0.1, 240, &j->fps);
+    else if (!strcmp(opt, "--size") && val) {
+        bad = cli_parse_int(opt, val, 16, 4096, &j->size);
+        if (!bad && j->size % 2) { cli_error("%s: %lld is odd (MP4 frames need even sizes)", opt, j->size); bad = -1; }
+    } else return 0;
+    if (bad) return -1;
+    ++*i;
+    return 1;
+}
+
+/* Nearest-neighbour resize of a square RGB8 image src [n][n][3] to dst [size][size][3]. */
+static void upscale(const uint8_t *src, int n, uint8_t *dst, int size)
+{
+    for (int y = 0; y < size; y++) {
+        const uint8_t *row = src + (size_t)(y * n / size) * n * 3;
+        for (int x = 0; x < size; x++) memcpy(dst + ((size_t)y * size + x) * 3, row + (size_t)(x * n / size) * 3, 3);
+    }
+}
+
+int cmd_animate(int argc, char **argv)
+{
+    media_job j = {.cmd = "animate", .kind = LOOM_MEDIA_VIDEO, .codec_suffix = "-vq.gguf", .fps = 4, .size = 256};
+    int st = media_parse(&j, argc, argv, animate_option);
+    if (st != EXIT_OK) return st;
+    j.p.n_frames = (int32_t)j.frames;
+    char err[600];
+    loom_vq *vq = NULL;
+    uint8_t *rgb = NULL, *video = NULL;
+    st = media_load(&j);
+    if (st == EXIT_OK) st = media_open_vq(&j, &vq);
+    if (st == EXIT_OK) st = media_generate(&j);
+    const int g2 = j.v.image_grid * j.v.image_grid, S = (int)j.size, n = vq ? loom_vq_image_size(vq) : 0;
+    const int n_frames = g2 ? (int)(j.n_codes / g2) : 0;
+    const size_t frame = (size_t)S * S * 3;
+    if (st == EXIT_OK && (!(rgb = malloc((size_t)n * n * 3)) || !(video = malloc(frame * (size_t)n_frames)))) {
+        cli_error("animate: out of memory");
+        st = EXIT_FAILED;
+    }
+    for (int f = 0; st == EXIT_OK && f < n_frames; f++) {
+        if (loom_vq_decode(vq, j.codes + (size_t)f * g2, rgb) < 0) {
+            cli_error("animate: %s", loom_vq_error(vq));
+            st = EXIT_FAILED;
+        }
+        upscale(rgb, n, video + frame * f, S);
+    }
+    if (st == EXIT_OK) st = media_check_interrupt(&j);
+    loom_mp4_params mp = loom_mp4_default_params();
+    mp.fps = j.fps;
+    mp.n_threads = j.c.threads;
+    if (st == EXIT_OK && loom_video_write_mp4(j.out, video, n_frames, S, S, NULL, 0, mp, err, sizeof err) < 0) {
+        cli_error("animate: %s", err);
+        st = EXIT_FAILED;
+    }
+    if (st == EXIT_OK) {
+        char what[64];
+        snprintf(what, sizeof what, "%d frames of %d×%d at %g fps", n_frames, S, S, j.fps);
+        st = media_report(&j, what);
+    }
+    free(rgb);
+    free(video);
+    loom_vq_free(&vq);
+    media_done(&j);
+    return st;
+}

@@ -1,0 +1,220 @@
+/* The machinery `loom imagine`, `loom speak` and `loom animate` share (see cmd_media.h). */
+#include "cmd_media.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static volatile int g_interrupted;
+static void on_sigint(int sig) { (void)sig; g_interrupted = 1; }
+
+void media_help_common(void)
+{
+    printf("  -m, --model PATH       unified decoder GGUF (with loom.vocab.* ranges)\n"
+           "  -p, --prompt TEXT      what to make (or give it as the only positional argument)\n"
+           "  -o, --output PATH      file to write (appears atomically; nothing on failure or Ctrl-C)\n"
+           "      --cfg S            classifier-free guidance scale (default 3; 0 or 1 = off, half the work)\n"
+           "      --seed N           sampler seed (default 0; same seed, same output)\n"
+           "      --temp T           sampling temperature (default 1; 0 = greedy)\n"
+           "      --top-k K          sample among the K likeliest codes (default 0 = all)\n"
+           "  -t, --threads N        threads (default: all CPUs)\n"
+           "      --json             print a JSON summary on stdout\n"
+           "  -q, --quiet            no progress bar or summary line\n");
+}
+
+int media_parse(media_job *j, int argc, char **argv, media_option_fn extra)
+{
+    j->p = loom_media_default_params(j->kind);
+    for (int i = 1; i < argc; i++) {
+        int r = cli_common_option(&j->c, argc, argv, &i);
+        if (r < 0) return EXIT_USAGE;
+        if (r > 0) continue;
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        double f;
+        long long k;
+#define OPT(s1, s2) (!strcmp(a, s1) || !strcmp(a, s2))
+        if (a[0] != '-' || !a[1]) {
+            if (j->prompt) { cli_error("%s: more than one prompt ('%s', '%s'); quote the prompt", j->cmd, j->prompt, a); return EXIT_USAGE; }
+            j->prompt = a;
+            continue;
+        }
+        if ((r = extra ? extra(j, a, v, &i) : 0) < 0) return EXIT_USAGE;
+        if (r > 0) continue;
+        if (!v) { cli_error("%s: unknown or incomplete option '%s'", j->cmd, a); return EXIT_USAGE; }
+        if (OPT("-p", "--prompt")) j->prompt = v;
+        else if (OPT("-o", "--output")) j->out = v;
+        else if (OPT("--cfg", "--cfg-scale")) { if (cli_parse_float(a, v, 0, 100, &f) < 0) return EXIT_USAGE; j->p.cfg_scale = (float)f; }
+        else if (OPT("--temp", "--temperature")) { if (cli_parse_float(a, v, 0, 100, &f) < 0) return EXIT_USAGE; j->p.temperature = (float)f; }
+        else if (OPT("--top-k", "--topk")) { if (cli_parse_int(a, v, 0, 1 << 30, &k) < 0) return EXIT_USAGE; j->p.top_k = (int32_t)k; }
+        else { cli_error("%s: unknown option '%s'", j->cmd, a); return EXIT_USAGE; }
+#undef OPT
+        i++;
+    }
+    j->p.seed = j->c.seed;
+    if (!j->c.model) { cli_error("%s: no model (-m MODEL)", j->cmd); return EXIT_USAGE; }
+    if (!j->prompt) { cli_error("%s: no prompt (-p TEXT)", j->cmd); return EXIT_USAGE; }
+    if (!j->out) { cli_error("%s: no output file (-o PATH)", j->cmd); return EXIT_USAGE; }
+    return EXIT_OK;
+}
+
+/* "<dir>/foo.gguf" → "<dir>/foo<suffix>". */
+static int sibling(const char *model, const char *suffix, char *buf, size_t size)
+{
+    size_t n = strlen(model);
+    if (n > 5 && !strcmp(model + n - 5, ".gguf")) n -= 5;
+    return snprintf(buf, size, "%.*s%s", (int)n, model, suffix) < (int)size ? 0 : -1;
+}
+
+int media_load(media_job *j)
+{
+    signal(SIGINT, on_sigint);
+    char err[600];
+    if (j->codec) snprintf(j->codec_path, sizeof j->codec_path, "%s", j->codec);
+    else if (sibling(j->c.model, j->codec_suffix, j->codec_path, sizeof j->codec_path) < 0) {
+        cli_error("%s: model path too long", j->cmd);
+        return EXIT_FAILED;
+    }
+    loom_model_params mp = loom_model_default_params();
+    mp.n_threads = j->c.threads;
+    if (loom_model_load(j->c.model, mp, &j->m, err, sizeof err) < 0) { cli_error("%s: %s", j->cmd, err); return EXIT_FAILED; }
+    if (loom_model_can_generate(j->m, j->kind, err, sizeof err) < 0) {
+        cli_error("%s: %s: %s", j->cmd, j->c.model, err);
+        return EXIT_FAILED;
+    }
+    loom_model_media_vocab(j->m, &j->v);
+    return EXIT_OK;
+}
+
+int media_check_codebook(const media_job *j, const char *what, int codebook, int32_t model_count)
+{
+    if (codebook == model_count) return EXIT_OK;
+    cli_error("%s: %s has %d %s codes but %s has %d: they are not one model's files", j->cmd, j->codec_path,
+              codebook, what, j->c.model, model_count);
+    return EXIT_FAILED;
+}
+
+int media_open_vq(const media_job *j, loom_vq **vq)
+{
+    char err[600];
+    if (loom_vq_open(j->codec_path, loom_codec_default_params(), vq, err, sizeof err) < 0) {
+        cli_error("%s: VQ codec: %s (give --vq PATH)", j->cmd, err);
+        return EXIT_FAILED;
+    }
+    int st = media_check_codebook(j, "image", loom_vq_codebook_size(*vq), j->v.image_count);
+    if (st == EXIT_OK && loom_vq_grid(*vq) != j->v.image_grid) {
+        cli_error("%s: %s has a %d×%d code grid but %s draws %d×%d", j->cmd, j->codec_path, loom_vq_grid(*vq),
+                  loom_vq_grid(*vq), j->c.model, j->v.image_grid, j->v.image_grid);
+        st = EXIT_FAILED;
+    }
+    return st;
+}
+
+static void on_progress(int64_t done, int64_t total, void *user) { cli_progress_update(user, done, total); }
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Tokens of the job's (un)conditional turn, malloc'ed; NULL on failure (message printed). */
+static int32_t *turn(const media_job *j, int unconditional, int64_t *n)
+{
+    *n = loom_media_prompt(j->m, j->kind, j->prompt, unconditional, NULL, 0);
+    int32_t *t = *n > 0 ? malloc((size_t)*n * sizeof *t) : NULL;
+    if (!t || loom_media_prompt(j->m, j->kind, j->prompt, unconditional, t, *n) != *n) {
+        cli_error("%s: cannot tokenize the prompt (%s)", j->cmd, *n < 0 ? loom_status_str((int)*n) : "out of memory");
+        free(t);
+        return NULL;
+    }
+    return t;
+}
+
+int media_generate(media_job *j)
+{
+    char err[600];
+    const int64_t max = loom_media_max_codes(j->m, j->p);
+    const int guided = j->p.cfg_scale != 0.0f && j->p.cfg_scale != 1.0f;
+    int64_t n_cond = 0, n_unc = 0;
+    int32_t *cond = turn(j, 0, &n_cond), *unc = guided ? turn(j, 1, &n_unc) : NULL;
+    j->codes = max > 0 ? malloc((size_t)max * sizeof *j->codes) : NULL;
+    int status = cond && (unc || !guided) && j->codes ? EXIT_OK : EXIT_FAILED;
+    if (status == EXIT_OK && max <= 0) cli_error("%s: %s", j->cmd, loom_status_str((int)max));
+    loom_session *s = NULL, *u = NULL;
+    loom_session_params sp = loom_session_default_params();
+    sp.n_threads = j->c.threads;
+    /* prompt + open + codes + frame markers + close */
+    const int64_t frames = j->kind == LOOM_MEDIA_VIDEO ? max / ((int64_t)j->v.image_grid * j->v.image_grid) : 0;
+    sp.n_ctx = (int32_t)(n_cond + max + frames + 2);
+    if (status == EXIT_OK && (loom_session_create(j->m, sp, &s, err, sizeof err) < 0 ||
+                              (guided && loom_session_create(j->m, sp, &u, err, sizeof err) < 0))) {
+        cli_error("%s: %s", j->cmd, err);
+        status = EXIT_FAILED;
+    }
+    if (status == EXIT_OK) {
+        cli_progress bar;
+        cli_progress_init(&bar, j->cmd, j->c.quiet);
+        loom_media_params p = j->p;
+        p.on_progress = on_progress;
+        p.user_data = &bar;
+        p.abort_flag = &g_interrupted;
+        const double t0 = now_s();
+        j->n_codes = loom_generate_media(j->m, s, cond, n_cond, u, unc, n_unc, p, j->codes, max, err, sizeof err);
+        j->gen_seconds = now_s() - t0;
+        cli_progress_done(&bar);
+        if (j->n_codes == LOOM_ERR_ABORTED) {
+            cli_error("%s: interrupted; nothing written", j->cmd);
+            status = EXIT_ABORTED;
+        } else if (j->n_codes < 0) {
+            cli_error("%s: %s", j->cmd, err);
+            status = EXIT_FAILED;
+        } else if (j->n_codes == 0) {
+            cli_error("%s: the model closed the block without a single code; try another --seed", j->cmd);
+            status = EXIT_FAILED;
+        }
+    }
+    loom_session_free(&s);
+    loom_session_free(&u);
+    free(cond);
+    free(unc);
+    return status;
+}
+
+int media_check_interrupt(const media_job *j)
+{
+    if (!g_interrupted) return EXIT_OK;
+    cli_error("%s: interrupted; nothing written", j->cmd);
+    return EXIT_ABORTED;
+}
+
+int media_report(const media_job *j, const char *what)
+{
+    if (j->c.json) {
+        printf("{\"output\": ");
+        cli_json_str(stdout, j->out);
+        printf(", \"model\": ");
+        cli_json_str(stdout, j->c.model);
+        printf(", \"codec\": ");
+        cli_json_str(stdout, j->codec_path);
+        printf(", \"prompt\": ");
+        cli_json_str(stdout, j->prompt);
+        printf(", \"codes\": %lld, \"seed\": %llu, \"cfg\": %g, \"temperature\": %g, \"top_k\": %d, "
+               "\"generate_s\": %.3f}\n", (long long)j->n_codes, (unsigned long long)j->p.seed, j->p.cfg_scale,
+               j->p.temperature, j->p.top_k, j->gen_seconds);
+    } else if (!j->c.quiet) {
+        fprintf(stderr, "loom: %s: wrote %s (%s; %lld codes in %.2f s)\n", j->cmd, j->out, what,
+                (long long)j->n_codes, j->gen_seconds);
+    }
+    return EXIT_OK;
+}
+
+void media_done(media_job *j)
+{
+    free(j->codes);
+    j->codes = NULL;
+    loom_model_free(&j->m);
+    signal(SIGINT, SIG_DFL);
+}

@@ -1,0 +1,233 @@
+/* `loom imagine / speak / animate` end to end on a random-weight unified decoder (loom-tiny's
+ * vocabulary with 1024 image + 1024 audio codes) and the bundled loom-tiny codecs: the files
+ * are valid PNG / WAV / MP4, the PNG carries its metadata, the same seed gives the same
+ * bytes, bad options and mismatched files give clear errors, Ctrl-C leaves nothing behind.
+ * The binary comes from $LOOM_BIN. */
+#include <dirent.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "include/loom.h"
+#include "tests/decoder_test_util.h"
+
+static const char *bin;
+static char dir[320], model[400], cmd[4096], out[16384];
+
+/* Run a loom command line (stdout + stderr into out); returns the exit status. */
+static int loom(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int loom(const char *fmt, ...)
+{
+    char args[3000];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof cmd, "cd %s && %s %s -t 1 2>&1", dir, bin, args);
+    FILE *p = popen(cmd, "r");
+    if (!p) return -1;
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = '\0';
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static char *slurp(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    rewind(f);
+    char *b = malloc((size_t)len + 1);
+    *n = b ? fread(b, 1, (size_t)len, f) : 0;
+    fclose(f);
+    return b;
+}
+
+static int same_file(const char *a, const char *b)
+{
+    size_t na = 0, nb = 0;
+    char *x = slurp(a, &na), *y = slurp(b, &nb);
+    int same = x && y && na == nb && !memcmp(x, y, na);
+    free(x);
+    free(y);
+    return same;
+}
+
+static const char *text_value(char **text, int n, const char *key)
+{
+    for (int i = 0; i < n; i++) if (!strcmp(text[2 * i], key)) return text[2 * i + 1];
+    return NULL;
+}
+
+static int write_model(const char *path, int image_count, int grid)
+{
+    lm_synth_params p = lm_synth_tiny_params();
+    p.vocab_from = "../models/loom-tiny-vocab.gguf";
+    p.image_count = image_count; p.audio_count = 1024; p.image_grid = grid; p.video_gen_frames = 4;
+    lm_error e = {0};
+    int rc = lm_synth_write(&p, path, &e);
+    CHECK(rc == 0, "write %s: %s", path, e.msg);
+    return rc;
+}
+
+static void test_imagine(void)
+{
+    char png[500], png2[500], err[256];
+    snprintf(png, sizeof png, "%s/a.png", dir);
+    snprintf(png2, sizeof png2, "%s/b.png", dir);
+    CHECK(loom("imagine -m m.gguf -p 'a red circle' -o a.png --seed 7 --cfg 2.5 --temp 0.9 --top-k 50") == 0, "imagine: %s", out);
+    CHECK(strstr(out, "wrote a.png") != NULL, "summary line: %s", out);
+    loom_image img = {0};
+    CHECK(loom_image_load(png, loom_image_default_params(), &img, err, sizeof err) == 0 && img.width == 64 &&
+          img.height == 64, "PNG decodes to 64×64: %s", err);
+    loom_image_free(&img);
+    char **text = NULL;
+    int n = 0;
+    CHECK(loom_png_read_text(png, &text, &n, err, sizeof err) == 0, "tEXt: %s", err);
+    if (text) {
+        const char *want[][2] = {{"model", "m.gguf"}, {"prompt", "a red circle"}, {"seed", "7"}, {"cfg", "2.5"},
+                                 {"temperature", "0.9"}, {"top-k", "50"}, {"Software", "loom 0.1.0"}};
+        for (int i = 0; i < 7; i++) {
+            const char *v = text_value(text, n, want[i][0]);
+            CHECK(v && !strcmp(v, want[i][1]), "tEXt %s = '%s' (want '%s')", want[i][0], v ? v : "(none)", want[i][1]);
+        }
+        free(text);
+    }
+    /* same seed → byte-identical file; another seed → another picture */
+    CHECK(loom("imagine -m m.gguf -p 'a red circle' -o b.png --seed 7 --cfg 2.5 --temp 0.9 --top-k 50 -q") == 0 &&
+          out[0] == '\0', "imagine -q is silent: %s", out);
+    CHECK(same_file(png, png2), "same seed, same PNG bytes");
+    CHECK(loom("imagine -m m.gguf -p 'a red circle' -o b.png --seed 8 --cfg 2.5 --temp 0.9 --top-k 50") == 0, "seed 8: %s", out);
+    CHECK(!same_file(png, png2), "another seed, another PNG");
+    /* positional prompt, no guidance, --json, the codec named explicitly */
+    CHECK(loom("imagine -m ../m.gguf 'a blue square' -o c.png --cfg 1 --vq m-vq.gguf --json") == 0 &&
+          strstr(out, "\"codes\": 256") && strstr(out, "\"cfg\": 1"), "positional + json: %s", out);
+}
+
+static void test_speak_animate(void)
+{
+    char path[500], err[256];
+    CHECK(loom("speak -m m.gguf -p 'hello there' -o a.wav --seconds 2") == 0, "speak: %s", out);
+    snprintf(path, sizeof path, "%s/a.wav", dir);
+    float *pcm = NULL;
+    size_t n = 0;
+    CHECK(loom_audio_load(path, NULL, &pcm, &n, err, sizeof err) == 0 && n > 0 && n <= 32000 && n % 640 == 0,
+          "WAV: %zu samples (%s)", n, err);
+    loom_audio_pcm_free(&pcm);
+
+    CHECK(loom("animate -m m.gguf -p 'a ball bounces' -o a.mp4 --cfg 1") == 0, "animate: %s", out);
+    snprintf(path, sizeof path, "%s/a.mp4", dir);
+    loom_video_info vi;
+    CHECK(loom_video_probe(path, loom_video_default_params(), &vi, err, sizeof err) == 0 && vi.width == 256 &&
+          vi.height == 256 && vi.n_frames == 4 && vi.fps > 3.99 && vi.fps < 4.01,
+          "MP4 256×256, 4 frames at 4 fps: %dx%d %lld %g (%s)", vi.width, vi.height, (long long)vi.n_frames, vi.fps, err);
+    CHECK(loom("animate -m m.gguf -p 'a ball' -o b.mp4 --cfg 1 --frames 2 --size 128 --fps 8") == 0, "animate opts: %s", out);
+    snprintf(path, sizeof path, "%s/b.mp4", dir);
+    CHECK(loom_video_probe(path, loom_video_default_params(), &vi, err, sizeof err) == 0 && vi.width == 128 &&
+          vi.n_frames == 2, "MP4 128×128, 2 frames: %dx%d %lld", vi.width, vi.height, (long long)vi.n_frames);
+}
+
+static void test_errors(void)
+{
+    CHECK(loom("imagine -m m.gguf -p x") == 2 && strstr(out, "no output file"), "no -o: %s", out);
+    CHECK(loom("imagine -m m.gguf -o x.png") == 2 && strstr(out, "no prompt"), "no prompt: %s", out);
+    CHECK(loom("imagine -p x -o x.png") == 2 && strstr(out, "no model"), "no model: %s", out);
+    CHECK(loom("imagine -m m.gguf -p x -o x.png --cfg abc") == 2 && strstr(out, "--cfg"), "bad cfg: %s", out);
+    CHECK(loom("imagine -m m.gguf -p x -o x.png --top-k -3") == 2 && strstr(out, "--top-k"), "bad top-k: %s", out);
+    CHECK(loom("imagine -m m.gguf -p x -o x.png --temp") == 2 && strstr(out, "--temp"), "missing value: %s", out);
+    CHECK(loom("imagine -m m.gguf -p x -o x.png --bogus 1") == 2 && strstr(out, "--bogus"), "unknown option: %s", out);
+    CHECK(loom("imagine -m m.gguf -p x y -o x.png") == 2 && strstr(out, "more than one prompt"), "two prompts: %s", out);
+    CHECK(loom("animate -m m.gguf -p x -o x.mp4 --size 255") == 2 && strstr(out, "odd"), "odd size: %s", out);
+    CHECK(loom("speak -m m.gguf -p x -o x.wav --seconds 0") == 2 && strstr(out, "--seconds"), "0 s: %s", out);
+    CHECK(loom("imagine -m nothere.gguf -p x -o x.png") == 1 && strstr(out, "nothere.gguf"), "missing model: %s", out);
+    /* the codec is looked for next to the model, and must match it */
+    CHECK(loom("imagine -m ../m.gguf -p x -o x.png") == 1 && strstr(out, "m-vq.gguf") && strstr(out, "--vq"),
+          "no sibling VQ: %s", out);
+    CHECK(loom("speak -m m.gguf -p x -o x.wav --codec m-vq.gguf") == 1 && strstr(out, "audio codec"), "VQ as audio codec: %s", out);
+    CHECK(loom("imagine -m small.gguf -p x -o x.png --vq m-vq.gguf") == 1 && strstr(out, "not one model's files"),
+          "codebook mismatch: %s", out);
+    CHECK(loom("imagine -m grid8.gguf -p x -o x.png --vq m-vq.gguf") == 1 && strstr(out, "grid"), "grid mismatch: %s", out);
+    CHECK(loom("imagine -m plain.gguf -p x -o x.png --vq m-vq.gguf") == 1 && strstr(out, "cannot generate images"),
+          "plain decoder: %s", out);
+    CHECK(loom("imagine --help") == 0 && strstr(out, "--cfg") && strstr(out, "--vq"), "help: %s", out);
+    char path[500];
+    snprintf(path, sizeof path, "%s/x.png", dir);
+    CHECK(access(path, F_OK) != 0, "failed runs wrote nothing");
+}
+
+/* Entries of dir whose name starts with prefix. */
+static int count_prefixed(const char *prefix)
+{
+    DIR *d = opendir(dir);
+    int n = 0;
+    for (struct dirent *e; d && (e = readdir(d));) n += !strncmp(e->d_name, prefix, strlen(prefix));
+    if (d) closedir(d);
+    return n;
+}
+
+static void test_sigint(void)
+{
+    char path[500];
+    snprintf(path, sizeof path, "%s/int.mp4", dir);
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (chdir(dir) != 0) _exit(127);
+        if (!freopen("/dev/null", "w", stderr)) _exit(127);
+        execl(bin, bin, "animate", "-m", "m.gguf", "-p", "a long one", "-o", "int.mp4", "--frames", "15", "-t", "1",
+              (char *)NULL);
+        _exit(127);
+    }
+    struct timespec t = {.tv_sec = 0, .tv_nsec = 400 * 1000 * 1000};
+    nanosleep(&t, NULL);
+    kill(pid, SIGINT);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 130, "Ctrl-C exits 130 (status %d)", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+    CHECK(access(path, F_OK) != 0 && count_prefixed("int") == 0, "no output or temporary file after Ctrl-C");
+}
+
+int main(void)
+{
+    if (!(bin = getenv("LOOM_BIN"))) { printf("LOOM_BIN not set\n0 passed, 1 failed\n"); return 1; }
+    char tmpl[256], path[400];
+    (void)tmp_model_path;
+    snprintf(tmpl, sizeof tmpl, "%s/loom-media-cli-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    if (!mkdtemp(tmpl)) { printf("mkdtemp failed\n0 passed, 1 failed\n"); return 1; }
+    /* tmpl/m.gguf alone; tmpl/sub/ (the commands' folder) holds m.gguf with its codecs */
+    snprintf(dir, sizeof dir, "%s/sub", tmpl);
+    mkdir(dir, 0700);
+    snprintf(model, sizeof model, "%s/m.gguf", tmpl);
+    char cwd[512];
+    if (!getcwd(cwd, sizeof cwd)) return 1;
+    const struct { const char *name, *target; } links[] = {
+        {"sub/m-vq.gguf", "models/loom-tiny-vq.gguf"}, {"sub/m-audiocodec.gguf", "models/loom-tiny-audiocodec.gguf"}};
+    for (int i = 0; i < 2; i++) {
+        char target[700];
+        snprintf(path, sizeof path, "%s/%s", tmpl, links[i].name);
+        snprintf(target, sizeof target, "%s/../%s", cwd, links[i].target);
+        CHECK(symlink(target, path) == 0, "link %s", path);
+    }
+    if (write_model(model, 1024, 16) == 0) {
+        snprintf(path, sizeof path, "%s/m.gguf", dir);
+        write_model(path, 1024, 16);
+        snprintf(path, sizeof path, "%s/small.gguf", dir);
+        write_model(path, 512, 16);
+        snprintf(path, sizeof path, "%s/grid8.gguf", dir);
+        write_model(path, 1024, 8);
+        lm_synth_params p = lm_synth_tiny_params();
+        lm_error e = {0};
+        snprintf(path, sizeof path, "%s/plain.gguf", dir);
+        CHECK(lm_synth_write(&p, path, &e) == 0, "plain: %s", e.msg);
+        test_imagine();
+        test_speak_animate();
+        test_errors();
+        test_sigint();
+    }
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpl);
+    CHECK(system(cmd) == 0, "cleanup");
+    return finish();
+}
