@@ -161,13 +161,17 @@ def train(a):
             X, Y = U.build(model, tok, [data.sample(task, i, rng) for i in idx])
             logits = model.dec(X)
         loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), Y.reshape(-1), ignore_index=-100)
+        aux = model.aux_loss()
+        loss_all = loss + a.aux * aux
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        loss_all.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         model.dec.update_bias(1e-3)
         step += 1
         hist[task].append(loss.item())
+        if aux.item() > 0:
+            hist.setdefault("aux", []).append(aux.item())
         if step % 25 == 0:
             msg = f"step {step} {(time.time() - t_start) / 60:.1f} min lr {lr_at(frac, a.lr):.2e} " + \
                 " ".join(f"{t} {np.mean(h[-20:]):.3f}" for t, h in hist.items() if h)
@@ -204,7 +208,8 @@ def main():
     ap.add_argument("--out", default="runs/tiny/loom-tiny")
     ap.add_argument("--minutes", type=float, default=90)
     ap.add_argument("--tasks", default=",".join(TASKS))
-    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--aux", type=float, default=1.0, help="weight of the image-row reconstruction loss")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-bf16", dest="bf16", action="store_false")

@@ -48,6 +48,12 @@ class Unified(nn.Module):
         self.dec = decoder.Decoder(c.dec)
         self.vis = vision.VisionEncoder(c.vis)
         self.aud = audio_enc.AudioEncoder(**c.aud)
+        # training only (never exported): each image row reconstructs its 16x16-pixel region
+        # at 4x4 resolution, so the rows cannot collapse into a constant the decoder ignores
+        side = c.vis.image_size // (c.vis.patch_size * c.vis.merge)
+        self.aux_px = (c.vis.image_size // side) // 4
+        self.aux = nn.Linear(c.vis.n_embd_out, 16 * 3)
+        self.aux_rows = []
         with torch.no_grad():      # small init for the encoders too
             for m in (self.vis, self.aud):
                 for n, p in m.named_parameters():
@@ -61,7 +67,24 @@ class Unified(nn.Module):
     # media → decoder embedding rows
     def image_rows(self, imgs):                 # uint8 [N,64,64,3] → [N,16,E]
         x = torch.from_numpy(np.ascontiguousarray(imgs)).float().permute(0, 3, 1, 2) / 255.0
-        return self.vis((x - 0.5) / 0.5)
+        rows = self.vis((x - 0.5) / 0.5)
+        if self.training:
+            self.aux_rows.append((rows, x))
+        return rows
+
+    def aux_loss(self):
+        """Reconstruction loss of the images seen since the last call (0 if none)."""
+        if not self.aux_rows:
+            return torch.zeros(())
+        loss = 0.0
+        for rows, x in self.aux_rows:
+            N, R = rows.shape[:2]
+            side = int(round(R ** 0.5))
+            t = F.avg_pool2d(x, x.shape[-1] // (side * 4))                  # [N,3,side*4,side*4]
+            t = t.view(N, 3, side, 4, side, 4).permute(0, 2, 4, 3, 5, 1).reshape(N, R, 48)
+            loss = loss + F.mse_loss(self.aux(rows.float()), t * 2 - 1)
+        self.aux_rows = []
+        return loss / 1.0
 
     def video_rows(self, vids):                 # uint8 [N,F,64,64,3] → [N, F/m·(1+16) rows]
         N, Fr = vids.shape[:2]
