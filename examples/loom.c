@@ -19,11 +19,20 @@ static int  cmd_info(int argc, char **argv);
 static void help_info(void);
 int  cmd_generate(int argc, char **argv);   /* cmd_generate.c */
 void help_generate(void);
+int  cmd_caption(int argc, char **argv);     /* cmd_understand.c */
+void help_caption(void);
+int  cmd_transcribe(int argc, char **argv);
+void help_transcribe(void);
+int  cmd_describe(int argc, char **argv);
+void help_describe(void);
 
 static const command COMMANDS[] = {
     {"version", "print loom's version and the CPU features it uses", cmd_version, help_version},
     {"info",    "print a model file's metadata and tensor table", cmd_info, help_info},
     {"generate", "continue a prompt with a decoder model (streams text)", cmd_generate, help_generate},
+    {"caption", "describe an image or answer a question about it", cmd_caption, help_caption},
+    {"transcribe", "transcribe speech (txt, srt, vtt or json)", cmd_transcribe, help_transcribe},
+    {"describe", "describe what happens in a video", cmd_describe, help_describe},
 };
 enum { N_COMMANDS = sizeof COMMANDS / sizeof COMMANDS[0] };
 

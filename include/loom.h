@@ -272,8 +272,10 @@ typedef struct loom_generate_stats {
 loom_generate_params loom_generate_default_params(void);
 
 /* Prompt (with prefix reuse), then sample and decode up to n_predict tokens, streaming
- * each through on_token. Returns the number generated or a negative status; stats may be
- * NULL. Running out of context is LOOM_ERR_CONTEXT_FULL. */
+ * each through on_token. With n_prompt 0 (prompt may be NULL) generation continues from
+ * what the session holds (e.g. after loom_session_append_prompt). Stops after EOS or the
+ * end-of-turn token when stop_at_eos (neither is streamed). Returns the number generated
+ * or a negative status; stats may be NULL. Running out of context is LOOM_ERR_CONTEXT_FULL. */
 int64_t loom_session_generate(loom_session *s, const int32_t *prompt, int64_t n_prompt,
                               loom_generate_params params, loom_generate_stats *stats);
 
@@ -549,6 +551,85 @@ int64_t loom_audio_codec_n_codes(const loom_audio_codec *ac, int64_t n_samples);
 /* pcm [n_samples] (more than 200 samples) → codes [loom_audio_codec_n_codes(ac, n_samples)]. */
 int   loom_audio_codec_encode(loom_audio_codec *ac, const float *pcm, int64_t n_samples, int32_t *codes);
 const char *loom_audio_codec_error(const loom_audio_codec *ac);
+
+
+/* ---------------------------------------------------------------------------------------
+ * Media in prompts (issues: vision, audio, video): the media encoders of a unified model
+ * (`<stem>-mmproj.gguf`: a ViT and/or a Whisper-style audio encoder with their projectors)
+ * turn pictures, sound and video into rows of the decoder's embedding width; a loom_prompt
+ * strings control tokens, text and those rows together in order and a session reads it.
+ * The sequences loom's models are trained on are in docs/FORMAT.md ("Unified model").
+ *
+ *     loom_mmproj *mp = NULL;
+ *     loom_mmproj_load("loom-tiny-mmproj.gguf", loom_mmproj_default_params(), &mp, err, sizeof err);
+ *     loom_prompt *p = NULL;
+ *     loom_prompt_create(model, &p);
+ *     loom_prompt_add_special(p, "<|bos|>");  loom_prompt_add_special(p, "<|user|>");
+ *     loom_prompt_add_image(p, mp, &img);     // <|image|> rows <|/image|>
+ *     loom_prompt_add_text(p, "Describe the image.");
+ *     loom_prompt_add_special(p, "<|end|>");  loom_prompt_add_special(p, "<|assistant|>");
+ *     loom_session_truncate(s, 0);
+ *     loom_session_append_prompt(s, p);
+ *     loom_session_generate(s, NULL, 0, gp, NULL);   // n_prompt 0: continue from the cache
+ *     loom_prompt_free(&p);  loom_mmproj_free(&mp);
+ * ------------------------------------------------------------------------------------- */
+typedef struct loom_mmproj loom_mmproj;
+
+typedef struct loom_mmproj_params {
+    int32_t n_threads;        /* 0 = all CPUs                                                */
+    int32_t max_images;       /* images (or video frames) one encode call takes (default 8) */
+} loom_mmproj_params;
+
+loom_mmproj_params loom_mmproj_default_params(void);
+
+/* Load a media-encoder file. Either encoder may be absent (clip.has_vision_encoder /
+ * clip.has_audio_encoder); a file with neither is an error. */
+int  loom_mmproj_load(const char *path, loom_mmproj_params params, loom_mmproj **out,
+                      char *err, size_t err_size);
+void loom_mmproj_free(loom_mmproj **mp);
+const char *loom_mmproj_error(const loom_mmproj *mp);   /* last failure ("" if none) */
+int  loom_mmproj_has_vision(const loom_mmproj *mp);
+int  loom_mmproj_has_audio(const loom_mmproj *mp);
+int  loom_mmproj_n_embd(const loom_mmproj *mp);          /* width of every output row      */
+int  loom_mmproj_image_rows(const loom_mmproj *mp);      /* rows per image                 */
+/* Rows for n_samples of 16 kHz audio; LOOM_ERR_LIMIT past the encoder's longest input. */
+int64_t loom_mmproj_audio_rows(const loom_mmproj *mp, int64_t n_samples);
+/* Longest audio the encoder takes in one piece, in samples. */
+int64_t loom_mmproj_audio_max_samples(const loom_mmproj *mp);
+/* One image of any size (fitted as the file says) → out[image_rows][n_embd]. */
+int  loom_mmproj_encode_image(loom_mmproj *mp, const loom_image *img, float *out);
+/* Mono 16 kHz pcm → out[audio_rows(n_samples)][n_embd]. */
+int  loom_mmproj_encode_audio(loom_mmproj *mp, const float *pcm, int64_t n_samples, float *out);
+
+/* A prompt: token ids and embedding rows in order. Owns copies of everything added. */
+typedef struct loom_prompt loom_prompt;
+
+int  loom_prompt_create(const loom_model *m, loom_prompt **out);
+void loom_prompt_free(loom_prompt **p);
+void loom_prompt_clear(loom_prompt *p);
+int64_t loom_prompt_n(const loom_prompt *p);               /* positions (tokens + rows)   */
+const char *loom_prompt_error(const loom_prompt *p);       /* last failure ("" if none)   */
+int  loom_prompt_add_token(loom_prompt *p, int32_t token);
+/* A control token by its text, e.g. "<|image|>"; LOOM_ERR_NOT_FOUND if the vocabulary
+ * has no such token. */
+int  loom_prompt_add_special(loom_prompt *p, const char *name);
+/* UTF-8 text, tokenized without special parsing (a "<|end|>" in it stays text). */
+int  loom_prompt_add_text(loom_prompt *p, const char *text);
+int  loom_prompt_add_rows(loom_prompt *p, const float *rows, int64_t n_rows);  /* [n][n_embd] */
+/* <|image|> rows <|/image|>. The encoder's width must equal the decoder's. */
+int  loom_prompt_add_image(loom_prompt *p, loom_mmproj *mp, const loom_image *img);
+/* <|audio|> rows <|/audio|> for the whole clip (at most loom_mmproj_audio_max_samples). */
+int  loom_prompt_add_audio(loom_prompt *p, loom_mmproj *mp, const float *pcm, int64_t n_samples);
+/* <|video|>, then per group of `temporal_merge` frames (the model file's loom.video.*
+ * keys; 1 if absent) <|frame|> + the mean of their image rows, then <|/video|>. */
+int  loom_prompt_add_video(loom_prompt *p, loom_mmproj *mp, const loom_video *v);
+/* Frames the model wants sampled from a video (loom.video.n_frames; 8 if absent). */
+int  loom_model_video_frames(const loom_model *m);
+
+/* Append the whole prompt after the session's cache. */
+int  loom_session_append_prompt(loom_session *s, const loom_prompt *p);
+/* The end-of-turn token (tokenizer.ggml.eot_token_id), or -1. Generation stops at it too. */
+int32_t loom_token_eot(const loom_model *m);
 
 
 /* ---------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@
 #include "lib/core/sampler.h"
 #include "lib/core/threadpool.h"
 #include "lib/model.h"
+#include "lib/prompt.h"
 
 struct loom_session {
     const loom_model *m;
@@ -190,17 +191,20 @@ int64_t loom_session_generate(loom_session *s, const int32_t *prompt, int64_t n_
     while (prompt && common < past && common < n_prompt && s->hist[common] == prompt[common]) common++;
     st.n_reused = common < n_prompt ? common : n_prompt - 1;
     double t0 = now_ms();
-    int rc = loom_session_prompt(s, prompt, n_prompt, NULL);
+    int rc = 0;
+    if (n_prompt > 0) rc = loom_session_prompt(s, prompt, n_prompt, NULL);
+    else if (!s->has_logits) rc = lm_fail(&s->err, LOOM_ERR_INVALID_ARG, "generate: no prompt and nothing cached");
+    else st.n_reused = 0;
     st.prompt_ms = now_ms() - t0;
     t0 = now_ms();
-    const int32_t eos = loom_token_eos(s->m);
+    const int32_t eos = loom_token_eos(s->m), eot = loom_token_eot(s->m);
     char piece[256];
     for (int64_t i = 0; rc == 0 && i < p.n_predict; i++) {
         if (aborted(&p)) { rc = lm_fail(&s->err, LOOM_ERR_ABORTED, "generation aborted"); break; }
         int32_t tok = loom_session_sample(s);
         if (tok < 0) { rc = tok; break; }
         st.n_generated++;
-        if (p.stop_at_eos && tok == eos) break;
+        if (p.stop_at_eos && (tok == eos || tok == eot)) break;
         if (p.on_token) {
             int k = s->m->tok ? lm_token_to_piece(s->m->tok, tok, 0, piece, sizeof piece) : 0;
             if (k < 0) k = 0;
@@ -211,4 +215,27 @@ int64_t loom_session_generate(loom_session *s, const int32_t *prompt, int64_t n_
     st.decode_ms = now_ms() - t0;
     if (stats) *stats = st;
     return rc < 0 ? rc : st.n_generated;
+}
+
+int loom_session_append_prompt(loom_session *s, const loom_prompt *p)
+{
+    if (!s || !p) return LOOM_ERR_INVALID_ARG;
+    lm_error_clear(&s->err);
+    if (p->m != s->m) return lm_fail(&s->err, LOOM_ERR_INVALID_ARG, "session: the prompt was built for another model");
+    if ((int64_t)loom_session_n_past(s) + p->n > loom_session_n_ctx(s))
+        return lm_fail(&s->err, LOOM_ERR_CONTEXT_FULL, "context full: %d cached + %lld prompt positions exceed n_ctx %d",
+                       loom_session_n_past(s), (long long)p->n, loom_session_n_ctx(s));
+    const int64_t E = s->m->dec->hp.n_embd;
+    int64_t row = 0;
+    for (int64_t i = 0; i < p->n;) {   /* runs of tokens and runs of rows, in order */
+        const int is_rows = p->ids[i] < 0;
+        int64_t j = i;
+        while (j < p->n && (p->ids[j] < 0) == is_rows) j++;
+        int rc = is_rows ? run(s, NULL, p->rows + row * E, j - i, NULL) : run(s, p->ids + i, NULL, j - i, NULL);
+        if (rc < 0) return rc;
+        if (is_rows) row += j - i;
+        else for (int64_t k = i; k < j; k++) lm_sampler_accept(s->smp, p->ids[k]);
+        i = j;
+    }
+    return 0;
 }

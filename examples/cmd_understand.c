@@ -1,0 +1,366 @@
+/* loom caption / transcribe / describe: media in, text out, through a unified model
+ * (decoder `<stem>.gguf` + media encoders `<stem>-mmproj.gguf`). Uses only include/loom.h. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli_util.h"
+#include "loom.h"
+
+void help_caption(void);
+void help_transcribe(void);
+void help_describe(void);
+int  cmd_caption(int argc, char **argv);
+int  cmd_transcribe(int argc, char **argv);
+int  cmd_describe(int argc, char **argv);
+
+#define COMMON_HELP \
+    "  -m, --model PATH       decoder GGUF (default $LOOM_MODEL, else models/loom-tiny.gguf)\n" \
+    "      --mmproj PATH      media encoders (default: <model stem>-mmproj.gguf beside it)\n" \
+    "  -n, --n-predict N      most tokens per answer (default 256)\n" \
+    "  -t, --threads N        threads (default: all CPUs)\n" \
+    "      --json             print a JSON object per input\n" \
+    "  -q, --quiet            no timings on stderr\n"
+
+void help_caption(void)
+{
+    printf("usage: loom caption [options] IMAGE...\n\n"
+           "Describes each PNG or JPEG image (or answers --prompt about it).\n\n"
+           "  -p, --prompt TEXT      a question or instruction instead of \"Describe the image.\"\n" COMMON_HELP);
+}
+
+void help_transcribe(void)
+{
+    printf("usage: loom transcribe [options] AUDIO\n\n"
+           "Transcribes speech from any file FFmpeg reads (\"-\" reads stdin). Audio longer than\n"
+           "the encoder's window is cut into consecutive windows, each transcribed in turn.\n\n"
+           "  -f, --format FMT       txt (default), srt, vtt or json (segments with times)\n" COMMON_HELP);
+}
+
+void help_describe(void)
+{
+    printf("usage: loom describe [options] VIDEO\n\n"
+           "Describes what happens in a video (any container/codec FFmpeg decodes).\n\n"
+           "  -p, --prompt TEXT      instead of \"Describe the video.\"\n"
+           "      --frames N         frames sampled uniformly (default: the model's, 8 for loom-tiny)\n"
+           "      --fps F            sample at F frames per second instead of --frames\n"
+           "      --max-frames N     refuse videos that would need more frames (default 64)\n" COMMON_HELP);
+}
+
+static volatile int g_interrupted;
+static void on_sigint(int sig) { (void)sig; g_interrupted = 1; }
+
+/* Options shared by the three commands. */
+typedef struct job_opts {
+    cli_common  c;
+    const char *mmproj;
+    const char *prompt;
+    const char *format;
+    long long   n_predict, frames, max_frames;
+    double      fps;
+    const char *inputs[256];
+    int         n_inputs;
+} job_opts;
+
+static int parse(const char *cmd, int argc, char **argv, job_opts *o)
+{
+    *o = (job_opts){.n_predict = 256, .frames = 0, .max_frames = 64};
+    for (int i = 1; i < argc; i++) {
+        int r = cli_common_option(&o->c, argc, argv, &i);
+        if (r < 0) return -1;
+        if (r > 0) continue;
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int bad = 0;
+#define OPT(s1, s2) (!strcmp(a, s1) || !strcmp(a, s2))
+        if (OPT("--mmproj", "--mmproj") && v) { o->mmproj = v; i++; }
+        else if (OPT("-p", "--prompt") && v && strcmp(cmd, "transcribe")) { o->prompt = v; i++; }
+        else if (OPT("-f", "--format") && v && !strcmp(cmd, "transcribe")) { o->format = v; i++; }
+        else if (OPT("-n", "--n-predict") && v) { bad = cli_parse_int(a, v, 1, 1 << 20, &o->n_predict); i++; }
+        else if (OPT("--frames", "--frames") && v && !strcmp(cmd, "describe")) { bad = cli_parse_int(a, v, 1, 4096, &o->frames); i++; }
+        else if (OPT("--fps", "--fps") && v && !strcmp(cmd, "describe")) { bad = cli_parse_float(a, v, 1e-3, 1000, &o->fps); i++; }
+        else if (OPT("--max-frames", "--max-frames") && v && !strcmp(cmd, "describe")) { bad = cli_parse_int(a, v, 1, 4096, &o->max_frames); i++; }
+        else if (a[0] == '-' && a[1] && strcmp(a, "-")) { cli_error("%s: unknown or incomplete option '%s'", cmd, a); return -1; }
+        else if (o->n_inputs < (int)(sizeof o->inputs / sizeof o->inputs[0])) o->inputs[o->n_inputs++] = a;
+        else { cli_error("%s: too many inputs (at most 256)", cmd); return -1; }
+#undef OPT
+        if (bad) return -1;
+    }
+    if (o->n_inputs == 0) { cli_error("%s: no input file (see 'loom %s --help')", cmd, cmd); return -1; }
+    if (strcmp(cmd, "caption") && o->n_inputs > 1) { cli_error("%s: one input file at a time", cmd); return -1; }
+    if (o->format && strcmp(o->format, "txt") && strcmp(o->format, "srt") && strcmp(o->format, "vtt") && strcmp(o->format, "json")) {
+        cli_error("transcribe: --format: expected txt, srt, vtt or json, got '%s'", o->format);
+        return -1;
+    }
+    if (o->frames && o->fps > 0) { cli_error("describe: give --frames or --fps, not both"); return -1; }
+    if (!o->c.model) o->c.model = getenv("LOOM_MODEL") && *getenv("LOOM_MODEL") ? getenv("LOOM_MODEL") : "models/loom-tiny.gguf";
+    return 0;
+}
+
+/* The loaded model, its media encoders and one session. */
+typedef struct job {
+    loom_model   *m;
+    loom_mmproj  *mp;
+    loom_session *s;
+    loom_prompt  *p;
+} job;
+
+static void job_close(job *j)
+{
+    loom_prompt_free(&j->p);
+    loom_session_free(&j->s);
+    loom_mmproj_free(&j->mp);
+    loom_model_free(&j->m);
+}
+
+static int job_open(const job_opts *o, job *j)
+{
+    char err[512], path[4096];
+    *j = (job){0};
+    loom_model_params mpar = loom_model_default_params();
+    mpar.n_threads = o->c.threads;
+    if (loom_model_load(o->c.model, mpar, &j->m, err, sizeof err) < 0) { cli_error("%s", err); return -1; }
+    if (!loom_model_has_tokenizer(j->m)) { cli_error("%s: the model has no tokenizer", o->c.model); job_close(j); return -1; }
+    const char *mmproj = o->mmproj;
+    if (!mmproj) {
+        size_t n = strlen(o->c.model);
+        if (n > 5 && !strcmp(o->c.model + n - 5, ".gguf")) n -= 5;
+        if (n + 13 >= sizeof path) { cli_error("model path too long"); job_close(j); return -1; }
+        snprintf(path, sizeof path, "%.*s-mmproj.gguf", (int)n, o->c.model);
+        mmproj = path;
+    }
+    loom_mmproj_params pp = loom_mmproj_default_params();
+    pp.n_threads = o->c.threads;
+    if (loom_mmproj_load(mmproj, pp, &j->mp, err, sizeof err) < 0) {
+        cli_error("%s (the media encoders; give --mmproj PATH)", err);
+        job_close(j);
+        return -1;
+    }
+    loom_session_params sp = loom_session_default_params();
+    sp.n_threads = o->c.threads;
+    sp.sampler.seed = o->c.seed;
+    if (loom_session_create(j->m, sp, &j->s, err, sizeof err) < 0 || loom_prompt_create(j->m, &j->p) < 0) {
+        cli_error("%s", err);
+        job_close(j);
+        return -1;
+    }
+    return 0;
+}
+
+typedef struct text_out {
+    char  *buf;
+    size_t len, cap;
+} text_out;
+
+static int collect(int32_t token, const char *piece, size_t len, void *user)
+{
+    (void)token;
+    text_out *t = user;
+    if (t->len + len + 1 > t->cap) {
+        size_t cap = (t->len + len + 1) * 2;
+        char *b = realloc(t->buf, cap);
+        if (!b) return 1;
+        t->buf = b;
+        t->cap = cap;
+    }
+    memcpy(t->buf + t->len, piece, len);
+    t->len += len;
+    t->buf[t->len] = '\0';
+    return 0;
+}
+
+/* "<|bos|><|user|>" — the caller adds the content — then end_turn() adds "<|end|><|assistant|>". */
+static int begin_turn(job *j)
+{
+    loom_prompt_clear(j->p);
+    int rc = loom_prompt_add_special(j->p, "<|bos|>");
+    return rc ? rc : loom_prompt_add_special(j->p, "<|user|>");
+}
+
+static int end_turn(job *j, const char *text)
+{
+    int rc = loom_prompt_add_text(j->p, text);
+    if (!rc) rc = loom_prompt_add_special(j->p, "<|end|>");
+    return rc ? rc : loom_prompt_add_special(j->p, "<|assistant|>");
+}
+
+/* Run the prompt and generate the answer into *out (reset first). */
+static int answer(job *j, const job_opts *o, text_out *out, loom_generate_stats *st)
+{
+    out->len = 0;
+    if (out->buf) out->buf[0] = '\0';
+    loom_session_truncate(j->s, 0);
+    int rc = loom_session_append_prompt(j->s, j->p);
+    if (rc < 0) { cli_error("%s", loom_session_error(j->s)); return rc; }
+    loom_generate_params gp = loom_generate_default_params();
+    gp.n_predict = (int32_t)o->n_predict;
+    gp.on_token = collect;
+    gp.user_data = out;
+    gp.abort_flag = &g_interrupted;
+    int64_t n = loom_session_generate(j->s, NULL, 0, gp, st);
+    if (n < 0 && n != LOOM_ERR_ABORTED) cli_error("%s", loom_session_error(j->s));
+    return n < 0 ? (int)n : 0;
+}
+
+static int finish_status(int rc) { return rc == LOOM_ERR_ABORTED ? EXIT_ABORTED : rc < 0 ? EXIT_FAILED : EXIT_OK; }
+
+int cmd_caption(int argc, char **argv)
+{
+    job_opts o;
+    if (parse("caption", argc, argv, &o) < 0) return EXIT_USAGE;
+    job j;
+    if (job_open(&o, &j) < 0) return EXIT_FAILED;
+    text_out out = {0};
+    int rc = 0;
+    signal(SIGINT, on_sigint);
+    for (int i = 0; i < o.n_inputs && rc == 0; i++) {
+        char err[512];
+        loom_image img = {0};
+        loom_generate_stats st = {0};
+        if ((rc = loom_image_load(o.inputs[i], loom_image_default_params(), &img, err, sizeof err)) < 0) {
+            cli_error("%s", err);
+            break;
+        }
+        rc = begin_turn(&j);
+        if (!rc && (rc = loom_prompt_add_image(j.p, j.mp, &img)) < 0) cli_error("%s: %s", o.inputs[i], loom_prompt_error(j.p));
+        if (!rc) rc = end_turn(&j, o.prompt ? o.prompt : "Describe the image.");
+        if (!rc) rc = answer(&j, &o, &out, &st);
+        loom_image_free(&img);
+        if (rc < 0) break;
+        if (o.c.json) {
+            printf("{\"image\": ");
+            cli_json_str(stdout, o.inputs[i]);
+            printf(", \"text\": ");
+            cli_json_str(stdout, out.buf ? out.buf : "");
+            printf(", \"prompt_ms\": %.1f, \"decode_ms\": %.1f, \"n_generated\": %lld}\n", st.prompt_ms, st.decode_ms,
+                   (long long)st.n_generated);
+        } else if (o.n_inputs > 1) {
+            printf("%s\t%s\n", o.inputs[i], out.buf ? out.buf : "");
+        } else {
+            printf("%s\n", out.buf ? out.buf : "");
+        }
+        fflush(stdout);
+        if (!o.c.quiet && !o.c.json)
+            fprintf(stderr, "loom: %s: %.0f ms prompt, %lld tokens in %.0f ms\n", o.inputs[i], st.prompt_ms,
+                    (long long)st.n_generated, st.decode_ms);
+    }
+    signal(SIGINT, SIG_DFL);
+    free(out.buf);
+    job_close(&j);
+    return finish_status(rc);
+}
+
+int cmd_describe(int argc, char **argv)
+{
+    job_opts o;
+    if (parse("describe", argc, argv, &o) < 0) return EXIT_USAGE;
+    job j;
+    if (job_open(&o, &j) < 0) return EXIT_FAILED;
+    char err[512];
+    loom_video_params vp = loom_video_default_params();
+    vp.n_frames = o.fps > 0 ? 0 : o.frames > 0 ? (int)o.frames : loom_model_video_frames(j.m);
+    vp.fps = o.fps;
+    vp.max_frames = (int)o.max_frames;
+    vp.n_threads = o.c.threads;
+    loom_video *v = NULL;
+    text_out out = {0};
+    loom_generate_stats st = {0};
+    int rc = loom_video_sample(o.inputs[0], vp, &v, err, sizeof err);
+    if (rc < 0) cli_error("%s", err);
+    signal(SIGINT, on_sigint);
+    if (!rc) rc = begin_turn(&j);
+    if (!rc && (rc = loom_prompt_add_video(j.p, j.mp, v)) < 0) cli_error("%s: %s", o.inputs[0], loom_prompt_error(j.p));
+    if (!rc) rc = end_turn(&j, o.prompt ? o.prompt : "Describe the video.");
+    if (!rc) rc = answer(&j, &o, &out, &st);
+    signal(SIGINT, SIG_DFL);
+    if (!rc) {
+        if (o.c.json) {
+            printf("{\"video\": ");
+            cli_json_str(stdout, o.inputs[0]);
+            printf(", \"frames\": [");
+            for (int i = 0; i < loom_video_n_frames(v); i++) printf("%s%.3f", i ? ", " : "", loom_video_frame_time(v, i));
+            printf("], \"text\": ");
+            cli_json_str(stdout, out.buf ? out.buf : "");
+            printf(", \"prompt_ms\": %.1f, \"decode_ms\": %.1f}\n", st.prompt_ms, st.decode_ms);
+        } else {
+            printf("%s\n", out.buf ? out.buf : "");
+            if (!o.c.quiet)
+                fprintf(stderr, "loom: %d frames, %.0f ms prompt, %lld tokens in %.0f ms\n", loom_video_n_frames(v),
+                        st.prompt_ms, (long long)st.n_generated, st.decode_ms);
+        }
+    }
+    free(out.buf);
+    loom_video_free(&v);
+    job_close(&j);
+    return finish_status(rc);
+}
+
+/* "00:01:02,345" (srt) or "00:01:02.345" (vtt). */
+static void print_time(double t, char sep)
+{
+    long long ms = (long long)(t * 1000.0 + 0.5);
+    printf("%02lld:%02lld:%02lld%c%03lld", ms / 3600000, ms / 60000 % 60, ms / 1000 % 60, sep, ms % 1000);
+}
+
+int cmd_transcribe(int argc, char **argv)
+{
+    job_opts o;
+    if (parse("transcribe", argc, argv, &o) < 0) return EXIT_USAGE;
+    const char *fmt = o.format ? o.format : "txt";
+    job j;
+    if (job_open(&o, &j) < 0) return EXIT_FAILED;
+    char err[512];
+    float *pcm = NULL;
+    size_t n = 0;
+    int rc = loom_audio_load(o.inputs[0], NULL, &pcm, &n, err, sizeof err);
+    if (rc < 0) cli_error("%s", err);
+    if (!rc && !loom_mmproj_has_audio(j.mp)) {
+        cli_error("%s has no audio encoder", o.mmproj ? o.mmproj : "the media file");
+        rc = LOOM_ERR_UNSUPPORTED;
+    }
+    const int64_t win = rc ? 0 : loom_mmproj_audio_max_samples(j.mp);
+    text_out out = {0};
+    if (!strcmp(fmt, "vtt") && !rc) printf("WEBVTT\n\n");
+    if (!strcmp(fmt, "json") && !rc) {
+        printf("{\"file\": ");
+        cli_json_str(stdout, o.inputs[0]);
+        printf(", \"duration\": %.3f, \"segments\": [", (double)n / 16000.0);
+    }
+    signal(SIGINT, on_sigint);
+    int seg = 0;
+    for (int64_t at = 0; !rc && at < (int64_t)n; at += win) {
+        int64_t len = (int64_t)n - at < win ? (int64_t)n - at : win;
+        if (len < 1600 && at > 0) break;     /* under 0.1 s left: nothing to say */
+        loom_generate_stats st = {0};
+        rc = begin_turn(&j);
+        if (!rc && (rc = loom_prompt_add_audio(j.p, j.mp, pcm + at, len)) < 0) cli_error("%s: %s", o.inputs[0], loom_prompt_error(j.p));
+        if (!rc) rc = end_turn(&j, "Transcribe the audio.");
+        if (!rc) rc = answer(&j, &o, &out, &st);
+        if (rc) break;
+        const double t0 = (double)at / 16000.0, t1 = (double)(at + len) / 16000.0;
+        const char *text = out.buf ? out.buf : "";
+        if (!strcmp(fmt, "txt")) {
+            printf("%s%s", seg ? " " : "", text);
+        } else if (!strcmp(fmt, "json")) {
+            printf("%s{\"start\": %.3f, \"end\": %.3f, \"text\": ", seg ? ", " : "", t0, t1);
+            cli_json_str(stdout, text);
+            putchar('}');
+        } else {
+            const char sep = !strcmp(fmt, "srt") ? ',' : '.';
+            if (sep == ',') printf("%d\n", seg + 1);
+            print_time(t0, sep);
+            printf(" --> ");
+            print_time(t1, sep);
+            printf("\n%s\n\n", text);
+        }
+        fflush(stdout);
+        seg++;
+    }
+    signal(SIGINT, SIG_DFL);
+    if (!strcmp(fmt, "json") && (seg || !rc)) printf("]}\n");
+    else if (!strcmp(fmt, "txt") && seg) putchar('\n');
+    loom_audio_pcm_free(&pcm);
+    free(out.buf);
+    job_close(&j);
+    return finish_status(rc);
+}

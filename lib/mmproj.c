@@ -1,0 +1,164 @@
+/* loom_mmproj: the media encoders of a unified model (one GGUF: vision and/or audio). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "audio/audio_encoder.h"
+#include "audio/mel.h"
+#include "include/loom.h"
+#include "lib/core/error.h"
+#include "lib/core/gguf.h"
+#include "lib/core/threadpool.h"
+#include "lib/mmproj.h"
+#include "vision/preprocess.h"
+#include "vision/vit.h"
+
+loom_mmproj_params loom_mmproj_default_params(void)
+{
+    return (loom_mmproj_params){.n_threads = 0, .max_images = 8};
+}
+
+/* A bool key that says whether an encoder is in the file; absent → decided by its tensors. */
+static int has_part(const lm_gguf *g, const char *key, const char *tensor)
+{
+    int v = 0;
+    lm_error ignore = {0};
+    if (lm_gguf_find_kv(g, key) >= 0 && lm_gguf_get_bool(g, key, &v, &ignore) == 0) return v != 0;
+    return lm_gguf_find_tensor(g, tensor) != NULL;
+}
+
+int loom_mmproj_load(const char *path, loom_mmproj_params p, loom_mmproj **out, char *err, size_t err_size)
+{
+    lm_error e = {0};
+    if (!out) return LOOM_ERR_INVALID_ARG;
+    *out = NULL;
+    loom_mmproj *mp = calloc(1, sizeof *mp);
+    int rc = mp ? 0 : lm_fail(&e, LOOM_ERR_NO_MEMORY, "mmproj: out of memory");
+    if (rc == 0 && (p.max_images < 1 || p.max_images > 1024))
+        rc = lm_fail(&e, LOOM_ERR_INVALID_ARG, "mmproj: max_images %d outside 1..1024", p.max_images);
+    if (rc == 0) rc = path ? lm_gguf_open(path, &mp->gguf, &e) : lm_fail(&e, LOOM_ERR_INVALID_ARG, "mmproj: no path");
+    int want_v = 0, want_a = 0;
+    if (rc == 0) {
+        want_v = has_part(mp->gguf, "clip.has_vision_encoder", "v.patch_embd.weight");
+        want_a = has_part(mp->gguf, "clip.has_audio_encoder", "a.conv1d.1.weight");
+        if (!want_v && !want_a)
+            rc = lm_fail(&e, LOOM_ERR_NOT_FOUND, "%s: no media encoder in this file (neither "
+                         "clip.has_vision_encoder nor clip.has_audio_encoder)", path);
+    }
+    mp->max_images = p.max_images;
+    if (rc == 0) {
+        mp->pool = lm_pool_create(p.n_threads);
+        if (!mp->pool) rc = lm_fail(&e, LOOM_ERR_NO_MEMORY, "mmproj: out of memory");
+    }
+    if (rc == 0 && want_v) {
+        rc = lm_vit_load(mp->gguf, &mp->vit, &e);
+        if (rc == 0) rc = lm_vit_ctx_create(mp->vit, p.max_images, &mp->vit_ctx, &e);
+        if (rc == 0) {
+            const lm_vit_hparams *hp = lm_vit_hparams_of(mp->vit);
+            mp->pre = lm_vit_preprocess_params(mp->vit);
+            mp->n_embd = hp->n_embd_out;
+            mp->chw = malloc((size_t)p.max_images * 3 * (size_t)hp->image_size * (size_t)hp->image_size * sizeof(float));
+            if (!mp->chw) rc = lm_fail(&e, LOOM_ERR_NO_MEMORY, "mmproj: out of memory for %d images", p.max_images);
+        }
+    }
+    if (rc == 0 && want_a) {
+        rc = lm_audio_encoder_load(mp->gguf, &mp->aud, &e);
+        if (rc == 0) {
+            const lm_audio_hparams *ah = lm_audio_encoder_hparams(mp->aud);
+            if (mp->vit && ah->d_proj != mp->n_embd)
+                rc = lm_fail(&e, LOOM_ERR_FORMAT, "%s: audio projection_dim %d differs from the vision one %d",
+                             path, ah->d_proj, mp->n_embd);
+            mp->n_embd = ah->d_proj;
+        }
+        if (rc == 0) rc = lm_mel_create(lm_audio_encoder_hparams(mp->aud)->n_mel, lm_pool_size(mp->pool), &mp->mel, &e);
+    }
+    if (rc < 0) {
+        if (err && err_size) snprintf(err, err_size, "%s", e.msg);
+        loom_mmproj_free(&mp);
+        return rc;
+    }
+    *out = mp;
+    return 0;
+}
+
+void loom_mmproj_free(loom_mmproj **pmp)
+{
+    if (!pmp || !*pmp) return;
+    loom_mmproj *mp = *pmp;
+    lm_vit_ctx_free(&mp->vit_ctx);
+    lm_vit_free(&mp->vit);
+    lm_audio_encoder_free(&mp->aud);
+    lm_mel_free(&mp->mel);
+    lm_pool_free(&mp->pool);
+    lm_gguf_close(&mp->gguf);
+    free(mp->chw);
+    free(mp->melbuf);
+    free(mp);
+    *pmp = NULL;
+}
+
+const char *loom_mmproj_error(const loom_mmproj *mp) { return mp ? mp->err.msg : "no mmproj"; }
+int loom_mmproj_has_vision(const loom_mmproj *mp) { return mp && mp->vit; }
+int loom_mmproj_has_audio(const loom_mmproj *mp) { return mp && mp->aud; }
+int loom_mmproj_n_embd(const loom_mmproj *mp) { return mp ? mp->n_embd : 0; }
+int loom_mmproj_image_rows(const loom_mmproj *mp) { return mp && mp->vit ? lm_vit_n_tokens(mp->vit) : 0; }
+
+int64_t loom_mmproj_audio_max_samples(const loom_mmproj *mp)
+{
+    return mp && mp->aud ? lm_audio_encoder_max_frames(mp->aud) * LM_MEL_HOP : 0;
+}
+
+int64_t loom_mmproj_audio_rows(const loom_mmproj *mp, int64_t n_samples)
+{
+    if (!mp || !mp->aud) return LOOM_ERR_UNSUPPORTED;
+    const int64_t T = lm_mel_n_frames(n_samples);
+    if (T < 1) return LOOM_ERR_INVALID_ARG;
+    if (T > lm_audio_encoder_max_frames(mp->aud)) return LOOM_ERR_LIMIT;
+    return lm_audio_encoder_n_tokens(mp->aud, T);
+}
+
+int lm_mmproj_encode_images(loom_mmproj *mp, const loom_image *const *imgs, int n, float *out)
+{
+    lm_error_clear(&mp->err);
+    if (!mp->vit) return lm_fail(&mp->err, LOOM_ERR_UNSUPPORTED, "mmproj: this file has no vision encoder");
+    if (n < 1 || n > mp->max_images)
+        return lm_fail(&mp->err, LOOM_ERR_LIMIT, "mmproj: %d images in one call (max_images %d)", n, mp->max_images);
+    const int S = mp->pre.size;
+    for (int i = 0; i < n; i++) {
+        if (!imgs[i] || !imgs[i]->rgb || imgs[i]->width < 1 || imgs[i]->height < 1)
+            return lm_fail(&mp->err, LOOM_ERR_INVALID_ARG, "mmproj: image %d is empty", i);
+        int rc = lm_image_preprocess(imgs[i], &mp->pre, mp->chw + (size_t)i * 3 * S * S, &mp->err);
+        if (rc < 0) return rc;
+    }
+    return lm_vit_encode(mp->vit_ctx, mp->chw, n, out, mp->pool, &mp->err);
+}
+
+int loom_mmproj_encode_image(loom_mmproj *mp, const loom_image *img, float *out)
+{
+    if (!mp || !out) return LOOM_ERR_INVALID_ARG;
+    return lm_mmproj_encode_images(mp, &img, 1, out);
+}
+
+int loom_mmproj_encode_audio(loom_mmproj *mp, const float *pcm, int64_t n_samples, float *out)
+{
+    if (!mp || !out || (!pcm && n_samples)) return LOOM_ERR_INVALID_ARG;
+    lm_error_clear(&mp->err);
+    if (!mp->aud) return lm_fail(&mp->err, LOOM_ERR_UNSUPPORTED, "mmproj: this file has no audio encoder");
+    const int64_t T = lm_mel_n_frames(n_samples), max_T = lm_audio_encoder_max_frames(mp->aud);
+    if (T < 1)
+        return lm_fail(&mp->err, LOOM_ERR_INVALID_ARG, "audio: %lld samples is shorter than one mel frame "
+                       "(%d samples)", (long long)n_samples, LM_MEL_HOP);
+    if (T > max_T)
+        return lm_fail(&mp->err, LOOM_ERR_LIMIT, "audio: %.2f s is longer than the encoder takes in one piece "
+                       "(%.2f s)", (double)n_samples / 16000.0, (double)(max_T * LM_MEL_HOP) / 16000.0);
+    const int n_mel = lm_mel_n_mels(mp->mel);
+    if (T > mp->mel_cap) {
+        float *b = realloc(mp->melbuf, (size_t)n_mel * (size_t)T * sizeof(float));
+        if (!b) return lm_fail(&mp->err, LOOM_ERR_NO_MEMORY, "audio: out of memory for %lld mel frames", (long long)T);
+        mp->melbuf = b;
+        mp->mel_cap = T;
+    }
+    int rc = lm_mel_compute(mp->mel, pcm, n_samples, mp->melbuf, mp->pool, &mp->err);
+    if (rc == 0) rc = lm_audio_encoder_encode(mp->aud, mp->melbuf, T, out, mp->pool, &mp->err);
+    return rc;
+}

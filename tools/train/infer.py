@@ -1,0 +1,66 @@
+"""Greedy inference with the PyTorch unified model: the reference loom's C pipeline is
+checked against (same prompts as docs/FORMAT.md "Unified model", same greedy answers).
+
+    answer_ids(model, tok, user_segments)            → generated token ids (text jobs)
+    media_codes(model, tok, user_segments, kind, …)  → image / audio codes (generation jobs)
+"""
+import numpy as np
+import torch
+
+from tools.train import unified as U
+
+
+def _prefix(model, tok, user):
+    segs = [("ctl", "<|bos|>"), ("ctl", "<|user|>")] + user + [("ctl", "<|end|>"), ("ctl", "<|assistant|>")]
+    X, _ = U.build(model, tok, [(segs, len(segs))])
+    return X
+
+
+@torch.no_grad()
+def answer_ids(model, tok, user, n_max=256):
+    """Greedy answer to one user turn, stopping at <|end|> or <|eos|> (not included)."""
+    model.eval()
+    X = _prefix(model, tok, user)
+    stop = {tok.ctl["<|end|>"], tok.ctl["<|eos|>"]}
+    out = []
+    for _ in range(n_max):
+        t = int(model.dec(X)[0, -1].argmax())
+        if t in stop:
+            break
+        out.append(t)
+        X = torch.cat([X, model.dec.token_embd[t][None, None]], dim=1)
+    return out
+
+
+@torch.no_grad()
+def generate_codes(model, tok, user, open_tok, lo, hi, n, cfg=1.0, close=None, temp=0.0, seed=0):
+    """Codes of one media block: force `open_tok`, then n tokens from [lo, hi) (greedy when
+    temp <= 0), with classifier-free guidance against the empty prompt when cfg != 1.
+    If `close` is given the block may end early when it is the best allowed token."""
+    model.eval()
+    g = torch.Generator().manual_seed(seed)
+    Xc = torch.cat([_prefix(model, tok, user), model.dec.token_embd[tok.ctl[open_tok]][None, None]], 1)
+    Xu = torch.cat([_prefix(model, tok, []), model.dec.token_embd[tok.ctl[open_tok]][None, None]], 1) \
+        if cfg not in (0.0, 1.0) else None
+    codes = []
+    for _ in range(n):
+        l = model.dec(Xc)[0, -1]
+        if Xu is not None:
+            lu = model.dec(Xu)[0, -1]
+            l = lu + cfg * (l - lu)
+        allowed = torch.full_like(l, float("-inf"))
+        allowed[lo:hi] = l[lo:hi]
+        if close is not None:
+            allowed[close] = l[close]
+        if temp > 0:
+            t = int(torch.multinomial(torch.softmax(allowed / temp, -1), 1, generator=g))
+        else:
+            t = int(allowed.argmax())
+        if close is not None and t == close:
+            break
+        codes.append(t - lo)
+        e = model.dec.token_embd[t][None, None]
+        Xc = torch.cat([Xc, e], 1)
+        if Xu is not None:
+            Xu = torch.cat([Xu, e], 1)
+    return np.array(codes, dtype=np.int32)

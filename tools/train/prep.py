@@ -1,0 +1,78 @@
+"""Precompute what training reads besides pixels: VQ codes of every scene (text-to-image
+targets), Whisper log-mels of every utterance (transcription inputs) and audio-codec codes
+of every utterance (text-to-speech targets). Resumable: finished files are kept.
+
+    /usr/bin/python3 tools/train/prep.py [--data data] [--models models]
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+from tools.loompy import audiocodec, mel, vq  # noqa: E402
+
+SPLITS = ("train", "val", "test")
+
+
+def read_wav(path):
+    return mel.read_wav16(path)
+
+
+def scene_codes(data, models):
+    model = None
+    for split in SPLITS:
+        out = os.path.join(data, "scenes", f"{split}_codes.npy")
+        if os.path.exists(out):
+            continue
+        model = model or vq.load_gguf(os.path.join(models, "loom-tiny-vq.gguf"))
+        imgs = np.load(os.path.join(data, "scenes", f"{split}.npy"))
+        codes = []
+        with torch.no_grad():
+            for i in range(0, len(imgs), 64):
+                codes.append(model.encode(vq.to_input(imgs[i:i + 64])).numpy().astype(np.int16))
+        np.save(out, np.concatenate(codes))
+        print(f"scenes/{split}: {len(imgs)} images coded", flush=True)
+
+
+def speech_features(data, models):
+    ac = None
+    for split in SPLITS:
+        out = os.path.join(data, "speech", f"{split}_feats.npz")
+        if os.path.exists(out):
+            continue
+        ac = ac or audiocodec.load_gguf(os.path.join(models, "loom-tiny-audiocodec.gguf"))
+        k = 2 ** ac.cfg.n_down
+        with open(os.path.join(data, "speech", f"{split}.jsonl")) as f:
+            recs = [json.loads(line) for line in f]
+        mels, codes = [], []
+        with torch.no_grad():
+            for r in recs:
+                wav = read_wav(os.path.join(data, "speech", r["wav"]))
+                mels.append(mel.log_mel(wav, 80).astype(np.float16))
+                x = audiocodec.log_mel(torch.from_numpy(np.asarray(wav, np.float32)))
+                codes.append(ac.encode(audiocodec.pad_frames(x[None], k))[0].numpy().astype(np.int16))
+        np.savez(out, mel=np.concatenate(mels, axis=1), mel_len=np.array([m.shape[1] for m in mels]),
+                 codes=np.concatenate(codes), codes_len=np.array([len(c) for c in codes]))
+        print(f"speech/{split}: {len(recs)} utterances", flush=True)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", default="data")
+    ap.add_argument("--models", default="models")
+    a = ap.parse_args()
+    torch.set_num_threads(1)
+    t = time.time()
+    scene_codes(a.data, a.models)
+    if os.path.exists(os.path.join(a.data, "speech", "test.jsonl")):
+        speech_features(a.data, a.models)
+    print(f"prep done in {time.time() - t:.0f} s", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,217 @@
+"""Train loom-tiny (the unified model) on the synthetic worlds, multi-task, on a CPU.
+
+    /usr/bin/python3 tools/train/train.py train [--minutes 90] [--tasks caption,vqa,...]
+    /usr/bin/python3 tools/train/train.py export [--out models/loom-tiny]
+
+Resumable: runs/tiny/ckpt.pt is written every 3 minutes and at the end; `train` continues
+from it (the schedule is by wall time: --minutes is the total budget, counted across
+resumes). Each step is one task's batch; tasks are drawn by weight so every task learns.
+"""
+import argparse
+import json
+import math
+import os
+import random
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+from tools.train import unified as U  # noqa: E402
+
+# task: (weight, batch size)
+TASKS = {"caption": (3, 24), "vqa": (2, 24), "t2i": (3, 6), "transcribe": (3, 12), "tts": (2, 8),
+         "video": (2, 8)}
+DROP_PROMPT = 0.1   # text-to-media prompts dropped for classifier-free guidance
+
+
+class Data:
+    def __init__(self, root, split):
+        self.split = split
+        s = os.path.join(root, "scenes")
+        self.scenes = np.load(os.path.join(s, f"{split}.npy"), mmap_mode="r")
+        self.scene_meta = [json.loads(l) for l in open(os.path.join(s, f"{split}.jsonl"))]
+        p = os.path.join(s, f"{split}_codes.npy")
+        self.scene_codes = np.load(p) if os.path.exists(p) else None
+        sp = os.path.join(root, "speech")
+        p = os.path.join(sp, f"{split}_feats.npz")
+        self.speech = None
+        if os.path.exists(p):
+            z = np.load(p)
+            mo = np.concatenate([[0], np.cumsum(z["mel_len"])])
+            co = np.concatenate([[0], np.cumsum(z["codes_len"])])
+            self.speech = dict(mel=z["mel"], mo=mo, codes=z["codes"], co=co,
+                               meta=[json.loads(l) for l in open(os.path.join(sp, f"{split}.jsonl"))])
+        v = os.path.join(root, "videos", f"{split}.npy")
+        self.videos = np.load(v, mmap_mode="r") if os.path.exists(v) else None
+        self.video_meta = [json.loads(l) for l in open(os.path.join(root, "videos", f"{split}.jsonl"))] \
+            if self.videos is not None else None
+
+    def available(self, task):
+        if task in ("caption", "vqa"):
+            return True
+        if task == "t2i":
+            return self.scene_codes is not None
+        if task in ("transcribe", "tts"):
+            return self.speech is not None
+        if task == "video":
+            return self.videos is not None
+        return False
+
+    def mel(self, i):
+        s = self.speech
+        return s["mel"][:, s["mo"][i]:s["mo"][i + 1]].astype(np.float32)
+
+    def ac_codes(self, i):
+        s = self.speech
+        return s["codes"][s["co"][i]:s["co"][i + 1]]
+
+    def sample(self, task, i, rng):
+        """One chat turn for `task` on item i → (segments, answer_from)."""
+        if task == "caption":
+            m = self.scene_meta[i]
+            return U.turn([("ctl", "<|image|>"), ("image", self.scenes[i]), ("ctl", "<|/image|>"),
+                           ("text", U.PROMPTS["caption"])], [("text", m["captions"][0])])
+        if task == "vqa":
+            m = self.scene_meta[i]
+            qa = m["vqa"][rng.randrange(len(m["vqa"]))]
+            return U.turn([("ctl", "<|image|>"), ("image", self.scenes[i]), ("ctl", "<|/image|>"),
+                           ("text", qa["q"])], [("text", qa["a"])])
+        if task == "t2i":
+            m = self.scene_meta[i]
+            user = [] if rng.random() < DROP_PROMPT else \
+                [("text", U.PROMPTS["t2i"] + m["captions"][rng.randrange(len(m["captions"]))])]
+            return U.turn(user, [("ctl", "<|image|>"), ("codes", U.IMAGE_START, self.scene_codes[i].reshape(-1)),
+                                 ("ctl", "<|/image|>")])
+        if task == "transcribe":
+            return U.turn([("ctl", "<|audio|>"), ("audio", self.mel(i)), ("ctl", "<|/audio|>"),
+                           ("text", U.PROMPTS["transcribe"])], [("text", self.speech["meta"][i]["text"])])
+        if task == "tts":
+            user = [] if rng.random() < DROP_PROMPT else \
+                [("text", U.PROMPTS["tts"] + self.speech["meta"][i]["text"])]
+            return U.turn(user, [("ctl", "<|audio|>"), ("codes", U.AUDIO_START, self.ac_codes(i)),
+                                 ("ctl", "<|/audio|>")])
+        if task == "video":
+            return U.turn([("ctl", "<|video|>"), ("video", self.videos[i]), ("ctl", "<|/video|>"),
+                           ("text", U.PROMPTS["video"])], [("text", self.video_meta[i]["description"])])
+        raise ValueError(task)
+
+    def size(self, task):
+        if task in ("caption", "vqa", "t2i"):
+            return len(self.scene_meta)
+        if task in ("transcribe", "tts"):
+            return len(self.speech["meta"])
+        return len(self.video_meta)
+
+
+def lr_at(frac, peak):
+    warm = 0.03
+    if frac < warm:
+        return peak * frac / warm
+    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, (frac - warm) / (1 - warm)))))
+
+
+def train(a):
+    torch.manual_seed(a.seed)
+    rng = random.Random(a.seed)
+    run = a.run
+    os.makedirs(run, exist_ok=True)
+    tok = U.Tok(a.vocab)
+    data = Data(a.data, "train")
+    tasks = [t for t in a.tasks.split(",") if data.available(t)]
+    print("tasks:", tasks, flush=True)
+    ck = os.path.join(run, "ckpt.pt")
+    if os.path.exists(ck):
+        st = torch.load(ck)
+        model = U.Unified(U.config_from(st["config"]))
+        model.load_state_dict(st["model"])
+        opt = torch.optim.AdamW(model.parameters(), lr=a.lr, betas=(0.9, 0.95), weight_decay=0.05)
+        opt.load_state_dict(st["opt"])
+        step, elapsed = st["step"], st["elapsed"]
+        print(f"resumed at step {step}, {elapsed / 60:.1f} min", flush=True)
+    else:
+        model = U.Unified(U.Config())
+        opt = torch.optim.AdamW(model.parameters(), lr=a.lr, betas=(0.9, 0.95), weight_decay=0.05)
+        step, elapsed = 0, 0.0
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"parameters: {n_params / 1e6:.2f} M", flush=True)
+    weights = [TASKS[t][0] for t in tasks]
+    budget = a.minutes * 60
+    t_start, t_save = time.time() - elapsed, time.time()
+    hist = {t: [] for t in tasks}
+    log = open(os.path.join(run, "train.log"), "a")
+
+    def save():
+        torch.save({"config": U.config_dict(model.c), "model": model.state_dict(), "opt": opt.state_dict(),
+                    "step": step, "elapsed": time.time() - t_start}, ck + ".tmp")
+        os.replace(ck + ".tmp", ck)
+
+    model.train()
+    while time.time() - t_start < budget:
+        task = rng.choices(tasks, weights)[0]
+        bs = TASKS[task][1]
+        idx = [rng.randrange(data.size(task)) for _ in range(bs)]
+        frac = (time.time() - t_start) / budget
+        for g in opt.param_groups:
+            g["lr"] = lr_at(frac, a.lr)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.bf16):
+            X, Y = U.build(model, tok, [data.sample(task, i, rng) for i in idx])
+            logits = model.dec(X)
+        loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), Y.reshape(-1), ignore_index=-100)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        model.dec.update_bias(1e-3)
+        step += 1
+        hist[task].append(loss.item())
+        if step % 25 == 0:
+            msg = f"step {step} {(time.time() - t_start) / 60:.1f} min lr {lr_at(frac, a.lr):.2e} " + \
+                " ".join(f"{t} {np.mean(h[-20:]):.3f}" for t, h in hist.items() if h)
+            print(msg, flush=True)
+            log.write(msg + "\n")
+            log.flush()
+        if time.time() - t_save > 180:
+            save()
+            t_save = time.time()
+    save()
+    print(f"done: {step} steps, {(time.time() - t_start) / 60:.1f} min", flush=True)
+
+
+def load(run):
+    st = torch.load(os.path.join(run, "ckpt.pt"))
+    model = U.Unified(U.config_from(st["config"]))
+    model.load_state_dict(st["model"])
+    return model.eval()
+
+
+def export(a):
+    model = load(a.run)
+    os.makedirs(os.path.dirname(a.out) or ".", exist_ok=True)
+    U.export(model, a.vocab, a.out)
+    print("wrote", a.out + ".gguf", a.out + "-mmproj.gguf")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("cmd", choices=["train", "export"])
+    ap.add_argument("--data", default="data")
+    ap.add_argument("--run", default="runs/tiny")
+    ap.add_argument("--vocab", default="models/loom-tiny-vocab.gguf")
+    ap.add_argument("--out", default="runs/tiny/loom-tiny")
+    ap.add_argument("--minutes", type=float, default=90)
+    ap.add_argument("--tasks", default=",".join(TASKS))
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--no-bf16", dest="bf16", action="store_false")
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    {"train": train, "export": export}[a.cmd](a)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,233 @@
+"""loom-tiny, the unified model: the MoE decoder + the vision encoder + the audio encoder,
+and the chat sequences of every job (docs/FORMAT.md, "Unified model").
+
+A sample is a list of segments: ("text", str) tokenized without special parsing,
+("ctl", name) a control token, ("codes", base, array) media codes as token ids,
+("image", pixels [64,64,3]), ("audio", log-mel [80,T]), ("video", frames [F,64,64,3]).
+`loss_from` marks where the answer starts: the loss covers every later token.
+"""
+import math
+import os
+import sys
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+from tools.loompy import audio as audio_enc  # noqa: E402
+from tools.loompy import bpe, decoder, gguf, vision  # noqa: E402
+
+N_TEXT, N_CTL = 1629, 1642
+IMAGE_START, IMAGE_COUNT = 1642, 1024
+AUDIO_START, AUDIO_COUNT = 2666, 1024
+N_VOCAB = AUDIO_START + AUDIO_COUNT
+GRID = 16
+VIDEO_FRAMES, TEMPORAL_MERGE, GEN_FRAMES = 8, 2, 4
+
+PROMPTS = {"caption": "Describe the image.", "transcribe": "Transcribe the audio.",
+           "video": "Describe the video.", "t2i": "Draw: ", "tts": "Say: ", "t2v": "Animate: "}
+
+
+@dataclass
+class Config:
+    dec: decoder.DecoderConfig = field(default_factory=lambda: decoder.DecoderConfig(n_vocab=N_VOCAB))
+    vis: vision.VisionConfig = field(default_factory=lambda: vision.VisionConfig(
+        image_size=64, patch_size=8, n_embd=128, n_ff=512, n_layer=4, n_head=4, merge=2,
+        n_mm_hidden=256, n_embd_out=256, eps=1e-6))
+    aud: dict = field(default_factory=lambda: dict(n_mel=80, d=128, n_head=4, n_ff=384, n_layer=3,
+                                                   n_pos=500, stack=4, d_proj=256, eps=1e-5))
+
+
+class Unified(nn.Module):
+    def __init__(self, c: Config):
+        super().__init__()
+        self.c = c
+        self.dec = decoder.Decoder(c.dec)
+        self.vis = vision.VisionEncoder(c.vis)
+        self.aud = audio_enc.AudioEncoder(**c.aud)
+        with torch.no_grad():      # small init for the encoders too
+            for m in (self.vis, self.aud):
+                for n, p in m.named_parameters():
+                    if p.dim() >= 2:
+                        nn.init.normal_(p, 0.0, 0.02 if "pos" not in n else 0.02)
+                    elif "ln" in n and n.endswith("weight"):
+                        p.fill_(1.0)
+                    else:
+                        p.zero_()
+
+    # media → decoder embedding rows
+    def image_rows(self, imgs):                 # uint8 [N,64,64,3] → [N,16,E]
+        x = torch.from_numpy(np.ascontiguousarray(imgs)).float().permute(0, 3, 1, 2) / 255.0
+        return self.vis((x - 0.5) / 0.5)
+
+    def video_rows(self, vids):                 # uint8 [N,F,64,64,3] → [N, F/m·(1+16) rows]
+        N, Fr = vids.shape[:2]
+        r = self.image_rows(vids.reshape(N * Fr, *vids.shape[2:]))
+        r = r.view(N, Fr // TEMPORAL_MERGE, TEMPORAL_MERGE, r.shape[1], r.shape[2]).mean(2)
+        return r                                # [N, groups, 16, E]
+
+    def audio_rows(self, mel):                  # [80,T] → [ceil(T2/stack), E]
+        return self.aud(torch.from_numpy(np.asarray(mel, np.float32)))
+
+
+class Tok:
+    """The vocabulary (models/loom-tiny-vocab.gguf) + control ids, with a cache."""
+
+    def __init__(self, path):
+        self.v = bpe.Vocab.from_gguf(path)
+        self.ctl = {t: i for i, t in enumerate(self.v.tokens) if i >= N_TEXT}
+        self.cache = {}
+
+    def text(self, s):
+        ids = self.cache.get(s)
+        if ids is None:
+            ids = self.v.encode(s.encode("utf-8"))
+            if len(self.cache) < 200000:
+                self.cache[s] = ids
+        return ids
+
+    def decode(self, ids):
+        return self.v.decode([i for i in ids if i < N_TEXT]).decode("utf-8", "replace")
+
+
+def turn(user, answer):
+    """Segments of one chat turn; returns (segments, index of the first answer segment)."""
+    segs = [("ctl", "<|bos|>"), ("ctl", "<|user|>")] + user + [("ctl", "<|end|>"), ("ctl", "<|assistant|>")]
+    return segs + answer + [("ctl", "<|end|>")], len(segs)
+
+
+def build(model, tok, samples):
+    """Batch of samples [(segments, answer_from)] → input rows [B,T,E], labels [B,T] (−100 = no loss).
+    Token rows come from one embedding lookup; media rows are written over their slots."""
+    imgs = [s[1] for segs, _ in samples for s in segs if s[0] == "image"]
+    vids = [s[1] for segs, _ in samples for s in segs if s[0] == "video"]
+    img_rows = model.image_rows(np.stack(imgs)) if imgs else None
+    vid_rows = model.video_rows(np.stack(vids)) if vids else None
+    frame = tok.ctl["<|frame|>"]
+    ii = vi = 0
+    seqs, labels, media, where = [], [], [], []      # media rows and their (b, t) slots
+    for b, (segs, a0) in enumerate(samples):
+        ids, lab = [], []
+        for k, s in enumerate(segs):
+            if s[0] in ("text", "ctl", "codes"):
+                new = (tok.text(s[1]) if s[0] == "text" else [tok.ctl[s[1]]] if s[0] == "ctl"
+                       else [s[1] + int(c) for c in s[2]])
+                ids += new
+                lab += new if k >= a0 else [-100] * len(new)
+                continue
+            if s[0] == "image":
+                rows = [img_rows[ii]]; ii += 1
+            elif s[0] == "audio":
+                rows = [model.audio_rows(s[1])]
+            else:                                   # video: <|frame|> before each group
+                g = vid_rows[vi]; vi += 1
+                rows = []
+                for j in range(g.shape[0]):
+                    ids.append(frame)
+                    lab.append(-100)
+                    rows.append(g[j])
+                    where += [(b, len(ids) + t) for t in range(g.shape[1])]
+                    ids += [0] * g.shape[1]
+                    lab += [-100] * g.shape[1]
+                media += rows
+                continue
+            where += [(b, len(ids) + t) for t in range(rows[0].shape[0])]
+            ids += [0] * rows[0].shape[0]
+            lab += [-100] * rows[0].shape[0]
+            media += rows
+        seqs.append(ids)
+        labels.append(lab[1:] + [-100])             # position t predicts token t+1
+    T = max(len(q) for q in seqs)
+    I = torch.zeros(len(seqs), T, dtype=torch.long)
+    Y = torch.full((len(seqs), T), -100, dtype=torch.long)
+    for b, (q, l) in enumerate(zip(seqs, labels)):
+        I[b, :len(q)] = torch.tensor(q)
+        Y[b, :len(l)] = torch.tensor(l)
+    X = F.embedding(I, model.dec.token_embd)
+    if media:
+        bi = torch.tensor([w[0] for w in where])
+        ti = torch.tensor([w[1] for w in where])
+        X = X.index_put((bi, ti), torch.cat(media).to(X.dtype))
+    return X, Y
+
+
+def config_dict(c: Config):
+    return {"dec": asdict(c.dec), "vis": asdict(c.vis), "aud": dict(c.aud)}
+
+
+def config_from(d):
+    return Config(dec=decoder.DecoderConfig(**d["dec"]), vis=vision.VisionConfig(**d["vis"]), aud=dict(d["aud"]))
+
+
+def export(model, tok_path, stem, ttype=gguf.T_F16):
+    """Write <stem>.gguf (decoder + tokenizer + loom keys) and <stem>-mmproj.gguf (vision +
+    audio encoders). Weights in `model` are rounded to what the files hold."""
+    kv = gguf.read(tok_path)[0]
+    toks = list(kv["tokenizer.ggml.tokens"]) + [f"<|img_{i}|>" for i in range(IMAGE_COUNT)] + \
+        [f"<|aud_{i}|>" for i in range(AUDIO_COUNT)]
+    types = list(kv["tokenizer.ggml.token_type"]) + [bpe.CONTROL] * (IMAGE_COUNT + AUDIO_COUNT)
+    w = gguf.Writer()
+    w.add_str("general.name", os.path.basename(stem))
+    decoder.export_gguf(model.dec, w, ttype)
+    w.add_str("tokenizer.ggml.model", "gpt2")
+    w.add_str("tokenizer.ggml.pre", kv["tokenizer.ggml.pre"])
+    w.add_arr("tokenizer.ggml.tokens", gguf.STRING, toks)
+    w.add_arr("tokenizer.ggml.token_type", gguf.I32, types)
+    w.add_arr("tokenizer.ggml.merges", gguf.STRING, list(kv["tokenizer.ggml.merges"]))
+    for k in ("bos_token_id", "eos_token_id", "padding_token_id"):
+        w.add_u32("tokenizer.ggml." + k, kv["tokenizer.ggml." + k])
+    w.add_u32("tokenizer.ggml.eot_token_id", toks.index("<|end|>"))
+    w.add_bool("tokenizer.ggml.add_bos_token", True)
+    w.add_bool("tokenizer.ggml.add_eos_token", False)
+    for k, v in (("vocab.text_end", N_TEXT), ("vocab.control_end", N_CTL), ("vocab.image_start", IMAGE_START),
+                 ("vocab.image_count", IMAGE_COUNT), ("vocab.audio_start", AUDIO_START),
+                 ("vocab.audio_count", AUDIO_COUNT), ("image.grid", GRID), ("video.n_frames", VIDEO_FRAMES),
+                 ("video.temporal_merge", TEMPORAL_MERGE), ("video.gen_frames", GEN_FRAMES)):
+        w.add_u32("loom." + k, v)
+    w.write(stem + ".gguf")
+
+    # mmproj: the vision writer's file plus the audio tensors and keys
+    vision.export_gguf(model.vis, stem + "-mmproj.vis.tmp", ttype)
+    model.aud.export_gguf(stem + "-mmproj.aud.tmp", ttype)
+    merged = gguf.Writer()
+    for part in (stem + "-mmproj.vis.tmp", stem + "-mmproj.aud.tmp"):
+        pkv, tensors = gguf.read(part)
+        for k, v in pkv.items():
+            if k == "general.alignment":
+                continue
+            typ = _kv_type(k, v)
+            if typ[0] == gguf.ARRAY:
+                merged.add_arr(k, typ[1], v)
+            else:
+                merged.add(k, typ[0], v)
+        for name, (shape, tt, raw) in tensors.items():
+            merged.tensors.append((name, tuple(shape), tt, raw))
+        os.remove(part)
+    merged.add_bool("clip.has_vision_encoder", True)
+    merged.add_bool("clip.has_audio_encoder", True)
+    merged.add_str("general.name", os.path.basename(stem) + " media encoders")
+    merged.write(stem + "-mmproj.gguf")
+    if ttype == gguf.T_F16:    # the audio writer does not round in place; do it here
+        with torch.no_grad():
+            for n, p in model.aud.named_parameters():
+                if p.dim() == 2 and not n.startswith("pos"):
+                    p.copy_(p.half().float())
+
+
+def _kv_type(k, v):
+    if isinstance(v, bool):
+        return (gguf.BOOL,)
+    if isinstance(v, str):
+        return (gguf.STRING,)
+    if isinstance(v, float):
+        return (gguf.F32,)
+    if isinstance(v, int):
+        return (gguf.U32,)
+    if isinstance(v, (list, tuple, np.ndarray)):
+        v0 = v[0]
+        return (gguf.ARRAY, gguf.F32 if isinstance(v0, (float, np.floating)) else gguf.STRING
+                if isinstance(v0, str) else gguf.U32)
+    raise ValueError(f"{k}: value type {type(v)}")
