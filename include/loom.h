@@ -449,6 +449,10 @@ int  loom_video_width(const loom_video *v);
 int  loom_video_height(const loom_video *v);
 /* Frame i as RGB8, [height][width][3], owned by v. */
 const uint8_t *loom_video_frame(const loom_video *v, int i);
+/* A video from frames the caller already has: rgb [n_frames][height][width][3] (copied),
+ * frame i shown at i / fps. For encoders and tests that do not go through a file. */
+int  loom_video_from_rgb(const uint8_t *rgb, int n_frames, int width, int height, double fps,
+                         loom_video **out, char *err, size_t err_size);
 /* Sample time t_i of frame i, and the presentation time of the source frame shown then. */
 double loom_video_frame_time(const loom_video *v, int i);
 double loom_video_frame_pts(const loom_video *v, int i);

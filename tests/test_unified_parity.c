@@ -75,9 +75,11 @@ int main(void)
             text = "Transcribe the audio.";
         } else {
             loom_video *v = NULL;
-            loom_video_params vp = loom_video_default_params();
-            vp.n_frames = loom_model_video_frames(m);
-            rc |= loom_video_sample(path, vp, &v, err, sizeof err);
+            static uint8_t rgb[8 * 64 * 64 * 3];
+            FILE *vf = fopen("data/unified/video_frames.rgb", "rb");
+            rc |= !vf || fread(rgb, 1, sizeof rgb, vf) != sizeof rgb;
+            if (vf) fclose(vf);
+            rc |= loom_video_from_rgb(rgb, 8, 64, 64, 8.0, &v, err, sizeof err);
             if (v) rc |= loom_prompt_add_video(p, mp, v);
             loom_video_free(&v);
             text = "Describe the video.";

@@ -1,5 +1,7 @@
 /* Public "Video" API of include/loom.h: thin wrappers over video_io.c and mp4_writer.c. */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "video/video.h"
 
@@ -69,4 +71,41 @@ int loom_video_write_mp4(const char *path, const uint8_t *rgb, int n_frames, int
     }
     lm_mp4_writer_free(&w);   /* deletes the partial file on failure */
     return report(rc, &e, err, err_size);
+}
+
+int loom_video_from_rgb(const uint8_t *rgb, int n_frames, int width, int height, double fps, loom_video **out,
+                        char *err, size_t err_size)
+{
+    lm_error e = {0};
+    if (!out) return LOOM_ERR_INVALID_ARG;
+    *out = NULL;
+    if (!rgb || n_frames < 1 || n_frames > 65536 || width < 1 || height < 1 || width > 16384 || height > 16384 ||
+        !(fps > 0) || fps > 1e6)
+        return report(lm_fail(&e, LOOM_ERR_INVALID_ARG, "video: %d frames of %dx%d at %g fps is not a video",
+                              n_frames, width, height, fps), &e, err, err_size);
+    const size_t frame = (size_t)width * (size_t)height * 3;
+    loom_video *v = calloc(1, sizeof *v);
+    if (v) {
+        v->rgb = malloc(frame * (size_t)n_frames);
+        v->t = malloc((size_t)n_frames * sizeof *v->t);
+        v->pts = malloc((size_t)n_frames * sizeof *v->pts);
+    }
+    if (!v || !v->rgb || !v->t || !v->pts) {
+        lm_video_free(&v);
+        return report(lm_fail(&e, LOOM_ERR_NO_MEMORY, "video: out of memory for %d frames", n_frames), &e, err, err_size);
+    }
+    memcpy(v->rgb, rgb, frame * (size_t)n_frames);
+    v->n_frames = n_frames;
+    v->width = width;
+    v->height = height;
+    for (int i = 0; i < n_frames; i++) {
+        v->pts[i] = i / fps;
+        v->t[i] = (i + 0.5) / fps;
+    }
+    snprintf(v->codec, sizeof v->codec, "rawvideo");
+    snprintf(v->container, sizeof v->container, "memory");
+    v->info = (loom_video_info){.duration = n_frames / fps, .fps = fps, .n_frames = n_frames, .width = width,
+                                .height = height, .codec = v->codec, .container = v->container};
+    *out = v;
+    return 0;
 }

@@ -4,8 +4,9 @@ the PyTorch unified model (tools/train/unified.py + infer.py), on random weights
 Writes tests/data/unified/tiny.gguf + tiny-mmproj.gguf (F32, a narrow loom-tiny) and
 expected.txt: one line per job, "job input token,token,…" — the greedy answers (up to 24
 tokens) for captioning examples/media/scene1.png, a question about scene2.png, transcribing
-examples/media/speech.wav and describing examples/media/video.mp4 (its 8 frames, decoded
-with the ffmpeg command line, as loom's sampler returns every frame of an 8-frame video).
+examples/media/speech.wav and describing the 8 frames of examples/media/video.mp4 (decoded
+by the ffmpeg command line and saved as video_frames.rgb, which the C test reads: FFmpeg's
+YUV→RGB settings differ between the CLI and loom, and this test is about the model path).
 
     /usr/bin/python3 tools/parity/make_unified_fixtures.py
 """
@@ -64,6 +65,7 @@ def main():
     wav = mel.read_wav16(f"{MEDIA}/speech.wav")
     frames = decode_rgb(f"{MEDIA}/video.mp4")
     assert len(frames) == 8
+    frames.tofile(f"{OUT}/video_frames.rgb")   # the C test feeds these same pixels
     jobs = [
         ("caption", "scene1.png", [("ctl", "<|image|>"), ("image", img1), ("ctl", "<|/image|>"), ("text", "Describe the image.")]),
         ("ask", "scene2.png", [("ctl", "<|image|>"), ("image", img2), ("ctl", "<|/image|>"), ("text", "what colour is the square?")]),
