@@ -191,7 +191,7 @@ static int check_input(lm_audio_reader *r, int rate, int channels, lm_error *err
     if (channels < 1)
         return lm_fail(err, LOOM_ERR_FORMAT, "audio '%s': stream has no channels", r->name);
     if (channels > r->p.max_channels)
-        return lm_fail(err, LOOM_ERR_LIMIT, "audio '%s': %d channels, more than the limit of %d",
+        return lm_fail(err, LOOM_ERR_LIMIT, "audio '%s': %d channels, more than the limit of %d (max_channels)",
                        r->name, channels, r->p.max_channels);
     if (rate < r->p.min_in_rate || rate > r->p.max_in_rate)
         return lm_fail(err, LOOM_ERR_UNSUPPORTED, "audio '%s': sample rate %d Hz outside the supported %d..%d Hz",
@@ -225,8 +225,8 @@ static int fifo_push_mean(lm_audio_reader *r, int n, lm_error *err)
     r->fifo_len += n;
     r->produced += n;
     if (r->produced > r->max_samples)
-        return lm_fail(err, LOOM_ERR_LIMIT, "audio '%s': longer than the limit of %g s",
-                       r->name, r->p.max_seconds);
+        return lm_fail(err, LOOM_ERR_LIMIT, "audio '%s': over %.1f s decoded, more than the limit of %g s (max_seconds)",
+                       r->name, (double)r->produced / r->p.sample_rate, r->p.max_seconds);
     return 0;
 }
 
@@ -260,7 +260,7 @@ static int setup_resampler(lm_audio_reader *r, const AVFrame *f, lm_error *err)
     if (r->swr && f->format == r->swr_fmt && f->sample_rate == r->swr_rate && ch == r->swr_ch) return 0;
     int rc = check_input(r, f->sample_rate, ch, err);
     if (rc < 0) return rc;
-    if (ch > 64) return lm_fail(err, LOOM_ERR_LIMIT, "audio '%s': %d channels, more than 64", r->name, ch);
+    if (ch > 64) return lm_fail(err, LOOM_ERR_LIMIT, "audio '%s': %d channels, more than the resampler's limit of 64", r->name, ch);
     if (r->swr) {
         rc = resample(r, NULL, 0, err);
         if (rc < 0) return rc;
@@ -416,7 +416,7 @@ static int reader_open(lm_audio_reader *r, lm_error *err)
     else if (r->fmt->duration != AV_NOPTS_VALUE && r->fmt->duration > 0)
         r->info.duration = (double)r->fmt->duration / AV_TIME_BASE;
     if (r->info.duration > r->p.max_seconds + 1.0)
-        return lm_fail(err, LOOM_ERR_LIMIT, "audio '%s': %.1f s long, more than the limit of %g s",
+        return lm_fail(err, LOOM_ERR_LIMIT, "audio '%s': %.1f s long, more than the limit of %g s (max_seconds)",
                        r->name, r->info.duration, r->p.max_seconds);
 
     r->dec = avcodec_alloc_context3(codec);

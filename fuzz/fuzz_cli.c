@@ -5,10 +5,10 @@
  * also checked directly: a parsed value is inside its range, JSON strings carry no raw
  * control characters.
  *
- * Sandbox: the process works in an empty temporary directory, and '/' is removed from every
- * argument, so no file outside that directory can be named: each model/media path the
- * parsers accept fails to open, and nothing heavier than parsing runs. stdin is /dev/null
- * and stdout is discarded (libFuzzer's -close_fd_mask=2 silences stderr too).
+ * Sandbox: the process works in an empty, deleted temporary directory, '/' is removed from
+ * every argument and LOOM_* environment variables are unset, so no file can be named: each
+ * model/media path the parsers accept fails to open, and nothing heavier than parsing runs.
+ * stdin is /dev/null and stdout is discarded (-close_fd_mask=2 silences stderr too).
  * Run it with absolute corpus/artifact paths (scripts/fuzz does).
  *   scripts/fuzz 60 fuzz_cli              (seeds: fuzz/corpus/cli, dictionary fuzz/cli.dict) */
 #include <stddef.h>
@@ -32,6 +32,15 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     if (!mkdtemp(dir) || chdir(dir) != 0) __builtin_trap();
     rmdir(dir);   /* the cwd lives on, empty and unnamed: nothing can be created in it */
     if (!freopen("/dev/null", "r", stdin) || !freopen("/dev/null", "w", stdout)) __builtin_trap();
+    /* LOOM_* variables (LOOM_MODEL: a default model path) could name files outside */
+    extern char **environ;
+    for (int i = 0; environ[i];) {
+        const char *eq = strchr(environ[i], '=');
+        if (strncmp(environ[i], "LOOM_", 5) || !eq) { i++; continue; }
+        char name[256];
+        snprintf(name, sizeof name, "%.*s", (int)(eq - environ[i]), environ[i]);
+        if (unsetenv(name) != 0) i++;
+    }
     return 0;
 }
 

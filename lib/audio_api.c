@@ -106,7 +106,8 @@ int loom_audio_save_wav(const char *path, const float *pcm, size_t n_frames, int
 {
     lm_error e = {0};
     if (n_frames > (size_t)INT64_MAX)
-        return copy_err(&e, lm_fail(&e, LOOM_ERR_LIMIT, "wav '%s': too many frames", path ? path : ""), err, err_size);
+        return copy_err(&e, lm_fail(&e, LOOM_ERR_LIMIT, "wav '%s': %zu frames, more than the limit of %lld",
+                                                 path ? path : "", n_frames, (long long)INT64_MAX), err, err_size);
     int rc = lm_wav_write(path, pcm, (int64_t)n_frames, channels, sample_rate, (lm_wav_format)format, &e);
     return copy_err(&e, rc, err, err_size);
 }

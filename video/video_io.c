@@ -476,7 +476,7 @@ static int sample(const char *path, const uint8_t *data, size_t size, const loom
     int w, h;
     output_size(p, s.info.width, s.info.height, &w, &h);
     if (w > p->max_width || h > p->max_height) {
-        rc = lm_fail(e, LOOM_ERR_LIMIT, "%s: output size %dx%d exceeds the limit %dx%d", s.name, w, h, p->max_width, p->max_height);
+        rc = lm_fail(e, LOOM_ERR_LIMIT, "%s: output size %dx%d exceeds the limit %dx%d (max_width x max_height)", s.name, w, h, p->max_width, p->max_height);
         goto done;
     }
     if (!(s.info.duration > 0)) {

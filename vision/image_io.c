@@ -49,7 +49,7 @@ int lm_image_alloc(loom_image *out, int w, int h, lm_error *err)
     memset(out, 0, sizeof *out);
     if (w <= 0 || h <= 0) return lm_fail(err, LOOM_ERR_INVALID_ARG, "image size %dx%d is empty", w, h);
     if ((size_t)w > SIZE_MAX / 3 / (size_t)h)
-        return lm_fail(err, LOOM_ERR_LIMIT, "image size %dx%d overflows memory size", w, h);
+        return lm_fail(err, LOOM_ERR_LIMIT, "image size %dx%d needs more than the %zu bytes a buffer can hold", w, h, SIZE_MAX);
     out->rgb = malloc((size_t)w * (size_t)h * 3);
     if (!out->rgb) return lm_fail(err, LOOM_ERR_NO_MEMORY, "no memory for a %dx%d image", w, h);
     out->width  = w;
@@ -167,7 +167,8 @@ static int png_decode_body(png_ctx *c, png_structp png, png_infop info,
     size_t stride = (size_t)w * (size_t)c->ch;   /* fits: w*h <= max_pixels, w,h <= INT_MAX */
     if (png_get_rowbytes(png, info) != stride)
         return lm_fail(err, LOOM_ERR_FORMAT, "PNG: unexpected row size");
-    if (stride > SIZE_MAX / h) return lm_fail(err, LOOM_ERR_LIMIT, "PNG: image too large");
+    if (stride > SIZE_MAX / h) return lm_fail(err, LOOM_ERR_LIMIT, "PNG: %ux%u image of %zu-byte rows needs more than "
+                                                 "the %zu bytes a buffer can hold", (unsigned)w, (unsigned)h, stride, SIZE_MAX);
     c->pix  = malloc(stride * h);
     c->rows = malloc(sizeof *c->rows * h);
     if (!c->pix || !c->rows)

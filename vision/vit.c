@@ -73,7 +73,7 @@ static int keep_owned(lm_vit *v, float *p, lm_error *err)
 {
     if (v->n_owned >= VIT_MAX_OWNED) {
         free(p);
-        return lm_fail(err, LOOM_ERR_LIMIT, "vision encoder: too many converted tensors");
+        return lm_fail(err, LOOM_ERR_LIMIT, "vision encoder: more than %d converted tensors", VIT_MAX_OWNED);
     }
     v->owned[v->n_owned++] = p;
     return 0;

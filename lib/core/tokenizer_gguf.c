@@ -21,8 +21,8 @@ static int read_str_array(const lm_gguf *g, const char *key, int required, const
         return lm_fail(err, LOOM_ERR_TYPE, "%s: expected an array of strings, got %s", key,
                        lm_gguf_vtype_name(lm_gguf_arr_type(a)));
     uint64_t len = lm_gguf_arr_len(a);
-    if (len > INT32_MAX) return lm_fail(err, LOOM_ERR_LIMIT, "%s: %llu entries is too many", key,
-                                        (unsigned long long)len);
+    if (len > INT32_MAX) return lm_fail(err, LOOM_ERR_LIMIT, "%s: %llu entries, more than the limit of %d", key,
+                                        (unsigned long long)len, INT32_MAX);
     *strs = malloc(sizeof(char *) * (len ? len : 1));
     *lens = malloc(sizeof(uint32_t) * (len ? len : 1));
     if (!*strs || !*lens) {
