@@ -44,16 +44,9 @@ static int abort_now(void *user) { return 1; }
 
 static void run(const char *tag, lm_synth_params p, float tol)
 {
-    char path[256], err[512];
-    tmp_model_path(path, sizeof path, tag);
-    lm_error e = {0};
-    CHECK(lm_synth_write(&p, path, &e) == 0, "%s: write: %s", tag, e.msg);
-    loom_model *m = NULL;
-    if (loom_model_load(path, loom_model_default_params(), &m, err, sizeof err) < 0) {
-        CHECK(0, "%s: load: %s", tag, err);
-        unlink(path);
-        return;
-    }
+    char path[256];
+    loom_model *m = synth_model(tag, &p, path, sizeof path);
+    if (!m) return;
     const int V = loom_model_n_vocab(m), E = loom_model_n_embd(m);
     int32_t tok[N];
     for (int i = 0; i < N; i++) tok[i] = (int32_t)((i * 37 + 11) % (V - 3) + 3);

@@ -469,6 +469,8 @@ struct lm_decoder_state {
     float   *bs;            /* [qb][n_ctx] one head's attention weights             */
     float   *bv;            /* [qb][v] one head's outputs                           */
     void    *block;         /* the single allocation all of the above live in       */
+    lm_abort_fn abort_fn;   /* polled between chunks and layers, or NULL             */
+    void    *abort_user;
 };
 
 typedef struct plan { char *base; size_t used; } plan;
@@ -565,6 +567,14 @@ void lm_decoder_state_free(lm_decoder_state **s)
 
 int32_t lm_decoder_state_n_past(const lm_decoder_state *s) { return s->n_past; }
 int32_t lm_decoder_state_n_ctx(const lm_decoder_state *s) { return s->n_ctx; }
+
+void lm_decoder_state_set_abort(lm_decoder_state *s, lm_abort_fn fn, void *user)
+{
+    s->abort_fn = fn;
+    s->abort_user = user;
+}
+
+static int abort_requested(const lm_decoder_state *s) { return s->abort_fn && s->abort_fn(s->abort_user); }
 
 void lm_decoder_state_truncate(lm_decoder_state *s, int32_t n_past)
 {
@@ -943,8 +953,10 @@ int lm_decoder_forward(const lm_decoder *d, lm_decoder_state *s, const int32_t *
         if (tokens[i] < 0 || tokens[i] >= V)
             return lm_fail(err, LOOM_ERR_INVALID_ARG, "token %lld: id %d is outside the vocabulary (0..%lld)",
                            (long long)i, tokens[i], (long long)V - 1);
+    const int32_t past0 = s->n_past;
     for (int64_t done = 0; done < n;) {
         const int64_t m = n - done < s->n_batch ? n - done : s->n_batch;
+        if (abort_requested(s)) goto aborted;
         for (int64_t t = 0; t < m; t++) {
             if (tokens) {
                 const char *row = (const char *)d->tok_embd.data + (size_t)tokens[done + t] * d->tok_embd.row_bytes;
@@ -953,7 +965,11 @@ int lm_decoder_forward(const lm_decoder *d, lm_decoder_state *s, const int32_t *
                 memcpy(s->x + t * E, embd + (done + t) * E, (size_t)E * sizeof(float));
             }
         }
-        for (int il = 0; il < hp->n_layer; il++) layer_forward(d, il, s, m, pool);
+        for (int il = 0; il < hp->n_layer; il++) {
+            /* a chunk stopped between layers is dropped whole: rows >= n_past are unused */
+            if (il > 0 && abort_requested(s)) goto aborted;
+            layer_forward(d, il, s, m, pool);
+        }
         s->n_past += (int32_t)m;
         done += m;
         if (logits && all_logits) {
@@ -965,4 +981,7 @@ int lm_decoder_forward(const lm_decoder *d, lm_decoder_state *s, const int32_t *
         }
     }
     return 0;
+aborted:
+    return lm_fail(err, LOOM_ERR_ABORTED, "aborted: %lld of %lld positions computed", (long long)(s->n_past - past0),
+                   (long long)n);
 }

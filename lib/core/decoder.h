@@ -122,12 +122,19 @@ int32_t lm_decoder_state_n_past(const lm_decoder_state *s);   /* cached position
 int32_t lm_decoder_state_n_ctx(const lm_decoder_state *s);
 /* Forget cached positions >= n_past (0 clears). */
 void lm_decoder_state_truncate(lm_decoder_state *s, int32_t n_past);
+/* Polled by lm_decoder_forward before each chunk and between layers (fn NULL: never);
+ * nonzero stops the pass. */
+typedef int (*lm_abort_fn)(void *user);
+void lm_decoder_state_set_abort(lm_decoder_state *s, lm_abort_fn fn, void *user);
 
 /* Run n inputs at positions n_past … n_past+n-1 and append them to the cache. Inputs are
  * token ids (`tokens`, embd NULL) or embeddings (`embd` [n][n_embd], tokens NULL).
  * logits: NULL (none), or [n][n_vocab] when all_logits, else [n_vocab] for the last input.
  * Runs in chunks of n_batch. LOOM_ERR_CONTEXT_FULL (nothing changed) when n_past + n >
- * n_ctx; LOOM_ERR_INVALID_ARG for a token id out of range. */
+ * n_ctx; LOOM_ERR_INVALID_ARG for a token id out of range. LOOM_ERR_ABORTED when the abort
+ * callback fired: the cache then holds the chunks computed in full (n_past advanced by a
+ * multiple of n_batch, possibly 0), their rows of all_logits are written, and the last-
+ * position logits are not. */
 int lm_decoder_forward(const lm_decoder *d, lm_decoder_state *s, const int32_t *tokens,
                        const float *embd, int64_t n, float *logits, int all_logits,
                        lm_pool *pool, lm_error *err);
