@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "lib/core/threadpool.h"
+#include "lib/model.h"
 #include "loom.h"
 #include "tools/parity/llama_peer.h"
 #include "tools/parity/parity_models.h"
@@ -96,7 +97,19 @@ static int argmax(const float *x, int n)
  * (the machine is shared, so the minimum time is the least disturbed one). */
 typedef struct bench_run {
     double loom_pp, peer_pp, loom_tg, peer_tg, rss_load;
+    double loom_tg_floatx;   /* Q8_0: decode with float x on the q8 grid (the path before int8 dots) */
 } bench_run;
+
+/* n greedy decode steps from `tok`; seconds. */
+static double loom_decode_steps(loom_session *s, int32_t tok, int n, int V)
+{
+    double t0 = now_s();
+    for (int i = 0; i < n; i++) {
+        if (loom_session_decode(s, tok) < 0) { fprintf(stderr, "loom: %s\n", loom_session_error(s)); break; }
+        tok = argmax(loom_session_logits(s), V);
+    }
+    return now_s() - t0;
+}
 
 static int bench_pair(lp_api *a, const char *path, int nt, const int32_t *prompt, int n_prompt, int n_decode,
                       int rounds, bench_run *r)
@@ -116,7 +129,7 @@ static int bench_pair(lp_api *a, const char *path, int nt, const int32_t *prompt
     const int V = loom_model_n_vocab(m);
     lp_batch b = a->batch_init(n_prompt, 0, 1);
     float *logits = malloc((size_t)V * sizeof *logits);
-    double lpp = 1e30, ppp = 1e30, ltg = 1e30, ptg = 1e30;
+    double lpp = 1e30, ppp = 1e30, ltg = 1e30, ptg = 1e30, ltgf = 1e30;
     for (int round = 0; round < rounds; round++) {
         loom_session_truncate(s, 0);
         double t0 = now_s();
@@ -132,13 +145,15 @@ static int bench_pair(lp_api *a, const char *path, int nt, const int32_t *prompt
 
         loom_session_truncate(s, n_prompt);
         int32_t tok = argmax(loom_session_logits(s), V);
-        t0 = now_s();
-        for (int i = 0; i < n_decode; i++) {
-            if (loom_session_decode(s, tok) < 0) { fprintf(stderr, "loom: %s\n", loom_session_error(s)); break; }
-            tok = argmax(loom_session_logits(s), V);
-        }
-        dt = now_s() - t0;
+        dt = loom_decode_steps(s, tok, n_decode, V);
         if (dt < ltg) ltg = dt;
+        if (m->dec->layers[0].kv_a.type == LOOM_TYPE_Q8_0) {
+            m->dec->q8_float_x = 1;   /* the same steps on the float-x Q8_0 kernels */
+            loom_session_truncate(s, n_prompt);
+            dt = loom_decode_steps(s, tok, n_decode, V);
+            if (dt < ltgf) ltgf = dt;
+            m->dec->q8_float_x = 0;
+        }
 
         tok = argmax(logits, V);
         t0 = now_s();
@@ -153,6 +168,7 @@ static int bench_pair(lp_api *a, const char *path, int nt, const int32_t *prompt
     r->loom_pp = n_prompt / lpp;
     r->peer_pp = n_prompt / ppp;
     r->loom_tg = n_decode / ltg;
+    r->loom_tg_floatx = ltgf < 1e30 ? n_decode / ltgf : 0;
     r->peer_tg = n_decode / ptg;
     free(logits);
     a->batch_free(b);
@@ -222,6 +238,9 @@ int main(int argc, char **argv)
                    tname, nt, r.loom_pp, r.peer_pp, r.loom_pp / r.peer_pp, r.loom_tg, r.peer_tg,
                    r.loom_tg / r.peer_tg, roof, 100 * r.loom_tg / roof, r.rss_load, (double)st.st_size / (1 << 20));
             printf("      active weights %.1f MiB/token, read bandwidth %.1f GB/s (%d thr)\n", active / (1 << 20), bw, nt);
+            if (r.loom_tg_floatx > 0)
+                printf("      loom Q8_0 decode: int8 dots %.1f tok/s vs float x %.1f tok/s: %.2fx\n", r.loom_tg,
+                       r.loom_tg_floatx, r.loom_tg / r.loom_tg_floatx);
             fflush(stdout);
         }
         free(prompt);

@@ -11,6 +11,10 @@
 #define ARCH "deepseek2"
 #define LM_MAX_EXPERT_GROUPS 256
 #define LM_BATCHED_ATTN_MIN 8   /* chunks this long use the GEMM attention */
+/* Up to this many rows, Q8_0 weights multiply activations quantized to int8 blocks
+ * (lm_matvec_q8: llama.cpp's q8_0 × q8_0 dot), one row at a time; longer chunks run the
+ * GEMM on the same values rounded to floats (round_like). */
+#define LM_Q8_INT8_MAX_ROWS 4
 
 /* ---------------------------------------------------------------------------------------
  * Loading: keys
@@ -463,6 +467,11 @@ struct lm_decoder_state {
     int64_t  in_max;        /* widest matrix input (rows of xq)                     */
     float   *xq;            /* [n_batch][in_max] inputs rounded like llama.cpp's    */
     float   *head_x;        /* [H][max(nope, kv_lora)] per-head inputs, rounded     */
+    int      q8_int8;       /* Q8_0 matvecs on int8 activations (!d->q8_float_x)    */
+    int8_t  *xq8;           /* [LM_Q8_INT8_MAX_ROWS][in_max] activations as int8    */
+    float   *xd8;           /* [LM_Q8_INT8_MAX_ROWS][in_max/32] their block scales  */
+    int8_t  *head_q8;       /* [H][max(nope, kv_lora)] per-head inputs as int8      */
+    float   *head_d8;       /* [H][max(nope, kv_lora)/32] their block scales        */
     int32_t  qb;            /* query rows per block in batched attention            */
     float   *bq;            /* [qb][kv_row] one head's absorbed queries             */
     float   *bn;            /* [qb][max(nope, kv_lora)] gathered q_nope / latent out */
@@ -512,7 +521,12 @@ static void plan_state(const lm_decoder *d, lm_decoder_state *s, plan *p)
     s->xe     = take(p, B * E, sizeof(float));
     s->de     = take(p, B * E, sizeof(float));
     s->xq     = take(p, B * (size_t)s->in_max, sizeof(float));
-    s->head_x = take(p, H * (size_t)(hp->kv_lora > hp->n_nope ? hp->kv_lora : hp->n_nope), sizeof(float));
+    const size_t hw = (size_t)(hp->kv_lora > hp->n_nope ? hp->kv_lora : hp->n_nope);
+    s->head_x = take(p, H * hw, sizeof(float));
+    s->xq8    = take(p, LM_Q8_INT8_MAX_ROWS * (size_t)s->in_max, sizeof(int8_t));
+    s->xd8    = take(p, LM_Q8_INT8_MAX_ROWS * ((size_t)s->in_max / LM_QK8_0 + 1), sizeof(float));
+    s->head_q8 = take(p, H * hw, sizeof(int8_t));
+    s->head_d8 = take(p, H * (hw / LM_QK8_0 + 1), sizeof(float));
     s->bq     = take(p, (size_t)s->qb * (size_t)s->kv_row, sizeof(float));
     s->bn     = take(p, (size_t)s->qb * (size_t)(hp->kv_lora > hp->n_nope ? hp->kv_lora : hp->n_nope), sizeof(float));
     s->bs     = take(p, (size_t)s->qb * (size_t)s->n_ctx, sizeof(float));
@@ -631,24 +645,63 @@ static const float *round_like(int type, const float *x, int64_t n, float *out)
     }
 }
 
-/* X[n][n_in] rounded for a matmul with weights of `type` (into s->xq), or X itself. */
-static const float *round_rows(int type, const float *X, int64_t n, int64_t n_in, lm_decoder_state *s)
+/* A matmul's input prepared for weights of one type: n rows of n_in values either as
+ * floats (X itself, or rounded like llama.cpp into s->xq) or, for Q8_0 weights and at most
+ * LM_Q8_INT8_MAX_ROWS rows, as int8 blocks (q [n][n_in], d [n][n_in/32]). */
+typedef struct mm_in {
+    const float  *x;
+    const int8_t *q;
+    const float  *d;
+    int64_t       n, n_in;
+} mm_in;
+
+static mm_in prepare(int type, const float *X, int64_t n, int64_t n_in, lm_decoder_state *s)
 {
-    if (type == LOOM_TYPE_F32) return X;
-    for (int64_t t = 0; t < n; t++) round_like(type, X + t * n_in, n_in, s->xq + t * n_in);
-    return s->xq;
+    mm_in in = {.x = X, .n = n, .n_in = n_in};
+    if (type == LOOM_TYPE_Q8_0 && s->q8_int8 && n <= LM_Q8_INT8_MAX_ROWS) {
+        for (int64_t t = 0; t < n; t++)
+            lm_quantize_q8(X + t * n_in, n_in, s->xq8 + t * n_in, s->xd8 + t * (n_in / LM_QK8_0));
+        in.x = NULL;
+        in.q = s->xq8;
+        in.d = s->xd8;
+    } else if (type != LOOM_TYPE_F32) {
+        for (int64_t t = 0; t < n; t++) round_like(type, X + t * n_in, n_in, s->xq + t * n_in);
+        in.x = s->xq;
+    }
+    return in;
 }
 
-/* Y[n][n_out] = X[n][n_in] · Wᵀ with X already rounded: a matvec for one row, else a GEMM. */
-static void mm_rounded(const lm_matrix *W, const float *X, int64_t n, float *Y, lm_pool *pool)
+/* Y[n][n_out] = X · Wᵀ on a prepared input: int8 rows, one float row, or a GEMM. */
+static void mm_prepared(const lm_matrix *W, const mm_in *in, float *Y, lm_pool *pool)
 {
-    if (n == 1) lm_matvec(W, X, Y, pool);
-    else lm_matmul(W, X, n, Y, pool);
+    if (in->q) {
+        for (int64_t t = 0; t < in->n; t++)
+            lm_matvec_q8(W, in->q + t * in->n_in, in->d + t * (in->n_in / LM_QK8_0), Y + t * W->n_out, pool);
+    } else if (in->n == 1) {
+        lm_matvec(W, in->x, Y, pool);
+    } else {
+        lm_matmul(W, in->x, in->n, Y, pool);
+    }
 }
 
 static void mm(const lm_matrix *W, const float *X, int64_t n, float *Y, lm_decoder_state *s, lm_pool *pool)
 {
-    mm_rounded(W, round_rows(W->type, X, n, W->n_in, s), n, Y, pool);
+    const mm_in in = prepare(W->type, X, n, W->n_in, s);
+    mm_prepared(W, &in, Y, pool);
+}
+
+/* y = W · x for one row on the calling thread, with head h's scratch (attention heads run
+ * in parallel, one per thread). */
+static void head_matvec(const lm_matrix *W, const float *x, float *y, lm_decoder_state *s, int64_t h, int64_t hw)
+{
+    if (W->type == LOOM_TYPE_Q8_0 && s->q8_int8) {
+        int8_t *q = s->head_q8 + h * hw;
+        float *d = s->head_d8 + h * (hw / LM_QK8_0 + 1);
+        lm_quantize_q8(x, W->n_in, q, d);
+        lm_matvec_q8(W, q, d, y, NULL);
+    } else {
+        lm_matvec(W, round_like(W->type, x, W->n_in, s->head_x + h * hw), y, NULL);
+    }
 }
 
 /* Rows [row0, row0+n_rows) of W as a matrix of their own. */
@@ -694,13 +747,12 @@ static void attn_heads(void *arg, int ith, int nth)
         const lm_matrix kb = rows_of(&L->k_b, h * kvl, kvl, 0);
         const lm_matrix vb = rows_of(&L->v_b, h * L->v_b_stride + L->v_b_off, hp->n_v, 0);
         float *qc = s->head_q + h * R, *p = s->head_p + h * (int64_t)s->n_ctx, *o = s->head_o + h * kvl;
-        float *hx = s->head_x + h * (kvl > hp->n_nope ? kvl : hp->n_nope);
+        const int64_t hw = kvl > hp->n_nope ? kvl : hp->n_nope;
         for (int64_t t = 0; t < a->n_tok; t++) {
             const int64_t pos = s->n_past + t;
             float *qh = s->q + (t * H + h) * dq;
             lm_rope_apply(&hp->rope, qh + hp->n_nope, pos);
-            const float *qn = round_like(kb.type, qh, hp->n_nope, hx);
-            lm_matvec(&kb, qn, qc, NULL);
+            head_matvec(&kb, qh, qc, s, h, hw);
             memcpy(qc + kvl, qh + hp->n_nope, (size_t)hp->n_rope * sizeof(float));
             const int64_t n_kv = pos + 1;
             for (int64_t j = 0; j < n_kv; j++)
@@ -708,8 +760,7 @@ static void attn_heads(void *arg, int ith, int nth)
             lm_softmax(p, n_kv);
             memset(o, 0, (size_t)kvl * sizeof(float));
             for (int64_t j = 0; j < n_kv; j++) axpy(o, p[j], a->kv + j * R, kvl);
-            const float *oq = round_like(vb.type, o, kvl, hx);
-            lm_matvec(&vb, oq, s->attn + (t * H + h) * hp->n_v, NULL);
+            head_matvec(&vb, o, s->attn + (t * H + h) * hp->n_v, s, h, hw);
         }
     }
 }
@@ -719,9 +770,9 @@ static void swiglu_ffn(const lm_matrix *gate, const lm_matrix *up, const lm_matr
                        const float *x, int64_t n, float *y, lm_decoder_state *s, lm_pool *pool)
 {
     if (gate->type == up->type) { /* one rounding serves both */
-        const float *xr = round_rows(gate->type, x, n, gate->n_in, s);
-        mm_rounded(gate, xr, n, s->g, pool);
-        mm_rounded(up, xr, n, s->u, pool);
+        const mm_in in = prepare(gate->type, x, n, gate->n_in, s);
+        mm_prepared(gate, &in, s->g, pool);
+        mm_prepared(up, &in, s->u, pool);
     } else {
         mm(gate, x, n, s->g, s, pool);
         mm(up, x, n, s->u, s, pool);
@@ -879,7 +930,7 @@ static void attn_batched(const lm_decoder *d, const lm_decoder_layer *L, lm_deco
                 memcpy(s->bq + i * R + kvl, s->q + ((t0 + i) * H + h) * dq + hp->n_nope, (size_t)hp->n_rope * sizeof(float));
             }
             const lm_matrix K = {.type = LOOM_TYPE_F32, .n_in = R, .n_out = n_kv, .row_bytes = (size_t)R * sizeof(float), .data = kv};
-            mm_rounded(&K, s->bq, m, s->bs, pool);
+            mm(&K, s->bq, m, s->bs, s, pool);   /* F32: no rounding */
             for (int64_t i = 0; i < m; i++) {
                 float *row = s->bs + i * n_kv;
                 const int64_t valid = s->n_past + t0 + i + 1;
@@ -954,6 +1005,7 @@ int lm_decoder_forward(const lm_decoder *d, lm_decoder_state *s, const int32_t *
             return lm_fail(err, LOOM_ERR_INVALID_ARG, "token %lld: id %d is outside the vocabulary (0..%lld)",
                            (long long)i, tokens[i], (long long)V - 1);
     const int32_t past0 = s->n_past;
+    s->q8_int8 = !d->q8_float_x;
     for (int64_t done = 0; done < n;) {
         const int64_t m = n - done < s->n_batch ? n - done : s->n_batch;
         if (abort_requested(s)) goto aborted;

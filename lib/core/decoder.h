@@ -103,6 +103,8 @@ typedef struct lm_decoder {
     lm_decoder_layer  *layers;      /* [n_layer], owned                                  */
     float             *k_b_owned;   /* legacy kv_b: [n_layer][H·kv_lora][nope], owned    */
     uint64_t           active_bytes;/* weight bytes one decode step reads (roofline)     */
+    int                q8_float_x;  /* 1: Q8_0 matvecs take float x rounded to the q8 grid
+                                       instead of int8 dots (the older path; benchmarks)  */
 } lm_decoder;
 
 /* Read hyperparameters and bind every tensor of a `deepseek2` GGUF. `g` must outlive the
