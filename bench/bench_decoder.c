@@ -98,6 +98,7 @@ static int argmax(const float *x, int n)
 typedef struct bench_run {
     double loom_pp, peer_pp, loom_tg, peer_tg, rss_load;
     double loom_tg_floatx;   /* Q8_0: decode with float x on the q8 grid (the path before int8 dots) */
+    double loom_pp_absorbed; /* prefill with the absorbed MLA form forced                    */
 } bench_run;
 
 /* n greedy decode steps from `tok`; seconds. */
@@ -129,13 +130,21 @@ static int bench_pair(lp_api *a, const char *path, int nt, const int32_t *prompt
     const int V = loom_model_n_vocab(m);
     lp_batch b = a->batch_init(n_prompt, 0, 1);
     float *logits = malloc((size_t)V * sizeof *logits);
-    double lpp = 1e30, ppp = 1e30, ltg = 1e30, ptg = 1e30, ltgf = 1e30;
+    double lpp = 1e30, ppp = 1e30, ltg = 1e30, ptg = 1e30, ltgf = 1e30, lppa = 1e30;
     for (int round = 0; round < rounds; round++) {
         loom_session_truncate(s, 0);
         double t0 = now_s();
         loom_session_prompt(s, prompt, n_prompt, NULL);
         double dt = now_s() - t0;
         if (dt < lpp) lpp = dt;
+
+        m->dec->mla_form = LM_MLA_ABSORBED;  /* the same prompt in the absorbed form only */
+        loom_session_truncate(s, 0);
+        t0 = now_s();
+        loom_session_prompt(s, prompt, n_prompt, NULL);
+        dt = now_s() - t0;
+        if (dt < lppa) lppa = dt;
+        m->dec->mla_form = LM_MLA_AUTO;
 
         a->memory_clear(a->get_memory(ctx), true);
         t0 = now_s();
@@ -166,6 +175,7 @@ static int bench_pair(lp_api *a, const char *path, int nt, const int32_t *prompt
         a->memory_seq_rm(a->get_memory(ctx), 0, n_prompt, -1);
     }
     r->loom_pp = n_prompt / lpp;
+    r->loom_pp_absorbed = n_prompt / lppa;
     r->peer_pp = n_prompt / ppp;
     r->loom_tg = n_decode / ltg;
     r->loom_tg_floatx = ltgf < 1e30 ? n_decode / ltgf : 0;
@@ -238,6 +248,8 @@ int main(int argc, char **argv)
                    tname, nt, r.loom_pp, r.peer_pp, r.loom_pp / r.peer_pp, r.loom_tg, r.peer_tg,
                    r.loom_tg / r.peer_tg, roof, 100 * r.loom_tg / roof, r.rss_load, (double)st.st_size / (1 << 20));
             printf("      active weights %.1f MiB/token, read bandwidth %.1f GB/s (%d thr)\n", active / (1 << 20), bw, nt);
+            printf("      loom prefill: auto MLA form %.1f tok/s vs absorbed only %.1f tok/s: %.2fx\n", r.loom_pp,
+                   r.loom_pp_absorbed, r.loom_pp / r.loom_pp_absorbed);
             if (r.loom_tg_floatx > 0)
                 printf("      loom Q8_0 decode: int8 dots %.1f tok/s vs float x %.1f tok/s: %.2fx\n", r.loom_tg,
                        r.loom_tg_floatx, r.loom_tg / r.loom_tg_floatx);

@@ -50,4 +50,17 @@ static inline loom_model *synth_model(const char *tag, const lm_synth_params *p,
     return m;
 }
 
+/* A session on m (NULL, with a failed check, if it cannot be created). */
+static inline loom_session *test_session(const loom_model *m, int n_ctx, int n_batch, int n_threads)
+{
+    char err[512];
+    loom_session_params sp = loom_session_default_params();
+    sp.n_ctx = n_ctx;
+    sp.n_batch = n_batch;
+    sp.n_threads = n_threads;
+    loom_session *s = NULL;
+    CHECK(loom_session_create(m, sp, &s, err, sizeof err) == 0, "session: %s", err);
+    return s;
+}
+
 #endif

@@ -33,18 +33,6 @@ static float max_diff(const float *a, const float *b, int64_t n)
     return m;
 }
 
-static loom_session *session(const loom_model *m, int n_batch, int n_threads)
-{
-    char err[512];
-    loom_session_params sp = loom_session_default_params();
-    sp.n_ctx = 64;
-    sp.n_batch = n_batch;
-    sp.n_threads = n_threads;
-    loom_session *s = NULL;
-    CHECK(loom_session_create(m, sp, &s, err, sizeof err) == 0, "session: %s", err);
-    return s;
-}
-
 static void run(const char *tag, lm_synth_params p, int n_threads)
 {
     char path[256];
@@ -58,12 +46,12 @@ static void run(const char *tag, lm_synth_params p, int n_threads)
     float *last = malloc((size_t)V * sizeof *last);
 
     /* the uninterrupted run */
-    loom_session *r = session(m, B, n_threads);
+    loom_session *r = test_session(m, 64, B, n_threads);
     CHECK(loom_session_prompt(r, tok, N, ref) == 0, "%s: reference prompt: %s", tag, loom_session_error(r));
     memcpy(last, ref + (size_t)(N - 1) * V, (size_t)V * sizeof *last);
 
     /* abort between layers 1 and 2 of the third chunk: two chunks stay */
-    loom_session *s = session(m, B, n_threads);
+    loom_session *s = test_session(m, 64, B, n_threads);
     countdown cd = {0, 2 * L + 2};
     loom_session_set_abort(s, tick, NULL, &cd);
     for (size_t i = 0; i < (size_t)N * V; i++) got[i] = NAN;

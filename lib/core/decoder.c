@@ -477,6 +477,11 @@ struct lm_decoder_state {
     float   *bn;            /* [qb][max(nope, kv_lora)] gathered q_nope / latent out */
     float   *bs;            /* [qb][n_ctx] one head's attention weights             */
     float   *bv;            /* [qb][v] one head's outputs                           */
+    /* plain MLA form (allocated when n_batch >= LM_BATCHED_ATTN_MIN) */
+    float   *cr;            /* [n_ctx][kv_lora] kv_cmpr rows, rounded to v_b's type  */
+    float   *pk;            /* [n_ctx][nope] one head's decompressed K_nope          */
+    float   *pv;            /* [n_ctx][v] one head's decompressed values             */
+    float   *kbf;           /* [kv_lora][nope] one head's k_b as floats              */
     void    *block;         /* the single allocation all of the above live in       */
     lm_abort_fn abort_fn;   /* polled between chunks and layers, or NULL             */
     void    *abort_user;
@@ -531,6 +536,13 @@ static void plan_state(const lm_decoder *d, lm_decoder_state *s, plan *p)
     s->bn     = take(p, (size_t)s->qb * (size_t)(hp->kv_lora > hp->n_nope ? hp->kv_lora : hp->n_nope), sizeof(float));
     s->bs     = take(p, (size_t)s->qb * (size_t)s->n_ctx, sizeof(float));
     s->bv     = take(p, (size_t)s->qb * (size_t)hp->n_v, sizeof(float));
+    if (s->n_batch >= LM_BATCHED_ATTN_MIN) {
+        const size_t C = (size_t)s->n_ctx;
+        s->cr  = take(p, C * (size_t)hp->kv_lora, sizeof(float));
+        s->pk  = take(p, C * (size_t)hp->n_nope, sizeof(float));
+        s->pv  = take(p, C * (size_t)hp->n_v, sizeof(float));
+        s->kbf = take(p, (size_t)hp->kv_lora * (size_t)hp->n_nope, sizeof(float));
+    }
 }
 
 int lm_decoder_state_create(const lm_decoder *d, int32_t n_ctx, int32_t n_batch,
@@ -906,16 +918,28 @@ static void moe_ffn(const lm_decoder *d, const lm_decoder_layer *L, lm_decoder_s
     }
 }
 
+/* Scores of query rows t0 … t0+m-1 (row i sees keys 0 … n_past+t0+i) in s->bs [m][n_kv]:
+ * scaled by kq_scale, softmaxed over the visible keys, zero over the masked ones. */
+static void masked_softmax_rows(const lm_decoder_hparams *hp, lm_decoder_state *s, int64_t t0, int64_t m,
+                                int64_t n_kv)
+{
+    for (int64_t i = 0; i < m; i++) {
+        float *row = s->bs + i * n_kv;
+        const int64_t valid = s->n_past + t0 + i + 1;
+        for (int64_t j = 0; j < valid; j++) row[j] *= hp->kq_scale;
+        lm_softmax(row, valid);
+        memset(row + valid, 0, (size_t)(n_kv - valid) * sizeof(float));
+    }
+}
+
 /* The same absorbed attention for a prefill chunk, one head at a time, as GEMMs over blocks
  * of query rows: Q̃ = Q_nope·k_bₕᵀ | RoPE(q_pe); S = softmax(kq_scale·Q̃·Kᵀ) with the causal
- * mask; O = S·C (C = the cache's kv_cmpr columns); out = O·v_bₕᵀ. */
-static void attn_batched(const lm_decoder *d, const lm_decoder_layer *L, lm_decoder_state *s,
-                         const float *kv, int64_t n, lm_pool *pool)
+ * mask; O = S·C (C = the cache's kv_cmpr columns); out = O·v_bₕᵀ. q_pe is already rotated. */
+static void attn_absorbed(const lm_decoder *d, const lm_decoder_layer *L, lm_decoder_state *s,
+                          const float *kv, int64_t n, lm_pool *pool)
 {
     const lm_decoder_hparams *hp = &d->hp;
     const int64_t H = hp->n_head, dq = hp->n_nope + hp->n_rope, kvl = hp->kv_lora, R = s->kv_row;
-    for (int64_t t = 0; t < n; t++)
-        for (int64_t h = 0; h < H; h++) lm_rope_apply(&hp->rope, s->q + (t * H + h) * dq + hp->n_nope, s->n_past + t);
     for (int64_t h = 0; h < H; h++) {
         const lm_matrix kb = rows_of(&L->k_b, h * kvl, kvl, 0);
         const lm_matrix vb = rows_of(&L->v_b, h * L->v_b_stride + L->v_b_off, hp->n_v, 0);
@@ -931,13 +955,7 @@ static void attn_batched(const lm_decoder *d, const lm_decoder_layer *L, lm_deco
             }
             const lm_matrix K = {.type = LOOM_TYPE_F32, .n_in = R, .n_out = n_kv, .row_bytes = (size_t)R * sizeof(float), .data = kv};
             mm(&K, s->bq, m, s->bs, s, pool);   /* F32: no rounding */
-            for (int64_t i = 0; i < m; i++) {
-                float *row = s->bs + i * n_kv;
-                const int64_t valid = s->n_past + t0 + i + 1;
-                for (int64_t j = 0; j < valid; j++) row[j] *= hp->kq_scale;
-                lm_softmax(row, valid);
-                memset(row + valid, 0, (size_t)(n_kv - valid) * sizeof(float));
-            }
+            masked_softmax_rows(hp, s, t0, m, n_kv);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)kvl, (int)n_kv, 1.0f, s->bs,
                         (int)n_kv, kv, (int)R, 0.0f, s->bn, (int)kvl);
             mm(&vb, s->bn, m, s->bv, s, pool);
@@ -945,6 +963,91 @@ static void attn_batched(const lm_decoder *d, const lm_decoder_layer *L, lm_deco
                 memcpy(s->attn + ((t0 + i) * H + h) * hp->n_v, s->bv + i * hp->n_v, (size_t)hp->n_v * sizeof(float));
         }
     }
+}
+
+/* The plain form of the same attention: per head, the cached latents are decompressed once
+ * into keys and values for every cached position, K_nope = Ĉ·k_bₕ [n_all][nope] and
+ * V = Ĉ·v_bₕᵀ [n_all][v], then standard attention over blocks of query rows:
+ * S = softmax(kq_scale·(Q_nope·K_nopeᵀ + Q_pe·K_peᵀ)) with the causal mask, out = S·V.
+ * Ĉ = the kv_cmpr rows rounded to v_b's type, as llama.cpp's plain form (legacy attn_kv_b
+ * files) rounds them for its kv_b matmul. q_pe is already rotated. */
+static void attn_plain(const lm_decoder *d, const lm_decoder_layer *L, lm_decoder_state *s,
+                       const float *kv, int64_t n, lm_pool *pool)
+{
+    const lm_decoder_hparams *hp = &d->hp;
+    const int64_t H = hp->n_head, dq = hp->n_nope + hp->n_rope, kvl = hp->kv_lora, R = s->kv_row;
+    const int64_t nope = hp->n_nope, nv = hp->n_v, n_all = s->n_past + n;
+    for (int64_t j = 0; j < n_all; j++) {
+        const float *r = round_like(L->v_b.type, kv + j * R, kvl, s->cr + j * kvl);
+        if (r != s->cr + j * kvl) memcpy(s->cr + j * kvl, r, (size_t)kvl * sizeof(float));
+    }
+    for (int64_t h = 0; h < H; h++) {
+        /* k_bₕ as a dense [kvl][nope] float matrix (K_nope = Ĉ·k_bₕ needs it untransposed) */
+        const lm_matrix kb = rows_of(&L->k_b, h * kvl, kvl, 0);
+        const float *kbf = kb.data;
+        int64_t ldk = (int64_t)(kb.row_bytes / sizeof(float));
+        if (kb.type != LOOM_TYPE_F32) {
+            for (int64_t c = 0; c < kvl; c++)
+                lm_row_to_f32(kb.type, (const char *)kb.data + (size_t)c * kb.row_bytes, s->kbf + c * nope, nope);
+            kbf = s->kbf;
+            ldk = nope;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n_all, (int)nope, (int)kvl, 1.0f, s->cr, (int)kvl,
+                    kbf, (int)ldk, 0.0f, s->pk, (int)nope);
+        const lm_matrix vb = rows_of(&L->v_b, h * L->v_b_stride + L->v_b_off, nv, 0);
+        lm_matmul(&vb, s->cr, n_all, s->pv, pool);
+        for (int64_t t0 = 0; t0 < n; t0 += s->qb) {
+            const int64_t m = n - t0 < s->qb ? n - t0 : s->qb;
+            const int64_t n_kv = s->n_past + t0 + m;
+            const float *qh = s->q + (t0 * H + h) * dq;   /* rows H·dq apart */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, (int)n_kv, (int)nope, 1.0f, qh, (int)(H * dq),
+                        s->pk, (int)nope, 0.0f, s->bs, (int)n_kv);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, (int)n_kv, (int)hp->n_rope, 1.0f, qh + nope,
+                        (int)(H * dq), kv + kvl, (int)R, 1.0f, s->bs, (int)n_kv);
+            masked_softmax_rows(hp, s, t0, m, n_kv);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)nv, (int)n_kv, 1.0f, s->bs, (int)n_kv,
+                        s->pv, (int)nv, 0.0f, s->attn + (t0 * H + h) * nv, (int)(H * nv));
+        }
+    }
+}
+
+int lm_mla_plain_cheaper(const lm_decoder_hparams *hp, int64_t n_past, int64_t n, int64_t qb)
+{
+    const double kvl = hp->kv_lora, nope = hp->n_nope, rope = hp->n_rope, nv = hp->n_v;
+    double pairs = 0.0; /* Σ over query blocks of rows × keys computed */
+    for (int64_t t0 = 0; t0 < n; t0 += qb) {
+        const int64_t m = n - t0 < qb ? n - t0 : qb;
+        pairs += (double)m * (double)(n_past + t0 + m);
+    }
+    const double absorbed = (double)n * kvl * (nope + nv) + pairs * (2.0 * kvl + rope);
+    const double plain = (double)(n_past + n) * kvl * (nope + nv) + pairs * (nope + rope + nv);
+    return plain < absorbed;
+}
+
+/* Whether LM_MLA_AUTO may use the plain form for this layer. llama.cpp runs split
+ * attn_k_b/attn_v_b files in the absorbed form, rounding q_nope and the latent output to
+ * the weights' type; legacy attn_kv_b files in the plain form, rounding kv_cmpr. With Q8_0
+ * split weights the plain form's 8-bit rounding of other activations moves logits as far
+ * as the parity limit (tiny q8_0 models: mean KL 1.3e-3 – 3.5e-3 against llama.cpp, limit
+ * 1e-3), so those layers stay absorbed; F16/BF16/F32 differ only at float/f16 rounding. */
+static int plain_allowed(const lm_decoder *d, const lm_decoder_layer *L)
+{
+    return !d->hp.mla_split || (L->k_b.type != LOOM_TYPE_Q8_0 && L->v_b.type != LOOM_TYPE_Q8_0);
+}
+
+/* Batched attention for a prefill chunk: RoPE on q_pe, then the form d->mla_form asks for,
+ * or in LM_MLA_AUTO the plain form where plain_allowed and lm_mla_plain_cheaper say so. */
+static void attn_batched(const lm_decoder *d, const lm_decoder_layer *L, lm_decoder_state *s,
+                         const float *kv, int64_t n, lm_pool *pool)
+{
+    const lm_decoder_hparams *hp = &d->hp;
+    const int64_t H = hp->n_head, dq = hp->n_nope + hp->n_rope;
+    for (int64_t t = 0; t < n; t++)
+        for (int64_t h = 0; h < H; h++) lm_rope_apply(&hp->rope, s->q + (t * H + h) * dq + hp->n_nope, s->n_past + t);
+    const int plain = d->mla_form == LM_MLA_PLAIN ||
+                      (d->mla_form == LM_MLA_AUTO && plain_allowed(d, L) && lm_mla_plain_cheaper(hp, s->n_past, n, s->qb));
+    if (plain) attn_plain(d, L, s, kv, n, pool);
+    else attn_absorbed(d, L, s, kv, n, pool);
 }
 
 static void layer_forward(const lm_decoder *d, int il, lm_decoder_state *s, int64_t n, lm_pool *pool)

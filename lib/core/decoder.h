@@ -103,9 +103,14 @@ typedef struct lm_decoder {
     lm_decoder_layer  *layers;      /* [n_layer], owned                                  */
     float             *k_b_owned;   /* legacy kv_b: [n_layer][H·kv_lora][nope], owned    */
     uint64_t           active_bytes;/* weight bytes one decode step reads (roofline)     */
+    /* Tuning knobs for tests and benchmarks (set before forward passes run, not during): */
     int                q8_float_x;  /* 1: Q8_0 matvecs take float x rounded to the q8 grid
-                                       instead of int8 dots (the older path; benchmarks)  */
+                                       instead of int8 dots (the older path)              */
+    int                mla_form;    /* prefill attention: LM_MLA_AUTO (default), or forced */
 } lm_decoder;
+
+/* Forms of the batched (prefill) attention. */
+enum { LM_MLA_AUTO = 0, LM_MLA_ABSORBED = 1, LM_MLA_PLAIN = 2 };
 
 /* Read hyperparameters and bind every tensor of a `deepseek2` GGUF. `g` must outlive the
  * decoder (weights point into its mapping). A missing key, a tensor of the wrong shape or
@@ -140,6 +145,21 @@ void lm_decoder_state_set_abort(lm_decoder_state *s, lm_abort_fn fn, void *user)
 int lm_decoder_forward(const lm_decoder *d, lm_decoder_state *s, const int32_t *tokens,
                        const float *embd, int64_t n, float *logits, int all_logits,
                        lm_pool *pool, lm_error *err);
+
+/* 1 if the plain MLA form costs fewer multiply-adds than the absorbed one for a chunk of n
+ * tokens after n_past cached ones, attention computed in blocks of qb query rows. Per head
+ * (RoPE, softmax and the projections outside attention are the same in both):
+ *   absorbed: n·kv_lora·(nope + v)              q̃ = k_bₕ·q_nope, out = v_bₕ·o, per query
+ *             + P·(2·kv_lora + rope)            S = Q̃·[C | K_pe]ᵀ, O = S·C
+ *   plain:    (n_past + n)·kv_lora·(nope + v)   K_nope = Ĉ·k_bₕ, V = Ĉ·v_bₕᵀ, per cached row
+ *             + P·(nope + rope + v)             S = Q·Kᵀ, O = S·V
+ * where P = Σ over query blocks of rows × keys (≈ n·n_past + n²/2). So plain wins iff
+ * n_past·kv_lora·(nope + v) < P·(2·kv_lora − nope − v): always when nothing is cached (and
+ * 2·kv_lora > nope + v), otherwise when n is large relative to kv_lora. DeepSeek-V3's heads
+ * (kv_lora 512, nope 128, rope 64, v 128): n·(1 + n/(2·n_past)) > 171, so n > 171 after a
+ * long cache. Decode steps (n < 8) always use the absorbed form, and so do split-layout
+ * layers with Q8_0 k_b/v_b (see plain_allowed in decoder.c: parity with llama.cpp). */
+int lm_mla_plain_cheaper(const lm_decoder_hparams *hp, int64_t n_past, int64_t n, int64_t qb);
 
 /* The routing of one token (exposed for tests): scores[E] are the router logits; writes
  * the n_expert_used chosen experts and their weights. scratch holds 2·E floats. */
