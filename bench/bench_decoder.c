@@ -6,6 +6,7 @@
  * memory after loading (weights are mmapped, not copied).
  *
  *   bench_decoder [--dir DIR] [--threads 1,2] [--types f16,q8_0] [--prompt 512] [--decode 32] [--rounds 3]
+ *                 [--cpu-time]
  * Run from the source root (it finds the peer under peer/; see docs/BENCHMARKS.md).
  */
 #include <stdio.h>
@@ -20,10 +21,16 @@
 #include "tools/parity/llama_peer.h"
 #include "tools/parity/parity_models.h"
 
+/* Wall time, or with --cpu-time this process's CPU time: on a machine shared with other
+ * jobs, a 1-thread run's CPU time leaves out the time slices other jobs took (it still
+ * includes their cache and memory contention). Not meaningful with 2 threads (spinning
+ * workers count). */
+static clockid_t g_clock = CLOCK_MONOTONIC;
+
 static double now_s(void)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(g_clock, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
@@ -200,7 +207,8 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--prompt") && i + 1 < argc) n_prompt = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--decode") && i + 1 < argc) n_decode = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--rounds") && i + 1 < argc) rounds = atoi(argv[++i]);
-        else { fprintf(stderr, "usage: %s [--dir DIR] [--threads 1,2] [--types f16,q8_0] [--prompt N] [--decode N] [--rounds N]\n", argv[0]); return 2; }
+        else if (!strcmp(argv[i], "--cpu-time")) g_clock = CLOCK_PROCESS_CPUTIME_ID;
+        else { fprintf(stderr, "usage: %s [--dir DIR] [--threads 1,2] [--types f16,q8_0] [--prompt N] [--decode N] [--rounds N] [--cpu-time]\n", argv[0]); return 2; }
     }
     if (n_prompt < 1 || n_decode < 1 || rounds < 1) return 2;
     mkdir("out", 0755);
@@ -208,8 +216,9 @@ int main(int argc, char **argv)
     lp_api peer;
     if (lp_open(&peer, NULL, NULL, 0) < 0) return 1;
 
-    printf("decoder benchmark: loom vs llama.cpp, %d-token prefill, %d decode steps, best of %d interleaved rounds\n"
-           "CPU features: %s\n", n_prompt, n_decode, rounds, loom_cpu_features());
+    printf("decoder benchmark: loom vs llama.cpp, %d-token prefill, %d decode steps, best of %d interleaved rounds%s\n"
+           "CPU features: %s\n", n_prompt, n_decode, rounds,
+           g_clock == CLOCK_MONOTONIC ? "" : " (process CPU time, not wall time)", loom_cpu_features());
     printf("%-5s %3s | %10s %10s %6s | %9s %9s %6s | %9s %6s | %s\n", "type", "thr", "loom pp/s", "llama pp/s",
            "ratio", "loom tg/s", "llama tg/s", "ratio", "roofline", "loom%", "RSS after load / file");
     for (const char *t = types; *t;) {

@@ -3,20 +3,25 @@
  *
  *   x = token_embd[id]                       (or caller-provided embeddings)
  *   for each layer:
- *     h  = x + MLA(RMSNorm(x))                multi-head latent attention, absorbed form
+ *     h  = x + MLA(RMSNorm(x))                multi-head latent attention
  *     x  = h + FFN(RMSNorm(h))                dense SwiGLU (leading layers) or
  *                                             routed experts + shared experts
  *   logits = output · RMSNorm(x)             (`output`, or token_embd when tied)
  *
- * Attention always runs in the absorbed form: each head's query is multiplied into the
- * latent space (q_nope · k_b), so keys are one shared row [kv_cmpr | k_pe] of
- * kv_lora + n_rope floats per token and layer — the only thing the cache stores. Values are
- * the kv_cmpr part of the same rows; each head's latent output goes through v_b.
+ * The cache stores one shared row [kv_cmpr | k_pe] of kv_lora + n_rope floats per token and
+ * layer. Decode steps run attention in the absorbed form: each head's query is multiplied
+ * into the latent space (q_nope · k_b), keys are those rows, values their kv_cmpr part, and
+ * each head's latent output goes through v_b. Prefill chunks (>= 8 tokens) run the absorbed
+ * form or the plain one (per head, keys and values decompressed from the cached rows,
+ * then standard attention), whichever lm_mla_plain_cheaper estimates is cheaper.
+ * Q8_0 matvecs (decode) quantize their input to int8 blocks and use integer dots
+ * (lm_matvec_q8), like llama.cpp; every other matmul rounds its input to the weights'
+ * grid and multiplies floats (see docs/PARITY.md).
  *
  * The model (lm_decoder) is read-only after load and may be shared by many states. All
  * weights are lm_matrix views into the GGUF mapping (no copies), except a legacy
  * `attn_kv_b` whose k part is transposed once to F32 at load (the absorbed form needs
- * k_b as {nope, kv_lora} per head).
+ * k_b as {nope, kv_lora} per head). Abort: lm_decoder_state_set_abort.
  */
 #ifndef LM_DECODER_H
 #define LM_DECODER_H
