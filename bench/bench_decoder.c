@@ -6,6 +6,7 @@
  * memory after loading (weights are mmapped, not copied).
  *
  *   bench_decoder [--dir DIR] [--threads 1,2] [--types f16,q8_0] [--prompt 512] [--decode 32] [--rounds 3]
+ *                 [--cpu-time]
  * Run from the source root (it finds the peer under peer/; see docs/BENCHMARKS.md).
  */
 #include <stdio.h>
@@ -15,14 +16,21 @@
 #include <time.h>
 
 #include "lib/core/threadpool.h"
+#include "lib/model.h"
 #include "loom.h"
 #include "tools/parity/llama_peer.h"
 #include "tools/parity/parity_models.h"
 
+/* Wall time, or with --cpu-time this process's CPU time: on a machine shared with other
+ * jobs, a 1-thread run's CPU time leaves out the time slices other jobs took (it still
+ * includes their cache and memory contention). Not meaningful with 2 threads (spinning
+ * workers count). */
+static clockid_t g_clock = CLOCK_MONOTONIC;
+
 static double now_s(void)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(g_clock, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
@@ -96,7 +104,20 @@ static int argmax(const float *x, int n)
  * (the machine is shared, so the minimum time is the least disturbed one). */
 typedef struct bench_run {
     double loom_pp, peer_pp, loom_tg, peer_tg, rss_load;
+    double loom_tg_floatx;   /* Q8_0: decode with float x on the q8 grid (the path before int8 dots) */
+    double loom_pp_absorbed; /* prefill with the absorbed MLA form forced                    */
 } bench_run;
+
+/* n greedy decode steps from `tok`; seconds. */
+static double loom_decode_steps(loom_session *s, int32_t tok, int n, int V)
+{
+    double t0 = now_s();
+    for (int i = 0; i < n; i++) {
+        if (loom_session_decode(s, tok) < 0) { fprintf(stderr, "loom: %s\n", loom_session_error(s)); break; }
+        tok = argmax(loom_session_logits(s), V);
+    }
+    return now_s() - t0;
+}
 
 static int bench_pair(lp_api *a, const char *path, int nt, const int32_t *prompt, int n_prompt, int n_decode,
                       int rounds, bench_run *r)
@@ -116,13 +137,21 @@ static int bench_pair(lp_api *a, const char *path, int nt, const int32_t *prompt
     const int V = loom_model_n_vocab(m);
     lp_batch b = a->batch_init(n_prompt, 0, 1);
     float *logits = malloc((size_t)V * sizeof *logits);
-    double lpp = 1e30, ppp = 1e30, ltg = 1e30, ptg = 1e30;
+    double lpp = 1e30, ppp = 1e30, ltg = 1e30, ptg = 1e30, ltgf = 1e30, lppa = 1e30;
     for (int round = 0; round < rounds; round++) {
         loom_session_truncate(s, 0);
         double t0 = now_s();
         loom_session_prompt(s, prompt, n_prompt, NULL);
         double dt = now_s() - t0;
         if (dt < lpp) lpp = dt;
+
+        m->dec->mla_form = LM_MLA_ABSORBED;  /* the same prompt in the absorbed form only */
+        loom_session_truncate(s, 0);
+        t0 = now_s();
+        loom_session_prompt(s, prompt, n_prompt, NULL);
+        dt = now_s() - t0;
+        if (dt < lppa) lppa = dt;
+        m->dec->mla_form = LM_MLA_AUTO;
 
         a->memory_clear(a->get_memory(ctx), true);
         t0 = now_s();
@@ -132,13 +161,15 @@ static int bench_pair(lp_api *a, const char *path, int nt, const int32_t *prompt
 
         loom_session_truncate(s, n_prompt);
         int32_t tok = argmax(loom_session_logits(s), V);
-        t0 = now_s();
-        for (int i = 0; i < n_decode; i++) {
-            if (loom_session_decode(s, tok) < 0) { fprintf(stderr, "loom: %s\n", loom_session_error(s)); break; }
-            tok = argmax(loom_session_logits(s), V);
-        }
-        dt = now_s() - t0;
+        dt = loom_decode_steps(s, tok, n_decode, V);
         if (dt < ltg) ltg = dt;
+        if (m->dec->layers[0].kv_a.type == LOOM_TYPE_Q8_0) {
+            m->dec->q8_float_x = 1;   /* the same steps on the float-x Q8_0 kernels */
+            loom_session_truncate(s, n_prompt);
+            dt = loom_decode_steps(s, tok, n_decode, V);
+            if (dt < ltgf) ltgf = dt;
+            m->dec->q8_float_x = 0;
+        }
 
         tok = argmax(logits, V);
         t0 = now_s();
@@ -151,8 +182,10 @@ static int bench_pair(lp_api *a, const char *path, int nt, const int32_t *prompt
         a->memory_seq_rm(a->get_memory(ctx), 0, n_prompt, -1);
     }
     r->loom_pp = n_prompt / lpp;
+    r->loom_pp_absorbed = n_prompt / lppa;
     r->peer_pp = n_prompt / ppp;
     r->loom_tg = n_decode / ltg;
+    r->loom_tg_floatx = ltgf < 1e30 ? n_decode / ltgf : 0;
     r->peer_tg = n_decode / ptg;
     free(logits);
     a->batch_free(b);
@@ -174,7 +207,8 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--prompt") && i + 1 < argc) n_prompt = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--decode") && i + 1 < argc) n_decode = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--rounds") && i + 1 < argc) rounds = atoi(argv[++i]);
-        else { fprintf(stderr, "usage: %s [--dir DIR] [--threads 1,2] [--types f16,q8_0] [--prompt N] [--decode N] [--rounds N]\n", argv[0]); return 2; }
+        else if (!strcmp(argv[i], "--cpu-time")) g_clock = CLOCK_PROCESS_CPUTIME_ID;
+        else { fprintf(stderr, "usage: %s [--dir DIR] [--threads 1,2] [--types f16,q8_0] [--prompt N] [--decode N] [--rounds N] [--cpu-time]\n", argv[0]); return 2; }
     }
     if (n_prompt < 1 || n_decode < 1 || rounds < 1) return 2;
     mkdir("out", 0755);
@@ -182,8 +216,9 @@ int main(int argc, char **argv)
     lp_api peer;
     if (lp_open(&peer, NULL, NULL, 0) < 0) return 1;
 
-    printf("decoder benchmark: loom vs llama.cpp, %d-token prefill, %d decode steps, best of %d interleaved rounds\n"
-           "CPU features: %s\n", n_prompt, n_decode, rounds, loom_cpu_features());
+    printf("decoder benchmark: loom vs llama.cpp, %d-token prefill, %d decode steps, best of %d interleaved rounds%s\n"
+           "CPU features: %s\n", n_prompt, n_decode, rounds,
+           g_clock == CLOCK_MONOTONIC ? "" : " (process CPU time, not wall time)", loom_cpu_features());
     printf("%-5s %3s | %10s %10s %6s | %9s %9s %6s | %9s %6s | %s\n", "type", "thr", "loom pp/s", "llama pp/s",
            "ratio", "loom tg/s", "llama tg/s", "ratio", "roofline", "loom%", "RSS after load / file");
     for (const char *t = types; *t;) {
@@ -222,6 +257,11 @@ int main(int argc, char **argv)
                    tname, nt, r.loom_pp, r.peer_pp, r.loom_pp / r.peer_pp, r.loom_tg, r.peer_tg,
                    r.loom_tg / r.peer_tg, roof, 100 * r.loom_tg / roof, r.rss_load, (double)st.st_size / (1 << 20));
             printf("      active weights %.1f MiB/token, read bandwidth %.1f GB/s (%d thr)\n", active / (1 << 20), bw, nt);
+            printf("      loom prefill: auto MLA form %.1f tok/s vs absorbed only %.1f tok/s: %.2fx\n", r.loom_pp,
+                   r.loom_pp_absorbed, r.loom_pp / r.loom_pp_absorbed);
+            if (r.loom_tg_floatx > 0)
+                printf("      loom Q8_0 decode: int8 dots %.1f tok/s vs float x %.1f tok/s: %.2fx\n", r.loom_tg,
+                       r.loom_tg_floatx, r.loom_tg / r.loom_tg_floatx);
             fflush(stdout);
         }
         free(prompt);

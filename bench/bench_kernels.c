@@ -277,57 +277,25 @@ static timing time_pool_round_trip(lm_pool *pool)
     return r;
 }
 
-/* ---- Q8_0 alternative, measured not shipped ----------------------------------------------
- * llama.cpp's way: quantize x once to int8 blocks (scale dx per 32), then integer dots
- * with VNNI (vpdpbusd on |w| and sign-adjusted x) and one float FMA per block. Timed on
- * the same in-cache matrix as loom's dequantize-and-FMA kernel to decide between them. */
-#if defined(__x86_64__)
-#define VNNI_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
-VNNI_TARGET static void vnni_rows(const lm_block_q8_0 *w, int64_t n_rows, int64_t nb, const int8_t *xq,
-                                  const float *dx, float *y)
+/* ---- Q8_0 × q8 activations (lm_matvec_q8, what the decoder's decode steps use) ------------
+ * llama.cpp's way: x quantized once to int8 blocks, then integer dots (VNNI vpdpbusd or
+ * vpmaddubsw) and one float FMA per block pair. Timed on the same in-cache matrix as the
+ * float-x kernel (x quantization not timed: once per GEMV, amortized over all rows). */
+static double time_q8_int8_in_cache(void)
 {
-    for (int64_t r = 0; r < n_rows; r++) {
-        const lm_block_q8_0 *b = w + r * nb;
-        __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
-        int64_t i = 0;
-        for (; i + 2 <= nb; i += 2) {
-            __m256i w0 = _mm256_loadu_si256((const __m256i *)b[i].qs), w1 = _mm256_loadu_si256((const __m256i *)b[i + 1].qs);
-            __m256i x0 = _mm256_loadu_si256((const __m256i *)(xq + 32 * i)), x1 = _mm256_loadu_si256((const __m256i *)(xq + 32 * i + 32));
-            __m256i d0 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_abs_epi8(w0), _mm256_sign_epi8(x0, w0));
-            __m256i d1 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_abs_epi8(w1), _mm256_sign_epi8(x1, w1));
-            acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d0), _mm256_set1_ps(_cvtsh_ss(b[i].d) * dx[i]), acc0);
-            acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d1), _mm256_set1_ps(_cvtsh_ss(b[i + 1].d) * dx[i + 1]), acc1);
-        }
-        __m256 s = _mm256_add_ps(acc0, acc1);
-        __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
-        h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-        h = _mm_add_ss(h, _mm_movehdup_ps(h));
-        y[r] = _mm_cvtss_f32(h);
-    }
-}
-
-/* Median GB/s of weights for 256x1024 Q8_0 in cache via VNNI (x quantization not timed). */
-static double time_q8_vnni_in_cache(void)
-{
-    const lm_cpu_caps *c = lm_cpu_caps_get();
-    if (!(c->avx512f && c->avx512bw && c->avx512vl && c->avx512vnni)) return 0.0;
-    const int64_t n_in = 1024, n_out = 256, nb = n_in / LM_QK8_0;
+    const int64_t n_in = 1024, n_out = 256;
     weight_set ws = make_weights(LOOM_TYPE_Q8_0, n_in, n_out, 0);
-    float x[1024], y[256], dx[32];
+    const lm_matrix W = {.type = LOOM_TYPE_Q8_0, .n_in = n_in, .n_out = n_out,
+                         .row_bytes = lm_row_bytes(LOOM_TYPE_Q8_0, n_in), .data = ws.data};
+    float x[1024], y[256], xd[32];
     int8_t xq[1024];
     for (int i = 0; i < n_in; i++) x[i] = frand();
+    lm_quantize_q8(x, n_in, xq, xd);
     enum { RUNS = 2000 };
     double *t = xalloc(RUNS * sizeof(double));
-    for (int64_t i = 0; i < nb; i++) {   /* quantize x once (amortized over all rows of a real GEMV) */
-        float amax = 0;
-        for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[i * 32 + j]));
-        float d = amax / 127.0f, id = d ? 1.0f / d : 0.0f;
-        dx[i] = d;
-        for (int j = 0; j < 32; j++) xq[i * 32 + j] = (int8_t)lrintf(x[i * 32 + j] * id);
-    }
     for (int k = 0; k < RUNS; k++) {
         double t0 = now_s();
-        vnni_rows((const lm_block_q8_0 *)ws.data, n_out, nb, xq, dx, y);
+        lm_matvec_q8(&W, xq, xd, y, NULL);
         t[k] = now_s() - t0;
     }
     double gb = ws.mat_bytes / summarize(t, RUNS).median / 1e9;
@@ -335,9 +303,6 @@ static double time_q8_vnni_in_cache(void)
     free(ws.data);
     return gb;
 }
-#else
-static double time_q8_vnni_in_cache(void) { return 0.0; }
-#endif
 
 /* ---- GEMM ---------------------------------------------------------------------------------- */
 typedef struct {
@@ -432,9 +397,8 @@ int main(int argc, char **argv)
         printf("| %s | %.1f | %.1fx |\n", loom_type_name(type), gb, gb / rd[0].median);
         free(ws.data);
     }
-    double vnni = time_q8_vnni_in_cache();
-    if (vnni > 0)
-        printf("| q8_0 alternative: x quantized + VNNI int8 dots (not shipped) | %.1f | %.1fx |\n", vnni, vnni / rd[0].median);
+    double i8 = time_q8_int8_in_cache();
+    printf("| q8_0 x q8 activations, int8 dots (lm_matvec_q8) | %.1f | %.1fx |\n", i8, i8 / rd[0].median);
     }
 
     /* GEMM: M = 512 tokens, N = 4096 outputs, K = 4096 inputs. */

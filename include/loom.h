@@ -222,6 +222,16 @@ const char *loom_session_error(const loom_session *s);
 int32_t loom_session_n_ctx(const loom_session *s);
 int32_t loom_session_n_past(const loom_session *s);     /* positions in the cache */
 
+/* Polled between steps; nonzero aborts with LOOM_ERR_ABORTED. */
+typedef int (*loom_abort_fn)(void *user_data);
+/* Abort hooks for every forward pass of this session (prompt, append, decode, and the
+ * prompt and steps of generate): fn(user_data) and *flag (either may be NULL) are polled
+ * before each n_batch chunk and between decoder layers; nonzero stops the call with
+ * LOOM_ERR_ABORTED. The cache then keeps the chunks computed in full (so repeating the
+ * same loom_session_prompt resumes where it stopped), their rows of all_logits are
+ * written, and loom_session_logits is NULL until the next successful call. */
+void loom_session_set_abort(loom_session *s, loom_abort_fn fn, const volatile int *flag, void *user_data);
+
 /* Make the context exactly prompt[0..n): the longest prefix shared with the cached tokens
  * is kept and only the rest is computed (at least the last token, for its logits).
  * all_logits: NULL, or [n][n_vocab] to receive every position's logits (then nothing is
@@ -249,8 +259,6 @@ void loom_session_mask_clear(loom_session *s);
 /* Called for each generated token with its text piece (not NUL-terminated). Return
  * nonzero to stop (not an error). */
 typedef int (*loom_token_fn)(int32_t token, const char *piece, size_t piece_len, void *user_data);
-/* Polled between steps; nonzero aborts with LOOM_ERR_ABORTED. */
-typedef int (*loom_abort_fn)(void *user_data);
 
 typedef struct loom_generate_params {
     int32_t       n_predict;    /* most tokens to generate (default 128)                  */
@@ -275,7 +283,9 @@ loom_generate_params loom_generate_default_params(void);
  * each through on_token. With n_prompt 0 (prompt may be NULL) generation continues from
  * what the session holds (e.g. after loom_session_append_prompt). Stops after EOS or the
  * end-of-turn token when stop_at_eos (neither is streamed). Returns the number generated
- * or a negative status; stats may be NULL. Running out of context is LOOM_ERR_CONTEXT_FULL. */
+ * or a negative status; stats may be NULL. Running out of context is LOOM_ERR_CONTEXT_FULL.
+ * The abort hooks in params (and the session's) are polled during the prompt's prefill too,
+ * between chunks and layers, with the outcome described at loom_session_set_abort. */
 int64_t loom_session_generate(loom_session *s, const int32_t *prompt, int64_t n_prompt,
                               loom_generate_params params, loom_generate_stats *stats);
 

@@ -21,6 +21,11 @@ struct loom_session {
     float            *logits;    /* [n_vocab] after the last computed position            */
     int               has_logits;
     lm_error          err;
+    /* abort hooks (loom_session_set_abort), and those of the generate call running now */
+    loom_abort_fn     abort_fn;
+    const volatile int *abort_flag;
+    void             *abort_user;
+    const loom_generate_params *gen; /* NULL outside loom_session_generate */
 };
 
 loom_session_params loom_session_default_params(void)
@@ -38,6 +43,19 @@ loom_session_params loom_session_default_params(void)
 loom_generate_params loom_generate_default_params(void)
 {
     return (loom_generate_params){.n_predict = 128, .stop_at_eos = 1};
+}
+
+static int hooks_fired(loom_abort_fn fn, const volatile int *flag, void *user)
+{
+    return (flag && *flag) || (fn && fn(user));
+}
+
+/* The decoder's abort callback: the session's hooks, then the running generate call's. */
+static int session_aborted(void *arg)
+{
+    const loom_session *s = arg;
+    return hooks_fired(s->abort_fn, s->abort_flag, s->abort_user) ||
+           (s->gen && hooks_fired(s->gen->should_abort, s->gen->abort_flag, s->gen->user_data));
 }
 
 int loom_session_create(const loom_model *m, loom_session_params p, loom_session **out, char *err, size_t err_size)
@@ -70,6 +88,8 @@ int loom_session_create(const loom_model *m, loom_session_params p, loom_session
         s->logits = malloc((size_t)m->dec->hp.n_vocab * sizeof *s->logits);
         if (!s->pool || !s->smp || !s->hist || !s->logits)
             rc = lm_fail(&e, LOOM_ERR_NO_MEMORY, "session: out of memory (n_ctx %d)", n_ctx);
+        else
+            lm_decoder_state_set_abort(s->st, session_aborted, s);
     }
     if (rc < 0) {
         if (err && err_size) snprintf(err, err_size, "%s", e.msg);
@@ -92,6 +112,13 @@ void loom_session_free(loom_session **s)
     *s = NULL;
 }
 
+void loom_session_set_abort(loom_session *s, loom_abort_fn fn, const volatile int *flag, void *user_data)
+{
+    s->abort_fn = fn;
+    s->abort_flag = flag;
+    s->abort_user = user_data;
+}
+
 const char *loom_session_error(const loom_session *s) { return s ? s->err.msg : "no session"; }
 int32_t loom_session_n_ctx(const loom_session *s)  { return lm_decoder_state_n_ctx(s->st); }
 int32_t loom_session_n_past(const loom_session *s) { return lm_decoder_state_n_past(s->st); }
@@ -108,6 +135,12 @@ static int run(loom_session *s, const int32_t *tokens, const float *embd, int64_
     const int64_t V = s->m->dec->hp.n_vocab;
     int rc = lm_decoder_forward(s->m->dec, s->st, tokens, embd, n, all_logits ? all_logits : s->logits,
                                 all_logits != NULL, s->pool, &s->err);
+    if (rc == LOOM_ERR_ABORTED) {
+        /* the cache keeps the chunks computed in full; no logits belong to its end */
+        const int32_t now = lm_decoder_state_n_past(s->st);
+        for (int32_t i = past; i < now; i++) s->hist[i] = tokens ? tokens[i - past] : -1;
+        s->has_logits = 0;
+    }
     if (rc < 0) return rc;
     if (all_logits) memcpy(s->logits, all_logits + (n - 1) * V, (size_t)V * sizeof(float));
     s->has_logits = 1;
@@ -154,7 +187,8 @@ int loom_session_prompt(loom_session *s, const int32_t *prompt, int64_t n, float
     lm_sampler_reset(s->smp, s->seed);
     for (int64_t i = 0; i < n; i++) lm_sampler_accept(s->smp, prompt[i]);
     int rc = run(s, prompt + keep, NULL, n - keep, all_logits);
-    if (rc < 0) lm_decoder_state_truncate(s->st, (int32_t)keep);
+    /* an abort keeps the prefix computed so far (a retry reuses it); other errors change nothing */
+    if (rc < 0 && rc != LOOM_ERR_ABORTED) lm_decoder_state_truncate(s->st, (int32_t)keep);
     return rc;
 }
 
@@ -177,10 +211,6 @@ static double now_ms(void)
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-static int aborted(const loom_generate_params *p)
-{
-    return (p->abort_flag && *p->abort_flag) || (p->should_abort && p->should_abort(p->user_data));
-}
 
 int64_t loom_session_generate(loom_session *s, const int32_t *prompt, int64_t n_prompt,
                               loom_generate_params p, loom_generate_stats *stats)
@@ -191,6 +221,7 @@ int64_t loom_session_generate(loom_session *s, const int32_t *prompt, int64_t n_
     while (prompt && common < past && common < n_prompt && s->hist[common] == prompt[common]) common++;
     st.n_reused = common < n_prompt ? common : n_prompt - 1;
     double t0 = now_ms();
+    s->gen = &p; /* the prompt's forward pass polls p's hooks too */
     int rc = 0;
     if (n_prompt > 0) rc = loom_session_prompt(s, prompt, n_prompt, NULL);
     else if (!s->has_logits) rc = lm_fail(&s->err, LOOM_ERR_INVALID_ARG, "generate: no prompt and nothing cached");
@@ -200,7 +231,7 @@ int64_t loom_session_generate(loom_session *s, const int32_t *prompt, int64_t n_
     const int32_t eos = loom_token_eos(s->m), eot = loom_token_eot(s->m);
     char piece[256];
     for (int64_t i = 0; rc == 0 && i < p.n_predict; i++) {
-        if (aborted(&p)) { rc = lm_fail(&s->err, LOOM_ERR_ABORTED, "generation aborted"); break; }
+        if (session_aborted(s)) { rc = lm_fail(&s->err, LOOM_ERR_ABORTED, "generation aborted"); break; }
         int32_t tok = loom_session_sample(s);
         if (tok < 0) { rc = tok; break; }
         st.n_generated++;
@@ -212,6 +243,7 @@ int64_t loom_session_generate(loom_session *s, const int32_t *prompt, int64_t n_
         }
         if (i + 1 < p.n_predict) rc = loom_session_decode(s, tok);
     }
+    s->gen = NULL;
     st.decode_ms = now_ms() - t0;
     if (stats) *stats = st;
     return rc < 0 ? rc : st.n_generated;

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "lib/core/decoder_synth.h"
+#include "loom.h"
 #include "tests/check.h"
 
 /* A temporary path unique to this process and `tag` (caller unlinks). */
@@ -16,6 +17,38 @@ static const char *tmp_model_path(char *buf, size_t size, const char *tag)
     const char *dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
     snprintf(buf, size, "%s/loom-test-%d-%s.gguf", dir, (int)getpid(), tag);
     return buf;
+}
+
+/* Write the synthetic model p to a temporary path (into path[size]) and load it; NULL
+ * (with a failed check, the file removed) if either step fails. The caller frees the model
+ * and unlinks path. */
+static inline loom_model *synth_model(const char *tag, const lm_synth_params *p, char *path, size_t size)
+{
+    char err[512];
+    lm_error e = {0};
+    tmp_model_path(path, size, tag);
+    loom_model *m = NULL;
+    if (lm_synth_write(p, path, &e) < 0) {
+        CHECK(0, "%s: write: %s", tag, e.msg);
+    } else if (loom_model_load(path, loom_model_default_params(), &m, err, sizeof err) < 0) {
+        CHECK(0, "%s: load: %s", tag, err);
+        m = NULL;
+    }
+    if (!m) unlink(path);
+    return m;
+}
+
+/* A session on m (NULL, with a failed check, if it cannot be created). */
+static inline loom_session *test_session(const loom_model *m, int n_ctx, int n_batch, int n_threads)
+{
+    char err[512];
+    loom_session_params sp = loom_session_default_params();
+    sp.n_ctx = n_ctx;
+    sp.n_batch = n_batch;
+    sp.n_threads = n_threads;
+    loom_session *s = NULL;
+    CHECK(loom_session_create(m, sp, &s, err, sizeof err) == 0, "session: %s", err);
+    return s;
 }
 
 #endif

@@ -21,19 +21,6 @@ static float max_diff(const float *a, const float *b, int64_t n)
     return m;
 }
 
-static loom_session *session(const loom_model *m, int n_ctx, int n_batch, int n_threads)
-{
-    char err[512];
-    loom_session_params sp = loom_session_default_params();
-    sp.n_ctx = n_ctx;
-    sp.n_batch = n_batch;
-    sp.n_threads = n_threads;
-    loom_session *s = NULL;
-    int rc = loom_session_create(m, sp, &s, err, sizeof err);
-    CHECK(rc == 0, "session: %s", err);
-    return s;
-}
-
 static int count_tokens(int32_t token, const char *piece, size_t len, void *user)
 {
     int *n = user;
@@ -44,16 +31,9 @@ static int abort_now(void *user) { return 1; }
 
 static void run(const char *tag, lm_synth_params p, float tol)
 {
-    char path[256], err[512];
-    tmp_model_path(path, sizeof path, tag);
-    lm_error e = {0};
-    CHECK(lm_synth_write(&p, path, &e) == 0, "%s: write: %s", tag, e.msg);
-    loom_model *m = NULL;
-    if (loom_model_load(path, loom_model_default_params(), &m, err, sizeof err) < 0) {
-        CHECK(0, "%s: load: %s", tag, err);
-        unlink(path);
-        return;
-    }
+    char path[256];
+    loom_model *m = synth_model(tag, &p, path, sizeof path);
+    if (!m) return;
     const int V = loom_model_n_vocab(m), E = loom_model_n_embd(m);
     int32_t tok[N];
     for (int i = 0; i < N; i++) tok[i] = (int32_t)((i * 37 + 11) % (V - 3) + 3);
@@ -61,7 +41,7 @@ static void run(const char *tag, lm_synth_params p, float tol)
     float *step = malloc((size_t)N * V * sizeof *step);
 
     /* one batch vs chunks of 3 (2 threads) vs one token at a time */
-    loom_session *a = session(m, 32, 512, 1), *b = session(m, 32, 3, 2), *c = session(m, 32, 1, 1);
+    loom_session *a = test_session(m, 32, 512, 1), *b = test_session(m, 32, 3, 2), *c = test_session(m, 32, 1, 1);
     CHECK(loom_session_prompt(a, tok, N, full) == 0, "%s: prompt: %s", tag, loom_session_error(a));
     CHECK(loom_session_prompt(b, tok, N, chunk) == 0, "%s: chunked prompt", tag);
     for (int i = 0; i < N; i++) {
@@ -73,7 +53,7 @@ static void run(const char *tag, lm_synth_params p, float tol)
     CHECK(d2 <= tol, "%s: batched prefill vs token-by-token decode differ by %g (tol %g)", tag, d2, tol);
     CHECK(loom_session_n_past(a) == N && loom_session_n_past(c) == N, "%s: n_past", tag);
     /* a long context makes the batched attention work in blocks of 16 query rows */
-    loom_session *l = session(m, 16384, 512, 2);
+    loom_session *l = test_session(m, 16384, 512, 2);
     CHECK(loom_session_prompt(l, tok, N, chunk) == 0, "%s: long-context prompt", tag);
     float d3 = max_diff(full, chunk, (int64_t)N * V);
     CHECK(d3 <= tol, "%s: blocked attention differs by %g", tag, d3);
@@ -119,7 +99,7 @@ static void run(const char *tag, lm_synth_params p, float tol)
     free(emb);
 
     /* context overflow is an error and leaves the session as it was */
-    loom_session *o = session(m, 8, 4, 1);
+    loom_session *o = test_session(m, 8, 4, 1);
     CHECK(loom_session_prompt(o, tok, 9, NULL) == LOOM_ERR_CONTEXT_FULL, "%s: 9 tokens in n_ctx 8", tag);
     CHECK(strstr(loom_session_error(o), "context full") != NULL, "%s: message '%s'", tag, loom_session_error(o));
     CHECK(loom_session_n_past(o) == 0, "%s: overflow changed the session", tag);

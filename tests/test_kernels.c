@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "lib/core/kernels.h"
+#include "lib/core/kernels_impl.h"
 #include "tests/check.h"
 
 /* ---- deterministic random numbers ----------------------------------------------------- */
@@ -123,6 +124,81 @@ static void test_dot_matvec(const char *set, lm_pool *pools[3])
                 free(x); free(y); free(y_ref); free(wf); free((void *)W.data);
             }
     }
+}
+
+/* ---- Q8_0 × q8 activations (int8 dots) --------------------------------------------------
+ * The quantizer is bit-exact with the reference (and x - d·q within 0.57 steps: the f16 scale); the int8
+ * rows (every variant the set has: AVX-512 BW and VNNI) match the reference within the
+ * float tolerance above, and the reference matches the float matvec on the dequantized x. */
+static void check_rows_q8(const char *set, const char *variant, lm_rows_q8_fn rows, const lm_matrix *W,
+                          const int8_t *xq, const float *xd, const float *y_ref, const float *wf, const float *xdq)
+{
+    float *y = xmalloc((size_t)W->n_out * sizeof(float));
+    for (int64_t r = 0; r < W->n_out; r++) y[r] = NAN;
+    rows(W->data, W->row_bytes, xq, xd, y, W->n_out, W->n_in);
+    int bad = 0;
+    for (int64_t r = 0; r < W->n_out; r++)
+        if (!(fabs((double)y[r] - y_ref[r]) <= 2e-5 * abs_dot(wf + r * W->n_in, xdq, W->n_in) + 1e-6)) bad++;
+    CHECK(bad == 0, "[%s] q8 rows (%s) %lldx%lld: %d rows off", set, variant, (long long)W->n_out, (long long)W->n_in, bad);
+    free(y);
+}
+
+static void test_q8_int8(const char *set, lm_pool *pools[3])
+{
+    static const int64_t n_ins[] = {32, 64, 96, 128, 160, 256, 288, 480, 1024, 4096};
+    static const int64_t n_outs[] = {1, 3, 17, 67};
+    const lm_kernel_set *ks = lm_kernels_active();
+    for (size_t a = 0; a < sizeof n_ins / sizeof n_ins[0]; a++)
+        for (size_t b = 0; b < sizeof n_outs / sizeof n_outs[0]; b++) {
+            const int64_t n_in = n_ins[a], n_out = n_outs[b], nb = n_in / 32;
+            float *wf;
+            lm_matrix W = make_matrix(LOOM_TYPE_Q8_0, n_in, n_out, (a + b) % 3 == 0 ? 64 : 0, &wf);
+            if (a == 2) { /* extreme weights: |q| = 128 must not saturate the int16 pair sums */
+                lm_block_q8_0 *blk = (lm_block_q8_0 *)W.data;
+                for (int j = 0; j < 32; j++) blk[0].qs[j] = j % 2 ? -128 : 127;
+                lm_row_to_f32(LOOM_TYPE_Q8_0, W.data, wf, n_in);
+            }
+            float *x = xmalloc((size_t)n_in * sizeof(float)), *xdq = xmalloc((size_t)n_in * sizeof(float));
+            float *xd = xmalloc((size_t)nb * sizeof(float)), *xd_ref = xmalloc((size_t)nb * sizeof(float));
+            int8_t *xq = xmalloc((size_t)n_in), *xq_ref = xmalloc((size_t)n_in);
+            float *y_ref = xmalloc((size_t)n_out * sizeof(float)), *y_f = xmalloc((size_t)n_out * sizeof(float));
+            float *y = xmalloc((size_t)n_out * sizeof(float));
+            fill_random(x, n_in, 2.0f);
+            if (nb > 1) memset(x + 32, 0, 32 * sizeof(float));       /* an all-zero block: d = 0 */
+            if (a == 2) for (int j = 0; j < 32; j++) x[j] = j % 2 ? -3.0f : 3.0f; /* q = ±127 */
+            lm_quantize_q8(x, n_in, xq, xd);
+            lm_quantize_q8_ref(x, n_in, xq_ref, xd_ref);
+            CHECK(!memcmp(xq, xq_ref, (size_t)n_in) && !memcmp(xd, xd_ref, (size_t)nb * sizeof(float)),
+                  "[%s] quantize_q8 n=%lld differs from the reference", set, (long long)n_in);
+            int off_grid = 0;
+            for (int64_t i = 0; i < n_in; i++) {
+                xdq[i] = xd_ref[i / 32] * xq_ref[i];
+                if (!(fabsf(x[i] - xdq[i]) <= 0.57f * xd_ref[i / 32])) off_grid++; /* f16 scale: +127·2^-11 step */
+            }
+            CHECK(off_grid == 0, "[%s] quantize_q8 n=%lld: %d values more than half a step off", set, (long long)n_in,
+                  off_grid);
+            lm_matvec_q8_ref(&W, xq_ref, xd_ref, y_ref);
+            lm_matvec_ref(&W, xdq, y_f);
+            int bad = 0;
+            for (int64_t r = 0; r < n_out; r++)
+                if (!(fabs((double)y_f[r] - y_ref[r]) <= 2e-5 * abs_dot(wf + r * n_in, xdq, n_in) + 1e-6)) bad++;
+            CHECK(bad == 0, "q8 int8 reference vs float matvec on dequantized x %lldx%lld: %d rows off", (long long)n_out,
+                  (long long)n_in, bad);
+            check_rows_q8(set, "base", ks->rows_q8, &W, xq, xd, y_ref, wf, xdq);
+            if (ks->rows_q8_vnni && lm_cpu_caps_get()->avx512vnni)
+                check_rows_q8(set, "vnni", ks->rows_q8_vnni, &W, xq, xd, y_ref, wf, xdq);
+            for (int pi = 0; pi < 3; pi++) {
+                for (int64_t r = 0; r < n_out; r++) y[r] = NAN;
+                lm_matvec_q8(&W, xq, xd, y, pools[pi]);
+                int bad_mv = 0;
+                for (int64_t r = 0; r < n_out; r++)
+                    if (!(fabs((double)y[r] - y_ref[r]) <= 2e-5 * abs_dot(wf + r * n_in, xdq, n_in) + 1e-6)) bad_mv++;
+                CHECK(bad_mv == 0, "[%s] matvec_q8 %lldx%lld threads=%d: %d rows off", set, (long long)n_out,
+                      (long long)n_in, lm_pool_size(pools[pi]), bad_mv);
+            }
+            free(x); free(xdq); free(xd); free(xd_ref); free(xq); free(xq_ref);
+            free(y_ref); free(y_f); free(y); free(wf); free((void *)W.data);
+        }
 }
 
 /* ---- matmul ------------------------------------------------------------------------------ */
@@ -429,6 +505,12 @@ static void test_dispatch(void)
     lm_matvec(&shortrow, x, y, NULL);
     CHECK(isnan(y[0]) && isnan(y[1]), "short row stride did not give NaN");
     CHECK(isnan(lm_dot(LOOM_TYPE_Q8_0, data, x, 31)), "q8_0 dot with a partial block accepted");
+    int8_t xq[32] = {0};
+    float xd[1] = {1.0f};
+    lm_matrix f32m = {.type = LOOM_TYPE_F32, .n_in = 32, .n_out = 2, .row_bytes = 128, .data = data};
+    y[0] = y[1] = 0;
+    lm_matvec_q8(&f32m, xq, xd, y, NULL);
+    CHECK(isnan(y[0]) && isnan(y[1]), "matvec_q8 on f32 weights did not give NaN");
 }
 
 int main(void)
@@ -448,6 +530,7 @@ int main(void)
         }
         n_sets++;
         test_dot_matvec(k_sets[i], pools);
+        test_q8_int8(k_sets[i], pools);
         test_matmul(k_sets[i], pools, n_sets == 1);
     }
     lm_kernels_select("auto");

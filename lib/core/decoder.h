@@ -3,20 +3,25 @@
  *
  *   x = token_embd[id]                       (or caller-provided embeddings)
  *   for each layer:
- *     h  = x + MLA(RMSNorm(x))                multi-head latent attention, absorbed form
+ *     h  = x + MLA(RMSNorm(x))                multi-head latent attention
  *     x  = h + FFN(RMSNorm(h))                dense SwiGLU (leading layers) or
  *                                             routed experts + shared experts
  *   logits = output · RMSNorm(x)             (`output`, or token_embd when tied)
  *
- * Attention always runs in the absorbed form: each head's query is multiplied into the
- * latent space (q_nope · k_b), so keys are one shared row [kv_cmpr | k_pe] of
- * kv_lora + n_rope floats per token and layer — the only thing the cache stores. Values are
- * the kv_cmpr part of the same rows; each head's latent output goes through v_b.
+ * The cache stores one shared row [kv_cmpr | k_pe] of kv_lora + n_rope floats per token and
+ * layer. Decode steps run attention in the absorbed form: each head's query is multiplied
+ * into the latent space (q_nope · k_b), keys are those rows, values their kv_cmpr part, and
+ * each head's latent output goes through v_b. Prefill chunks (>= 8 tokens) run the absorbed
+ * form or the plain one (per head, keys and values decompressed from the cached rows,
+ * then standard attention), whichever lm_mla_plain_cheaper estimates is cheaper.
+ * Q8_0 matvecs (decode) quantize their input to int8 blocks and use integer dots
+ * (lm_matvec_q8), like llama.cpp; every other matmul rounds its input to the weights'
+ * grid and multiplies floats (see docs/PARITY.md).
  *
  * The model (lm_decoder) is read-only after load and may be shared by many states. All
  * weights are lm_matrix views into the GGUF mapping (no copies), except a legacy
  * `attn_kv_b` whose k part is transposed once to F32 at load (the absorbed form needs
- * k_b as {nope, kv_lora} per head).
+ * k_b as {nope, kv_lora} per head). Abort: lm_decoder_state_set_abort.
  */
 #ifndef LM_DECODER_H
 #define LM_DECODER_H
@@ -103,7 +108,14 @@ typedef struct lm_decoder {
     lm_decoder_layer  *layers;      /* [n_layer], owned                                  */
     float             *k_b_owned;   /* legacy kv_b: [n_layer][H·kv_lora][nope], owned    */
     uint64_t           active_bytes;/* weight bytes one decode step reads (roofline)     */
+    /* Tuning knobs for tests and benchmarks (set before forward passes run, not during): */
+    int                q8_float_x;  /* 1: Q8_0 matvecs take float x rounded to the q8 grid
+                                       instead of int8 dots (the older path)              */
+    int                mla_form;    /* prefill attention: LM_MLA_AUTO (default), or forced */
 } lm_decoder;
+
+/* Forms of the batched (prefill) attention. */
+enum { LM_MLA_AUTO = 0, LM_MLA_ABSORBED = 1, LM_MLA_PLAIN = 2 };
 
 /* Read hyperparameters and bind every tensor of a `deepseek2` GGUF. `g` must outlive the
  * decoder (weights point into its mapping). A missing key, a tensor of the wrong shape or
@@ -122,15 +134,37 @@ int32_t lm_decoder_state_n_past(const lm_decoder_state *s);   /* cached position
 int32_t lm_decoder_state_n_ctx(const lm_decoder_state *s);
 /* Forget cached positions >= n_past (0 clears). */
 void lm_decoder_state_truncate(lm_decoder_state *s, int32_t n_past);
+/* Polled by lm_decoder_forward before each chunk and between layers (fn NULL: never);
+ * nonzero stops the pass. */
+typedef int (*lm_abort_fn)(void *user);
+void lm_decoder_state_set_abort(lm_decoder_state *s, lm_abort_fn fn, void *user);
 
 /* Run n inputs at positions n_past … n_past+n-1 and append them to the cache. Inputs are
  * token ids (`tokens`, embd NULL) or embeddings (`embd` [n][n_embd], tokens NULL).
  * logits: NULL (none), or [n][n_vocab] when all_logits, else [n_vocab] for the last input.
  * Runs in chunks of n_batch. LOOM_ERR_CONTEXT_FULL (nothing changed) when n_past + n >
- * n_ctx; LOOM_ERR_INVALID_ARG for a token id out of range. */
+ * n_ctx; LOOM_ERR_INVALID_ARG for a token id out of range. LOOM_ERR_ABORTED when the abort
+ * callback fired: the cache then holds the chunks computed in full (n_past advanced by a
+ * multiple of n_batch, possibly 0), their rows of all_logits are written, and the last-
+ * position logits are not. */
 int lm_decoder_forward(const lm_decoder *d, lm_decoder_state *s, const int32_t *tokens,
                        const float *embd, int64_t n, float *logits, int all_logits,
                        lm_pool *pool, lm_error *err);
+
+/* 1 if the plain MLA form costs fewer multiply-adds than the absorbed one for a chunk of n
+ * tokens after n_past cached ones, attention computed in blocks of qb query rows. Per head
+ * (RoPE, softmax and the projections outside attention are the same in both):
+ *   absorbed: n·kv_lora·(nope + v)              q̃ = k_bₕ·q_nope, out = v_bₕ·o, per query
+ *             + P·(2·kv_lora + rope)            S = Q̃·[C | K_pe]ᵀ, O = S·C
+ *   plain:    (n_past + n)·kv_lora·(nope + v)   K_nope = Ĉ·k_bₕ, V = Ĉ·v_bₕᵀ, per cached row
+ *             + P·(nope + rope + v)             S = Q·Kᵀ, O = S·V
+ * where P = Σ over query blocks of rows × keys (≈ n·n_past + n²/2). So plain wins iff
+ * n_past·kv_lora·(nope + v) < P·(2·kv_lora − nope − v): always when nothing is cached (and
+ * 2·kv_lora > nope + v), otherwise when n is large relative to kv_lora. DeepSeek-V3's heads
+ * (kv_lora 512, nope 128, rope 64, v 128): n·(1 + n/(2·n_past)) > 171, so n > 171 after a
+ * long cache. Decode steps (n < 8) always use the absorbed form, and so do split-layout
+ * layers with Q8_0 k_b/v_b (see plain_allowed in decoder.c: parity with llama.cpp). */
+int lm_mla_plain_cheaper(const lm_decoder_hparams *hp, int64_t n_past, int64_t n, int64_t qb);
 
 /* The routing of one token (exposed for tests): scores[E] are the router logits; writes
  * the n_expert_used chosen experts and their weights. scratch holds 2·E floats. */

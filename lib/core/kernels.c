@@ -133,10 +133,13 @@ float lm_dot(int type, const void *w, const float *x, int64_t n)
 }
 
 typedef struct matvec_task {
-    lm_rows_fn     rows;
+    lm_rows_fn     rows;      /* float x, or                                   */
+    lm_rows_q8_fn  rows_q8;   /* q8 x (then xq, xd)                            */
     const uint8_t *w;         /* [n_out] rows of row_bytes */
     size_t         row_bytes;
     const float   *x;         /* [n_in]  */
+    const int8_t  *xq;        /* [n_in]  */
+    const float   *xd;        /* [n_in / 32] */
     float         *y;         /* [n_out] */
     int64_t        n_out, n_in;
 } matvec_task;
@@ -146,12 +149,23 @@ static void matvec_part(void *arg, int ith, int nth)
     const matvec_task *t = arg;
     long long lo, hi;
     lm_split(t->n_out, ith, nth, &lo, &hi);
-    if (hi > lo) t->rows(t->w + (size_t)lo * t->row_bytes, t->row_bytes, t->x, t->y + lo, hi - lo, t->n_in);
+    if (hi <= lo) return;
+    const uint8_t *w = t->w + (size_t)lo * t->row_bytes;
+    if (t->rows_q8) t->rows_q8(w, t->row_bytes, t->xq, t->xd, t->y + lo, hi - lo, t->n_in);
+    else t->rows(w, t->row_bytes, t->x, t->y + lo, hi - lo, t->n_in);
 }
 
 /* Below this many weight bytes a matvec runs on the caller alone: waking the pool costs
  * more than it saves. */
 #define LM_MATVEC_MIN_PARALLEL_BYTES (64 * 1024)
+
+static void matvec_run(const matvec_task *t, lm_pool *pool)
+{
+    if ((size_t)t->n_out * t->row_bytes < LM_MATVEC_MIN_PARALLEL_BYTES || lm_pool_size(pool) == 1)
+        matvec_part((void *)t, 0, 1);
+    else
+        lm_pool_run(pool, matvec_part, (void *)t);
+}
 
 void lm_matvec(const lm_matrix *W, const float *x, float *y, lm_pool *pool)
 {
@@ -163,10 +177,32 @@ void lm_matvec(const lm_matrix *W, const float *x, float *y, lm_pool *pool)
         .rows = lm_kernels_active()->rows[lm_kt_index(W->type)], .w = W->data,
         .row_bytes = W->row_bytes, .x = x, .y = y, .n_out = W->n_out, .n_in = W->n_in,
     };
-    if ((size_t)W->n_out * W->row_bytes < LM_MATVEC_MIN_PARALLEL_BYTES || lm_pool_size(pool) == 1)
-        matvec_part(&t, 0, 1);
-    else
-        lm_pool_run(pool, matvec_part, &t);
+    matvec_run(&t, pool);
+}
+
+/* The VNNI variant when the active set has one and the CPU runs it. */
+static lm_rows_q8_fn rows_q8_kernel(void)
+{
+    const lm_kernel_set *k = lm_kernels_active();
+    return k->rows_q8_vnni && lm_cpu_caps_get()->avx512vnni ? k->rows_q8_vnni : k->rows_q8;
+}
+
+void lm_quantize_q8(const float *x, int64_t n, int8_t *xq, float *xd)
+{
+    lm_kernels_active()->quantize_q8(x, n, xq, xd);
+}
+
+void lm_matvec_q8(const lm_matrix *W, const int8_t *xq, const float *xd, float *y, lm_pool *pool)
+{
+    if (!matrix_ok(W) || W->type != LOOM_TYPE_Q8_0) {
+        if (W && W->n_out > 0) fill_nan(y, W->n_out);
+        return;
+    }
+    matvec_task t = {
+        .rows_q8 = rows_q8_kernel(), .w = W->data, .row_bytes = W->row_bytes,
+        .xq = xq, .xd = xd, .y = y, .n_out = W->n_out, .n_in = W->n_in,
+    };
+    matvec_run(&t, pool);
 }
 
 /* Up to this many tokens, matmul is n_tok matvecs: each weight byte is still read from

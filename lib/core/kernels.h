@@ -52,6 +52,17 @@ float lm_dot_ref(int type, const void *w, const float *x, int64_t n);
 void lm_matvec(const lm_matrix *W, const float *x, float *y, lm_pool *pool);
 void lm_matvec_ref(const lm_matrix *W, const float *x, float *y);
 
+/* Q8_0 weights times activations quantized to q8_0 blocks (llama.cpp's vec_dot_type for
+ * Q8_0): x ≈ xd[b]·xq[32b+j], rounded exactly as ggml's x86 quantize_row_q8_0 does it
+ * (id = 127/amax, nearest even, scale rounded through f16). Each block's Σ w·x is an exact
+ * int32 (int8×int8 dots: AVX-512 VNNI vpdpbusd, AVX2 vpmaddubsw with the sign trick), then
+ * one float FMA by dw·dx per block. lm_matvec itself keeps float x (no 8-bit rounding). */
+void lm_quantize_q8(const float *x, int64_t n, int8_t *xq, float *xd);     /* n % 32 == 0 */
+void lm_quantize_q8_ref(const float *x, int64_t n, int8_t *xq, float *xd);
+/* y[n_out] = W · x for Q8_0 W (other types: y = NaN); rows split across the pool. */
+void lm_matvec_q8(const lm_matrix *W, const int8_t *xq, const float *xd, float *y, lm_pool *pool);
+void lm_matvec_q8_ref(const lm_matrix *W, const int8_t *xq, const float *xd, float *y);
+
 /* Y[n_tok][n_out] = X[n_tok][n_in] · Wᵀ, through cblas_sgemm (non-F32 weights are
  * dequantized in tiles); small n_tok may use matvec. Y must not alias X. */
 void lm_matmul(const lm_matrix *W, const float *X, int64_t n_tok, float *Y, lm_pool *pool);

@@ -1,20 +1,13 @@
 /*
  * AVX2 + FMA + F16C row kernels (compiled with -mavx2 -mfma -mf16c; called only after
  * lm_cpu_caps_get() reported all three). References: the *_ref kernels in kernels_ref.c.
- * Q8_0 dequantizes int8 → float in registers and FMAs against float x (see kernels_avx512.c
- * for why not integer dots).
+ * Q8_0 × float x dequantizes int8 → float in registers and FMAs; Q8_0 × q8 activations
+ * (lm_matvec_q8) uses integer dots.
  */
 #include <immintrin.h>
 
 #include "lib/core/kernels_impl.h"
-
-static inline float hsum8(__m256 v)
-{
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
+#include "lib/core/kernels_q8.h"
 
 static inline __m256 load_f16x8(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
 
@@ -40,7 +33,7 @@ static inline __m256 load_f32x8(const float *p) { return _mm256_loadu_ps(p); }
             a3 = _mm256_fmadd_ps(LOAD(w + i + 24), _mm256_loadu_ps(x + i + 24), a3);         \
         }                                                                                    \
         for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(LOAD(w + i), _mm256_loadu_ps(x + i), a0); \
-        float s = hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));        \
+        float s = lm_hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));        \
         for (; i < n; i++) s += SCALAR(w[i]) * x[i];                                         \
         return s;                                                                            \
     }
@@ -72,7 +65,7 @@ static float dot_q8_0_avx2(const void *wv, const float *x, int64_t n)
         acc0 = _mm256_fmadd_ps(t, d, acc0);
         acc1 = _mm256_fmadd_ps(u, d, acc1);
     }
-    return hsum8(_mm256_add_ps(acc0, acc1));
+    return lm_hsum8(_mm256_add_ps(acc0, acc1));
 }
 
 #define DEFINE_ROWS(name, dotfn)                                                             \
@@ -85,6 +78,49 @@ DEFINE_ROWS(rows_f32_avx2, dot_f32_avx2)
 DEFINE_ROWS(rows_f16_avx2, dot_f16_avx2)
 DEFINE_ROWS(rows_bf16_avx2, dot_bf16_avx2)
 DEFINE_ROWS(rows_q8_0_avx2, dot_q8_0_avx2)
+
+/* --- Q8_0 × q8 activations: int8 dots ----------------------------------------------------
+ * Per block: vpmaddubsw(|w|, sign(x, w)) gives 16 int16 pair sums (|w| <= 128, |x| <= 127:
+ * no saturation), vpmaddwd with ones makes 8 exact int32, then one FMA by dw·dx (the row
+ * loop is in kernels_q8.h). */
+
+/* Σ_j w[j]·x[j] over one block of 32, as 8 float partial sums (exact integers). */
+static inline __m256 q8_block_dot(const int8_t *w, const int8_t *x)
+{
+    const __m256i vw = _mm256_loadu_si256((const __m256i *)w), vx = _mm256_loadu_si256((const __m256i *)x);
+    const __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(vw, vw), _mm256_sign_epi8(vx, vw));
+    return _mm256_cvtepi32_ps(_mm256_madd_epi16(p, _mm256_set1_epi16(1)));
+}
+
+LM_DEFINE_ROWS_Q8(lm_rows_q8_avx2, q8_block_dot)
+
+/* ggml's x86 quantize_row_q8_0 (id = 127/amax, round to nearest even), scales kept as
+ * floats (rounded through f16). */
+void lm_quantize_q8_avx2(const float *x, int64_t n, int8_t *xq, float *xd)
+{
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    for (int64_t b = 0; b < n / LM_QK8_0; b++) {
+        const float *xb = x + b * LM_QK8_0;
+        __m256 v[4], m = _mm256_setzero_ps();
+        for (int k = 0; k < 4; k++) {
+            v[k] = _mm256_loadu_ps(xb + 8 * k);
+            m = _mm256_max_ps(m, _mm256_andnot_ps(sign, v[k]));
+        }
+        __m128 m4 = _mm_max_ps(_mm256_extractf128_ps(m, 1), _mm256_castps256_ps128(m));
+        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+        const float amax = _mm_cvtss_f32(m4);
+        xd[b] = lm_f16_to_f32(lm_f32_to_f16(amax / 127.0f));
+        const __m256 id = _mm256_set1_ps(amax != 0.0f ? 127.0f / amax : 0.0f);
+        __m256i q[4];
+        for (int k = 0; k < 4; k++)
+            q[k] = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v[k], id), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+        /* packs interleave 128-bit lanes: restore the order with one permute */
+        const __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+        _mm256_storeu_si256((__m256i *)(xq + b * LM_QK8_0),
+                            _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+    }
+}
 
 static void to_f32_f32_avx2(const void *w, float *dst, int64_t n) { lm_row_to_f32(LOOM_TYPE_F32, w, dst, n); }
 
@@ -117,4 +153,6 @@ const lm_kernel_set lm_kernels_avx2_set = {
              [LM_KT_BF16] = rows_bf16_avx2, [LM_KT_Q8_0] = rows_q8_0_avx2},
     .to_f32 = {[LM_KT_F32] = to_f32_f32_avx2, [LM_KT_F16] = to_f32_f16_avx2,
                [LM_KT_BF16] = to_f32_bf16_avx2, [LM_KT_Q8_0] = to_f32_q8_0_avx2},
+    .rows_q8 = lm_rows_q8_avx2,
+    .quantize_q8 = lm_quantize_q8_avx2,
 };

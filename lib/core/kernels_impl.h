@@ -22,16 +22,28 @@ typedef void (*lm_rows_fn)(const uint8_t *w, size_t row_bytes, const float *x, f
 /* dst[0..n) = the n values of one typed row as floats. */
 typedef void (*lm_to_f32_fn)(const void *w, float *dst, int64_t n);
 
+/* y[r] = Σ_b dw_rb·xd[b]·Σ_j q_rbj·xq[32b+j] for Q8_0 rows r in [0, n_rows). */
+typedef void (*lm_rows_q8_fn)(const uint8_t *w, size_t row_bytes, const int8_t *xq, const float *xd,
+                              float *y, int64_t n_rows, int64_t n);
+
 typedef struct lm_kernel_set {
     const char *name;                /* "ref", "avx2", "avx512"                        */
     lm_dot_fn   dot[LM_KT_COUNT];
     lm_rows_fn  rows[LM_KT_COUNT];
     lm_to_f32_fn to_f32[LM_KT_COUNT];
+    lm_rows_q8_fn rows_q8;           /* Q8_0 × q8 activations, this set's base ISA      */
+    lm_rows_q8_fn rows_q8_vnni;      /* the same with AVX-512 VNNI, or NULL              */
+    void (*quantize_q8)(const float *x, int64_t n, int8_t *xq, float *xd);
 } lm_kernel_set;
 
 extern const lm_kernel_set lm_kernels_ref_set;
 extern const lm_kernel_set lm_kernels_avx2_set;
 extern const lm_kernel_set lm_kernels_avx512_set;
+
+/* The AVX2 activation quantizer and int8 rows (kernels_avx2.c), shared by the AVX-512 set. */
+void lm_quantize_q8_avx2(const float *x, int64_t n, int8_t *xq, float *xd);
+void lm_rows_q8_avx2(const uint8_t *w, size_t row_bytes, const int8_t *xq, const float *xd, float *y,
+                     int64_t n_rows, int64_t n);
 
 /* The set lm_dot/lm_matvec use now (reference when forced or when the CPU lacks the ISA). */
 const lm_kernel_set *lm_kernels_active(void);

@@ -3,6 +3,7 @@
  * the path taken on CPUs without AVX2. Sums run in float, left to right, like the scalar
  * loops in ggml; conv is computed directly (no im2col) so it checks the GEMM path.
  */
+#include <math.h>
 #include <string.h>
 
 #include "lib/core/kernels.h"
@@ -56,6 +57,36 @@ DEFINE_REF_ROWS(rows_f16_ref, dot_f16_ref)
 DEFINE_REF_ROWS(rows_bf16_ref, dot_bf16_ref)
 DEFINE_REF_ROWS(rows_q8_0_ref, dot_q8_0_ref)
 
+/* Q8_0 × q8 activations as ggml's scalar vec_dot_q8_0_q8_0: an exact int32 per block, then
+ * s += sumi · (dw·dx). */
+static void rows_q8_ref(const uint8_t *w, size_t row_bytes, const int8_t *xq, const float *xd, float *y,
+                        int64_t n_rows, int64_t n)
+{
+    for (int64_t r = 0; r < n_rows; r++) {
+        const lm_block_q8_0 *b = (const lm_block_q8_0 *)(w + (size_t)r * row_bytes);
+        float s = 0.0f;
+        for (int64_t i = 0; i < n / LM_QK8_0; i++) {
+            int32_t sumi = 0;
+            for (int j = 0; j < LM_QK8_0; j++) sumi += (int32_t)b[i].qs[j] * xq[i * LM_QK8_0 + j];
+            s += (float)sumi * (lm_f16_to_f32(b[i].d) * xd[i]);
+        }
+        y[r] = s;
+    }
+}
+
+/* ggml's x86 quantize_row_q8_0: id = 127/amax, round half to even, scale through f16. */
+void lm_quantize_q8_ref(const float *x, int64_t n, int8_t *xq, float *xd)
+{
+    for (int64_t b = 0; b < n / LM_QK8_0; b++) {
+        const float *xb = x + b * LM_QK8_0;
+        float amax = 0.0f;
+        for (int j = 0; j < LM_QK8_0; j++) amax = fmaxf(amax, fabsf(xb[j]));
+        const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+        xd[b] = lm_f16_to_f32(lm_f32_to_f16(amax / 127.0f));
+        for (int j = 0; j < LM_QK8_0; j++) xq[b * LM_QK8_0 + j] = (int8_t)nearbyintf(xb[j] * id);
+    }
+}
+
 #define DEFINE_REF_TO_F32(name, type)                                                        \
     static void name(const void *w, float *dst, int64_t n) { lm_row_to_f32(type, w, dst, n); }
 DEFINE_REF_TO_F32(to_f32_f32_ref, LOOM_TYPE_F32)
@@ -71,6 +102,8 @@ const lm_kernel_set lm_kernels_ref_set = {
              [LM_KT_BF16] = rows_bf16_ref, [LM_KT_Q8_0] = rows_q8_0_ref},
     .to_f32 = {[LM_KT_F32] = to_f32_f32_ref, [LM_KT_F16] = to_f32_f16_ref,
                [LM_KT_BF16] = to_f32_bf16_ref, [LM_KT_Q8_0] = to_f32_q8_0_ref},
+    .rows_q8 = rows_q8_ref,
+    .quantize_q8 = lm_quantize_q8_ref,
 };
 
 float lm_dot_ref(int type, const void *w, const float *x, int64_t n)
@@ -85,6 +118,12 @@ void lm_matvec_ref(const lm_matrix *W, const float *x, float *y)
     if (k < 0) return;
     for (int64_t r = 0; r < W->n_out; r++)
         y[r] = lm_kernels_ref_set.dot[k]((const uint8_t *)W->data + (size_t)r * W->row_bytes, x, W->n_in);
+}
+
+void lm_matvec_q8_ref(const lm_matrix *W, const int8_t *xq, const float *xd, float *y)
+{
+    if (W->type != LOOM_TYPE_Q8_0) return;
+    rows_q8_ref(W->data, W->row_bytes, xq, xd, y, W->n_out, W->n_in);
 }
 
 void lm_matmul_ref(const lm_matrix *W, const float *X, int64_t n_tok, float *Y)

@@ -188,7 +188,8 @@ def train(a):
 def load(run):
     st = torch.load(os.path.join(run, "ckpt.pt"))
     model = U.Unified(U.config_from(st["config"]))
-    model.load_state_dict(st["model"])
+    missing, unexpected = model.load_state_dict(st["model"], strict=False)
+    assert not unexpected and all(k.startswith("aux.") for k in missing), (missing, unexpected)
     return model.eval()
 
 
