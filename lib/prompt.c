@@ -190,16 +190,10 @@ int loom_prompt_add_audio(loom_prompt *p, loom_mmproj *mp, const float *pcm, int
     return add_block(p, "<|audio|>", rows, n, "<|/audio|>");
 }
 
-/* A u32 key of the decoder file in 1..4096, or `dflt` when absent or out of range. */
-static int model_u32(const loom_model *m, const char *key, int dflt)
+int loom_model_video_frames(const loom_model *m)
 {
-    uint32_t v = 0;
-    lm_error ignore = {0};
-    if (lm_gguf_find_kv(m->gguf, key) < 0 || lm_gguf_get_u32(m->gguf, key, &v, &ignore) < 0) return dflt;
-    return v > 0 && v <= 4096 ? (int)v : dflt;
+    return !m ? 0 : m->vocab.video_n_frames > 0 ? m->vocab.video_n_frames : 8;
 }
-
-int loom_model_video_frames(const loom_model *m) { return m ? model_u32(m, "loom.video.n_frames", 8) : 0; }
 
 int loom_prompt_add_video(loom_prompt *p, loom_mmproj *mp, const loom_video *v)
 {
@@ -210,7 +204,7 @@ int loom_prompt_add_video(loom_prompt *p, loom_mmproj *mp, const loom_video *v)
     const int64_t R = loom_mmproj_image_rows(mp), E = p->m->dec->hp.n_embd;
     if (R < 1) return lm_fail(&p->err, LOOM_ERR_UNSUPPORTED, "prompt: the media file has no vision encoder");
     const int n_frames = loom_video_n_frames(v);
-    const int merge = model_u32(p->m, "loom.video.temporal_merge", 1);
+    const int merge = p->m->vocab.video_temporal_merge > 0 ? p->m->vocab.video_temporal_merge : 1;
     if (n_frames < 1) return lm_fail(&p->err, LOOM_ERR_INVALID_ARG, "prompt: the video has no frames");
     float *rows = scratch(p, R * (merge + 1));   /* [merge] frames' rows + their mean */
     if (!rows) return p->err.status;

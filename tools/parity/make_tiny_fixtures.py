@@ -1,0 +1,92 @@
+"""Parity fixtures for the bundled loom-tiny: the PyTorch model's greedy outputs on 20 test
+inputs of every job, which tests/test_tiny_parity.c asks loom's C pipeline to reproduce.
+
+    /usr/bin/python3 tools/parity/make_tiny_fixtures.py [--run runs/tiny] [--n 20]
+
+First re-exports the checkpoint and checks the files are byte-identical to models/ (so the
+reference really is the bundled model), then writes tests/data/tiny/:
+  img_NN.png          test scenes                       (caption)
+  speech_NN.flac      held-out-voice utterances (lossless copies of the WAVs)  (transcribe)
+  video_NN.png        8 test video frames stacked vertically ([8·64][64][3]) (describe)
+  prompts.txt         "t2i TEXT" / "tts TEXT" lines
+  expected.txt        "job index id,id,…" greedy answers / codes (cfg 3 for media)
+"""
+import argparse
+import filecmp
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+from tools.loompy import mel, png  # noqa: E402
+from tools.train import infer, train, unified as U  # noqa: E402
+
+OUT = "tests/data/tiny"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--run", default="runs/tiny")
+    ap.add_argument("--data", default="data")
+    ap.add_argument("--n", type=int, default=20)
+    ap.add_argument("--cfg", type=float, default=3.0)
+    a = ap.parse_args()
+    torch.set_num_threads(2)
+    model = train.load(a.run)
+    with tempfile.TemporaryDirectory() as d:
+        U.export(model, "models/loom-tiny-vocab.gguf", os.path.join(d, "loom-tiny"))   # rounds weights
+        for f in ("loom-tiny.gguf", "loom-tiny-mmproj.gguf"):
+            assert filecmp.cmp(os.path.join(d, f), os.path.join("models", f), shallow=False), \
+                f"models/{f} is not this checkpoint's export"
+    tok = U.Tok("models/loom-tiny-vocab.gguf")
+    os.makedirs(OUT, exist_ok=True)
+    test = train.Data(a.data, "test")
+    lines, prompts = [], []
+    n = a.n
+
+    def add(job, i, ids):
+        lines.append(f"{job} {i} {','.join(map(str, ids)) or '-'}")
+
+    for i in range(n):
+        img = np.asarray(test.scenes[i])
+        png.write_png(f"{OUT}/img_{i:02d}.png", img)
+        add("caption", i, infer.answer_ids(model, tok, [("ctl", "<|image|>"), ("image", img), ("ctl", "<|/image|>"),
+                                                        ("text", U.PROMPTS["caption"])]))
+    for i in range(n):
+        rec = test.speech["meta"][i]
+        wav = os.path.join(a.data, "speech", rec["wav"])
+        subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", wav, "-c:a", "flac", f"{OUT}/speech_{i:02d}.flac"], check=True)
+        m = mel.log_mel(mel.read_wav16(wav), 80)
+        add("transcribe", i, infer.answer_ids(model, tok, [("ctl", "<|audio|>"), ("audio", m), ("ctl", "<|/audio|>"),
+                                                           ("text", U.PROMPTS["transcribe"])]))
+    for i in range(n):
+        frames = np.asarray(test.videos[i])
+        png.write_png(f"{OUT}/video_{i:02d}.png", frames.reshape(-1, frames.shape[2], 3))
+        add("describe", i, infer.answer_ids(model, tok, [("ctl", "<|video|>"), ("video", frames), ("ctl", "<|/video|>"),
+                                                         ("text", U.PROMPTS["video"])]))
+    for i in range(n):
+        text = test.scene_meta[i]["captions"][0]
+        prompts.append(f"t2i {text}")
+        add("t2i", i, infer.generate_codes(model, tok, [("text", U.PROMPTS["t2i"] + text)], "<|image|>",
+                                           U.IMAGE_START, U.IMAGE_START + U.IMAGE_COUNT, U.GRID * U.GRID, cfg=a.cfg))
+    for i in range(n):
+        text = test.speech["meta"][i]["text"]
+        prompts.append(f"tts {text}")
+        add("tts", i, infer.generate_codes(model, tok, [("text", U.PROMPTS["tts"] + text)], "<|audio|>",
+                                           U.AUDIO_START, U.AUDIO_START + U.AUDIO_COUNT, 250, cfg=a.cfg,
+                                           close=tok.ctl["<|/audio|>"]))
+        print(f"tts {i} done", flush=True)
+    with open(f"{OUT}/expected.txt", "w") as f:
+        f.write("\n".join(lines) + "\n")
+    with open(f"{OUT}/prompts.txt", "w") as f:
+        f.write("\n".join(prompts) + "\n")
+    print(f"wrote {len(lines)} expectations to {OUT}")
+
+
+if __name__ == "__main__":
+    main()
