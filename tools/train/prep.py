@@ -39,6 +39,25 @@ def scene_codes(data, models):
         print(f"scenes/{split}: {len(imgs)} images coded", flush=True)
 
 
+def video_codes(data, models):
+    """VQ codes of the frames a generated video has: every other of the 8 (4 frames at 4 fps)."""
+    model = None
+    for split in SPLITS:
+        out = os.path.join(data, "videos", f"{split}_codes.npy")
+        if os.path.exists(out):
+            continue
+        model = model or vq.load_gguf(os.path.join(models, "loom-tiny-vq.gguf"))
+        vids = np.load(os.path.join(data, "videos", f"{split}.npy"), mmap_mode="r")
+        codes = []
+        with torch.no_grad():
+            for i in range(0, len(vids), 16):
+                v = np.asarray(vids[i:i + 16, ::2])                     # [b,4,64,64,3]
+                c = model.encode(vq.to_input(v.reshape(-1, *v.shape[2:])))
+                codes.append(c.numpy().astype(np.int16).reshape(len(v), v.shape[1], *c.shape[1:]))
+        np.save(out, np.concatenate(codes))
+        print(f"videos/{split}: {len(vids)} clips coded", flush=True)
+
+
 def speech_features(data, models):
     ac = None
     for split in SPLITS:
@@ -69,6 +88,8 @@ def main():
     torch.set_num_threads(1)
     t = time.time()
     scene_codes(a.data, a.models)
+    if os.path.exists(os.path.join(a.data, "videos", "test.npy")):
+        video_codes(a.data, a.models)
     if os.path.exists(os.path.join(a.data, "speech", "test.jsonl")):
         speech_features(a.data, a.models)
     print(f"prep done in {time.time() - t:.0f} s", flush=True)

@@ -24,7 +24,7 @@ from tools.train import unified as U  # noqa: E402
 
 # task: (weight, batch size)
 TASKS = {"caption": (3, 24), "vqa": (2, 24), "t2i": (3, 6), "transcribe": (3, 12), "tts": (2, 8),
-         "video": (2, 8)}
+         "video": (2, 8), "t2v": (1, 2)}
 DROP_PROMPT = 0.1   # text-to-media prompts dropped for classifier-free guidance
 
 
@@ -49,6 +49,8 @@ class Data:
         self.videos = np.load(v, mmap_mode="r") if os.path.exists(v) else None
         self.video_meta = [json.loads(l) for l in open(os.path.join(root, "videos", f"{split}.jsonl"))] \
             if self.videos is not None else None
+        p = os.path.join(root, "videos", f"{split}_codes.npy")
+        self.video_codes = np.load(p) if os.path.exists(p) else None
 
     def available(self, task):
         if task in ("caption", "vqa"):
@@ -59,6 +61,8 @@ class Data:
             return self.speech is not None
         if task == "video":
             return self.videos is not None
+        if task == "t2v":
+            return self.video_codes is not None
         return False
 
     def mel(self, i):
@@ -97,6 +101,12 @@ class Data:
         if task == "video":
             return U.turn([("ctl", "<|video|>"), ("video", self.videos[i]), ("ctl", "<|/video|>"),
                            ("text", U.PROMPTS["video"])], [("text", self.video_meta[i]["description"])])
+        if task == "t2v":
+            user = [] if rng.random() < DROP_PROMPT else [("text", U.PROMPTS["t2v"] + self.video_meta[i]["description"])]
+            frames = []
+            for f in self.video_codes[i]:
+                frames += [("ctl", "<|frame|>"), ("codes", U.IMAGE_START, f.reshape(-1))]
+            return U.turn(user, [("ctl", "<|video|>")] + frames + [("ctl", "<|/video|>")])
         raise ValueError(task)
 
     def size(self, task):

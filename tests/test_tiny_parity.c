@@ -1,0 +1,173 @@
+/*
+ * The bundled loom-tiny (models/loom-tiny*.gguf) against the PyTorch model it was exported
+ * from: greedy captions, transcripts and video descriptions, and greedy image / audio codes
+ * with classifier-free guidance (scale 3), on 20 test inputs per job. Fixtures:
+ * tools/parity/make_tiny_fixtures.py (it checks the bundled files are that checkpoint's).
+ *
+ * The files are F16; loom rounds activations to f16 before f16 matmuls and runs attention in
+ * the absorbed form, PyTorch does neither, so an exact tie-break can differ: each job must
+ * match token for token on at least 19 of 20 inputs, and every mismatch is printed with
+ * the position where it starts.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "loom.h"
+#include "tests/check.h"
+
+#define MAX_IDS 512
+
+typedef struct ids { int32_t v[MAX_IDS]; int n; } ids;
+
+static int keep(int32_t token, const char *piece, size_t len, void *user)
+{
+    (void)piece; (void)len;
+    ids *o = user;
+    if (o->n < MAX_IDS) o->v[o->n++] = token;
+    return 0;
+}
+
+static void parse_ids(const char *s, ids *o)
+{
+    o->n = 0;
+    if (!strcmp(s, "-")) return;
+    for (char *e; *s && o->n < MAX_IDS; s = *e ? e + 1 : e) o->v[o->n++] = (int32_t)strtol(s, &e, 10);
+}
+
+typedef struct ctx {
+    loom_model   *m;
+    loom_mmproj  *mp;
+    loom_session *s, *s2;
+    loom_prompt  *p;
+    char          prompts[2][20][512];   /* t2i, tts */
+} ctx;
+
+/* Greedy text answer to the chat turn whose user content `add` put in p. */
+static int text_answer(ctx *c, const char *instruction, ids *got)
+{
+    int rc = loom_prompt_add_text(c->p, instruction);
+    rc |= loom_prompt_add_special(c->p, "<|end|>");
+    rc |= loom_prompt_add_special(c->p, "<|assistant|>");
+    if (rc) return -1;
+    loom_session_truncate(c->s, 0);
+    if (loom_session_append_prompt(c->s, c->p) < 0) return -1;
+    loom_generate_params gp = loom_generate_default_params();
+    gp.n_predict = 256;
+    gp.on_token = keep;
+    gp.user_data = got;
+    return loom_session_generate(c->s, NULL, 0, gp, NULL) < 0 ? -1 : 0;
+}
+
+static int run_job(ctx *c, const char *job, int i, ids *got)
+{
+    char path[256], err[512];
+    got->n = 0;
+    loom_prompt_clear(c->p);
+    int rc = loom_prompt_add_special(c->p, "<|bos|>") | loom_prompt_add_special(c->p, "<|user|>");
+    if (!strcmp(job, "caption")) {
+        loom_image img = {0};
+        snprintf(path, sizeof path, "data/tiny/img_%02d.png", i);
+        rc |= loom_image_load(path, loom_image_default_params(), &img, err, sizeof err);
+        rc |= loom_prompt_add_image(c->p, c->mp, &img);
+        loom_image_free(&img);
+        return rc ? -1 : text_answer(c, "Describe the image.", got);
+    }
+    if (!strcmp(job, "transcribe")) {
+        float *pcm = NULL;
+        size_t n = 0;
+        snprintf(path, sizeof path, "data/tiny/speech_%02d.flac", i);
+        rc |= loom_audio_load(path, NULL, &pcm, &n, err, sizeof err);
+        if (!rc) rc |= loom_prompt_add_audio(c->p, c->mp, pcm, (int64_t)n);
+        loom_audio_pcm_free(&pcm);
+        return rc ? -1 : text_answer(c, "Transcribe the audio.", got);
+    }
+    if (!strcmp(job, "describe")) {
+        loom_image strip = {0};
+        loom_video *v = NULL;
+        snprintf(path, sizeof path, "data/tiny/video_%02d.png", i);
+        rc |= loom_image_load(path, loom_image_default_params(), &strip, err, sizeof err);
+        if (!rc) rc |= loom_video_from_rgb(strip.rgb, strip.height / strip.width, strip.width, strip.width, 8.0, &v,
+                                           err, sizeof err);
+        if (!rc) rc |= loom_prompt_add_video(c->p, c->mp, v);
+        loom_video_free(&v);
+        loom_image_free(&strip);
+        return rc ? -1 : text_answer(c, "Describe the video.", got);
+    }
+    /* t2i / tts: greedy codes with guidance */
+    const int kind = !strcmp(job, "t2i") ? LOOM_MEDIA_IMAGE : LOOM_MEDIA_AUDIO;
+    const char *text = c->prompts[kind == LOOM_MEDIA_IMAGE ? 0 : 1][i];
+    int32_t cond[512], unc[16];
+    const int64_t nc = loom_media_prompt(c->m, kind, text, 0, cond, 512);
+    const int64_t nu = loom_media_prompt(c->m, kind, text, 1, unc, 16);
+    if (nc <= 0 || nc > 512 || nu <= 0 || nu > 16) return -1;
+    loom_media_params mp = loom_media_default_params(kind);
+    mp.temperature = 0;
+    mp.cfg_scale = 3;
+    loom_session_truncate(c->s, 0);
+    loom_session_truncate(c->s2, 0);
+    const int64_t n = loom_generate_media(c->m, c->s, cond, nc, c->s2, unc, nu, mp, got->v, MAX_IDS, err, sizeof err);
+    if (n < 0) { printf("%s %d: %s\n", job, i, err); return -1; }
+    got->n = (int)n;
+    return 0;
+}
+
+int main(void)
+{
+    char err[512];
+    ctx c = {0};
+    int rc = loom_model_load("../models/loom-tiny.gguf", loom_model_default_params(), &c.m, err, sizeof err);
+    CHECK(rc == 0, "%s", err);
+    rc = loom_mmproj_load("../models/loom-tiny-mmproj.gguf", loom_mmproj_default_params(), &c.mp, err, sizeof err);
+    CHECK(rc == 0, "%s", err);
+    loom_session_params sp = loom_session_default_params();
+    sp.n_ctx = 1024;
+    if (c.m) {
+        CHECK(loom_session_create(c.m, sp, &c.s, err, sizeof err) == 0, "%s", err);
+        CHECK(loom_session_create(c.m, sp, &c.s2, err, sizeof err) == 0, "%s", err);
+        CHECK(loom_prompt_create(c.m, &c.p) == 0, "prompt");
+    }
+    FILE *pf = fopen("data/tiny/prompts.txt", "r"), *ef = fopen("data/tiny/expected.txt", "r");
+    CHECK(pf && ef, "fixtures present");
+    if (!c.s || !c.s2 || !c.p || !c.mp || !pf || !ef) return finish();
+    char line[1024];
+    int k[2] = {0, 0};
+    while (fgets(line, sizeof line, pf)) {
+        line[strcspn(line, "\n")] = 0;
+        const int t = !strncmp(line, "t2i ", 4) ? 0 : !strncmp(line, "tts ", 4) ? 1 : -1;
+        if (t >= 0 && k[t] < 20) snprintf(c.prompts[t][k[t]++], sizeof c.prompts[t][0], "%s", line + 4);
+    }
+    const char *jobs[] = {"caption", "transcribe", "describe", "t2i", "tts"};
+    int same[5] = {0}, total[5] = {0};
+    static char list[16384];
+    char job[32];
+    int idx;
+    while (fscanf(ef, "%31s %d %16383s", job, &idx, list) == 3) {
+        int j = 0;
+        while (j < 5 && strcmp(jobs[j], job)) j++;
+        if (j == 5 || idx < 0 || idx >= 20) continue;
+        static ids want, got;
+        parse_ids(list, &want);
+        total[j]++;
+        if (run_job(&c, job, idx, &got) < 0) {
+            printf("%s %d: failed: %s / %s\n", job, idx, loom_prompt_error(c.p), loom_session_error(c.s));
+            continue;
+        }
+        int d = 0;
+        while (d < got.n && d < want.n && got.v[d] == want.v[d]) d++;
+        if (d == got.n && d == want.n) same[j]++;
+        else printf("%s %d: differs from PyTorch at token %d (%d vs %d tokens)\n", job, idx, d, got.n, want.n);
+    }
+    for (int j = 0; j < 5; j++) {
+        printf("%-10s %d/%d identical to PyTorch\n", jobs[j], same[j], total[j]);
+        CHECK(total[j] == 20 && same[j] >= 19, "%s: %d of %d identical", jobs[j], same[j], total[j]);
+    }
+    fclose(pf);
+    fclose(ef);
+    loom_prompt_free(&c.p);
+    loom_session_free(&c.s);
+    loom_session_free(&c.s2);
+    loom_mmproj_free(&c.mp);
+    loom_model_free(&c.m);
+    return finish();
+}

@@ -1,0 +1,234 @@
+"""Evaluate a unified model through the `loom` command on the synthetic test splits, and time
+each job against the PyTorch model on the same inputs.
+
+    /usr/bin/python3 tools/eval/run_eval.py [--loom build/loom] [--model models/loom-tiny.gguf]
+                                            [--n 200] [--jobs caption,t2i,transcribe,video,tts]
+                                            [--bench 10 --run runs/tiny] [--md out.md]
+
+Prints a table (and writes it as Markdown with --md). Metrics:
+  caption     per-attribute exact match (shape, colour, size, position, count) of every object
+              in the parsed caption, and whole-caption exact match, on test scenes (held-out
+              colour×shape / position×count compositions)
+  t2i         the scene detector (tools/eval/scenes_metrics.py) on `loom imagine` outputs for
+              the canonical captions of test scenes: per attribute, and all objects right
+  transcribe  word error rate on the held-out voices
+  video       event, moving object, full main clause and whole description exact, on test clips
+              (the MP4 files, decoded by loom)
+  tts         WER of loom's own transcription of `loom speak` output
+"""
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, ROOT)
+from tools.eval import scenes_metrics as S  # noqa: E402
+from tools.loompy import png  # noqa: E402
+
+
+def read_png(path):
+    raw = subprocess.run(["ffmpeg", "-v", "error", "-i", path, "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+                         check=True, capture_output=True).stdout
+    return np.frombuffer(raw, np.uint8).reshape(64, 64, 3)
+
+
+def wer_counts(ref, hyp):
+    r, h = ref.split(), hyp.split()
+    d = list(range(len(h) + 1))
+    for i in range(1, len(r) + 1):
+        prev, d[0] = d[0], i
+        for j in range(1, len(h) + 1):
+            cur = min(d[j] + 1, d[j - 1] + 1, prev + (r[i - 1] != h[j - 1]))
+            prev, d[j] = d[j], cur
+    return d[len(h)], len(r)
+
+
+def norm_text(s):
+    return re.sub(r"[^a-z0-9' ]+", " ", s.lower()).strip()
+
+
+def loom(a, *args):
+    t = time.time()
+    p = subprocess.run([a.loom, *args, "-m", a.model, "-q", "-t", str(a.threads)], capture_output=True, text=True)
+    if p.returncode != 0:
+        raise RuntimeError(f"loom {' '.join(args)}: exit {p.returncode}: {p.stderr.strip()}")
+    return p.stdout, time.time() - t
+
+
+def records(path):
+    with open(path) as f:
+        return [json.loads(line) for line in f]
+
+
+def eval_caption(a, tmp):
+    imgs = np.load(os.path.join(a.data, "scenes", "test.npy"), mmap_mode="r")
+    meta = records(os.path.join(a.data, "scenes", "test.jsonl"))[:a.n]
+    paths = []
+    for i in range(len(meta)):
+        paths.append(os.path.join(tmp, f"scene_{i:04d}.png"))
+        png.write_png(paths[-1], np.asarray(imgs[i]))
+    out, dt = loom(a, "caption", "--json", *paths)
+    tot = {k: [0, 0] for k in ("shape", "colour", "size", "position", "count")}
+    exact = 0
+    for line, m in zip(out.strip().splitlines(), meta):
+        text = json.loads(line)["text"]
+        exact += text == m["captions"][0]
+        for k, (h, n) in S.match_scores(S.parse_caption(text), S.label_objects(m)).items():
+            tot[k][0] += h
+            tot[k][1] += n
+    res = {k: h / n for k, (h, n) in tot.items()}
+    res["exact caption"] = exact / len(meta)
+    return res, dt / len(meta)
+
+
+def eval_t2i(a, tmp):
+    meta = records(os.path.join(a.data, "scenes", "test.jsonl"))[:a.n]
+    tot = {k: [0, 0] for k in ("shape", "colour", "size", "position", "count")}
+    allok, dts = 0, []
+    for i, m in enumerate(meta):
+        path = os.path.join(tmp, f"gen_{i:04d}.png")
+        _, dt = loom(a, "imagine", "-p", m["captions"][0], "-o", path, "--seed", str(i), *a.imagine_args.split())
+        dts.append(dt)
+        sc = S.match_scores(S.detect(read_png(path))[1], S.label_objects(m))
+        for k, (h, n) in sc.items():
+            tot[k][0] += h
+            tot[k][1] += n
+        allok += all(h == n for k, (h, n) in sc.items() if k != "size")
+    res = {k: h / n for k, (h, n) in tot.items()}
+    res["all objects right (colour, shape, position, count)"] = allok / len(meta)
+    return res, float(np.mean(dts))
+
+
+def eval_transcribe(a, tmp):
+    meta = records(os.path.join(a.data, "speech", "test.jsonl"))[:a.n]
+    e = n = 0
+    exact, dts = 0, []
+    for r in meta:
+        out, dt = loom(a, "transcribe", os.path.join(a.data, "speech", r["wav"]))
+        dts.append(dt)
+        de, dn = wer_counts(norm_text(r["text"]), norm_text(out))
+        e, n = e + de, n + dn
+        exact += de == 0
+    return {"WER": e / n, "exact transcript": exact / len(meta)}, float(np.mean(dts))
+
+
+def video_clauses(d):
+    main = d.split(" while ")[0].split(", on a ")[0]
+    ev = next((v for v in ("moves", "grows", "shrinks", "changes colour", "disappears", "appears") if f" {v}" in main), None)
+    obj = re.match(r"a (?:(?:small|medium|large) )?(\w+ \w+)", main)
+    return main, ev, obj.group(1) if obj else None
+
+
+def eval_video(a, tmp):
+    meta = records(os.path.join(a.data, "videos", "test.jsonl"))[:a.n]
+    hits = {"event": 0, "moving object (colour + shape)": 0, "main clause exact": 0, "whole description exact": 0}
+    dts = []
+    for r in meta:
+        out, dt = loom(a, "describe", os.path.join(a.data, "videos", r["mp4"]))
+        dts.append(dt)
+        got, ref = out.strip(), r["description"]
+        g, t = video_clauses(got), video_clauses(ref)
+        hits["event"] += g[1] == t[1]
+        hits["moving object (colour + shape)"] += g[2] == t[2]
+        hits["main clause exact"] += g[0] == t[0]
+        hits["whole description exact"] += got == ref
+    return {k: v / len(meta) for k, v in hits.items()}, float(np.mean(dts))
+
+
+def eval_tts(a, tmp):
+    meta = records(os.path.join(a.data, "speech", "test.jsonl"))[:a.n]
+    e = n = 0
+    dts = []
+    for i, r in enumerate(meta):
+        wav = os.path.join(tmp, f"tts_{i:04d}.wav")
+        _, dt = loom(a, "speak", "-p", r["text"], "-o", wav, "--seed", str(i), *a.speak_args.split())
+        dts.append(dt)
+        out, _ = loom(a, "transcribe", wav)
+        de, dn = wer_counts(norm_text(r["text"]), norm_text(out))
+        e, n = e + de, n + dn
+    return {"WER of loom's transcription": e / n}, float(np.mean(dts))
+
+
+def bench_pytorch(a, jobs):
+    """Mean seconds per job for the PyTorch model (same inputs, same greedy / guided work)."""
+    import torch
+    from tools.train import infer, train, unified as U
+    from tools.loompy import mel
+    torch.set_num_threads(a.threads)
+    model = train.load(a.run)
+    tok = U.Tok("models/loom-tiny-vocab.gguf")
+    test = train.Data(a.data, "test")
+    out = {}
+    k = a.bench
+    def timed(fn):
+        t = time.time()
+        for i in range(k):
+            fn(i)
+        return (time.time() - t) / k
+    if "caption" in jobs:
+        out["caption"] = timed(lambda i: infer.answer_ids(model, tok, [("ctl", "<|image|>"), ("image", np.asarray(test.scenes[i])),
+                                                                   ("ctl", "<|/image|>"), ("text", U.PROMPTS["caption"])]))
+    if "transcribe" in jobs:
+        out["transcribe"] = timed(lambda i: infer.answer_ids(model, tok, [("ctl", "<|audio|>"), ("audio", mel.log_mel(mel.read_wav16(
+            os.path.join(a.data, "speech", test.speech["meta"][i]["wav"])), 80)), ("ctl", "<|/audio|>"), ("text", U.PROMPTS["transcribe"])]))
+    if "video" in jobs:
+        out["video"] = timed(lambda i: infer.answer_ids(model, tok, [("ctl", "<|video|>"), ("video", np.asarray(test.videos[i])),
+                                                                 ("ctl", "<|/video|>"), ("text", U.PROMPTS["video"])]))
+    if "t2i" in jobs:
+        out["t2i"] = timed(lambda i: infer.generate_codes(model, tok, [("text", U.PROMPTS["t2i"] + test.scene_meta[i]["captions"][0])],
+                                                          "<|image|>", U.IMAGE_START, U.IMAGE_START + U.IMAGE_COUNT, 256, cfg=3.0))
+    if "tts" in jobs:
+        out["tts"] = timed(lambda i: infer.generate_codes(model, tok, [("text", U.PROMPTS["tts"] + test.speech["meta"][i]["text"])],
+                                                          "<|audio|>", U.AUDIO_START, U.AUDIO_START + U.AUDIO_COUNT, 250, cfg=3.0,
+                                                          close=tok.ctl["<|/audio|>"]))
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--loom", default=os.path.join(ROOT, "build", "loom"))
+    ap.add_argument("--model", default=os.path.join(ROOT, "models", "loom-tiny.gguf"))
+    ap.add_argument("--data", default=os.path.join(ROOT, "data"))
+    ap.add_argument("--n", type=int, default=200)
+    ap.add_argument("--jobs", default="caption,t2i,transcribe,video,tts")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--imagine-args", default="")
+    ap.add_argument("--speak-args", default="")
+    ap.add_argument("--bench", type=int, default=0, help="also time the PyTorch model on this many inputs per job")
+    ap.add_argument("--run", default=os.path.join(ROOT, "runs", "tiny"))
+    ap.add_argument("--md", default=None)
+    a = ap.parse_args()
+    jobs = a.jobs.split(",")
+    fns = {"caption": eval_caption, "t2i": eval_t2i, "transcribe": eval_transcribe, "video": eval_video, "tts": eval_tts}
+    rows, times = [], {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for j in jobs:
+            t = time.time()
+            res, per = fns[j](a, tmp)
+            times[j] = per
+            for k, v in res.items():
+                rows.append((j, k, v))
+                print(f"{j:10s} {k:50s} {100 * v:6.1f} %", flush=True)
+            print(f"{j:10s} ({time.time() - t:.0f} s, loom {per:.3f} s per input incl. process start)", flush=True)
+    md = ["| job | metric | value |", "|---|---|---|"] + [f"| {j} | {k} | {100 * v:.1f} % |" for j, k, v in rows]
+    if a.bench:
+        pt = bench_pytorch(a, jobs)
+        md += ["", "| job | loom s/input (CLI, incl. load) | PyTorch s/input | speed-up |", "|---|---|---|---|"]
+        for j in jobs:
+            if j in pt:
+                md.append(f"| {j} | {times[j]:.3f} | {pt[j]:.3f} | {pt[j] / times[j]:.1f}× |")
+                print(f"{j:10s} loom {times[j]:.3f} s, PyTorch {pt[j]:.3f} s, {pt[j] / times[j]:.1f}x")
+    if a.md:
+        with open(a.md, "w") as f:
+            f.write("\n".join(md) + "\n")
+
+
+if __name__ == "__main__":
+    main()
