@@ -116,16 +116,32 @@ void cli_progress_done(cli_progress *p)
     p->last_permille = -1;
 }
 
+/* Length of the well-formed UTF-8 sequence at s (1..4), or 0 if it is not one. */
+static int utf8_len(const unsigned char *s)
+{
+    const unsigned c = s[0];
+    int n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+    for (int i = 1; i < n; i++)
+        if ((s[i] & 0xC0) != 0x80) return 0;
+    if (n == 2 && c < 0xC2) return 0;                                    /* overlong       */
+    if (n == 3 && ((c == 0xE0 && s[1] < 0xA0) || (c == 0xED && s[1] >= 0xA0))) return 0; /* overlong, surrogate */
+    if (n == 4 && ((c == 0xF0 && s[1] < 0x90) || c > 0xF4 || (c == 0xF4 && s[1] >= 0x90))) return 0;
+    return n;
+}
+
 void cli_json_str(FILE *out, const char *s)
 {
     fputc('"', out);
-    for (; s && *s; s++) {
-        unsigned char ch = (unsigned char)*s;
+    for (const unsigned char *p = (const unsigned char *)s; p && *p;) {
+        const unsigned char ch = *p;
+        const int n = utf8_len(p);
+        if (n == 0) { fputs("\\ufffd", out); p++; continue; }   /* JSON must be valid UTF-8 */
         if (ch == '"' || ch == '\\') fprintf(out, "\\%c", ch);
         else if (ch == '\n') fputs("\\n", out);
         else if (ch == '\t') fputs("\\t", out);
         else if (ch < 0x20 || ch == 0x7f) fprintf(out, "\\u%04x", ch);
-        else fputc(ch, out);
+        else fwrite(p, 1, (size_t)n, out);
+        p += n;
     }
     fputc('"', out);
 }

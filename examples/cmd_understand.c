@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli_util.h"
 #include "loom.h"
@@ -190,7 +191,10 @@ static int answer(job *j, const job_opts *o, text_out *out, loom_generate_stats 
     out->len = 0;
     if (out->buf) out->buf[0] = '\0';
     loom_session_truncate(j->s, 0);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     int rc = loom_session_append_prompt(j->s, j->p);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
     if (rc < 0) { cli_error("%s", loom_session_error(j->s)); return rc; }
     loom_generate_params gp = loom_generate_default_params();
     gp.n_predict = (int32_t)o->n_predict;
@@ -198,6 +202,8 @@ static int answer(job *j, const job_opts *o, text_out *out, loom_generate_stats 
     gp.user_data = out;
     gp.abort_flag = &g_interrupted;
     int64_t n = loom_session_generate(j->s, NULL, 0, gp, st);
+    st->n_prompt = loom_prompt_n(j->p);   /* the prompt ran above, not inside generate */
+    st->prompt_ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
     if (n < 0 && n != LOOM_ERR_ABORTED) cli_error("%s", loom_session_error(j->s));
     return n < 0 ? (int)n : 0;
 }

@@ -25,6 +25,8 @@ int  cmd_transcribe(int argc, char **argv);
 void help_transcribe(void);
 int  cmd_describe(int argc, char **argv);
 void help_describe(void);
+int  cmd_chat(int argc, char **argv);        /* cmd_chat.c */
+void help_chat(void);
 int  cmd_imagine(int argc, char **argv);    /* cmd_imagine.c */
 void help_imagine(void);
 int  cmd_speak(int argc, char **argv);      /* cmd_speak.c */
@@ -39,6 +41,7 @@ static const command COMMANDS[] = {
     {"caption", "describe an image or answer a question about it", cmd_caption, help_caption},
     {"transcribe", "transcribe speech (txt, srt, vtt or json)", cmd_transcribe, help_transcribe},
     {"describe", "describe what happens in a video", cmd_describe, help_describe},
+    {"chat", "a conversation: text, images, audio and video in; text, pictures and sound out", cmd_chat, help_chat},
     {"imagine", "draw a picture from a text prompt (PNG)", cmd_imagine, help_imagine},
     {"speak",   "say a text (WAV)", cmd_speak, help_speak},
     {"animate", "animate a text prompt (MP4)", cmd_animate, help_animate},

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# loom caption / transcribe / describe / chat on the random-weight unified fixture
+# (data/unified/tiny*.gguf): output formats, exit codes and error messages. What the
+# answers are is checked against PyTorch by test_unified_parity / test_tiny_parity.
+set -u
+loom="$1"
+m=data/unified/tiny.gguf
+media=../examples/media
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+fail=0; pass=0
+ok()   { pass=$((pass+1)); }
+bad()  { echo "FAIL $*"; fail=$((fail+1)); }
+check() { # check NAME EXPECTED_RC CMD...
+  local name="$1" want="$2"; shift 2
+  "$@" >"$tmp/out" 2>"$tmp/err"; local rc=$?
+  if [ "$rc" -eq "$want" ]; then ok; else bad "$name: rc $rc, want $want"; cat "$tmp/out" "$tmp/err"; fi
+}
+has() { grep -q -- "$2" "$tmp/$1" && ok || { bad "expected '$2' in $1:"; cat "$tmp/$1"; }; }
+
+check caption 0 "$loom" caption -m $m -q $media/scene1.png
+[ "$(wc -l < "$tmp/out")" -eq 1 ] && ok || bad "caption: one line"
+check caption-two 0 "$loom" caption -m $m -q $media/scene1.png $media/scene2.png
+[ "$(grep -c "$(printf '\t')" "$tmp/out")" -eq 2 ] && ok || bad "caption: PATH<TAB>text per image"
+check caption-json 0 "$loom" caption -m $m --json -p "what colour is the square?" $media/scene2.png
+python3 -c "import json,sys; d=json.loads(open('$tmp/out').read()); assert d['image'].endswith('scene2.png') and isinstance(d['text'], str)" && ok || bad "caption --json parses"
+check caption-noimage 1 "$loom" caption -m $m -q $media/speech.wav
+has err "loom: "
+check caption-nofile 1 "$loom" caption -m $m -q "$tmp/missing.png"
+check caption-nomodel 1 "$loom" caption -m "$tmp/missing.gguf" $media/scene1.png
+check caption-noargs 2 "$loom" caption -m $m
+check caption-badopt 2 "$loom" caption -m $m --frobnicate $media/scene1.png
+cp $m "$tmp/alone.gguf"
+check caption-nommproj 1 "$loom" caption -m "$tmp/alone.gguf" $media/scene1.png
+has err "mmproj"
+
+check transcribe 0 "$loom" transcribe -m $m -q $media/speech.wav
+check transcribe-srt 0 "$loom" transcribe -m $m -q -f srt $media/speech.wav
+head -2 "$tmp/out" | tail -1 | grep -Eq '^00:00:00,000 --> 00:00:0[0-9],[0-9]{3}$' && ok || { bad "srt cue times"; cat "$tmp/out"; }
+check transcribe-vtt 0 "$loom" transcribe -m $m -q -f vtt $media/speech.wav
+head -1 "$tmp/out" | grep -q '^WEBVTT$' && ok || bad "vtt header"
+check transcribe-json 0 "$loom" transcribe -m $m -q -f json $media/speech.wav
+python3 -c "import json; d=json.loads(open('$tmp/out').read()); s=d['segments']; assert len(s)==1 and s[0]['start']==0 and abs(s[0]['end']-d['duration'])<1e-3" && ok || bad "transcribe json"
+# 25 s of audio: three windows of at most 10 s (the fixture's encoder takes 6 s: n_pos 300)
+python3 - "$tmp/long.wav" <<'PY'
+import math, struct, sys, wave
+x = b"".join(struct.pack("<h", int(9830 * math.sin(i * 2 * math.pi * 440 / 16000))) for i in range(16000 * 25))
+with wave.open(sys.argv[1], "wb") as w:
+    w.setnchannels(1); w.setsampwidth(2); w.setframerate(16000); w.writeframes(x)
+PY
+check transcribe-long 0 "$loom" transcribe -m $m -q -f json "$tmp/long.wav"
+python3 -c "
+import json; d=json.loads(open('$tmp/out').read()); s=d['segments']
+assert len(s) == 5, len(s)
+assert all(abs(a['end'] - b['start']) < 1e-6 for a, b in zip(s, s[1:])) and abs(s[-1]['end'] - 25) < 1e-3" && ok || { bad "long audio windows"; cat "$tmp/out"; }
+check transcribe-stdin 0 sh -c "cat $media/speech.wav | '$loom' transcribe -m $m -q -"
+check transcribe-badfmt 2 "$loom" transcribe -m $m -f docx $media/speech.wav
+check transcribe-image 1 "$loom" transcribe -m $m -q $media/scene1.png
+
+check describe 0 "$loom" describe -m $m -q $media/video.mp4
+check describe-json 0 "$loom" describe -m $m --json --frames 4 $media/video.mp4
+python3 -c "import json; d=json.loads(open('$tmp/out').read()); assert len(d['frames'])==4" && ok || bad "describe --frames 4"
+check describe-both 2 "$loom" describe -m $m --frames 4 --fps 2 $media/video.mp4
+check describe-limit 1 "$loom" describe -m $m --frames 100 --max-frames 10 $media/video.mp4
+check describe-notvideo 1 "$loom" describe -m $m $media/speech.wav
+
+check chat-once 0 "$loom" chat -m $m -q -n 8 --image $media/scene1.png -p "Describe the image."
+printf '/image %s\nhello\n/image %s/nope.png\nagain\n/quit\n' $media/scene1.png "$tmp" | "$loom" chat -m $m -q -n 4 >"$tmp/out" 2>"$tmp/err"
+[ $? -eq 0 ] && [ "$(wc -l < "$tmp/out")" -eq 2 ] && ok || { bad "chat: two answers"; cat "$tmp/out" "$tmp/err"; }
+has err "nope.png"
+check chat-media-noprompt 2 "$loom" chat -m $m --image $media/scene1.png
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
