@@ -31,7 +31,7 @@ int cli_parse_int(const char *opt, const char *s, long long lo, long long hi, lo
 int cli_parse_float(const char *opt, const char *s, double lo, double hi, double *out);
 
 /* Write s as a JSON string literal (quotes, backslashes and control characters escaped;
- * bytes that are not well-formed UTF-8 become \\ufffd, so the output is always valid JSON). */
+ * bytes that are not well-formed UTF-8 become \ufffd, so the output is always valid JSON). */
 void cli_json_str(FILE *out, const char *s);
 
 /* "loom: <message>" on stderr. */
