@@ -1,0 +1,27 @@
+#!/bin/sh
+# loom-tiny (2/2): the whole recipe, resumable (re-run after an interruption). From the repo root:
+#   tools/train/run_all.sh          data -> features -> train -> export -> parity fixtures -> eval
+#   tools/train/run_all.sh STAGE    one of: data prep train export fixtures eval
+# Needs `scripts/setup --python` and a build (`scripts/build`). Logs in runs/.
+set -e
+PY=/usr/bin/python3
+export OMP_WAIT_POLICY=PASSIVE
+stage=${1:-all}
+MINUTES=${LOOM_TRAIN_MINUTES:-90}
+mkdir -p runs
+t0=$(date +%s)
+run() { [ "$stage" = all ] || [ "$stage" = "$1" ]; }
+if run data; then nice -n 5 $PY tools/data/make_all.py --n-videos 1200 | tee -a runs/data.log; fi
+if run prep; then nice -n 5 $PY tools/train/prep.py | tee -a runs/prep.log; fi
+if run train; then
+  # vision warm-up: captioning alone until the decoder reads the image rows, then every task
+  [ -f runs/tiny/ckpt.pt ] || { $PY tools/train/train.py train --run runs/tiny --minutes 8 --tasks caption \
+      | tee -a runs/tiny_stdout.log; }
+  $PY tools/train/train.py train --run runs/tiny --minutes "$MINUTES" | tee -a runs/tiny_stdout.log
+fi
+if run export; then
+  $PY tools/train/train.py export --run runs/tiny --out models/loom-tiny
+fi
+if run fixtures; then $PY tools/parity/make_tiny_fixtures.py --run runs/tiny; fi
+if run eval; then $PY tools/eval/run_eval.py --n 200 --bench 10 --md runs/eval.md | tee runs/eval.log; fi
+echo "done in $(( $(date +%s) - t0 )) s"
