@@ -148,7 +148,9 @@ def train(a):
         step, elapsed = 0, 0.0
     n_params = sum(p.numel() for p in model.parameters())
     print(f"parameters: {n_params / 1e6:.2f} M", flush=True)
-    weights = [TASKS[t][0] for t in tasks]
+    wmap = dict((kv.split("=")[0], float(kv.split("=")[1])) for kv in a.weights.split(",") if kv)
+    weights = [wmap.get(t, TASKS[t][0]) for t in tasks]
+    print("task weights:", dict(zip(tasks, weights)), flush=True)
     budget = a.minutes * 60
     t_start, t_save = time.time() - elapsed, time.time()
     hist = {t: [] for t in tasks}
@@ -220,6 +222,7 @@ def main():
     ap.add_argument("--minutes", type=float, default=90)
     ap.add_argument("--tasks", default=",".join(TASKS))
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--weights", default="", help="task=weight,... overriding the defaults in TASKS")
     ap.add_argument("--aux", type=float, default=1.0, help="weight of the image-row reconstruction loss")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
