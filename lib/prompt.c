@@ -113,6 +113,7 @@ int loom_prompt_add_text(loom_prompt *p, const char *text)
     const size_t len = strlen(text);
     int64_t n = loom_tokenize(p->m, text, len, 0, 0, NULL, 0);
     if (n < 0) return lm_fail(&p->err, (int)n, "prompt: cannot tokenize text (%s)", loom_status_str((int)n));
+    if (n == 0) return 0;   /* "" (or text that makes no token): nothing to add */
     int rc = reserve(p, n, 0);
     if (rc < 0) return rc;
     n = loom_tokenize(p->m, text, len, 0, 0, p->ids + p->n, p->cap - p->n);
@@ -125,6 +126,7 @@ int loom_prompt_add_rows(loom_prompt *p, const float *rows, int64_t n_rows)
 {
     if (!p || (!rows && n_rows) || n_rows < 0) return LOOM_ERR_INVALID_ARG;
     lm_error_clear(&p->err);
+    if (n_rows == 0) return 0;   /* also keeps NULL + 0 out of memcpy on an empty prompt */
     const int64_t E = p->m->dec->hp.n_embd;
     int rc = reserve(p, n_rows, n_rows);
     if (rc < 0) return rc;
