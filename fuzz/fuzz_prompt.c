@@ -5,8 +5,8 @@
  * pixels), _add_audio (short arbitrary pcm, NaN included), _add_video (loom_video_from_rgb
  * with 0.. frames of arbitrary small sizes), _clear, then loom_session_append_prompt on a
  * session of small n_ctx (context full must be an error) and a few generated tokens.
- * Every call returns 0 or a negative status with a message; a failed add leaves the
- * prompt's length as it was; the session's position count only moves on success.
+ * Every call returns 0 or a negative status with a message; a failed add (media ones too)
+ * leaves the prompt's length as it was; the session's position count only moves on success.
  *   scripts/fuzz 60 fuzz_prompt     (seeds: fuzz/corpus/prompt, see its README) */
 #include <stddef.h>
 #include <stdint.h>
@@ -209,7 +209,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         case 9: op_generate(&c, p, s); break;
         case 10: loom_session_truncate(s, (int32_t)(u8(&c) % 128)); break;
         }
-        if (op % 11 <= 3 && rc < 0 && loom_prompt_n(p) != n_before) __builtin_trap();   /* failed add: unchanged */
+        if (op % 11 <= 7 && loom_prompt_error(p)[0] && loom_prompt_n(p) != n_before)
+            __builtin_trap();   /* a failed add leaves the prompt unchanged */
     }
     op_generate(&c, p, s);
     loom_prompt_free(&p);
