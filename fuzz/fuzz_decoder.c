@@ -10,33 +10,17 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
+#include "fuzz/memfd_file.h"
 #include "loom.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static int  g_fd = -1;
-static char g_path[64];
-
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    g_fd = memfd_create("loom-fuzz-model", 0);
-    if (g_fd < 0) __builtin_trap();
-    snprintf(g_path, sizeof g_path, "/proc/self/fd/%d", g_fd);
-    return 0;
-}
-
-static int put_file(const uint8_t *data, size_t size)
-{
-    if (ftruncate(g_fd, 0) != 0) return -1;
-    for (size_t off = 0; off < size;) {
-        ssize_t w = pwrite(g_fd, data + off, size - off, (off_t)off);
-        if (w <= 0) return -1;
-        off += (size_t)w;
-    }
+    (void)argc; (void)argv;
+    memfd_file_init("loom-fuzz-model");
     return 0;
 }
 
@@ -68,7 +52,7 @@ static void use_model(loom_model *m)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (put_file(data, size) != 0) return 0;
+    if (memfd_file_put(data, size) != 0) return 0;
     loom_model_params p = loom_model_default_params();
     p.n_threads = 1;
     p.load_tokenizer = size == 0 || (data[size - 1] & 1) == 0;

@@ -113,6 +113,7 @@ int loom_prompt_add_text(loom_prompt *p, const char *text)
     const size_t len = strlen(text);
     int64_t n = loom_tokenize(p->m, text, len, 0, 0, NULL, 0);
     if (n < 0) return lm_fail(&p->err, (int)n, "prompt: cannot tokenize text (%s)", loom_status_str((int)n));
+    if (n == 0) return 0;   /* "" (or text that makes no token): nothing to add */
     int rc = reserve(p, n, 0);
     if (rc < 0) return rc;
     n = loom_tokenize(p->m, text, len, 0, 0, p->ids + p->n, p->cap - p->n);
@@ -125,6 +126,7 @@ int loom_prompt_add_rows(loom_prompt *p, const float *rows, int64_t n_rows)
 {
     if (!p || (!rows && n_rows) || n_rows < 0) return LOOM_ERR_INVALID_ARG;
     lm_error_clear(&p->err);
+    if (n_rows == 0) return 0;   /* also keeps NULL + 0 out of memcpy on an empty prompt */
     const int64_t E = p->m->dec->hp.n_embd;
     int rc = reserve(p, n_rows, n_rows);
     if (rc < 0) return rc;
@@ -152,6 +154,14 @@ static int add_block(loom_prompt *p, const char *open, const float *rows, int64_
     return rc;
 }
 
+/* A media add that failed half-way (open token in, rows refused) is undone: n0/r0 were the
+ * prompt's positions and rows before it. */
+static int undo_on_error(loom_prompt *p, int64_t n0, int64_t r0, int rc)
+{
+    if (rc < 0) p->n = n0, p->n_rows = r0;
+    return rc;
+}
+
 static int copy_mp_err(loom_prompt *p, const loom_mmproj *mp, int rc)
 {
     return lm_fail(&p->err, rc, "%s", mp->err.msg);
@@ -168,7 +178,8 @@ int loom_prompt_add_image(loom_prompt *p, loom_mmproj *mp, const loom_image *img
     float *rows = scratch(p, n);
     if (!rows) return p->err.status;
     if ((rc = loom_mmproj_encode_image(mp, img, rows)) < 0) return copy_mp_err(p, mp, rc);
-    return add_block(p, "<|image|>", rows, n, "<|/image|>");
+    const int64_t n0 = p->n, r0 = p->n_rows;
+    return undo_on_error(p, n0, r0, add_block(p, "<|image|>", rows, n, "<|/image|>"));
 }
 
 int loom_prompt_add_audio(loom_prompt *p, loom_mmproj *mp, const float *pcm, int64_t n_samples)
@@ -187,7 +198,8 @@ int loom_prompt_add_audio(loom_prompt *p, loom_mmproj *mp, const float *pcm, int
     float *rows = scratch(p, n);
     if (!rows) return p->err.status;
     if ((rc = loom_mmproj_encode_audio(mp, pcm, n_samples, rows)) < 0) return copy_mp_err(p, mp, rc);
-    return add_block(p, "<|audio|>", rows, n, "<|/audio|>");
+    const int64_t n0 = p->n, r0 = p->n_rows;
+    return undo_on_error(p, n0, r0, add_block(p, "<|audio|>", rows, n, "<|/audio|>"));
 }
 
 int loom_model_video_frames(const loom_model *m)
@@ -195,10 +207,8 @@ int loom_model_video_frames(const loom_model *m)
     return !m ? 0 : m->vocab.video_n_frames > 0 ? m->vocab.video_n_frames : 8;
 }
 
-int loom_prompt_add_video(loom_prompt *p, loom_mmproj *mp, const loom_video *v)
+static int add_video(loom_prompt *p, loom_mmproj *mp, const loom_video *v)
 {
-    if (!p || !v) return LOOM_ERR_INVALID_ARG;
-    lm_error_clear(&p->err);
     int rc = check_width(p, mp);
     if (rc < 0) return rc;
     const int64_t R = loom_mmproj_image_rows(mp), E = p->m->dec->hp.n_embd;
@@ -232,6 +242,14 @@ int loom_prompt_add_video(loom_prompt *p, loom_mmproj *mp, const loom_video *v)
         if ((rc = loom_prompt_add_rows(p, mean, R)) < 0) return rc;
     }
     return loom_prompt_add_special(p, "<|/video|>");
+}
+
+int loom_prompt_add_video(loom_prompt *p, loom_mmproj *mp, const loom_video *v)
+{
+    if (!p || !v) return LOOM_ERR_INVALID_ARG;
+    lm_error_clear(&p->err);
+    const int64_t n0 = p->n, r0 = p->n_rows;
+    return undo_on_error(p, n0, r0, add_video(p, mp, v));
 }
 
 int32_t loom_token_eot(const loom_model *m)

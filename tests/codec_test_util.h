@@ -63,13 +63,10 @@ typedef struct gguf_edit {
     const char *drop_key;         /* leave this key out                             */
 } gguf_edit;
 
-/* Copy `src` to `dst` with `ed` applied. 0 on success. Handles the key types the codec files
- * use (u32, f32, string, numeric arrays). */
-static inline int gguf_copy_edited(const char *src, const char *dst, const gguf_edit *ed)
+/* Add every key and tensor of g to w with `ed` applied. 0 on success. Handles the key types
+ * the codec and encoder files use (u32, f32, bool, string, numeric arrays). */
+static inline int gguf_copy_into(lm_gguf_writer *w, const lm_gguf *g, const gguf_edit *ed)
 {
-    lm_gguf *g = NULL;
-    if (lm_gguf_open(src, &g, NULL) < 0) return -1;
-    lm_gguf_writer *w = lm_gguf_writer_create();
     int rc = w ? 0 : -1;
     for (int64_t i = 0; rc == 0 && i < lm_gguf_n_kv(g); i++) {
         const char *key = lm_gguf_kv_key(g, i);
@@ -86,6 +83,12 @@ static inline int gguf_copy_edited(const char *src, const char *dst, const gguf_
             float v = 0;
             rc = lm_gguf_get_f32(g, key, &v, NULL);
             if (!rc) rc = lm_gguf_set_f32(w, key, v);
+            break;
+        }
+        case LM_GGUF_BOOL: {
+            int v = 0;
+            rc = lm_gguf_get_bool(g, key, &v, NULL);
+            if (!rc) rc = lm_gguf_set_bool(w, key, v);
             break;
         }
         case LM_GGUF_STRING: {
@@ -116,6 +119,16 @@ static inline int gguf_copy_edited(const char *src, const char *dst, const gguf_
         }
         rc = lm_gguf_add_tensor(w, t->name, t->type, n_dims, ne, t->data);
     }
+    return rc;
+}
+
+/* Copy `src` to `dst` with `ed` applied. 0 on success. */
+static inline int gguf_copy_edited(const char *src, const char *dst, const gguf_edit *ed)
+{
+    lm_gguf *g = NULL;
+    if (lm_gguf_open(src, &g, NULL) < 0) return -1;
+    lm_gguf_writer *w = lm_gguf_writer_create();
+    int rc = gguf_copy_into(w, g, ed);
     if (rc == 0 && ed->extra_tensor) {
         float z[4] = {0};
         rc = lm_gguf_add_tensor(w, ed->extra_tensor, LOOM_TYPE_F32, 1, (int64_t[]){4}, z);
