@@ -13,6 +13,10 @@
 #include "vision/preprocess.h"
 #include "vision/vit.h"
 
+/* Buffers a vision encoder's hyperparameters may make loom allocate at load (estimated
+ * before allocating: a hostile image_size must not turn a small file into gigabytes). */
+#define LM_MMPROJ_MAX_BYTES (1 << 30)
+
 loom_mmproj_params loom_mmproj_default_params(void)
 {
     return (loom_mmproj_params){.n_threads = 0, .max_images = 8};
@@ -52,9 +56,19 @@ int loom_mmproj_load(const char *path, loom_mmproj_params p, loom_mmproj **out, 
     }
     if (rc == 0 && want_v) {
         rc = lm_vit_load(mp->gguf, &mp->vit, &e);
+        const lm_vit_hparams *hp = rc == 0 ? lm_vit_hparams_of(mp->vit) : NULL;
+        if (hp) {
+            /* input pixels + the encoder's widest activations, for max_images at once */
+            const double bytes = (double)p.max_images * sizeof(float) *
+                                 (3.0 * hp->image_size * (double)hp->image_size +
+                                  8.0 * hp->n_patches * (double)(hp->n_ff > 3 * hp->n_embd ? hp->n_ff : 3 * hp->n_embd));
+            if (bytes > LM_MMPROJ_MAX_BYTES)
+                rc = lm_fail(&e, LOOM_ERR_LIMIT, "%s: %d images of %dx%d pixels would need %.0f MiB of buffers "
+                             "(limit %d MiB; lower max_images)", path, p.max_images, hp->image_size, hp->image_size,
+                             bytes / 1048576.0, LM_MMPROJ_MAX_BYTES >> 20);
+        }
         if (rc == 0) rc = lm_vit_ctx_create(mp->vit, p.max_images, &mp->vit_ctx, &e);
         if (rc == 0) {
-            const lm_vit_hparams *hp = lm_vit_hparams_of(mp->vit);
             mp->pre = lm_vit_preprocess_params(mp->vit);
             mp->n_embd = hp->n_embd_out;
             mp->chw = malloc((size_t)p.max_images * 3 * (size_t)hp->image_size * (size_t)hp->image_size * sizeof(float));

@@ -40,7 +40,7 @@ typedef struct ctx {
     loom_mmproj  *mp;
     loom_session *s, *s2;
     loom_prompt  *p;
-    char          prompts[2][20][512];   /* t2i, tts */
+    char          prompts[2][20][1024]; /* t2i, tts */
 } ctx;
 
 /* Greedy text answer to the chat turn whose user content `add` put in p. */
