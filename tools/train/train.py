@@ -137,9 +137,15 @@ def train(a):
     if os.path.exists(ck):
         st = torch.load(ck)
         model = U.Unified(U.config_from(st["config"]))
-        model.load_state_dict(st["model"])
+        missing, unexpected = model.load_state_dict(st["model"], strict=False)
+        assert not unexpected and all(k.startswith("aux") for k in missing), (missing, unexpected)
         opt = torch.optim.AdamW(model.parameters(), lr=a.lr, betas=(0.9, 0.95), weight_decay=0.05)
-        opt.load_state_dict(st["opt"])
+        sd, n_now = st["opt"], sum(1 for _ in model.parameters())
+        ids = sd["param_groups"][0]["params"]
+        if len(ids) < n_now:  # a training-only head was added (registered last): fresh state for it
+            print(f"optimizer: {n_now - len(ids)} new parameters start fresh ({missing})", flush=True)
+            ids += list(range(max(ids) + 1, max(ids) + 1 + n_now - len(ids)))
+        opt.load_state_dict(sd)
         step, elapsed = st["step"], st["elapsed"]
         print(f"resumed at step {step}, {elapsed / 60:.1f} min", flush=True)
     else:
@@ -201,7 +207,7 @@ def load(run):
     st = torch.load(os.path.join(run, "ckpt.pt"))
     model = U.Unified(U.config_from(st["config"]))
     missing, unexpected = model.load_state_dict(st["model"], strict=False)
-    assert not unexpected and all(k.startswith("aux.") for k in missing), (missing, unexpected)
+    assert not unexpected and all(k.startswith("aux") for k in missing), (missing, unexpected)
     return model.eval()
 
 

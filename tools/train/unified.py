@@ -54,6 +54,9 @@ class Unified(nn.Module):
         self.aux_px = (c.vis.image_size // side) // 4
         self.aux = nn.Linear(c.vis.n_embd_out, 16 * 3)
         self.aux_rows = []
+        # the same for audio: each row predicts the mean log-mel of the frames it covers
+        self.aux_a = nn.Linear(c.aud["d_proj"], c.aud["n_mel"])
+        self.aux_audio = []
         with torch.no_grad():      # small init for the encoders too
             for m in (self.vis, self.aud):
                 for n, p in m.named_parameters():
@@ -74,7 +77,7 @@ class Unified(nn.Module):
 
     def aux_loss(self):
         """Reconstruction loss of the images seen since the last call (0 if none)."""
-        if not self.aux_rows:
+        if not self.aux_rows and not self.aux_audio:
             return torch.zeros(())
         loss = 0.0
         for rows, x in self.aux_rows:
@@ -84,7 +87,14 @@ class Unified(nn.Module):
             t = t.view(N, 3, side, 4, side, 4).permute(0, 2, 4, 3, 5, 1).reshape(N, R, 48)
             loss = loss + F.mse_loss(self.aux(rows.float()), t * 2 - 1)
         self.aux_rows = []
-        return loss / 1.0
+        for rows, m in self.aux_audio:
+            k = 2 * self.c.aud["stack"]                                      # mel frames per row
+            n = rows.shape[0]
+            mp = F.pad(m, (0, n * k - m.shape[1]), value=float(m.min())) if n * k > m.shape[1] else m[:, :n * k]
+            t = mp.view(m.shape[0], n, k).mean(-1).t()                       # [n, n_mel]
+            loss = loss + F.mse_loss(self.aux_a(rows.float()), t) / max(1, len(self.aux_audio))
+        self.aux_audio = []
+        return loss
 
     def video_rows(self, vids):                 # uint8 [N,F,64,64,3] → [N, F/m·(1+16) rows]
         N, Fr = vids.shape[:2]
@@ -93,7 +103,11 @@ class Unified(nn.Module):
         return r                                # [N, groups, 16, E]
 
     def audio_rows(self, mel):                  # [80,T] → [ceil(T2/stack), E]
-        return self.aud(torch.from_numpy(np.asarray(mel, np.float32)))
+        m = torch.from_numpy(np.asarray(mel, np.float32))
+        rows = self.aud(m)
+        if self.training:
+            self.aux_audio.append((rows, m))
+        return rows
 
 
 class Tok:
