@@ -4,9 +4,10 @@
  * summed in the same order), with caches of different lengths, dense and MoE layers, F32 /
  * F16 / Q8_0 weights, 1 and 2 threads. Also: errors and aborts change nothing.
  *
- * `test_decode_pair --bench N` times N guided image codes on a model of the bundled
- * loom-tiny decoder's shapes: two loom_session_decode calls per code against one
- * loom_session_decode_pair (process CPU time; docs/BENCHMARKS.md "Generation").
+ * `test_decode_pair --bench N [f32|f16|q8_0] [mid]` times N guided image codes on a model of
+ * the bundled loom-tiny decoder's shapes (or a larger "mid" MoE): two loom_session_decode
+ * calls per code against one loom_session_decode_pair (process CPU time; docs/BENCHMARKS.md
+ * "Generation").
  */
 #include <math.h>
 #include <time.h>
@@ -213,12 +214,21 @@ static lm_synth_params bundled_params(int type)
     return p;
 }
 
+/* A larger MoE whose active weights (~17 M parameters per step) no longer sit in cache. */
+static lm_synth_params mid_params(int type)
+{
+    lm_synth_params p = bundled_params(type);
+    p.n_embd = 512; p.n_layer = 6; p.n_head = 8; p.kv_lora = 128; p.n_ff = 2048; p.n_ff_exp = 512;
+    p.n_expert = 16;
+    return p;
+}
+
 /* n guided image codes (cfg 3, seed 1): generate_media's loop with two decodes per code
  * (the path before decode_pair) and with loom_generate_media; best of 3 each, CPU seconds. */
-static int bench(int n, int type)
+static int bench(int n, int type, int mid)
 {
     char path[256], err[256];
-    lm_synth_params p = bundled_params(type);
+    lm_synth_params p = mid ? mid_params(type) : bundled_params(type);
     loom_model *m = synth_model("pair-bench", &p, path, sizeof path);
     if (!m) return finish();
     const int V = loom_model_n_vocab(m);
@@ -256,8 +266,8 @@ static int bench(int n, int type)
         if (two < best_two) best_two = two;
         if (pair < best_pair) best_pair = pair;
     }
-    printf("%s, %d guided codes, 1 thread, CPU s (best of 3): two decodes %.3f, decode_pair %.3f, speed-up %.2fx\n",
-           loom_type_name(type), n, best_two, best_pair, best_two / best_pair);
+    printf("%s %s, %d guided codes, 1 thread, CPU s (best of 3): two decodes %.3f, decode_pair %.3f, speed-up %.2fx\n",
+           mid ? "mid" : "bundled", loom_type_name(type), n, best_two, best_pair, best_two / best_pair);
     free(mix);
     free(codes);
     loom_session_free(&c);
@@ -272,7 +282,7 @@ int main(int argc, char **argv)
     if (argc >= 3 && !strcmp(argv[1], "--bench")) {
         const int type = argc >= 4 && !strcmp(argv[3], "q8_0") ? LOOM_TYPE_Q8_0 :
                          argc >= 4 && !strcmp(argv[3], "f16") ? LOOM_TYPE_F16 : LOOM_TYPE_F32;
-        return bench(atoi(argv[2]), type);
+        return bench(atoi(argv[2]), type, argc >= 5 && !strcmp(argv[4], "mid"));
     }
     static const struct { const char *tag; int type, split, q_lora; } cfgs[] = {
         {"split-f32", LOOM_TYPE_F32, 1, 32}, {"legacy-f32", LOOM_TYPE_F32, 0, 0},
