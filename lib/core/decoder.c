@@ -685,7 +685,8 @@ static lm_matrix rows_of(const lm_matrix *W, int64_t row0, int64_t n_rows, size_
 
 /* A matmul's input prepared for weights of one type: n rows of n_in values either as
  * floats (X itself, or rounded like llama.cpp into s->xq) or, for Q8_0 weights and at most
- * LM_Q8_INT8_MAX_ROWS rows, as int8 blocks (q [n][n_in], d [n][n_in/32]). */
+ * LM_Q8_INT8_MAX_ROWS rows (or rows apart: n <= s->n_multi), as int8 blocks
+ * (q [n][n_in], d [n][n_in/32]). Each row is rounded on its own, as a lone row would be. */
 typedef struct mm_in {
     const float  *x;
     const int8_t *q;

@@ -124,7 +124,9 @@ int  lm_decoder_load(const lm_gguf *g, lm_decoder **out, lm_error *err);
 void lm_decoder_free(lm_decoder **d);
 
 /* Per-sequence state: the latent KV cache for n_ctx positions and every scratch buffer a
- * forward pass of up to n_batch tokens needs (planned and allocated once, here). */
+ * forward pass of up to n_batch tokens needs, or a stacked decode step of up to
+ * min(n_batch, LM_DECODE_MAX_SEQ) sequences (lm_decoder_forward_multi) when this state
+ * comes first (planned and allocated once, here). */
 typedef struct lm_decoder_state lm_decoder_state;
 
 int  lm_decoder_state_create(const lm_decoder *d, int32_t n_ctx, int32_t n_batch,
