@@ -243,6 +243,16 @@ int loom_session_append(loom_session *s, const int32_t *tokens, int64_t n, float
 int loom_session_append_embd(loom_session *s, const float *embd, int64_t n, float *all_logits);
 /* Append one token and compute the next-token logits. */
 int loom_session_decode(loom_session *s, int32_t token);
+/* loom_session_decode on two sessions of the same model in one decoder step (e.g. the
+ * conditional and unconditional sequences of classifier-free guidance): both rows go
+ * through the decoder as one batch of two, so each weight matrix is read once for both;
+ * each session keeps its own cache (lengths may differ), history and logits, which equal
+ * what two loom_session_decode calls give. The stacked rows use the scratch of a session
+ * created with n_batch >= 2 (if neither was, it runs the two loom_session_decode calls).
+ * Either session's abort hooks stop the step (LOOM_ERR_ABORTED: neither advances, no
+ * logits); other errors of the batched step leave both unchanged. The error message is
+ * on both sessions. */
+int loom_session_decode_pair(loom_session *a, int32_t ta, loom_session *b, int32_t tb);
 /* Logits after the last computed position [n_vocab]; owned by the session, valid until
  * its next call. NULL before anything was computed. */
 const float *loom_session_logits(const loom_session *s);

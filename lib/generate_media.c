@@ -2,7 +2,8 @@
  * Constrained media blocks (docs/FORMAT.md "Unified model"): the decoder writes an image,
  * audio or video block whose open / close / frame tokens are forced and whose codes are
  * sampled from the medium's id range only, optionally with classifier-free guidance from a
- * second session that holds the unconditional sequence.
+ * second session that holds the unconditional sequence (both advanced by one batched
+ * decoder step per token: loom_session_decode_pair).
  *
  * Uses the sessions through the public API only; everything (sampler, guided logits) is
  * allocated once per block, nothing per step.
@@ -148,13 +149,12 @@ static int session_fail(media_run *r, loom_session *s, int rc)
     return lm_fail(&r->e, rc, "%s%s", s == r->u ? "unconditional session: " : "", loom_session_error(s));
 }
 
-/* Append one token to both sequences (computes the next logits). */
+/* Append one token to both sequences (computes the next logits): with guidance as one
+ * decoder step of two rows, which reads the weights once for both. */
 static int feed(media_run *r, int32_t tok)
 {
-    int rc = loom_session_decode(r->s, tok);
-    if (rc < 0) return session_fail(r, r->s, rc);
-    if (r->u && (rc = loom_session_decode(r->u, tok)) < 0) return session_fail(r, r->u, rc);
-    return 0;
+    int rc = r->u ? loom_session_decode_pair(r->s, tok, r->u, tok) : loom_session_decode(r->s, tok);
+    return rc < 0 ? session_fail(r, r->s, rc) : 0;
 }
 
 /* Sample from the allowed ids [lo, hi) (+ extra when >= 0) of the (guided) logits. */

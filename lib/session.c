@@ -160,6 +160,43 @@ int loom_session_append_embd(loom_session *s, const float *embd, int64_t n, floa
 
 int loom_session_decode(loom_session *s, int32_t token) { return run(s, &token, NULL, 1, NULL); }
 
+/* Report a failure of a pair step on both sessions. */
+static int pair_fail(loom_session *a, loom_session *b, int rc)
+{
+    if (b != a) b->err = a->err;
+    return rc;
+}
+
+int loom_session_decode_pair(loom_session *a, int32_t ta, loom_session *b, int32_t tb)
+{
+    if (!a || !b) return LOOM_ERR_INVALID_ARG;
+    lm_error_clear(&a->err);
+    lm_error_clear(&b->err);
+    if (a == b || a->m != b->m)
+        return pair_fail(a, b, lm_fail(&a->err, LOOM_ERR_INVALID_ARG, "decode pair: %s", a == b ?
+                                       "the same session twice" : "the sessions belong to different models"));
+    /* the stacked rows live in the scratch of a session created with n_batch >= 2 */
+    const int a_holds = lm_decoder_state_n_batch(a->st) >= 2;
+    if (!a_holds && lm_decoder_state_n_batch(b->st) < 2) {
+        int rc = loom_session_decode(a, ta);
+        if (rc < 0) return pair_fail(a, b, rc);
+        if ((rc = loom_session_decode(b, tb)) < 0) a->err = b->err;
+        return rc;
+    }
+    loom_session *first = a_holds ? a : b, *second = a_holds ? b : a;
+    lm_decoder_state *st[2] = {first->st, second->st};
+    const int32_t tok[2] = {first == a ? ta : tb, first == a ? tb : ta};
+    float *const logits[2] = {first->logits, second->logits};
+    const int32_t pa = lm_decoder_state_n_past(a->st), pb = lm_decoder_state_n_past(b->st);
+    int rc = lm_decoder_forward_multi(a->m->dec, st, tok, 2, logits, a->pool, &a->err);
+    if (rc == LOOM_ERR_ABORTED) a->has_logits = b->has_logits = 0;
+    if (rc < 0) return pair_fail(a, b, rc);
+    a->hist[pa] = ta;
+    b->hist[pb] = tb;
+    a->has_logits = b->has_logits = 1;
+    return 0;
+}
+
 void loom_session_truncate(loom_session *s, int32_t n_past)
 {
     lm_decoder_state_truncate(s->st, n_past);

@@ -491,6 +491,10 @@ struct lm_decoder_state {
     float   *pk;            /* [n_ctx][nope] one head's decompressed K_nope          */
     float   *pv;            /* [n_ctx][v] one head's decompressed values             */
     float   *kbf;           /* [kv_lora][nope] one head's k_b as floats              */
+    /* stacked decode steps (lm_decoder_forward_multi; allocated when n_batch >= 2) */
+    int32_t  n_multi;       /* most sequences one stacked step may carry            */
+    float   *ye;            /* [n_multi·K][n_embd] routed expert output per slot    */
+    int      rows_apart;    /* the rows are lone decode steps: see mm_rows           */
     void    *block;         /* the single allocation all of the above live in       */
     lm_abort_fn abort_fn;   /* polled between chunks and layers, or NULL             */
     void    *abort_user;
@@ -537,8 +541,9 @@ static void plan_state(const lm_decoder *d, lm_decoder_state *s, plan *p)
     s->xq     = take(p, B * (size_t)s->in_max, sizeof(float));
     const size_t hw = (size_t)(hp->kv_lora > hp->n_nope ? hp->kv_lora : hp->n_nope);
     s->head_x = take(p, H * hw, sizeof(float));
-    s->xq8    = take(p, LM_Q8_INT8_MAX_ROWS * (size_t)s->in_max, sizeof(int8_t));
-    s->xd8    = take(p, LM_Q8_INT8_MAX_ROWS * ((size_t)s->in_max / LM_QK8_0 + 1), sizeof(float));
+    const size_t q8_rows = (size_t)(s->n_multi > LM_Q8_INT8_MAX_ROWS ? s->n_multi : LM_Q8_INT8_MAX_ROWS);
+    s->xq8    = take(p, q8_rows * (size_t)s->in_max, sizeof(int8_t));
+    s->xd8    = take(p, q8_rows * ((size_t)s->in_max / LM_QK8_0 + 1), sizeof(float));
     s->head_q8 = take(p, H * hw, sizeof(int8_t));
     s->head_d8 = take(p, H * (hw / LM_QK8_0 + 1), sizeof(float));
     s->bq     = take(p, (size_t)s->qb * (size_t)s->kv_row, sizeof(float));
@@ -552,6 +557,7 @@ static void plan_state(const lm_decoder *d, lm_decoder_state *s, plan *p)
         s->pv  = take(p, C * (size_t)hp->n_v, sizeof(float));
         s->kbf = take(p, (size_t)hp->kv_lora * (size_t)hp->n_nope, sizeof(float));
     }
+    if (s->n_multi >= 2) s->ye = take(p, (size_t)s->n_multi * K * E, sizeof(float));
 }
 
 int lm_decoder_state_create(const lm_decoder *d, int32_t n_ctx, int32_t n_batch,
@@ -578,6 +584,7 @@ int lm_decoder_state_create(const lm_decoder *d, int32_t n_ctx, int32_t n_batch,
     /* batched attention scores [qb][n_ctx]: at most 256K floats (1 MiB), at least 1 row */
     int64_t qb = ((int64_t)1 << 18) / n_ctx;
     s->qb = (int32_t)(qb < 1 ? 1 : qb > n_batch ? n_batch : qb);
+    s->n_multi = n_batch < LM_DECODE_MAX_SEQ ? n_batch : LM_DECODE_MAX_SEQ;
     plan p = {0};
     plan_state(d, s, &p);
     s->block = aligned_alloc(64, p.used);
@@ -602,6 +609,7 @@ void lm_decoder_state_free(lm_decoder_state **s)
 
 int32_t lm_decoder_state_n_past(const lm_decoder_state *s) { return s->n_past; }
 int32_t lm_decoder_state_n_ctx(const lm_decoder_state *s) { return s->n_ctx; }
+int32_t lm_decoder_state_n_batch(const lm_decoder_state *s) { return s->n_batch; }
 
 void lm_decoder_state_set_abort(lm_decoder_state *s, lm_abort_fn fn, void *user)
 {
@@ -666,20 +674,31 @@ static const float *round_like(int type, const float *x, int64_t n, float *out)
     }
 }
 
+/* Rows [row0, row0+n_rows) of W as a matrix of their own. */
+static lm_matrix rows_of(const lm_matrix *W, int64_t row0, int64_t n_rows, size_t byte_off)
+{
+    lm_matrix m = *W;
+    m.n_out = n_rows;
+    m.data = (const char *)W->data + byte_off + (size_t)row0 * W->row_bytes;
+    return m;
+}
+
 /* A matmul's input prepared for weights of one type: n rows of n_in values either as
  * floats (X itself, or rounded like llama.cpp into s->xq) or, for Q8_0 weights and at most
- * LM_Q8_INT8_MAX_ROWS rows, as int8 blocks (q [n][n_in], d [n][n_in/32]). */
+ * LM_Q8_INT8_MAX_ROWS rows (or rows apart: n <= s->n_multi), as int8 blocks
+ * (q [n][n_in], d [n][n_in/32]). Each row is rounded on its own, as a lone row would be. */
 typedef struct mm_in {
     const float  *x;
     const int8_t *q;
     const float  *d;
     int64_t       n, n_in;
+    int           apart;   /* rows are lone decode steps (mm_rows) */
 } mm_in;
 
 static mm_in prepare(int type, const float *X, int64_t n, int64_t n_in, lm_decoder_state *s)
 {
-    mm_in in = {.x = X, .n = n, .n_in = n_in};
-    if (type == LOOM_TYPE_Q8_0 && s->q8_int8 && n <= LM_Q8_INT8_MAX_ROWS) {
+    mm_in in = {.x = X, .n = n, .n_in = n_in, .apart = s->rows_apart};
+    if (type == LOOM_TYPE_Q8_0 && s->q8_int8 && (n <= LM_Q8_INT8_MAX_ROWS || s->rows_apart)) {
         for (int64_t t = 0; t < n; t++)
             lm_quantize_q8(X + t * n_in, n_in, s->xq8 + t * n_in, s->xd8 + t * (n_in / LM_QK8_0));
         in.x = NULL;
@@ -692,10 +711,53 @@ static mm_in prepare(int type, const float *X, int64_t n, int64_t n_in, lm_decod
     return in;
 }
 
-/* Y[n][n_out] = X · Wᵀ on a prepared input: int8 rows, one float row, or a GEMM. */
+/* Rows of W per block of mm_rows: about 16 KiB of weights, which stay in L1 while every
+ * input row is multiplied by them. */
+#define LM_ROWS_BLOCK_BYTES (16 * 1024)
+
+typedef struct rows_task {
+    const lm_matrix *W;
+    const mm_in     *in;
+    float           *y[LM_DECODE_MAX_SEQ];   /* output row t: [n_out] */
+} rows_task;
+
+static void rows_part(void *arg, int ith, int nth)
+{
+    const rows_task *t = arg;
+    const mm_in *in = t->in;
+    const int64_t blk = t->W->row_bytes >= LM_ROWS_BLOCK_BYTES ? 1 : (int64_t)(LM_ROWS_BLOCK_BYTES / t->W->row_bytes);
+    long long lo, hi;
+    lm_split(t->W->n_out, ith, nth, &lo, &hi);
+    for (int64_t r0 = lo; r0 < hi; r0 += blk) {
+        const lm_matrix sub = rows_of(t->W, r0, hi - r0 < blk ? hi - r0 : blk, 0);
+        for (int64_t i = 0; i < in->n; i++) {
+            if (in->q) lm_matvec_q8(&sub, in->q + i * in->n_in, in->d + i * (in->n_in / LM_QK8_0), t->y[i] + r0, NULL);
+            else lm_matvec(&sub, in->x + i * in->n_in, t->y[i] + r0, NULL);
+        }
+    }
+}
+
+/* y[t] = W · x_t for n <= LM_DECODE_MAX_SEQ separate decode rows, reading W once: each
+ * thread walks its share of W's rows in blocks and runs the same row kernel as a lone
+ * matvec on every input row, so each y[t] equals lm_matvec's (or lm_matvec_q8's) bit for
+ * bit. */
+static void mm_rows(const lm_matrix *W, const mm_in *in, float *const *y, lm_pool *pool)
+{
+    rows_task t = {.W = W, .in = in};
+    for (int64_t i = 0; i < in->n; i++) t.y[i] = y[i];
+    if ((size_t)W->n_out * W->row_bytes < 64 * 1024) rows_part(&t, 0, 1);
+    else lm_pool_run(pool, rows_part, &t);
+}
+
+/* Y[n][n_out] = X · Wᵀ on a prepared input: int8 rows, one float row, rows apart (mm_rows)
+ * or a GEMM. */
 static void mm_prepared(const lm_matrix *W, const mm_in *in, float *Y, lm_pool *pool)
 {
-    if (in->q) {
+    if (in->apart && in->n > 1) {
+        float *y[LM_DECODE_MAX_SEQ];
+        for (int64_t t = 0; t < in->n; t++) y[t] = Y + t * W->n_out;
+        mm_rows(W, in, y, pool);
+    } else if (in->q) {
         for (int64_t t = 0; t < in->n; t++)
             lm_matvec_q8(W, in->q + t * in->n_in, in->d + t * (in->n_in / LM_QK8_0), Y + t * W->n_out, pool);
     } else if (in->n == 1) {
@@ -725,15 +787,6 @@ static void head_matvec(const lm_matrix *W, const float *x, float *y, lm_decoder
     }
 }
 
-/* Rows [row0, row0+n_rows) of W as a matrix of their own. */
-static lm_matrix rows_of(const lm_matrix *W, int64_t row0, int64_t n_rows, size_t byte_off)
-{
-    lm_matrix m = *W;
-    m.n_out = n_rows;
-    m.data = (const char *)W->data + byte_off + (size_t)row0 * W->row_bytes;
-    return m;
-}
-
 static void rmsnorm_rows(float *y, const float *x, const float *w, int64_t n_rows, int64_t n,
                          int64_t y_stride, int64_t x_stride, float eps)
 {
@@ -747,41 +800,52 @@ static void axpy(float *y, float a, const float *x, int64_t n) { for (int64_t i 
 typedef struct attn_task {
     const lm_decoder       *d;
     const lm_decoder_layer *L;
-    lm_decoder_state       *s;
-    const float            *kv;   /* this layer's cache [n_ctx][kv_row] */
-    int64_t                 n_tok;
+    int                     il;
+    lm_decoder_state *const *st;  /* sequence i: its cache, positions and head scratch   */
+    int64_t                 n_seq, n_tok; /* n_tok tokens per sequence: rows i·n_tok + t  */
+    float                  *q;    /* [n_seq·n_tok][H][nope+rope] stacked queries         */
+    float                  *attn; /* [n_seq·n_tok][H·v] stacked outputs                  */
 } attn_task;
 
-/* Absorbed MLA for heads [lo, hi) of every token in the chunk. For head h, token t at
- * position p: q̃ = [k_b_h·q_nope | RoPE(q_pe)], weights = softmax(kq_scale · K[0..p]·q̃),
- * o = v_b_h · Σ_j w_j kv_cmpr_j. */
+/* This layer's cache of s: [n_ctx][kv_row]. */
+static float *layer_kv(const lm_decoder_state *s, int il)
+{
+    return s->kv + (size_t)il * (size_t)s->n_ctx * (size_t)s->kv_row;
+}
+
+/* Absorbed MLA for (sequence, head) pairs [lo, hi) of every token in the chunk. For head h,
+ * token t at position p: q̃ = [k_b_h·q_nope | RoPE(q_pe)], weights = softmax(kq_scale ·
+ * K[0..p]·q̃), o = v_b_h · Σ_j w_j kv_cmpr_j. */
 static void attn_heads(void *arg, int ith, int nth)
 {
     const attn_task *a = arg;
     const lm_decoder_hparams *hp = &a->d->hp;
-    lm_decoder_state *s = a->s;
     const lm_decoder_layer *L = a->L;
-    const int64_t H = hp->n_head, dq = hp->n_nope + hp->n_rope, kvl = hp->kv_lora, R = s->kv_row;
+    const int64_t H = hp->n_head, dq = hp->n_nope + hp->n_rope, kvl = hp->kv_lora;
     long long lo, hi;
-    lm_split(H, ith, nth, &lo, &hi);
-    for (int64_t h = lo; h < hi; h++) {
+    lm_split(a->n_seq * H, ith, nth, &lo, &hi);
+    for (int64_t item = lo; item < hi; item++) {
+        const int64_t i = item / H, h = item % H;
+        lm_decoder_state *s = a->st[i];
+        const int64_t R = s->kv_row;
+        const float *kv = layer_kv(s, a->il);
         const lm_matrix kb = rows_of(&L->k_b, h * kvl, kvl, 0);
         const lm_matrix vb = rows_of(&L->v_b, h * L->v_b_stride + L->v_b_off, hp->n_v, 0);
         float *qc = s->head_q + h * R, *p = s->head_p + h * (int64_t)s->n_ctx, *o = s->head_o + h * kvl;
         const int64_t hw = kvl > hp->n_nope ? kvl : hp->n_nope;
         for (int64_t t = 0; t < a->n_tok; t++) {
-            const int64_t pos = s->n_past + t;
-            float *qh = s->q + (t * H + h) * dq;
+            const int64_t pos = s->n_past + t, row = i * a->n_tok + t;
+            float *qh = a->q + (row * H + h) * dq;
             lm_rope_apply(&hp->rope, qh + hp->n_nope, pos);
             head_matvec(&kb, qh, qc, s, h, hw);
             memcpy(qc + kvl, qh + hp->n_nope, (size_t)hp->n_rope * sizeof(float));
             const int64_t n_kv = pos + 1;
             for (int64_t j = 0; j < n_kv; j++)
-                p[j] = lm_dot(LOOM_TYPE_F32, a->kv + j * R, qc, R) * hp->kq_scale;
+                p[j] = lm_dot(LOOM_TYPE_F32, kv + j * R, qc, R) * hp->kq_scale;
             lm_softmax(p, n_kv);
             memset(o, 0, (size_t)kvl * sizeof(float));
-            for (int64_t j = 0; j < n_kv; j++) axpy(o, p[j], a->kv + j * R, kvl);
-            head_matvec(&vb, o, s->attn + (t * H + h) * hp->n_v, s, h, hw);
+            for (int64_t j = 0; j < n_kv; j++) axpy(o, p[j], kv + j * R, kvl);
+            head_matvec(&vb, o, a->attn + (row * H + h) * hp->n_v, s, h, hw);
         }
     }
 }
@@ -904,7 +968,7 @@ static void moe_ffn(const lm_decoder *d, const lm_decoder_layer *L, lm_decoder_s
         for (int64_t e = 0; e < X; e++) start[e + 1] += start[e];
         for (int64_t i = 0; i < n * K; i++) {
             const int32_t slot = start[s->sel[i]]++;
-            s->exp_tok[slot] = (int32_t)(i / K);
+            s->exp_tok[slot] = (int32_t)i;   /* the (token, k) pair: token i / K */
             s->exp_w[slot] = s->selw[i];
         }
         for (int64_t e = X; e > 0; e--) start[e] = start[e - 1]; /* undo the shift */
@@ -913,14 +977,19 @@ static void moe_ffn(const lm_decoder *d, const lm_decoder_layer *L, lm_decoder_s
             const int32_t b = start[e], m = start[e + 1] - b;
             if (m == 0) continue;
             for (int32_t i = 0; i < m; i++)
-                memcpy(s->xe + (int64_t)i * E, s->xn + (int64_t)s->exp_tok[b + i] * E, (size_t)E * sizeof(float));
+                memcpy(s->xe + (int64_t)i * E, s->xn + (int64_t)(s->exp_tok[b + i] / K) * E, (size_t)E * sizeof(float));
             const lm_matrix ge = expert(&L->gate_exps, L->gate_exp_stride, e);
             const lm_matrix ue = expert(&L->up_exps, L->up_exp_stride, e);
             const lm_matrix de = expert(&L->down_exps, L->down_exp_stride, e);
             swiglu_ffn(&ge, &ue, &de, s->xe, m, s->de, s, pool);
-            for (int32_t i = 0; i < m; i++)
-                axpy(s->ffn + (int64_t)s->exp_tok[b + i] * E, s->exp_w[b + i], s->de + (int64_t)i * E, E);
+            for (int32_t i = 0; i < m; i++) {
+                const int64_t pair = s->exp_tok[b + i];
+                if (s->rows_apart) memcpy(s->ye + pair * E, s->de + (int64_t)i * E, (size_t)E * sizeof(float));
+                else axpy(s->ffn + (pair / K) * E, s->exp_w[b + i], s->de + (int64_t)i * E, E);
+            }
         }
+        /* stacked decode steps sum each row's experts in top-k order, as a lone step does */
+        for (int64_t i = 0; s->rows_apart && i < n * K; i++) axpy(s->ffn + (i / K) * E, s->selw[i], s->ye + i * E, E);
     }
     if (hp->n_expert_shared > 0) {
         swiglu_ffn(&L->gate_shexp, &L->up_shexp, &L->down_shexp, s->xn, n, s->de, s, pool);
@@ -1060,11 +1129,16 @@ static void attn_batched(const lm_decoder *d, const lm_decoder_layer *L, lm_deco
     else attn_absorbed(d, L, s, kv, n, pool);
 }
 
-static void layer_forward(const lm_decoder *d, int il, lm_decoder_state *s, int64_t n, lm_pool *pool)
+/* One layer over n_seq·n_tok rows stacked in st[0]'s scratch: n_tok tokens of each
+ * sequence i (rows i·n_tok + t), appended to st[i]'s cache at st[i]->n_past + t. Either one
+ * sequence (a chunk) or one token per sequence (lm_decoder_forward_multi). */
+static void layer_forward(const lm_decoder *d, int il, lm_decoder_state *const *st, int64_t n_seq, int64_t n_tok,
+                          lm_pool *pool)
 {
     const lm_decoder_hparams *hp = &d->hp;
     const lm_decoder_layer *L = &d->layers[il];
-    const int64_t E = hp->n_embd, R = s->kv_row;
+    lm_decoder_state *s = st[0];
+    const int64_t E = hp->n_embd, R = s->kv_row, n = n_seq * n_tok;
     const float eps = hp->rms_eps;
 
     /* attention */
@@ -1077,18 +1151,19 @@ static void layer_forward(const lm_decoder *d, int il, lm_decoder_state *s, int6
         mm(&L->q, s->xn, n, s->q, s, pool);
     }
     mm(&L->kv_a, s->xn, n, s->kva, s, pool);
-    float *kv = s->kv + (size_t)il * (size_t)s->n_ctx * (size_t)R;
-    for (int64_t t = 0; t < n; t++) {
-        float *row = kv + (s->n_past + t) * R;
-        const float *src = s->kva + t * R;
+    for (int64_t r = 0; r < n; r++) {
+        const lm_decoder_state *o = st[r / n_tok];
+        const int64_t pos = o->n_past + r % n_tok;
+        float *row = layer_kv(o, il) + pos * R;
+        const float *src = s->kva + r * R;
         lm_rmsnorm(row, src, L->kv_a_norm, hp->kv_lora, eps);
         memcpy(row + hp->kv_lora, src + hp->kv_lora, (size_t)hp->n_rope * sizeof(float));
-        lm_rope_apply(&hp->rope, row + hp->kv_lora, s->n_past + t);
+        lm_rope_apply(&hp->rope, row + hp->kv_lora, pos);
     }
-    if (n >= LM_BATCHED_ATTN_MIN) {
-        attn_batched(d, L, s, kv, n, pool);
+    if (n_seq == 1 && n_tok >= LM_BATCHED_ATTN_MIN) {
+        attn_batched(d, L, s, layer_kv(s, il), n_tok, pool);
     } else {
-        attn_task task = {.d = d, .L = L, .s = s, .kv = kv, .n_tok = n};
+        attn_task task = {.d = d, .L = L, .il = il, .st = st, .n_seq = n_seq, .n_tok = n_tok, .q = s->q, .attn = s->attn};
         lm_pool_run(pool, attn_heads, &task);
     }
     mm(&L->wo, s->attn, n, s->xn, s, pool);
@@ -1133,7 +1208,7 @@ int lm_decoder_forward(const lm_decoder *d, lm_decoder_state *s, const int32_t *
         for (int il = 0; il < hp->n_layer; il++) {
             /* a chunk stopped between layers is dropped whole: rows >= n_past are unused */
             if (il > 0 && abort_requested(s)) goto aborted;
-            layer_forward(d, il, s, m, pool);
+            layer_forward(d, il, &s, 1, m, pool);
         }
         s->n_past += (int32_t)m;
         done += m;
@@ -1149,4 +1224,67 @@ int lm_decoder_forward(const lm_decoder *d, lm_decoder_state *s, const int32_t *
 aborted:
     return lm_fail(err, LOOM_ERR_ABORTED, "aborted: %lld of %lld positions computed", (long long)(s->n_past - past0),
                    (long long)n);
+}
+
+/* Checks of lm_decoder_forward_multi's arguments; 0 when it may run. */
+static int multi_args_ok(const lm_decoder *d, lm_decoder_state *const *st, const int32_t *tokens, int n_seq,
+                         lm_error *err)
+{
+    if (!st || !tokens || n_seq < 1 || n_seq > LM_DECODE_MAX_SEQ)
+        return lm_fail(err, LOOM_ERR_INVALID_ARG, "decoder: %d sequences in one step (1..%d, with tokens)", n_seq,
+                       LM_DECODE_MAX_SEQ);
+    if (n_seq > st[0]->n_multi)
+        return lm_fail(err, LOOM_ERR_INVALID_ARG, "decoder: the first state holds %d stacked rows, not %d "
+                       "(create it with n_batch >= %d)", st[0]->n_multi, n_seq, n_seq);
+    for (int i = 0; i < n_seq; i++) {
+        for (int j = 0; j < i; j++)
+            if (st[i] == st[j]) return lm_fail(err, LOOM_ERR_INVALID_ARG, "decoder: state %d is given twice", j);
+        if (st[i]->n_past >= st[i]->n_ctx)
+            return lm_fail(err, LOOM_ERR_CONTEXT_FULL, "context full: sequence %d holds n_ctx %d positions", i,
+                           st[i]->n_ctx);
+        if (tokens[i] < 0 || tokens[i] >= d->hp.n_vocab)
+            return lm_fail(err, LOOM_ERR_INVALID_ARG, "sequence %d: token id %d is outside the vocabulary (0..%d)",
+                           i, tokens[i], d->hp.n_vocab - 1);
+    }
+    return 0;
+}
+
+static int any_abort(lm_decoder_state *const *st, int n_seq)
+{
+    for (int i = 0; i < n_seq; i++)
+        if (abort_requested(st[i])) return 1;
+    return 0;
+}
+
+int lm_decoder_forward_multi(const lm_decoder *d, lm_decoder_state *const *states, const int32_t *tokens,
+                             int n_seq, float *const *logits, lm_pool *pool, lm_error *err)
+{
+    const lm_decoder_hparams *hp = &d->hp;
+    const int64_t E = hp->n_embd;
+    int rc = multi_args_ok(d, states, tokens, n_seq, err);
+    if (rc < 0) return rc;
+    lm_decoder_state *s = states[0];
+    for (int i = 0; i < n_seq; i++) states[i]->q8_int8 = !d->q8_float_x;
+    for (int i = 0; i < n_seq; i++) {
+        const char *row = (const char *)d->tok_embd.data + (size_t)tokens[i] * d->tok_embd.row_bytes;
+        lm_row_to_f32(d->tok_embd.type, row, s->x + i * E, E);
+    }
+    s->rows_apart = 1;
+    for (int il = 0; il < hp->n_layer; il++) {
+        /* rows written past n_past by a stopped step are unused */
+        if (any_abort(states, n_seq)) {
+            s->rows_apart = 0;
+            return lm_fail(err, LOOM_ERR_ABORTED, "aborted: 0 of 1 positions computed");
+        }
+        layer_forward(d, il, states, n_seq, 1, pool);
+    }
+    for (int i = 0; i < n_seq; i++) states[i]->n_past++;
+    if (logits) {
+        rmsnorm_rows(s->xn, s->x, d->output_norm, n_seq, E, E, E, hp->rms_eps);
+        const mm_in in = prepare(d->output.type, s->xn, n_seq, E, s);
+        if (n_seq == 1) mm_prepared(&d->output, &in, logits[0], pool);
+        else mm_rows(&d->output, &in, logits, pool);
+    }
+    s->rows_apart = 0;
+    return 0;
 }

@@ -124,7 +124,9 @@ int  lm_decoder_load(const lm_gguf *g, lm_decoder **out, lm_error *err);
 void lm_decoder_free(lm_decoder **d);
 
 /* Per-sequence state: the latent KV cache for n_ctx positions and every scratch buffer a
- * forward pass of up to n_batch tokens needs (planned and allocated once, here). */
+ * forward pass of up to n_batch tokens needs, or a stacked decode step of up to
+ * min(n_batch, LM_DECODE_MAX_SEQ) sequences (lm_decoder_forward_multi) when this state
+ * comes first (planned and allocated once, here). */
 typedef struct lm_decoder_state lm_decoder_state;
 
 int  lm_decoder_state_create(const lm_decoder *d, int32_t n_ctx, int32_t n_batch,
@@ -132,6 +134,7 @@ int  lm_decoder_state_create(const lm_decoder *d, int32_t n_ctx, int32_t n_batch
 void lm_decoder_state_free(lm_decoder_state **s);
 int32_t lm_decoder_state_n_past(const lm_decoder_state *s);   /* cached positions      */
 int32_t lm_decoder_state_n_ctx(const lm_decoder_state *s);
+int32_t lm_decoder_state_n_batch(const lm_decoder_state *s);
 /* Forget cached positions >= n_past (0 clears). */
 void lm_decoder_state_truncate(lm_decoder_state *s, int32_t n_past);
 /* Polled by lm_decoder_forward before each chunk and between layers (fn NULL: never);
@@ -150,6 +153,24 @@ void lm_decoder_state_set_abort(lm_decoder_state *s, lm_abort_fn fn, void *user)
 int lm_decoder_forward(const lm_decoder *d, lm_decoder_state *s, const int32_t *tokens,
                        const float *embd, int64_t n, float *logits, int all_logits,
                        lm_pool *pool, lm_error *err);
+
+/* Most sequences lm_decoder_forward_multi runs in one step. */
+#define LM_DECODE_MAX_SEQ 8
+
+/* One decode step of n_seq (1..LM_DECODE_MAX_SEQ) separate sequences at once: tokens[i] is
+ * appended to states[i] at its own position n_past_i (caches may differ in length). The
+ * rows are stacked in states[0]'s scratch (created with n_batch >= n_seq), so each weight
+ * matrix — attention projections, dense FFN, router, shared experts, output head — is read
+ * once for all rows, and the routed experts run grouped by expert across the rows;
+ * attention runs per sequence on its own cache and scratch. Every row gets the same
+ * arithmetic as a lone lm_decoder_forward step of that state (the same row kernels, the
+ * experts summed in the same order), so logits and caches match it bit for bit.
+ * logits: NULL (none), or n_seq pointers to [n_vocab] each. The states must belong to d
+ * and be distinct. LOOM_ERR_CONTEXT_FULL / LOOM_ERR_INVALID_ARG change nothing; on
+ * LOOM_ERR_ABORTED (any state's abort callback, polled between layers) no state advances.
+ * Not for concurrent use with another pass on any of the states. */
+int lm_decoder_forward_multi(const lm_decoder *d, lm_decoder_state *const *states, const int32_t *tokens,
+                             int n_seq, float *const *logits, lm_pool *pool, lm_error *err);
 
 /* 1 if the plain MLA form costs fewer multiply-adds than the absorbed one for a chunk of n
  * tokens after n_past cached ones, attention computed in blocks of qb query rows. Per head
