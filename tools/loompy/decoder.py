@@ -91,7 +91,9 @@ class Layer(nn.Module):
             self.ffn_up = nn.Parameter(torch.empty(c.n_ff, E))
             self.ffn_down = nn.Parameter(torch.empty(E, c.n_ff))
 
-    def attention(self, x, pos, mask):
+    def attention(self, x, pos, mask, cache=None):
+        """cache: None, or a dict holding this layer's latent cache {"lat", "k_pe"} that the
+        new positions are appended to (the C engine's cache: one row per position)."""
         c = self.c
         B, T, _ = x.shape
         H, dq = c.n_head, c.n_nope + c.n_rope
@@ -100,6 +102,11 @@ class Layer(nn.Module):
         kva = F.linear(x, self.wkv_a)
         lat = rms_norm(kva[..., :c.kv_lora], self.kv_a_norm, c.rms_eps)   # [B,T,kvl]
         k_pe = rope(kva[..., c.kv_lora:], pos, c.rope_base)                # [B,T,rope]
+        if cache is not None:
+            if "lat" in cache:
+                lat = torch.cat([cache["lat"], lat], 1)
+                k_pe = torch.cat([cache["k_pe"], k_pe], 1)
+            cache["lat"], cache["k_pe"] = lat, k_pe
         k_nope = torch.einsum("btc,hcn->bhtn", lat, self.k_b)
         v = torch.einsum("btc,hvc->bhtv", lat, self.v_b)
         s = (q_nope @ k_nope.transpose(-1, -2) + q_pe @ k_pe[:, None].transpose(-1, -2))
@@ -134,9 +141,9 @@ class Layer(nn.Module):
             out = out.index_add(0, tok, ye * w[tok, slot, None])
         return out.view(shape)
 
-    def forward(self, x, pos, mask):
+    def forward(self, x, pos, mask, cache=None):
         c = self.c
-        x = x + self.attention(rms_norm(x, self.attn_norm, c.rms_eps), pos, mask)
+        x = x + self.attention(rms_norm(x, self.attn_norm, c.rms_eps), pos, mask, cache)
         return x + self.ffn(rms_norm(x, self.ffn_norm, c.rms_eps))
 
 
@@ -163,14 +170,18 @@ class Decoder(nn.Module):
     def embed(self, ids):
         return self.token_embd[ids]
 
-    def forward(self, x, pos=None):
-        """x: [B,T,E] input embeddings → logits [B,T,V] (causal)."""
+    def forward(self, x, pos=None, cache=None):
+        """x: [B,T,E] input embeddings → logits [B,T,V] (causal). With `cache` (a list that
+        starts empty), x continues the cached positions and is added to the cache."""
         T = x.shape[1]
+        if cache is not None and not cache:
+            cache.extend({} for _ in self.layers)
+        past = cache[0]["lat"].shape[1] if cache and "lat" in cache[0] else 0
         if pos is None:
-            pos = torch.arange(T)
-        mask = torch.full((T, T), float("-inf")).triu(1)
-        for L in self.layers:
-            x = L(x, pos, mask)
+            pos = torch.arange(past, past + T)
+        mask = torch.full((T, past + T), float("-inf")).triu(past + 1)
+        for i, L in enumerate(self.layers):
+            x = L(x, pos, mask, cache[i] if cache is not None else None)
         h = rms_norm(x, self.output_norm, self.c.rms_eps)
         return F.linear(h, self.token_embd if self.output is None else self.output)
 

@@ -22,13 +22,13 @@ def answer_ids(model, tok, user, n_max=256):
     model.eval()
     X = _prefix(model, tok, user)
     stop = {tok.ctl["<|end|>"], tok.ctl["<|eos|>"]}
-    out = []
+    out, cache = [], []
     for _ in range(n_max):
-        t = int(model.dec(X)[0, -1].argmax())
+        t = int(model.dec(X, cache=cache)[0, -1].argmax())
         if t in stop:
             break
         out.append(t)
-        X = torch.cat([X, model.dec.token_embd[t][None, None]], dim=1)
+        X = model.dec.token_embd[t][None, None]
     return out
 
 
@@ -42,11 +42,11 @@ def generate_codes(model, tok, user, open_tok, lo, hi, n, cfg=1.0, close=None, t
     Xc = torch.cat([_prefix(model, tok, user), model.dec.token_embd[tok.ctl[open_tok]][None, None]], 1)
     Xu = torch.cat([_prefix(model, tok, []), model.dec.token_embd[tok.ctl[open_tok]][None, None]], 1) \
         if cfg not in (0.0, 1.0) else None
-    codes = []
+    codes, cc, cu = [], [], []
     for _ in range(n):
-        l = model.dec(Xc)[0, -1]
+        l = model.dec(Xc, cache=cc)[0, -1]
         if Xu is not None:
-            lu = model.dec(Xu)[0, -1]
+            lu = model.dec(Xu, cache=cu)[0, -1]
             l = lu + cfg * (l - lu)
         allowed = torch.full_like(l, float("-inf"))
         allowed[lo:hi] = l[lo:hi]
@@ -59,8 +59,6 @@ def generate_codes(model, tok, user, open_tok, lo, hi, n, cfg=1.0, close=None, t
         if close is not None and t == close:
             break
         codes.append(t - lo)
-        e = model.dec.token_embd[t][None, None]
-        Xc = torch.cat([Xc, e], 1)
-        if Xu is not None:
-            Xu = torch.cat([Xu, e], 1)
+        Xc = model.dec.token_embd[t][None, None]   # only the new position; the rest is cached
+        Xu = Xc if Xu is not None else None
     return np.array(codes, dtype=np.int32)
