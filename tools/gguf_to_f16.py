@@ -13,19 +13,6 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from tools.loompy import gguf  # noqa: E402
 
 
-def kv_type(v):
-    if isinstance(v, bool):
-        return gguf.BOOL, None
-    if isinstance(v, int):
-        return gguf.U32, None
-    if isinstance(v, float):
-        return gguf.F32, None
-    if isinstance(v, str):
-        return gguf.STRING, None
-    e = v[0] if len(v) else 0
-    return gguf.ARRAY, (gguf.STRING if isinstance(e, str) else gguf.F32 if isinstance(e, float) else gguf.U32)
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("src")
@@ -36,7 +23,7 @@ def main():
     w = gguf.Writer(kv.get("general.alignment", 32))
     for k, v in kv.items():
         if k != "general.alignment":
-            t, e = kv_type(v)
+            t, e = gguf.value_type(v)
             w.add(k, t, v, e)
     n16 = 0
     for name, (shape, tt, raw) in tensors.items():

@@ -127,6 +127,21 @@ class Writer:
             f.write(b"".join(data))
 
 
+def value_type(v):
+    """(GGUF value type, array element type or None) for a value as read() returns it, so a
+    file's keys can be copied: ints as u32, floats as f32 (loom's keys use no other widths)."""
+    if isinstance(v, bool):
+        return BOOL, None
+    if isinstance(v, int):
+        return U32, None
+    if isinstance(v, float):
+        return F32, None
+    if isinstance(v, str):
+        return STRING, None
+    e = v[0] if len(v) else 0
+    return ARRAY, (STRING if isinstance(e, str) else F32 if isinstance(e, float) else U32)
+
+
 def read(path):
     """Minimal reader for tests: returns (kv dict, {name: (numpy-order shape, ttype, bytes)})."""
     buf = open(path, "rb").read()

@@ -235,11 +235,8 @@ def export(model, tok_path, stem, ttype=gguf.T_F16):
         for k, v in pkv.items():
             if k == "general.alignment":
                 continue
-            typ = _kv_type(k, v)
-            if typ[0] == gguf.ARRAY:
-                merged.add_arr(k, typ[1], v)
-            else:
-                merged.add(k, typ[0], v)
+            t, e = gguf.value_type(v)
+            merged.add(k, t, v, e)
         for name, (shape, tt, raw) in tensors.items():
             merged.tensors.append((name, tuple(shape), tt, raw))
         os.remove(part)
@@ -252,19 +249,3 @@ def export(model, tok_path, stem, ttype=gguf.T_F16):
             for n, p in model.aud.named_parameters():
                 if p.dim() == 2 and not n.startswith("pos"):
                     p.copy_(p.half().float())
-
-
-def _kv_type(k, v):
-    if isinstance(v, bool):
-        return (gguf.BOOL,)
-    if isinstance(v, str):
-        return (gguf.STRING,)
-    if isinstance(v, float):
-        return (gguf.F32,)
-    if isinstance(v, int):
-        return (gguf.U32,)
-    if isinstance(v, (list, tuple, np.ndarray)):
-        v0 = v[0]
-        return (gguf.ARRAY, gguf.F32 if isinstance(v0, (float, np.floating)) else gguf.STRING
-                if isinstance(v0, str) else gguf.U32)
-    raise ValueError(f"{k}: value type {type(v)}")
