@@ -68,8 +68,8 @@ def records(path):
 
 
 def eval_caption(a, tmp):
-    imgs = np.load(os.path.join(a.data, "scenes", "test.npy"), mmap_mode="r")
-    meta = records(os.path.join(a.data, "scenes", "test.jsonl"))[:a.n]
+    imgs = np.load(os.path.join(a.data, "scenes", f"{a.split}.npy"), mmap_mode="r")
+    meta = records(os.path.join(a.data, "scenes", f"{a.split}.jsonl"))[:a.n]
     paths = []
     for i in range(len(meta)):
         paths.append(os.path.join(tmp, f"scene_{i:04d}.png"))
@@ -89,7 +89,7 @@ def eval_caption(a, tmp):
 
 
 def eval_t2i(a, tmp):
-    meta = records(os.path.join(a.data, "scenes", "test.jsonl"))[:a.n]
+    meta = records(os.path.join(a.data, "scenes", f"{a.split}.jsonl"))[:a.n]
     tot = {k: [0, 0] for k in ("shape", "colour", "size", "position", "count")}
     allok, dts = 0, []
     for i, m in enumerate(meta):
@@ -107,7 +107,7 @@ def eval_t2i(a, tmp):
 
 
 def eval_transcribe(a, tmp):
-    meta = records(os.path.join(a.data, "speech", "test.jsonl"))[:a.n]
+    meta = records(os.path.join(a.data, "speech", f"{a.split}.jsonl"))[:a.n]
     e = n = 0
     exact, dts = 0, []
     for r in meta:
@@ -127,7 +127,7 @@ def video_clauses(d):
 
 
 def eval_video(a, tmp):
-    meta = records(os.path.join(a.data, "videos", "test.jsonl"))[:a.n]
+    meta = records(os.path.join(a.data, "videos", f"{a.split}.jsonl"))[:a.n]
     hits = {"event": 0, "moving object (colour + shape)": 0, "main clause exact": 0, "whole description exact": 0}
     dts = []
     for r in meta:
@@ -143,7 +143,7 @@ def eval_video(a, tmp):
 
 
 def eval_tts(a, tmp):
-    meta = records(os.path.join(a.data, "speech", "test.jsonl"))[:a.n]
+    meta = records(os.path.join(a.data, "speech", f"{a.split}.jsonl"))[:a.n]
     e = n = 0
     dts = []
     for i, r in enumerate(meta):
@@ -197,6 +197,7 @@ def main():
     ap.add_argument("--model", default=os.path.join(ROOT, "models", "loom-tiny.gguf"))
     ap.add_argument("--data", default=os.path.join(ROOT, "data"))
     ap.add_argument("--n", type=int, default=200)
+    ap.add_argument("--split", default="test", help="test (held-out compositions and voices) or val (the training distribution)")
     ap.add_argument("--jobs", default="caption,t2i,transcribe,video,tts")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--imagine-args", default="")
