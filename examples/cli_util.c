@@ -17,6 +17,12 @@ void cli_error(const char *fmt, ...)
     va_end(ap);
 }
 
+const char *cli_default_model(void)
+{
+    const char *env = getenv("LOOM_MODEL");
+    return env && *env ? env : "models/loom-tiny.gguf";
+}
+
 int cli_parse_int(const char *opt, const char *s, long long lo, long long hi, long long *out)
 {
     char *end = NULL;

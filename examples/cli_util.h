@@ -26,6 +26,9 @@ typedef struct cli_common {
  * not a common option, -1 on a bad value (message printed). */
 int cli_common_option(cli_common *c, int argc, char **argv, int *i);
 
+/* The model a command uses without -m: $LOOM_MODEL if set, else models/loom-tiny.gguf. */
+const char *cli_default_model(void);
+
 /* Parse an integer / float option value; print "loom: OPTION: …" and return -1 if bad. */
 int cli_parse_int(const char *opt, const char *s, long long lo, long long hi, long long *out);
 int cli_parse_float(const char *opt, const char *s, double lo, double hi, double *out);

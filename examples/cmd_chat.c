@@ -211,7 +211,7 @@ int cmd_chat(int argc, char **argv)
         } else { cli_error("chat: unknown or incomplete option '%s'", a); return EXIT_USAGE; }
     }
     if (n_media && !prompt) { cli_error("chat: --image/--audio/--video go with -p TEXT (interactively, use /image PATH)"); return EXIT_USAGE; }
-    const char *model = o.model ? o.model : getenv("LOOM_MODEL") && *getenv("LOOM_MODEL") ? getenv("LOOM_MODEL") : "models/loom-tiny.gguf";
+    const char *model = o.model ? o.model : cli_default_model();
     char err[512], path[4096];
     loom_model_params mpar = loom_model_default_params();
     mpar.n_threads = o.threads;

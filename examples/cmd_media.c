@@ -53,7 +53,7 @@ int media_parse(media_job *j, int argc, char **argv, media_option_fn extra)
         i++;
     }
     j->p.seed = j->c.seed;
-    if (!j->c.model) { cli_error("%s: no model (-m MODEL)", j->cmd); return EXIT_USAGE; }
+    if (!j->c.model) j->c.model = cli_default_model();
     if (!j->prompt) { cli_error("%s: no prompt (-p TEXT)", j->cmd); return EXIT_USAGE; }
     if (!j->out) { cli_error("%s: no output file (-o PATH)", j->cmd); return EXIT_USAGE; }
     return EXIT_OK;

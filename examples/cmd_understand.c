@@ -94,7 +94,7 @@ static int parse(const char *cmd, int argc, char **argv, job_opts *o)
         return -1;
     }
     if (o->frames && o->fps > 0) { cli_error("describe: give --frames or --fps, not both"); return -1; }
-    if (!o->c.model) o->c.model = getenv("LOOM_MODEL") && *getenv("LOOM_MODEL") ? getenv("LOOM_MODEL") : "models/loom-tiny.gguf";
+    if (!o->c.model) o->c.model = cli_default_model();
     return 0;
 }
 

@@ -135,7 +135,7 @@ static void test_errors(void)
 {
     CHECK(loom("imagine -m m.gguf -p x") == 2 && strstr(out, "no output file"), "no -o: %s", out);
     CHECK(loom("imagine -m m.gguf -o x.png") == 2 && strstr(out, "no prompt"), "no prompt: %s", out);
-    CHECK(loom("imagine -p x -o x.png") == 2 && strstr(out, "no model"), "no model: %s", out);
+    CHECK(loom("imagine -p x -o x.png") == 1 && strstr(out, "loom-tiny.gguf"), "default model (absent here): %s", out);
     CHECK(loom("imagine -m m.gguf -p x -o x.png --cfg abc") == 2 && strstr(out, "--cfg"), "bad cfg: %s", out);
     CHECK(loom("imagine -m m.gguf -p x -o x.png --top-k -3") == 2 && strstr(out, "--top-k"), "bad top-k: %s", out);
     CHECK(loom("imagine -m m.gguf -p x -o x.png --temp") == 2 && strstr(out, "--temp"), "missing value: %s", out);
