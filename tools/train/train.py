@@ -44,6 +44,7 @@ class Data:
             mo = np.concatenate([[0], np.cumsum(z["mel_len"])])
             co = np.concatenate([[0], np.cumsum(z["codes_len"])])
             self.speech = dict(mel=z["mel"], mo=mo, codes=z["codes"], co=co,
+                               step=float(z["mel_step"]) if "mel_step" in z else 0.0,
                                meta=[json.loads(l) for l in open(os.path.join(sp, f"{split}.jsonl"))])
         v = os.path.join(root, "videos", f"{split}.npy")
         self.videos = np.load(v, mmap_mode="r") if os.path.exists(v) else None
@@ -67,7 +68,10 @@ class Data:
 
     def mel(self, i):
         s = self.speech
-        return s["mel"][:, s["mo"][i]:s["mo"][i + 1]].astype(np.float32)
+        m = s["mel"][:, s["mo"][i]:s["mo"][i + 1]].astype(np.float32)
+        if s["step"]:   # packed mels were rounded to a grid (tools/train/pack.py): dither it away
+            m += np.random.uniform(-s["step"] / 2, s["step"] / 2, m.shape).astype(np.float32)
+        return m
 
     def ac_codes(self, i):
         s = self.speech
@@ -134,24 +138,30 @@ def train(a):
     tasks = [t for t in a.tasks.split(",") if data.available(t)]
     print("tasks:", tasks, flush=True)
     ck = os.path.join(run, "ckpt.pt")
+    dev = torch.device(a.device)
     if os.path.exists(ck):
-        st = torch.load(ck)
+        st = torch.load(ck, map_location="cpu")
         model = U.Unified(U.config_from(st["config"]))
-        missing, unexpected = model.load_state_dict(st["model"], strict=False)
+        missing, unexpected = model.load_state_dict({k: v.float() for k, v in st["model"].items()}, strict=False)
         assert not unexpected and all(k.startswith("aux") for k in missing), (missing, unexpected)
+        model.to(dev)
         opt = torch.optim.AdamW(model.parameters(), lr=a.lr, betas=(0.9, 0.95), weight_decay=0.05)
-        sd, n_now = st["opt"], sum(1 for _ in model.parameters())
-        ids = sd["param_groups"][0]["params"]
-        if len(ids) < n_now:  # a training-only head was added (registered last): fresh state for it
-            print(f"optimizer: {n_now - len(ids)} new parameters start fresh ({missing})", flush=True)
-            ids += list(range(max(ids) + 1, max(ids) + 1 + n_now - len(ids)))
-        opt.load_state_dict(sd)
-        step, elapsed = st["step"], st["elapsed"]
-        print(f"resumed at step {step}, {elapsed / 60:.1f} min", flush=True)
+        if "opt" in st:       # a packed checkpoint (tools/train/pack.py) carries weights only
+            sd, n_now = st["opt"], sum(1 for _ in model.parameters())
+            ids = sd["param_groups"][0]["params"]
+            if len(ids) < n_now:  # a training-only head was added (registered last): fresh state for it
+                print(f"optimizer: {n_now - len(ids)} new parameters start fresh ({missing})", flush=True)
+                ids += list(range(max(ids) + 1, max(ids) + 1 + n_now - len(ids)))
+            opt.load_state_dict(sd)
+        step, elapsed = st["step"], (0.0 if a.new_schedule else st["elapsed"])
+        print(f"resumed at step {step}, {elapsed / 60:.1f} min into this schedule", flush=True)
     else:
-        model = U.Unified(U.Config())
+        model = U.Unified(U.Config()).to(dev)
         opt = torch.optim.AdamW(model.parameters(), lr=a.lr, betas=(0.9, 0.95), weight_decay=0.05)
         step, elapsed = 0, 0.0
+    bf16 = a.bf16 and dev.type == "cpu"   # on a GPU: float32 with TF32 matmuls, no autocast
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
     n_params = sum(p.numel() for p in model.parameters())
     print(f"parameters: {n_params / 1e6:.2f} M", flush=True)
     wmap = dict((kv.split("=")[0], float(kv.split("=")[1])) for kv in a.weights.split(",") if kv)
@@ -166,16 +176,19 @@ def train(a):
         torch.save({"config": U.config_dict(model.c), "model": model.state_dict(), "opt": opt.state_dict(),
                     "step": step, "elapsed": time.time() - t_start}, ck + ".tmp")
         os.replace(ck + ".tmp", ck)
+        if a.snap:            # weights only, in shards small enough to copy off a lent machine
+            from tools.train import pack
+            pack.save_weights(model, U.config_dict(model.c), step, a.snap)
 
     model.train()
     while time.time() - t_start < budget:
         task = rng.choices(tasks, weights)[0]
-        bs = TASKS[task][1]
+        bs = max(1, round(TASKS[task][1] * a.batch_mult))
         idx = [rng.randrange(data.size(task)) for _ in range(bs)]
         frac = (time.time() - t_start) / budget
         for g in opt.param_groups:
             g["lr"] = lr_at(frac, a.lr)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.bf16):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             X, Y = U.build(model, tok, [data.sample(task, i, rng) for i in idx])
             logits = model.dec(X)
         loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), Y.reshape(-1), ignore_index=-100)
@@ -196,7 +209,7 @@ def train(a):
             print(msg, flush=True)
             log.write(msg + "\n")
             log.flush()
-        if time.time() - t_save > 180:
+        if time.time() - t_save > a.save_every:
             save()
             t_save = time.time()
     save()
@@ -204,9 +217,9 @@ def train(a):
 
 
 def load(run):
-    st = torch.load(os.path.join(run, "ckpt.pt"))
+    st = torch.load(os.path.join(run, "ckpt.pt"), map_location="cpu")
     model = U.Unified(U.config_from(st["config"]))
-    missing, unexpected = model.load_state_dict(st["model"], strict=False)
+    missing, unexpected = model.load_state_dict({k: v.float() for k, v in st["model"].items()}, strict=False)
     assert not unexpected and all(k.startswith("aux") for k in missing), (missing, unexpected)
     return model.eval()
 
@@ -233,6 +246,12 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-bf16", dest="bf16", action="store_false")
+    ap.add_argument("--device", default="cpu", help="cpu, or cuda on a machine with a GPU")
+    ap.add_argument("--batch-mult", type=float, default=1.0, help="scale every task's batch size")
+    ap.add_argument("--new-schedule", action="store_true",
+                    help="resume the weights but start a fresh --minutes learning-rate schedule")
+    ap.add_argument("--save-every", type=float, default=180, help="seconds between checkpoints")
+    ap.add_argument("--snap", default="", help="also write weight shards here at every checkpoint")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     {"train": train, "export": export}[a.cmd](a)

@@ -67,9 +67,13 @@ class Unified(nn.Module):
                     else:
                         p.zero_()
 
+    @property
+    def device(self):
+        return self.dec.token_embd.device
+
     # media → decoder embedding rows
     def image_rows(self, imgs):                 # uint8 [N,64,64,3] → [N,16,E]
-        x = torch.from_numpy(np.ascontiguousarray(imgs)).float().permute(0, 3, 1, 2) / 255.0
+        x = torch.from_numpy(np.ascontiguousarray(imgs)).to(self.device).float().permute(0, 3, 1, 2) / 255.0
         rows = self.vis((x - 0.5) / 0.5)
         if self.training:
             self.aux_rows.append((rows, x))
@@ -78,7 +82,7 @@ class Unified(nn.Module):
     def aux_loss(self):
         """Reconstruction loss of the images seen since the last call (0 if none)."""
         if not self.aux_rows and not self.aux_audio:
-            return torch.zeros(())
+            return torch.zeros((), device=self.device)
         loss = 0.0
         for rows, x in self.aux_rows:
             N, R = rows.shape[:2]
@@ -103,7 +107,7 @@ class Unified(nn.Module):
         return r                                # [N, groups, 16, E]
 
     def audio_rows(self, mel):                  # [80,T] → [ceil(T2/stack), E]
-        m = torch.from_numpy(np.asarray(mel, np.float32))
+        m = torch.from_numpy(np.asarray(mel, np.float32)).to(self.device)
         rows = self.aud(m)
         if self.training:
             self.aux_audio.append((rows, m))
@@ -183,11 +187,12 @@ def build(model, tok, samples):
     for b, (q, l) in enumerate(zip(seqs, labels)):
         I[b, :len(q)] = torch.tensor(q)
         Y[b, :len(l)] = torch.tensor(l)
+    I, Y = I.to(model.device), Y.to(model.device)
     X = F.embedding(I, model.dec.token_embd)
     if media:
         bi = torch.tensor([w[0] for w in where])
         ti = torch.tensor([w[1] for w in where])
-        X = X.index_put((bi, ti), torch.cat(media).to(X.dtype))
+        X = X.index_put((bi.to(X.device), ti.to(X.device)), torch.cat(media).to(X.dtype))
     return X, Y
 
 
