@@ -54,7 +54,7 @@ def rms_norm(x, w, eps):
 def rope(x, pos, base):
     """ggml NORM rope over the last dim (adjacent pairs). x [..., T, n], pos [T]."""
     n = x.shape[-1]
-    inv = base ** (-torch.arange(0, n, 2, dtype=torch.float64) / n)
+    inv = base ** (-torch.arange(0, n, 2, dtype=torch.float64, device=x.device) / n)
     ang = (pos.to(torch.float64)[:, None] * inv[None, :]).to(torch.float32)  # [T, n/2]
     cos, sin = ang.cos(), ang.sin()
     x0, x1 = x[..., 0::2], x[..., 1::2]
@@ -138,7 +138,7 @@ class Layer(nn.Module):
             tok, slot = torch.nonzero(sel == e, as_tuple=True)
             xe = x[tok]
             ye = F.linear(F.silu(F.linear(xe, self.gate_exps[e])) * F.linear(xe, self.up_exps[e]), self.down_exps[e])
-            out = out.index_add(0, tok, ye * w[tok, slot, None])
+            out = out.index_add(0, tok, (ye * w[tok, slot, None]).to(out.dtype))
         return out.view(shape)
 
     def forward(self, x, pos, mask, cache=None):
@@ -178,8 +178,8 @@ class Decoder(nn.Module):
             cache.extend({} for _ in self.layers)
         past = cache[0]["lat"].shape[1] if cache and "lat" in cache[0] else 0
         if pos is None:
-            pos = torch.arange(past, past + T)
-        mask = torch.full((T, past + T), float("-inf")).triu(past + 1)
+            pos = torch.arange(past, past + T, device=x.device)
+        mask = torch.full((T, past + T), float("-inf"), device=x.device).triu(past + 1)
         for i, L in enumerate(self.layers):
             x = L(x, pos, mask, cache[i] if cache is not None else None)
         h = rms_norm(x, self.output_norm, self.c.rms_eps)
