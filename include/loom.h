@@ -264,6 +264,10 @@ void loom_session_truncate(loom_session *s, int32_t n_past);
 /* Only tokens in [lo, hi) may be sampled until loom_session_mask_clear (media blocks). */
 void loom_session_mask_range(loom_session *s, int32_t lo, int32_t hi);
 void loom_session_mask_clear(loom_session *s);
+/* Add `bias` (finite) to token's logit before each loom_session_sample until set back to 0
+ * (llama.cpp's logit bias; applied before the penalties and the mask). Up to 64 tokens;
+ * LOOM_ERR_INVALID_ARG for a token out of range or a non-finite bias, LOOM_ERR_LIMIT past 64. */
+int  loom_session_logit_bias(loom_session *s, int32_t token, float bias);
 
 /* --- generation ---------------------------------------------------------------------- */
 /* Media kinds a unified model writes (see "Media generation" below). */

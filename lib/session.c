@@ -244,6 +244,17 @@ int32_t loom_session_sample(loom_session *s)
 void loom_session_mask_range(loom_session *s, int32_t lo, int32_t hi) { lm_sampler_allow_only(s->smp, lo, hi); }
 void loom_session_mask_clear(loom_session *s) { lm_sampler_mask_clear(s->smp); }
 
+int loom_session_logit_bias(loom_session *s, int32_t token, float bias)
+{
+    if (!s) return LOOM_ERR_INVALID_ARG;
+    if (token < 0 || token >= s->m->dec->hp.n_vocab || !isfinite(bias))
+        return lm_fail(&s->err, LOOM_ERR_INVALID_ARG, "logit bias: token %d (vocabulary %d), bias %g", token,
+                       s->m->dec->hp.n_vocab, bias);
+    if (lm_sampler_set_bias(s->smp, token, bias) < 0)
+        return lm_fail(&s->err, LOOM_ERR_LIMIT, "logit bias: more than %d biased tokens", LM_SAMPLER_MAX_BIAS);
+    return 0;
+}
+
 static double now_ms(void)
 {
     struct timespec ts;
