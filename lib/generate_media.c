@@ -204,9 +204,10 @@ int lm_media_writer_prepare(lm_media_writer *w, loom_session *sess, const int32_
     return rc < 0 ? session_fail(w, sess, rc) : 0;
 }
 
-void lm_media_writer_begin(lm_media_writer *w, const lm_block *b, int32_t *codes, uint64_t seed)
+void lm_media_writer_begin(lm_media_writer *w, const lm_block *b, int32_t *codes, uint64_t seed, int opened)
 {
     w->b = *b;
+    w->b.opened = opened;
     w->codes = codes;
     lm_sampler_reset(w->smp, seed);
     lm_sampler_allow_only(w->smp, b->lo, b->hi);
@@ -267,7 +268,7 @@ static int64_t generate(const loom_model *m, lm_media_writer *w, loom_media_para
     if ((rc = lm_media_writer_init(w, m, s, guided ? u : NULL, p)) < 0) return rc;
     if ((rc = lm_media_writer_prepare(w, s, prompt, n_prompt, lm_block_max_len(&b))) < 0) return rc;
     if (w->u && (rc = lm_media_writer_prepare(w, w->u, uprompt, n_uncond, lm_block_max_len(&b))) < 0) return rc;
-    lm_media_writer_begin(w, &b, codes, p.seed);
+    lm_media_writer_begin(w, &b, codes, p.seed, 0);
     while (!w->b.closed) {
         const int32_t t = lm_media_writer_next(w);
         if (t < 0) return t;

@@ -56,9 +56,9 @@ void lm_media_writer_free(lm_media_writer *w);
  * block of block_len tokens fit its context (LOOM_ERR_CONTEXT_FULL before any work). */
 int  lm_media_writer_prepare(lm_media_writer *w, loom_session *sess, const int32_t *prompt, int64_t n,
                              int64_t block_len);
-/* Start writing block b (described, nothing written yet); its codes go to codes; the
- * sampler restarts from seed. */
-void lm_media_writer_begin(lm_media_writer *w, const lm_block *b, int32_t *codes, uint64_t seed);
+/* Start writing block b (described; opened: its open token is already in the sessions,
+ * else nothing is written yet); its codes go to codes; the sampler restarts from seed. */
+void lm_media_writer_begin(lm_media_writer *w, const lm_block *b, int32_t *codes, uint64_t seed, int opened);
 /* The block's next token: the forced one, or a code (audio: or the close) drawn from the
  * (guided) logits. Negative status (LOOM_ERR_ABORTED by p's hooks) with w->e set. */
 int32_t lm_media_writer_next(lm_media_writer *w);

@@ -278,9 +278,10 @@ static int media_fail(loom_session *s, gen_media *g, int rc)
     return rc;
 }
 
-/* tok was sampled as text. If it opens a block the model can write, check that the block
- * fits, set up guidance and the code sampler, and return 1; 0 for a plain token. */
-static int media_open(loom_session *s, const loom_generate_params *p, gen_media *g, int32_t tok)
+/* tok was sampled as text (in_cache: it is the last cached token, the prompt's end). If it
+ * opens a block the model can write, check that the block fits, set up guidance and the
+ * code sampler, and return 1; 0 for a plain token. */
+static int media_open(loom_session *s, const loom_generate_params *p, gen_media *g, int32_t tok, int in_cache)
 {
     const int kind = p->media_blocks ? lm_block_kind_of(s->m, tok) : -1;
     if (kind < 0) return 0;
@@ -305,15 +306,17 @@ static int media_open(loom_session *s, const loom_generate_params *p, gen_media 
         g->codes = c;
         g->cap = need;
     }
-    if ((rc = lm_media_writer_prepare(&g->w, s, NULL, 0, lm_block_max_len(&b))) < 0) return media_fail(s, g, rc);
+    if ((rc = lm_media_writer_prepare(&g->w, s, NULL, 0, lm_block_max_len(&b) - in_cache)) < 0) return media_fail(s, g, rc);
     if (g->w.u) {   /* the unconditional turn, then the same block */
         int32_t unc[8];
-        const int64_t n = loom_media_prompt(s->m, kind, NULL, 1, unc, 8);
-        if (n < 0 || n > 8) return lm_fail(&s->err, n < 0 ? (int)n : LOOM_ERR_LIMIT, "generate: no unconditional turn for guidance");
-        if ((rc = lm_media_writer_prepare(&g->w, u, unc, n, lm_block_max_len(&b))) < 0) return media_fail(s, g, rc);
+        int64_t n = loom_media_prompt(s->m, kind, NULL, 1, unc, 7);
+        if (n < 0 || n > 7) return lm_fail(&s->err, n < 0 ? (int)n : LOOM_ERR_LIMIT, "generate: no unconditional turn for guidance");
+        if (in_cache) unc[n++] = tok;
+        if ((rc = lm_media_writer_prepare(&g->w, u, unc, n, lm_block_max_len(&b) - in_cache)) < 0) return media_fail(s, g, rc);
     }
-    lm_media_writer_begin(&g->w, &b, g->codes, mp.seed + g->n_blocks++);
+    lm_media_writer_begin(&g->w, &b, g->codes, mp.seed + g->n_blocks++, in_cache);
     g->active = 1;
+    if (in_cache && p->on_media) p->on_media(LOOM_MEDIA_BEGIN, kind, NULL, 0, p->user_data);
     return 1;
 }
 
@@ -359,6 +362,9 @@ int64_t loom_session_generate(loom_session *s, const int32_t *prompt, int64_t n_
     t0 = now_ms();
     const int32_t eos = loom_token_eos(s->m), eot = loom_token_eot(s->m);
     gen_media g = {0};
+    /* a prompt that ends with an open token: the block starts right away */
+    const int32_t last = rc == 0 && s->has_logits && loom_session_n_past(s) > 0 ? s->hist[loom_session_n_past(s) - 1] : -1;
+    if (last >= 0 && (rc = media_open(s, &p, &g, last, 1)) > 0) rc = 0;
     /* a block that has opened is written to its end, past n_predict if need be */
     for (int64_t i = 0; rc == 0 && (i < p.n_predict || g.active); i++) {
         if (session_aborted(s)) { rc = lm_fail(&s->err, LOOM_ERR_ABORTED, "generation aborted"); break; }
@@ -369,7 +375,7 @@ int64_t loom_session_generate(loom_session *s, const int32_t *prompt, int64_t n_
         } else {
             if ((tok = loom_session_sample(s)) < 0) { rc = tok; break; }
             if (p.stop_at_eos && (tok == eos || tok == eot)) { st.n_generated++; break; }
-            if ((rc = media_open(s, &p, &g, tok)) < 0) break;
+            if ((rc = media_open(s, &p, &g, tok, 0)) < 0) break;
             rc = 0;
         }
         st.n_generated++;

@@ -234,6 +234,51 @@ static void test_guidance(void)
     loom_session_free(&u);
 }
 
+/* A prompt that ends with <|image|> (the caller opened the block): generation starts inside
+ * it. Guided here, so the unconditional session gets its turn + <|image|> too. */
+static void test_prompt_opens(void)
+{
+    loom_session *s = test_session(m, 256, 64, 1), *u = test_session(m, 256, 64, 1);
+    int32_t ctx[80];
+    memcpy(ctx, prompt, (size_t)n_prompt * sizeof *ctx);
+    ctx[n_prompt] = open_img;
+    seen w;
+    memset(&w, 0, sizeof w);
+    w.s = s;
+    w.unbias = -1;
+    loom_generate_params gp = loom_generate_default_params();
+    gp.n_predict = G2 + 4;
+    gp.stop_at_eos = 0;
+    gp.on_token = on_token;
+    gp.on_media = on_media;
+    gp.user_data = &w;
+    gp.media.seed = 9;
+    gp.media.cfg_scale = 2;
+    gp.media_uncond = u;
+    const int64_t n = loom_session_generate(s, ctx, n_prompt + 1, gp, NULL);
+    CHECK(n == G2 + 4 && in_range(w.tok, G2, IMAGE_START, IMAGE_START + IMG) && w.tok[G2] == close_img,
+          "prompt ends with <|image|>: %d codes then <|/image|> (%lld: %s)", G2, (long long)n, loom_session_error(s));
+    CHECK(w.n_begin == 1 && w.begin_at[0] == 0 && w.n_end == 1 && w.end_at[0] == G2 + 1, "events: begin before any token");
+    int32_t unc[8], codes[G2];
+    char err[256];
+    const int64_t nu = loom_media_prompt(m, LOOM_MEDIA_IMAGE, NULL, 1, unc, 8);
+    loom_session *c = test_session(m, 256, 64, 1), *cu = test_session(m, 256, 64, 1);
+    loom_media_params mp = gp.media;
+    mp.kind = LOOM_MEDIA_IMAGE;
+    CHECK(loom_generate_media(m, c, prompt, n_prompt, cu, unc, nu, mp, codes, G2, err, sizeof err) == G2 &&
+          !memcmp(codes, w.codes[0], sizeof codes), "equal to loom_generate_media's guided block: %s", err);
+    gp.media_blocks = 0;
+    memset(&w, 0, sizeof w);
+    w.unbias = -1;
+    loom_session_generate(s, ctx, n_prompt + 1, gp, NULL);
+    CHECK(w.n_begin == 0 && !(in_range(w.tok, G2, IMAGE_START, IMAGE_START + IMG) && w.tok[G2] == close_img),
+          "off: not constrained");
+    loom_session_free(&c);
+    loom_session_free(&cu);
+    loom_session_free(&s);
+    loom_session_free(&u);
+}
+
 static void test_limits(void)
 {
     seen w;
@@ -284,6 +329,7 @@ int main(void)
     test_image();
     test_video_audio();
     test_guidance();
+    test_prompt_opens();
     test_limits();
     loom_model_free(&m);
     unlink(path);
