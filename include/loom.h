@@ -303,7 +303,8 @@ typedef int (*loom_token_fn)(int32_t token, const char *piece, size_t piece_len,
 
 /* A media block in generated text (loom_session_generate with media_blocks on). */
 typedef enum loom_media_event {
-    LOOM_MEDIA_BEGIN = 0,   /* after on_token got the block's open token; codes NULL, n_codes 0 */
+    LOOM_MEDIA_BEGIN = 0,   /* after on_token got the block's open token (before any token
+                               when the prompt ends with it); codes NULL, n_codes 0         */
     LOOM_MEDIA_END   = 1,   /* after on_token got its close token; codes: the block's codes    */
 } loom_media_event;
 /* kind: loom_media_kind. codes: the block's codes with the range offset removed (image and
@@ -349,10 +350,10 @@ loom_generate_params loom_generate_default_params(void);
  * between chunks and layers, with the outcome described at loom_session_set_abort.
  *
  * Media blocks (media_blocks 1, the default): when the model samples the open token of a
- * medium it can generate (<|image|>, <|audio|>, <|video|>; loom_model_can_generate), the
- * block is written as loom_generate_media writes one: codes are drawn from that medium's
- * range only with `media` (the k-th block of the call, from 0, with seed media.seed + k),
- * <|frame|> markers and the close token are forced, the length is the model's (image grid²
+ * medium it can generate (<|image|>, <|audio|>, <|video|>; loom_model_can_generate), or the
+ * cached context ends with one (a prompt that opens the block), the block is written as
+ * loom_generate_media writes one: codes are drawn from that medium's range only with
+ * `media` (the k-th block of the call, from 0, with seed media.seed + k), <|frame|> markers and the close token are forced, the length is the model's (image grid²
  * codes; video frames × (<|frame|> + grid² codes); audio until the model samples <|/audio|>
  * or media.max_audio_codes), then text generation goes on. on_token gets every token of the
  * block (codes have empty pieces); on_media (if set) gets LOOM_MEDIA_BEGIN and LOOM_MEDIA_END
@@ -360,7 +361,15 @@ loom_generate_params loom_generate_default_params(void);
  * that would not fit the context fails with LOOM_ERR_CONTEXT_FULL before its open token is
  * streamed; on_token asking to stop inside a block leaves it unfinished (no END). Every
  * token counts in the return value. With media_blocks 0 an open token is sampled like any
- * other and nothing is constrained. */
+ * other and nothing is constrained.
+ *
+ *     static void got_media(int event, int kind, const int32_t *codes, int64_t n, void *u) {
+ *         if (event == LOOM_MEDIA_END && kind == LOOM_MEDIA_IMAGE) loom_vq_decode(vq, codes, rgb);
+ *     }
+ *     gp.on_media = got_media;
+ *     gp.media_uncond = s2;               // guidance (media.cfg_scale 3 by default)
+ *     loom_session_generate(s, NULL, 0, gp, NULL);
+ */
 int64_t loom_session_generate(loom_session *s, const int32_t *prompt, int64_t n_prompt,
                               loom_generate_params params, loom_generate_stats *stats);
 
