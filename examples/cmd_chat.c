@@ -1,6 +1,7 @@
 /* loom chat: a conversation with a unified model. Messages may carry images, audio and
- * video; answers are text, and when the model opens an image or audio block loom generates
- * it (constrained to the medium's codes, with guidance) and writes a PNG / WAV.
+ * video; answers are text, and when the model opens an image, audio or video block the
+ * library writes it (constrained to the medium's codes, with guidance) and chat renders it
+ * to a PNG / WAV / MP4.
  * Uses only include/loom.h. */
 #include <signal.h>
 #include <stdio.h>
@@ -22,8 +23,8 @@ void help_chat(void)
            "  /image PATH   attach a picture to your next message (also /audio, /video)\n"
            "  /reset        start a new conversation\n"
            "  /quit         leave (so does end of input)\n"
-           "When the model answers with a picture or a sound (\"Draw: a red circle\", \"Say: hello\"),\n"
-           "it is written to OUT_DIR/chat-N.png or .wav and its path is printed.\n\n"
+           "When the model answers with a picture, a sound or a video (\"Draw: a red circle\",\n"
+           "\"Say: hello\"), it is written to OUT_DIR/chat-N.png, .wav or .mp4 and its path is printed.\n\n"
            "  -m, --model PATH       decoder GGUF (default $LOOM_MODEL, else models/loom-tiny.gguf)\n"
            "      --mmproj PATH      media encoders (default <stem>-mmproj.gguf)\n"
            "  -p, --prompt TEXT      send one message and exit\n"
@@ -55,80 +56,98 @@ typedef struct chat {
 static int stream(int32_t token, const char *piece, size_t len, void *user)
 {
     (void)token; (void)user;
-    fwrite(piece, 1, len, stdout);
+    fwrite(piece, 1, len, stdout);   /* media codes and control tokens have no text */
     fflush(stdout);
     return 0;
 }
 
-/* The model opened a media block (`kind`): generate it, render it, say where it went. */
-static int media_block(chat *c, int kind)
+static int render_image(chat *c, const int32_t *codes, const char *path, char *err, size_t err_size)
 {
-    char err[512], path[4096];
-    int32_t unc[16];
-    const int64_t nu = loom_media_prompt(c->m, kind, "", 1, unc, 16);
-    loom_media_params mp = loom_media_default_params(kind);
-    mp.seed = c->seed + (uint64_t)c->n_media;
-    mp.abort_flag = &g_interrupted;
-    const int64_t max = loom_media_max_codes(c->m, mp);
-    int32_t *codes = max > 0 ? malloc((size_t)max * sizeof *codes) : NULL;
-    if (!codes) { cli_error("chat: the model cannot write this medium"); return -1; }
-    loom_session_truncate(c->u, 0);
-    int64_t n = loom_generate_media(c->m, c->s, NULL, 0, c->u, unc, nu, mp, codes, max, err, sizeof err);
-    int rc = n < 0 ? (int)n : 0;
-    if (rc < 0) cli_error("chat: %s", err);
-    c->n_media++;
-    if (!rc && kind == LOOM_MEDIA_IMAGE && c->vq) {
-        loom_image img = {0};
-        snprintf(path, sizeof path, "%s/chat-%d.png", c->out_dir, c->n_media);
-        const char *meta[] = {"Software", "loom chat", NULL};
-        rc = loom_vq_decode_image(c->vq, codes, &img);
-        if (!rc) rc = loom_image_save_png(&img, path, meta, err, sizeof err);
-        loom_image_free(&img);
-        if (rc < 0) cli_error("chat: %s", err); else printf("[image: %s]", path);
-    } else if (!rc && kind == LOOM_MEDIA_AUDIO && c->ac) {
-        const int64_t ns = n * loom_audio_codec_samples_per_code(c->ac);
-        float *pcm = malloc((size_t)(ns > 0 ? ns : 1) * sizeof *pcm);
-        snprintf(path, sizeof path, "%s/chat-%d.wav", c->out_dir, c->n_media);
-        rc = pcm && n > 0 ? loom_audio_codec_decode(c->ac, codes, n, pcm) : LOOM_ERR_INVALID_ARG;
-        if (!rc) rc = loom_audio_save_wav(path, pcm, (size_t)ns, 1, loom_audio_codec_sample_rate(c->ac),
-                                          LOOM_WAV_PCM16, err, sizeof err);
-        free(pcm);
-        if (rc < 0) cli_error("chat: could not render the audio (%s)", loom_status_str(rc));
-        else printf("[audio: %s, %.1f s]", path, (double)ns / loom_audio_codec_sample_rate(c->ac));
-    } else if (!rc) {
-        printf("[%lld %s codes; no codec to render them]", (long long)n, kind == LOOM_MEDIA_IMAGE ? "image" : "audio");
-    }
-    free(codes);
+    loom_image img = {0};
+    const char *meta[] = {"Software", "loom chat", NULL};
+    int rc = loom_vq_decode_image(c->vq, codes, &img);
+    if (!rc) rc = loom_image_save_png(&img, path, meta, err, err_size);
+    else snprintf(err, err_size, "%s", loom_vq_error(c->vq));
+    loom_image_free(&img);
+    if (!rc) printf("[image: %s]", path);
     return rc;
 }
 
-/* Answer the message in c->p: text streams out, media blocks are generated and saved. */
+static int render_audio(chat *c, const int32_t *codes, int64_t n, const char *path, char *err, size_t err_size)
+{
+    const int64_t ns = n * loom_audio_codec_samples_per_code(c->ac);
+    float *pcm = malloc((size_t)(ns > 0 ? ns : 1) * sizeof *pcm);
+    int rc = pcm && n > 0 ? loom_audio_codec_decode(c->ac, codes, n, pcm) : LOOM_ERR_NO_MEMORY;
+    if (rc < 0) snprintf(err, err_size, "cannot render the audio (%s)", loom_status_str(rc));
+    else rc = loom_audio_save_wav(path, pcm, (size_t)ns, 1, loom_audio_codec_sample_rate(c->ac), LOOM_WAV_PCM16, err, err_size);
+    free(pcm);
+    if (!rc) printf("[audio: %s, %.1f s]", path, (double)ns / loom_audio_codec_sample_rate(c->ac));
+    return rc;
+}
+
+/* Frames of grid² codes → the codec's images, 4 frames per second, as `loom animate` writes. */
+static int render_video(chat *c, const int32_t *codes, int64_t n, const char *path, char *err, size_t err_size)
+{
+    const int64_t g2 = (int64_t)c->v.image_grid * c->v.image_grid, S = loom_vq_image_size(c->vq);
+    const int n_frames = (int)(n / g2);
+    uint8_t *rgb = malloc((size_t)(n_frames > 0 ? n_frames : 1) * S * S * 3);
+    int rc = rgb ? 0 : LOOM_ERR_NO_MEMORY;
+    for (int f = 0; !rc && f < n_frames; f++)
+        if ((rc = loom_vq_decode(c->vq, codes + f * g2, rgb + (size_t)f * S * S * 3)) < 0)
+            snprintf(err, err_size, "%s", loom_vq_error(c->vq));
+    loom_mp4_params mp = loom_mp4_default_params();
+    mp.fps = 4;
+    if (!rc) rc = loom_video_write_mp4(path, rgb, n_frames, (int)S, (int)S, NULL, 0, mp, err, err_size);
+    else if (rc == LOOM_ERR_NO_MEMORY) snprintf(err, err_size, "out of memory");
+    free(rgb);
+    if (!rc) printf("[video: %s, %d frames]", path, n_frames);
+    return rc;
+}
+
+/* A media block of the answer (loom_session_generate wrote it, constrained and guided)
+ * ended: render it with the codec beside the model and say where it went. */
+static void on_media(int event, int kind, const int32_t *codes, int64_t n, void *user)
+{
+    chat *c = user;
+    if (event != LOOM_MEDIA_END) return;
+    static const char *const ext[3] = {"png", "wav", "mp4"}, *const name[3] = {"image", "audio", "video"};
+    char err[512] = "", path[4096];
+    snprintf(path, sizeof path, "%s/chat-%d.%s", c->out_dir, ++c->n_media, ext[kind]);
+    const int has_codec = kind == LOOM_MEDIA_AUDIO ? c->ac != NULL : c->vq != NULL;
+    int rc = !has_codec ? 0 : kind == LOOM_MEDIA_IMAGE ? render_image(c, codes, path, err, sizeof err)
+           : kind == LOOM_MEDIA_AUDIO ? render_audio(c, codes, n, path, err, sizeof err)
+           : render_video(c, codes, n, path, err, sizeof err);
+    if (!has_codec) printf("[%lld %s codes; no codec to render them]", (long long)n, name[kind]);
+    if (rc < 0) cli_error("chat: %s", err);
+    fflush(stdout);
+}
+
+/* Answer the message in c->p: text streams out; media blocks the model opens are written by
+ * loom_session_generate (codes of the medium only, guidance 3, temperature 1) and rendered. */
 static int answer(chat *c)
 {
     int rc = loom_prompt_add_special(c->p, "<|end|>");
     if (!rc) rc = loom_prompt_add_special(c->p, "<|assistant|>");
     if (!rc) rc = loom_session_append_prompt(c->s, c->p);
     if (rc < 0) { cli_error("chat: %s", loom_session_error(c->s)); return rc; }
-    const int32_t img_open = loom_token_find(c->m, "<|image|>"), aud_open = loom_token_find(c->m, "<|audio|>");
-    const int32_t end = loom_token_eot(c->m), eos = loom_token_eos(c->m);
-    char piece[256];
-    for (long long i = 0; i < c->n_predict && !g_interrupted; i++) {
-        const int32_t t = loom_session_sample(c->s);
-        if (t < 0) { cli_error("chat: %s", loom_session_error(c->s)); return t; }
-        if (t == end || t == eos) {
-            putchar('\n');
-            return loom_session_decode(c->s, end >= 0 ? end : t);   /* the turn stays in the cache */
-        }
-        if ((t == img_open && c->v.image_count) || (t == aud_open && c->v.audio_count)) {
-            if ((rc = media_block(c, t == img_open ? LOOM_MEDIA_IMAGE : LOOM_MEDIA_AUDIO)) < 0) return rc;
-            continue;   /* the block is in the cache; the model goes on after it */
-        }
-        const int k = loom_token_to_piece(c->m, t, 0, piece, sizeof piece);
-        stream(t, piece, k > 0 ? (size_t)(k < (int)sizeof piece ? k : (int)sizeof piece) : 0, NULL);
-        if ((rc = loom_session_decode(c->s, t)) < 0) { cli_error("chat: %s", loom_session_error(c->s)); return rc; }
-    }
+    loom_generate_params gp = loom_generate_default_params();
+    gp.n_predict = (int32_t)c->n_predict;
+    gp.on_token = stream;
+    gp.on_media = on_media;
+    gp.abort_flag = &g_interrupted;
+    gp.user_data = c;
+    gp.media.seed = c->seed + (uint64_t)c->n_media;   /* the k-th block of the chat: seed + k */
+    gp.media_uncond = c->u;
+    const int64_t n = loom_session_generate(c->s, NULL, 0, gp, NULL);
     putchar('\n');
-    return g_interrupted ? LOOM_ERR_ABORTED : 0;
+    if (n < 0) {
+        if (n != LOOM_ERR_ABORTED) cli_error("chat: %s", loom_session_error(c->s));
+        return (int)n;
+    }
+    /* the turn stays in the cache, closed */
+    const int32_t end = loom_token_eot(c->m) >= 0 ? loom_token_eot(c->m) : loom_token_eos(c->m);
+    if (end >= 0 && (rc = loom_session_decode(c->s, end)) < 0) cli_error("chat: %s", loom_session_error(c->s));
+    return rc;
 }
 
 /* Start a user message (a new conversation begins with <|bos|>). */
@@ -176,6 +195,20 @@ static void chat_close(chat *c)
     loom_audio_codec_free(&c->ac);
     loom_mmproj_free(&c->mp);
     loom_model_free(&c->m);
+}
+
+/* Context: the usual text room (min(4096, training context)) plus the longest media block
+ * the model can write (a loom-tiny video block alone is 1030 tokens). */
+static int32_t chat_ctx(const chat *c)
+{
+    const int32_t train = loom_model_n_ctx_train(c->m);
+    int64_t longest = 0;
+    for (int k = LOOM_MEDIA_IMAGE; k <= LOOM_MEDIA_VIDEO; k++) {
+        const int64_t n = loom_media_max_codes(c->m, loom_media_default_params(k));
+        const int64_t len = n + 2 + (k == LOOM_MEDIA_VIDEO ? c->v.video_gen_frames : 0);
+        if (n > 0 && len > longest) longest = len;
+    }
+    return (int32_t)((train < 4096 ? train : 4096) + longest);
 }
 
 /* "<stem><suffix>" for a model path "<stem>.gguf". */
@@ -226,10 +259,12 @@ int cmd_chat(int argc, char **argv)
     }
     loom_codec_params cp = loom_codec_default_params();
     cp.n_threads = o.threads;
-    if (c.v.image_count) loom_vq_open(beside(model, "-vq.gguf", path, sizeof path), cp, &c.vq, NULL, 0);
+    if (c.v.image_count && c.v.image_grid) loom_vq_open(beside(model, "-vq.gguf", path, sizeof path), cp, &c.vq, NULL, 0);
+    if (c.vq && loom_vq_grid(c.vq) != c.v.image_grid) loom_vq_free(&c.vq);   /* not this model's codec */
     if (c.v.audio_count) loom_audio_codec_open(beside(model, "-audiocodec.gguf", path, sizeof path), cp, &c.ac, NULL, 0);
     loom_session_params sp = loom_session_default_params();
     sp.n_threads = o.threads;
+    sp.n_ctx = chat_ctx(&c);
     if (loom_session_create(c.m, sp, &c.s, err, sizeof err) < 0 || loom_session_create(c.m, sp, &c.u, err, sizeof err) < 0 ||
         loom_prompt_create(c.m, &c.p) < 0) {
         cli_error("%s", err);

@@ -25,6 +25,8 @@ void help_generate(void)
            "      --min-p P          (default off)\n"
            "      --repeat-penalty R (default 1 = off)\n"
            "      --seed N           sampler seed (same seed, same output)\n"
+           "      --no-media-blocks  sample a media block the model opens like text (default:\n"
+           "                         constrained to the medium's codes, see docs/CLI.md)\n"
            "  -t, --threads N        threads (default: all CPUs)\n"
            "      --json             print prompt/generated token ids, text and timings as JSON\n"
            "  -q, --quiet            no progress output\n");
@@ -113,6 +115,7 @@ int cmd_generate(int argc, char **argv)
     const char *prompt = NULL, *ids = NULL;
     long long n_predict = 128, n_ctx = 0, top_k = 0;
     double temp = 0, top_p = 1, min_p = 0, rep = 1;
+    int media_blocks = 1;
     for (int i = 1; i < argc; i++) {
         int r = cli_common_option(&c, argc, argv, &i);
         if (r < 0) return EXIT_USAGE;
@@ -129,6 +132,7 @@ int cmd_generate(int argc, char **argv)
         else if (OPT("--top-p", "--topp") && v) { bad = cli_parse_float(a, v, 0, 1, &top_p); i++; }
         else if (OPT("--min-p", "--minp") && v) { bad = cli_parse_float(a, v, 0, 1, &min_p); i++; }
         else if (OPT("--repeat-penalty", "--repeat_penalty") && v) { bad = cli_parse_float(a, v, 0, 100, &rep); i++; }
+        else if (!strcmp(a, "--no-media-blocks")) media_blocks = 0;
         else { cli_error("generate: unknown or incomplete option '%s'", a); return EXIT_USAGE; }
 #undef OPT
         if (bad) return EXIT_USAGE;
@@ -182,6 +186,8 @@ int cmd_generate(int argc, char **argv)
     gen_out out = {.json = c.json};
     loom_generate_params gp = loom_generate_default_params();
     gp.n_predict = (int32_t)n_predict;
+    gp.media_blocks = media_blocks;
+    gp.media.seed = c.seed;
     gp.on_token = on_token;
     gp.abort_flag = &g_interrupted;
     gp.user_data = &out;

@@ -264,19 +264,71 @@ void loom_session_truncate(loom_session *s, int32_t n_past);
 /* Only tokens in [lo, hi) may be sampled until loom_session_mask_clear (media blocks). */
 void loom_session_mask_range(loom_session *s, int32_t lo, int32_t hi);
 void loom_session_mask_clear(loom_session *s);
+/* Add `bias` (finite) to token's logit before each loom_session_sample until set back to 0
+ * (llama.cpp's logit bias; applied before the penalties and the mask). Up to 64 tokens;
+ * LOOM_ERR_INVALID_ARG for a token out of range or a non-finite bias, LOOM_ERR_LIMIT past 64. */
+int  loom_session_logit_bias(loom_session *s, int32_t token, float bias);
 
 /* --- generation ---------------------------------------------------------------------- */
-/* Called for each generated token with its text piece (not NUL-terminated). Return
- * nonzero to stop (not an error). */
+/* Media kinds a unified model writes (see "Media generation" below). */
+typedef enum loom_media_kind {
+    LOOM_MEDIA_IMAGE = 0,   /* <|image|> grid² codes <|/image|>                              */
+    LOOM_MEDIA_AUDIO = 1,   /* <|audio|> codes until the model closes it or the limit <|/audio|> */
+    LOOM_MEDIA_VIDEO = 2,   /* <|video|> frames × (<|frame|> grid² codes) <|/video|>           */
+} loom_media_kind;
+
+/* Called after each sampled code: done codes of at most total. */
+typedef void (*loom_progress_fn)(int64_t done, int64_t total, void *user_data);
+
+typedef struct loom_media_params {
+    int32_t  kind;              /* loom_media_kind                                          */
+    float    cfg_scale;         /* s in l_u + s·(l_c − l_u); 0 or 1: off, no second session  */
+    float    temperature;       /* <= 0: greedy (default 1)                                  */
+    int32_t  top_k;             /* <= 0: off (default 0)                                     */
+    uint64_t seed;              /* same seed, same codes                                     */
+    int32_t  max_audio_codes;   /* audio: the block is closed after this many (default 250)   */
+    int32_t  n_frames;          /* video: frames; 0 = the model's loom.video.gen_frames       */
+    loom_progress_fn    on_progress;  /* may be NULL                                         */
+    loom_abort_fn       should_abort; /* may be NULL; polled before each step                */
+    const volatile int *abort_flag;   /* may be NULL; nonzero aborts (e.g. set by SIGINT)    */
+    void               *user_data;
+} loom_media_params;
+
+/* cfg 3, temperature 1, top-k off, seed 0, 250 audio codes (10 s at 25 codes/s). */
+loom_media_params loom_media_default_params(int kind);
+
+/* Called for each generated token with its text piece (not NUL-terminated; empty for control
+ * tokens and media codes). Return nonzero to stop (not an error). */
 typedef int (*loom_token_fn)(int32_t token, const char *piece, size_t piece_len, void *user_data);
 
+/* A media block in generated text (loom_session_generate with media_blocks on). */
+typedef enum loom_media_event {
+    LOOM_MEDIA_BEGIN = 0,   /* after on_token got the block's open token (before any token
+                               when the prompt ends with it); codes NULL, n_codes 0         */
+    LOOM_MEDIA_END   = 1,   /* after on_token got its close token; codes: the block's codes    */
+} loom_media_event;
+/* kind: loom_media_kind. codes: the block's codes with the range offset removed (image and
+ * video [frames][grid][grid] row-major), valid during the call only. */
+typedef void (*loom_media_fn)(int event, int kind, const int32_t *codes, int64_t n_codes, void *user_data);
+
 typedef struct loom_generate_params {
-    int32_t       n_predict;    /* most tokens to generate (default 128)                  */
+    int32_t       n_predict;    /* most tokens to generate (default 128; a media block that
+                                   has opened is finished past it)                        */
     int32_t       stop_at_eos;  /* 1: stop after the end-of-sequence token (default)       */
     loom_token_fn on_token;     /* may be NULL                                             */
     loom_abort_fn should_abort; /* may be NULL                                             */
     const volatile int *abort_flag; /* may be NULL; nonzero aborts (e.g. set by SIGINT)   */
     void         *user_data;
+    /* Media blocks the model opens (a model with loom.vocab.* ranges; see loom_session_generate) */
+    int32_t       media_blocks; /* 1 (default): constrain them; 0: raw sampling            */
+    loom_media_params media;    /* how their codes are drawn (temperature, top_k, seed,
+                                   max_audio_codes, n_frames, on_progress, its own abort
+                                   hooks); kind is ignored. Default
+                                   loom_media_default_params(LOOM_MEDIA_IMAGE)            */
+    loom_session *media_uncond; /* NULL: no guidance; else a second session of the model:
+                                   with media.cfg_scale not 0 or 1 it is reset to the
+                                   unconditional turn at each block and guides the codes  */
+    loom_media_fn on_media;     /* may be NULL; called with user_data (above)              */
 } loom_generate_params;
 
 typedef struct loom_generate_stats {
@@ -295,7 +347,29 @@ loom_generate_params loom_generate_default_params(void);
  * end-of-turn token when stop_at_eos (neither is streamed). Returns the number generated
  * or a negative status; stats may be NULL. Running out of context is LOOM_ERR_CONTEXT_FULL.
  * The abort hooks in params (and the session's) are polled during the prompt's prefill too,
- * between chunks and layers, with the outcome described at loom_session_set_abort. */
+ * between chunks and layers, with the outcome described at loom_session_set_abort.
+ *
+ * Media blocks (media_blocks 1, the default): when the model samples the open token of a
+ * medium it can generate (<|image|>, <|audio|>, <|video|>; loom_model_can_generate), or the
+ * cached context ends with one (a prompt that opens the block), the block is written as
+ * loom_generate_media writes one: codes are drawn from that medium's range only with
+ * `media` (the k-th block of the call, from 0, with seed media.seed + k), <|frame|> markers and the close token are forced, the length is the model's (image grid²
+ * codes; video frames × (<|frame|> + grid² codes); audio until the model samples <|/audio|>
+ * or media.max_audio_codes), then text generation goes on. on_token gets every token of the
+ * block (codes have empty pieces); on_media (if set) gets LOOM_MEDIA_BEGIN and LOOM_MEDIA_END
+ * with the codes. The whole block, close token included, is appended to the cache. A block
+ * that would not fit the context fails with LOOM_ERR_CONTEXT_FULL before its open token is
+ * streamed; on_token asking to stop inside a block leaves it unfinished (no END). Every
+ * token counts in the return value. With media_blocks 0 an open token is sampled like any
+ * other and nothing is constrained.
+ *
+ *     static void got_media(int event, int kind, const int32_t *codes, int64_t n, void *u) {
+ *         if (event == LOOM_MEDIA_END && kind == LOOM_MEDIA_IMAGE) loom_vq_decode(vq, codes, rgb);
+ *     }
+ *     gp.on_media = got_media;
+ *     gp.media_uncond = s2;               // guidance (media.cfg_scale 3 by default)
+ *     loom_session_generate(s, NULL, 0, gp, NULL);
+ */
 int64_t loom_session_generate(loom_session *s, const int32_t *prompt, int64_t n_prompt,
                               loom_generate_params params, loom_generate_stats *stats);
 
@@ -688,12 +762,6 @@ typedef struct loom_media_vocab {
 /* Fill *out (all zeros for a plain decoder). */
 int loom_model_media_vocab(const loom_model *m, loom_media_vocab *out);
 
-typedef enum loom_media_kind {
-    LOOM_MEDIA_IMAGE = 0,   /* <|image|> grid² codes <|/image|>                              */
-    LOOM_MEDIA_AUDIO = 1,   /* <|audio|> codes until the model closes it or the limit <|/audio|> */
-    LOOM_MEDIA_VIDEO = 2,   /* <|video|> frames × (<|frame|> grid² codes) <|/video|>           */
-} loom_media_kind;
-
 /* 0 if m can generate `kind`; else LOOM_ERR_UNSUPPORTED (or INVALID_ARG for an unknown kind)
  * and err names what is missing (a loom.vocab.* / loom.image.grid key, a control token, the
  * tokenizer). */
@@ -706,25 +774,8 @@ int loom_model_can_generate(const loom_model *m, int kind, char *err, size_t err
 int64_t loom_media_prompt(const loom_model *m, int kind, const char *text, int unconditional,
                           int32_t *out, int64_t max_tokens);
 
-/* Called after each sampled code: done codes of at most total. */
-typedef void (*loom_progress_fn)(int64_t done, int64_t total, void *user_data);
-
-typedef struct loom_media_params {
-    int32_t  kind;              /* loom_media_kind                                          */
-    float    cfg_scale;         /* s in l_u + s·(l_c − l_u); 0 or 1: off, no second session  */
-    float    temperature;       /* <= 0: greedy (default 1)                                  */
-    int32_t  top_k;             /* <= 0: off (default 0)                                     */
-    uint64_t seed;              /* same seed, same codes                                     */
-    int32_t  max_audio_codes;   /* audio: the block is closed after this many (default 250)   */
-    int32_t  n_frames;          /* video: frames; 0 = the model's loom.video.gen_frames       */
-    loom_progress_fn    on_progress;  /* may be NULL                                         */
-    loom_abort_fn       should_abort; /* may be NULL; polled before each step                */
-    const volatile int *abort_flag;   /* may be NULL; nonzero aborts (e.g. set by SIGINT)    */
-    void               *user_data;
-} loom_media_params;
-
-/* cfg 3, temperature 1, top-k off, seed 0, 250 audio codes (10 s at 25 codes/s). */
-loom_media_params loom_media_default_params(int kind);
+/* loom_media_kind, loom_media_params and loom_media_default_params are declared with the
+ * generation parameters (Decoder section) that use them too. */
 
 /* Most codes a block with these params produces (image grid², video frames·grid², audio
  * max_audio_codes): the size of `codes` below. Negative status if m cannot generate it. */

@@ -5,8 +5,9 @@
  * second session that holds the unconditional sequence (both advanced by one batched
  * decoder step per token: loom_session_decode_pair).
  *
- * Uses the sessions through the public API only; everything (sampler, guided logits) is
- * allocated once per block, nothing per step.
+ * The block writer (lib/media_block.h) is shared with loom_session_generate, which enters a
+ * block when the model samples its open token. Uses the sessions through the public API
+ * only; everything (sampler, guided logits) is allocated once per call, nothing per step.
  */
 #include <math.h>
 #include <stdarg.h>
@@ -17,6 +18,7 @@
 #include "lib/core/error.h"
 #include "lib/core/sampler.h"
 #include "lib/core/tokenizer.h"
+#include "lib/media_block.h"
 #include "lib/model.h"
 
 loom_media_params loom_media_default_params(int kind)
@@ -24,6 +26,12 @@ loom_media_params loom_media_default_params(int kind)
     return (loom_media_params){.kind = kind, .cfg_scale = 3.0f, .temperature = 1.0f, .top_k = 0,
                                .seed = 0, .max_audio_codes = 250, .n_frames = 0};
 }
+
+/* Per kind: the open, close and (video) frame control tokens; the frame entry of image and
+ * audio repeats the open token and is unused. */
+static const int block_ctl[3][3] = {{LM_CTL_IMAGE, LM_CTL_IMAGE_END, LM_CTL_IMAGE},
+                                    {LM_CTL_AUDIO, LM_CTL_AUDIO_END, LM_CTL_AUDIO},
+                                    {LM_CTL_VIDEO, LM_CTL_VIDEO_END, LM_CTL_FRAME}};
 
 static const char *kind_name(int kind)
 {
@@ -35,16 +43,7 @@ static void copy_err(char *dst, size_t size, const lm_error *e)
     if (dst && size) snprintf(dst, size, "%s", e->msg);
 }
 
-/* The block a kind writes: forced tokens, the sampled range, its length. */
-typedef struct block {
-    int32_t open, close, frame;   /* frame: -1 unless video                           */
-    int32_t lo, hi;               /* sampled code ids [lo, hi); code = id − lo         */
-    int32_t n_frames;             /* image 1, video frames, audio 1                    */
-    int64_t per_frame;            /* codes per frame; audio: the most codes            */
-    int     model_closes;         /* audio: the close token may be sampled too          */
-} block;
-
-static int describe(const loom_model *m, const loom_media_params *p, block *b, lm_error *e)
+int lm_block_describe(const loom_model *m, const loom_media_params *p, lm_block *b, lm_error *e)
 {
     const loom_media_vocab *v = &m->vocab;
     const int k = p->kind;
@@ -62,16 +61,13 @@ static int describe(const loom_model *m, const loom_media_params *p, block *b, l
     if (k == LOOM_MEDIA_VIDEO && !v->video_gen_frames && p->n_frames <= 0)
         return lm_fail(e, LOOM_ERR_UNSUPPORTED, "model cannot generate video: loom.video.gen_frames missing");
     if (!m->tok) return lm_fail(e, LOOM_ERR_UNSUPPORTED, "model cannot generate %s: it has no tokenizer", what);
-    const int need[3][3] = {{LM_CTL_IMAGE, LM_CTL_IMAGE_END, LM_CTL_IMAGE},
-                            {LM_CTL_AUDIO, LM_CTL_AUDIO_END, LM_CTL_AUDIO},
-                            {LM_CTL_VIDEO, LM_CTL_VIDEO_END, LM_CTL_FRAME}};
     for (int i = 0; i < 3; i++)
-        if (m->ctl[need[k][i]] < 0)
+        if (m->ctl[block_ctl[k][i]] < 0)
             return lm_fail(e, LOOM_ERR_UNSUPPORTED, "model cannot generate %s: its tokenizer has no %s token", what,
-                           lm_ctl_text[need[k][i]]);
+                           lm_ctl_text[block_ctl[k][i]]);
     const int64_t grid2 = (int64_t)v->image_grid * v->image_grid;
-    *b = (block){.open = m->ctl[need[k][0]], .close = m->ctl[need[k][1]], .frame = -1,
-                 .lo = v->image_start, .hi = v->image_start + v->image_count, .n_frames = 1, .per_frame = grid2};
+    *b = (lm_block){.kind = k, .open = m->ctl[block_ctl[k][0]], .close = m->ctl[block_ctl[k][1]], .frame = -1,
+                    .lo = v->image_start, .hi = v->image_start + v->image_count, .n_frames = 1, .per_frame = grid2};
     if (k == LOOM_MEDIA_AUDIO) {
         if (p->max_audio_codes < 1)
             return lm_fail(e, LOOM_ERR_INVALID_ARG, "media: max_audio_codes %d must be >= 1", p->max_audio_codes);
@@ -87,21 +83,55 @@ static int describe(const loom_model *m, const loom_media_params *p, block *b, l
     return 0;
 }
 
+int64_t lm_block_max_codes(const lm_block *b) { return b->n_frames * b->per_frame; }
+int64_t lm_block_max_len(const lm_block *b) { return 2 + lm_block_max_codes(b) + (b->frame >= 0 ? b->n_frames : 0); }
+
+int lm_block_kind_of(const loom_model *m, int32_t token)
+{
+    for (int k = 0; token >= 0 && k < 3; k++)
+        if (m->ctl[block_ctl[k][0]] == token) return k;
+    return -1;
+}
+
+/* The token that must come next, or -1 when a code is to be drawn. */
+static int32_t block_forced(const lm_block *b)
+{
+    if (!b->opened) return b->open;
+    if (b->frame_i == b->n_frames) return b->close;
+    if (b->frame >= 0 && !b->marked) return b->frame;
+    return -1;
+}
+
+/* Record tok; returns 1 if it was a code (stored in codes). */
+static int block_accept(lm_block *b, int32_t tok, int32_t *codes)
+{
+    if (!b->opened) { b->opened = 1; return 0; }
+    if (tok == b->close) { b->closed = 1; return 0; }
+    if (b->frame >= 0 && !b->marked) { b->marked = 1; return 0; }
+    codes[b->n_codes++] = tok - b->lo;
+    if (++b->in_frame == b->per_frame) {
+        b->frame_i++;
+        b->in_frame = 0;
+        b->marked = 0;
+    }
+    return 1;
+}
+
 int loom_model_can_generate(const loom_model *m, int kind, char *err, size_t err_size)
 {
     lm_error e = {0};
-    block b = {0};
+    lm_block b = {0};
     loom_media_params p = loom_media_default_params(kind);
-    int rc = m ? describe(m, &p, &b, &e) : lm_fail(&e, LOOM_ERR_INVALID_ARG, "media: no model");
+    int rc = m ? lm_block_describe(m, &p, &b, &e) : lm_fail(&e, LOOM_ERR_INVALID_ARG, "media: no model");
     copy_err(err, err_size, &e);
     return rc;
 }
 
 int64_t loom_media_max_codes(const loom_model *m, loom_media_params p)
 {
-    block b = {0};
-    int rc = m ? describe(m, &p, &b, NULL) : LOOM_ERR_INVALID_ARG;
-    return rc < 0 ? rc : b.n_frames * b.per_frame;
+    lm_block b = {0};
+    int rc = m ? lm_block_describe(m, &p, &b, NULL) : LOOM_ERR_INVALID_ARG;
+    return rc < 0 ? rc : lm_block_max_codes(&b);
 }
 
 int64_t loom_media_prompt(const loom_model *m, int kind, const char *text, int unconditional, int32_t *out,
@@ -134,41 +164,54 @@ int64_t loom_media_prompt(const loom_model *m, int kind, const char *text, int u
     return n;
 }
 
-/* ---- generation ------------------------------------------------------------------------ */
-typedef struct media_run {
-    loom_session     *s, *u;      /* conditional; unconditional (NULL: no guidance)     */
-    float             cfg;
-    lm_sampler       *smp;        /* owned                                              */
-    float            *mix;        /* [n_vocab] guided logits (allowed ids only), owned  */
-    loom_media_params p;
-    lm_error          e;
-} media_run;
-
-static int session_fail(media_run *r, loom_session *s, int rc)
+/* ---- the block writer (lib/media_block.h) --------------------------------------------- */
+static int session_fail(lm_media_writer *w, loom_session *s, int rc)
 {
-    return lm_fail(&r->e, rc, "%s%s", s == r->u ? "unconditional session: " : "", loom_session_error(s));
+    return lm_fail(&w->e, rc, "%s%s", s == w->u ? "unconditional session: " : "", loom_session_error(s));
 }
 
-/* Append one token to both sequences (computes the next logits): with guidance as one
- * decoder step of two rows, which reads the weights once for both. */
-static int feed(media_run *r, int32_t tok)
+int lm_media_writer_init(lm_media_writer *w, const loom_model *m, loom_session *s, loom_session *u,
+                         loom_media_params p)
 {
-    int rc = r->u ? loom_session_decode_pair(r->s, tok, r->u, tok) : loom_session_decode(r->s, tok);
-    return rc < 0 ? session_fail(r, r->s, rc) : 0;
+    *w = (lm_media_writer){.s = s, .u = u, .p = p};
+    const int32_t V = loom_model_n_vocab(m);
+    lm_sampler_params sp = lm_sampler_default_params();
+    sp.temperature = p.temperature;
+    sp.top_k = p.top_k;
+    sp.penalty_last_n = 0;
+    sp.seed = p.seed;
+    w->smp = lm_sampler_create(sp, V);
+    w->mix = u ? calloc((size_t)V, sizeof *w->mix) : NULL;
+    return !w->smp || (u && !w->mix) ? lm_fail(&w->e, LOOM_ERR_NO_MEMORY, "media: out of memory") : 0;
 }
 
-/* Sample from the allowed ids [lo, hi) (+ extra when >= 0) of the (guided) logits. */
-static int32_t draw(media_run *r, int32_t lo, int32_t hi, int32_t extra)
+void lm_media_writer_free(lm_media_writer *w)
 {
-    const float *l = loom_session_logits(r->s);
-    if (r->u) {
-        const float *lu = loom_session_logits(r->u);
-        lm_logits_cfg(r->mix, l, lu, r->cfg, lo, hi);
-        if (extra >= 0) lm_logits_cfg(r->mix, l, lu, r->cfg, extra, extra + 1);
-        l = r->mix;
-    }
-    const int32_t t = lm_sampler_sample(r->smp, l);
-    return t >= 0 ? t : lm_fail(&r->e, LOOM_ERR_INVALID_ARG, "media: every code is masked out");
+    lm_sampler_free(&w->smp);
+    free(w->mix);
+    w->mix = NULL;
+}
+
+int lm_media_writer_prepare(lm_media_writer *w, loom_session *sess, const int32_t *prompt, int64_t n,
+                            int64_t block_len)
+{
+    const int64_t past = n > 0 ? n : loom_session_n_past(sess);
+    if (past + block_len > loom_session_n_ctx(sess))
+        return lm_fail(&w->e, LOOM_ERR_CONTEXT_FULL, "context full: %lld prompt tokens + a %lld-token block exceed n_ctx %d",
+                       (long long)past, (long long)block_len, loom_session_n_ctx(sess));
+    if (n == 0) return 0;
+    int rc = loom_session_prompt(sess, prompt, n, NULL);
+    return rc < 0 ? session_fail(w, sess, rc) : 0;
+}
+
+void lm_media_writer_begin(lm_media_writer *w, const lm_block *b, int32_t *codes, uint64_t seed, int opened)
+{
+    w->b = *b;
+    w->b.opened = opened;
+    w->codes = codes;
+    lm_sampler_reset(w->smp, seed);
+    lm_sampler_allow_only(w->smp, b->lo, b->hi);
+    if (b->model_closes) lm_sampler_allow_range(w->smp, b->close, b->close + 1);
 }
 
 static int aborted(const loom_media_params *p)
@@ -176,98 +219,73 @@ static int aborted(const loom_media_params *p)
     return (p->abort_flag && *p->abort_flag) || (p->should_abort && p->should_abort(p->user_data));
 }
 
-/* Sample up to b->per_frame codes of one frame into codes; returns the count. */
-static int64_t sample_frame(media_run *r, const block *b, int32_t *codes, int64_t done, int64_t total)
+int32_t lm_media_writer_next(lm_media_writer *w)
 {
-    for (int64_t i = 0; i < b->per_frame; i++) {
-        if (aborted(&r->p)) return lm_fail(&r->e, LOOM_ERR_ABORTED, "media generation aborted");
-        const int32_t t = draw(r, b->lo, b->hi, b->model_closes ? b->close : -1);
-        if (t < 0) return t;
-        if (t == b->close) return i;              /* the model ended the clip */
-        codes[i] = t - b->lo;
-        int rc = feed(r, t);
-        if (rc < 0) return rc;
-        if (r->p.on_progress) r->p.on_progress(done + i + 1, total, r->p.user_data);
+    const int32_t forced = block_forced(&w->b);
+    if (forced >= 0) return forced;
+    if (aborted(&w->p)) return lm_fail(&w->e, LOOM_ERR_ABORTED, "media generation aborted");
+    const float *l = loom_session_logits(w->s);
+    if (w->u) {   /* guided: l_u + s·(l_c − l_u) over the allowed ids (the mask hides the rest) */
+        const float *lu = loom_session_logits(w->u);
+        lm_logits_cfg(w->mix, l, lu, w->p.cfg_scale, w->b.lo, w->b.hi);
+        if (w->b.model_closes) lm_logits_cfg(w->mix, l, lu, w->p.cfg_scale, w->b.close, w->b.close + 1);
+        l = w->mix;
     }
-    return b->per_frame;
+    const int32_t t = lm_sampler_sample(w->smp, l);
+    return t >= 0 ? t : lm_fail(&w->e, LOOM_ERR_INVALID_ARG, "media: every code is masked out");
 }
 
-static int64_t run_block(media_run *r, const block *b, int32_t *codes)
+int lm_media_writer_put(lm_media_writer *w, int32_t tok)
 {
-    const int64_t total = b->n_frames * b->per_frame;
-    lm_sampler_allow_only(r->smp, b->lo, b->hi);
-    if (b->model_closes) lm_sampler_allow_range(r->smp, b->close, b->close + 1);
-    int64_t n = 0;
-    int rc = feed(r, b->open);
-    for (int32_t f = 0; rc == 0 && f < b->n_frames; f++) {
-        if (b->frame >= 0 && (rc = feed(r, b->frame)) < 0) break;
-        const int64_t k = sample_frame(r, b, codes + n, n, total);
-        if (k < 0) return k;
-        n += k;
-    }
-    if (rc == 0) rc = feed(r, b->close);
-    return rc < 0 ? rc : n;
+    const int is_code = block_accept(&w->b, tok, w->codes);
+    /* with guidance one decoder step of two rows, which reads the weights once for both */
+    int rc = w->u ? loom_session_decode_pair(w->s, tok, w->u, tok) : loom_session_decode(w->s, tok);
+    if (rc < 0) return session_fail(w, w->s, rc);
+    if (is_code && w->p.on_progress) w->p.on_progress(w->b.n_codes, lm_block_max_codes(&w->b), w->p.user_data);
+    return 0;
 }
 
-/* Prompt one session (n 0: keep what it holds) and check the block fits its context. */
-static int prepare(media_run *r, loom_session *s, const int32_t *prompt, int64_t n, int64_t block_len)
+/* ---- loom_generate_media ------------------------------------------------------------------ */
+static int64_t generate(const loom_model *m, lm_media_writer *w, loom_media_params p, loom_session *s,
+                        loom_session *u, const int32_t *prompt, int64_t n_prompt, const int32_t *uprompt,
+                        int64_t n_uncond, int32_t *codes, int64_t max_codes)
 {
-    const int64_t past = n > 0 ? n : loom_session_n_past(s);
-    if (past + block_len > loom_session_n_ctx(s))
-        return lm_fail(&r->e, LOOM_ERR_CONTEXT_FULL, "context full: %lld prompt tokens + a %lld-token block exceed n_ctx %d",
-                       (long long)past, (long long)block_len, loom_session_n_ctx(s));
-    if (n == 0) return 0;
-    int rc = loom_session_prompt(s, prompt, n, NULL);
-    return rc < 0 ? session_fail(r, s, rc) : 0;
-}
-
-static int64_t generate(const loom_model *m, media_run *r, const int32_t *prompt, int64_t n_prompt,
-                        const int32_t *uprompt, int64_t n_uncond, int32_t *codes, int64_t max_codes)
-{
-    const loom_media_params *p = &r->p;
-    block b = {0};
-    int rc = describe(m, p, &b, &r->e);
+    lm_block b = {0};
+    int rc = lm_block_describe(m, &p, &b, &w->e);
     if (rc < 0) return rc;
-    const int64_t max = b.n_frames * b.per_frame;
+    const int64_t max = lm_block_max_codes(&b);
     if (!codes || max_codes < max)
-        return lm_fail(&r->e, LOOM_ERR_LIMIT, "media: the codes buffer holds %lld codes, the block needs %lld",
+        return lm_fail(&w->e, LOOM_ERR_LIMIT, "media: the codes buffer holds %lld codes, the block needs %lld",
                        (long long)max_codes, (long long)max);
-    if (!isfinite(p->cfg_scale) || !isfinite(p->temperature))
-        return lm_fail(&r->e, LOOM_ERR_INVALID_ARG, "media: cfg_scale and temperature must be finite");
+    if (!isfinite(p.cfg_scale) || !isfinite(p.temperature))
+        return lm_fail(&w->e, LOOM_ERR_INVALID_ARG, "media: cfg_scale and temperature must be finite");
     if (n_prompt < 0 || n_uncond < 0 || (n_prompt > 0 && !prompt) || (n_uncond > 0 && !uprompt))
-        return lm_fail(&r->e, LOOM_ERR_INVALID_ARG, "media: prompt without tokens");
-    const int guided = p->cfg_scale != 0.0f && p->cfg_scale != 1.0f;
-    if (guided && (!r->u || r->u == r->s))
-        return lm_fail(&r->e, LOOM_ERR_INVALID_ARG, "media: cfg scale %g needs a second session for the "
-                       "unconditional sequence (scale 0 or 1 turns guidance off)", p->cfg_scale);
-    if (!guided) r->u = NULL;
-    const int64_t block_len = 2 + max + (b.frame >= 0 ? b.n_frames : 0);
-    if ((rc = prepare(r, r->s, prompt, n_prompt, block_len)) < 0) return rc;
-    if (r->u && (rc = prepare(r, r->u, uprompt, n_uncond, block_len)) < 0) return rc;
-
-    const int32_t V = loom_model_n_vocab(m);
-    lm_sampler_params sp = lm_sampler_default_params();
-    sp.temperature = p->temperature;
-    sp.top_k = p->top_k;
-    sp.penalty_last_n = 0;
-    sp.seed = p->seed;
-    r->cfg = p->cfg_scale;
-    r->smp = lm_sampler_create(sp, V);
-    r->mix = r->u ? calloc((size_t)V, sizeof *r->mix) : NULL;
-    if (!r->smp || (r->u && !r->mix)) return lm_fail(&r->e, LOOM_ERR_NO_MEMORY, "media: out of memory");
-    return run_block(r, &b, codes);
+        return lm_fail(&w->e, LOOM_ERR_INVALID_ARG, "media: prompt without tokens");
+    const int guided = p.cfg_scale != 0.0f && p.cfg_scale != 1.0f;
+    if (guided && (!u || u == s))
+        return lm_fail(&w->e, LOOM_ERR_INVALID_ARG, "media: cfg scale %g needs a second session for the "
+                       "unconditional sequence (scale 0 or 1 turns guidance off)", p.cfg_scale);
+    if ((rc = lm_media_writer_init(w, m, s, guided ? u : NULL, p)) < 0) return rc;
+    if ((rc = lm_media_writer_prepare(w, s, prompt, n_prompt, lm_block_max_len(&b))) < 0) return rc;
+    if (w->u && (rc = lm_media_writer_prepare(w, w->u, uprompt, n_uncond, lm_block_max_len(&b))) < 0) return rc;
+    lm_media_writer_begin(w, &b, codes, p.seed, 0);
+    while (!w->b.closed) {
+        const int32_t t = lm_media_writer_next(w);
+        if (t < 0) return t;
+        if ((rc = lm_media_writer_put(w, t)) < 0) return rc;
+    }
+    return w->b.n_codes;
 }
 
 int64_t loom_generate_media(const loom_model *m, loom_session *s, const int32_t *prompt, int64_t n_prompt,
                             loom_session *uncond, const int32_t *uncond_prompt, int64_t n_uncond,
                             loom_media_params p, int32_t *codes, int64_t max_codes, char *err, size_t err_size)
 {
-    media_run r = {.s = s, .u = uncond, .p = p};
-    int64_t rc = m && s ? generate(m, &r, prompt, n_prompt, uncond_prompt, n_uncond, codes, max_codes)
-                        : lm_fail(&r.e, LOOM_ERR_INVALID_ARG, "media: no model or session");
-    lm_sampler_free(&r.smp);
-    free(r.mix);
-    if (rc < 0) copy_err(err, err_size, &r.e);
+    lm_media_writer w = {0};
+    int64_t rc = m && s ? generate(m, &w, p, s, uncond, prompt, n_prompt, uncond_prompt, n_uncond, codes, max_codes)
+                        : lm_fail(&w.e, LOOM_ERR_INVALID_ARG, "media: no model or session");
+    lm_media_writer_free(&w);
+    if (rc < 0) copy_err(err, err_size, &w.e);
     else if (err && err_size) err[0] = '\0';
     return rc;
 }

@@ -1,4 +1,5 @@
 /* loom_session: KV cache + token history + sampler over a shared loom_model. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +9,7 @@
 #include "lib/core/error.h"
 #include "lib/core/sampler.h"
 #include "lib/core/threadpool.h"
+#include "lib/media_block.h"
 #include "lib/model.h"
 #include "lib/prompt.h"
 
@@ -42,7 +44,8 @@ loom_session_params loom_session_default_params(void)
 
 loom_generate_params loom_generate_default_params(void)
 {
-    return (loom_generate_params){.n_predict = 128, .stop_at_eos = 1};
+    return (loom_generate_params){.n_predict = 128, .stop_at_eos = 1, .media_blocks = 1,
+                                  .media = loom_media_default_params(LOOM_MEDIA_IMAGE)};
 }
 
 static int hooks_fired(loom_abort_fn fn, const volatile int *flag, void *user)
@@ -241,6 +244,17 @@ int32_t loom_session_sample(loom_session *s)
 void loom_session_mask_range(loom_session *s, int32_t lo, int32_t hi) { lm_sampler_allow_only(s->smp, lo, hi); }
 void loom_session_mask_clear(loom_session *s) { lm_sampler_mask_clear(s->smp); }
 
+int loom_session_logit_bias(loom_session *s, int32_t token, float bias)
+{
+    if (!s) return LOOM_ERR_INVALID_ARG;
+    if (token < 0 || token >= s->m->dec->hp.n_vocab || !isfinite(bias))
+        return lm_fail(&s->err, LOOM_ERR_INVALID_ARG, "logit bias: token %d (vocabulary %d), bias %g", token,
+                       s->m->dec->hp.n_vocab, bias);
+    if (lm_sampler_set_bias(s->smp, token, bias) < 0)
+        return lm_fail(&s->err, LOOM_ERR_LIMIT, "logit bias: more than %d biased tokens", LM_SAMPLER_MAX_BIAS);
+    return 0;
+}
+
 static double now_ms(void)
 {
     struct timespec ts;
@@ -248,6 +262,87 @@ static double now_ms(void)
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
+
+/* The media blocks of one loom_session_generate call. */
+typedef struct gen_media {
+    lm_media_writer w;           /* w.smp is NULL until the first block                  */
+    int32_t        *codes;       /* [cap] the current block's codes, owned               */
+    int64_t         cap;
+    uint64_t        n_blocks;    /* blocks begun in this call                            */
+    int             active;      /* inside a block                                       */
+} gen_media;
+
+static int media_fail(loom_session *s, gen_media *g, int rc)
+{
+    s->err = g->w.e;
+    return rc;
+}
+
+/* tok was sampled as text (in_cache: it is the last cached token, the prompt's end). If it
+ * opens a block the model can write, check that the block fits, set up guidance and the
+ * code sampler, and return 1; 0 for a plain token. */
+static int media_open(loom_session *s, const loom_generate_params *p, gen_media *g, int32_t tok, int in_cache)
+{
+    const int kind = p->media_blocks ? lm_block_kind_of(s->m, tok) : -1;
+    if (kind < 0) return 0;
+    loom_media_params mp = p->media;
+    mp.kind = kind;
+    lm_block b;
+    lm_error e = {0};
+    int rc = lm_block_describe(s->m, &mp, &b, &e);
+    if (rc == LOOM_ERR_UNSUPPORTED) return 0;   /* the model does not write this medium */
+    if (rc < 0) { s->err = e; return rc; }
+    loom_session *u = p->media_uncond;
+    const int guided = u && mp.cfg_scale != 0.0f && mp.cfg_scale != 1.0f;
+    if (!isfinite(mp.cfg_scale) || !isfinite(mp.temperature))
+        return lm_fail(&s->err, LOOM_ERR_INVALID_ARG, "generate: media cfg_scale and temperature must be finite");
+    if (guided && (u == s || u->m != s->m))
+        return lm_fail(&s->err, LOOM_ERR_INVALID_ARG, "generate: media_uncond must be another session of the same model");
+    if (!g->w.smp && (rc = lm_media_writer_init(&g->w, s->m, s, guided ? u : NULL, mp)) < 0) return media_fail(s, g, rc);
+    const int64_t need = lm_block_max_codes(&b);
+    if (need > g->cap) {
+        int32_t *c = realloc(g->codes, (size_t)need * sizeof *c);
+        if (!c) return lm_fail(&s->err, LOOM_ERR_NO_MEMORY, "generate: out of memory (%lld media codes)", (long long)need);
+        g->codes = c;
+        g->cap = need;
+    }
+    if ((rc = lm_media_writer_prepare(&g->w, s, NULL, 0, lm_block_max_len(&b) - in_cache)) < 0) return media_fail(s, g, rc);
+    if (g->w.u) {   /* the unconditional turn, then the same block */
+        int32_t unc[8];
+        int64_t n = loom_media_prompt(s->m, kind, NULL, 1, unc, 7);
+        if (n < 0 || n > 7) return lm_fail(&s->err, n < 0 ? (int)n : LOOM_ERR_LIMIT, "generate: no unconditional turn for guidance");
+        if (in_cache) unc[n++] = tok;
+        if ((rc = lm_media_writer_prepare(&g->w, u, unc, n, lm_block_max_len(&b) - in_cache)) < 0) return media_fail(s, g, rc);
+    }
+    lm_media_writer_begin(&g->w, &b, g->codes, mp.seed + g->n_blocks++, in_cache);
+    g->active = 1;
+    if (in_cache && p->on_media) p->on_media(LOOM_MEDIA_BEGIN, kind, NULL, 0, p->user_data);
+    return 1;
+}
+
+/* Append a block token (the open token first): the next logits; events at begin and end. */
+static int media_put(loom_session *s, const loom_generate_params *p, gen_media *g, int32_t tok)
+{
+    const lm_block *b = &g->w.b;
+    if (!b->opened && p->on_media) p->on_media(LOOM_MEDIA_BEGIN, b->kind, NULL, 0, p->user_data);
+    int rc = lm_media_writer_put(&g->w, tok);
+    if (rc < 0) return media_fail(s, g, rc);
+    if (b->closed) {
+        g->active = 0;
+        if (p->on_media) p->on_media(LOOM_MEDIA_END, b->kind, g->codes, b->n_codes, p->user_data);
+    }
+    return 0;
+}
+
+/* Stream tok through on_token; nonzero when the callback asks to stop. */
+static int stream_token(const loom_session *s, const loom_generate_params *p, int32_t tok)
+{
+    if (!p->on_token) return 0;
+    char piece[256];
+    int k = s->m->tok ? lm_token_to_piece(s->m->tok, tok, 0, piece, sizeof piece) : 0;
+    if (k < 0) k = 0;
+    return p->on_token(tok, piece, (size_t)(k < (int)sizeof piece ? k : (int)sizeof piece), p->user_data);
+}
 
 int64_t loom_session_generate(loom_session *s, const int32_t *prompt, int64_t n_prompt,
                               loom_generate_params p, loom_generate_stats *stats)
@@ -266,20 +361,30 @@ int64_t loom_session_generate(loom_session *s, const int32_t *prompt, int64_t n_
     st.prompt_ms = now_ms() - t0;
     t0 = now_ms();
     const int32_t eos = loom_token_eos(s->m), eot = loom_token_eot(s->m);
-    char piece[256];
-    for (int64_t i = 0; rc == 0 && i < p.n_predict; i++) {
+    gen_media g = {0};
+    /* a prompt that ends with an open token: the block starts right away */
+    const int32_t last = rc == 0 && s->has_logits && loom_session_n_past(s) > 0 ? s->hist[loom_session_n_past(s) - 1] : -1;
+    if (last >= 0 && (rc = media_open(s, &p, &g, last, 1)) > 0) rc = 0;
+    /* a block that has opened is written to its end, past n_predict if need be */
+    for (int64_t i = 0; rc == 0 && (i < p.n_predict || g.active); i++) {
         if (session_aborted(s)) { rc = lm_fail(&s->err, LOOM_ERR_ABORTED, "generation aborted"); break; }
-        int32_t tok = loom_session_sample(s);
-        if (tok < 0) { rc = tok; break; }
-        st.n_generated++;
-        if (p.stop_at_eos && (tok == eos || tok == eot)) break;
-        if (p.on_token) {
-            int k = s->m->tok ? lm_token_to_piece(s->m->tok, tok, 0, piece, sizeof piece) : 0;
-            if (k < 0) k = 0;
-            if (p.on_token(tok, piece, (size_t)(k < (int)sizeof piece ? k : (int)sizeof piece), p.user_data)) break;
+        int32_t tok;
+        if (g.active) {
+            if ((tok = lm_media_writer_next(&g.w)) < 0) { rc = media_fail(s, &g, tok); break; }
+            lm_sampler_accept(s->smp, tok);   /* the penalties see the whole context */
+        } else {
+            if ((tok = loom_session_sample(s)) < 0) { rc = tok; break; }
+            if (p.stop_at_eos && (tok == eos || tok == eot)) { st.n_generated++; break; }
+            if ((rc = media_open(s, &p, &g, tok, 0)) < 0) break;
+            rc = 0;
         }
-        if (i + 1 < p.n_predict) rc = loom_session_decode(s, tok);
+        st.n_generated++;
+        if (stream_token(s, &p, tok)) break;
+        if (g.active) rc = media_put(s, &p, &g, tok);
+        else if (i + 1 < p.n_predict) rc = loom_session_decode(s, tok);
     }
+    lm_media_writer_free(&g.w);
+    free(g.codes);
     s->gen = NULL;
     st.decode_ms = now_ms() - t0;
     if (stats) *stats = st;

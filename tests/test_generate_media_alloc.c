@@ -1,5 +1,6 @@
 /* "Nothing is allocated per step": count malloc/calloc/realloc calls (glibc's __libc_*
- * behind thin wrappers) between the first and the last sampled code of a guided image block.
+ * behind thin wrappers) between the first and the last sampled code of a guided block, from
+ * loom_generate_media and inside loom_session_generate.
  * Skipped under AddressSanitizer, which owns malloc. */
 #include <stddef.h>
 
@@ -62,6 +63,20 @@ int main(void)
         CHECK(w.at_last == w.at_first, "kind %d: %ld allocations during %lld steps", kind, w.at_last - w.at_first,
                   (long long)n - 1);
     }
+    /* the same inside text generation: a guided image block the model opens (bias) */
+    window w = {0};
+    loom_generate_params gp = loom_generate_default_params();
+    gp.n_predict = 1;
+    gp.media.top_k = 8;
+    gp.media.on_progress = on_progress;
+    gp.media.user_data = &w;
+    gp.media_uncond = u;
+    loom_session_truncate(s, 0);
+    loom_session_logit_bias(s, loom_token_find(m, "<|image|>"), 1000.0f);
+    const int64_t n = loom_session_generate(s, cond, nc, gp, NULL);
+    CHECK(n == 36 + 2 && w.steps == 36, "text generation: %lld tokens, %lld codes (%s)", (long long)n, (long long)w.steps,
+          loom_session_error(s));
+    CHECK(w.at_last == w.at_first, "text generation: %ld allocations during the block", w.at_last - w.at_first);
     loom_session_free(&s);
     loom_session_free(&u);
     loom_model_free(&m);

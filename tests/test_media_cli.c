@@ -131,6 +131,31 @@ static void test_speak_animate(void)
           vi.n_frames == 2, "MP4 128×128, 2 frames: %dx%d %lld", vi.width, vi.height, (long long)vi.n_frames);
 }
 
+/* loom chat with the bundled loom-tiny: the model answers "Draw:" / "Animate:" with a media
+ * block that loom_session_generate writes (constrained, guided) and chat renders; the
+ * picture equals `loom imagine`'s with the same seed. */
+static void test_chat_media(const char *tiny)
+{
+    char a[500], b[500], err[256];
+    CHECK(loom("chat -m %s -p 'Draw: a red circle' --seed 3 -o .", tiny) == 0 && strstr(out, "[image: ./chat-1.png]"),
+          "chat draws: %s", out);
+    CHECK(loom("imagine -m %s -p 'a red circle' --seed 3 -q -o i.png", tiny) == 0, "imagine: %s", out);
+    snprintf(a, sizeof a, "%s/chat-1.png", dir);
+    snprintf(b, sizeof b, "%s/i.png", dir);
+    loom_image x = {0}, y = {0};
+    CHECK(loom_image_load(a, loom_image_default_params(), &x, err, sizeof err) == 0 &&
+          loom_image_load(b, loom_image_default_params(), &y, err, sizeof err) == 0 && x.width == 64 && y.width == 64 &&
+          !memcmp(x.rgb, y.rgb, 64 * 64 * 3), "chat's picture equals imagine's (%s)", err);
+    loom_image_free(&x);
+    loom_image_free(&y);
+    CHECK(loom("chat -m %s -p 'Animate: a blue square moving right' --seed 1 -o .", tiny) == 0 &&
+          strstr(out, "[video: ./chat-1.mp4, 4 frames]"), "chat animates: %s", out);
+    snprintf(a, sizeof a, "%s/chat-1.mp4", dir);
+    loom_video_info vi;
+    CHECK(loom_video_probe(a, loom_video_default_params(), &vi, err, sizeof err) == 0 && vi.width == 64 && vi.n_frames == 4,
+          "chat's MP4: %dx%d, %lld frames (%s)", vi.width, vi.height, (long long)vi.n_frames, err);
+}
+
 static void test_errors(void)
 {
     CHECK(loom("imagine -m m.gguf -p x") == 2 && strstr(out, "no output file"), "no -o: %s", out);
@@ -226,6 +251,9 @@ int main(void)
         test_speak_animate();
         test_errors();
         test_sigint();
+        char tiny[600];
+        snprintf(tiny, sizeof tiny, "%s/../models/loom-tiny.gguf", cwd);
+        test_chat_media(tiny);
     }
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpl);
     CHECK(system(cmd) == 0, "cleanup");

@@ -255,6 +255,31 @@ static void test_masks(void)
     lm_sampler_free(&s);
 }
 
+/* Logit bias: added before the penalties and the mask, removable, bounded. */
+static void test_bias(void)
+{
+    float l[100];
+    for (int i = 0; i < 100; i++) l[i] = (float)(i % 7);   /* argmax 6 (value 6) */
+    lm_sampler *s = lm_sampler_create(lm_sampler_default_params(), 100);
+    CHECK(lm_sampler_set_bias(s, 40, 1.5f) == 0 && lm_sampler_sample(s, l) == 40, "+1.5 on id 40 (5 + 1.5) beats 6");
+    CHECK(lm_sampler_set_bias(s, 40, 0.5f) == 0 && lm_sampler_sample(s, l) == 6, "replaced: 5.5 < 6");
+    CHECK(lm_sampler_set_bias(s, 6, -10.0f) == 0 && lm_sampler_sample(s, l) == 13, "-10 on id 6 → next argmax 13");
+    CHECK(lm_sampler_set_bias(s, 6, 0) == 0 && lm_sampler_set_bias(s, 40, 0) == 0 && lm_sampler_sample(s, l) == 6,
+          "bias 0 removes");
+    lm_sampler_set_bias(s, 90, 100.0f);
+    lm_sampler_allow_only(s, 0, 50);
+    CHECK(lm_sampler_sample(s, l) == 6, "the mask still holds against a bias");
+    lm_sampler_mask_clear(s);
+    lm_sampler_reset(s, 3);
+    CHECK(lm_sampler_sample(s, l) == 90, "reset keeps the bias");
+    CHECK(lm_sampler_set_bias(s, 100, 1) < 0 && lm_sampler_set_bias(s, -1, 1) < 0 && lm_sampler_set_bias(s, 1, NAN) < 0,
+          "bad token / NaN refused");
+    int full = 0;
+    for (int i = 0; i < 100; i++) full += lm_sampler_set_bias(s, i, 1.0f) < 0;
+    CHECK(full == 100 - LM_SAMPLER_MAX_BIAS, "at most %d biased ids (%d refused)", LM_SAMPLER_MAX_BIAS, full);
+    lm_sampler_free(&s);
+}
+
 static void test_rng(void)
 {
     lm_sampler_params p = lm_sampler_default_params();
@@ -293,6 +318,7 @@ int main(void)
     test_distributions();
     test_penalties();
     test_masks();
+    test_bias();
     test_rng();
     return finish();
 }

@@ -52,6 +52,9 @@ struct lm_sampler {
     int32_t *count;      /* [n_vocab] occurrences of each id in the window            */
     int32_t *window;     /* [penalty_last_n] ring of the last accepted ids            */
     int32_t  win_len, win_pos;
+    int32_t  n_bias;                         /* lm_sampler_set_bias entries          */
+    int32_t  bias_id[LM_SAMPLER_MAX_BIAS];
+    float    bias[LM_SAMPLER_MAX_BIAS];
 };
 
 lm_sampler_params lm_sampler_default_params(void)
@@ -160,6 +163,26 @@ void lm_sampler_forbid(lm_sampler *s, int32_t token)
     if (s && token >= 0 && token < s->n_vocab) s->allowed[token] = 0;
 }
 
+int lm_sampler_set_bias(lm_sampler *s, int32_t token, float bias)
+{
+    if (!s || token < 0 || token >= s->n_vocab || !isfinite(bias)) return -1;
+    int32_t i = 0;
+    while (i < s->n_bias && s->bias_id[i] != token) i++;
+    if (bias == 0.0f) {   /* remove: the last entry takes its place */
+        if (i < s->n_bias) {
+            s->n_bias--;
+            s->bias_id[i] = s->bias_id[s->n_bias];
+            s->bias[i] = s->bias[s->n_bias];
+        }
+        return 0;
+    }
+    if (i == LM_SAMPLER_MAX_BIAS) return -1;
+    if (i == s->n_bias) s->n_bias++;
+    s->bias_id[i] = token;
+    s->bias[i] = bias;
+    return 0;
+}
+
 /* ---- steps ---------------------------------------------------------------------------- */
 /* llama.cpp's penalties: for each distinct id in the window, a positive logit is divided by
  * repeat_penalty and a non-positive one multiplied; then count × frequency_penalty and
@@ -265,6 +288,7 @@ int32_t lm_sampler_sample(lm_sampler *s, const float *logits)
     if (!s || !logits) return -1;
     const lm_sampler_params *p = &s->p;
     memcpy(s->logits, logits, sizeof(float) * (size_t)s->n_vocab);
+    for (int32_t i = 0; i < s->n_bias; i++) s->logits[s->bias_id[i]] += s->bias[i];
     lm_sampler_penalize(s, s->logits);
 
     int32_t n = 0;

@@ -4,7 +4,7 @@
  * (media code blocks). Plan-then-allocate: all buffers are sized at creation for n_vocab;
  * sampling does not allocate.
  *
- * Order (llama.cpp's default chain): penalties → mask → top-k → top-p → min-p →
+ * Order (llama.cpp's default chain): logit bias → penalties → mask → top-k → top-p → min-p →
  * temperature → draw. top-p and min-p see the penalized logits before temperature, as in
  * llama.cpp. temperature <= 0 is greedy: the allowed id with the largest penalized logit
  * (lowest id on ties).
@@ -42,6 +42,12 @@ void        lm_sampler_mask_clear(lm_sampler *s);             /* everything allo
 void        lm_sampler_allow_only(lm_sampler *s, int32_t lo, int32_t hi);
 void        lm_sampler_allow_range(lm_sampler *s, int32_t lo, int32_t hi);
 void        lm_sampler_forbid(lm_sampler *s, int32_t token);
+
+/* Add `bias` (finite) to token's logit before every draw until set back to 0 (llama.cpp's
+ * logit bias). Returns 0, or -1 for a token out of range, a non-finite bias or more than
+ * LM_SAMPLER_MAX_BIAS biased tokens. */
+enum { LM_SAMPLER_MAX_BIAS = 64 };
+int         lm_sampler_set_bias(lm_sampler *s, int32_t token, float bias);
 
 /* Pick a token from logits[n_vocab] (not modified). Returns -1 if the mask allows no id. */
 int32_t     lm_sampler_sample(lm_sampler *s, const float *logits);
