@@ -15,6 +15,10 @@ Prints a table (and writes it as Markdown with --md). Metrics:
   video       event, moving object, full main clause and whole description exact, on test clips
               (the MP4 files, decoded by loom)
   tts         WER of loom's own transcription of `loom speak` output
+  t2v         the scene detector on the first and last frame of `loom animate` outputs for test
+              clip descriptions: each frame's objects (colour, shape, position, count), the
+              event (the main object moved / grew / shrank / changed colour / (dis)appeared
+              between them), and all three right
 """
 import argparse
 import json
@@ -142,6 +146,80 @@ def eval_video(a, tmp):
     return {k: v / len(meta) for k, v in hits.items()}, float(np.mean(dts))
 
 
+SIZE_ORDER = {"small": 0, "medium": 1, "large": 2}
+
+
+def t2v_expected(lab, first):
+    """Objects of the first or last generated frame of clip `lab` (frames 0 and 6 of the 8 the
+    training clips have; the generated 4 are every other one): [(colour, shape, (row, col))]."""
+    m, e = lab["object"], lab["event"]
+    objs = [(o["colour"], o["shape"], (o["row"], o["col"])) for o in lab["static"]]
+    here = (m["row"], m["col"])
+    if e == "move" and not first:
+        here = (lab["to_row"], lab["to_col"])
+    colour = lab["to_colour"] if e == "change colour" and not first else m["colour"]
+    if not (e == "appear" and first) and not (e == "disappear" and not first):
+        objs.append((colour, m["shape"], here))
+    return objs
+
+
+def t2v_scores(lab, d0, d1):
+    """Detections d0 / d1 of the first / last frame ([(size, colour, shape, (row, col))]) →
+    (first frame right, last frame right, event right)."""
+    def same(det, want):
+        got = sorted((c, s, p) for _, c, s, p in det)
+        return got == sorted(want)
+    m, e = lab["object"], lab["event"]
+    def find(det, colour, cell):
+        return [o for o in det if o[1] == colour and o[2] == m["shape"] and o[3] == cell]
+    at0, c0 = (m["row"], m["col"]), m["colour"]
+    if e == "move":
+        ok = bool(find(d0, c0, at0)) and bool(find(d1, c0, (lab["to_row"], lab["to_col"]))) and not find(d1, c0, at0)
+    elif e in ("grow", "shrink"):
+        a, b = find(d0, c0, at0), find(d1, c0, at0)
+        ok = bool(a and b) and (SIZE_ORDER[b[0][0]] - SIZE_ORDER[a[0][0]]) * (1 if e == "grow" else -1) > 0
+    elif e == "change colour":
+        ok = bool(find(d0, c0, at0)) and bool(find(d1, lab["to_colour"], at0)) and not find(d1, c0, at0)
+    elif e == "appear":
+        ok = not find(d0, c0, at0) and bool(find(d1, c0, at0))
+    else:
+        ok = bool(find(d0, c0, at0)) and not find(d1, c0, at0)
+    return same(d0, t2v_expected(lab, True)), same(d1, t2v_expected(lab, False)), ok
+
+
+def read_mp4(path, side=64):
+    raw = subprocess.run(["ffmpeg", "-v", "error", "-i", path, "-f", "rawvideo", "-pix_fmt", "rgb24",
+                          "-s", f"{side}x{side}", "-"], check=True, capture_output=True).stdout
+    return np.frombuffer(raw, np.uint8).reshape(-1, side, side, 3)
+
+
+def eval_t2v(a, tmp):
+    meta = records(os.path.join(a.data, "videos", f"{a.split}.jsonl"))[:a.n]
+    hits = np.zeros(4)
+    dts = []
+    for i, r in enumerate(meta):
+        path = os.path.join(tmp, f"anim_{i:04d}.mp4")
+        _, dt = loom(a, "animate", "-p", r["description"], "-o", path, "--seed", str(i), "--size", "64")
+        dts.append(dt)
+        fr = read_mp4(path)
+        f0, f1, ev = t2v_scores(r, S.detect(fr[0])[1], S.detect(fr[-1])[1])
+        hits += (f0, f1, ev, f0 and f1 and ev)
+    names = ("first frame: all objects right", "last frame: all objects right", "event right",
+             "all right (both frames and the event)")
+    return dict(zip(names, hits / len(meta))), float(np.mean(dts))
+
+
+def check_t2v_metric(a):
+    """The t2v metric on the test clips themselves (frames 0 and 6 of the data's own frames)."""
+    vids = np.load(os.path.join(a.data, "videos", f"{a.split}.npy"), mmap_mode="r")
+    meta = records(os.path.join(a.data, "videos", f"{a.split}.jsonl"))[:a.n]
+    hits = np.zeros(4)
+    for i, r in enumerate(meta):
+        f0, f1, ev = t2v_scores(r, S.detect(np.asarray(vids[i, 0]))[1], S.detect(np.asarray(vids[i, 6]))[1])
+        hits += (f0, f1, ev, f0 and f1 and ev)
+    print("t2v metric on the clips' own frames:", " ".join(f"{100 * h / len(meta):.1f} %" for h in hits))
+
+
 def eval_tts(a, tmp):
     meta = records(os.path.join(a.data, "speech", f"{a.split}.jsonl"))[:a.n]
     e = n = failed = 0
@@ -203,7 +281,8 @@ def main():
     ap.add_argument("--data", default=os.path.join(ROOT, "data"))
     ap.add_argument("--n", type=int, default=200)
     ap.add_argument("--split", default="test", help="test (held-out compositions and voices) or val (the training distribution)")
-    ap.add_argument("--jobs", default="caption,t2i,transcribe,video,tts")
+    ap.add_argument("--jobs", default="caption,t2i,transcribe,video,tts,t2v")
+    ap.add_argument("--check-t2v-metric", action="store_true", help="score the test clips' own frames and exit")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--imagine-args", default="")
     ap.add_argument("--speak-args", default="")
@@ -211,8 +290,11 @@ def main():
     ap.add_argument("--run", default=os.path.join(ROOT, "runs", "tiny"))
     ap.add_argument("--md", default=None)
     a = ap.parse_args()
+    if a.check_t2v_metric:
+        return check_t2v_metric(a)
     jobs = a.jobs.split(",")
-    fns = {"caption": eval_caption, "t2i": eval_t2i, "transcribe": eval_transcribe, "video": eval_video, "tts": eval_tts}
+    fns = {"caption": eval_caption, "t2i": eval_t2i, "transcribe": eval_transcribe, "video": eval_video, "tts": eval_tts,
+           "t2v": eval_t2v}
     rows, times = [], {}
     with tempfile.TemporaryDirectory() as tmp:
         for j in jobs:
