@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "audio/rfft.h"
-#include "lib/codec_common.h"
+#include "lib/core/codec_common.h"
 #include "lib/core/gguf.h"
 #include "lib/core/kernels.h"
 

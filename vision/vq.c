@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lib/codec_common.h"
+#include "lib/core/codec_common.h"
 #include "lib/core/gguf.h"
 #include "lib/core/kernels.h"
 #include "vision/winograd.h"

@@ -1,10 +1,11 @@
 /*
- * Pieces shared by the media codecs (vision/vq.c, audio/audio_codec.c): a weight loader that
- * checks every key and tensor of a GGUF and keeps F32 copies, and the few layer helpers both
- * conv stacks use (GroupNorm + swish split across the pool, residual add, cosine argmax).
+ * Media-blind pieces for small convolutional codecs (used by vision/vq.c and
+ * audio/audio_codec.c): a weight loader that checks every key and tensor of a GGUF and keeps
+ * F32 copies, and the few layer helpers conv stacks use (GroupNorm + swish split across the
+ * pool, scaled softmax, residual add, cosine argmax).
  */
-#ifndef LM_CODEC_COMMON_H
-#define LM_CODEC_COMMON_H
+#ifndef LM_CORE_CODEC_COMMON_H
+#define LM_CORE_CODEC_COMMON_H
 
 #include <stdint.h>
 

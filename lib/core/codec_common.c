@@ -1,5 +1,5 @@
 /* Shared weight loading and layer helpers for the media codecs (see codec_common.h). */
-#include "lib/codec_common.h"
+#include "lib/core/codec_common.h"
 
 #include <math.h>
 #include <stdio.h>
