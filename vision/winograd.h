@@ -17,10 +17,21 @@
 
 /* w [cout][cin][3][3] → u [16][cout][cin]. */
 void lm_winograd3x3_weights(float *u, const float *w, int64_t cout, int64_t cin);
-/* Floats of scratch lm_winograd3x3_conv needs for these sizes. */
+/* Row stride (floats) of the transformed planes for P tiles in the AVX-512 version: P rounded
+ * up to 16, plus 16, so that rows are never a multiple of 4 KiB apart. */
+static inline int64_t lm_winograd3x3_row_stride(int64_t P) { return (P + 15) / 16 * 16 + 16; }
+/* Floats of scratch lm_winograd3x3_conv needs for these sizes (either version). */
 size_t lm_winograd3x3_scratch(int64_t cin, int64_t cout, int64_t H, int64_t W);
-/* y [cout][H][W] = conv3x3(x [cin][H][W]) + b (b may be NULL); u from lm_winograd3x3_weights. */
+/* y [cout][H][W] = conv3x3(x [cin][H][W]) + b (b may be NULL); u from lm_winograd3x3_weights.
+ * Runs the AVX-512 version when the active kernel set (lm_kernels_name) is "avx512", else
+ * the portable one. */
 void lm_winograd3x3_conv(float *y, const float *x, const float *u, const float *b, int64_t cin, int64_t cout,
                          int64_t H, int64_t W, float *scratch, lm_pool *pool);
+/* The portable version: plain C transforms, OpenBLAS for the 16 GEMMs. */
+void lm_winograd3x3_conv_ref(float *y, const float *x, const float *u, const float *b, int64_t cin,
+                             int64_t cout, int64_t H, int64_t W, float *scratch, lm_pool *pool);
+/* AVX-512 F (winograd_avx512.c); only call when the CPU has it. Same scratch. */
+void lm_winograd3x3_conv_avx512(float *y, const float *x, const float *u, const float *b, int64_t cin,
+                                int64_t cout, int64_t H, int64_t W, float *scratch, lm_pool *pool);
 
 #endif
