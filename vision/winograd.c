@@ -45,8 +45,10 @@ static wg_dims dims_of(int64_t cin, int64_t cout, int64_t H, int64_t W)
 size_t lm_winograd3x3_scratch(int64_t cin, int64_t cout, int64_t H, int64_t W)
 {
     wg_dims d = dims_of(cin, cout, H, W);
-    const int64_t ps = lm_winograd3x3_row_stride(d.P);   /* ≥ P: also enough for the portable layout */
-    return (size_t)(cin * d.Hp * d.Wp + 16 * cin * ps + 16 * cout * ps);
+    const int64_t ps = lm_winograd3x3_padded_tiles(d.P);   /* ≥ P: enough for either layout */
+    /* + 32·ps: the AVX-512 version's 16-float pad per plane of a 32-tile block, for V and M;
+     * + 16: room to align its blocks to 64 bytes */
+    return (size_t)(cin * d.Hp * d.Wp + 16 * cin * ps + 16 * cout * ps + 32 * ps + 16);
 }
 
 typedef struct wg_task {

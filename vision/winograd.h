@@ -17,9 +17,8 @@
 
 /* w [cout][cin][3][3] → u [16][cout][cin]. */
 void lm_winograd3x3_weights(float *u, const float *w, int64_t cout, int64_t cin);
-/* Row stride (floats) of the transformed planes for P tiles in the AVX-512 version: P rounded
- * up to 16, plus 16, so that rows are never a multiple of 4 KiB apart. */
-static inline int64_t lm_winograd3x3_row_stride(int64_t P) { return (P + 15) / 16 * 16 + 16; }
+/* P tiles rounded up to the 32-tile blocks of the AVX-512 version. */
+static inline int64_t lm_winograd3x3_padded_tiles(int64_t P) { return (P + 31) / 32 * 32; }
 /* Floats of scratch lm_winograd3x3_conv needs for these sizes (either version). */
 size_t lm_winograd3x3_scratch(int64_t cin, int64_t cout, int64_t H, int64_t W);
 /* y [cout][H][W] = conv3x3(x [cin][H][W]) + b (b may be NULL); u from lm_winograd3x3_weights.
@@ -33,5 +32,12 @@ void lm_winograd3x3_conv_ref(float *y, const float *x, const float *u, const flo
 /* AVX-512 F (winograd_avx512.c); only call when the CPU has it. Same scratch. */
 void lm_winograd3x3_conv_avx512(float *y, const float *x, const float *u, const float *b, int64_t cin,
                                 int64_t cout, int64_t H, int64_t W, float *scratch, lm_pool *pool);
+
+/* M[r][p] = Σ_k U[r·us + k·uk] · V[k·vs + p] (+ bias[r] if bias), r < R, k < K, p < N; M's rows
+ * ms floats apart. U may be transposed (us = 1, uk = rows). AVX-512 F, register-blocked 8 × 32
+ * without packing (winograd_avx512.c; the VQ codec's 1×1 convs and attention scores, whose
+ * K is small); 32-column blocks split across the pool. */
+void lm_sgemm_avx512(float *M, int64_t ms, const float *U, int64_t us, int64_t uk, const float *V, int64_t vs,
+                     int64_t R, int64_t K, int64_t N, const float *bias, lm_pool *pool);
 
 #endif
