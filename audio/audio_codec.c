@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audio/audio_codec_dsp.h"
 #include "audio/rfft.h"
 #include "lib/core/codec_common.h"
 #include "lib/core/gguf.h"
@@ -528,17 +529,10 @@ int lm_audio_codec_vocode(lm_audio_codec *ac, const float *x, int64_t T, int gl_
     cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, (int)T, M, 1.0, ac->mt, M, tmp, (int)T, 0.0, mtp,
                 (int)T);
     memcpy(S, mtp, sizeof(double) * B * T);
+    const int avx512 = !strcmp(lm_kernels_name(), "avx512");
     for (int it = 0; it < ac->nnls_iters; it++) {
-        for (int kb = 0; kb < B; kb++) {   /* tmp = MᵀM · S over each row's band */
-            double *tr = tmp + (size_t)kb * T;
-            memset(tr, 0, sizeof(double) * T);
-            for (int j = ac->band[2 * kb]; j < ac->band[2 * kb + 1]; j++) {
-                const double c = ac->mtm[(size_t)kb * B + j];
-                const double *sr = S + (size_t)j * T;
-                for (int64_t t = 0; t < T; t++) tr[t] += c * sr[t];
-            }
-        }
-        for (int64_t i = 0; i < B * T; i++) S[i] = S[i] * mtp[i] / (tmp[i] + 1e-10);
+        if (avx512) lm_ac_nnls_iter_avx512(S, tmp, mtp, ac->mtm, ac->band, B, T);
+        else lm_ac_nnls_iter_body(S, tmp, mtp, ac->mtm, ac->band, B, T);
     }
     /* 3. A = sqrt(float(S)), then linear upsampling in time to Tg frames */
     for (int64_t i = 0; i < B * T; i++) ac->A0[i] = sqrtf((float)S[i]);
@@ -570,17 +564,8 @@ int lm_audio_codec_vocode(lm_audio_codec *ac, const float *x, int64_t T, int gl_
     for (int it = 0; it < gl_iters; it++) {
         istft(ac, X, Tg, hop_g, y, pool);
         stft(ac, y, L, hop_g, Tg, C, pool);
-        for (int64_t i = 0; i < B * Tg; i++) {
-            const float cr = C[2 * i], ci = C[2 * i + 1];
-            const float tr = cr + alpha * (cr - prev[2 * i]), ti = ci + alpha * (ci - prev[2 * i + 1]);
-            prev[2 * i] = cr;
-            prev[2 * i + 1] = ci;
-            /* A·exp(i·angle(T)) as A·T/|T|: the same unit phasor without atan2/cos/sin (they
-             * differ in the last bits only); angle(0) = 0 gives (A, 0) as in torch */
-            const float a = At[i], r = sqrtf(tr * tr + ti * ti);
-            X[2 * i] = r > 0.0f ? a * (tr / r) : a;
-            X[2 * i + 1] = r > 0.0f ? a * (ti / r) : 0.0f;
-        }
+        if (avx512) lm_ac_gl_update_avx512(X, prev, C, At, alpha, B * Tg);
+        else lm_ac_gl_update_body(X, prev, C, At, alpha, B * Tg);
     }
     istft(ac, X, Tg, hop_g, y, pool);
     /* 5. pad to T·hop, peak-normalise to 0.9 */

@@ -35,7 +35,7 @@ lm_rfft *lm_rfft_create(int n)
     p->z = malloc(sizeof(cpx) * p->h);
     p->Z = malloc(sizeof(cpx) * p->h);
     p->tmp = malloc(sizeof(cpx) * p->h);
-    p->lanes = aligned_alloc(64, sizeof(float) * 2 * LM_RFFT_LANES * 3 * (size_t)p->h);
+    p->lanes = aligned_alloc(64, sizeof(float) * 2 * LM_RFFT_LANES * (3 * (size_t)p->h + 2));
     if (r > 1 || !p->tw || !p->split || !p->z || !p->Z || !p->tmp || !p->lanes) {
         lm_rfft_free(&p);
         return NULL;

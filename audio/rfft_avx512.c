@@ -2,8 +2,10 @@
  * transforms at once, one per lane of a 16-float vector. Each butterfly of rfft.c's fft_rec is
  * repeated here with vectors in place of floats and the same expression trees (ISO C mode
  * does not contract a·b + c into FMAs), so every lane equals lm_rfft_forward / _inverse bit
- * for bit; tests/test_mel.c checks that. The frames are transposed into lane-major order on
- * the way in and out. Compiled with AVX-512 (GCC vector extensions lower to zmm). */
+ * for bit; tests/test_audio_codec_parity.c checks that. The frames are transposed into
+ * lane-major order on the way in and out by 16 × 16 register transposes. Compiled with
+ * AVX-512 (GCC vector extensions lower to zmm). */
+#include <immintrin.h>
 #include <string.h>
 
 #include "audio/rfft.h"
@@ -95,6 +97,68 @@ static void fft_rec_v(const lm_rfft *p, cv *out, const cv *in, cv *tmp, int len,
     }
 }
 
+/* In place: r[k][l] ↔ r[l][k] for a 16 × 16 block (unpack 32-bit, 64-bit, then 128-bit lanes). */
+static void transpose16(__m512 r[16])
+{
+    __m512 t[16];
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4)
+        for (int k = 0; k < 2; k++) {
+            const __m512d a = _mm512_castps_pd(t[i + k]), b = _mm512_castps_pd(t[i + 2 + k]);
+            r[i + k] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
+            r[i + 2 + k] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
+        }
+    /* now 128-bit lane q of r[4g + i] holds column 4q + {0, 2, 1, 3}[i] of rows 4g .. 4g+3:
+     * collect lane q of the four groups */
+    for (int i = 0; i < 4; i++) {
+        const int cm = i == 1 ? 2 : i == 2 ? 1 : i;
+        const __m512 a0 = r[i], a1 = r[4 + i], a2 = r[8 + i], a3 = r[12 + i];
+        const __m512 b0 = _mm512_shuffle_f32x4(a0, a1, 0x44), b1 = _mm512_shuffle_f32x4(a0, a1, 0xEE);
+        const __m512 b2 = _mm512_shuffle_f32x4(a2, a3, 0x44), b3 = _mm512_shuffle_f32x4(a2, a3, 0xEE);
+        t[cm] = _mm512_shuffle_f32x4(b0, b2, 0x88);
+        t[4 + cm] = _mm512_shuffle_f32x4(b0, b2, 0xDD);
+        t[8 + cm] = _mm512_shuffle_f32x4(b1, b3, 0x88);
+        t[12 + cm] = _mm512_shuffle_f32x4(b1, b3, 0xDD);
+    }
+    for (int i = 0; i < 16; i++) r[i] = t[i];
+}
+
+static inline __mmask16 first_n(int64_t n)
+{
+    return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1);
+}
+
+/* dst[c·16 + l] = src[l·stride + c] (· win[c] if win) for c < ncols; lanes l >= nl are 0. */
+static void lanes_in(float *dst, const float *src, int64_t stride, int nl, int ncols, const float *win)
+{
+    __m512 r[16];
+    for (int c0 = 0; c0 < ncols; c0 += 16) {
+        const __mmask16 m = first_n(ncols - c0);
+        const __m512 w = win ? _mm512_maskz_loadu_ps(m, win + c0) : _mm512_set1_ps(1.0f);
+        for (int l = 0; l < 16; l++) {
+            r[l] = l < nl ? _mm512_maskz_loadu_ps(m, src + l * stride + c0) : _mm512_setzero_ps();
+            if (win) r[l] = _mm512_mul_ps(r[l], w);
+        }
+        transpose16(r);
+        for (int k = 0; k < 16 && c0 + k < ncols; k++) _mm512_store_ps(dst + (c0 + k) * 16, r[k]);
+    }
+}
+
+/* dst[l·stride + c] = src[c·16 + l] for l < nl, c < ncols. */
+static void lanes_out(float *dst, int64_t stride, int nl, const float *src, int ncols)
+{
+    __m512 r[16];
+    for (int c0 = 0; c0 < ncols; c0 += 16) {
+        const __mmask16 m = first_n(ncols - c0);
+        for (int k = 0; k < 16; k++) r[k] = c0 + k < ncols ? _mm512_load_ps(src + (c0 + k) * 16) : _mm512_setzero_ps();
+        transpose16(r);
+        for (int l = 0; l < nl; l++) _mm512_mask_storeu_ps(dst + l * stride + c0, m, r[l]);
+    }
+}
+
 static void transform(const lm_rfft *p, cv *Z, const cv *z, cv *tmp)
 {
     if (p->h > 1) fft_rec_v(p, Z, z, tmp, p->h, 1, p->f);
@@ -105,17 +169,11 @@ void lm_rfft_forward_many_avx512(lm_rfft *p, int count, const float *x, int64_t 
                                  int64_t Xs)
 {
     const int h = p->h;
-    cv *z = (cv *)p->lanes, *Z = z + h, *tmp = Z + h;
+    cv *z = (cv *)p->lanes, *Z = z + h + 1, *tmp = Z + h;   /* z [h + 1]: X[h] as well */
     for (int g = 0; g < count; g += LM_RFFT_LANES) {
         const int nl = count - g < LM_RFFT_LANES ? count - g : LM_RFFT_LANES;
-        for (int j = 0; j < h; j++) {   /* transpose in (× window); idle lanes zero */
-            float *re = (float *)&z[j].re, *im = (float *)&z[j].im;
-            for (int l = 0; l < LM_RFFT_LANES; l++) {
-                const float *xl = x + (int64_t)(g + (l < nl ? l : 0)) * xs;
-                re[l] = l < nl ? (win ? xl[2 * j] * win[2 * j] : xl[2 * j]) : 0.0f;
-                im[l] = l < nl ? (win ? xl[2 * j + 1] * win[2 * j + 1] : xl[2 * j + 1]) : 0.0f;
-            }
-        }
+        /* z[j] = (x[2j], x[2j+1]) per lane (× window): z as floats is the transposed frames */
+        lanes_in((float *)z, x + (int64_t)g * xs, xs, nl, 2 * h, win);
         transform(p, Z, z, tmp);
         for (int k = 0; k <= h / 2; k++) {   /* split, as lm_rfft_forward; results into z */
             cv a = Z[k], b = vconj(Z[(h - k) % h]);
@@ -132,17 +190,10 @@ void lm_rfft_forward_many_avx512(lm_rfft *p, int count, const float *x, int64_t 
             }
         }
         const v16 zero = {0};
-        const v16 ny = Z[0].re - Z[0].im;
+        z[h].re = Z[0].re - Z[0].im;   /* X[h] = (Z[0].re − Z[0].im, 0) */
+        z[h].im = zero;
         z[0].im = zero;
-        for (int l = 0; l < nl; l++) {   /* transpose out */
-            float *Xl = X + (int64_t)(g + l) * Xs;
-            for (int k = 0; k < h; k++) {
-                Xl[2 * k] = z[k].re[l];
-                Xl[2 * k + 1] = z[k].im[l];
-            }
-            Xl[2 * h] = ny[l];
-            Xl[2 * h + 1] = 0.0f;
-        }
+        lanes_out(X + (int64_t)g * Xs, Xs, nl, (const float *)z, 2 * h + 2);
     }
 }
 
@@ -150,20 +201,11 @@ void lm_rfft_inverse_many_avx512(lm_rfft *p, int count, const float *X, int64_t 
                                  int64_t xs)
 {
     const int h = p->h;
-    cv *z = (cv *)p->lanes, *Z = z + h, *in = Z + h;   /* `in` doubles as generic-radix scratch */
+    cv *z = (cv *)p->lanes, *Z = z + h + 1, *in = Z + h;   /* `in` [h + 1] doubles as generic-radix scratch */
     for (int g = 0; g < count; g += LM_RFFT_LANES) {
         const int nl = count - g < LM_RFFT_LANES ? count - g : LM_RFFT_LANES;
-        /* in[k] = X[k] for k < h, Z[0] = X[h] (only its real part is used) */
-        for (int k = 0; k <= h; k++) {
-            cv *dst = k < h ? &in[k] : &Z[0];
-            float *re = (float *)&dst->re, *im = (float *)&dst->im;
-            for (int l = 0; l < LM_RFFT_LANES; l++) {
-                const float *Xl = X + (int64_t)(g + (l < nl ? l : 0)) * Xs;
-                re[l] = l < nl ? Xl[2 * k] : 0.0f;
-                im[l] = l < nl ? Xl[2 * k + 1] : 0.0f;
-            }
-        }
-        const v16 xh_re = Z[0].re;
+        lanes_in((float *)in, X + (int64_t)g * Xs, Xs, nl, 2 * h + 2, NULL);   /* in[k] = X[k], k <= h */
+        const v16 xh_re = in[h].re;
         for (int k = 0; k < h; k++) {   /* undo the split, as lm_rfft_inverse */
             cv a = in[k], b;
             if (k == 0) {
@@ -178,14 +220,12 @@ void lm_rfft_inverse_many_avx512(lm_rfft *p, int count, const float *X, int64_t 
         }
         transform(p, Z, z, in);
         const float inv = 1.0f / (float)h;
-        for (int l = 0; l < nl; l++) {
-            float *xl = x + (int64_t)(g + l) * xs;
-            for (int j = 0; j < h; j++) {
-                xl[2 * j] = Z[j].re[l] * inv;
-                xl[2 * j + 1] = -Z[j].im[l] * inv;
-            }
-            if (win)
-                for (int j = 0; j < 2 * h; j++) xl[j] *= win[j];
+        float *y = (float *)z;   /* z[j] = (x[2j], x[2j+1]) per lane, × window */
+        for (int j = 0; j < h; j++) {
+            const v16 re = Z[j].re * inv, im = -Z[j].im * inv;
+            ((v16 *)y)[2 * j] = win ? re * win[2 * j] : re;
+            ((v16 *)y)[2 * j + 1] = win ? im * win[2 * j + 1] : im;
         }
+        lanes_out(x + (int64_t)g * xs, xs, nl, y, 2 * h);
     }
 }

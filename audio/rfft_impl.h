@@ -16,7 +16,7 @@ struct lm_rfft {
     cpx   *split;                /* [h]  e^{-2πik/n} for the split step                   */
     cpx   *z, *Z;                /* [h]  work                                             */
     cpx   *tmp;                  /* [h]  generic-radix scratch                            */
-    float *lanes;                /* [3][h][2][LM_RFFT_LANES] work of lm_rfft_*_many (64-byte aligned) */
+    float *lanes;                /* [3h + 2][2][LM_RFFT_LANES] work of lm_rfft_*_many (64-byte aligned) */
 };
 
 #endif

@@ -21,6 +21,7 @@
 #include "tests/codec_test_util.h"
 
 #include "audio/audio_codec.h"
+#include "audio/audio_codec_dsp.h"
 #include "include/loom.h"
 #include "audio/rfft.h"
 #include "lib/core/kernels.h"
@@ -136,6 +137,50 @@ static void test_rfft(void)
     CHECK(lm_rfft_create(7) == NULL && lm_rfft_create(0) == NULL, "odd / zero FFT sizes accepted");
 }
 
+/* The vocoder's AVX-512 inner loops against their portable bodies: bit-identical, including
+ * |T| = 0 bins and a tail shorter than one vector. */
+static void test_vocoder_loops(void)
+{
+    if (!lm_cpu_caps_get()->avx512f) return;
+    const int64_t n = 203;
+    float *C = xmalloc(sizeof(float) * 2 * n), *At = xmalloc(sizeof(float) * n);
+    float *p1 = xmalloc(sizeof(float) * 2 * n), *p2 = xmalloc(sizeof(float) * 2 * n);
+    float *X1 = xmalloc(sizeof(float) * 2 * n), *X2 = xmalloc(sizeof(float) * 2 * n);
+    for (int64_t i = 0; i < 2 * n; i++) {
+        C[i] = sinf(0.77f * i * i);
+        p1[i] = p2[i] = i % 11 == 3 ? C[i] * 1.99f / 0.99f : cosf(1.3f * i);   /* some T = 0 */
+    }
+    for (int64_t i = 0; i < n; i++) At[i] = 0.5f + fabsf(sinf(0.3f * i));
+    C[10] = C[11] = p1[10] = p1[11] = p2[10] = p2[11] = 0.0f;   /* bin 5: T = 0 exactly */
+    lm_ac_gl_update_body(X1, p1, C, At, 0.99f, n);
+    lm_ac_gl_update_avx512(X2, p2, C, At, 0.99f, n);
+    CHECK(!memcmp(X1, X2, sizeof(float) * 2 * n) && !memcmp(p1, p2, sizeof(float) * 2 * n),
+          "Griffin-Lim update: AVX-512 differs from the portable loop");
+    CHECK(X2[10] == At[5] && X2[11] == 0.0f, "Griffin-Lim update: |T| = 0 gives (%g, %g), want (%g, 0)", X2[10],
+          X2[11], At[5]);
+    const int B = 9;
+    const int64_t T = 37;
+    double *S1 = xmalloc(sizeof(double) * B * T), *S2 = xmalloc(sizeof(double) * B * T);
+    double *tmp = xmalloc(sizeof(double) * B * T), *mtp = xmalloc(sizeof(double) * B * T);
+    double *mtm = xmalloc(sizeof(double) * B * B);
+    int band[2 * 9];
+    for (int k = 0; k < B; k++) {
+        band[2 * k] = k > 0 ? k - 1 : 0;
+        band[2 * k + 1] = k + 2 < B ? k + 2 : B;
+        for (int j = 0; j < B; j++) mtm[k * B + j] = j >= band[2 * k] && j < band[2 * k + 1] ? 1.0 / (1 + k + j) : 0.0;
+    }
+    for (int64_t i = 0; i < B * T; i++) {
+        S1[i] = S2[i] = 1.0 + sin(0.1 * (double)i);
+        mtp[i] = 1.5 + cos(0.21 * (double)i);
+    }
+    for (int it = 0; it < 3; it++) {
+        lm_ac_nnls_iter_body(S1, tmp, mtp, mtm, band, B, T);
+        lm_ac_nnls_iter_avx512(S2, tmp, mtp, mtm, band, B, T);
+    }
+    CHECK(!memcmp(S1, S2, sizeof(double) * B * T), "NNLS step: AVX-512 build differs from the portable one");
+    free(C), free(At), free(p1), free(p2), free(X1), free(X2), free(S1), free(S2), free(tmp), free(mtp), free(mtm);
+}
+
 static void test_dilated_conv(void)
 {
     /* the kernel extension this codec needs: dilated conv1d vs its reference */
@@ -164,6 +209,7 @@ int main(void)
         return 1;
     }
     test_dilated_conv();
+    test_vocoder_loops();
     test_rfft();
     const lm_audio_codec_info in = lm_audio_codec_get_info(ac);
     CHECK(in.sample_rate == 16000 && in.hop == 160 && in.n_mels == 80 && in.frames_per_code == 4 &&
