@@ -255,6 +255,14 @@ int main(void)
                "loom %.5f, torch %.5f\n", n_pcm, in.gl_iters, d, tol_w, sc_c, sc_t);
         CHECK(d <= 1e-3f && d <= tol_w, "waveform differs by %g > 1e-3", d);
         CHECK(fabs(sc_c - sc_t) <= 0.02 * sc_t, "spectral convergence %g vs torch %g", sc_c, sc_t);
+        /* the portable kernels (kernel set "ref": no AVX-512 FFT batches, NNLS, GL, norms) */
+        if (lm_kernels_select("ref") == 0) {
+            CHECK(lm_audio_codec_decode(ac, codes, n, pcm, pool, &e) == 0, "decode (ref kernels): %s", e.msg);
+            d = max_abs_diff(pcm, wav, n_pcm);
+            printf("codes -> PCM, portable kernels: max |dy| = %.3g\n", d);
+            CHECK(d <= 1e-3f && d <= tol_w, "waveform (ref kernels) differs by %g > 1e-3", d);
+            lm_kernels_select("auto");
+        }
 
         /* the gl_upsample path (magnitude interpolated in time, hop 80), on a copy of the model
          * with loom.ac.gl_upsample = 2, 2 iterations */

@@ -198,6 +198,11 @@ int main(void)
     lm_pool *pool = lm_pool_create(2);
     test_winograd(pool);
     test_decode(vq, io, pool);
+    if (lm_kernels_select("ref") == 0) {   /* the portable path: OpenBLAS Winograd, SSE2 norms */
+        printf("portable kernels:\n");
+        test_decode(vq, io, pool);
+        lm_kernels_select("auto");
+    }
     test_encode(vq, io, pool);
     test_load_errors();
     lm_pool_free(&pool);
