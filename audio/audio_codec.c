@@ -7,8 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audio/audio_codec_dsp.h"
 #include "audio/rfft.h"
-#include "lib/codec_common.h"
+#include "lib/core/codec_common.h"
 #include "lib/core/gguf.h"
 #include "lib/core/kernels.h"
 
@@ -59,7 +60,7 @@ struct lm_audio_codec {
     int64_t cap_frames;
     float  *farena;    /* owned */
     double *darena;    /* owned */
-    float  *act[3], *col, *P, *A0, *A, *X, *prev, *spec, *frames, *env, *sig;
+    float  *act[3], *col, *P, *A0, *A, *At, *X, *prev, *spec, *frames, *env, *sig;
     double *mtp, *S, *tmp;
 };
 
@@ -244,7 +245,7 @@ static int plan(lm_audio_codec *ac, int64_t T, lm_error *err)
     const int64_t Tg = (T - 1) * k + 1;                              /* Griffin-Lim frames      */
     const int64_t n_sig = (int64_t)ac->info.hop * (T + 1) + ac->n_fft; /* ≥ any padded signal  */
     const int64_t n_act = ch * T, n_col = 4 * ch * T;
-    const int64_t n_f = 3 * n_act + n_col + M * T + B * T + B * Tg + 3 * 2 * B * Tg + Tg * ac->n_fft + 2 * n_sig;
+    const int64_t n_f = 3 * n_act + n_col + M * T + B * T + 2 * B * Tg + 3 * 2 * B * Tg + Tg * ac->n_fft + 2 * n_sig;
     const int64_t n_d = 3 * B * T;
     float *f = malloc(sizeof(float) * (size_t)n_f);
     double *d = malloc(sizeof(double) * (size_t)n_d);
@@ -262,6 +263,7 @@ static int plan(lm_audio_codec *ac, int64_t T, lm_error *err)
     ac->P = f, f += M * T;
     ac->A0 = f, f += B * T;
     ac->A = f, f += B * Tg;
+    ac->At = f, f += B * Tg;
     ac->X = f, f += 2 * B * Tg;
     ac->prev = f, f += 2 * B * Tg;
     ac->spec = f, f += 2 * B * Tg;
@@ -406,6 +408,7 @@ typedef struct fft_task {
     int64_t         T;      /* frames                                             */
     int64_t         length; /* istft: output samples                              */
     int             hop;
+    int             avx512; /* batch the FFTs 16 frames at a time (rfft_avx512.c)  */
 } fft_task;
 
 static void stft_part(void *arg, int ith, int nth)
@@ -416,6 +419,11 @@ static void stft_part(void *arg, int ith, int nth)
     long long lo, hi;
     lm_split(t->T, ith, nth, &lo, &hi);
     float *buf = ac->fft_buf[ith];   /* callers run this on at most n_fft_plans threads */
+    if (t->avx512) {
+        lm_rfft_forward_many_avx512(ac->fft[ith], (int)(hi - lo), t->in + lo * t->hop, t->hop, ac->window,
+                                    t->out + lo * 2 * B, 2 * B);
+        return;
+    }
     for (long long f = lo; f < hi; f++) {
         for (int n = 0; n < N; n++) buf[n] = t->in[f * t->hop + n] * ac->window[n];
         lm_rfft_forward(ac->fft[ith], buf, t->out + f * 2 * B);
@@ -436,7 +444,7 @@ static void stft(lm_audio_codec *ac, const float *x, int64_t L, int hop, int64_t
     }
     int64_t n_frames = 1 + L / hop;
     if (n_frames > keep) n_frames = keep;
-    fft_task t = {ac, xp, spec, n_frames, 0, hop};
+    fft_task t = {ac, xp, spec, n_frames, 0, hop, !strcmp(lm_kernels_name(), "avx512")};
     lm_pool_run(lm_pool_size(pool) <= ac->n_fft_plans ? pool : NULL, stft_part, &t);
 }
 
@@ -448,6 +456,11 @@ static void istft_frames_part(void *arg, int ith, int nth)
     const int N = ac->n_fft, B = ac->n_bins;
     long long lo, hi;
     lm_split(t->T, ith, nth, &lo, &hi);
+    if (t->avx512) {
+        lm_rfft_inverse_many_avx512(ac->fft[ith], (int)(hi - lo), t->in + lo * 2 * B, 2 * B, ac->window,
+                                    ac->frames + lo * N, N);
+        return;
+    }
     for (long long f = lo; f < hi; f++) {
         float *fr = ac->frames + f * N;
         lm_rfft_inverse(ac->fft[ith], t->in + f * 2 * B, fr);
@@ -486,7 +499,7 @@ static void istft_ola_part(void *arg, int ith, int nth)
 /* spec [T][n_bins][2] → y [length], length = (T − 1)·hop (torch.istft, center=True). */
 static void istft(lm_audio_codec *ac, const float *spec, int64_t T, int hop, float *y, lm_pool *pool)
 {
-    fft_task t = {ac, spec, y, T, (T - 1) * hop, hop};
+    fft_task t = {ac, spec, y, T, (T - 1) * hop, hop, !strcmp(lm_kernels_name(), "avx512")};
     lm_pool_run(lm_pool_size(pool) <= ac->n_fft_plans ? pool : NULL, istft_frames_part, &t);
     lm_pool_run(pool, istft_ola_part, &t);
 }
@@ -516,17 +529,10 @@ int lm_audio_codec_vocode(lm_audio_codec *ac, const float *x, int64_t T, int gl_
     cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, (int)T, M, 1.0, ac->mt, M, tmp, (int)T, 0.0, mtp,
                 (int)T);
     memcpy(S, mtp, sizeof(double) * B * T);
+    const int avx512 = !strcmp(lm_kernels_name(), "avx512");
     for (int it = 0; it < ac->nnls_iters; it++) {
-        for (int kb = 0; kb < B; kb++) {   /* tmp = MᵀM · S over each row's band */
-            double *tr = tmp + (size_t)kb * T;
-            memset(tr, 0, sizeof(double) * T);
-            for (int j = ac->band[2 * kb]; j < ac->band[2 * kb + 1]; j++) {
-                const double c = ac->mtm[(size_t)kb * B + j];
-                const double *sr = S + (size_t)j * T;
-                for (int64_t t = 0; t < T; t++) tr[t] += c * sr[t];
-            }
-        }
-        for (int64_t i = 0; i < B * T; i++) S[i] = S[i] * mtp[i] / (tmp[i] + 1e-10);
+        if (avx512) lm_ac_nnls_iter_avx512(S, tmp, mtp, ac->mtm, ac->band, B, T);
+        else lm_ac_nnls_iter_body(S, tmp, mtp, ac->mtm, ac->band, B, T);
     }
     /* 3. A = sqrt(float(S)), then linear upsampling in time to Tg frames */
     for (int64_t i = 0; i < B * T; i++) ac->A0[i] = sqrtf((float)S[i]);
@@ -544,11 +550,11 @@ int lm_audio_codec_vocode(lm_audio_codec *ac, const float *x, int64_t T, int gl_
             for (int b = 0; b < B; b++) A[b * Tg + j] = ac->A0[b * T + i0] * (1.0f - w) + ac->A0[b * T + i1] * w;
         }
     }
-    /* 4. fast Griffin-Lim: X = A (phase 0), prev = 0 */
-    float *X = ac->X, *prev = ac->prev, *C = ac->spec;
+    /* 4. fast Griffin-Lim: X = A (phase 0), prev = 0; At = A frame-major [Tg][B] */
+    float *X = ac->X, *prev = ac->prev, *C = ac->spec, *At = ac->At;
     for (int64_t t = 0; t < Tg; t++)
         for (int b = 0; b < B; b++) {
-            X[(t * B + b) * 2] = A[b * Tg + t];
+            At[t * B + b] = X[(t * B + b) * 2] = A[b * Tg + t];
             X[(t * B + b) * 2 + 1] = 0.0f;
         }
     memset(prev, 0, sizeof(float) * 2 * B * Tg);
@@ -558,17 +564,8 @@ int lm_audio_codec_vocode(lm_audio_codec *ac, const float *x, int64_t T, int gl_
     for (int it = 0; it < gl_iters; it++) {
         istft(ac, X, Tg, hop_g, y, pool);
         stft(ac, y, L, hop_g, Tg, C, pool);
-        for (int64_t i = 0; i < B * Tg; i++) {
-            const float cr = C[2 * i], ci = C[2 * i + 1];
-            const float tr = cr + alpha * (cr - prev[2 * i]), ti = ci + alpha * (ci - prev[2 * i + 1]);
-            prev[2 * i] = cr;
-            prev[2 * i + 1] = ci;
-            /* A·exp(i·angle(T)) as A·T/|T|: the same unit phasor without atan2/cos/sin (they
-             * differ in the last bits only); angle(0) = 0 gives (A, 0) as in torch */
-            const float a = A[(i % B) * Tg + i / B], r = sqrtf(tr * tr + ti * ti);
-            X[2 * i] = r > 0.0f ? a * (tr / r) : a;
-            X[2 * i + 1] = r > 0.0f ? a * (ti / r) : 0.0f;
-        }
+        if (avx512) lm_ac_gl_update_avx512(X, prev, C, At, alpha, B * Tg);
+        else lm_ac_gl_update_body(X, prev, C, At, alpha, B * Tg);
     }
     istft(ac, X, Tg, hop_g, y, pool);
     /* 5. pad to T·hop, peak-normalise to 0.9 */

@@ -5,26 +5,11 @@
  * recursive decimation in time over the factors of h (4 and 2 first, then odd primes), with
  * dedicated butterflies for 2, 3, 4 and 5 and a direct DFT for larger factors. */
 #include "audio/rfft.h"
+#include "audio/rfft_impl.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define MAX_FACTORS 32
-#define MAX_RADIX   64   /* larger prime factors use the (slow) direct path in chunks */
-
-typedef struct cpx {
-    float re, im;
-} cpx;
-
-struct lm_rfft {
-    int  n, h;                   /* real size, complex size n/2          */
-    int  nf, f[MAX_FACTORS];     /* factors of h                          */
-    cpx *tw;                     /* [h]  e^{-2πik/h}                      */
-    cpx *split;                  /* [h]  e^{-2πik/n} for the split step   */
-    cpx *z, *Z;                  /* [h]  work                             */
-    cpx *tmp;                    /* [h]  generic-radix scratch            */
-};
 
 static inline cpx cmul(cpx a, cpx b) { return (cpx){a.re * b.re - a.im * b.im, a.re * b.im + a.im * b.re}; }
 static inline cpx cadd(cpx a, cpx b) { return (cpx){a.re + b.re, a.im + b.im}; }
@@ -50,7 +35,8 @@ lm_rfft *lm_rfft_create(int n)
     p->z = malloc(sizeof(cpx) * p->h);
     p->Z = malloc(sizeof(cpx) * p->h);
     p->tmp = malloc(sizeof(cpx) * p->h);
-    if (r > 1 || !p->tw || !p->split || !p->z || !p->Z || !p->tmp) {
+    p->lanes = aligned_alloc(64, sizeof(float) * 2 * LM_RFFT_LANES * (3 * (size_t)p->h + 2));
+    if (r > 1 || !p->tw || !p->split || !p->z || !p->Z || !p->tmp || !p->lanes) {
         lm_rfft_free(&p);
         return NULL;
     }
@@ -71,6 +57,7 @@ void lm_rfft_free(lm_rfft **pp)
     free(p->z);
     free(p->Z);
     free(p->tmp);
+    free(p->lanes);
     free(p);
     *pp = NULL;
 }

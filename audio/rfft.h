@@ -23,6 +23,17 @@ void     lm_rfft_free(lm_rfft **p);
 void lm_rfft_forward(lm_rfft *p, const float *x, float *X);
 /* X [n/2 + 1][2] → x [n]. X is not modified. */
 void lm_rfft_inverse(lm_rfft *p, const float *X, float *x);
+/* Transforms per batch of lm_rfft_forward_many / lm_rfft_inverse_many. */
+#define LM_RFFT_LANES 16
+/* count transforms at once, LM_RFFT_LANES in the lanes of AVX-512 registers (the same
+ * butterflies as lm_rfft_forward, lane-parallel; results equal to it bit for bit):
+ * X + i·Xs [n/2 + 1][2] = rfft(x + i·xs [n] ⊙ win) for i < count (win may be NULL).
+ * AVX-512 F only (rfft_avx512.c): callers check the CPU (lm_kernels_name() == "avx512"). */
+void lm_rfft_forward_many_avx512(lm_rfft *p, int count, const float *x, int64_t xs, const float *win, float *X,
+                                 int64_t Xs);
+/* x + i·xs [n] = irfft(X + i·Xs) ⊙ win, as lm_rfft_inverse then × win. */
+void lm_rfft_inverse_many_avx512(lm_rfft *p, int count, const float *X, int64_t Xs, const float *win, float *x,
+                                 int64_t xs);
 /* Reference: direct O(n²) DFT in float64, same conventions (tests). */
 void lm_rfft_forward_ref(int n, const float *x, float *X);
 void lm_rfft_inverse_ref(int n, const float *X, float *x);

@@ -3,14 +3,17 @@
  *   - seconds per decoded image (codes → RGB8), VQ codec
  *   - seconds per second of audio (codes → mel → NNLS + Griffin-Lim → PCM), audio codec
  *
- *   bench_vq [--threads N] [--iters N] [--seconds S] [--vq PATH] [--ac PATH] [--no-torch]
+ *   bench_vq [--threads N] [--iters N] [--seconds S] [--vq PATH] [--ac PATH] [--no-torch] [--cpu-time]
  *
  * Without --vq/--ac, random-weight models at loom-tiny's shapes (VQ 64×64, ch 32, mult 1,1,2,
  * K 1024; audio ch 128, 6+2 ResBlocks, 32 Griffin-Lim iterations) are written to /tmp by
  * tools/bench/codec_torch.py. The PyTorch timings shell out to /usr/bin/python3 with the same
  * thread count (torch.set_num_threads). Each timing is the best (minimum) of --iters runs after
  * one warm-up: on a shared machine other load only ever adds time, so the minimum is the most
- * repeatable figure for both sides. Run from the repository root (or set LOOM_ROOT).
+ * repeatable figure for both sides. --cpu-time times both sides by process CPU time instead
+ * of wall time (loom: CLOCK_PROCESS_CPUTIME_ID; torch: time.process_time), which leaves out
+ * the slices other jobs take on a shared machine; only meaningful with --threads 1.
+ * Run from the repository root (or set LOOM_ROOT).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -21,10 +24,12 @@
 
 #include "include/loom.h"
 
+static int g_cpu_time;
+
 static double now(void)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(g_cpu_time ? CLOCK_PROCESS_CPUTIME_ID : CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
@@ -66,8 +71,10 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--vq") && i + 1 < argc) vq_path = argv[++i];
         else if (!strcmp(argv[i], "--ac") && i + 1 < argc) ac_path = argv[++i];
         else if (!strcmp(argv[i], "--no-torch")) torch = 0;
+        else if (!strcmp(argv[i], "--cpu-time")) g_cpu_time = 1;
         else {
-            fprintf(stderr, "usage: bench_vq [--threads N] [--iters N] [--seconds S] [--vq PATH] [--ac PATH] [--no-torch]\n");
+            fprintf(stderr, "usage: bench_vq [--threads N] [--iters N] [--seconds S] [--vq PATH] [--ac PATH] [--no-torch] "
+                            "[--cpu-time]\n");
             return 2;
         }
     }
@@ -137,19 +144,21 @@ int main(int argc, char **argv)
     qsort(t, iters, sizeof *t, cmp_double);
     const double ac_loom = t[0];
 
-    printf("threads %d, cpu: %s, best of %d\n", threads, loom_cpu_features(), iters);
+    printf("threads %d, cpu: %s, best of %d, %s time\n", threads, loom_cpu_features(), iters,
+           g_cpu_time ? "process CPU" : "wall");
     printf("VQ decode %dx%d (grid %d, K %d):   loom %.4f s/image", S, S, g, K, vq_loom);
     double vq_torch = -1.0, ac_torch = -1.0;
     if (torch) {
-        snprintf(cmd, sizeof cmd, "%s %s/tools/bench/codec_torch.py vq %s %d %d", py, root, vq_path, threads, iters);
+        snprintf(cmd, sizeof cmd, "%s %s/tools/bench/codec_torch.py vq %s %d %d%s", py, root, vq_path, threads, iters,
+                 g_cpu_time ? " --cpu-time" : "");
         vq_torch = torch_seconds(cmd);
     }
     if (vq_torch > 0) printf("   torch %.4f s/image   speed-up %.2fx\n", vq_torch, vq_torch / vq_loom);
     else printf("\n");
     printf("audio decode %.1f s (%lld codes):   loom %.4f s per audio second", real_secs, (long long)n, ac_loom);
     if (torch) {
-        snprintf(cmd, sizeof cmd, "%s %s/tools/bench/codec_torch.py ac %s %d %d %g", py, root, ac_path, threads, iters,
-                 real_secs);
+        snprintf(cmd, sizeof cmd, "%s %s/tools/bench/codec_torch.py ac %s %d %d %g%s", py, root, ac_path, threads,
+                 iters, real_secs, g_cpu_time ? " --cpu-time" : "");
         ac_torch = torch_seconds(cmd);
     }
     if (ac_torch > 0) printf("   torch %.4f   speed-up %.2fx\n", ac_torch, ac_torch / ac_loom);

@@ -21,6 +21,7 @@
 #include "tests/codec_test_util.h"
 
 #include "audio/audio_codec.h"
+#include "audio/audio_codec_dsp.h"
 #include "include/loom.h"
 #include "audio/rfft.h"
 #include "lib/core/kernels.h"
@@ -70,6 +71,40 @@ static double spectral_convergence(const float *y, int64_t n_y, const float *A, 
     return sqrt(num / den);
 }
 
+/* The AVX-512 batches (16 frames per vector) against the scalar plan, windowed, for batch
+ * counts below, at and above one vector: bit-identical. */
+static void test_rfft_many(lm_rfft *p, int n)
+{
+    if (!lm_cpu_caps_get()->avx512f) return;
+    const int F = 19, xs = n + 3, Xs = n + 5;   /* strides wider than a frame */
+    float *x = xmalloc(sizeof(float) * F * xs), *win = xmalloc(sizeof(float) * n);
+    float *X = xmalloc(sizeof(float) * F * Xs), *R = xmalloc(sizeof(float) * (n + 2));
+    float *y = xmalloc(sizeof(float) * F * xs), *yr = xmalloc(sizeof(float) * n), *buf = xmalloc(sizeof(float) * n);
+    for (int i = 0; i < F * xs; i++) x[i] = sinf(0.13f * i * i) - 0.5f * cosf(0.9f * i);
+    for (int i = 0; i < n; i++) win[i] = 0.5f - 0.5f * cosf(6.2831853f * i / n);
+    static const int counts[] = {1, 16, 19};
+    for (int c = 0; c < 3; c++) {
+        const int cnt = counts[c];
+        lm_rfft_forward_many_avx512(p, cnt, x, xs, win, X, Xs);
+        int bad = 0;
+        for (int f = 0; f < cnt; f++) {
+            for (int i = 0; i < n; i++) buf[i] = x[f * xs + i] * win[i];
+            lm_rfft_forward(p, buf, R);
+            bad += memcmp(R, X + f * Xs, sizeof(float) * (n + 2)) != 0;
+        }
+        CHECK(bad == 0, "rfft %d: %d of %d lane-batched forward transforms differ from the scalar one", n, bad, cnt);
+        lm_rfft_inverse_many_avx512(p, cnt, X, Xs, win, y, xs);
+        bad = 0;
+        for (int f = 0; f < cnt; f++) {
+            lm_rfft_inverse(p, X + f * Xs, yr);
+            for (int i = 0; i < n; i++) yr[i] *= win[i];
+            bad += memcmp(yr, y + f * xs, sizeof(float) * n) != 0;
+        }
+        CHECK(bad == 0, "rfft %d: %d of %d lane-batched inverse transforms differ from the scalar one", n, bad, cnt);
+    }
+    free(x), free(win), free(X), free(R), free(y), free(yr), free(buf);
+}
+
 /* The codec's FFT vs a direct float64 DFT, sizes covering every butterfly (2, 3, 4, 5, direct):
  * |fast − ref| <= 2e-6 · n · max|x| (float rounding grows like log n; the bound is loose). */
 static void test_rfft(void)
@@ -96,9 +131,54 @@ static void test_rfft(void)
               "rfft %d inverse differs by %g (round trip %g)", n, max_abs_diff(y, yr, n), max_abs_diff(y, x, n));
         CHECK(X[1] == 3.0f && X[n + 1] == -2.0f, "rfft %d inverse modified its input", n);
         free(x), free(X), free(R), free(y), free(yr);
+        test_rfft_many(p, n);
         lm_rfft_free(&p);
     }
     CHECK(lm_rfft_create(7) == NULL && lm_rfft_create(0) == NULL, "odd / zero FFT sizes accepted");
+}
+
+/* The vocoder's AVX-512 inner loops against their portable bodies: bit-identical, including
+ * |T| = 0 bins and a tail shorter than one vector. */
+static void test_vocoder_loops(void)
+{
+    if (!lm_cpu_caps_get()->avx512f) return;
+    const int64_t n = 203;
+    float *C = xmalloc(sizeof(float) * 2 * n), *At = xmalloc(sizeof(float) * n);
+    float *p1 = xmalloc(sizeof(float) * 2 * n), *p2 = xmalloc(sizeof(float) * 2 * n);
+    float *X1 = xmalloc(sizeof(float) * 2 * n), *X2 = xmalloc(sizeof(float) * 2 * n);
+    for (int64_t i = 0; i < 2 * n; i++) {
+        C[i] = sinf(0.77f * i * i);
+        p1[i] = p2[i] = i % 11 == 3 ? C[i] * 1.99f / 0.99f : cosf(1.3f * i);   /* some T = 0 */
+    }
+    for (int64_t i = 0; i < n; i++) At[i] = 0.5f + fabsf(sinf(0.3f * i));
+    C[10] = C[11] = p1[10] = p1[11] = p2[10] = p2[11] = 0.0f;   /* bin 5: T = 0 exactly */
+    lm_ac_gl_update_body(X1, p1, C, At, 0.99f, n);
+    lm_ac_gl_update_avx512(X2, p2, C, At, 0.99f, n);
+    CHECK(!memcmp(X1, X2, sizeof(float) * 2 * n) && !memcmp(p1, p2, sizeof(float) * 2 * n),
+          "Griffin-Lim update: AVX-512 differs from the portable loop");
+    CHECK(X2[10] == At[5] && X2[11] == 0.0f, "Griffin-Lim update: |T| = 0 gives (%g, %g), want (%g, 0)", X2[10],
+          X2[11], At[5]);
+    const int B = 9;
+    const int64_t T = 37;
+    double *S1 = xmalloc(sizeof(double) * B * T), *S2 = xmalloc(sizeof(double) * B * T);
+    double *tmp = xmalloc(sizeof(double) * B * T), *mtp = xmalloc(sizeof(double) * B * T);
+    double *mtm = xmalloc(sizeof(double) * B * B);
+    int band[2 * 9];
+    for (int k = 0; k < B; k++) {
+        band[2 * k] = k > 0 ? k - 1 : 0;
+        band[2 * k + 1] = k + 2 < B ? k + 2 : B;
+        for (int j = 0; j < B; j++) mtm[k * B + j] = j >= band[2 * k] && j < band[2 * k + 1] ? 1.0 / (1 + k + j) : 0.0;
+    }
+    for (int64_t i = 0; i < B * T; i++) {
+        S1[i] = S2[i] = 1.0 + sin(0.1 * (double)i);
+        mtp[i] = 1.5 + cos(0.21 * (double)i);
+    }
+    for (int it = 0; it < 3; it++) {
+        lm_ac_nnls_iter_body(S1, tmp, mtp, mtm, band, B, T);
+        lm_ac_nnls_iter_avx512(S2, tmp, mtp, mtm, band, B, T);
+    }
+    CHECK(!memcmp(S1, S2, sizeof(double) * B * T), "NNLS step: AVX-512 build differs from the portable one");
+    free(C), free(At), free(p1), free(p2), free(X1), free(X2), free(S1), free(S2), free(tmp), free(mtp), free(mtm);
 }
 
 static void test_dilated_conv(void)
@@ -129,6 +209,7 @@ int main(void)
         return 1;
     }
     test_dilated_conv();
+    test_vocoder_loops();
     test_rfft();
     const lm_audio_codec_info in = lm_audio_codec_get_info(ac);
     CHECK(in.sample_rate == 16000 && in.hop == 160 && in.n_mels == 80 && in.frames_per_code == 4 &&
@@ -174,6 +255,14 @@ int main(void)
                "loom %.5f, torch %.5f\n", n_pcm, in.gl_iters, d, tol_w, sc_c, sc_t);
         CHECK(d <= 1e-3f && d <= tol_w, "waveform differs by %g > 1e-3", d);
         CHECK(fabs(sc_c - sc_t) <= 0.02 * sc_t, "spectral convergence %g vs torch %g", sc_c, sc_t);
+        /* the portable kernels (kernel set "ref": no AVX-512 FFT batches, NNLS, GL, norms) */
+        if (lm_kernels_select("ref") == 0) {
+            CHECK(lm_audio_codec_decode(ac, codes, n, pcm, pool, &e) == 0, "decode (ref kernels): %s", e.msg);
+            d = max_abs_diff(pcm, wav, n_pcm);
+            printf("codes -> PCM, portable kernels: max |dy| = %.3g\n", d);
+            CHECK(d <= 1e-3f && d <= tol_w, "waveform (ref kernels) differs by %g > 1e-3", d);
+            lm_kernels_select("auto");
+        }
 
         /* the gl_upsample path (magnitude interpolated in time, hop 80), on a copy of the model
          * with loom.ac.gl_upsample = 2, 2 iterations */

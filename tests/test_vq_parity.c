@@ -146,7 +146,11 @@ static void test_load_errors(void)
 
 static void test_winograd(lm_pool *pool)
 {
-    static const int shapes[][4] = {{3, 4, 7, 5}, {8, 8, 8, 8}, {5, 2, 1, 1}, {16, 9, 13, 6}, {2, 3, 2, 9}};
+    /* {cin, cout, H, W}: odd sizes, 1×1, rows of more than 16 tiles (full and masked zmm blocks),
+     * cout not a multiple of 8 or 4 */
+    static const int shapes[][4] = {{3, 4, 7, 5},  {8, 8, 8, 8},   {5, 2, 1, 1},  {16, 9, 13, 6},
+                                    {2, 3, 2, 9},  {7, 13, 5, 67}, {32, 3, 9, 64}, {17, 16, 33, 34}};
+    const int has512 = lm_cpu_caps_get()->avx512f;
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         const int ci = shapes[s][0], co = shapes[s][1], H = shapes[s][2], W = shapes[s][3];
         float *x = xmalloc(sizeof(float) * ci * H * W), *w = xmalloc(sizeof(float) * co * ci * 9);
@@ -161,12 +165,18 @@ static void test_winograd(lm_pool *pool)
         lm_winograd3x3_weights(u, w, co, ci);
         lm_conv2d_ref(r, x, w, b, ci, H, W, co, 3, 1, 1);
         lm_conv2d_ref(mag, ax, aw, NULL, ci, H, W, co, 3, 1, 1);   /* Σ|w·x| per output */
-        for (int pass = 0; pass < 2; pass++) {
-            lm_winograd3x3_conv(y, x, u, b, ci, co, H, W, scr, pass ? pool : NULL);
+        for (int pass = 0; pass < 6; pass++) {   /* dispatch, portable, AVX-512; 1 and 2 threads */
+            lm_pool *p = pass % 2 ? pool : NULL;
+            const int kind = pass / 2;
+            if (kind == 2 && !has512) continue;
+            for (int i = 0; i < co * H * W; i++) y[i] = NAN;
+            if (kind == 0) lm_winograd3x3_conv(y, x, u, b, ci, co, H, W, scr, p);
+            else if (kind == 1) lm_winograd3x3_conv_ref(y, x, u, b, ci, co, H, W, scr, p);
+            else lm_winograd3x3_conv_avx512(y, x, u, b, ci, co, H, W, scr, p);
             int bad = 0;
             for (int i = 0; i < co * H * W; i++) bad += !(fabsf(y[i] - r[i]) <= 1e-5f * (1.0f + mag[i]));
-            CHECK(bad == 0, "winograd %dx%d cin %d cout %d (%s): %d outputs off", H, W, ci, co,
-                  pass ? "2 threads" : "1 thread", bad);
+            CHECK(bad == 0, "winograd %dx%d cin %d cout %d (%s, %s): %d outputs off", H, W, ci, co,
+                  kind == 0 ? "dispatch" : kind == 1 ? "portable" : "avx512", p ? "2 threads" : "1 thread", bad);
         }
         free(x), free(w), free(b), free(u), free(y), free(r), free(scr), free(ax), free(aw), free(mag);
     }
@@ -188,6 +198,11 @@ int main(void)
     lm_pool *pool = lm_pool_create(2);
     test_winograd(pool);
     test_decode(vq, io, pool);
+    if (lm_kernels_select("ref") == 0) {   /* the portable path: OpenBLAS Winograd, SSE2 norms */
+        printf("portable kernels:\n");
+        test_decode(vq, io, pool);
+        lm_kernels_select("auto");
+    }
     test_encode(vq, io, pool);
     test_load_errors();
     lm_pool_free(&pool);

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lib/codec_common.h"
+#include "lib/core/codec_common.h"
 #include "lib/core/gguf.h"
 #include "lib/core/kernels.h"
 #include "vision/winograd.h"
@@ -240,6 +240,7 @@ typedef struct vq_run {
     lm_vq   *vq;
     lm_pool *pool;
     int      plan;
+    int      avx512;   /* the active kernel set is "avx512": 1×1 convs and qᵀk by lm_sgemm_avx512 */
 } vq_run;
 
 static void need(size_t *have, size_t n)
@@ -260,6 +261,8 @@ static void op_conv(vq_run *r, const vq_conv *c, float *y, const float *x, int H
         return;
     }
     if (winograd) lm_winograd3x3_conv(y, x, c->u, c->b, c->cin, c->cout, H, W, r->vq->col, r->pool);
+    else if (c->k == 1 && stride == 1 && r->avx512)   /* y [cout][HW] = w [cout][cin] · x [cin][HW] + b */
+        lm_sgemm_avx512(y, Ho * Wo, c->w, c->cin, 1, x, Ho * Wo, c->cout, c->cin, Ho * Wo, c->b, r->pool);
     else lm_conv2d(y, x, c->w, c->b, c->cin, H, W, c->cout, c->k, stride, p, r->vq->col, r->pool);
 }
 
@@ -294,7 +297,8 @@ static void op_attn(vq_run *r, const vq_attn *b, float *a, float *t1, float *t2,
     op_conv(r, &b->q, t2, t1, H, W, 1);
     op_conv(r, &b->k, t3, t1, H, W, 1);
     if (!r->plan) {
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, N, N, C, 1.0f, t2, N, t3, N, 0.0f, att, N);
+        if (r->avx512) lm_sgemm_avx512(att, N, t2, 1, N, t3, N, N, C, N, NULL, r->pool);   /* qᵀ k */
+        else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, N, N, C, 1.0f, t2, N, t3, N, 0.0f, att, N);
         const float scale = sqrtf((float)C);   /* PyTorch divides after bmm */
         for (int i = 0; i < N; i++) lm_codec_softmax_scaled(att + (int64_t)i * N, N, scale);
     }
@@ -386,12 +390,15 @@ static void run_encode_z(vq_run *r, const uint8_t *rgb, float **z_out)
 
 static int plan_scratch(lm_vq *vq, lm_error *err)
 {
-    vq_run r = {vq, NULL, 1};
+    vq_run r = {vq, NULL, 1, 0};
     float *z;
     run_decode(&r, NULL, NULL);
     run_encode_z(&r, NULL, &z);
+    /* every buffer starts on a 64-byte line (16 floats): rows of 16·k floats then load whole */
+    vq->n_act = (vq->n_act + 15) / 16 * 16;
+    vq->n_col = (vq->n_col + 15) / 16 * 16;
     const size_t total = 4 * vq->n_act + vq->n_col + vq->n_att;
-    vq->arena = malloc(total * sizeof(float));
+    vq->arena = aligned_alloc(64, (total * sizeof(float) + 63) / 64 * 64);
     if (!vq->arena)
         return lm_fail(err, LOOM_ERR_NO_MEMORY, "VQ scratch: out of memory for %zu floats", total);
     float *p = vq->arena;
@@ -455,7 +462,7 @@ int lm_vq_decode(lm_vq *vq, const int32_t *codes, float *x, lm_pool *pool, lm_er
         if (codes[p] < 0 || codes[p] >= vq->info.codebook_size)
             return lm_fail(err, LOOM_ERR_INVALID_ARG, "VQ code %d at grid position (%d, %d) is outside [0, %d)",
                            codes[p], p / vq->info.grid, p % vq->info.grid, vq->info.codebook_size);
-    vq_run r = {vq, pool, 0};
+    vq_run r = {vq, pool, 0, !strcmp(lm_kernels_name(), "avx512")};
     run_decode(&r, codes, x);
     return 0;
 }
@@ -472,7 +479,7 @@ int lm_vq_decode_rgb8(lm_vq *vq, const int32_t *codes, uint8_t *rgb, lm_pool *po
 int lm_vq_encode(lm_vq *vq, const uint8_t *rgb, int32_t *codes, float *z, lm_pool *pool, lm_error *err)
 {
     if (!vq || !rgb || !codes) return lm_fail(err, LOOM_ERR_INVALID_ARG, "lm_vq_encode: NULL argument");
-    vq_run r = {vq, pool, 0};
+    vq_run r = {vq, pool, 0, !strcmp(lm_kernels_name(), "avx512")};
     float *zb;
     run_encode_z(&r, rgb, &zb);
     const int n = vq->info.grid * vq->info.grid, D = vq->info.embed_dim;

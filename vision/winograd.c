@@ -1,8 +1,11 @@
-/* Winograd F(2×2, 3×3) convolution (see winograd.h). */
+/* Winograd F(2×2, 3×3) convolution (see winograd.h): the portable version (OpenBLAS for the
+ * 16 GEMMs) and the dispatch to the AVX-512 one (winograd_avx512.c). */
 #include "vision/winograd.h"
 
 #include <cblas.h>
 #include <string.h>
+
+#include "lib/core/kernels.h"
 
 void lm_winograd3x3_weights(float *u, const float *w, int64_t cout, int64_t cin)
 {
@@ -42,7 +45,10 @@ static wg_dims dims_of(int64_t cin, int64_t cout, int64_t H, int64_t W)
 size_t lm_winograd3x3_scratch(int64_t cin, int64_t cout, int64_t H, int64_t W)
 {
     wg_dims d = dims_of(cin, cout, H, W);
-    return (size_t)(cin * d.Hp * d.Wp + 16 * cin * d.P + 16 * cout * d.P);
+    const int64_t ps = lm_winograd3x3_padded_tiles(d.P);   /* ≥ P: enough for either layout */
+    /* + 32·ps: the AVX-512 version's 16-float pad per plane of a 32-tile block, for V and M;
+     * + 16: room to align its blocks to 64 bytes */
+    return (size_t)(cin * d.Hp * d.Wp + 16 * cin * ps + 16 * cout * ps + 32 * ps + 16);
 }
 
 typedef struct wg_task {
@@ -149,8 +155,8 @@ static void output_part(void *arg, int ith, int nth)
     }
 }
 
-void lm_winograd3x3_conv(float *y, const float *x, const float *u, const float *b, int64_t cin, int64_t cout,
-                         int64_t H, int64_t W, float *scratch, lm_pool *pool)
+void lm_winograd3x3_conv_ref(float *y, const float *x, const float *u, const float *b, int64_t cin, int64_t cout,
+                             int64_t H, int64_t W, float *scratch, lm_pool *pool)
 {
     wg_task t = {dims_of(cin, cout, H, W), x, b, scratch, NULL, NULL, y};
     t.V = t.xp + cin * t.d.Hp * t.d.Wp;
@@ -161,4 +167,11 @@ void lm_winograd3x3_conv(float *y, const float *x, const float *u, const float *
                     u + (int64_t)xi * cout * cin, (int)cin, t.V + (int64_t)xi * cin * t.d.P, (int)t.d.P, 0.0f,
                     t.M + (int64_t)xi * cout * t.d.P, (int)t.d.P);
     lm_pool_run(pool, output_part, &t);
+}
+
+void lm_winograd3x3_conv(float *y, const float *x, const float *u, const float *b, int64_t cin, int64_t cout,
+                         int64_t H, int64_t W, float *scratch, lm_pool *pool)
+{
+    if (!strcmp(lm_kernels_name(), "avx512")) lm_winograd3x3_conv_avx512(y, x, u, b, cin, cout, H, W, scratch, pool);
+    else lm_winograd3x3_conv_ref(y, x, u, b, cin, cout, H, W, scratch, pool);
 }

@@ -1,10 +1,11 @@
 /*
- * Pieces shared by the media codecs (vision/vq.c, audio/audio_codec.c): a weight loader that
- * checks every key and tensor of a GGUF and keeps F32 copies, and the few layer helpers both
- * conv stacks use (GroupNorm + swish split across the pool, residual add, cosine argmax).
+ * Media-blind pieces for small convolutional codecs (used by vision/vq.c and
+ * audio/audio_codec.c): a weight loader that checks every key and tensor of a GGUF and keeps
+ * F32 copies, and the few layer helpers conv stacks use (GroupNorm + swish split across the
+ * pool, scaled softmax, residual add, cosine argmax).
  */
-#ifndef LM_CODEC_COMMON_H
-#define LM_CODEC_COMMON_H
+#ifndef LM_CORE_CODEC_COMMON_H
+#define LM_CORE_CODEC_COMMON_H
 
 #include <stdint.h>
 
@@ -55,11 +56,23 @@ int lm_wload_groupnorm(lm_wload *ld, const char *prefix, int c, int groups, lm_n
 int lm_wload_finish(lm_wload *ld);
 
 /* GroupNorm (G groups, eps) of x[C][n] into y (may equal x), then swish if `swish`.
- * Groups are split across the pool. */
+ * Groups are split across the pool. AVX-512 when the active kernel set (lm_kernels_name) is
+ * "avx512", else portable; lm_codec_norm_with picks explicitly (avx512 only if the CPU has it). */
 void lm_codec_norm(float *y, const float *x, const float *w, const float *b, int64_t C, int64_t n,
                    int64_t G, float eps, int swish, lm_pool *pool);
-/* In place: x[i] /= div, then softmax (max-subtracted; exp to ~2e-7 relative). */
+void lm_codec_norm_with(float *y, const float *x, const float *w, const float *b, int64_t C, int64_t n,
+                        int64_t G, float eps, int swish, int avx512, lm_pool *pool);
+/* In place: x[i] /= div, then softmax (max-subtracted; exp to ~2e-7 relative). Dispatches as
+ * lm_codec_norm; _ref is the portable version. */
 void lm_codec_softmax_scaled(float *x, int64_t n, float div);
+void lm_codec_softmax_scaled_ref(float *x, int64_t n, float div);
+
+/* AVX-512 parts (codec_common_avx512.c; call only when the CPU has AVX-512 F):
+ * Σ x (centred = 0) or Σ (x − m)² (centred = 1) in float lanes per block of 512, blocks in
+ * double; y = swish((x − m)·a + b); the softmax above. */
+double lm_codec_sum_avx512(const float *x, int64_t n, double m, int centred);
+void   lm_codec_affine_swish_avx512(float *y, const float *x, int64_t n, float a, float b, float m);
+void   lm_codec_softmax_scaled_avx512(float *x, int64_t n, float div);
 /* y[i] += x[i]. */
 void lm_codec_add(float *y, const float *x, int64_t n);
 /* For each of n vectors z[:, p] (z is [D][n], channel-major): the index of the codebook row

@@ -1,5 +1,5 @@
 /* Shared weight loading and layer helpers for the media codecs (see codec_common.h). */
-#include "lib/codec_common.h"
+#include "lib/core/codec_common.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -149,7 +149,7 @@ typedef struct norm_task {
     const float *x, *w, *b;
     int64_t C, n, G;
     float eps;
-    int swish;
+    int swish, avx512;
 } norm_task;
 
 /* Σ x and Σ (x − m)² over n floats: 8 independent float lanes per block of 512 (vectorisable
@@ -237,7 +237,18 @@ static void affine_swish(float *y, const float *x, int64_t n, float a, float b, 
     }
 }
 
+static int use_avx512(void)
+{
+    return !strcmp(lm_kernels_name(), "avx512");
+}
+
 void lm_codec_softmax_scaled(float *x, int64_t n, float div)
+{
+    if (use_avx512()) lm_codec_softmax_scaled_avx512(x, n, div);
+    else lm_codec_softmax_scaled_ref(x, n, div);
+}
+
+void lm_codec_softmax_scaled_ref(float *x, int64_t n, float div)
 {
     float mx = -INFINITY;
     for (int64_t i = 0; i < n; i++) {
@@ -271,21 +282,24 @@ void lm_codec_softmax_scaled(float *x, int64_t n, float div)
 static void norm_part(void *arg, int ith, int nth)
 {
     const norm_task *t = arg;
+    double (*sum)(const float *, int64_t, double, int) = t->avx512 ? lm_codec_sum_avx512 : sum_f;
+    void (*swish)(float *, const float *, int64_t, float, float, float) =
+        t->avx512 ? lm_codec_affine_swish_avx512 : affine_swish;
     const int64_t cg = t->C / t->G, slab = cg * t->n;
     long long lo, hi;
     lm_split(t->G, ith, nth, &lo, &hi);
     for (long long g = lo; g < hi; g++) {
         const float *x = t->x + g * slab;
         float *y = t->y + g * slab;
-        const double mean = sum_f(x, slab, 0.0, 0) / (double)slab;
-        const double var = sum_f(x, slab, mean, 1) / (double)slab;
+        const double mean = sum(x, slab, 0.0, 0) / (double)slab;
+        const double var = sum(x, slab, mean, 1) / (double)slab;
         const float inv = (float)(1.0 / sqrt(var + (double)t->eps)), fm = (float)mean;
         for (int64_t c = 0; c < cg; c++) {
             const int64_t ch = g * cg + c;
             const float a = inv * (t->w ? t->w[ch] : 1.0f), b = t->b ? t->b[ch] : 0.0f;
             const float *xc = x + c * t->n;
             float *yc = y + c * t->n;
-            if (t->swish) affine_swish(yc, xc, t->n, a, b, fm);
+            if (t->swish) swish(yc, xc, t->n, a, b, fm);
             else
                 for (int64_t i = 0; i < t->n; i++) yc[i] = (xc[i] - fm) * a + b;
         }
@@ -295,8 +309,14 @@ static void norm_part(void *arg, int ith, int nth)
 void lm_codec_norm(float *y, const float *x, const float *w, const float *b, int64_t C, int64_t n,
                    int64_t G, float eps, int swish, lm_pool *pool)
 {
+    lm_codec_norm_with(y, x, w, b, C, n, G, eps, swish, use_avx512(), pool);
+}
+
+void lm_codec_norm_with(float *y, const float *x, const float *w, const float *b, int64_t C, int64_t n,
+                        int64_t G, float eps, int swish, int avx512, lm_pool *pool)
+{
     if (G <= 0 || C % G) return;   /* loaders check C % G == 0 */
-    norm_task t = {y, x, w, b, C, n, G, eps, swish};
+    norm_task t = {y, x, w, b, C, n, G, eps, swish, avx512};
     lm_pool_run(G > 1 ? pool : NULL, norm_part, &t);
 }
 
