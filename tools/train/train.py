@@ -24,7 +24,7 @@ from tools.train import unified as U  # noqa: E402
 
 # task: (weight, batch size)
 TASKS = {"caption": (3, 24), "vqa": (2, 24), "t2i": (3, 6), "transcribe": (3, 12), "tts": (2, 8),
-         "video": (2, 8), "t2v": (1, 2)}
+         "video": (2, 8), "t2v": (1, 2), "draw_tell": (0, 6), "say_write": (0, 8)}
 DROP_PROMPT = 0.1   # text-to-media prompts dropped for classifier-free guidance
 
 
@@ -56,9 +56,9 @@ class Data:
     def available(self, task):
         if task in ("caption", "vqa"):
             return True
-        if task == "t2i":
+        if task in ("t2i", "draw_tell"):
             return self.scene_codes is not None
-        if task in ("transcribe", "tts"):
+        if task in ("transcribe", "tts", "say_write"):
             return self.speech is not None
         if task == "video":
             return self.videos is not None
@@ -94,6 +94,16 @@ class Data:
                 [("text", U.PROMPTS["t2i"] + m["captions"][rng.randrange(len(m["captions"]))])]
             return U.turn(user, [("ctl", "<|image|>"), ("codes", U.IMAGE_START, self.scene_codes[i].reshape(-1)),
                                  ("ctl", "<|/image|>")])
+        if task == "draw_tell":     # interleaved reply: the picture, then words about it
+            cap = self.scene_meta[i]["captions"][rng.randrange(len(self.scene_meta[i]["captions"]))]
+            return U.turn([("text", U.PROMPTS["t2i"] + cap + U.PROMPTS["draw_tell"])],
+                          [("ctl", "<|image|>"), ("codes", U.IMAGE_START, self.scene_codes[i].reshape(-1)),
+                           ("ctl", "<|/image|>"), ("text", "I drew " + cap + ".")])
+        if task == "say_write":     # interleaved reply: speech, then the same words as text
+            text = self.speech["meta"][i]["text"]
+            return U.turn([("text", U.PROMPTS["tts"] + text + U.PROMPTS["say_write"])],
+                          [("ctl", "<|audio|>"), ("codes", U.AUDIO_START, self.ac_codes(i)),
+                           ("ctl", "<|/audio|>"), ("text", text)])
         if task == "transcribe":
             return U.turn([("ctl", "<|audio|>"), ("audio", self.mel(i)), ("ctl", "<|/audio|>"),
                            ("text", U.PROMPTS["transcribe"])], [("text", self.speech["meta"][i]["text"])])
@@ -114,9 +124,9 @@ class Data:
         raise ValueError(task)
 
     def size(self, task):
-        if task in ("caption", "vqa", "t2i"):
+        if task in ("caption", "vqa", "t2i", "draw_tell"):
             return len(self.scene_meta)
-        if task in ("transcribe", "tts"):
+        if task in ("transcribe", "tts", "say_write"):
             return len(self.speech["meta"])
         return len(self.video_meta)
 

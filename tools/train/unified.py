@@ -28,7 +28,8 @@ GRID = 16
 VIDEO_FRAMES, TEMPORAL_MERGE, GEN_FRAMES = 8, 2, 4
 
 PROMPTS = {"caption": "Describe the image.", "transcribe": "Transcribe the audio.",
-           "video": "Describe the video.", "t2i": "Draw: ", "tts": "Say: ", "t2v": "Animate: "}
+           "video": "Describe the video.", "t2i": "Draw: ", "tts": "Say: ", "t2v": "Animate: ",
+           "draw_tell": " Then tell me what you drew.", "say_write": " Then write it down."}
 
 
 @dataclass
