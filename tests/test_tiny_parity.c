@@ -5,9 +5,11 @@
  * tools/parity/make_tiny_fixtures.py (it checks the bundled files are that checkpoint's).
  *
  * The files are F16; loom rounds activations to f16 before f16 matmuls and runs attention in
- * the absorbed form, PyTorch does neither, so an exact tie-break can differ: each job must
- * match token for token on at least 19 of 20 inputs, and every mismatch is printed with
- * the position where it starts.
+ * the absorbed form, PyTorch does neither, so a near-tie can break the other way. Each answer
+ * must match token for token, or first differ at a step where PyTorch's top-2 logit gap
+ * (fixture margins.txt) is below NEAR_TIE (0.1 per logit; a guided logit 3·l_c − 2·l_u adds
+ * up to 5 such errors, so 0.5 there); at most MAX_TIES such answers per job, and every one is
+ * printed with its position and gap.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +19,9 @@
 #include "tests/check.h"
 
 #define MAX_IDS 512
+#define NEAR_TIE 0.1f    /* logits */
+#define GUIDANCE 3.0f    /* the fixtures' guidance scale: error of l_u + s(l_c − l_u) ≤ (2s − 1)× */
+#define MAX_TIES 4
 
 typedef struct ids { int32_t v[MAX_IDS]; int n; } ids;
 
@@ -33,6 +38,14 @@ static void parse_ids(const char *s, ids *o)
     o->n = 0;
     if (!strcmp(s, "-")) return;
     for (char *e; *s && o->n < MAX_IDS; s = *e ? e + 1 : e) o->v[o->n++] = (int32_t)strtol(s, &e, 10);
+}
+
+/* "g,g,…" → gaps[0..], returns the count */
+static int parse_gaps(const char *s, float *g, int max)
+{
+    int n = 0;
+    for (char *e; *s && n < max; s = *e ? e + 1 : e) g[n++] = strtof(s, &e);
+    return n;
 }
 
 typedef struct ctx {
@@ -103,7 +116,7 @@ static int run_job(ctx *c, const char *job, int i, ids *got)
     if (nc <= 0 || nc > 512 || nu <= 0 || nu > 16) return -1;
     loom_media_params mp = loom_media_default_params(kind);
     mp.temperature = 0;
-    mp.cfg_scale = 3;
+    mp.cfg_scale = GUIDANCE;
     loom_session_truncate(c->s, 0);
     loom_session_truncate(c->s2, 0);
     const int64_t n = loom_generate_media(c->m, c->s, cond, nc, c->s2, unc, nu, mp, got->v, MAX_IDS, err, sizeof err);
@@ -128,8 +141,9 @@ int main(void)
         CHECK(loom_prompt_create(c.m, &c.p) == 0, "prompt");
     }
     FILE *pf = fopen("data/tiny/prompts.txt", "r"), *ef = fopen("data/tiny/expected.txt", "r");
-    CHECK(pf && ef, "fixtures present");
-    if (!c.s || !c.s2 || !c.p || !c.mp || !pf || !ef) return finish();
+    FILE *gf = fopen("data/tiny/margins.txt", "r");
+    CHECK(pf && ef && gf, "fixtures present");
+    if (!c.s || !c.s2 || !c.p || !c.mp || !pf || !ef || !gf) return finish();
     char line[1024];
     int k[2] = {0, 0};
     while (fgets(line, sizeof line, pf)) {
@@ -138,11 +152,15 @@ int main(void)
         if (t >= 0 && k[t] < 20) snprintf(c.prompts[t][k[t]++], sizeof c.prompts[t][0], "%s", line + 4);
     }
     const char *jobs[] = {"caption", "transcribe", "describe", "t2i", "tts"};
-    int same[5] = {0}, total[5] = {0};
-    static char list[16384];
-    char job[32];
-    int idx;
+    int same[5] = {0}, ties[5] = {0}, total[5] = {0};
+    static char list[16384], glist[16384];
+    static float gaps[MAX_IDS + 1];
+    char job[32], gjob[32];
+    int idx, gidx;
     while (fscanf(ef, "%31s %d %16383s", job, &idx, list) == 3) {
+        const int has_gaps = fscanf(gf, "%31s %d %16383s", gjob, &gidx, glist) == 3 && !strcmp(gjob, job) && gidx == idx;
+        CHECK(has_gaps, "margins.txt line for %s %d", job, idx);
+        const int n_gaps = has_gaps ? parse_gaps(glist, gaps, MAX_IDS + 1) : 0;
         int j = 0;
         while (j < 5 && strcmp(jobs[j], job)) j++;
         if (j == 5 || idx < 0 || idx >= 20) continue;
@@ -155,15 +173,26 @@ int main(void)
         }
         int d = 0;
         while (d < got.n && d < want.n && got.v[d] == want.v[d]) d++;
-        if (d == got.n && d == want.n) same[j]++;
-        else printf("%s %d: differs from PyTorch at token %d (%d vs %d tokens)\n", job, idx, d, got.n, want.n);
+        if (d == got.n && d == want.n) {
+            same[j]++;
+            continue;
+        }
+        /* step d of PyTorch's answer (the stop / close step when d == want.n) */
+        const float gap = d < n_gaps ? gaps[d] : -1.0f;
+        printf("%s %d: differs from PyTorch at token %d (%d vs %d tokens), PyTorch's top-2 gap there %.4g\n",
+               job, idx, d, got.n, want.n, gap);
+        const float tie = j >= 3 ? (2 * GUIDANCE - 1) * NEAR_TIE : NEAR_TIE;   /* t2i, tts are guided */
+        CHECK(gap >= 0 && gap < tie, "%s %d: differs at a step that is no near-tie (gap %.4g ≥ %g)", job, idx, gap, tie);
+        ties[j]++;
     }
     for (int j = 0; j < 5; j++) {
-        printf("%-10s %d/%d identical to PyTorch\n", jobs[j], same[j], total[j]);
-        CHECK(total[j] == 20 && same[j] >= 19, "%s: %d of %d identical", jobs[j], same[j], total[j]);
+        printf("%-10s %d/%d identical to PyTorch, %d differ from a near-tie on\n", jobs[j], same[j], total[j], ties[j]);
+        CHECK(total[j] == 20 && ties[j] <= MAX_TIES, "%s: %d of %d identical, %d near-ties", jobs[j], same[j],
+              total[j], ties[j]);
     }
     fclose(pf);
     fclose(ef);
+    fclose(gf);
     loom_prompt_free(&c.p);
     loom_session_free(&c.s);
     loom_session_free(&c.s2);

@@ -199,7 +199,8 @@ def eval_t2v(a, tmp):
     dts = []
     for i, r in enumerate(meta):
         path = os.path.join(tmp, f"anim_{i:04d}.mp4")
-        _, dt = loom(a, "animate", "-p", r["description"], "-o", path, "--seed", str(i), "--size", "64")
+        _, dt = loom(a, "animate", "-p", r["description"], "-o", path, "--seed", str(i), "--size", "64",
+                     *a.animate_args.split())
         dts.append(dt)
         fr = read_mp4(path)
         f0, f1, ev = t2v_scores(r, S.detect(fr[0])[1], S.detect(fr[-1])[1])
@@ -286,6 +287,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--imagine-args", default="")
     ap.add_argument("--speak-args", default="")
+    ap.add_argument("--animate-args", default="")
     ap.add_argument("--bench", type=int, default=0, help="also time the PyTorch model on this many inputs per job")
     ap.add_argument("--run", default=os.path.join(ROOT, "runs", "tiny"))
     ap.add_argument("--md", default=None)

@@ -10,6 +10,8 @@ reference really is the bundled model), then writes tests/data/tiny/:
   video_NN.png        8 test video frames stacked vertically ([8·64][64][3]) (describe)
   prompts.txt         "t2i TEXT" / "tts TEXT" lines
   expected.txt        "job index id,id,…" greedy answers / codes (cfg 3 for media)
+  margins.txt         "job index m,m,…" PyTorch's top-2 logit gap at each of those steps: where
+                      loom's F16 arithmetic may break a near-tie the other way
 """
 import argparse
 import filecmp
@@ -46,43 +48,52 @@ def main():
     tok = U.Tok("models/loom-tiny-vocab.gguf")
     os.makedirs(OUT, exist_ok=True)
     test = train.Data(a.data, "test")
-    lines, prompts = [], []
+    lines, prompts, gaps = [], [], []
     n = a.n
 
-    def add(job, i, ids):
+    def add(job, i, ids, margins):
         lines.append(f"{job} {i} {','.join(map(str, ids)) or '-'}")
+        gaps.append(f"{job} {i} {','.join(f'{g:.4g}' for g in margins)}")
 
     for i in range(n):
         img = np.asarray(test.scenes[i])
         png.write_png(f"{OUT}/img_{i:02d}.png", img)
+        g = []
         add("caption", i, infer.answer_ids(model, tok, [("ctl", "<|image|>"), ("image", img), ("ctl", "<|/image|>"),
-                                                        ("text", U.PROMPTS["caption"])]))
+                                                        ("text", U.PROMPTS["caption"])], margins=g), g)
     for i in range(n):
         rec = test.speech["meta"][i]
         wav = os.path.join(a.data, "speech", rec["wav"])
         subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", wav, "-c:a", "flac", f"{OUT}/speech_{i:02d}.flac"], check=True)
         m = mel.log_mel(mel.read_wav16(wav), 80)
+        g = []
         add("transcribe", i, infer.answer_ids(model, tok, [("ctl", "<|audio|>"), ("audio", m), ("ctl", "<|/audio|>"),
-                                                           ("text", U.PROMPTS["transcribe"])]))
+                                                           ("text", U.PROMPTS["transcribe"])], margins=g), g)
     for i in range(n):
         frames = np.asarray(test.videos[i])
         png.write_png(f"{OUT}/video_{i:02d}.png", frames.reshape(-1, frames.shape[2], 3))
+        g = []
         add("describe", i, infer.answer_ids(model, tok, [("ctl", "<|video|>"), ("video", frames), ("ctl", "<|/video|>"),
-                                                         ("text", U.PROMPTS["video"])]))
+                                                         ("text", U.PROMPTS["video"])], margins=g), g)
     for i in range(n):
         text = test.scene_meta[i]["captions"][0]
         prompts.append(f"t2i {text}")
+        g = []
         add("t2i", i, infer.generate_codes(model, tok, [("text", U.PROMPTS["t2i"] + text)], "<|image|>",
-                                           U.IMAGE_START, U.IMAGE_START + U.IMAGE_COUNT, U.GRID * U.GRID, cfg=a.cfg))
+                                           U.IMAGE_START, U.IMAGE_START + U.IMAGE_COUNT, U.GRID * U.GRID, cfg=a.cfg,
+                                           margins=g), g)
     for i in range(n):
         text = test.speech["meta"][i]["text"]
         prompts.append(f"tts {text}")
+        g = []
         add("tts", i, infer.generate_codes(model, tok, [("text", U.PROMPTS["tts"] + text)], "<|audio|>",
                                            U.AUDIO_START, U.AUDIO_START + U.AUDIO_COUNT, 250, cfg=a.cfg,
-                                           close=tok.ctl["<|/audio|>"]))
+                                           close=tok.ctl["<|/audio|>"], margins=g), g)
         print(f"tts {i} done", flush=True)
     with open(f"{OUT}/expected.txt", "w") as f:
         f.write("\n".join(lines) + "\n")
+    with open(f"{OUT}/margins.txt", "w") as f:
+        f.write("\n".join(gaps) + "\n")
     with open(f"{OUT}/prompts.txt", "w") as f:
         f.write("\n".join(prompts) + "\n")
     print(f"wrote {len(lines)} expectations to {OUT}")

@@ -17,14 +17,25 @@ def _prefix(model, tok, user):
 
 
 @torch.no_grad()
-def answer_ids(model, tok, user, n_max=256):
-    """Greedy answer to one user turn, stopping at <|end|> or <|eos|> (not included)."""
+def _margin(l):
+    """Gap between the best and the second-best logit: how near a greedy step is to a tie."""
+    top = torch.topk(l.float(), 2).values
+    return float(top[0] - top[1])
+
+
+@torch.no_grad()
+def answer_ids(model, tok, user, n_max=256, margins=None):
+    """Greedy answer to one user turn, stopping at <|end|> or <|eos|> (not included).
+    `margins`, if a list, receives each step's top-2 logit gap (the stop step included)."""
     model.eval()
     X = _prefix(model, tok, user)
     stop = {tok.ctl["<|end|>"], tok.ctl["<|eos|>"]}
     out, cache = [], []
     for _ in range(n_max):
-        t = int(model.dec(X, cache=cache)[0, -1].argmax())
+        l = model.dec(X, cache=cache)[0, -1]
+        t = int(l.argmax())
+        if margins is not None:
+            margins.append(_margin(l))
         if t in stop:
             break
         out.append(t)
@@ -33,7 +44,7 @@ def answer_ids(model, tok, user, n_max=256):
 
 
 @torch.no_grad()
-def generate_codes(model, tok, user, open_tok, lo, hi, n, cfg=1.0, close=None, temp=0.0, seed=0):
+def generate_codes(model, tok, user, open_tok, lo, hi, n, cfg=1.0, close=None, temp=0.0, seed=0, margins=None):
     """Codes of one media block: force `open_tok`, then n tokens from [lo, hi) (greedy when
     temp <= 0), with classifier-free guidance against the empty prompt when cfg != 1.
     If `close` is given the block may end early when it is the best allowed token."""
@@ -52,6 +63,8 @@ def generate_codes(model, tok, user, open_tok, lo, hi, n, cfg=1.0, close=None, t
         allowed[lo:hi] = l[lo:hi]
         if close is not None:
             allowed[close] = l[close]
+        if margins is not None:
+            margins.append(_margin(allowed))
         if temp > 0:
             t = int(torch.multinomial(torch.softmax(allowed / temp, -1), 1, generator=g))
         else:
