@@ -10,6 +10,7 @@
  * channel layout, named or not, works.
  */
 #include "audio/audio.h"
+#include "lib/core/outfile.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -642,36 +643,22 @@ int lm_wav_write(const char *path, const float *pcm, int64_t n_frames, int chann
     put_u32(h + 28, (uint32_t)(sample_rate * channels * bps));
     put_u16(h + 32, (uint16_t)(channels * bps));
     put_u16(h + 34, (uint16_t)(bps * 8));
-    size_t o = 20 + (size_t)fmt_size;                              /* cbSize stays 0 */
+    size_t hl = 20 + (size_t)fmt_size;                             /* cbSize stays 0 */
     if (fact) {
-        memcpy(h + o, "fact", 4);
-        put_u32(h + o + 4, 4);
-        put_u32(h + o + 8, (uint32_t)n_frames);
-        o += 12;
+        memcpy(h + hl, "fact", 4);
+        put_u32(h + hl + 4, 4);
+        put_u32(h + hl + 8, (uint32_t)n_frames);
+        hl += 12;
     }
-    memcpy(h + o, "data", 4);
-    put_u32(h + o + 4, (uint32_t)data);
-    o += 8;
+    memcpy(h + hl, "data", 4);
+    put_u32(h + hl + 4, (uint32_t)data);
+    hl += 8;
 
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 16);
-    if (!tmp) return lm_fail(err, LOOM_ERR_NO_MEMORY, "wav '%s': out of memory", path);
-    snprintf(tmp, plen + 16, "%s.tmp.XXXXXX", path);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        int rc = lm_fail(err, LOOM_ERR_IO, "wav '%s': cannot create a temporary file (%s)", path, strerror(errno));
-        free(tmp);
-        return rc;
-    }
-    (void)fchmod(fd, 0644);   /* mkstemp makes 0600; a WAV is an ordinary output file */
-    FILE *f = fdopen(fd, "wb");
-    if (!f) {
-        close(fd);
-        unlink(tmp);
-        free(tmp);
-        return lm_fail(err, LOOM_ERR_IO, "wav '%s': cannot write (%s)", path, strerror(errno));
-    }
-    int ok = fwrite(h, 1, o, f) == o;
+    lm_outfile out;
+    int rc = lm_outfile_open(&out, path, err);
+    if (rc < 0) return rc;
+    FILE *f = out.f;
+    int ok = fwrite(h, 1, hl, f) == hl;
     uint8_t blk[4096];
     const int64_t total = n_frames * channels;
     for (int64_t i = 0; ok && i < total;) {
@@ -690,14 +677,5 @@ int lm_wav_write(const char *path, const float *pcm, int64_t n_frames, int chann
         }
         ok = fwrite(blk, (size_t)bps, (size_t)k, f) == (size_t)k;
     }
-    int saved = errno;
-    if (fclose(f) != 0) ok = 0;
-    if (ok && rename(tmp, path) != 0) { saved = errno; ok = 0; }
-    if (!ok) {
-        unlink(tmp);
-        free(tmp);
-        return lm_fail(err, LOOM_ERR_IO, "wav '%s': write failed (%s)", path, strerror(saved ? saved : EIO));
-    }
-    free(tmp);
-    return 0;
+    return lm_outfile_commit(&out, ok, err);
 }

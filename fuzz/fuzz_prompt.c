@@ -2,7 +2,8 @@
  * unified fixture (tests/data/unified/tiny.gguf + tiny-mmproj.gguf, loaded once):
  * loom_prompt_add_token (any id), _add_special (any name), _add_text (any bytes), _add_rows
  * (any float bit patterns: NaN, Inf, denormals), _add_image (small arbitrary sizes and
- * pixels), _add_audio (short arbitrary pcm, NaN included), _add_video (loom_video_from_rgb
+ * pixels), _add_audio (arbitrary pcm, NaN included: up to 1 s, or around the end of the
+ * encoder's window, just inside or past it), _add_video (loom_video_from_rgb
  * with 0.. frames of arbitrary small sizes), _clear, then loom_session_append_prompt on a
  * session of small n_ctx (context full must be an error) and a few generated tokens.
  * Every call returns 0 or a negative status with a message; a failed add (media ones too)
@@ -26,6 +27,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static loom_model  *g_model;
 static loom_mmproj *g_mp;
 static int          g_embd;
+static float       *g_pcm;        /* audio buffer: the encoder's window + AUDIO_PAST samples */
+static int64_t      g_audio_max;  /* the encoder's window in samples */
+
+enum { AUDIO_SHORT = 16000, AUDIO_PAST = 640 };   /* 1 s; 40 ms */
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -41,6 +46,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         __builtin_trap();   /* the fixtures must load */
     }
     g_embd = loom_mmproj_n_embd(g_mp);
+    g_audio_max = loom_mmproj_audio_max_samples(g_mp);
+    g_pcm = malloc((size_t)(g_audio_max + AUDIO_PAST) * sizeof *g_pcm);
+    if (g_audio_max < AUDIO_SHORT || !g_pcm) __builtin_trap();
     return 0;
 }
 
@@ -102,11 +110,15 @@ static void op_image(cursor *c, loom_prompt *p, uint8_t *rgb, size_t cap)
     check_status(loom_prompt_add_image(p, g_mp, &img), loom_prompt_error(p));
 }
 
-static void op_audio(cursor *c, loom_prompt *p, float *pcm, int64_t cap)
+/* Length: u16 below 0xF000 gives up to 1 s (the cost of encoding grows with the length);
+ * from 0xF000 on, 10 ms before to 30 ms past the end of the encoder's window (the longest
+ * clip it takes, and the refusal of a longer one). */
+static void op_audio(cursor *c, loom_prompt *p)
 {
-    int64_t n = u16(c) % cap;
-    for (int64_t i = 0; i < n; i++) pcm[i] = (i & 15) == 0 || !more(c) ? 0.25f * (float)((i * 7) % 9 - 4) : f32(c);
-    check_status(loom_prompt_add_audio(p, g_mp, pcm, n), loom_prompt_error(p));
+    const uint16_t k = u16(c);
+    const int64_t n = k < 0xF000 ? k % AUDIO_SHORT : g_audio_max - 160 + (k & 0xFFF) % AUDIO_PAST;
+    for (int64_t i = 0; i < n; i++) g_pcm[i] = (i & 15) == 0 || !more(c) ? 0.25f * (float)((i * 7) % 9 - 4) : f32(c);
+    check_status(loom_prompt_add_audio(p, g_mp, g_pcm, n), loom_prompt_error(p));
 }
 
 static void op_video(cursor *c, loom_prompt *p, uint8_t *rgb, size_t cap)
@@ -151,7 +163,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cursor c = {data, size, 0};
     static float   rows[4 * 256];          /* add_rows: up to 4 rows of n_embd <= 256 */
     static uint8_t rgb[5 * 24 * 24 * 3 > 400 * 48 * 3 ? 5 * 24 * 24 * 3 : 400 * 48 * 3];
-    static float   pcm[48000];             /* 3 s, past the encoder's window */
     if (g_embd > 256) __builtin_trap();
 
     loom_session_params sp = loom_session_default_params();
@@ -203,7 +214,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         case 4: op_rows(&c, p, rows, 4); break;
         case 5: op_image(&c, p, rgb, sizeof rgb); break;
-        case 6: op_audio(&c, p, pcm, (int64_t)(sizeof pcm / sizeof *pcm)); break;
+        case 6: op_audio(&c, p); break;
         case 7: op_video(&c, p, rgb, sizeof rgb); break;
         case 8: loom_prompt_clear(p); if (loom_prompt_n(p) != 0) __builtin_trap(); break;
         case 9: op_generate(&c, p, s); break;

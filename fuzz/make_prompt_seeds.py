@@ -2,7 +2,7 @@
 """Writes the seed corpus of fuzz_prompt into fuzz/corpus/prompt/: small programs in the
 harness's byte language (fuzz/fuzz_prompt.c): byte 0 n_ctx (8 + b % 120), byte 1 n_batch,
 then operations (op % 11: 0 token u32, 1 token u16 % 3000, 2 special, 3 text, 4 rows,
-5 image, 6 audio, 7 video, 8 clear, 9 append + generate, 10 truncate). Deterministic; run
+5 image, 6 audio (u16 length, see op_audio), 7 video, 8 clear, 9 append + generate, 10 truncate). Deterministic; run
 from the repository root and commit:  python3 fuzz/make_prompt_seeds.py"""
 import os
 import struct
@@ -41,7 +41,10 @@ SEEDS = {
     "image-turn": bytes([112, 16]) + turn(image(16, 12)),
     "wide-image": bytes([112, 64]) + turn(image(40, 1, 1)),
     "audio-turn": bytes([112, 7]) + turn(audio(3200), ask="Transcribe the audio."),
-    "audio-too-long": bytes([112, 7]) + bytes([6]) + struct.pack("<H", 47999) + gen(1),
+    # from 0xF000 on the length is the encoder's window - 160 + (k & 0xFFF) % 640: 0xF0A0 is
+    # exactly the window (the longest clip), 0xF27F 479 samples past it (refused)
+    "audio-window": bytes([112, 7]) + bytes([6]) + struct.pack("<H", 0xF0A0) + gen(1),
+    "audio-too-long": bytes([112, 7]) + bytes([6]) + struct.pack("<H", 0xF27F) + gen(1),
     "video-turn": bytes([112, 32]) + turn(video(3, 8, 6, 2)),
     "video-no-frames": bytes([112, 32]) + video(0, 4, 4, 2) + gen(1),
     "rows-nan-inf": bytes([60, 5]) + BOS + bytes([4, 2]) + bytes([0, 2, 3] * 64) + bytes([4, 1]) + bytes([200] * 64) + gen(3),

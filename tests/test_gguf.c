@@ -1,10 +1,14 @@
 /* GGUF reader/writer: round trips of every value type and tensor type, getter errors,
  * tensor lookup checks, the Python-written fixture, and the malformed-file corpus
  * (tests/data/gguf_bad/MANIFEST: each file must fail with the listed status and message). */
+#include <dirent.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "lib/core/gguf.h"
@@ -316,6 +320,83 @@ static void test_writer_errors(void)
     CHECK(rc == LOOM_ERR_IO && g == NULL && has(err.msg, "does-not-exist.gguf"), "missing file: %s", err.msg);
 }
 
+/* Entries of dir (not . and ..). */
+static int count_entries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    int n = 0;
+    for (struct dirent *e; d && (e = readdir(d));) n += e->d_name[0] != '.';
+    if (d) closedir(d);
+    return n;
+}
+
+static int file_is(const char *path, const char *text)
+{
+    char buf[64] = "";
+    FILE *f = fopen(path, "rb");
+    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    if (f) fclose(f);
+    return n == strlen(text) && !memcmp(buf, text, n);
+}
+
+static void set_fsize(rlim_t limit)
+{
+    struct rlimit rl;
+    getrlimit(RLIMIT_FSIZE, &rl);
+    rl.rlim_cur = limit;
+    setrlimit(RLIMIT_FSIZE, &rl);
+}
+
+/* A write that fails half-way (file-size limit) or cannot start (missing folder) leaves the
+ * existing file as it was and no temporary file; the same write without the limit replaces it. */
+static void test_writer_atomic(void)
+{
+    char dir[256], path[300];
+    snprintf(dir, sizeof dir, "/tmp/loom_test_gguf_%d_XXXXXX", (int)getpid());
+    if (!mkdtemp(dir)) { CHECK(0, "mkdtemp %s", dir); return; }
+    snprintf(path, sizeof path, "%s/model.gguf", dir);
+    FILE *f = fopen(path, "wb");
+    CHECK(f && fputs("the previous file", f) >= 0, "write the old file");
+    if (f) fclose(f);
+
+    enum { N = 64 * 1024 };   /* 256 KiB of tensor data, far past the limit below */
+    float *data = calloc(N, sizeof *data);
+    lm_gguf_writer *w = lm_gguf_writer_create();
+    const int64_t ne[1] = {N};
+    CHECK(data && w && lm_gguf_set_str(w, "general.name", "big") == 0 &&
+          lm_gguf_add_tensor(w, "big", LOOM_TYPE_F32, 1, ne, data) == 0, "build writer");
+    lm_error err = {0};
+    signal(SIGXFSZ, SIG_IGN);   /* writes past the limit fail with EFBIG instead */
+    set_fsize(4096);
+    int rc = lm_gguf_write(w, path, &err);
+    set_fsize(RLIM_INFINITY);
+    CHECK(rc == LOOM_ERR_IO && has(err.msg, path) && has(err.msg, "write failed"), "write past the limit: %d %s", rc, err.msg);
+    CHECK(file_is(path, "the previous file"), "a failed write changed the existing file");
+    CHECK(count_entries(dir) == 1, "a failed write left a temporary file (%d entries)", count_entries(dir));
+
+    char nowhere[400];
+    snprintf(nowhere, sizeof nowhere, "%s/no/such/dir/x.gguf", dir);
+    rc = lm_gguf_write(w, nowhere, &err);
+    CHECK(rc == LOOM_ERR_IO && has(err.msg, nowhere), "missing folder: %d %s", rc, err.msg);
+    CHECK(count_entries(dir) == 1, "a write into a missing folder left a file");
+
+    rc = lm_gguf_write(w, path, &err);
+    CHECK(rc == 0, "write without the limit: %s", err.msg);
+    struct stat st;
+    const mode_t um = umask(0);
+    umask(um);
+    CHECK(stat(path, &st) == 0 && st.st_size > N * 4 && (st.st_mode & 0777) == (0666 & ~um),
+          "the new file replaced the old one, with the usual permissions (not mkstemp's 0600)");
+    CHECK(count_entries(dir) == 1, "a write left a temporary file (%d entries)", count_entries(dir));
+    lm_gguf *g = NULL;
+    CHECK(lm_gguf_open(path, &g, &err) == 0 && lm_gguf_n_tensors(g) == 1, "reopen: %s", err.msg);
+    lm_gguf_close(&g);
+    lm_gguf_writer_free(&w);
+    free(data);
+    unlink(path);
+    rmdir(dir);
+}
+
 /* The fixture written by tools/make_bad_gguf.py (Python writer) reads back as written. */
 static void test_python_fixture(void)
 {
@@ -467,6 +548,7 @@ int main(void)
     test_tensors(32);
     test_tensors(64);
     test_writer_errors();
+    test_writer_atomic();
     test_python_fixture();
     test_bad_corpus();
     test_truncations();

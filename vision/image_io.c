@@ -18,6 +18,7 @@
 #include <turbojpeg.h>
 #include <unistd.h>
 
+#include "lib/core/outfile.h"
 #include "vision/image.h"
 
 #define PNG_SIG_LEN 8
@@ -486,48 +487,18 @@ int lm_png_write(const loom_image *img, const char *path, const char *const *tex
             tx[i].text_length = strlen(text[2 * i + 1]);
         }
     }
-    /* temp file beside the target, so rename() is atomic (same filesystem) */
-    size_t pl = strlen(path);
-    char *tmp = malloc(pl + 16);
-    if (!tmp) { free(tx); return lm_fail(err, LOOM_ERR_NO_MEMORY, "PNG write: no memory"); }
-    memcpy(tmp, path, pl);
-    memcpy(tmp + pl, ".tmp.XXXXXX", 12);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        int rc = lm_fail(err, LOOM_ERR_IO, "%s: cannot create a temporary file: %s", path, strerror(errno));
-        free(tmp); free(tx);
-        return rc;
-    }
-    FILE *f = fdopen(fd, "wb");
-    if (!f) {
-        close(fd);
-        unlink(tmp);
-        int rc = lm_fail(err, LOOM_ERR_IO, "%s: %s", path, strerror(errno));
-        free(tmp); free(tx);
-        return rc;
-    }
+    lm_outfile o;
+    int rc = lm_outfile_open(&o, path, err);
+    if (rc < 0) { free(tx); return rc; }
     png_wctx c;
     memset(&c, 0, sizeof c);
-    int rc = 0;
     png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &c, png_on_werror, png_on_warning);
     png_infop info  = png ? png_create_info_struct(png) : NULL;
     if (!info) rc = lm_fail(err, LOOM_ERR_NO_MEMORY, "PNG write: no memory for the encoder");
-    else rc = png_write_body(&c, png, info, f, img, tx, n_text, err);
+    else rc = png_write_body(&c, png, info, o.f, img, tx, n_text, err);
     png_destroy_write_struct(&png, &info);
-    if (rc == 0 && (fflush(f) != 0 || fsync(fileno(f)) != 0))
-        rc = lm_fail(err, LOOM_ERR_IO, "%s: write failed: %s", path, strerror(errno));
-    if (fclose(f) != 0 && rc == 0)
-        rc = lm_fail(err, LOOM_ERR_IO, "%s: close failed: %s", path, strerror(errno));
-    if (rc == 0) {
-        /* mkstemp makes 0600; give the file the usual permissions (0666 & ~umask). */
-        mode_t um = umask(0);
-        umask(um);
-        chmod(tmp, 0666 & ~um);
-        if (rename(tmp, path) != 0)
-            rc = lm_fail(err, LOOM_ERR_IO, "%s: rename from temporary file failed: %s", path, strerror(errno));
-    }
-    if (rc < 0) unlink(tmp);
-    free(tmp);
+    if (rc < 0) lm_outfile_abort(&o);
+    else rc = lm_outfile_commit(&o, 1, err);
     free(tx);
     return rc;
 }

@@ -12,6 +12,7 @@
  * allocated, so memory use is linear in the file size whatever the file claims.
  */
 #include "lib/core/gguf.h"
+#include "lib/core/outfile.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -1137,29 +1138,22 @@ int lm_gguf_write(lm_gguf_writer *w, const char *path, lm_error *err)
         return lm_fail(err, LOOM_ERR_NO_MEMORY, "%s: out of memory serializing metadata", path);
     }
 
-    FILE *f = fopen(path, "wb");
-    if (!f) {
+    lm_outfile o;
+    int rc = lm_outfile_open(&o, path, err);
+    if (rc < 0) {
         free(head.p);
-        return lm_fail(err, LOOM_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
+        return rc;
     }
-    int ok = fwrite(head.p, 1, head.len, f) == head.len;
+    int ok = fwrite(head.p, 1, head.len, o.f) == head.len;
     free(head.p);
     offset = 0;
     for (size_t i = 0; ok && i < w->n_t; i++) {
-        ok = write_zeros(f, align_up(offset, alignment) - offset);
+        ok = write_zeros(o.f, align_up(offset, alignment) - offset);
         offset = align_up(offset, alignment);
-        ok = ok && fwrite(w->t[i].data, 1, w->t[i].n_bytes, f) == w->t[i].n_bytes;
+        ok = ok && fwrite(w->t[i].data, 1, w->t[i].n_bytes, o.f) == w->t[i].n_bytes;
         offset += w->t[i].n_bytes;
     }
-    int e = ok ? 0 : errno;
-    if (fclose(f) != 0 && ok) {
-        ok = 0;
-        e = errno;
-    }
-    if (!ok) {
-        remove(path);
-        return lm_fail(err, LOOM_ERR_IO, "%s: write failed: %s", path, strerror(e ? e : EIO));
-    }
+    if ((rc = lm_outfile_commit(&o, ok, err)) < 0) return rc;
     lm_error_clear(err);
     return 0;
 }

@@ -126,7 +126,8 @@ int lm_gguf_add_tensor(lm_gguf_writer *w, const char *name, int type, int n_dims
                        const int64_t *ne, const void *data);
 
 /* Write the file (alignment from "general.alignment" if set, which must be a u32 power of
- * two, else 32). */
+ * two, else 32), atomically (lib/core/outfile.h): a failure leaves no partial file and an
+ * existing file at `path` untouched. */
 int lm_gguf_write(lm_gguf_writer *w, const char *path, lm_error *err);
 
 #endif
