@@ -2,29 +2,34 @@
 #include "lib/core/outfile.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 int lm_outfile_open(lm_outfile *o, const char *path, lm_error *err)
 {
     memset(o, 0, sizeof *o);
-    const size_t n = strlen(path);
-    char *tmp = malloc(n + sizeof ".tmp-XXXXXX");
+    const size_t n = strlen(path), room = 48;
+    char *tmp = malloc(n + room);
     if (!tmp) return lm_fail(err, LOOM_ERR_NO_MEMORY, "%s: out of memory", path);
     memcpy(tmp, path, n);
-    memcpy(tmp + n, ".tmp-XXXXXX", sizeof ".tmp-XXXXXX");
-    int fd = mkstemp(tmp);
+    /* O_EXCL with mode 0666 lets the kernel apply the umask, so no thread has to read it
+     * (umask() is process-wide); the name is unique per process and call */
+    static atomic_ulong seq;
+    int fd = -1;
+    for (int tries = 0; fd < 0 && tries < 64; tries++) {
+        snprintf(tmp + n, room, ".tmp-%ld-%lu", (long)getpid(), (unsigned long)atomic_fetch_add(&seq, 1));
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        if (fd < 0 && errno != EEXIST) break;
+    }
     if (fd < 0) {
         int rc = lm_fail(err, LOOM_ERR_IO, "%s: cannot create a temporary file next to it: %s", path, strerror(errno));
         free(tmp);
         return rc;
     }
-    /* mkstemp makes 0600; the output is an ordinary file (0666 & ~umask) */
-    mode_t um = umask(0);
-    umask(um);
-    (void)fchmod(fd, 0666 & ~um);
     FILE *f = fdopen(fd, "wb");
     if (!f) {
         int rc = lm_fail(err, LOOM_ERR_IO, "%s: %s", path, strerror(errno));
