@@ -26,6 +26,7 @@
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
 #include <libavutil/channel_layout.h>
+#include <libavutil/mem.h>
 #include <libavutil/opt.h>
 #include <libswresample/swresample.h>
 
@@ -44,8 +45,17 @@ static void av_log_to_lm(void *avcl, int level, const char *fmt, va_list vl)
     if (n) lm_log(LOOM_LOG_DEBUG, "ffmpeg: %s", line);
 }
 
+/* FFmpeg trusts some sizes in headers (a 223-byte WAV whose RIFF INFO tag claims 1.9 GB made
+ * av_mallocz zero 1.9 GB): cap every single FFmpeg block, process-wide, well above any frame
+ * loom's limits let through. video_io.c sets the same cap. */
+#define AV_MAX_BLOCK ((size_t)256 << 20)
+
 static pthread_once_t g_av_once = PTHREAD_ONCE_INIT;
-static void av_setup(void) { av_log_set_callback(av_log_to_lm); }
+static void av_setup(void)
+{
+    av_log_set_callback(av_log_to_lm);
+    av_max_alloc(AV_MAX_BLOCK);
+}
 
 static const char *av_err(int e, char *buf, size_t n)
 {

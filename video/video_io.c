@@ -10,6 +10,7 @@
 #include <libavformat/avformat.h>
 #include <libavutil/imgutils.h>
 #include <libavutil/log.h>
+#include <libavutil/mem.h>
 #include <libswscale/swscale.h>
 #include <limits.h>
 #include <math.h>
@@ -42,7 +43,15 @@ static void av_log_to_lm(void *avcl, int level, const char *fmt, va_list ap)
 }
 
 static pthread_once_t g_av_log_once = PTHREAD_ONCE_INIT;
-static void install_av_log(void) { av_log_set_callback(av_log_to_lm); }
+/* FFmpeg trusts some sizes in headers: cap every single FFmpeg block, process-wide, as
+ * audio_io.c does (a 256 MiB block is over 2.5× an 8K RGB frame). */
+#define AV_MAX_BLOCK ((size_t)256 << 20)
+
+static void install_av_log(void)
+{
+    av_log_set_callback(av_log_to_lm);
+    av_max_alloc(AV_MAX_BLOCK);
+}
 void lm_video_route_av_log(void) { pthread_once(&g_av_log_once, install_av_log); }
 
 /* ------------------------------------------------------------------ params, times */
