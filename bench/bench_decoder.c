@@ -145,13 +145,13 @@ static int bench_pair(lp_api *a, const char *path, int nt, const int32_t *prompt
         double dt = now_s() - t0;
         if (dt < lpp) lpp = dt;
 
-        m->dec->mla_form = LM_MLA_ABSORBED;  /* the same prompt in the absorbed form only */
+        lm_decoder_state_set_tuning(lm_session_decoder_state(s), LM_MLA_ABSORBED, 0); /* absorbed form only */
         loom_session_truncate(s, 0);
         t0 = now_s();
         loom_session_prompt(s, prompt, n_prompt, NULL);
         dt = now_s() - t0;
         if (dt < lppa) lppa = dt;
-        m->dec->mla_form = LM_MLA_AUTO;
+        lm_decoder_state_set_tuning(lm_session_decoder_state(s), LM_MLA_AUTO, 0);
 
         a->memory_clear(a->get_memory(ctx), true);
         t0 = now_s();
@@ -164,11 +164,11 @@ static int bench_pair(lp_api *a, const char *path, int nt, const int32_t *prompt
         dt = loom_decode_steps(s, tok, n_decode, V);
         if (dt < ltg) ltg = dt;
         if (m->dec->layers[0].kv_a.type == LOOM_TYPE_Q8_0) {
-            m->dec->q8_float_x = 1;   /* the same steps on the float-x Q8_0 kernels */
+            lm_decoder_state_set_tuning(lm_session_decoder_state(s), LM_MLA_AUTO, 1); /* float-x Q8_0 kernels */
             loom_session_truncate(s, n_prompt);
             dt = loom_decode_steps(s, tok, n_decode, V);
             if (dt < ltgf) ltgf = dt;
-            m->dec->q8_float_x = 0;
+            lm_decoder_state_set_tuning(lm_session_decoder_state(s), LM_MLA_AUTO, 0);
         }
 
         tok = argmax(logits, V);

@@ -25,4 +25,7 @@ struct loom_model {
     int32_t       ctl[LM_CTL_COUNT]; /* control token ids, -1 when the tokenizer lacks one */
 };
 
+/* The decoder state of a session (tests and benchmarks: lm_decoder_state_set_tuning). */
+lm_decoder_state *lm_session_decoder_state(loom_session *s);
+
 #endif

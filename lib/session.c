@@ -115,6 +115,8 @@ void loom_session_free(loom_session **s)
     *s = NULL;
 }
 
+lm_decoder_state *lm_session_decoder_state(loom_session *s) { return s->st; }
+
 void loom_session_set_abort(loom_session *s, loom_abort_fn fn, const volatile int *flag, void *user_data)
 {
     s->abort_fn = fn;

@@ -101,7 +101,8 @@ done:
 }
 
 /* Three states of different lengths in one lm_decoder_forward_multi step against lone
- * lm_decoder_forward steps; n_seq beyond the first state's room is refused. */
+ * lm_decoder_forward steps; n_seq beyond the first state's room, and states differing in
+ * q8_float_x, are refused. */
 static void run_multi3(const char *tag, loom_model *m)
 {
     enum { S = 3 };
@@ -143,6 +144,9 @@ static void run_multi3(const char *tag, loom_model *m)
     CHECK(lm_decoder_forward_multi(d, twice, next, 2, logits, pool, &e) == LOOM_ERR_INVALID_ARG, "%s: a state twice", tag);
     CHECK(lm_decoder_forward_multi(d, st, next, LM_DECODE_MAX_SEQ + 1, logits, pool, &e) == LOOM_ERR_INVALID_ARG,
           "%s: too many sequences", tag);
+    lm_decoder_state_set_tuning(st[1], LM_MLA_AUTO, 1);
+    CHECK(lm_decoder_forward_multi(d, st, next, S, logits, pool, &e) == LOOM_ERR_INVALID_ARG && strstr(e.msg, "q8_float_x"),
+          "%s: states differing in q8_float_x: %s", tag, e.msg);
     for (int i = 0; i < S; i++) CHECK(lm_decoder_state_n_past(st[i]) == 5 + 4 * i, "%s: errors change nothing", tag);
 done:
     for (int i = 0; i < S; i++) {

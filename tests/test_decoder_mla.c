@@ -19,10 +19,9 @@ static int run_form(loom_model *m, int form, int n_ctx, int n_threads, const int
 {
     loom_session *s = test_session(m, n_ctx, BATCH, n_threads);
     if (!s) return -1;
-    m->dec->mla_form = form;
+    lm_decoder_state_set_tuning(lm_session_decoder_state(s), form, 0);
     int rc = loom_session_prompt(s, tok, N, logits);
     CHECK(rc == 0, "prompt (form %d): %s", form, loom_session_error(s));
-    m->dec->mla_form = LM_MLA_AUTO;
     loom_session_free(&s);
     return rc;
 }

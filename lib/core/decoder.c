@@ -476,7 +476,8 @@ struct lm_decoder_state {
     int64_t  in_max;        /* widest matrix input (rows of xq)                     */
     float   *xq;            /* [n_batch][in_max] inputs rounded like llama.cpp's    */
     float   *head_x;        /* [H][max(nope, kv_lora)] per-head inputs, rounded     */
-    int      q8_int8;       /* Q8_0 matvecs on int8 activations (!d->q8_float_x)    */
+    int      q8_int8;       /* Q8_0 matvecs on int8 activations (!q8_float_x)        */
+    int      mla_form;      /* prefill attention form: LM_MLA_*                      */
     int8_t  *xq8;           /* [LM_Q8_INT8_MAX_ROWS][in_max] activations as int8    */
     float   *xd8;           /* [LM_Q8_INT8_MAX_ROWS][in_max/32] their block scales  */
     int8_t  *head_q8;       /* [H][max(nope, kv_lora)] per-head inputs as int8      */
@@ -585,6 +586,8 @@ int lm_decoder_state_create(const lm_decoder *d, int32_t n_ctx, int32_t n_batch,
     int64_t qb = ((int64_t)1 << 18) / n_ctx;
     s->qb = (int32_t)(qb < 1 ? 1 : qb > n_batch ? n_batch : qb);
     s->n_multi = n_batch < LM_DECODE_MAX_SEQ ? n_batch : LM_DECODE_MAX_SEQ;
+    s->q8_int8 = 1;
+    s->mla_form = LM_MLA_AUTO;
     plan p = {0};
     plan_state(d, s, &p);
     s->block = aligned_alloc(64, p.used);
@@ -615,6 +618,12 @@ void lm_decoder_state_set_abort(lm_decoder_state *s, lm_abort_fn fn, void *user)
 {
     s->abort_fn = fn;
     s->abort_user = user;
+}
+
+void lm_decoder_state_set_tuning(lm_decoder_state *s, int mla_form, int q8_float_x)
+{
+    s->mla_form = mla_form;
+    s->q8_int8 = !q8_float_x;
 }
 
 static int abort_requested(const lm_decoder_state *s) { return s->abort_fn && s->abort_fn(s->abort_user); }
@@ -1114,7 +1123,7 @@ static int plain_allowed(const lm_decoder *d, const lm_decoder_layer *L)
     return !d->hp.mla_split || (L->k_b.type != LOOM_TYPE_Q8_0 && L->v_b.type != LOOM_TYPE_Q8_0);
 }
 
-/* Batched attention for a prefill chunk: RoPE on q_pe, then the form d->mla_form asks for,
+/* Batched attention for a prefill chunk: RoPE on q_pe, then the form s->mla_form asks for,
  * or in LM_MLA_AUTO the plain form where plain_allowed and lm_mla_plain_cheaper say so. */
 static void attn_batched(const lm_decoder *d, const lm_decoder_layer *L, lm_decoder_state *s,
                          const float *kv, int64_t n, lm_pool *pool)
@@ -1123,8 +1132,8 @@ static void attn_batched(const lm_decoder *d, const lm_decoder_layer *L, lm_deco
     const int64_t H = hp->n_head, dq = hp->n_nope + hp->n_rope;
     for (int64_t t = 0; t < n; t++)
         for (int64_t h = 0; h < H; h++) lm_rope_apply(&hp->rope, s->q + (t * H + h) * dq + hp->n_nope, s->n_past + t);
-    const int plain = d->mla_form == LM_MLA_PLAIN ||
-                      (d->mla_form == LM_MLA_AUTO && plain_allowed(d, L) && lm_mla_plain_cheaper(hp, s->n_past, n, s->qb));
+    const int plain = s->mla_form == LM_MLA_PLAIN ||
+                      (s->mla_form == LM_MLA_AUTO && plain_allowed(d, L) && lm_mla_plain_cheaper(hp, s->n_past, n, s->qb));
     if (plain) attn_plain(d, L, s, kv, n, pool);
     else attn_absorbed(d, L, s, kv, n, pool);
 }
@@ -1193,7 +1202,6 @@ int lm_decoder_forward(const lm_decoder *d, lm_decoder_state *s, const int32_t *
             return lm_fail(err, LOOM_ERR_INVALID_ARG, "token %lld: id %d is outside the vocabulary (0..%lld)",
                            (long long)i, tokens[i], (long long)V - 1);
     const int32_t past0 = s->n_past;
-    s->q8_int8 = !d->q8_float_x;
     for (int64_t done = 0; done < n;) {
         const int64_t m = n - done < s->n_batch ? n - done : s->n_batch;
         if (abort_requested(s)) goto aborted;
@@ -1239,6 +1247,8 @@ static int multi_args_ok(const lm_decoder *d, lm_decoder_state *const *st, const
     for (int i = 0; i < n_seq; i++) {
         for (int j = 0; j < i; j++)
             if (st[i] == st[j]) return lm_fail(err, LOOM_ERR_INVALID_ARG, "decoder: state %d is given twice", j);
+        if (st[i]->q8_int8 != st[0]->q8_int8)
+            return lm_fail(err, LOOM_ERR_INVALID_ARG, "decoder: state %d differs from state 0 in q8_float_x", i);
         if (st[i]->n_past >= st[i]->n_ctx)
             return lm_fail(err, LOOM_ERR_CONTEXT_FULL, "context full: sequence %d holds n_ctx %d positions", i,
                            st[i]->n_ctx);
@@ -1264,7 +1274,6 @@ int lm_decoder_forward_multi(const lm_decoder *d, lm_decoder_state *const *state
     int rc = multi_args_ok(d, states, tokens, n_seq, err);
     if (rc < 0) return rc;
     lm_decoder_state *s = states[0];
-    for (int i = 0; i < n_seq; i++) states[i]->q8_int8 = !d->q8_float_x;
     for (int i = 0; i < n_seq; i++) {
         const char *row = (const char *)d->tok_embd.data + (size_t)tokens[i] * d->tok_embd.row_bytes;
         lm_row_to_f32(d->tok_embd.type, row, s->x + i * E, E);

@@ -108,10 +108,6 @@ typedef struct lm_decoder {
     lm_decoder_layer  *layers;      /* [n_layer], owned                                  */
     float             *k_b_owned;   /* legacy kv_b: [n_layer][H·kv_lora][nope], owned    */
     uint64_t           active_bytes;/* weight bytes one decode step reads (roofline)     */
-    /* Tuning knobs for tests and benchmarks (set before forward passes run, not during): */
-    int                q8_float_x;  /* 1: Q8_0 matvecs take float x rounded to the q8 grid
-                                       instead of int8 dots (the older path)              */
-    int                mla_form;    /* prefill attention: LM_MLA_AUTO (default), or forced */
 } lm_decoder;
 
 /* Forms of the batched (prefill) attention. */
@@ -141,6 +137,11 @@ void lm_decoder_state_truncate(lm_decoder_state *s, int32_t n_past);
  * nonzero stops the pass. */
 typedef int (*lm_abort_fn)(void *user);
 void lm_decoder_state_set_abort(lm_decoder_state *s, lm_abort_fn fn, void *user);
+/* Tuning for tests and benchmarks, set between passes (the model stays read-only):
+ * mla_form: prefill attention, LM_MLA_AUTO (default) or a forced form; q8_float_x 1: Q8_0
+ * matvecs take float x rounded to the q8 grid instead of int8 dots (the older path;
+ * default 0). */
+void lm_decoder_state_set_tuning(lm_decoder_state *s, int mla_form, int q8_float_x);
 
 /* Run n inputs at positions n_past … n_past+n-1 and append them to the cache. Inputs are
  * token ids (`tokens`, embd NULL) or embeddings (`embd` [n][n_embd], tokens NULL).
@@ -165,8 +166,8 @@ int lm_decoder_forward(const lm_decoder *d, lm_decoder_state *s, const int32_t *
  * attention runs per sequence on its own cache and scratch. Every row gets the same
  * arithmetic as a lone lm_decoder_forward step of that state (the same row kernels, the
  * experts summed in the same order), so logits and caches match it bit for bit.
- * logits: NULL (none), or n_seq pointers to [n_vocab] each. The states must belong to d
- * and be distinct. LOOM_ERR_CONTEXT_FULL / LOOM_ERR_INVALID_ARG change nothing; on
+ * logits: NULL (none), or n_seq pointers to [n_vocab] each. The states must belong to d,
+ * be distinct and agree on q8_float_x (lm_decoder_state_set_tuning). LOOM_ERR_CONTEXT_FULL / LOOM_ERR_INVALID_ARG change nothing; on
  * LOOM_ERR_ABORTED (any state's abort callback, polled between layers) no state advances.
  * Not for concurrent use with another pass on any of the states. */
 int lm_decoder_forward_multi(const lm_decoder *d, lm_decoder_state *const *states, const int32_t *tokens,
