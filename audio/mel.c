@@ -98,7 +98,7 @@ static void load_frame(const float *pcm, int64_t n, int64_t t, const float *wind
     }
 }
 
-/* Power spectrum |X[k]|², k = 0..200, of the windowed frame x[400]. */
+/* w->power [201] = |X[k]|², k = 0..200, of the windowed frame w->frame [400]. */
 static void frame_power(mel_worker *w)
 {
     lm_rfft_forward(w->fft, w->frame, &w->spec[0][0]);
