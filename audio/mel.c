@@ -1,15 +1,16 @@
 /*
  * Whisper's log-mel spectrogram; the definition is in mel.h.
  *
- * FFT: our own mixed-radix (4, 2, 5, 3) decimation-in-time complex FFT, planned once (one
- * twiddle table). libavutil's av_tx was tried first: its AV_TX_FLOAT_RDFT plans a 400-point
- * transform in Debian's FFmpeg 5.1 and is exact, but 400 = 16·25 falls to its naive O(N²)
- * codelet that evaluates sin/cos per term (≈ 2 ms per frame, 6 s for 30 s of audio; ours: ≈ 20 ms of CPU), so it
- * is unsuitable. The 400 real samples go through one 200-point complex FFT (even/odd
- * packing) and a split step that yields bins 0..200. The filterbank is stored with each filter's non-zero bin range so the mel
- * product only touches the few bins a filter covers.
+ * FFT: lm_rfft (audio/rfft.h), loom's mixed-radix real FFT: the 400-point frame runs as one
+ * 200-point complex FFT (200 = 4·2·5·5) plus a split step that yields bins 0..200. Each worker
+ * holds its own plan (a plan has work buffers), made once in lm_mel_create. libavutil's av_tx
+ * was tried first: its AV_TX_FLOAT_RDFT is exact for 400 points in Debian's FFmpeg 5.1, but
+ * 400 = 16·25 falls to its naive O(N²) codelet that evaluates sin/cos per term (≈ 2 ms per
+ * frame, 6 s for 30 s of audio), so it is unsuitable. The filterbank is stored with each
+ * filter's non-zero bin range so the mel product only touches the few bins a filter covers.
  */
 #include "audio/mel.h"
+#include "audio/rfft.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -18,20 +19,17 @@
 #define MEL_MAX_BINS 256
 #define MEL_MAX_THREADS 256
 
-typedef struct cpx { float re, im; } cpx;
-
 typedef struct mel_worker {
-    float frame[LM_MEL_N_FFT];    /* windowed samples                  */
-    cpx   z[LM_MEL_N_FFT / 2];    /* even/odd samples packed as complex */
-    cpx   spec[LM_MEL_N_FFT / 2]; /* their FFT                          */
-    float power[LM_MEL_N_BINS];
+    lm_rfft *fft;                         /* this worker's 400-point plan           */
+    float    frame[LM_MEL_N_FFT];         /* windowed samples                       */
+    float    spec[LM_MEL_N_BINS][2];      /* their spectrum, (re, im) per bin       */
+    float    power[LM_MEL_N_BINS];
 } mel_worker;
 
 struct lm_mel {
     int         n_mels;
     int         n_threads;
     float       window[LM_MEL_N_FFT];  /* periodic Hann                            */
-    cpx         tw[LM_MEL_N_FFT];      /* tw[x] = e^{-2πi·x/400}                   */
     float      *filters;               /* [n_mels][201] Slaney filterbank           */
     int        *lo, *hi;               /* [n_mels] non-zero bins of each filter      */
     mel_worker *w;                     /* [n_threads]                                */
@@ -100,68 +98,19 @@ static void load_frame(const float *pcm, int64_t n, int64_t t, const float *wind
     }
 }
 
-/* out[0..n) = DFT of in[0], in[stride], … (n values); tw is the table for N points, so
- * W_n^x = tw[x·N/n]. Radix 4, 2, 5 or 3 per level (400 = 4·4·5·5). Reads of out[j·m + k]
- * for one k all happen before the writes to the same positions, so the butterfly is in place. */
-static void fft_rec(const cpx *tw, int N, const cpx *in, int stride, cpx *out, int n)
+/* w->power [201] = |X[k]|², k = 0..200, of the windowed frame w->frame [400]. */
+static void frame_power(mel_worker *w)
 {
-    if (n == 1) {
-        out[0] = in[0];
-        return;
-    }
-    const int r = n % 4 == 0 ? 4 : n % 2 == 0 ? 2 : n % 5 == 0 ? 5 : 3;   /* plan checked n */
-    const int m = n / r, s = N / n, sr = N / r;
-    for (int j = 0; j < r; j++) fft_rec(tw, N, in + j * stride, stride * r, out + j * m, m);
-    cpx t[5];
-    for (int k = 0; k < m; k++) {
-        for (int j = 0; j < r; j++) {
-            const cpx a = out[j * m + k], w = tw[j * k * s];
-            t[j] = (cpx){a.re * w.re - a.im * w.im, a.re * w.im + a.im * w.re};
-        }
-        if (r == 4) {   /* the common case, without multiplications: W_4 = −i */
-            const cpx a0 = {t[0].re + t[2].re, t[0].im + t[2].im}, a1 = {t[0].re - t[2].re, t[0].im - t[2].im};
-            const cpx a2 = {t[1].re + t[3].re, t[1].im + t[3].im}, a3 = {t[1].re - t[3].re, t[1].im - t[3].im};
-            out[k] = (cpx){a0.re + a2.re, a0.im + a2.im};
-            out[m + k] = (cpx){a1.re + a3.im, a1.im - a3.re};
-            out[2 * m + k] = (cpx){a0.re - a2.re, a0.im - a2.im};
-            out[3 * m + k] = (cpx){a1.re - a3.im, a1.im + a3.re};
-            continue;
-        }
-        for (int q = 0; q < r; q++) {
-            float re = 0, im = 0;
-            for (int j = 0; j < r; j++) {
-                const cpx w = tw[(j * q % r) * sr];
-                re += t[j].re * w.re - t[j].im * w.im;
-                im += t[j].re * w.im + t[j].im * w.re;
-            }
-            out[q * m + k] = (cpx){re, im};
-        }
-    }
-}
-
-/* Power spectrum |X[k]|², k = 0..N/2, of the real frame x[N] via one N/2-point complex FFT:
- * z[i] = x[2i] + i·x[2i+1], Z = FFT(z), then
- * X[k] = (Z[k] + conj Z[N/2−k])/2 − i·W_N^k·(Z[k] − conj Z[N/2−k])/2. */
-static void real_power(const cpx *tw, const float *x, cpx *z, cpx *Z, float *power)
-{
-    const int N = LM_MEL_N_FFT, H = N / 2;
-    for (int i = 0; i < H; i++) z[i] = (cpx){x[2 * i], x[2 * i + 1]};
-    /* tw has N entries; an H-point FFT uses every second one: pass stride via N. */
-    fft_rec(tw, N, z, 1, Z, H);
-    for (int k = 0; k <= H; k++) {
-        const cpx a = Z[k % H], b = Z[(H - k) % H];
-        const float er = 0.5f * (a.re + b.re), ei = 0.5f * (a.im - b.im);   /* (a + conj b)/2 */
-        const float or_ = 0.5f * (a.im + b.im), oi = -0.5f * (a.re - b.re); /* −i(a − conj b)/2 */
-        const cpx w = tw[k % N];
-        const float xr = er + or_ * w.re - oi * w.im, xi = ei + or_ * w.im + oi * w.re;
-        power[k] = xr * xr + xi * xi;
-    }
+    lm_rfft_forward(w->fft, w->frame, &w->spec[0][0]);
+    for (int k = 0; k < LM_MEL_N_BINS; k++) w->power[k] = w->spec[k][0] * w->spec[k][0] + w->spec[k][1] * w->spec[k][1];
 }
 
 void lm_mel_free(lm_mel **pm)
 {
     if (!pm || !*pm) return;
     lm_mel *m = *pm;
+    if (m->w)
+        for (int i = 0; i < m->n_threads; i++) lm_rfft_free(&m->w[i].fft);
     free(m->w);
     free(m->filters);
     free(m->lo);
@@ -197,10 +146,8 @@ int lm_mel_create(int n_mels, int n_threads, lm_mel **out, lm_error *err)
         m->lo[i] = lo;
         m->hi[i] = hi;
     }
-    for (int i = 0; i < LM_MEL_N_FFT; i++) {
-        const double a = -2.0 * M_PI * i / LM_MEL_N_FFT;
-        m->tw[i] = (cpx){(float)cos(a), (float)sin(a)};
-    }
+    for (int i = 0; i < n_threads; i++)
+        if (!(m->w[i].fft = lm_rfft_create(LM_MEL_N_FFT))) goto oom;
     *out = m;
     return 0;
 oom:
@@ -228,7 +175,7 @@ static void mel_frames(void *arg, int ith, int nth)
     lm_split(j->n_frames, ith, nth, &t0, &t1);
     for (int64_t t = t0; t < t1; t++) {
         load_frame(j->pcm, j->n, t, m->window, w->frame);
-        real_power(m->tw, w->frame, w->z, w->spec, w->power);
+        frame_power(w);
         for (int i = 0; i < m->n_mels; i++) {
             const float *f = m->filters + (size_t)i * LM_MEL_N_BINS;
             float s = 0;
