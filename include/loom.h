@@ -435,6 +435,8 @@ void loom_image_free(loom_image *img);
  * of a video file, …) and yields mono float samples in [-1, 1] at params.sample_rate (the
  * channel mean after resampling). "-" reads standard input. Long inputs stream through in
  * bounded memory with loom_audio_reader; loom_audio_load is the whole-file shortcut.
+ * The first audio or video read routes FFmpeg's log to loom's and caps any one FFmpeg
+ * allocation at 256 MiB (av_max_alloc, process-wide: FFmpeg trusts some header sizes).
  *
  *     float *pcm = NULL; size_t n = 0; char err[256];
  *     loom_audio_params ap = loom_audio_default_params();
