@@ -2,7 +2,7 @@
 each job against the PyTorch model on the same inputs.
 
     /usr/bin/python3 tools/eval/run_eval.py [--loom build/loom] [--model models/loom-tiny.gguf]
-                                            [--n 200] [--jobs caption,t2i,transcribe,video,tts]
+                                            [--n 200] [--jobs caption,t2i,transcribe,video,tts,t2v,draw_tell,say_write]
                                             [--bench 10 --run runs/tiny] [--md out.md]
 
 Prints a table (and writes it as Markdown with --md). Metrics:
@@ -19,6 +19,11 @@ Prints a table (and writes it as Markdown with --md). Metrics:
               clip descriptions: each frame's objects (colour, shape, position, count), the
               event (the main object moved / grew / shrank / changed colour / (dis)appeared
               between them), and all three right
+  draw_tell   `loom chat -p "Draw: CAPTION Then tell me what you drew."` (an interleaved reply):
+              a picture was written, the text after it is "I drew CAPTION.", and the detector on
+              the picture (all objects right)
+  say_write   `loom chat -p "Say: TEXT Then write it down."`: a clip was written, WER of the
+              written words against TEXT, and WER of loom's transcription of the clip
 """
 import argparse
 import json
@@ -240,6 +245,57 @@ def eval_tts(a, tmp):
     return {"WER of loom's transcription": e / n, "no audio written": failed / len(meta)}, float(np.mean(dts) if dts else 0)
 
 
+def chat_reply(a, prompt, tmp, seed):
+    """Run one `loom chat` message; return (its text, the media files it wrote)."""
+    d = tempfile.mkdtemp(dir=tmp)
+    out, dt = loom(a, "chat", "-p", prompt, "-o", d, "--seed", str(seed))
+    media = re.findall(r"^\[(?:image|audio|video): (\S+?)[,\]]", out, re.M)
+    text = " ".join(l for l in out.splitlines() if not re.match(r"^\[(image|audio|video): ", l))
+    return text.strip(), media, dt
+
+
+def eval_draw_tell(a, tmp):
+    from tools.train import unified as U
+    meta = records(os.path.join(a.data, "scenes", f"{a.split}.jsonl"))[:a.n]
+    drew = said = allok = 0
+    dts = []
+    for i, m in enumerate(meta):
+        cap = m["captions"][0]
+        text, media, dt = chat_reply(a, U.PROMPTS["t2i"] + cap + U.PROMPTS["draw_tell"], tmp, i)
+        dts.append(dt)
+        said += norm_text(text) == norm_text("I drew " + cap)
+        pngs = [p for p in media if p.endswith(".png")]
+        if pngs:
+            drew += 1
+            sc = S.match_scores(S.detect(read_png(pngs[0]))[1], S.label_objects(m))
+            allok += all(h == n for k, (h, n) in sc.items() if k != "size")
+    n = len(meta)
+    return {"picture written": drew / n, "text is \"I drew CAPTION.\"": said / n,
+            "picture: all objects right": allok / n}, float(np.mean(dts))
+
+
+def eval_say_write(a, tmp):
+    from tools.train import unified as U
+    meta = records(os.path.join(a.data, "speech", f"{a.split}.jsonl"))[:a.n]
+    spoke = 0
+    ew = nw = ea = na = 0
+    dts = []
+    for i, r in enumerate(meta):
+        text, media, dt = chat_reply(a, U.PROMPTS["tts"] + r["text"] + U.PROMPTS["say_write"], tmp, i)
+        dts.append(dt)
+        de, dn = wer_counts(norm_text(r["text"]), norm_text(text))
+        ew, nw = ew + de, nw + dn
+        wavs = [p for p in media if p.endswith(".wav")]
+        heard = ""
+        if wavs:
+            spoke += 1
+            heard, _ = loom(a, "transcribe", wavs[0])
+        de, dn = wer_counts(norm_text(r["text"]), norm_text(heard))
+        ea, na = ea + de, na + dn
+    return {"clip written": spoke / len(meta), "WER of the written words": ew / nw,
+            "WER of loom's transcription of the clip": ea / na}, float(np.mean(dts))
+
+
 def bench_pytorch(a, jobs):
     """Mean seconds per job for the PyTorch model (same inputs, same greedy / guided work)."""
     import torch
@@ -282,7 +338,7 @@ def main():
     ap.add_argument("--data", default=os.path.join(ROOT, "data"))
     ap.add_argument("--n", type=int, default=200)
     ap.add_argument("--split", default="test", help="test (held-out compositions and voices) or val (the training distribution)")
-    ap.add_argument("--jobs", default="caption,t2i,transcribe,video,tts,t2v")
+    ap.add_argument("--jobs", default="caption,t2i,transcribe,video,tts,t2v,draw_tell,say_write")
     ap.add_argument("--check-t2v-metric", action="store_true", help="score the test clips' own frames and exit")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--imagine-args", default="")
@@ -296,7 +352,7 @@ def main():
         return check_t2v_metric(a)
     jobs = a.jobs.split(",")
     fns = {"caption": eval_caption, "t2i": eval_t2i, "transcribe": eval_transcribe, "video": eval_video, "tts": eval_tts,
-           "t2v": eval_t2v}
+           "t2v": eval_t2v, "draw_tell": eval_draw_tell, "say_write": eval_say_write}
     rows, times = [], {}
     with tempfile.TemporaryDirectory() as tmp:
         for j in jobs:
