@@ -192,16 +192,23 @@ def train(a):
 
     model.train()
     while time.time() - t_start < budget:
-        task = rng.choices(tasks, weights)[0]
-        bs = max(1, round(TASKS[task][1] * a.batch_mult))
-        idx = [rng.randrange(data.size(task)) for _ in range(bs)]
+        # --mix draws: one padded batch, each draw's loss the mean over its own answer tokens
+        draws, samples = [], []
+        for _ in range(a.mix):
+            task = rng.choices(tasks, weights)[0]
+            bs = max(1, round(TASKS[task][1] * a.batch_mult))
+            draws.append((task, len(samples), len(samples) + bs))
+            samples += [data.sample(task, rng.randrange(data.size(task)), rng) for _ in range(bs)]
         frac = (time.time() - t_start) / budget
         for g in opt.param_groups:
             g["lr"] = lr_at(frac, a.lr)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            X, Y = U.build(model, tok, [data.sample(task, i, rng) for i in idx])
+            X, Y = U.build(model, tok, samples)
             logits = model.dec(X)
-        loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), Y.reshape(-1), ignore_index=-100)
+        nll = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), Y.reshape(-1), ignore_index=-100,
+                              reduction="none").reshape(Y.shape)
+        task_loss = [nll[b0:b1].sum() / (Y[b0:b1] != -100).sum().clamp(min=1) for _, b0, b1 in draws]
+        loss = torch.stack(task_loss).mean()
         aux = model.aux_loss()
         loss_all = loss + a.aux * aux
         opt.zero_grad(set_to_none=True)
@@ -210,7 +217,8 @@ def train(a):
         opt.step()
         model.dec.update_bias(1e-3)
         step += 1
-        hist[task].append(loss.item())
+        for (task, _, _), l in zip(draws, task_loss):
+            hist[task].append(l.item())
         if aux.item() > 0:
             hist.setdefault("aux", []).append(aux.item())
         if step % 25 == 0:
@@ -223,7 +231,8 @@ def train(a):
             save()
             t_save = time.time()
     save()
-    print(f"done: {step} steps, {(time.time() - t_start) / 60:.1f} min", flush=True)
+    print(f"done: {step} steps, {(time.time() - t_start) / 60:.1f} min; last losses " +
+          " ".join(f"{t} {np.mean(h[-20:]):.3f}" for t, h in hist.items() if h), flush=True)
 
 
 def load(run):
@@ -257,6 +266,8 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-bf16", dest="bf16", action="store_false")
     ap.add_argument("--device", default="cpu", help="cpu, or cuda on a machine with a GPU")
+    ap.add_argument("--mix", type=int, default=1,
+                    help="tasks drawn per step, trained as one padded batch (fewer, larger steps: for a GPU)")
     ap.add_argument("--batch-mult", type=float, default=1.0, help="scale every task's batch size")
     ap.add_argument("--new-schedule", action="store_true",
                     help="resume the weights but start a fresh --minutes learning-rate schedule")

@@ -5,6 +5,8 @@
 # OUTDIR receives weight shards at every checkpoint (so an interrupted run still gives its
 # latest weights), train.log, and at the end loom-tiny.gguf + loom-tiny-mmproj.gguf.
 # Back home: tools/train/pack.py merge --snap OUTDIR/weights --run runs/NAME
+# A GPU is launch-bound on this small model: pass --mix 4 (four tasks per step, one padded batch)
+# and/or --batch-mult 4 to give it more work per launch.
 set -eo pipefail
 B=$1; O=$2; M=$3; shift 3
 PY=${PYTHON:-python3}
