@@ -2,7 +2,7 @@
 each job against the PyTorch model on the same inputs.
 
     /usr/bin/python3 tools/eval/run_eval.py [--loom build/loom] [--model models/loom-tiny.gguf]
-                                            [--n 200] [--jobs caption,t2i,transcribe,video,tts,t2v,draw_tell,say_write]
+                                            [--n 200] [--jobs caption,t2i,...,text]
                                             [--bench 10 --run runs/tiny] [--md out.md]
 
 Prints a table (and writes it as Markdown with --md). Metrics:
@@ -24,6 +24,8 @@ Prints a table (and writes it as Markdown with --md). Metrics:
               the picture (all objects right)
   say_write   `loom chat -p "Say: TEXT Then write it down."`: a clip was written, WER of the
               written words against TEXT, and WER of loom's transcription of the clip
+  text        plain text: `loom chat -p "Picture this: CAPTION. QUESTION"` for the visual
+              questions of test scenes, answer exact match
 """
 import argparse
 import json
@@ -296,6 +298,18 @@ def eval_say_write(a, tmp):
             "WER of loom's transcription of the clip": ea / na}, float(np.mean(dts))
 
 
+def eval_text(a, tmp):
+    from tools.train import unified as U
+    meta = records(os.path.join(a.data, "scenes", f"{a.split}.jsonl"))[:a.n]
+    right, dts = 0, []
+    for i, m in enumerate(meta):
+        qa = m["vqa"][i % len(m["vqa"])]
+        text, _, dt = chat_reply(a, U.text_question(m["captions"][i % len(m["captions"])], qa["q"]), tmp, i)
+        dts.append(dt)
+        right += norm_text(text) == norm_text(qa["a"])
+    return {"answer exact": right / len(meta)}, float(np.mean(dts))
+
+
 def bench_pytorch(a, jobs):
     """Mean seconds per job for the PyTorch model (same inputs, same greedy / guided work)."""
     import torch
@@ -338,7 +352,7 @@ def main():
     ap.add_argument("--data", default=os.path.join(ROOT, "data"))
     ap.add_argument("--n", type=int, default=200)
     ap.add_argument("--split", default="test", help="test (held-out compositions and voices) or val (the training distribution)")
-    ap.add_argument("--jobs", default="caption,t2i,transcribe,video,tts,t2v,draw_tell,say_write")
+    ap.add_argument("--jobs", default="caption,t2i,transcribe,video,tts,t2v,draw_tell,say_write,text")
     ap.add_argument("--check-t2v-metric", action="store_true", help="score the test clips' own frames and exit")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--imagine-args", default="")
@@ -352,7 +366,8 @@ def main():
         return check_t2v_metric(a)
     jobs = a.jobs.split(",")
     fns = {"caption": eval_caption, "t2i": eval_t2i, "transcribe": eval_transcribe, "video": eval_video, "tts": eval_tts,
-           "t2v": eval_t2v, "draw_tell": eval_draw_tell, "say_write": eval_say_write}
+           "t2v": eval_t2v, "draw_tell": eval_draw_tell, "say_write": eval_say_write,
+           "text": eval_text}
     rows, times = [], {}
     with tempfile.TemporaryDirectory() as tmp:
         for j in jobs:

@@ -24,7 +24,7 @@ from tools.train import unified as U  # noqa: E402
 
 # task: (weight, batch size)
 TASKS = {"caption": (3, 24), "vqa": (2, 24), "t2i": (3, 6), "transcribe": (3, 12), "tts": (2, 8),
-         "video": (2, 8), "t2v": (1, 2), "draw_tell": (0, 6), "say_write": (0, 8)}
+         "video": (2, 8), "t2v": (1, 2), "draw_tell": (0, 6), "say_write": (0, 8), "text": (0, 24)}
 DROP_PROMPT = 0.1   # text-to-media prompts dropped for classifier-free guidance
 
 
@@ -54,7 +54,7 @@ class Data:
         self.video_codes = np.load(p) if os.path.exists(p) else None
 
     def available(self, task):
-        if task in ("caption", "vqa"):
+        if task in ("caption", "vqa", "text"):
             return True
         if task in ("t2i", "draw_tell"):
             return self.scene_codes is not None
@@ -88,6 +88,11 @@ class Data:
             qa = m["vqa"][rng.randrange(len(m["vqa"]))]
             return U.turn([("ctl", "<|image|>"), ("image", self.scenes[i]), ("ctl", "<|/image|>"),
                            ("text", qa["q"])], [("text", qa["a"])])
+        if task == "text":          # plain text: the same questions about a scene told in words
+            m = self.scene_meta[i]
+            qa = m["vqa"][rng.randrange(len(m["vqa"]))]
+            cap = m["captions"][rng.randrange(len(m["captions"]))]
+            return U.turn([("text", U.text_question(cap, qa["q"]))], [("text", qa["a"])])
         if task == "t2i":
             m = self.scene_meta[i]
             user = [] if rng.random() < DROP_PROMPT else \
@@ -124,7 +129,7 @@ class Data:
         raise ValueError(task)
 
     def size(self, task):
-        if task in ("caption", "vqa", "t2i", "draw_tell"):
+        if task in ("caption", "vqa", "t2i", "draw_tell", "text"):
             return len(self.scene_meta)
         if task in ("transcribe", "tts", "say_write"):
             return len(self.speech["meta"])

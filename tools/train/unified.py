@@ -135,6 +135,11 @@ class Tok:
         return self.v.decode([i for i in ids if i < N_TEXT]).decode("utf-8", "replace")
 
 
+def text_question(caption, question):
+    """The plain-text task's user message: a scene told in words, then a question about it."""
+    return f"Picture this: {caption}. {question}"
+
+
 def turn(user, answer):
     """Segments of one chat turn; returns (segments, index of the first answer segment)."""
     segs = [("ctl", "<|bos|>"), ("ctl", "<|user|>")] + user + [("ctl", "<|end|>"), ("ctl", "<|assistant|>")]
