@@ -304,7 +304,7 @@ typedef int (*loom_token_fn)(int32_t token, const char *piece, size_t piece_len,
 /* A media block in generated text (loom_session_generate with media_blocks on). */
 typedef enum loom_media_event {
     LOOM_MEDIA_BEGIN = 0,   /* after on_token got the block's open token (before any token
-                               when the prompt ends with it); codes NULL, n_codes 0         */
+                               when the prompt ends inside the block); codes NULL, n_codes 0 */
     LOOM_MEDIA_END   = 1,   /* after on_token got its close token; codes: the block's codes    */
 } loom_media_event;
 /* kind: loom_media_kind. codes: the block's codes with the range offset removed (image and
@@ -351,7 +351,9 @@ loom_generate_params loom_generate_default_params(void);
  *
  * Media blocks (media_blocks 1, the default): when the model samples the open token of a
  * medium it can generate (<|image|>, <|audio|>, <|video|>; loom_model_can_generate), or the
- * cached context ends with one (a prompt that opens the block), the block is written as
+ * cached context ends inside one (a prompt that ends with the open token, perhaps followed
+ * by some of the block's codes and <|frame|> markers: the block goes on from there, and
+ * END's codes include the prompt's), the block is written as
  * loom_generate_media writes one: codes are drawn from that medium's range only with
  * `media` (the k-th block of the call, from 0, with seed media.seed + k), <|frame|> markers and the close token are forced, the length is the model's (image grid²
  * codes; video frames × (<|frame|> + grid² codes); audio until the model samples <|/audio|>
@@ -359,7 +361,9 @@ loom_generate_params loom_generate_default_params(void);
  * block (codes have empty pieces); on_media (if set) gets LOOM_MEDIA_BEGIN and LOOM_MEDIA_END
  * with the codes. The whole block, close token included, is appended to the cache. A block
  * that would not fit the context fails with LOOM_ERR_CONTEXT_FULL before its open token is
- * streamed; on_token asking to stop inside a block leaves it unfinished (no END). Every
+ * streamed; a prompt whose unfinished block holds what the block cannot (another medium's
+ * code, a misplaced <|frame|>, more codes than it has) is LOOM_ERR_INVALID_ARG. on_token
+ * asking to stop inside a block leaves it unfinished (no END). Every
  * token counts in the return value. With media_blocks 0 an open token is sampled like any
  * other and nothing is constrained.
  *

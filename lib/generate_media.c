@@ -93,6 +93,22 @@ int lm_block_kind_of(const loom_model *m, int32_t token)
     return -1;
 }
 
+int64_t lm_block_unfinished(const loom_model *m, const int32_t *hist, int64_t n, int32_t *open)
+{
+    const loom_media_vocab *v = &m->vocab;
+    int64_t j = n - 1;
+    for (; j >= 0; j--) {   /* back over codes and frame markers */
+        const int32_t t = hist[j];
+        const int body = (t >= v->image_start && t < v->image_start + v->image_count) ||
+                         (t >= v->audio_start && t < v->audio_start + v->audio_count) ||
+                         (t >= 0 && t == m->ctl[LM_CTL_FRAME]);
+        if (!body) break;
+    }
+    if (j < 0 || lm_block_kind_of(m, hist[j]) < 0) return -1;
+    *open = hist[j];
+    return n - 1 - j;
+}
+
 /* The token that must come next, or -1 when a code is to be drawn. */
 static int32_t block_forced(const lm_block *b)
 {
@@ -212,6 +228,21 @@ void lm_media_writer_begin(lm_media_writer *w, const lm_block *b, int32_t *codes
     lm_sampler_reset(w->smp, seed);
     lm_sampler_allow_only(w->smp, b->lo, b->hi);
     if (b->model_closes) lm_sampler_allow_range(w->smp, b->close, b->close + 1);
+}
+
+int lm_media_writer_replay(lm_media_writer *w, const int32_t *toks, int64_t n)
+{
+    static const char *const name[3] = {"image", "audio", "video"};
+    for (int64_t i = 0; i < n; i++) {
+        const int32_t f = block_forced(&w->b), t = toks[i];
+        if (f >= 0 ? t != f : t < w->b.lo || t >= w->b.hi)
+            return lm_fail(&w->e, LOOM_ERR_INVALID_ARG, "the prompt ends inside an unfinished %s block whose "
+                           "token %lld after the open token (id %d) cannot stand there (expected %s)", name[w->b.kind],
+                           (long long)i + 1, t, f == w->b.close ? "the block's end: it has all its codes"
+                                              : f >= 0 ? "<|frame|>" : "a code of that medium");
+        block_accept(&w->b, t, w->codes);
+    }
+    return 0;
 }
 
 static int aborted(const loom_media_params *p)

@@ -36,6 +36,11 @@ int64_t lm_block_max_len(const lm_block *b);     /* tokens: codes + open, close,
 /* The kind whose block `token` opens (image, audio or video), or -1. */
 int     lm_block_kind_of(const loom_model *m, int32_t token);
 
+/* A block left unfinished at the end of hist[0..n): its open token at hist[n − 1 − body],
+ * followed only by media codes and <|frame|> markers. Returns body (≥ 0) and sets *open, or
+ * -1 when hist does not end inside a block. */
+int64_t lm_block_unfinished(const loom_model *m, const int32_t *hist, int64_t n, int32_t *open);
+
 /* Samples a block into s (and u, the unconditional sequence, when guided). */
 typedef struct lm_media_writer {
     loom_session     *s, *u;      /* u NULL: no guidance                                */
@@ -59,6 +64,10 @@ int  lm_media_writer_prepare(lm_media_writer *w, loom_session *sess, const int32
 /* Start writing block b (described; opened: its open token is already in the sessions,
  * else nothing is written yet); its codes go to codes; the sampler restarts from seed. */
 void lm_media_writer_begin(lm_media_writer *w, const lm_block *b, int32_t *codes, uint64_t seed, int opened);
+/* Record toks[0..n), the block's tokens after its open token that the sessions already hold,
+ * as if written (begun with opened = 1). LOOM_ERR_INVALID_ARG if one is not what the block
+ * allows there (a code of another medium, a misplaced <|frame|>, a code past the end). */
+int  lm_media_writer_replay(lm_media_writer *w, const int32_t *toks, int64_t n);
 /* The block's next token: the forced one, or a code (audio: or the close) drawn from the
  * (guided) logits. Negative status (LOOM_ERR_ABORTED by p's hooks) with w->e set. */
 int32_t lm_media_writer_next(lm_media_writer *w);

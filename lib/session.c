@@ -280,10 +280,12 @@ static int media_fail(loom_session *s, gen_media *g, int rc)
     return rc;
 }
 
-/* tok was sampled as text (in_cache: it is the last cached token, the prompt's end). If it
- * opens a block the model can write, check that the block fits, set up guidance and the
- * code sampler, and return 1; 0 for a plain token. */
-static int media_open(loom_session *s, const loom_generate_params *p, gen_media *g, int32_t tok, int in_cache)
+/* tok was sampled as text, or (in_cache) ends the prompt, or opens the unfinished block that
+ * ends the prompt: body[0..n_body) follow it there. If it opens a block the model can write,
+ * check that the block fits, set up guidance and the code sampler, and return 1; 0 for a
+ * plain token. */
+static int media_open(loom_session *s, const loom_generate_params *p, gen_media *g, int32_t tok, int in_cache,
+                      const int32_t *body, int64_t n_body)
 {
     const int kind = p->media_blocks ? lm_block_kind_of(s->m, tok) : -1;
     if (kind < 0) return 0;
@@ -308,15 +310,27 @@ static int media_open(loom_session *s, const loom_generate_params *p, gen_media 
         g->codes = c;
         g->cap = need;
     }
-    if ((rc = lm_media_writer_prepare(&g->w, s, NULL, 0, lm_block_max_len(&b) - in_cache)) < 0) return media_fail(s, g, rc);
-    if (g->w.u) {   /* the unconditional turn, then the same block */
+    lm_media_writer_begin(&g->w, &b, g->codes, mp.seed + g->n_blocks, in_cache);
+    if ((rc = lm_media_writer_replay(&g->w, body, n_body)) < 0) return media_fail(s, g, rc);
+    const int64_t left = lm_block_max_len(&b) - (in_cache ? 1 + n_body : 0);   /* tokens still to write */
+    if ((rc = lm_media_writer_prepare(&g->w, s, NULL, 0, left)) < 0) return media_fail(s, g, rc);
+    if (g->w.u) {   /* the unconditional turn, then the same block so far */
         int32_t unc[8];
-        int64_t n = loom_media_prompt(s->m, kind, NULL, 1, unc, 7);
+        const int64_t n = loom_media_prompt(s->m, kind, NULL, 1, unc, 7);
         if (n < 0 || n > 7) return lm_fail(&s->err, n < 0 ? (int)n : LOOM_ERR_LIMIT, "generate: no unconditional turn for guidance");
-        if (in_cache) unc[n++] = tok;
-        if ((rc = lm_media_writer_prepare(&g->w, u, unc, n, lm_block_max_len(&b) - in_cache)) < 0) return media_fail(s, g, rc);
+        const int64_t nu = n + (in_cache ? 1 + n_body : 0);
+        int32_t *useq = malloc((size_t)nu * sizeof *useq);
+        if (!useq) return lm_fail(&s->err, LOOM_ERR_NO_MEMORY, "generate: out of memory");
+        memcpy(useq, unc, (size_t)n * sizeof *useq);
+        if (in_cache) {
+            useq[n] = tok;
+            if (n_body) memcpy(useq + n + 1, body, (size_t)n_body * sizeof *useq);
+        }
+        rc = lm_media_writer_prepare(&g->w, u, useq, nu, left);
+        free(useq);
+        if (rc < 0) return media_fail(s, g, rc);
     }
-    lm_media_writer_begin(&g->w, &b, g->codes, mp.seed + g->n_blocks++, in_cache);
+    g->n_blocks++;
     g->active = 1;
     if (in_cache && p->on_media) p->on_media(LOOM_MEDIA_BEGIN, kind, NULL, 0, p->user_data);
     return 1;
@@ -364,9 +378,12 @@ int64_t loom_session_generate(loom_session *s, const int32_t *prompt, int64_t n_
     t0 = now_ms();
     const int32_t eos = loom_token_eos(s->m), eot = loom_token_eot(s->m);
     gen_media g = {0};
-    /* a prompt that ends with an open token: the block starts right away */
-    const int32_t last = rc == 0 && s->has_logits && loom_session_n_past(s) > 0 ? s->hist[loom_session_n_past(s) - 1] : -1;
-    if (last >= 0 && (rc = media_open(s, &p, &g, last, 1)) > 0) rc = 0;
+    /* a prompt that ends inside a block (its open token, perhaps codes after it): the block goes on */
+    int32_t open = -1;
+    const int64_t n_body = rc == 0 && s->has_logits && p.media_blocks ?
+                           lm_block_unfinished(s->m, s->hist, loom_session_n_past(s), &open) : -1;
+    if (n_body >= 0 && (rc = media_open(s, &p, &g, open, 1, s->hist + loom_session_n_past(s) - n_body, n_body)) > 0)
+        rc = 0;
     /* a block that has opened is written to its end, past n_predict if need be */
     for (int64_t i = 0; rc == 0 && (i < p.n_predict || g.active); i++) {
         if (session_aborted(s)) { rc = lm_fail(&s->err, LOOM_ERR_ABORTED, "generation aborted"); break; }
@@ -377,7 +394,7 @@ int64_t loom_session_generate(loom_session *s, const int32_t *prompt, int64_t n_
         } else {
             if ((tok = loom_session_sample(s)) < 0) { rc = tok; break; }
             if (p.stop_at_eos && (tok == eos || tok == eot)) { st.n_generated++; break; }
-            if ((rc = media_open(s, &p, &g, tok, 0)) < 0) break;
+            if ((rc = media_open(s, &p, &g, tok, 0, NULL, 0)) < 0) break;
             rc = 0;
         }
         st.n_generated++;

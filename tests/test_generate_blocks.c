@@ -279,6 +279,86 @@ static void test_prompt_opens(void)
     loom_session_free(&u);
 }
 
+/* A prompt that ends inside a block: its open token and part of its codes. The block goes on
+ * from there (greedy: to the very codes a block written from the start has), with guidance the
+ * unconditional sequence holds the same part; a body the block cannot hold is an error. */
+static void test_prompt_unfinished(void)
+{
+    loom_session *s = test_session(m, 256, 64, 1), *u = test_session(m, 256, 64, 1);
+    loom_generate_params gp = loom_generate_default_params();
+    gp.stop_at_eos = 0;
+    gp.on_token = on_token;
+    gp.on_media = on_media;
+    gp.media.temperature = 0;   /* greedy: the resumed block must end as the whole one does */
+    int32_t ctx[256];
+    memcpy(ctx, prompt, (size_t)n_prompt * sizeof *ctx);
+    ctx[n_prompt] = open_img;
+    seen w, full;
+    memset(&full, 0, sizeof full);
+    gp.user_data = &full;
+    gp.n_predict = G2 + 2;
+    CHECK(loom_session_generate(s, ctx, n_prompt + 1, gp, NULL) == G2 + 2 && full.n_codes[0] == G2, "whole greedy block");
+    enum { K = 6 };
+    for (int i = 0; i < K; i++) ctx[n_prompt + 1 + i] = IMAGE_START + full.codes[0][i];
+    memset(&w, 0, sizeof w);
+    gp.user_data = &w;
+    gp.n_predict = G2 - K + 2;
+    loom_session_truncate(s, 0);
+    int64_t n = loom_session_generate(s, ctx, n_prompt + 1 + K, gp, NULL);
+    CHECK(n == G2 - K + 2 && in_range(w.tok, G2 - K, IMAGE_START, IMAGE_START + IMG) && w.tok[G2 - K] == close_img,
+          "%d codes in the prompt: %d more, then <|/image|> (%lld: %s)", K, G2 - K, (long long)n, loom_session_error(s));
+    CHECK(w.n_begin == 1 && w.begin_at[0] == 0 && w.n_end == 1 && w.n_codes[0] == G2 &&
+          !memcmp(w.codes[0], full.codes[0], sizeof full.codes[0]),
+          "events: the block's %d codes, the prompt's among them, equal to the whole greedy block's", G2);
+    /* guided (greedy on 3·l_c − 2·l_u): the unconditional session must hold <|image|> and the
+     * same K codes, or the resumed block would part from the whole one */
+    gp.media.cfg_scale = 3;
+    gp.media_uncond = u;
+    memset(&full, 0, sizeof full);
+    gp.user_data = &full;
+    gp.n_predict = G2 + 2;
+    loom_session_truncate(s, 0);
+    CHECK(loom_session_generate(s, ctx, n_prompt + 1, gp, NULL) == G2 + 2 && full.n_codes[0] == G2, "whole guided block");
+    for (int i = 0; i < K; i++) ctx[n_prompt + 1 + i] = IMAGE_START + full.codes[0][i];
+    memset(&w, 0, sizeof w);
+    gp.user_data = &w;
+    gp.n_predict = G2 - K + 2;
+    loom_session_truncate(s, 0);
+    n = loom_session_generate(s, ctx, n_prompt + 1 + K, gp, NULL);
+    CHECK(n == G2 - K + 2 && w.n_codes[0] == G2 && !memcmp(w.codes[0], full.codes[0], sizeof full.codes[0]) &&
+          loom_session_n_past(u) == loom_session_n_past(s) - (int32_t)n_prompt + 4,
+          "guided: equal to the whole guided block (u %d, s %d positions): %s", loom_session_n_past(u),
+          loom_session_n_past(s), loom_session_error(s));
+    gp.media_uncond = NULL;
+    /* video, in the middle of its first frame: the rest, <|frame|>, a whole frame, the end */
+    ctx[n_prompt] = open_vid;
+    ctx[n_prompt + 1] = frame_tok;
+    memset(&w, 0, sizeof w);
+    gp.n_predict = 2 * G2;
+    loom_session_truncate(s, 0);
+    n = loom_session_generate(s, ctx, n_prompt + 2 + K, gp, NULL);
+    CHECK(in_range(w.tok, G2 - K, IMAGE_START, IMAGE_START + IMG) && w.tok[G2 - K] == frame_tok &&
+          in_range(w.tok + G2 - K + 1, G2, IMAGE_START, IMAGE_START + IMG) && w.tok[2 * G2 - K + 1] == close_vid &&
+          w.n_codes[0] == 2 * G2, "video resumed mid-frame (%lld: %s)", (long long)n, loom_session_error(s));
+    /* bodies the block cannot hold */
+    ctx[n_prompt] = open_img;
+    ctx[n_prompt + 1] = AUDIO_START + 3;
+    loom_session_truncate(s, 0);
+    CHECK(loom_session_generate(s, ctx, n_prompt + 2, gp, NULL) == LOOM_ERR_INVALID_ARG &&
+          strstr(loom_session_error(s), "unfinished image block"), "an audio code in an image block: %s", loom_session_error(s));
+    for (int i = 0; i <= G2; i++) ctx[n_prompt + 1 + i] = IMAGE_START;
+    loom_session_truncate(s, 0);
+    CHECK(loom_session_generate(s, ctx, n_prompt + 2 + G2, gp, NULL) == LOOM_ERR_INVALID_ARG &&
+          strstr(loom_session_error(s), "all its codes"), "%d codes in an image block: %s", G2 + 1, loom_session_error(s));
+    /* off: plain sampling after the same prompt */
+    gp.media_blocks = 0;
+    memset(&w, 0, sizeof w);
+    loom_session_truncate(s, 0);
+    CHECK(loom_session_generate(s, ctx, n_prompt + 1 + K, gp, NULL) == gp.n_predict && w.n_begin == 0, "off: no block");
+    loom_session_free(&s);
+    loom_session_free(&u);
+}
+
 static void test_limits(void)
 {
     seen w;
@@ -330,6 +410,7 @@ int main(void)
     test_video_audio();
     test_guidance();
     test_prompt_opens();
+    test_prompt_unfinished();
     test_limits();
     loom_model_free(&m);
     unlink(path);
