@@ -53,10 +53,20 @@ typedef struct chat {
     uint64_t          seed;
 } chat;
 
+/* Media markers stand on lines of their own; this says whether stdout is at a line's start. */
+static int g_line_start = 1;
+
+static void end_line(void)
+{
+    if (!g_line_start) putchar('\n');
+    g_line_start = 1;
+}
+
 static int stream(int32_t token, const char *piece, size_t len, void *user)
 {
     (void)token; (void)user;
     fwrite(piece, 1, len, stdout);   /* media codes and control tokens have no text */
+    if (len) g_line_start = piece[len - 1] == '\n';
     fflush(stdout);
     return 0;
 }
@@ -69,7 +79,7 @@ static int render_image(chat *c, const int32_t *codes, const char *path, char *e
     if (!rc) rc = loom_image_save_png(&img, path, meta, err, err_size);
     else snprintf(err, err_size, "%s", loom_vq_error(c->vq));
     loom_image_free(&img);
-    if (!rc) printf("[image: %s]", path);
+    if (!rc) printf("[image: %s]\n", path);
     return rc;
 }
 
@@ -81,7 +91,7 @@ static int render_audio(chat *c, const int32_t *codes, int64_t n, const char *pa
     if (rc < 0) snprintf(err, err_size, "cannot render the audio (%s)", loom_status_str(rc));
     else rc = loom_audio_save_wav(path, pcm, (size_t)ns, 1, loom_audio_codec_sample_rate(c->ac), LOOM_WAV_PCM16, err, err_size);
     free(pcm);
-    if (!rc) printf("[audio: %s, %.1f s]", path, (double)ns / loom_audio_codec_sample_rate(c->ac));
+    if (!rc) printf("[audio: %s, %.1f s]\n", path, (double)ns / loom_audio_codec_sample_rate(c->ac));
     return rc;
 }
 
@@ -100,7 +110,7 @@ static int render_video(chat *c, const int32_t *codes, int64_t n, const char *pa
     if (!rc) rc = loom_video_write_mp4(path, rgb, n_frames, (int)S, (int)S, NULL, 0, mp, err, err_size);
     else if (rc == LOOM_ERR_NO_MEMORY) snprintf(err, err_size, "out of memory");
     free(rgb);
-    if (!rc) printf("[video: %s, %d frames]", path, n_frames);
+    if (!rc) printf("[video: %s, %d frames]\n", path, n_frames);
     return rc;
 }
 
@@ -114,10 +124,11 @@ static void on_media(int event, int kind, const int32_t *codes, int64_t n, void 
     char err[512] = "", path[4096];
     snprintf(path, sizeof path, "%s/chat-%d.%s", c->out_dir, ++c->n_media, ext[kind]);
     const int has_codec = kind == LOOM_MEDIA_AUDIO ? c->ac != NULL : c->vq != NULL;
+    end_line();
     int rc = !has_codec ? 0 : kind == LOOM_MEDIA_IMAGE ? render_image(c, codes, path, err, sizeof err)
            : kind == LOOM_MEDIA_AUDIO ? render_audio(c, codes, n, path, err, sizeof err)
            : render_video(c, codes, n, path, err, sizeof err);
-    if (!has_codec) printf("[%lld %s codes; no codec to render them]", (long long)n, name[kind]);
+    if (!has_codec) printf("[%lld %s codes; no codec to render them]\n", (long long)n, name[kind]);
     if (rc < 0) cli_error("chat: %s", err);
     fflush(stdout);
 }
@@ -138,8 +149,9 @@ static int answer(chat *c)
     gp.user_data = c;
     gp.media.seed = c->seed + (uint64_t)c->n_media;   /* the k-th block of the chat: seed + k */
     gp.media_uncond = c->u;
+    g_line_start = 0;   /* the answer ends with a newline, even an empty one */
     const int64_t n = loom_session_generate(c->s, NULL, 0, gp, NULL);
-    putchar('\n');
+    end_line();
     if (n < 0) {
         if (n != LOOM_ERR_ABORTED) cli_error("chat: %s", loom_session_error(c->s));
         return (int)n;
