@@ -290,17 +290,19 @@ static void test_prompt_unfinished(void)
     gp.on_token = on_token;
     gp.on_media = on_media;
     gp.media.temperature = 0;   /* greedy: the resumed block must end as the whole one does */
-    int32_t ctx[256];
+    int32_t ctx[256] = {0};
     memcpy(ctx, prompt, (size_t)n_prompt * sizeof *ctx);
     ctx[n_prompt] = open_img;
     seen w, full;
     memset(&full, 0, sizeof full);
+    full.unbias = -1;
     gp.user_data = &full;
     gp.n_predict = G2 + 2;
     CHECK(loom_session_generate(s, ctx, n_prompt + 1, gp, NULL) == G2 + 2 && full.n_codes[0] == G2, "whole greedy block");
     enum { K = 6 };
     for (int i = 0; i < K; i++) ctx[n_prompt + 1 + i] = IMAGE_START + full.codes[0][i];
     memset(&w, 0, sizeof w);
+    w.unbias = -1;
     gp.user_data = &w;
     gp.n_predict = G2 - K + 2;
     loom_session_truncate(s, 0);
@@ -315,12 +317,14 @@ static void test_prompt_unfinished(void)
     gp.media.cfg_scale = 3;
     gp.media_uncond = u;
     memset(&full, 0, sizeof full);
+    full.unbias = -1;
     gp.user_data = &full;
     gp.n_predict = G2 + 2;
     loom_session_truncate(s, 0);
     CHECK(loom_session_generate(s, ctx, n_prompt + 1, gp, NULL) == G2 + 2 && full.n_codes[0] == G2, "whole guided block");
     for (int i = 0; i < K; i++) ctx[n_prompt + 1 + i] = IMAGE_START + full.codes[0][i];
     memset(&w, 0, sizeof w);
+    w.unbias = -1;
     gp.user_data = &w;
     gp.n_predict = G2 - K + 2;
     loom_session_truncate(s, 0);
@@ -333,7 +337,9 @@ static void test_prompt_unfinished(void)
     /* video, in the middle of its first frame: the rest, <|frame|>, a whole frame, the end */
     ctx[n_prompt] = open_vid;
     ctx[n_prompt + 1] = frame_tok;
+    for (int i = 0; i < K; i++) ctx[n_prompt + 2 + i] = IMAGE_START + full.codes[0][i];
     memset(&w, 0, sizeof w);
+    w.unbias = -1;
     gp.n_predict = 2 * G2;
     loom_session_truncate(s, 0);
     n = loom_session_generate(s, ctx, n_prompt + 2 + K, gp, NULL);
@@ -353,6 +359,7 @@ static void test_prompt_unfinished(void)
     /* off: plain sampling after the same prompt */
     gp.media_blocks = 0;
     memset(&w, 0, sizeof w);
+    w.unbias = -1;
     loom_session_truncate(s, 0);
     CHECK(loom_session_generate(s, ctx, n_prompt + 1 + K, gp, NULL) == gp.n_predict && w.n_begin == 0, "off: no block");
     loom_session_free(&s);
