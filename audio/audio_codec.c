@@ -1,7 +1,7 @@
 /* Audio codec: conv1d decoder/encoder, NNLS mel inversion and fast Griffin-Lim. See audio_codec.h. */
 #include "audio/audio_codec.h"
 
-#include <cblas.h>
+#include "lib/core/blas.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -216,7 +216,7 @@ static int prepare_dsp(lm_audio_codec *ac, lm_error *err)
     for (int n = 0; n < N; n++) ac->window[n] = (float)(0.5 - 0.5 * cos(2.0 * M_PI * n / N));   /* periodic */
     for (int k = 0; k < B; k++)
         for (int m = 0; m < M; m++) ac->mt[(size_t)k * M + m] = (double)ac->mel_filters[(size_t)m * B + k];
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, B, M, 1.0, ac->mt, M, ac->mt, M, 0.0, ac->mtm, B);
+    lm_dgemm(LM_NO_TRANS, LM_TRANS, B, B, M, 1.0, ac->mt, M, ac->mt, M, 0.0, ac->mtm, B);
     /* Mel filters are narrow triangles, so MᵀM is banded: the NNLS product only needs each
      * row's nonzero span (exact zeros elsewhere add nothing to the float64 sums). */
     for (int k = 0; k < B; k++) {
@@ -526,7 +526,7 @@ int lm_audio_codec_vocode(lm_audio_codec *ac, const float *x, int64_t T, int gl_
     /* 2. NNLS in float64: S ← MᵀP; S ← S ⊙ MᵀP / (MᵀM S + 1e-10) */
     double *mtp = ac->mtp, *S = ac->S, *tmp = ac->tmp;
     for (int64_t i = 0; i < M * T; i++) tmp[i] = (double)ac->P[i];
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, (int)T, M, 1.0, ac->mt, M, tmp, (int)T, 0.0, mtp,
+    lm_dgemm(LM_NO_TRANS, LM_NO_TRANS, B, (int)T, M, 1.0, ac->mt, M, tmp, (int)T, 0.0, mtp,
                 (int)T);
     memcpy(S, mtp, sizeof(double) * B * T);
     const int avx512 = !strcmp(lm_kernels_name(), "avx512");
@@ -631,7 +631,7 @@ int lm_audio_codec_encode(lm_audio_codec *ac, const float *pcm, int64_t n_sample
             pw[b * T + t] = m * m;
         }
     float *x = ac->act[0];
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, (int)T, B, 1.0f, ac->mel_filters, B, pw, (int)T, 0.0f,
+    lm_sgemm(LM_NO_TRANS, LM_NO_TRANS, M, (int)T, B, 1.0f, ac->mel_filters, B, pw, (int)T, 0.0f,
                 ac->P, (int)T);
     const float floor_x = (float)((log10((double)ac->mel_floor) + ac->mel_offset) / ac->mel_scale);
     for (int m = 0; m < M; m++) {

@@ -12,7 +12,7 @@
  * all calls. The machine is shared, so the median is the honest number and the best shows
  * what the kernel does when it has the memory system to itself.
  */
-#include <cblas.h>
+#include "lib/core/blas.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -316,7 +316,7 @@ typedef struct {
 static void run_sgemm(void *p)
 {
     gemm_args *a = p;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)a->n_tok, (int)a->W->n_out, (int)a->W->n_in, 1.0f,
+    lm_sgemm(LM_NO_TRANS, LM_TRANS, (int)a->n_tok, (int)a->W->n_out, (int)a->W->n_in, 1.0f,
                 a->X, (int)a->W->n_in, a->W->data, (int)a->W->n_in, 0.0f, a->Y, (int)a->W->n_out);
 }
 
@@ -418,7 +418,7 @@ int main(int argc, char **argv)
         ws[k] = make_weights(type, N, N, 0);
         W[k] = (lm_matrix){.type = type, .n_in = N, .n_out = N, .row_bytes = lm_row_bytes(type, N), .data = ws[k].data};
     }
-    openblas_set_num_threads(2);
+    lm_blas_set_threads(2);
     double best[5];
     for (int k = 0; k < 5; k++) best[k] = 1e30;
     for (int r = -1; r < rounds; r++)   /* round -1 warms up */

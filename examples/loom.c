@@ -62,7 +62,7 @@ static int wants_help(int argc, char **argv)
     return 0;
 }
 
-static void help_version(void) { printf("usage: loom version\n\nPrints the library version and the CPU features the kernels use.\n"); }
+static void help_version(void) { printf("usage: loom version\n\nPrints the library version, the CPU features the kernels use and what runs the matrix\nproducts (OpenBLAS and the kernel core it runs, or the slow reference).\n"); }
 
 static int cmd_version(int argc, char **argv)
 {
@@ -70,7 +70,8 @@ static int cmd_version(int argc, char **argv)
         cli_error("version: unexpected argument '%s'", argv[1]);
         return EXIT_USAGE;
     }
-    printf("loom %s\ncpus: %d\nfeatures: %s\n", loom_version(), loom_cpu_count(), loom_cpu_features());
+    printf("loom %s\ncpus: %d\nfeatures: %s\nmatrix products: %s\n", loom_version(), loom_cpu_count(),
+           loom_cpu_features(), loom_blas_name());
     return EXIT_OK;
 }
 

@@ -811,6 +811,11 @@ int64_t loom_generate_media(const loom_model *m, loom_session *s, const int32_t 
 int loom_cpu_count(void);
 /* Instruction sets the kernels use on this CPU, e.g. "avx512 avx512_bf16 avx512_vnni avx2 fma f16c". */
 const char *loom_cpu_features(void);
+/* What runs the large matrix products: "OpenBLAS <core>" or "reference" (OpenBLAS could not
+ * be loaded; correct but slow). loom loads OpenBLAS at the first product (or this call) and,
+ * when OPENBLAS_CORETYPE is unset, sets it for the load to the core that fits this CPU
+ * (AVX-512: SkylakeX, AVX2: Haswell), then unsets it; a value set by the user is kept. */
+const char *loom_blas_name(void);
 
 #ifdef __cplusplus
 }

@@ -2,7 +2,7 @@
  * 16 GEMMs) and the dispatch to the AVX-512 one (winograd_avx512.c). */
 #include "vision/winograd.h"
 
-#include <cblas.h>
+#include "lib/core/blas.h"
 #include <string.h>
 
 #include "lib/core/kernels.h"
@@ -163,7 +163,7 @@ void lm_winograd3x3_conv_ref(float *y, const float *x, const float *u, const flo
     t.M = t.V + 16 * cin * t.d.P;
     lm_pool_run(pool, input_part, &t);
     for (int xi = 0; xi < 16; xi++)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)cout, (int)t.d.P, (int)cin, 1.0f,
+        lm_sgemm(LM_NO_TRANS, LM_NO_TRANS, (int)cout, (int)t.d.P, (int)cin, 1.0f,
                     u + (int64_t)xi * cout * cin, (int)cin, t.V + (int64_t)xi * cin * t.d.P, (int)t.d.P, 0.0f,
                     t.M + (int64_t)xi * cout * t.d.P, (int)t.d.P);
     lm_pool_run(pool, output_part, &t);

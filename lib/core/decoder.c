@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cblas.h>
+#include "lib/core/blas.h"
 
 #define ARCH "deepseek2"
 #define LM_MAX_EXPERT_GROUPS 256
@@ -1044,7 +1044,7 @@ static void attn_absorbed(const lm_decoder *d, const lm_decoder_layer *L, lm_dec
             const lm_matrix K = {.type = LOOM_TYPE_F32, .n_in = R, .n_out = n_kv, .row_bytes = (size_t)R * sizeof(float), .data = kv};
             mm(&K, s->bq, m, s->bs, s, pool);   /* F32: no rounding */
             masked_softmax_rows(hp, s, t0, m, n_kv);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)kvl, (int)n_kv, 1.0f, s->bs,
+            lm_sgemm(LM_NO_TRANS, LM_NO_TRANS, (int)m, (int)kvl, (int)n_kv, 1.0f, s->bs,
                         (int)n_kv, kv, (int)R, 0.0f, s->bn, (int)kvl);
             mm(&vb, s->bn, m, s->bv, s, pool);
             for (int64_t i = 0; i < m; i++)
@@ -1080,7 +1080,7 @@ static void attn_plain(const lm_decoder *d, const lm_decoder_layer *L, lm_decode
             kbf = s->kbf;
             ldk = nope;
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n_all, (int)nope, (int)kvl, 1.0f, s->cr, (int)kvl,
+        lm_sgemm(LM_NO_TRANS, LM_NO_TRANS, (int)n_all, (int)nope, (int)kvl, 1.0f, s->cr, (int)kvl,
                     kbf, (int)ldk, 0.0f, s->pk, (int)nope);
         const lm_matrix vb = rows_of(&L->v_b, h * L->v_b_stride + L->v_b_off, nv, 0);
         lm_matmul(&vb, s->cr, n_all, s->pv, pool);
@@ -1088,12 +1088,12 @@ static void attn_plain(const lm_decoder *d, const lm_decoder_layer *L, lm_decode
             const int64_t m = n - t0 < s->qb ? n - t0 : s->qb;
             const int64_t n_kv = s->n_past + t0 + m;
             const float *qh = s->q + (t0 * H + h) * dq;   /* rows H·dq apart */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, (int)n_kv, (int)nope, 1.0f, qh, (int)(H * dq),
+            lm_sgemm(LM_NO_TRANS, LM_TRANS, (int)m, (int)n_kv, (int)nope, 1.0f, qh, (int)(H * dq),
                         s->pk, (int)nope, 0.0f, s->bs, (int)n_kv);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, (int)n_kv, (int)hp->n_rope, 1.0f, qh + nope,
+            lm_sgemm(LM_NO_TRANS, LM_TRANS, (int)m, (int)n_kv, (int)hp->n_rope, 1.0f, qh + nope,
                         (int)(H * dq), kv + kvl, (int)R, 1.0f, s->bs, (int)n_kv);
             masked_softmax_rows(hp, s, t0, m, n_kv);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)nv, (int)n_kv, 1.0f, s->bs, (int)n_kv,
+            lm_sgemm(LM_NO_TRANS, LM_NO_TRANS, (int)m, (int)nv, (int)n_kv, 1.0f, s->bs, (int)n_kv,
                         s->pv, (int)nv, 0.0f, s->attn + (t0 * H + h) * nv, (int)(H * nv));
         }
     }

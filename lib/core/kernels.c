@@ -3,15 +3,15 @@
  *
  * - lm_dot / lm_matvec pick the row kernels of the best set this CPU runs (AVX-512, AVX2,
  *   reference); matvec splits rows across the pool.
- * - lm_matmul goes through cblas_sgemm: F32 weights directly, other types dequantized a
+ * - lm_matmul goes through lm_sgemm (blas.h): F32 weights directly, other types dequantized a
  *   tile of rows at a time into a per-thread scratch buffer that is only ever grown.
  * - Norms, activations, RoPE, GroupNorm, upsampling: portable C (not hot enough to need
  *   SIMD versions); sums run in double like ggml's ggml_float accumulators.
- * - conv1d/conv2d: im2col (split across the pool) + one cblas_sgemm.
+ * - conv1d/conv2d: im2col (split across the pool) + one lm_sgemm.
  */
 #include "lib/core/kernels.h"
 
-#include <cblas.h>
+#include "lib/core/blas.h"
 #include <limits.h>
 #include <math.h>
 #include <pthread.h>
@@ -244,7 +244,7 @@ void lm_matmul(const lm_matrix *W, const float *X, int64_t n_tok, float *Y, lm_p
     }
     if (W->type == LOOM_TYPE_F32 && W->row_bytes % sizeof(float) == 0 &&
         W->row_bytes / sizeof(float) <= INT_MAX) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n_tok, (int)n_out, (int)n_in, 1.0f,
+        lm_sgemm(LM_NO_TRANS, LM_TRANS, (int)n_tok, (int)n_out, (int)n_in, 1.0f,
                     X, (int)n_in, W->data, (int)(W->row_bytes / sizeof(float)), 0.0f, Y, (int)n_out);
         return;
     }
@@ -263,7 +263,7 @@ void lm_matmul(const lm_matrix *W, const float *X, int64_t n_tok, float *Y, lm_p
         dq.w = (const uint8_t *)W->data + (size_t)r0 * W->row_bytes;
         dq.n_rows = nr;
         lm_pool_run(pool, dequant_part, &dq);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n_tok, (int)nr, (int)n_in, 1.0f,
+        lm_sgemm(LM_NO_TRANS, LM_TRANS, (int)n_tok, (int)nr, (int)n_in, 1.0f,
                     X, (int)n_in, buf, (int)n_in, 0.0f, Y + r0, (int)n_out);
     }
 }
@@ -551,7 +551,7 @@ static void conv_gemm(float *y, const float *x, const float *w, const float *b, 
             for (int64_t i = 0; i < n_cols; i++) y[co * n_cols + i] = b[co];
         beta = 1.0f;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)C_out, (int)n_cols, (int)k, 1.0f,
+    lm_sgemm(LM_NO_TRANS, LM_NO_TRANS, (int)C_out, (int)n_cols, (int)k, 1.0f,
                 w, (int)k, col, (int)n_cols, beta, y, (int)n_cols);
 }
 

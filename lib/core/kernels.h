@@ -63,7 +63,7 @@ void lm_quantize_q8_ref(const float *x, int64_t n, int8_t *xq, float *xd);
 void lm_matvec_q8(const lm_matrix *W, const int8_t *xq, const float *xd, float *y, lm_pool *pool);
 void lm_matvec_q8_ref(const lm_matrix *W, const int8_t *xq, const float *xd, float *y);
 
-/* Y[n_tok][n_out] = X[n_tok][n_in] · Wᵀ, through cblas_sgemm (non-F32 weights are
+/* Y[n_tok][n_out] = X[n_tok][n_in] · Wᵀ, through lm_sgemm (OpenBLAS; non-F32 weights are
  * dequantized in tiles); small n_tok may use matvec. Y must not alias X. */
 void lm_matmul(const lm_matrix *W, const float *X, int64_t n_tok, float *Y, lm_pool *pool);
 void lm_matmul_ref(const lm_matrix *W, const float *X, int64_t n_tok, float *Y);

@@ -10,7 +10,7 @@
  */
 #include "lib/core/threadpool.h"
 
-#include <cblas.h>
+#include "lib/core/blas.h"
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -118,7 +118,7 @@ lm_pool *lm_pool_create(int n_threads)
     }
     /* OpenBLAS runs its GEMMs on its own threads; give it the same count so the two
      * never ask for more cores than the pool was sized for. */
-    openblas_set_num_threads(n_threads);
+    lm_blas_set_threads(n_threads);
     return p;
 
 fail_cv2:

@@ -47,7 +47,7 @@ if [ -f build/libloom.a ]; then
      -I"$W/llama.cpp/include" -I"$W/llama.cpp/ggml/include" build/libloom.a \
      "$(readlink -f $BINS)"/libllama.v*.so "$(readlink -f $BINS)"/libggml.v*.so \
      "$(readlink -f $BINS)/libggml-base.so" -Wl,-rpath,"$(readlink -f $BINS)" \
-     $(pkg-config --libs openblas) -lm -lpthread
+     -ldl -lm -lpthread
   "$W/speed" "$W/model-loom.gguf" $D/vocab-loom.gguf
 else
   echo "(build/libloom.a missing: run scripts/build for the speed comparison)"

@@ -1,0 +1,125 @@
+/* GEMM through OpenBLAS, loaded at first use with a kernel core that fits this CPU (blas.h). */
+#include "lib/core/blas.h"
+
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "include/loom.h"
+#include "lib/core/error.h"
+#include "lib/core/kernels.h"
+
+/* The CBLAS ABI (cblas.h): enum values every implementation shares. */
+enum { CBLAS_ROW_MAJOR = 101, CBLAS_NO_TRANS = 111, CBLAS_TRANS = 112 };
+typedef void (*sgemm_fn)(int, int, int, int, int, int, float, const float *, int, const float *, int,
+                         float, float *, int);
+typedef void (*dgemm_fn)(int, int, int, int, int, int, double, const double *, int, const double *, int,
+                         double, double *, int);
+
+static struct {
+    sgemm_fn sgemm;
+    dgemm_fn dgemm;
+    void (*set_threads)(int);
+    char name[64];
+} g_blas;
+static pthread_once_t g_blas_once = PTHREAD_ONCE_INIT;
+
+const char *lm_blas_core_for_cpu(void)
+{
+    const lm_cpu_caps *c = lm_cpu_caps_get();
+    if (c->avx512f && c->avx512bw && c->avx512dq && c->avx512vl) return "SkylakeX";
+    if (c->avx2 && c->fma) return "Haswell";
+    return NULL;
+}
+
+static void blas_load(void)
+{
+    /* OpenBLAS reads OPENBLAS_CORETYPE once, in its constructor, during dlopen. */
+    const char *core = getenv("OPENBLAS_CORETYPE") ? NULL : lm_blas_core_for_cpu();
+    if (core) setenv("OPENBLAS_CORETYPE", core, 0);
+    void *h = dlopen("libopenblas.so.0", RTLD_NOW | RTLD_LOCAL);
+    if (!h) h = dlopen("libopenblas.so", RTLD_NOW | RTLD_LOCAL);
+    if (core) unsetenv("OPENBLAS_CORETYPE");
+    const char *why = h ? NULL : dlerror();
+    if (h) {
+        g_blas.sgemm = (sgemm_fn)dlsym(h, "cblas_sgemm");
+        g_blas.dgemm = (dgemm_fn)dlsym(h, "cblas_dgemm");
+        g_blas.set_threads = (void (*)(int))dlsym(h, "openblas_set_num_threads");
+        const char *(*corename)(void) = (const char *(*)(void))dlsym(h, "openblas_get_corename");
+        if (!g_blas.sgemm || !g_blas.dgemm) {
+            g_blas.sgemm = NULL, g_blas.dgemm = NULL, g_blas.set_threads = NULL;
+            why = "cblas_sgemm or cblas_dgemm missing";
+        } else {
+            snprintf(g_blas.name, sizeof g_blas.name, "OpenBLAS %s", corename ? corename() : "");
+            lm_log(LOOM_LOG_DEBUG, "matrix products: %s", g_blas.name);
+        }
+    }
+    if (!g_blas.sgemm) {
+        snprintf(g_blas.name, sizeof g_blas.name, "reference");
+        lm_log(LOOM_LOG_WARN, "OpenBLAS (libopenblas.so.0) could not be loaded (%s): matrix products use "
+               "loom's reference GEMM, which is much slower; install libopenblas0", why ? why : "?");
+    }
+}
+
+static void blas_ready(void) { pthread_once(&g_blas_once, blas_load); }
+
+const char *lm_blas_name(void)
+{
+    blas_ready();
+    return g_blas.name;
+}
+
+const char *loom_blas_name(void) { return lm_blas_name(); }
+
+void lm_blas_set_threads(int n)
+{
+    blas_ready();
+    if (g_blas.set_threads) g_blas.set_threads(n);
+}
+
+/* One body for both precisions; (i, p) of op(A) and (p, j) of op(B) by the transpose flags. */
+#define LM_GEMM_REF(T)                                                                          \
+    for (int i = 0; i < m; i++)                                                                 \
+        for (int j = 0; j < n; j++) {                                                           \
+            T s = 0;                                                                            \
+            for (int p = 0; p < k; p++)                                                         \
+                s += (ta ? A[(size_t)p * lda + i] : A[(size_t)i * lda + p]) *                   \
+                     (tb ? B[(size_t)j * ldb + p] : B[(size_t)p * ldb + j]);                    \
+            T *c = &C[(size_t)i * ldc + j];                                                     \
+            *c = alpha * s + (beta == 0 ? 0 : beta * *c);                                       \
+        }
+
+void lm_sgemm_ref(lm_trans ta, lm_trans tb, int m, int n, int k, float alpha, const float *A, int lda,
+                  const float *B, int ldb, float beta, float *C, int ldc)
+{
+    LM_GEMM_REF(float)
+}
+
+void lm_dgemm_ref(lm_trans ta, lm_trans tb, int m, int n, int k, double alpha, const double *A, int lda,
+                  const double *B, int ldb, double beta, double *C, int ldc)
+{
+    LM_GEMM_REF(double)
+}
+
+static int cblas_trans(lm_trans t) { return t == LM_TRANS ? CBLAS_TRANS : CBLAS_NO_TRANS; }
+
+void lm_sgemm(lm_trans ta, lm_trans tb, int m, int n, int k, float alpha, const float *A, int lda,
+              const float *B, int ldb, float beta, float *C, int ldc)
+{
+    blas_ready();
+    if (g_blas.sgemm)
+        g_blas.sgemm(CBLAS_ROW_MAJOR, cblas_trans(ta), cblas_trans(tb), m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+    else
+        lm_sgemm_ref(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void lm_dgemm(lm_trans ta, lm_trans tb, int m, int n, int k, double alpha, const double *A, int lda,
+              const double *B, int ldb, double beta, double *C, int ldc)
+{
+    blas_ready();
+    if (g_blas.dgemm)
+        g_blas.dgemm(CBLAS_ROW_MAJOR, cblas_trans(ta), cblas_trans(tb), m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+    else
+        lm_dgemm_ref(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+}

@@ -1,0 +1,82 @@
+/* GEMM (lib/core/blas.c): OpenBLAS is loaded with the kernel core loom picks for this CPU
+ * (unless OPENBLAS_CORETYPE was set), the variable is left as it was, and every transpose
+ * combination, stride, alpha and beta agrees with the reference GEMM; the reference itself
+ * is checked on a product worked by hand. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "lib/core/blas.h"
+#include "tests/check.h"
+
+static double frand(unsigned *s)
+{
+    *s = *s * 1664525u + 1013904223u;
+    return (double)(*s >> 8) / (1u << 24) - 0.5;
+}
+
+/* op(A) [m][k], op(B) [k][n], C [m][n], each with a padded row stride. */
+static void compare(lm_trans ta, lm_trans tb, int m, int n, int k, double alpha, double beta)
+{
+    int lda = (ta ? m : k) + 3, ldb = (tb ? k : n) + 5, ldc = n + 2;
+    int ra = ta ? k : m, rb = tb ? n : k;
+    size_t na = (size_t)ra * lda, nb = (size_t)rb * ldb, nc = (size_t)m * ldc;
+    float *A = malloc(na * 4), *B = malloc(nb * 4), *C = malloc(nc * 4), *R = malloc(nc * 4);
+    double *Ad = malloc(na * 8), *Bd = malloc(nb * 8), *Cd = malloc(nc * 8), *Rd = malloc(nc * 8);
+    unsigned s = 7u + (unsigned)(m * 31 + n * 7 + k + ta * 2 + tb);
+    for (size_t i = 0; i < na; i++) Ad[i] = A[i] = (float)frand(&s);
+    for (size_t i = 0; i < nb; i++) Bd[i] = B[i] = (float)frand(&s);
+    for (size_t i = 0; i < nc; i++) {
+        /* beta 0 must ignore what C held, NaN included */
+        Cd[i] = Rd[i] = C[i] = R[i] = beta == 0 ? NAN : (float)frand(&s);
+    }
+    lm_sgemm(ta, tb, m, n, k, (float)alpha, A, lda, B, ldb, (float)beta, C, ldc);
+    lm_sgemm_ref(ta, tb, m, n, k, (float)alpha, A, lda, B, ldb, (float)beta, R, ldc);
+    lm_dgemm(ta, tb, m, n, k, alpha, Ad, lda, Bd, ldb, beta, Cd, ldc);
+    lm_dgemm_ref(ta, tb, m, n, k, alpha, Ad, lda, Bd, ldb, beta, Rd, ldc);
+    double es = 0, ed = 0;
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++) {
+            size_t at = (size_t)i * ldc + j;
+            double d = fabs((double)C[at] - R[at]), dd = fabs(Cd[at] - Rd[at]);
+            es = d > es || d != d ? d : es;
+            ed = dd > ed || dd != dd ? dd : ed;
+        }
+    CHECK(es < 2e-5, "sgemm ta %d tb %d %dx%dx%d alpha %g beta %g: max |diff| %g", ta, tb, m, n, k, alpha, beta, es);
+    CHECK(ed < 1e-12, "dgemm ta %d tb %d %dx%dx%d alpha %g beta %g: max |diff| %g", ta, tb, m, n, k, alpha, beta, ed);
+    free(A), free(B), free(C), free(R), free(Ad), free(Bd), free(Cd), free(Rd);
+}
+
+int main(void)
+{
+    /* The load: done by the first call, here. */
+    const char *user = getenv("OPENBLAS_CORETYPE");
+    char *user_copy = user ? strdup(user) : NULL;
+    const char *pick = lm_blas_core_for_cpu();
+    const char *name = lm_blas_name();
+    printf("matrix products: %s (loom's pick for this CPU: %s; OPENBLAS_CORETYPE %s)\n", name,
+           pick ? pick : "none", user_copy ? user_copy : "unset");
+    CHECK(strncmp(name, "OpenBLAS ", 9) == 0, "OpenBLAS not loaded: %s", name);
+    const char *want = user_copy ? user_copy : pick;
+    if (want) CHECK(strcasecmp(name + 9, want) == 0, "OpenBLAS runs core %s, wanted %s", name + 9, want);
+    const char *after = getenv("OPENBLAS_CORETYPE");
+    CHECK(user_copy ? after && !strcmp(after, user_copy) : after == NULL,
+          "OPENBLAS_CORETYPE changed: %s -> %s", user_copy ? user_copy : "unset", after ? after : "unset");
+    free(user_copy);
+
+    /* The reference on a product worked by hand: [1 2; 3 4]·[5 6; 7 8]ᵀ = [17 23; 39 53]. */
+    float a[4] = {1, 2, 3, 4}, b[4] = {5, 6, 7, 8}, c[4] = {1, 1, 1, 1};
+    lm_sgemm_ref(LM_NO_TRANS, LM_TRANS, 2, 2, 2, 2.0f, a, 2, b, 2, -1.0f, c, 2);
+    CHECK(c[0] == 33 && c[1] == 45 && c[2] == 77 && c[3] == 105, "reference: %g %g %g %g", c[0], c[1], c[2], c[3]);
+
+    static const int shapes[][3] = {{1, 1, 1}, {7, 13, 35}, {64, 48, 96}, {130, 3, 257}};
+    for (int t = 0; t < 4; t++)
+        for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+            compare(t & 1, t >> 1, shapes[i][0], shapes[i][1], shapes[i][2], 1.0, 0.0);
+            compare(t & 1, t >> 1, shapes[i][0], shapes[i][1], shapes[i][2], 0.5, 2.0);
+        }
+    lm_blas_set_threads(2);
+    compare(LM_NO_TRANS, LM_TRANS, 200, 150, 300, 1.0, 0.0);
+    return finish();
+}
