@@ -4,8 +4,10 @@ each job against the PyTorch model on the same inputs.
     /usr/bin/python3 tools/eval/run_eval.py [--loom build/loom] [--model models/loom-tiny.gguf]
                                             [--n 200] [--jobs caption,t2i,...,text]
                                             [--bench 10 --run runs/tiny] [--md out.md]
+    /usr/bin/python3 tools/eval/run_eval.py --check-ceilings [--n 200] [--split val]
 
-Prints a table (and writes it as Markdown with --md). Metrics:
+Prints a table (and writes it as Markdown with --md). --check-ceilings instead scores the media
+metrics on the data itself and on its codec round trips (what exact codes would score). Metrics:
   caption     per-attribute exact match (shape, colour, size, position, count) of every object
               in the parsed caption, and whole-caption exact match, on test scenes (held-out
               colour×shape / position×count compositions)
@@ -217,15 +219,61 @@ def eval_t2v(a, tmp):
     return dict(zip(names, hits / len(meta))), float(np.mean(dts))
 
 
-def check_t2v_metric(a):
-    """The t2v metric on the test clips themselves (frames 0 and 6 of the data's own frames)."""
+def check_ceilings(a, tmp):
+    """What the media metrics give on the data itself, before and after the codec round trip: the
+    best a model that writes exactly the codes of the data could score. Text to image and text to
+    video: the detector on the originals and on their VQ codes decoded; text to speech: loom's
+    transcription of the original WAVs and of their audio-codec codes rendered."""
+    import torch
+    from tools.loompy import audiocodec, mel, vq
+    models = os.path.join(os.path.dirname(a.model))
+    vqm = vq.load_gguf(os.path.join(models, "loom-tiny-vq.gguf"))
+    acm = audiocodec.load_gguf(os.path.join(models, "loom-tiny-audiocodec.gguf"))
+
+    def decode(codes):
+        with torch.no_grad():
+            return vq.to_pixels(vqm.decode_codes(torch.as_tensor(np.array(codes), dtype=torch.long)))
+
+    imgs = np.load(os.path.join(a.data, "scenes", f"{a.split}.npy"), mmap_mode="r")
+    meta = records(os.path.join(a.data, "scenes", f"{a.split}.jsonl"))[:a.n]
+    rec = decode(np.load(os.path.join(a.data, "scenes", f"{a.split}_codes.npy"), mmap_mode="r")[:len(meta)])
+    for name, pics in (("originals", imgs), ("VQ round trip", rec)):
+        ok = 0
+        for i, m in enumerate(meta):
+            sc = S.match_scores(S.detect(np.asarray(pics[i]))[1], S.label_objects(m))
+            ok += all(h == n for k, (h, n) in sc.items() if k != "size")
+        print(f"t2i metric (all objects right) on the scenes' {name}: {100 * ok / len(meta):.1f} %", flush=True)
+
     vids = np.load(os.path.join(a.data, "videos", f"{a.split}.npy"), mmap_mode="r")
-    meta = records(os.path.join(a.data, "videos", f"{a.split}.jsonl"))[:a.n]
-    hits = np.zeros(4)
-    for i, r in enumerate(meta):
-        f0, f1, ev = t2v_scores(r, S.detect(np.asarray(vids[i, 0]))[1], S.detect(np.asarray(vids[i, 6]))[1])
-        hits += (f0, f1, ev, f0 and f1 and ev)
-    print("t2v metric on the clips' own frames:", " ".join(f"{100 * h / len(meta):.1f} %" for h in hits))
+    vmeta = records(os.path.join(a.data, "videos", f"{a.split}.jsonl"))[:a.n]
+    vcodes = np.load(os.path.join(a.data, "videos", f"{a.split}_codes.npy"), mmap_mode="r")
+    for name, first_last in (("own frames", lambda i: (vids[i, 0], vids[i, 6])),
+                             ("VQ round trip", lambda i: tuple(decode(vcodes[i, [0, 3]])))):
+        hits = np.zeros(4)
+        for i, r in enumerate(vmeta):
+            f0, f1 = first_last(i)
+            s0, s1, ev = t2v_scores(r, S.detect(np.asarray(f0))[1], S.detect(np.asarray(f1))[1])
+            hits += (s0, s1, ev, s0 and s1 and ev)
+        print(f"t2v metric (first, last, event, all) on the clips' {name}:",
+              " ".join(f"{100 * h / len(vmeta):.1f} %" for h in hits), flush=True)
+
+    smeta = records(os.path.join(a.data, "speech", f"{a.split}.jsonl"))[:a.n]
+    feats = np.load(os.path.join(a.data, "speech", f"{a.split}_feats.npz"))
+    ends = np.cumsum(feats["codes_len"])
+    e = np.zeros(2)
+    n = 0
+    for i, r in enumerate(smeta):
+        codes = feats["codes"][ends[i] - feats["codes_len"][i]:ends[i]]
+        with torch.no_grad():
+            x = acm.decode_codes(torch.as_tensor(codes, dtype=torch.long)[None])[0]
+        wav = os.path.join(tmp, f"codec_{i:04d}.wav")
+        mel.write_wav16(wav, audiocodec.vocode(x, acm.cfg).numpy())
+        for j, path in enumerate((os.path.join(a.data, "speech", r["wav"]), wav)):
+            de, dn = wer_counts(norm_text(r["text"]), norm_text(loom(a, "transcribe", path)[0]))
+            e[j] += de
+        n += dn
+    print(f"tts metric (WER of loom's transcription) on the original WAVs: {100 * e[0] / n:.1f} %, "
+          f"on their audio-codec codes rendered: {100 * e[1] / n:.1f} %", flush=True)
 
 
 def eval_tts(a, tmp):
@@ -353,7 +401,8 @@ def main():
     ap.add_argument("--n", type=int, default=200)
     ap.add_argument("--split", default="test", help="test (held-out compositions and voices) or val (the training distribution)")
     ap.add_argument("--jobs", default="caption,t2i,transcribe,video,tts,t2v,draw_tell,say_write,text")
-    ap.add_argument("--check-t2v-metric", action="store_true", help="score the test clips' own frames and exit")
+    ap.add_argument("--check-ceilings", action="store_true",
+                    help="score the media metrics on the data itself and on its codec round trips, and exit")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--imagine-args", default="")
     ap.add_argument("--speak-args", default="")
@@ -362,8 +411,9 @@ def main():
     ap.add_argument("--run", default=os.path.join(ROOT, "runs", "tiny"))
     ap.add_argument("--md", default=None)
     a = ap.parse_args()
-    if a.check_t2v_metric:
-        return check_t2v_metric(a)
+    if a.check_ceilings:
+        with tempfile.TemporaryDirectory() as tmp:
+            return check_ceilings(a, tmp)
     jobs = a.jobs.split(",")
     fns = {"caption": eval_caption, "t2i": eval_t2i, "transcribe": eval_transcribe, "video": eval_video, "tts": eval_tts,
            "t2v": eval_t2v, "draw_tell": eval_draw_tell, "say_write": eval_say_write,
