@@ -432,7 +432,7 @@ int main(int argc, char **argv)
         }
     const double peak = flop / best[0] / 1e9;
     printf("| kernel | GFLOP/s | ratio to OpenBLAS sgemm |\n|---|---|---|\n");
-    printf("| OpenBLAS cblas_sgemm (f32, peer) | %.1f | 1.00 |\n", peak);
+    printf("| %s sgemm (f32, peer) | %.1f | 1.00 |\n", lm_blas_name(), peak);
     for (int k = 1; k < 5; k++)
         printf("| loom lm_matmul %s | %.1f | %.2f |\n", loom_type_name(W[k].type), flop / best[k] / 1e9,
                flop / best[k] / 1e9 / peak);
