@@ -27,6 +27,8 @@ void help_generate(void)
            "      --seed N           sampler seed (same seed, same output)\n"
            "      --no-media-blocks  sample a media block the model opens like text (default:\n"
            "                         constrained to the medium's codes, see docs/CLI.md)\n"
+           "      --cfg S            guide media blocks' codes with a second sequence on the\n"
+           "                         unconditional turn (default 1 = off; loom chat uses 3)\n"
            "  -t, --threads N        threads (default: all CPUs)\n"
            "      --json             print prompt/generated token ids, text and timings as JSON\n"
            "  -q, --quiet            no progress output\n");
@@ -116,6 +118,7 @@ int cmd_generate(int argc, char **argv)
     long long n_predict = 128, n_ctx = 0, top_k = 0;
     double temp = 0, top_p = 1, min_p = 0, rep = 1;
     int media_blocks = 1;
+    double cfg = 1;
     for (int i = 1; i < argc; i++) {
         int r = cli_common_option(&c, argc, argv, &i);
         if (r < 0) return EXIT_USAGE;
@@ -133,6 +136,7 @@ int cmd_generate(int argc, char **argv)
         else if (OPT("--min-p", "--minp") && v) { bad = cli_parse_float(a, v, 0, 1, &min_p); i++; }
         else if (OPT("--repeat-penalty", "--repeat_penalty") && v) { bad = cli_parse_float(a, v, 0, 100, &rep); i++; }
         else if (!strcmp(a, "--no-media-blocks")) media_blocks = 0;
+        else if (!strcmp(a, "--cfg") && v) { bad = cli_parse_float(a, v, 0, 100, &cfg); i++; }
         else { cli_error("generate: unknown or incomplete option '%s'", a); return EXIT_USAGE; }
 #undef OPT
         if (bad) return EXIT_USAGE;
@@ -176,9 +180,12 @@ int cmd_generate(int argc, char **argv)
     sp.sampler.min_p = (float)min_p;
     sp.sampler.repeat_penalty = (float)rep;
     sp.sampler.seed = c.seed;
-    loom_session *s = NULL;
-    if (loom_session_create(m, sp, &s, err, sizeof err) < 0) {
+    loom_session *s = NULL, *u = NULL;   /* u: the unconditional sequence of guidance */
+    const int guided = media_blocks && cfg != 0 && cfg != 1;
+    if (loom_session_create(m, sp, &s, err, sizeof err) < 0 ||
+        (guided && loom_session_create(m, sp, &u, err, sizeof err) < 0)) {
         cli_error("%s", err);
+        loom_session_free(&s);
         free(toks);
         loom_model_free(&m);
         return EXIT_FAILED;
@@ -188,6 +195,8 @@ int cmd_generate(int argc, char **argv)
     gp.n_predict = (int32_t)n_predict;
     gp.media_blocks = media_blocks;
     gp.media.seed = c.seed;
+    gp.media.cfg_scale = (float)cfg;
+    gp.media_uncond = u;
     gp.on_token = on_token;
     gp.abort_flag = &g_interrupted;
     gp.user_data = &out;
@@ -225,6 +234,7 @@ int cmd_generate(int argc, char **argv)
     free(out.tokens);
     free(out.text);
     free(toks);
+    loom_session_free(&u);
     loom_session_free(&s);
     loom_model_free(&m);
     return status;

@@ -217,6 +217,40 @@ static void test_sigint(void)
     CHECK(access(path, F_OK) != 0 && count_prefixed("int") == 0, "no output or temporary file after Ctrl-C");
 }
 
+/* The generated ids of a `loom generate --json` run (out), copied into ids. */
+static int generated_ids(char *ids, size_t n)
+{
+    const char *a = strstr(out, "\"tokens\": ["), *b = a ? strchr(a, ']') : NULL;
+    if (!b || (size_t)(b - a) >= n) return -1;
+    memcpy(ids, a, (size_t)(b - a));
+    ids[b - a] = '\0';
+    return 0;
+}
+
+/* loom generate --cfg: a prompt that ends inside an image block (<|bos|> <|user|>
+ * <|assistant|> <|image|>) is finished with its 256 codes and the close token; guided codes
+ * repeat with the seed and differ from unguided ones. */
+static void test_generate_cfg(const char *tiny)
+{
+    char err[256], ids[64], plain[4096], guided[4096];
+    loom_model *m = NULL;
+    if (loom_model_load(tiny, loom_model_default_params(), &m, err, sizeof err) < 0) {
+        CHECK(0, "load %s: %s", tiny, err);
+        return;
+    }
+    snprintf(ids, sizeof ids, "%d,%d,%d,%d", loom_token_find(m, "<|bos|>"), loom_token_find(m, "<|user|>"),
+             loom_token_find(m, "<|assistant|>"), loom_token_find(m, "<|image|>"));
+    loom_model_free(&m);
+    CHECK(loom("generate -m %s --tokens %s -n 1 --json --seed 1 -q", tiny, ids) == 0 &&
+          strstr(out, "\"n_generated\": 257") && generated_ids(plain, sizeof plain) == 0, "unguided block: %s", out);
+    CHECK(loom("generate -m %s --tokens %s -n 1 --json --seed 1 -q --cfg 3", tiny, ids) == 0 &&
+          strstr(out, "\"n_generated\": 257") && generated_ids(guided, sizeof guided) == 0, "guided block: %s", out);
+    CHECK(strcmp(plain, guided) != 0, "--cfg 3 gave the unguided codes");
+    CHECK(loom("generate -m %s --tokens %s -n 1 --json --seed 1 -q --cfg 3", tiny, ids) == 0 &&
+          generated_ids(plain, sizeof plain) == 0 && !strcmp(plain, guided), "guided codes differ between runs");
+    CHECK(loom("generate -m %s --tokens %s --cfg x", tiny, ids) == 2 && strstr(out, "--cfg"), "bad --cfg: %s", out);
+}
+
 int main(void)
 {
     if (!(bin = getenv("LOOM_BIN"))) { printf("LOOM_BIN not set\n0 passed, 1 failed\n"); return 1; }
@@ -256,6 +290,7 @@ int main(void)
         char tiny[600];
         snprintf(tiny, sizeof tiny, "%s/../models/loom-tiny.gguf", cwd);
         test_chat_media(tiny);
+        test_generate_cfg(tiny);
     }
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpl);
     CHECK(system(cmd) == 0, "cleanup");
