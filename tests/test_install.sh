@@ -15,7 +15,12 @@ cat > "$prefix/use.c" <<'C'
 #include <loom.h>
 #include <stdio.h>
 #include <string.h>
-int main(void) { return strcmp(loom_status_str(LOOM_ERR_FORMAT), "malformed file") != 0; }
+/* OpenBLAS is not linked but loaded at the first product (lib/core/blas.h): it must be found */
+int main(void)
+{
+    return strcmp(loom_status_str(LOOM_ERR_FORMAT), "malformed file") != 0 ||
+           strncmp(loom_blas_name(), "OpenBLAS ", 9) != 0;
+}
 C
 export PKG_CONFIG_PATH="$(dirname "$pc")"
 san=""; grep -q '^LOOM_SANITIZE:BOOL=ON' "$build_dir/CMakeCache.txt" && san="-fsanitize=address,undefined"
