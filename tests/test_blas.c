@@ -1,7 +1,7 @@
 /* GEMM (lib/core/blas.c): OpenBLAS is loaded with the kernel core loom picks for this CPU
- * (unless OPENBLAS_CORETYPE was set), the variable is left as it was, and every transpose
- * combination, stride, alpha and beta agrees with the reference GEMM; the reference itself
- * is checked on a product worked by hand. */
+ * (unless OPENBLAS_CORETYPE was set), the variables loom sets for the load are left as they
+ * were, and every transpose combination, stride, alpha and beta agrees with the reference
+ * GEMM; the reference itself is checked on a product worked by hand. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,8 +51,8 @@ static void compare(lm_trans ta, lm_trans tb, int m, int n, int k, double alpha,
 int main(void)
 {
     /* The load: done by the first call, here. */
-    const char *user = getenv("OPENBLAS_CORETYPE");
-    char *user_copy = user ? strdup(user) : NULL;
+    const char *user = getenv("OPENBLAS_CORETYPE"), *timeout = getenv("OPENBLAS_THREAD_TIMEOUT");
+    char *user_copy = user ? strdup(user) : NULL, *timeout_copy = timeout ? strdup(timeout) : NULL;
     const char *pick = lm_blas_core_for_cpu();
     const char *name = lm_blas_name();
     printf("matrix products: %s (loom's pick for this CPU: %s; OPENBLAS_CORETYPE %s)\n", name,
@@ -63,7 +63,10 @@ int main(void)
     const char *after = getenv("OPENBLAS_CORETYPE");
     CHECK(user_copy ? after && !strcmp(after, user_copy) : after == NULL,
           "OPENBLAS_CORETYPE changed: %s -> %s", user_copy ? user_copy : "unset", after ? after : "unset");
+    after = getenv("OPENBLAS_THREAD_TIMEOUT");
+    CHECK(timeout_copy ? after && !strcmp(after, timeout_copy) : after == NULL, "OPENBLAS_THREAD_TIMEOUT changed");
     free(user_copy);
+    free(timeout_copy);
 
     /* The reference on a product worked by hand: [1 2; 3 4]·[5 6; 7 8]ᵀ = [17 23; 39 53]. */
     float a[4] = {1, 2, 3, 4}, b[4] = {5, 6, 7, 8}, c[4] = {1, 1, 1, 1};

@@ -6,8 +6,10 @@
  * and Debian's 0.3.21 detects some AVX-512 CPUs (AMD Zen 4 among them) as "Prescott": SSE3
  * kernels, 2–7× slower than its AVX2 or AVX-512 ones. So when OPENBLAS_CORETYPE is unset,
  * loom sets it for the load from its own CPU detection (AVX-512 F/BW/DQ/VL: SkylakeX;
- * AVX2 + FMA: Haswell) and unsets it again; a value the user set is kept. Without OpenBLAS
- * the products run on lm_sgemm_ref (correct, slow), with a warning in the log.
+ * AVX2 + FMA: Haswell) and unsets it again; a value the user set is kept. The same goes for
+ * OPENBLAS_THREAD_TIMEOUT (loom: 4, so OpenBLAS's idle threads do not spin for long beside
+ * loom's own thread pool). Without OpenBLAS the products run on lm_sgemm_ref (correct,
+ * slow), with a warning in the log.
  */
 #ifndef LM_BLAS_H
 #define LM_BLAS_H
