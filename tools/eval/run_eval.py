@@ -22,7 +22,8 @@ metrics on the data itself and on its codec round trips (what exact codes would 
               event (the main object moved / grew / shrank / changed colour / (dis)appeared
               between them), and all three right
   draw_tell   `loom chat -p "Draw: CAPTION Then tell me what you drew."` (an interleaved reply):
-              a picture was written, the text after it is "I drew CAPTION.", and the detector on
+              a picture was written, text follows it ("I drew ..."), that text is exactly
+              "I drew CAPTION.", and the detector on
               the picture (all objects right)
   say_write   `loom chat -p "Say: TEXT Then write it down."`: a clip was written, WER of the
               written words against TEXT, and WER of loom's transcription of the clip
@@ -307,12 +308,13 @@ def chat_reply(a, prompt, tmp, seed):
 def eval_draw_tell(a, tmp):
     from tools.train import unified as U
     meta = records(os.path.join(a.data, "scenes", f"{a.split}.jsonl"))[:a.n]
-    drew = said = allok = 0
+    drew = replied = said = allok = 0
     dts = []
     for i, m in enumerate(meta):
         cap = m["captions"][0]
         text, media, dt = chat_reply(a, U.PROMPTS["t2i"] + cap + U.PROMPTS["draw_tell"], tmp, i)
         dts.append(dt)
+        replied += norm_text(text).startswith("i drew ")
         said += norm_text(text) == norm_text("I drew " + cap)
         pngs = [p for p in media if p.endswith(".png")]
         if pngs:
@@ -320,7 +322,8 @@ def eval_draw_tell(a, tmp):
             sc = S.match_scores(S.detect(read_png(pngs[0]))[1], S.label_objects(m))
             allok += all(h == n for k, (h, n) in sc.items() if k != "size")
     n = len(meta)
-    return {"picture written": drew / n, "text is \"I drew CAPTION.\"": said / n,
+    return {"picture written": drew / n, "a reply after it (\"I drew ...\")": replied / n,
+            "text is \"I drew CAPTION.\"": said / n,
             "picture: all objects right": allok / n}, float(np.mean(dts))
 
 

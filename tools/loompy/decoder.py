@@ -86,6 +86,7 @@ class Layer(nn.Module):
             self.up_shexp = nn.Parameter(torch.empty(fs, E))
             self.down_shexp = nn.Parameter(torch.empty(E, fs))
             self.load = None            # [X] fraction of routed slots per expert, last forward
+            self.route_gap = float("inf")  # smallest gap between the k-th and next expert score, last forward
         else:
             self.ffn_gate = nn.Parameter(torch.empty(c.n_ff, E))
             self.ffn_up = nn.Parameter(torch.empty(c.n_ff, E))
@@ -118,7 +119,11 @@ class Layer(nn.Module):
         """x [N,E] → experts [N,k], weights [N,k] (sigmoid, bias steers selection only)."""
         c = self.c
         probs = torch.sigmoid(F.linear(x, self.gate_inp))
-        sel = torch.topk(probs.detach() + self.exp_probs_b, c.n_expert_used, dim=-1).indices
+        score = probs.detach() + self.exp_probs_b
+        sel = torch.topk(score, c.n_expert_used, dim=-1).indices
+        if c.n_expert > c.n_expert_used:   # how near this call's selection was to another expert set
+            top = torch.topk(score.float(), c.n_expert_used + 1, dim=-1).values
+            self.route_gap = float((top[:, -2] - top[:, -1]).min())
         w = probs.gather(-1, sel)
         w = w / w.sum(-1, keepdim=True).clamp_min(6.103515625e-5)
         if c.weights_scale not in (0.0, 1.0):

@@ -48,52 +48,55 @@ def main():
     tok = U.Tok("models/loom-tiny-vocab.gguf")
     os.makedirs(OUT, exist_ok=True)
     test = train.Data(a.data, "test")
-    lines, prompts, gaps = [], [], []
+    lines, prompts, gaps, rgaps = [], [], [], []
     n = a.n
 
-    def add(job, i, ids, margins):
+    def add(job, i, ids, margins, route):
         lines.append(f"{job} {i} {','.join(map(str, ids)) or '-'}")
         gaps.append(f"{job} {i} {','.join(f'{g:.4g}' for g in margins)}")
+        rgaps.append(f"{job} {i} {','.join(f'{g:.4g}' for g in route)}")
 
     for i in range(n):
         img = np.asarray(test.scenes[i])
         png.write_png(f"{OUT}/img_{i:02d}.png", img)
-        g = []
+        g, r = [], []
         add("caption", i, infer.answer_ids(model, tok, [("ctl", "<|image|>"), ("image", img), ("ctl", "<|/image|>"),
-                                                        ("text", U.PROMPTS["caption"])], margins=g), g)
+                                                        ("text", U.PROMPTS["caption"])], margins=g, route_margins=r), g, r)
     for i in range(n):
         rec = test.speech["meta"][i]
         wav = os.path.join(a.data, "speech", rec["wav"])
         subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", wav, "-c:a", "flac", f"{OUT}/speech_{i:02d}.flac"], check=True)
         m = mel.log_mel(mel.read_wav16(wav), 80)
-        g = []
+        g, r = [], []
         add("transcribe", i, infer.answer_ids(model, tok, [("ctl", "<|audio|>"), ("audio", m), ("ctl", "<|/audio|>"),
-                                                           ("text", U.PROMPTS["transcribe"])], margins=g), g)
+                                                           ("text", U.PROMPTS["transcribe"])], margins=g, route_margins=r), g, r)
     for i in range(n):
         frames = np.asarray(test.videos[i])
         png.write_png(f"{OUT}/video_{i:02d}.png", frames.reshape(-1, frames.shape[2], 3))
-        g = []
+        g, r = [], []
         add("describe", i, infer.answer_ids(model, tok, [("ctl", "<|video|>"), ("video", frames), ("ctl", "<|/video|>"),
-                                                         ("text", U.PROMPTS["video"])], margins=g), g)
+                                                         ("text", U.PROMPTS["video"])], margins=g, route_margins=r), g, r)
     for i in range(n):
         text = test.scene_meta[i]["captions"][0]
         prompts.append(f"t2i {text}")
-        g = []
+        g, r = [], []
         add("t2i", i, infer.generate_codes(model, tok, [("text", U.PROMPTS["t2i"] + text)], "<|image|>",
                                            U.IMAGE_START, U.IMAGE_START + U.IMAGE_COUNT, U.GRID * U.GRID, cfg=a.cfg,
-                                           margins=g), g)
+                                           margins=g, route_margins=r), g, r)
     for i in range(n):
         text = test.speech["meta"][i]["text"]
         prompts.append(f"tts {text}")
-        g = []
+        g, r = [], []
         add("tts", i, infer.generate_codes(model, tok, [("text", U.PROMPTS["tts"] + text)], "<|audio|>",
                                            U.AUDIO_START, U.AUDIO_START + U.AUDIO_COUNT, 250, cfg=a.cfg,
-                                           close=tok.ctl["<|/audio|>"], margins=g), g)
+                                           close=tok.ctl["<|/audio|>"], margins=g, route_margins=r), g, r)
         print(f"tts {i} done", flush=True)
     with open(f"{OUT}/expected.txt", "w") as f:
         f.write("\n".join(lines) + "\n")
     with open(f"{OUT}/margins.txt", "w") as f:
         f.write("\n".join(gaps) + "\n")
+    with open(f"{OUT}/route_margins.txt", "w") as f:
+        f.write("\n".join(rgaps) + "\n")
     with open(f"{OUT}/prompts.txt", "w") as f:
         f.write("\n".join(prompts) + "\n")
     print(f"wrote {len(lines)} expectations to {OUT}")

@@ -23,8 +23,14 @@ def _margin(l):
     return float(top[0] - top[1])
 
 
+def _route_gap(model):
+    """The smallest routing gap (k-th vs next expert score) of the last forward, over the layers:
+    how near a token was to other experts, which a last-bit difference would flip."""
+    return min((getattr(L, "route_gap", float("inf")) for L in model.dec.layers), default=float("inf"))
+
+
 @torch.no_grad()
-def answer_ids(model, tok, user, n_max=256, margins=None):
+def answer_ids(model, tok, user, n_max=256, margins=None, route_margins=None):
     """Greedy answer to one user turn, stopping at <|end|> or <|eos|> (not included).
     `margins`, if a list, receives each step's top-2 logit gap (the stop step included)."""
     model.eval()
@@ -36,6 +42,8 @@ def answer_ids(model, tok, user, n_max=256, margins=None):
         t = int(l.argmax())
         if margins is not None:
             margins.append(_margin(l))
+        if route_margins is not None:
+            route_margins.append(_route_gap(model))
         if t in stop:
             break
         out.append(t)
@@ -44,7 +52,8 @@ def answer_ids(model, tok, user, n_max=256, margins=None):
 
 
 @torch.no_grad()
-def generate_codes(model, tok, user, open_tok, lo, hi, n, cfg=1.0, close=None, temp=0.0, seed=0, margins=None):
+def generate_codes(model, tok, user, open_tok, lo, hi, n, cfg=1.0, close=None, temp=0.0, seed=0, margins=None,
+                   route_margins=None):
     """Codes of one media block: force `open_tok`, then n tokens from [lo, hi) (greedy when
     temp <= 0), with classifier-free guidance against the empty prompt when cfg != 1.
     If `close` is given the block may end early when it is the best allowed token."""
@@ -56,9 +65,13 @@ def generate_codes(model, tok, user, open_tok, lo, hi, n, cfg=1.0, close=None, t
     codes, cc, cu = [], [], []
     for _ in range(n):
         l = model.dec(Xc, cache=cc)[0, -1]
+        gap = _route_gap(model)
         if Xu is not None:
             lu = model.dec(Xu, cache=cu)[0, -1]
             l = lu + cfg * (l - lu)
+            gap = min(gap, _route_gap(model))
+        if route_margins is not None:
+            route_margins.append(gap)
         allowed = torch.full_like(l, float("-inf"))
         allowed[lo:hi] = l[lo:hi]
         if close is not None:
