@@ -282,7 +282,7 @@ static int setup_resampler(lm_audio_reader *r, const AVFrame *f, lm_error *err)
     lay.order = AV_CHANNEL_ORDER_UNSPEC;
     lay.u.mask = 0;
     int e = av->swr_alloc_set_opts2(&r->swr, &lay, AV_SAMPLE_FMT_FLTP, r->p.sample_rate,
-                                &lay, (enum AVSampleFormat)f->format, f->sample_rate, 0, NULL);
+                                    &lay, (enum AVSampleFormat)f->format, f->sample_rate, 0, NULL);
     if (e >= 0) e = av->swr_init(r->swr);
     av->av_channel_layout_uninit(&lay);
     if (e < 0) {
@@ -382,7 +382,7 @@ static int reader_open(lm_audio_reader *r, lm_error *err)
     uint8_t *iobuf = av->av_malloc(IO_BUF_SIZE);
     if (!iobuf) return lm_fail(err, LOOM_ERR_NO_MEMORY, "audio '%s': out of memory", r->name);
     r->avio = av->avio_alloc_context(iobuf, IO_BUF_SIZE, 0, &r->src, io_read, NULL,
-                                 r->src.seekable || r->src.mem ? io_seek : NULL);
+                                     r->src.seekable || r->src.mem ? io_seek : NULL);
     if (!r->avio) {
         av->av_free(iobuf);
         return lm_fail(err, LOOM_ERR_NO_MEMORY, "audio '%s': out of memory", r->name);

@@ -293,7 +293,7 @@ int lm_mp4_writer_open(const char *path, int width, int height, const loom_mp4_p
     w->yuv->height = height;
     if ((rc = av->av_frame_get_buffer(w->yuv, 0)) < 0) { lm_fail(&w->err, LOOM_ERR_NO_MEMORY, "%s: out of memory", path); goto fail; }
     w->sws = av->sws_getContext(width, height, AV_PIX_FMT_RGB24, width, height, AV_PIX_FMT_YUV420P,
-                            SWS_BICUBIC | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INP, NULL, NULL, NULL);
+                                SWS_BICUBIC | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INP, NULL, NULL, NULL);
     if (!w->sws) { lm_fail(&w->err, LOOM_ERR_UNSUPPORTED, "%s: cannot set up RGB -> yuv420p conversion", path); goto fail; }
     const int *bt601 = av->sws_getCoefficients(SWS_CS_ITU601);
     av->sws_setColorspaceDetails(w->sws, bt601, 1, bt601, 0, 0, 1 << 16, 1 << 16);

@@ -430,12 +430,12 @@ static int convert_frame(source *s, converter *cv, const AVFrame *f, uint8_t *ds
         /* bicubic, like the ffmpeg tool's scale filter; dst size is fixed for the whole run */
         av->sws_freeContext(cv->sws);
         cv->sws = av->sws_getContext(f->width, f->height, fmt, w, h, AV_PIX_FMT_RGB24,
-                                 SWS_BICUBIC | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT, NULL, NULL, NULL);
+                                     SWS_BICUBIC | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT, NULL, NULL, NULL);
         if (!cv->sws)
             return lm_fail(e, LOOM_ERR_UNSUPPORTED, "%s: cannot convert %dx%d %s frames to RGB", s->name, f->width,
                            f->height, av->av_get_pix_fmt_name(fmt) ? av->av_get_pix_fmt_name(fmt) : "?");
-        av->sws_setColorspaceDetails(cv->sws, av->sws_getCoefficients(cs), full_range, av->sws_getCoefficients(SWS_CS_DEFAULT), 1,
-                                 0, 1 << 16, 1 << 16);
+        av->sws_setColorspaceDetails(cv->sws, av->sws_getCoefficients(cs), full_range,
+                                     av->sws_getCoefficients(SWS_CS_DEFAULT), 1, 0, 1 << 16, 1 << 16);
         cv->src_w = f->width;
         cv->src_h = f->height;
         cv->src_fmt = fmt;
