@@ -2,15 +2,16 @@
  * FFmpeg, loaded at first use (dlopen, not linked).
  *
  * Linked, FFmpeg's five libraries and the ~130 libraries they need (every codec's) were
- * mapped and relocated at the start of every process, ~20 ms of CPU, though pictures, text
- * and WAV/PNG output never touch FFmpeg. So audio input, video input and MP4 output call it
- * through one table of function pointers, filled once, at the first such call, by loading
- * the libraries by the sonames of the headers loom was built with (libavutil.so.57, …,
- * libavformat.so.59 for FFmpeg 5.1). If that fails, each of those entry points fails with
- * LOOM_ERR_UNSUPPORTED and a message naming the library and the loader's reason.
+ * mapped and relocated at the start of every process, ~25 ms of CPU (`loom version` took
+ * 31 ms, now 3), though pictures, text and WAV/PNG output never touch FFmpeg. So audio
+ * input, video input and MP4 output call it through one table of function pointers, filled
+ * once, at the first such call (the same ~25 ms, paid only there), by loading the libraries
+ * by the sonames of the headers loom was built with (libavutil.so.57, …, libavformat.so.59
+ * for FFmpeg 5.1). If that fails, each of those entry points fails with LOOM_ERR_UNSUPPORTED
+ * and a message naming the library and the loader's reason.
  *
- * The one way to call FFmpeg (this table is the library-loading part of the runtime; the
- * media code that uses it stays in audio/ and video/):
+ * The one way to call FFmpeg (the table is the library-loading part of the runtime, like
+ * blas.h; the media code that uses it stays in audio/ and video/):
  *     const lm_ffmpeg *av = lm_ffmpeg_get();
  *     if (!av) return lm_ffmpeg_fail(err);        (entry points, before anything else)
  *     av->avformat_open_input(&fmt, name, NULL, NULL);
