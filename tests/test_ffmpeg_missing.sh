@@ -31,6 +31,13 @@ check transcribe 1 "$tmp/loom" transcribe -m $m -q $media/speech.wav
 has err "audio and video need FFmpeg, which could not be loaded: $gone: cannot open shared object file"
 check describe 1 "$tmp/loom" describe -m $m -q $media/video.mp4
 has err "audio and video need FFmpeg, which could not be loaded: $gone"
+# Generation: WAV output needs no FFmpeg, MP4 output does (bundled model; one frame).
+b=../models/loom-tiny.gguf
+check speak 0 "$tmp/loom" speak -m $b -q -p "hi" -o "$tmp/hi.wav"
+[ -s "$tmp/hi.wav" ] && ok || bad "speak wrote no WAV"
+check animate 1 "$tmp/loom" animate -m $b -q --frames 1 -p "a red circle" -o "$tmp/c.mp4"
+has err "audio and video need FFmpeg, which could not be loaded: $gone"
+[ ! -e "$tmp/c.mp4" ] && ok || bad "animate left an MP4 behind"
 # The unpatched program reads the same file.
 check transcribe-real 0 "$loom" transcribe -m $m -q $media/speech.wav
 
