@@ -44,11 +44,9 @@ int lm_ffmpeg_open(const char *const sonames[LM_FFMPEG_N_LIBS], lm_ffmpeg *t, lm
         rc = lm_fail(err, LOOM_ERR_UNSUPPORTED, "%s has no %s (%s)", sonames[lib], #f, dlerror());
     LM_FFMPEG_FUNCS(LM_FFMPEG_SYM)
 #undef LM_FFMPEG_SYM
-    if (rc < 0) {
-        memset(t, 0, sizeof *t);
-        for (int i = LM_FFMPEG_N_LIBS - 1; i >= 0; i--)
-            if (h[i]) dlclose(h[i]);
-    }
+    /* A failed load leaves what it opened open: dlclose would unmap libraries whose
+     * constructors allocated (some of FFmpeg's ~130 dependencies do), leaking their blocks. */
+    if (rc < 0) memset(t, 0, sizeof *t);
     return rc;
 }
 

@@ -93,8 +93,7 @@ int lm_ffmpeg_fail(lm_error *err);
 
 /* The load itself, for lm_ffmpeg_get and for tests: dlopen sonames[LM_AVUTIL..LM_AVFORMAT]
  * and resolve every function into *t. 0, or LOOM_ERR_UNSUPPORTED with err naming the library
- * (or function) and dlerror()'s text; on failure the libraries this call opened are closed
- * again and *t is zeroed. */
+ * (or function) and dlerror()'s text, and *t zeroed (the libraries it did open stay open). */
 int lm_ffmpeg_open(const char *const sonames[LM_FFMPEG_N_LIBS], lm_ffmpeg *t, lm_error *err);
 
 #endif
