@@ -10,6 +10,7 @@
  * channel layout, named or not, works.
  */
 #include "audio/audio.h"
+#include "lib/core/ffmpeg.h"
 #include "lib/core/outfile.h"
 
 #include <errno.h>
@@ -22,13 +23,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include <libavcodec/avcodec.h>
-#include <libavformat/avformat.h>
-#include <libavutil/channel_layout.h>
-#include <libavutil/mem.h>
-#include <libavutil/opt.h>
-#include <libswresample/swresample.h>
 
 #define IO_BUF_SIZE   (64 * 1024)
 #define MAX_BAD_PACKETS 64   /* consecutive undecodable packets before giving up */
@@ -53,13 +47,15 @@ static void av_log_to_lm(void *avcl, int level, const char *fmt, va_list vl)
 static pthread_once_t g_av_once = PTHREAD_ONCE_INIT;
 static void av_setup(void)
 {
-    av_log_set_callback(av_log_to_lm);
-    av_max_alloc(AV_MAX_BLOCK);
+    const lm_ffmpeg *av = lm_ffmpeg_get();
+    av->av_log_set_callback(av_log_to_lm);
+    av->av_max_alloc(AV_MAX_BLOCK);
 }
 
 static const char *av_err(int e, char *buf, size_t n)
 {
-    if (av_strerror(e, buf, n) < 0) snprintf(buf, n, "error %d", e);
+    const lm_ffmpeg *av = lm_ffmpeg_get();
+    if (av->av_strerror(e, buf, n) < 0) snprintf(buf, n, "error %d", e);
     return buf;
 }
 
@@ -179,15 +175,16 @@ static int check_params(const lm_audio_params *p, const char *name, lm_error *er
 void lm_audio_reader_close(lm_audio_reader **pr)
 {
     if (!pr || !*pr) return;
+    const lm_ffmpeg *av = lm_ffmpeg_get();
     lm_audio_reader *r = *pr;
-    swr_free(&r->swr);
-    av_frame_free(&r->frame);
-    av_packet_free(&r->pkt);
-    avcodec_free_context(&r->dec);
-    avformat_close_input(&r->fmt);        /* custom IO: does not touch r->avio */
+    av->swr_free(&r->swr);
+    av->av_frame_free(&r->frame);
+    av->av_packet_free(&r->pkt);
+    av->avcodec_free_context(&r->dec);
+    av->avformat_close_input(&r->fmt);        /* custom IO: does not touch r->avio */
     if (r->avio) {
-        av_freep(&r->avio->buffer);
-        avio_context_free(&r->avio);
+        av->av_freep(&r->avio->buffer);
+        av->avio_context_free(&r->avio);
     }
     if (r->src.own_fd && r->src.fd >= 0) close(r->src.fd);
     free(r->planes);
@@ -244,7 +241,8 @@ static int fifo_push_mean(lm_audio_reader *r, int n, lm_error *err)
 /* Run the resampler on `in` (NULL drains it) and push the result. */
 static int resample(lm_audio_reader *r, const uint8_t **in, int n_in, lm_error *err)
 {
-    int want = swr_get_out_samples(r->swr, n_in);
+    const lm_ffmpeg *av = lm_ffmpeg_get();
+    int want = av->swr_get_out_samples(r->swr, n_in);
     if (want < 0) return lm_fail(err, LOOM_ERR_FORMAT, "audio '%s': resampler failed", r->name);
     if (want == 0) return 0;
     if (want > r->planes_cap) {
@@ -256,7 +254,7 @@ static int resample(lm_audio_reader *r, const uint8_t **in, int n_in, lm_error *
     }
     uint8_t *out[64];
     for (int c = 0; c < r->swr_ch; c++) out[c] = (uint8_t *)(r->planes + (size_t)c * r->planes_cap);
-    int got = swr_convert(r->swr, out, want, in, n_in);
+    int got = av->swr_convert(r->swr, out, want, in, n_in);
     if (got < 0) {
         char eb[128];
         return lm_fail(err, LOOM_ERR_FORMAT, "audio '%s': resampling failed (%s)", r->name, av_err(got, eb, sizeof eb));
@@ -267,6 +265,7 @@ static int resample(lm_audio_reader *r, const uint8_t **in, int n_in, lm_error *
 /* (Re)configure the resampler for a frame's format; drains the old one first. */
 static int setup_resampler(lm_audio_reader *r, const AVFrame *f, lm_error *err)
 {
+    const lm_ffmpeg *av = lm_ffmpeg_get();
     int ch = f->ch_layout.nb_channels;
     if (r->swr && f->format == r->swr_fmt && f->sample_rate == r->swr_rate && ch == r->swr_ch) return 0;
     int rc = check_input(r, f->sample_rate, ch, err);
@@ -275,22 +274,22 @@ static int setup_resampler(lm_audio_reader *r, const AVFrame *f, lm_error *err)
     if (r->swr) {
         rc = resample(r, NULL, 0, err);
         if (rc < 0) return rc;
-        swr_free(&r->swr);
+        av->swr_free(&r->swr);
     }
     /* Keep the channel count; treat the layout as unordered so swr never rematrixes. */
     AVChannelLayout lay;
-    av_channel_layout_default(&lay, ch);
+    av->av_channel_layout_default(&lay, ch);
     lay.order = AV_CHANNEL_ORDER_UNSPEC;
     lay.u.mask = 0;
-    int e = swr_alloc_set_opts2(&r->swr, &lay, AV_SAMPLE_FMT_FLTP, r->p.sample_rate,
-                                &lay, (enum AVSampleFormat)f->format, f->sample_rate, 0, NULL);
-    if (e >= 0) e = swr_init(r->swr);
-    av_channel_layout_uninit(&lay);
+    int e = av->swr_alloc_set_opts2(&r->swr, &lay, AV_SAMPLE_FMT_FLTP, r->p.sample_rate,
+                                    &lay, (enum AVSampleFormat)f->format, f->sample_rate, 0, NULL);
+    if (e >= 0) e = av->swr_init(r->swr);
+    av->av_channel_layout_uninit(&lay);
     if (e < 0) {
         char eb[128];
-        swr_free(&r->swr);
+        av->swr_free(&r->swr);
         return lm_fail(err, LOOM_ERR_UNSUPPORTED, "audio '%s': cannot resample %s %d Hz %d ch (%s)", r->name,
-                       av_get_sample_fmt_name(f->format) ? av_get_sample_fmt_name(f->format) : "?",
+                       av->av_get_sample_fmt_name(f->format) ? av->av_get_sample_fmt_name(f->format) : "?",
                        f->sample_rate, ch, av_err(e, eb, sizeof eb));
     }
     if (r->swr_ch != ch) {   /* plane layout depends on the channel count */
@@ -319,8 +318,9 @@ static int bad_packet(lm_audio_reader *r, int e, lm_error *err)
 /* Pull every frame the decoder has ready and resample it. */
 static int drain_decoder(lm_audio_reader *r, lm_error *err)
 {
+    const lm_ffmpeg *av = lm_ffmpeg_get();
     for (;;) {
-        int e = avcodec_receive_frame(r->dec, r->frame);
+        int e = av->avcodec_receive_frame(r->dec, r->frame);
         if (e == AVERROR(EAGAIN) || e == AVERROR_EOF) return 0;
         if (e == AVERROR_INVALIDDATA) {
             int rc = bad_packet(r, e, err);
@@ -333,7 +333,7 @@ static int drain_decoder(lm_audio_reader *r, lm_error *err)
         }
         int rc = setup_resampler(r, r->frame, err);
         if (rc == 0) rc = resample(r, (const uint8_t **)r->frame->extended_data, r->frame->nb_samples, err);
-        av_frame_unref(r->frame);
+        av->av_frame_unref(r->frame);
         if (rc < 0) return rc;
     }
 }
@@ -341,12 +341,13 @@ static int drain_decoder(lm_audio_reader *r, lm_error *err)
 /* Decode until the fifo holds at least `need` samples or the input ends. */
 static int fill(lm_audio_reader *r, int64_t need, lm_error *err)
 {
+    const lm_ffmpeg *av = lm_ffmpeg_get();
     char eb[128];
     while (!r->eof && r->fifo_len < need) {
-        int e = av_read_frame(r->fmt, r->pkt);
-        if (e == AVERROR_EOF || (e < 0 && avio_feof(r->fmt->pb))) {
+        int e = av->av_read_frame(r->fmt, r->pkt);
+        if (e == AVERROR_EOF || (e < 0 && av->avio_feof(r->fmt->pb))) {
             /* End of input (a truncated file ends here too): flush decoder and resampler. */
-            avcodec_send_packet(r->dec, NULL);
+            av->avcodec_send_packet(r->dec, NULL);
             int rc = drain_decoder(r, err);
             if (rc == 0 && r->swr) rc = resample(r, NULL, 0, err);
             if (rc < 0) return rc;
@@ -356,11 +357,11 @@ static int fill(lm_audio_reader *r, int64_t need, lm_error *err)
         if (e < 0)
             return lm_fail(err, LOOM_ERR_FORMAT, "audio '%s': reading failed (%s)", r->name, av_err(e, eb, sizeof eb));
         if (r->pkt->stream_index != r->stream) {
-            av_packet_unref(r->pkt);
+            av->av_packet_unref(r->pkt);
             continue;
         }
-        e = avcodec_send_packet(r->dec, r->pkt);
-        av_packet_unref(r->pkt);
+        e = av->avcodec_send_packet(r->dec, r->pkt);
+        av->av_packet_unref(r->pkt);
         int rc = e == AVERROR_INVALIDDATA ? bad_packet(r, e, err) : 0;
         if (rc < 0) return rc;
         if (e < 0 && e != AVERROR(EAGAIN) && e != AVERROR_INVALIDDATA)
@@ -374,42 +375,43 @@ static int fill(lm_audio_reader *r, int64_t need, lm_error *err)
 
 static int reader_open(lm_audio_reader *r, lm_error *err)
 {
+    const lm_ffmpeg *av = lm_ffmpeg_get();
     char eb[128];
     pthread_once(&g_av_once, av_setup);
 
-    uint8_t *iobuf = av_malloc(IO_BUF_SIZE);
+    uint8_t *iobuf = av->av_malloc(IO_BUF_SIZE);
     if (!iobuf) return lm_fail(err, LOOM_ERR_NO_MEMORY, "audio '%s': out of memory", r->name);
-    r->avio = avio_alloc_context(iobuf, IO_BUF_SIZE, 0, &r->src, io_read, NULL,
-                                 r->src.seekable || r->src.mem ? io_seek : NULL);
+    r->avio = av->avio_alloc_context(iobuf, IO_BUF_SIZE, 0, &r->src, io_read, NULL,
+                                     r->src.seekable || r->src.mem ? io_seek : NULL);
     if (!r->avio) {
-        av_free(iobuf);
+        av->av_free(iobuf);
         return lm_fail(err, LOOM_ERR_NO_MEMORY, "audio '%s': out of memory", r->name);
     }
     if (!r->src.seekable && !r->src.mem) r->avio->seekable = 0;
 
-    r->fmt = avformat_alloc_context();
+    r->fmt = av->avformat_alloc_context();
     if (!r->fmt) return lm_fail(err, LOOM_ERR_NO_MEMORY, "audio '%s': out of memory", r->name);
     r->fmt->pb = r->avio;
     r->fmt->flags |= AVFMT_FLAG_CUSTOM_IO;
     r->fmt->io_open = io_open_refused;
-    int e = avformat_open_input(&r->fmt, r->name, NULL, NULL);   /* frees fmt on failure */
+    int e = av->avformat_open_input(&r->fmt, r->name, NULL, NULL);   /* frees fmt on failure */
     if (e < 0) {
         if (e == AVERROR_INVALIDDATA)
             return lm_fail(err, LOOM_ERR_FORMAT, "audio '%s': not a recognised audio or video file", r->name);
         return lm_fail(err, LOOM_ERR_FORMAT, "audio '%s': cannot open (%s)", r->name, av_err(e, eb, sizeof eb));
     }
-    e = avformat_find_stream_info(r->fmt, NULL);
+    e = av->avformat_find_stream_info(r->fmt, NULL);
     if (e < 0)
         return lm_fail(err, LOOM_ERR_FORMAT, "audio '%s': cannot read stream information (%s)", r->name, av_err(e, eb, sizeof eb));
 
     const AVCodec *codec = NULL;
-    e = av_find_best_stream(r->fmt, AVMEDIA_TYPE_AUDIO, -1, -1, &codec, 0);
+    e = av->av_find_best_stream(r->fmt, AVMEDIA_TYPE_AUDIO, -1, -1, &codec, 0);
     if (e == AVERROR_STREAM_NOT_FOUND)
         return lm_fail(err, LOOM_ERR_FORMAT, "audio '%s': no audio stream (%s container)", r->name, r->fmt->iformat->name);
     if (e < 0 || !codec) {
         int id = e >= 0 ? r->fmt->streams[e]->codecpar->codec_id : AV_CODEC_ID_NONE;
         return lm_fail(err, LOOM_ERR_UNSUPPORTED, "audio '%s': no decoder for the audio stream (codec %s)",
-                       r->name, avcodec_get_name(id));
+                       r->name, av->avcodec_get_name(id));
     }
     r->stream = e;
     AVStream *st = r->fmt->streams[e];
@@ -430,18 +432,18 @@ static int reader_open(lm_audio_reader *r, lm_error *err)
         return lm_fail(err, LOOM_ERR_LIMIT, "audio '%s': %.1f s long, more than the limit of %g s (max_seconds)",
                        r->name, r->info.duration, r->p.max_seconds);
 
-    r->dec = avcodec_alloc_context3(codec);
+    r->dec = av->avcodec_alloc_context3(codec);
     if (!r->dec) return lm_fail(err, LOOM_ERR_NO_MEMORY, "audio '%s': out of memory", r->name);
-    e = avcodec_parameters_to_context(r->dec, par);
+    e = av->avcodec_parameters_to_context(r->dec, par);
     if (e >= 0) {
         r->dec->thread_count = 1;
-        e = avcodec_open2(r->dec, codec, NULL);
+        e = av->avcodec_open2(r->dec, codec, NULL);
     }
     if (e < 0)
         return lm_fail(err, LOOM_ERR_UNSUPPORTED, "audio '%s': cannot open the %s decoder (%s)", r->name,
                        codec->name, av_err(e, eb, sizeof eb));
-    r->pkt = av_packet_alloc();
-    r->frame = av_frame_alloc();
+    r->pkt = av->av_packet_alloc();
+    r->frame = av->av_frame_alloc();
     if (!r->pkt || !r->frame) return lm_fail(err, LOOM_ERR_NO_MEMORY, "audio '%s': out of memory", r->name);
     /* Discard the other streams early (a video track is never decoded). */
     for (unsigned i = 0; i < r->fmt->nb_streams; i++)
@@ -458,6 +460,7 @@ static int reader_create(const char *name, const lm_audio_params *params, lm_aud
     lm_audio_params p = params ? *params : lm_audio_default_params();
     int rc = check_params(&p, name, err);
     if (rc < 0) return rc;
+    if (!lm_ffmpeg_get()) return lm_ffmpeg_fail(err);   /* every reader has FFmpeg loaded */
     lm_audio_reader *r = calloc(1, sizeof *r);
     if (!r) return lm_fail(err, LOOM_ERR_NO_MEMORY, "audio '%s': out of memory", name);
     r->p = p;

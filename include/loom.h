@@ -439,6 +439,10 @@ void loom_image_free(loom_image *img);
  * of a video file, …) and yields mono float samples in [-1, 1] at params.sample_rate (the
  * channel mean after resampling). "-" reads standard input. Long inputs stream through in
  * bounded memory with loom_audio_reader; loom_audio_load is the whole-file shortcut.
+ * FFmpeg is not linked: the first audio or video read (or MP4 writer) loads it (dlopen of
+ * libavformat.so.59 etc., the sonames loom was built against); when that fails, each call
+ * that reads audio or video or opens an MP4 writer returns LOOM_ERR_UNSUPPORTED with a
+ * message naming the library and why (WAV writing never needs FFmpeg).
  * The first audio or video read routes FFmpeg's log to loom's and caps any one FFmpeg
  * allocation at 256 MiB (av_max_alloc, process-wide: FFmpeg trusts some header sizes).
  *

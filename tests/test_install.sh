@@ -15,11 +15,18 @@ cat > "$prefix/use.c" <<'C'
 #include <loom.h>
 #include <stdio.h>
 #include <string.h>
-/* OpenBLAS is not linked but loaded at the first product (lib/core/blas.h): it must be found */
+/* OpenBLAS and FFmpeg are not linked but loaded at first use (lib/core/blas.h, ffmpeg.h):
+ * they must be found (the audio read runs from tests/, where ctest runs this). */
 int main(void)
 {
+    float *pcm = NULL;
+    size_t n = 0;
+    char err[512] = "";
+    int audio = loom_audio_load("data/audio/tone_s16.wav", NULL, &pcm, &n, err, sizeof err);
+    if (audio != 0 || n != 8000) fprintf(stderr, "audio: %d, %zu samples: %s\n", audio, n, err);
+    loom_audio_pcm_free(&pcm);
     return strcmp(loom_status_str(LOOM_ERR_FORMAT), "malformed file") != 0 ||
-           strncmp(loom_blas_name(), "OpenBLAS ", 9) != 0;
+           strncmp(loom_blas_name(), "OpenBLAS ", 9) != 0 || audio != 0 || n != 8000;
 }
 C
 export PKG_CONFIG_PATH="$(dirname "$pc")"
@@ -28,5 +35,11 @@ if cc $san "$prefix/use.c" $(pkg-config --cflags --libs loom) -Wl,-rpath,"$libdi
   ok; "$prefix/use" && ok || bad "installed program failed"
 else bad "compile against installed loom: $(cat "$prefix/cc.log")"; fi
 "$prefix/bin/loom" version >/dev/null && ok || bad "installed loom version"
+# FFmpeg is loaded at first use, not linked: no libav*/libsw* among the NEEDED libraries.
+for f in "$prefix/bin/loom" "$libdir/libloom.so"; do
+  needed=$(readelf -d "$f" 2>&1 | grep NEEDED) && ok || bad "readelf -d $f: no NEEDED entries"
+  ff=$(echo "$needed" | grep -oE 'lib(av|sw)[a-z]*\.so[.0-9]*' | tr '\n' ' ')
+  [ -z "$ff" ] && ok || bad "$f links FFmpeg: $ff"
+done
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

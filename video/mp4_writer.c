@@ -3,11 +3,6 @@
  * in the target's folder and renamed into place by finish(), so readers never see a partial
  * file and a failure or an abandoned writer leaves nothing. */
 #include <errno.h>
-#include <libavcodec/avcodec.h>
-#include <libavformat/avformat.h>
-#include <libavutil/channel_layout.h>
-#include <libavutil/opt.h>
-#include <libswscale/swscale.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "lib/core/ffmpeg.h"
 #include "video/video.h"
 
 struct loom_mp4_writer {
@@ -47,24 +43,26 @@ loom_mp4_params loom_mp4_default_params(void)
 
 static const char *av_err(int err, char *buf, size_t n)
 {
-    av_strerror(err, buf, n);
+    const lm_ffmpeg *av = lm_ffmpeg_get();
+    av->av_strerror(err, buf, n);
     return buf;
 }
 
 /* Encode `frame` (NULL drains) with `enc` and write every packet that comes out to `st`. */
 static int encode_write(lm_mp4_writer *w, AVCodecContext *enc, AVStream *st, const AVFrame *frame)
 {
+    const lm_ffmpeg *av = lm_ffmpeg_get();
     char msg[128];
-    int rc = avcodec_send_frame(enc, frame);
+    int rc = av->avcodec_send_frame(enc, frame);
     if (rc < 0) return lm_fail(&w->err, LOOM_ERR_IO, "%s: encoder refused a frame: %s", w->path, av_err(rc, msg, sizeof msg));
     for (;;) {
-        rc = avcodec_receive_packet(enc, w->pkt);
+        rc = av->avcodec_receive_packet(enc, w->pkt);
         if (rc == AVERROR(EAGAIN) || rc == AVERROR_EOF) return 0;
         if (rc < 0) return lm_fail(&w->err, LOOM_ERR_IO, "%s: encoding failed: %s", w->path, av_err(rc, msg, sizeof msg));
         if (w->pkt->duration <= 0 && enc == w->enc) w->pkt->duration = 1;   /* one frame in 1/fps */
-        av_packet_rescale_ts(w->pkt, enc->time_base, st->time_base);
+        av->av_packet_rescale_ts(w->pkt, enc->time_base, st->time_base);
         w->pkt->stream_index = st->index;
-        rc = av_interleaved_write_frame(w->oc, w->pkt);   /* takes the packet's reference */
+        rc = av->av_interleaved_write_frame(w->oc, w->pkt);   /* takes the packet's reference */
         if (rc < 0) return lm_fail(&w->err, LOOM_ERR_IO, "%s: writing failed: %s", w->path, av_err(rc, msg, sizeof msg));
     }
 }
@@ -81,15 +79,16 @@ static void remove_tmp(lm_mp4_writer *w)
 void lm_mp4_writer_free(lm_mp4_writer **pw)
 {
     if (!pw || !*pw) return;
+    const lm_ffmpeg *av = lm_ffmpeg_get();
     lm_mp4_writer *w = *pw;
-    if (w->oc && w->oc->pb) avio_closep(&w->oc->pb);
-    avformat_free_context(w->oc);
-    avcodec_free_context(&w->enc);
-    avcodec_free_context(&w->aenc);
-    av_frame_free(&w->aframe);
-    av_frame_free(&w->yuv);
-    av_packet_free(&w->pkt);
-    sws_freeContext(w->sws);
+    if (w->oc && w->oc->pb) av->avio_closep(&w->oc->pb);
+    av->avformat_free_context(w->oc);
+    av->avcodec_free_context(&w->enc);
+    av->avcodec_free_context(&w->aenc);
+    av->av_frame_free(&w->aframe);
+    av->av_frame_free(&w->yuv);
+    av->av_packet_free(&w->pkt);
+    av->sws_freeContext(w->sws);
     remove_tmp(w);   /* only still set if finish() did not succeed */
     free(w->path);
     free(w);
@@ -101,13 +100,15 @@ const char *lm_mp4_writer_error(const lm_mp4_writer *w) { return w ? w->err.msg 
 /* Pick the encoder: the one named, else libx264, else mpeg4. */
 static const AVCodec *pick_encoder(const loom_mp4_params *p)
 {
-    if (p->codec) return avcodec_find_encoder_by_name(p->codec);
-    const AVCodec *c = avcodec_find_encoder_by_name("libx264");
-    return c ? c : avcodec_find_encoder(AV_CODEC_ID_MPEG4);
+    const lm_ffmpeg *av = lm_ffmpeg_get();
+    if (p->codec) return av->avcodec_find_encoder_by_name(p->codec);
+    const AVCodec *c = av->avcodec_find_encoder_by_name("libx264");
+    return c ? c : av->avcodec_find_encoder(AV_CODEC_ID_MPEG4);
 }
 
 static int open_encoder(lm_mp4_writer *w, const loom_mp4_params *p)
 {
+    const lm_ffmpeg *av = lm_ffmpeg_get();
     char msg[128];
     const AVCodec *codec = pick_encoder(p);
     if (!codec)
@@ -115,11 +116,11 @@ static int open_encoder(lm_mp4_writer *w, const loom_mp4_params *p)
                        p->codec ? p->codec : "libx264 or mpeg4");
     if (codec->type != AVMEDIA_TYPE_VIDEO)
         return lm_fail(&w->err, LOOM_ERR_INVALID_ARG, "%s: '%s' is not a video encoder", w->path, codec->name);
-    if (avformat_query_codec(w->oc->oformat, codec->id, FF_COMPLIANCE_NORMAL) != 1)
+    if (av->avformat_query_codec(w->oc->oformat, codec->id, FF_COMPLIANCE_NORMAL) != 1)
         return lm_fail(&w->err, LOOM_ERR_UNSUPPORTED, "%s: codec '%s' cannot go into an MP4 file", w->path, codec->name);
 
-    AVRational rate = av_d2q(p->fps, 1 << 20);   /* 29.97 -> 30000/1001 */
-    w->enc = avcodec_alloc_context3(codec);
+    AVRational rate = av->av_d2q(p->fps, 1 << 20);   /* 29.97 -> 30000/1001 */
+    w->enc = av->avcodec_alloc_context3(codec);
     if (!w->enc) return lm_fail(&w->err, LOOM_ERR_NO_MEMORY, "%s: out of memory", w->path);
     AVCodecContext *c = w->enc;
     c->width = w->width;
@@ -136,8 +137,8 @@ static int open_encoder(lm_mp4_writer *w, const loom_mp4_params *p)
     if (w->oc->oformat->flags & AVFMT_GLOBALHEADER) c->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
     AVDictionary *opts = NULL;
     if (!strcmp(codec->name, "libx264") || !strcmp(codec->name, "libx265")) {
-        av_dict_set_int(&opts, "crf", p->crf, 0);
-        av_dict_set(&opts, "preset", p->preset ? p->preset : "medium", 0);
+        av->av_dict_set_int(&opts, "crf", p->crf, 0);
+        av->av_dict_set(&opts, "preset", p->preset ? p->preset : "medium", 0);
     } else {
         /* constant quantizer: MPEG-4 Part 2 and friends */
         int q = 1 + p->crf / 8;
@@ -147,13 +148,13 @@ static int open_encoder(lm_mp4_writer *w, const loom_mp4_params *p)
         c->gop_size = 12;
         c->max_b_frames = 0;
     }
-    int rc = avcodec_open2(c, codec, &opts);
-    av_dict_free(&opts);
+    int rc = av->avcodec_open2(c, codec, &opts);
+    av->av_dict_free(&opts);
     if (rc < 0) return lm_fail(&w->err, LOOM_ERR_UNSUPPORTED, "%s: cannot open encoder '%s': %s", w->path, codec->name,
                                av_err(rc, msg, sizeof msg));
-    w->st = avformat_new_stream(w->oc, NULL);
+    w->st = av->avformat_new_stream(w->oc, NULL);
     if (!w->st) return lm_fail(&w->err, LOOM_ERR_NO_MEMORY, "%s: out of memory", w->path);
-    rc = avcodec_parameters_from_context(w->st->codecpar, c);
+    rc = av->avcodec_parameters_from_context(w->st->codecpar, c);
     if (rc < 0) return lm_fail(&w->err, LOOM_ERR_NO_MEMORY, "%s: out of memory", w->path);
     w->st->time_base = c->time_base;   /* a hint; the muxer may refine it */
     w->st->avg_frame_rate = rate;
@@ -163,30 +164,31 @@ static int open_encoder(lm_mp4_writer *w, const loom_mp4_params *p)
 
 static int open_audio_encoder(lm_mp4_writer *w, const loom_mp4_params *p)
 {
+    const lm_ffmpeg *av = lm_ffmpeg_get();
     char msg[128];
-    const AVCodec *codec = avcodec_find_encoder(AV_CODEC_ID_AAC);
+    const AVCodec *codec = av->avcodec_find_encoder(AV_CODEC_ID_AAC);
     if (!codec) return lm_fail(&w->err, LOOM_ERR_UNSUPPORTED, "%s: this FFmpeg has no AAC encoder", w->path);
-    w->aenc = avcodec_alloc_context3(codec);
-    w->aframe = av_frame_alloc();
+    w->aenc = av->avcodec_alloc_context3(codec);
+    w->aframe = av->av_frame_alloc();
     if (!w->aenc || !w->aframe) return lm_fail(&w->err, LOOM_ERR_NO_MEMORY, "%s: out of memory", w->path);
     AVCodecContext *c = w->aenc;
     c->sample_fmt = AV_SAMPLE_FMT_FLTP;
     c->sample_rate = p->audio_rate;
-    av_channel_layout_default(&c->ch_layout, p->audio_channels);
+    av->av_channel_layout_default(&c->ch_layout, p->audio_channels);
     c->bit_rate = p->audio_bitrate > 0 ? p->audio_bitrate : 64000 * p->audio_channels;
     c->time_base = (AVRational){1, p->audio_rate};
     if (w->oc->oformat->flags & AVFMT_GLOBALHEADER) c->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
-    int rc = avcodec_open2(c, codec, NULL);
+    int rc = av->avcodec_open2(c, codec, NULL);
     if (rc < 0) return lm_fail(&w->err, LOOM_ERR_UNSUPPORTED, "%s: cannot open the AAC encoder at %d Hz x %d: %s", w->path,
                                p->audio_rate, p->audio_channels, av_err(rc, msg, sizeof msg));
-    w->ast = avformat_new_stream(w->oc, NULL);
+    w->ast = av->avformat_new_stream(w->oc, NULL);
     if (!w->ast) return lm_fail(&w->err, LOOM_ERR_NO_MEMORY, "%s: out of memory", w->path);
-    if (avcodec_parameters_from_context(w->ast->codecpar, c) < 0) return lm_fail(&w->err, LOOM_ERR_NO_MEMORY, "%s: out of memory", w->path);
+    if (av->avcodec_parameters_from_context(w->ast->codecpar, c) < 0) return lm_fail(&w->err, LOOM_ERR_NO_MEMORY, "%s: out of memory", w->path);
     w->ast->time_base = c->time_base;
     w->aframe->format = AV_SAMPLE_FMT_FLTP;
     w->aframe->sample_rate = p->audio_rate;
     w->aframe->nb_samples = c->frame_size > 0 ? c->frame_size : 1024;
-    if (av_channel_layout_copy(&w->aframe->ch_layout, &c->ch_layout) < 0 || av_frame_get_buffer(w->aframe, 0) < 0)
+    if (av->av_channel_layout_copy(&w->aframe->ch_layout, &c->ch_layout) < 0 || av->av_frame_get_buffer(w->aframe, 0) < 0)
         return lm_fail(&w->err, LOOM_ERR_NO_MEMORY, "%s: out of memory", w->path);
     return 0;
 }
@@ -213,13 +215,14 @@ static int flush_audio_frame(lm_mp4_writer *w)
 int lm_mp4_writer_add_audio(lm_mp4_writer *w, const float *samples, int64_t n)
 {
     if (!w) return LOOM_ERR_INVALID_ARG;
+    const lm_ffmpeg *av = lm_ffmpeg_get();
     if (!w->aenc) return lm_fail(&w->err, LOOM_ERR_INVALID_ARG, "%s: no audio track (open with audio_rate > 0)", w->path);
     if (n < 0 || (n > 0 && !samples)) return lm_fail(&w->err, LOOM_ERR_INVALID_ARG, "%s: bad audio buffer (%lld samples)", w->path, (long long)n);
     if (w->finished || !w->tmp) return lm_fail(&w->err, LOOM_ERR_INVALID_ARG, "%s: writer already finished or failed", w->path);
     int ch = w->aenc->ch_layout.nb_channels;
     int full = w->aframe->nb_samples;
     for (int64_t i = 0; i < n; i++) {
-        if (w->afill == 0 && av_frame_make_writable(w->aframe) < 0)   /* the encoder may hold the last one */
+        if (w->afill == 0 && av->av_frame_make_writable(w->aframe) < 0)   /* the encoder may hold the last one */
             return lm_fail(&w->err, LOOM_ERR_NO_MEMORY, "%s: out of memory", w->path);
         for (int c = 0; c < ch; c++) {
             float x = samples[i * ch + c];
@@ -253,6 +256,8 @@ int lm_mp4_writer_open(const char *path, int width, int height, const loom_mp4_p
     if (p->audio_rate < 0 || p->audio_rate > 384000 || (p->audio_rate > 0 && (p->audio_channels < 1 || p->audio_channels > 8)))
         return lm_fail(e, LOOM_ERR_INVALID_ARG, "%s: audio %d Hz x %d channels out of range (0..384000 Hz, 1..8 channels)",
                        path, p->audio_rate, p->audio_channels);
+    const lm_ffmpeg *av = lm_ffmpeg_get();
+    if (!av) return lm_ffmpeg_fail(e);
     lm_video_route_av_log();
 
     lm_mp4_writer *w = calloc(1, sizeof *w);
@@ -276,31 +281,31 @@ int lm_mp4_writer_open(const char *path, int width, int height, const loom_mp4_p
     fchmod(fd, 0644);   /* mkstemp's 0600 would make the final file private */
     close(fd);
 
-    int rc = avformat_alloc_output_context2(&w->oc, NULL, "mp4", w->tmp);
+    int rc = av->avformat_alloc_output_context2(&w->oc, NULL, "mp4", w->tmp);
     if (rc < 0 || !w->oc) { lm_fail(&w->err, LOOM_ERR_NO_MEMORY, "%s: cannot set up the MP4 muxer", path); goto fail; }
     if (open_encoder(w, p) < 0) goto fail;
     if (p->audio_rate > 0 && open_audio_encoder(w, p) < 0) goto fail;
-    w->yuv = av_frame_alloc();
-    w->pkt = av_packet_alloc();
+    w->yuv = av->av_frame_alloc();
+    w->pkt = av->av_packet_alloc();
     if (!w->yuv || !w->pkt) { lm_fail(&w->err, LOOM_ERR_NO_MEMORY, "%s: out of memory", path); goto fail; }
     w->yuv->format = AV_PIX_FMT_YUV420P;
     w->yuv->width = width;
     w->yuv->height = height;
-    if ((rc = av_frame_get_buffer(w->yuv, 0)) < 0) { lm_fail(&w->err, LOOM_ERR_NO_MEMORY, "%s: out of memory", path); goto fail; }
-    w->sws = sws_getContext(width, height, AV_PIX_FMT_RGB24, width, height, AV_PIX_FMT_YUV420P,
-                            SWS_BICUBIC | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INP, NULL, NULL, NULL);
+    if ((rc = av->av_frame_get_buffer(w->yuv, 0)) < 0) { lm_fail(&w->err, LOOM_ERR_NO_MEMORY, "%s: out of memory", path); goto fail; }
+    w->sws = av->sws_getContext(width, height, AV_PIX_FMT_RGB24, width, height, AV_PIX_FMT_YUV420P,
+                                SWS_BICUBIC | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INP, NULL, NULL, NULL);
     if (!w->sws) { lm_fail(&w->err, LOOM_ERR_UNSUPPORTED, "%s: cannot set up RGB -> yuv420p conversion", path); goto fail; }
-    const int *bt601 = sws_getCoefficients(SWS_CS_ITU601);
-    sws_setColorspaceDetails(w->sws, bt601, 1, bt601, 0, 0, 1 << 16, 1 << 16);
+    const int *bt601 = av->sws_getCoefficients(SWS_CS_ITU601);
+    av->sws_setColorspaceDetails(w->sws, bt601, 1, bt601, 0, 0, 1 << 16, 1 << 16);
 
-    if ((rc = avio_open(&w->oc->pb, w->tmp, AVIO_FLAG_WRITE)) < 0) {
+    if ((rc = av->avio_open(&w->oc->pb, w->tmp, AVIO_FLAG_WRITE)) < 0) {
         lm_fail(&w->err, LOOM_ERR_IO, "%s: cannot write: %s", w->tmp, av_err(rc, msg, sizeof msg));
         goto fail;
     }
     AVDictionary *mux = NULL;
-    av_dict_set(&mux, "movflags", "+faststart", 0);
-    rc = avformat_write_header(w->oc, &mux);
-    av_dict_free(&mux);
+    av->av_dict_set(&mux, "movflags", "+faststart", 0);
+    rc = av->avformat_write_header(w->oc, &mux);
+    av->av_dict_free(&mux);
     if (rc < 0) { lm_fail(&w->err, LOOM_ERR_IO, "%s: cannot write the header: %s", path, av_err(rc, msg, sizeof msg)); goto fail; }
     w->header_written = 1;
     *out = w;
@@ -314,13 +319,14 @@ fail:
 int lm_mp4_writer_add_frame(lm_mp4_writer *w, const uint8_t *rgb)
 {
     if (!w) return LOOM_ERR_INVALID_ARG;
+    const lm_ffmpeg *av = lm_ffmpeg_get();
     if (!rgb) return lm_fail(&w->err, LOOM_ERR_INVALID_ARG, "%s: frame is NULL", w->path);
     if (w->finished || !w->tmp) return lm_fail(&w->err, LOOM_ERR_INVALID_ARG, "%s: writer already finished or failed", w->path);
-    int rc = av_frame_make_writable(w->yuv);   /* the encoder may still hold the last one */
+    int rc = av->av_frame_make_writable(w->yuv);   /* the encoder may still hold the last one */
     if (rc < 0) return lm_fail(&w->err, LOOM_ERR_NO_MEMORY, "%s: out of memory", w->path);
     const uint8_t *src[4] = {rgb, NULL, NULL, NULL};
     int src_stride[4] = {w->width * 3, 0, 0, 0};
-    sws_scale(w->sws, src, src_stride, 0, w->height, w->yuv->data, w->yuv->linesize);
+    av->sws_scale(w->sws, src, src_stride, 0, w->height, w->yuv->data, w->yuv->linesize);
     w->yuv->pts = w->n_frames;
     if ((rc = encode_write(w, w->enc, w->st, w->yuv)) < 0) return rc;
     w->n_frames++;
@@ -331,6 +337,7 @@ int lm_mp4_writer_finish(lm_mp4_writer *w)
 {
     char msg[128];
     if (!w) return LOOM_ERR_INVALID_ARG;
+    const lm_ffmpeg *av = lm_ffmpeg_get();
     if (w->finished) return 0;
     if (!w->tmp) return lm_fail(&w->err, LOOM_ERR_INVALID_ARG, "%s: writer failed earlier", w->path);
     if (w->n_frames == 0) return lm_fail(&w->err, LOOM_ERR_INVALID_ARG, "%s: no frames were added", w->path);
@@ -339,9 +346,9 @@ int lm_mp4_writer_finish(lm_mp4_writer *w)
     if (w->aenc) {
         if ((rc = flush_audio_frame(w)) < 0 || (rc = encode_write(w, w->aenc, w->ast, NULL)) < 0) return rc;
     }
-    rc = av_write_trailer(w->oc);   /* faststart rewrites the file here, moving the index up */
+    rc = av->av_write_trailer(w->oc);   /* faststart rewrites the file here, moving the index up */
     if (rc < 0) return lm_fail(&w->err, LOOM_ERR_IO, "%s: cannot finish the file: %s", w->path, av_err(rc, msg, sizeof msg));
-    rc = avio_closep(&w->oc->pb);
+    rc = av->avio_closep(&w->oc->pb);
     if (rc < 0) return lm_fail(&w->err, LOOM_ERR_IO, "%s: cannot close: %s", w->path, av_err(rc, msg, sizeof msg));
     if (rename(w->tmp, w->path) != 0)
         return lm_fail(&w->err, LOOM_ERR_IO, "%s: cannot rename %s into place: %s", w->path, w->tmp, strerror(errno));

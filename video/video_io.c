@@ -6,18 +6,13 @@
  * far ahead), seek backward to that keyframe and decode forward from there. Only two decoded
  * frames are referenced at a time (`prev`, `ahead`); each answer is converted straight into
  * its slot of the output, so memory is the sampled frames plus the decoder's state. */
-#include <libavcodec/avcodec.h>
-#include <libavformat/avformat.h>
-#include <libavutil/imgutils.h>
-#include <libavutil/log.h>
-#include <libavutil/mem.h>
-#include <libswscale/swscale.h>
 #include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/core/ffmpeg.h"
 #include "video/video.h"
 
 /* Past this much decoding ahead (with no keyframe index to tell better), seek instead. */
@@ -34,9 +29,10 @@
 static void av_log_to_lm(void *avcl, int level, const char *fmt, va_list ap)
 {
     if (level > AV_LOG_WARNING) return;   /* FFmpeg's info/verbose chatter stays quiet */
+    const lm_ffmpeg *av = lm_ffmpeg_get();
     char line[1024];
     int  print_prefix = 1;
-    av_log_format_line2(avcl, level, fmt, ap, line, sizeof line, &print_prefix);
+    av->av_log_format_line2(avcl, level, fmt, ap, line, sizeof line, &print_prefix);
     size_t n = strlen(line);
     while (n && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = '\0';
     if (n) lm_log(level <= AV_LOG_ERROR ? LOOM_LOG_WARN : LOOM_LOG_DEBUG, "ffmpeg: %s", line);
@@ -49,8 +45,9 @@ static pthread_once_t g_av_log_once = PTHREAD_ONCE_INIT;
 
 static void install_av_log(void)
 {
-    av_log_set_callback(av_log_to_lm);
-    av_max_alloc(AV_MAX_BLOCK);
+    const lm_ffmpeg *av = lm_ffmpeg_get();   /* loaded: called only behind an entry point */
+    av->av_log_set_callback(av_log_to_lm);
+    av->av_max_alloc(AV_MAX_BLOCK);
 }
 void lm_video_route_av_log(void) { pthread_once(&g_av_log_once, install_av_log); }
 
@@ -167,19 +164,21 @@ typedef struct source {
 
 static void source_close(source *s)
 {
-    av_packet_free(&s->pkt);
-    av_frame_free(&s->frame);
-    avcodec_free_context(&s->dec);
-    avformat_close_input(&s->fmt);
+    const lm_ffmpeg *av = lm_ffmpeg_get();
+    av->av_packet_free(&s->pkt);
+    av->av_frame_free(&s->frame);
+    av->avcodec_free_context(&s->dec);
+    av->avformat_close_input(&s->fmt);
     if (s->avio) {
-        av_freep(&s->avio->buffer);
-        avio_context_free(&s->avio);
+        av->av_freep(&s->avio->buffer);
+        av->avio_context_free(&s->avio);
     }
 }
 
 static const char *av_err(int err, char *buf, size_t n)
 {
-    av_strerror(err, buf, n);
+    const lm_ffmpeg *av = lm_ffmpeg_get();
+    av->av_strerror(err, buf, n);
     return buf;
 }
 
@@ -194,7 +193,8 @@ static int check_dims(const source *s, int w, int h, const loom_video_params *p,
 /* Pick the main video stream: FFmpeg's best, but never cover art (an attached picture). */
 static int find_video_stream(AVFormatContext *fmt)
 {
-    int best = av_find_best_stream(fmt, AVMEDIA_TYPE_VIDEO, -1, -1, NULL, 0);
+    const lm_ffmpeg *av = lm_ffmpeg_get();
+    int best = av->av_find_best_stream(fmt, AVMEDIA_TYPE_VIDEO, -1, -1, NULL, 0);
     if (best >= 0 && !(fmt->streams[best]->disposition & AV_DISPOSITION_ATTACHED_PIC)) return best;
     for (unsigned i = 0; i < fmt->nb_streams; i++) {
         const AVStream *st = fmt->streams[i];
@@ -221,27 +221,28 @@ static void describe_streams(const AVFormatContext *fmt, char *buf, size_t n)
 static int source_open(source *s, const char *path, const uint8_t *data, size_t size,
                        const loom_video_params *p, int open_decoder, lm_error *e)
 {
+    const lm_ffmpeg *av = lm_ffmpeg_get();
     char msg[128];
     lm_video_route_av_log();
     s->name = path ? path : "<memory>";
-    s->fmt = avformat_alloc_context();
+    s->fmt = av->avformat_alloc_context();
     if (!s->fmt) return lm_fail(e, LOOM_ERR_NO_MEMORY, "%s: out of memory", s->name);
     if (!path) {
         s->mem = (mem_reader){data, size, 0};
         enum { AVIO_BUF = 32768 };
-        uint8_t *buf = av_malloc(AVIO_BUF);
+        uint8_t *buf = av->av_malloc(AVIO_BUF);
         if (!buf) return lm_fail(e, LOOM_ERR_NO_MEMORY, "%s: out of memory", s->name);
-        s->avio = avio_alloc_context(buf, AVIO_BUF, 0, &s->mem, mem_read, NULL, mem_seek);
-        if (!s->avio) { av_free(buf); return lm_fail(e, LOOM_ERR_NO_MEMORY, "%s: out of memory", s->name); }
+        s->avio = av->avio_alloc_context(buf, AVIO_BUF, 0, &s->mem, mem_read, NULL, mem_seek);
+        if (!s->avio) { av->av_free(buf); return lm_fail(e, LOOM_ERR_NO_MEMORY, "%s: out of memory", s->name); }
         s->fmt->pb = s->avio;
         s->fmt->flags |= AVFMT_FLAG_CUSTOM_IO;
     }
     /* Untrusted input: a playlist-like file (HLS, concat, …) must not make FFmpeg open other
      * resources. A path may only use the local-file protocol; memory input none at all. */
     AVDictionary *open_opts = NULL;
-    av_dict_set(&open_opts, "protocol_whitelist", path ? "file" : "none", 0);
-    int rc = avformat_open_input(&s->fmt, path ? path : "", NULL, &open_opts);
-    av_dict_free(&open_opts);
+    av->av_dict_set(&open_opts, "protocol_whitelist", path ? "file" : "none", 0);
+    int rc = av->avformat_open_input(&s->fmt, path ? path : "", NULL, &open_opts);
+    av->av_dict_free(&open_opts);
     if (rc < 0) {   /* s->fmt was freed */
         int st = rc == AVERROR(ENOENT) || rc == AVERROR(EACCES) || rc == AVERROR(EISDIR) ? LOOM_ERR_IO : LOOM_ERR_FORMAT;
         return lm_fail(e, st, "%s: cannot open as a video: %s", s->name, av_err(rc, msg, sizeof msg));
@@ -255,14 +256,14 @@ static int source_open(source *s, const char *path, const uint8_t *data, size_t 
     /* Probing may decode a frame: cap its picture size at the limit too. */
     AVDictionary **opts = NULL;
     if (s->fmt->nb_streams > 0) {
-        opts = av_calloc(s->fmt->nb_streams, sizeof *opts);
+        opts = av->av_calloc(s->fmt->nb_streams, sizeof *opts);
         if (!opts) return lm_fail(e, LOOM_ERR_NO_MEMORY, "%s: out of memory", s->name);
         for (unsigned i = 0; i < s->fmt->nb_streams; i++)
-            av_dict_set_int(&opts[i], "max_pixels", (int64_t)p->max_width * p->max_height, 0);
+            av->av_dict_set_int(&opts[i], "max_pixels", (int64_t)p->max_width * p->max_height, 0);
     }
-    rc = avformat_find_stream_info(s->fmt, opts);
-    for (unsigned i = 0; opts && i < s->fmt->nb_streams; i++) av_dict_free(&opts[i]);
-    av_free(opts);
+    rc = av->avformat_find_stream_info(s->fmt, opts);
+    for (unsigned i = 0; opts && i < s->fmt->nb_streams; i++) av->av_dict_free(&opts[i]);
+    av->av_free(opts);
     if (rc < 0) return lm_fail(e, LOOM_ERR_FORMAT, "%s: cannot read stream info: %s", s->name, av_err(rc, msg, sizeof msg));
 
     s->si = find_video_stream(s->fmt);
@@ -286,9 +287,9 @@ static int source_open(source *s, const char *path, const uint8_t *data, size_t 
     memset(in, 0, sizeof *in);
     in->width  = cp->width;
     in->height = cp->height;
-    in->codec  = avcodec_get_name(cp->codec_id);
+    in->codec  = av->avcodec_get_name(cp->codec_id);
     in->container = s->fmt->iformat->name;
-    AVRational fr = av_guess_frame_rate(s->fmt, s->st, NULL);
+    AVRational fr = av->av_guess_frame_rate(s->fmt, s->st, NULL);
     in->fps = fr.num > 0 && fr.den > 0 ? av_q2d(fr) : 0;
     if (s->st->duration != AV_NOPTS_VALUE && s->st->duration > 0)
         in->duration = s->st->duration * s->tb;
@@ -307,19 +308,19 @@ static int source_open(source *s, const char *path, const uint8_t *data, size_t 
         return lm_fail(e, LOOM_ERR_FORMAT, "%s: the video stream has no frames", s->name);
 
     if (!open_decoder) return 0;
-    const AVCodec *codec = avcodec_find_decoder(cp->codec_id);
+    const AVCodec *codec = av->avcodec_find_decoder(cp->codec_id);
     if (!codec)
         return lm_fail(e, LOOM_ERR_UNSUPPORTED, "%s: this FFmpeg has no decoder for video codec '%s'", s->name, in->codec);
-    s->dec = avcodec_alloc_context3(codec);
-    s->pkt = av_packet_alloc();
-    s->frame = av_frame_alloc();
+    s->dec = av->avcodec_alloc_context3(codec);
+    s->pkt = av->av_packet_alloc();
+    s->frame = av->av_frame_alloc();
     if (!s->dec || !s->pkt || !s->frame) return lm_fail(e, LOOM_ERR_NO_MEMORY, "%s: out of memory", s->name);
-    rc = avcodec_parameters_to_context(s->dec, cp);
+    rc = av->avcodec_parameters_to_context(s->dec, cp);
     if (rc < 0) return lm_fail(e, LOOM_ERR_FORMAT, "%s: bad codec parameters: %s", s->name, av_err(rc, msg, sizeof msg));
     s->dec->pkt_timebase = s->st->time_base;
     s->dec->thread_count = p->n_threads;
     s->dec->max_pixels   = (int64_t)p->max_width * p->max_height;
-    rc = avcodec_open2(s->dec, codec, NULL);
+    rc = av->avcodec_open2(s->dec, codec, NULL);
     if (rc < 0)
         return lm_fail(e, LOOM_ERR_UNSUPPORTED, "%s: cannot open the '%s' decoder: %s", s->name, codec->name,
                        av_err(rc, msg, sizeof msg));
@@ -330,12 +331,13 @@ static int source_open(source *s, const char *path, const uint8_t *data, size_t 
  * Returns 1 with a frame, 0 at the end of the stream, < 0 on a hard error. */
 static int decode_next(source *s, AVFrame *out, double *pts_s, const loom_video_params *p, lm_error *e)
 {
+    const lm_ffmpeg *av = lm_ffmpeg_get();
     char msg[128];
     for (;;) {
-        int rc = avcodec_receive_frame(s->dec, out);
+        int rc = av->avcodec_receive_frame(s->dec, out);
         if (rc == 0) {
             if (out->width > p->max_width || out->height > p->max_height) {
-                av_frame_unref(out);
+                av->av_frame_unref(out);
                 return check_dims(s, out->width, out->height, p, e);
             }
             int64_t ts = out->best_effort_timestamp;
@@ -356,16 +358,16 @@ static int decode_next(source *s, AVFrame *out, double *pts_s, const loom_video_
         if (s->eof_sent) return 0;
         /* the decoder wants input */
         for (;;) {
-            rc = av_read_frame(s->fmt, s->pkt);
+            rc = av->av_read_frame(s->fmt, s->pkt);
             if (rc < 0) {
                 if (rc != AVERROR_EOF) s->read_err = rc;
                 s->eof_sent = 1;
-                avcodec_send_packet(s->dec, NULL);   /* drain */
+                av->avcodec_send_packet(s->dec, NULL);   /* drain */
                 break;
             }
-            if (s->pkt->stream_index != s->si) { av_packet_unref(s->pkt); continue; }
-            rc = avcodec_send_packet(s->dec, s->pkt);
-            av_packet_unref(s->pkt);
+            if (s->pkt->stream_index != s->si) { av->av_packet_unref(s->pkt); continue; }
+            rc = av->avcodec_send_packet(s->dec, s->pkt);
+            av->av_packet_unref(s->pkt);
             if (rc < 0 && rc != AVERROR(EAGAIN)) {
                 if (rc == AVERROR(ENOMEM)) return lm_fail(e, LOOM_ERR_NO_MEMORY, "%s: decoder out of memory", s->name);
                 if (++s->n_decode_errors > 1000)
@@ -380,10 +382,11 @@ static int decode_next(source *s, AVFrame *out, double *pts_s, const loom_video_
 /* Seek so decoding resumes at the keyframe at or before `t` (s from the start). */
 static int seek_to(source *s, double t)
 {
+    const lm_ffmpeg *av = lm_ffmpeg_get();
     int64_t ts = s->start + (int64_t)floor((t > 0 ? t : 0) / s->tb);
-    int rc = av_seek_frame(s->fmt, s->si, ts, AVSEEK_FLAG_BACKWARD);
+    int rc = av->av_seek_frame(s->fmt, s->si, ts, AVSEEK_FLAG_BACKWARD);
     if (rc < 0) return rc;
-    avcodec_flush_buffers(s->dec);
+    av->avcodec_flush_buffers(s->dec);
     s->eof_sent = 0;
     s->read_err = 0;
     return 0;
@@ -393,9 +396,10 @@ static int seek_to(source *s, double t)
  * NAN if the index does not say. */
 static double keyframe_before(source *s, double t)
 {
-    if (avformat_index_get_entries_count(s->st) <= 0) return NAN;
+    const lm_ffmpeg *av = lm_ffmpeg_get();
+    if (av->avformat_index_get_entries_count(s->st) <= 0) return NAN;
     int64_t ts = s->start + (int64_t)floor(t / s->tb);
-    const AVIndexEntry *ie = avformat_index_get_entry_from_timestamp(s->st, ts, AVSEEK_FLAG_BACKWARD);
+    const AVIndexEntry *ie = av->avformat_index_get_entry_from_timestamp(s->st, ts, AVSEEK_FLAG_BACKWARD);
     if (!ie) return NAN;
     return (ie->timestamp - s->start) * s->tb;
 }
@@ -409,6 +413,7 @@ typedef struct converter {
 /* Convert `f` to RGB8 at w x h into dst (tightly packed). */
 static int convert_frame(source *s, converter *cv, const AVFrame *f, uint8_t *dst, int w, int h, lm_error *e)
 {
+    const lm_ffmpeg *av = lm_ffmpeg_get();
     enum AVPixelFormat fmt = f->format;
     int full_range = f->color_range == AVCOL_RANGE_JPEG;
     /* deprecated "J" formats mean full range */
@@ -423,14 +428,14 @@ static int convert_frame(source *s, converter *cv, const AVFrame *f, uint8_t *ds
     if (!cv->sws || cv->src_w != f->width || cv->src_h != f->height || cv->src_fmt != (int)fmt || cv->cs != cs ||
         cv->full_range != full_range) {
         /* bicubic, like the ffmpeg tool's scale filter; dst size is fixed for the whole run */
-        sws_freeContext(cv->sws);
-        cv->sws = sws_getContext(f->width, f->height, fmt, w, h, AV_PIX_FMT_RGB24,
-                                 SWS_BICUBIC | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT, NULL, NULL, NULL);
+        av->sws_freeContext(cv->sws);
+        cv->sws = av->sws_getContext(f->width, f->height, fmt, w, h, AV_PIX_FMT_RGB24,
+                                     SWS_BICUBIC | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT, NULL, NULL, NULL);
         if (!cv->sws)
             return lm_fail(e, LOOM_ERR_UNSUPPORTED, "%s: cannot convert %dx%d %s frames to RGB", s->name, f->width,
-                           f->height, av_get_pix_fmt_name(fmt) ? av_get_pix_fmt_name(fmt) : "?");
-        sws_setColorspaceDetails(cv->sws, sws_getCoefficients(cs), full_range, sws_getCoefficients(SWS_CS_DEFAULT), 1,
-                                 0, 1 << 16, 1 << 16);
+                           f->height, av->av_get_pix_fmt_name(fmt) ? av->av_get_pix_fmt_name(fmt) : "?");
+        av->sws_setColorspaceDetails(cv->sws, av->sws_getCoefficients(cs), full_range,
+                                     av->sws_getCoefficients(SWS_CS_DEFAULT), 1, 0, 1 << 16, 1 << 16);
         cv->src_w = f->width;
         cv->src_h = f->height;
         cv->src_fmt = fmt;
@@ -439,7 +444,7 @@ static int convert_frame(source *s, converter *cv, const AVFrame *f, uint8_t *ds
     }
     uint8_t *dst_planes[4] = {dst, NULL, NULL, NULL};
     int      dst_stride[4] = {w * 3, 0, 0, 0};
-    int rows = sws_scale(cv->sws, (const uint8_t *const *)f->data, f->linesize, 0, f->height, dst_planes, dst_stride);
+    int rows = av->sws_scale(cv->sws, (const uint8_t *const *)f->data, f->linesize, 0, f->height, dst_planes, dst_stride);
     if (rows != h) return lm_fail(e, LOOM_ERR_FORMAT, "%s: frame conversion produced %d of %d rows", s->name, rows, h);
     return 0;
 }
@@ -470,13 +475,15 @@ static int sample(const char *path, const uint8_t *data, size_t size, const loom
     *out = NULL;
     int prc = check_params(p, e);
     if (prc < 0) return prc;
+    const lm_ffmpeg *av = lm_ffmpeg_get();
+    if (!av) return lm_ffmpeg_fail(e);
     lm_error local;
     if (!e) e = &local;
     lm_error_clear(e);
 
     source s = {0};
     converter cv = {0};
-    AVFrame *prev = av_frame_alloc(), *ahead = av_frame_alloc();
+    AVFrame *prev = av->av_frame_alloc(), *ahead = av->av_frame_alloc();
     loom_video *v = NULL;
     int rc = 0;
     if (!prev || !ahead) { rc = lm_fail(e, LOOM_ERR_NO_MEMORY, "video: out of memory"); goto done; }
@@ -543,8 +550,8 @@ static int sample(const char *path, const uint8_t *data, size_t size, const loom
                     }
                 } else {
                     n_seeks++;
-                    av_frame_unref(prev);
-                    av_frame_unref(ahead);
+                    av->av_frame_unref(prev);
+                    av->av_frame_unref(ahead);
                     have_prev = have_ahead = 0;
                 }
                 want_seek = 0;
@@ -552,8 +559,8 @@ static int sample(const char *path, const uint8_t *data, size_t size, const loom
             /* decode until the frame after t is in `ahead` */
             while (!(have_ahead && ahead_t > t)) {
                 if (have_ahead) {   /* ahead is at or before t: it becomes the candidate */
-                    av_frame_unref(prev);
-                    av_frame_move_ref(prev, ahead);
+                    av->av_frame_unref(prev);
+                    av->av_frame_move_ref(prev, ahead);
                     prev_t = ahead_t;
                     have_prev = 1;
                     have_ahead = 0;
@@ -610,9 +617,9 @@ static int sample(const char *path, const uint8_t *data, size_t size, const loom
     rc = 0;
 done:
     lm_video_free(&v);
-    sws_freeContext(cv.sws);
-    av_frame_free(&prev);
-    av_frame_free(&ahead);
+    av->sws_freeContext(cv.sws);
+    av->av_frame_free(&prev);
+    av->av_frame_free(&ahead);
     source_close(&s);
     return rc;
 }
@@ -636,6 +643,7 @@ int lm_video_probe(const char *path, const loom_video_params *p, loom_video_info
     lm_error local;
     if (!e) e = &local;
     lm_error_clear(e);
+    if (!lm_ffmpeg_get()) return lm_ffmpeg_fail(e);
     source s = {0};
     int rc = source_open(&s, path, NULL, 0, p, 0, e);
     if (rc == 0) *out = s.info;   /* codec / container names are FFmpeg's static strings */

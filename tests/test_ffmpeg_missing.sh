@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Without FFmpeg, audio and video commands fail with a clear error and everything else works.
+# FFmpeg is loaded at first use by the sonames compiled into loom (lib/core/ffmpeg.h), so a
+# copy of the loom program with libavformat's soname changed to one that does not exist runs
+# as it would on a system without FFmpeg's libraries.
+set -u
+loom="$1"
+m=data/unified/tiny.gguf
+media=../examples/media
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+fail=0; pass=0
+ok()   { pass=$((pass+1)); }
+bad()  { echo "FAIL $*"; fail=$((fail+1)); }
+check() { # check NAME EXPECTED_RC CMD...
+  local name="$1" want="$2"; shift 2
+  "$@" >"$tmp/out" 2>"$tmp/err"; local rc=$?
+  if [ "$rc" -eq "$want" ]; then ok; else bad "$name: rc $rc, want $want"; cat "$tmp/out" "$tmp/err"; fi
+}
+has() { grep -q -- "$2" "$tmp/$1" && ok || { bad "expected '$2' in $1:"; cat "$tmp/$1"; }; }
+
+# Same length, so the program's layout is unchanged: libavformat.so.59 -> libavformat.so.00.
+soname=$(grep -aoE 'libavformat\.so\.[0-9]+' "$loom" | head -1)
+[ -n "$soname" ] && ok || bad "no libavformat soname in $loom"
+gone="libavformat.so.$(echo "${soname#libavformat.so.}" | tr '0-9' '0')"
+perl -0777 -pe "s/\Q$soname\E/$gone/g" "$loom" > "$tmp/loom" && chmod +x "$tmp/loom" && ok || bad "patch the soname"
+grep -aq "$gone" "$tmp/loom" && ok || bad "patched copy lacks $gone"
+
+check version 0 "$tmp/loom" version
+check caption 0 "$tmp/loom" caption -m $m -q $media/scene1.png
+check transcribe 1 "$tmp/loom" transcribe -m $m -q $media/speech.wav
+has err "audio and video need FFmpeg, which could not be loaded: $gone: cannot open shared object file"
+check describe 1 "$tmp/loom" describe -m $m -q $media/video.mp4
+has err "audio and video need FFmpeg, which could not be loaded: $gone"
+# Generation: WAV output needs no FFmpeg, MP4 output does (bundled model; one frame).
+b=../models/loom-tiny.gguf
+check speak 0 "$tmp/loom" speak -m $b -q -p "hi" -o "$tmp/hi.wav"
+[ -s "$tmp/hi.wav" ] && ok || bad "speak wrote no WAV"
+check animate 1 "$tmp/loom" animate -m $b -q --frames 1 -p "a red circle" -o "$tmp/c.mp4"
+has err "audio and video need FFmpeg, which could not be loaded: $gone"
+[ ! -e "$tmp/c.mp4" ] && ok || bad "animate left an MP4 behind"
+# The unpatched program reads the same file.
+check transcribe-real 0 "$loom" transcribe -m $m -q $media/speech.wav
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
