@@ -54,14 +54,24 @@ int cmd_animate(int argc, char **argv)
     j.p.n_frames = (int32_t)j.frames;
     char err[600];
     loom_vq *vq = NULL;
-    uint8_t *rgb = NULL, *video = NULL;
+    loom_mp4_writer *mp4 = NULL;
+    uint8_t *rgb = NULL, *frame = NULL;
+    const int S = (int)j.size;
+    loom_mp4_params mp = loom_mp4_default_params();
+    mp.fps = j.fps;
+    mp.n_threads = j.c.threads;
     st = media_load(&j);
     if (st == EXIT_OK) st = media_open_vq(&j, &vq);
+    /* The writer opens before generation, so a missing FFmpeg or an unwritable path fails
+     * at once, not after every frame was made; an unfinished writer leaves no file. */
+    if (st == EXIT_OK && loom_mp4_writer_open(j.out, S, S, mp, &mp4, err, sizeof err) < 0) {
+        cli_error("animate: %s", err);
+        st = EXIT_FAILED;
+    }
     if (st == EXIT_OK) st = media_generate(&j);
-    const int g2 = j.v.image_grid * j.v.image_grid, S = (int)j.size, n = vq ? loom_vq_image_size(vq) : 0;
+    const int g2 = j.v.image_grid * j.v.image_grid, n = vq ? loom_vq_image_size(vq) : 0;
     const int n_frames = g2 ? (int)(j.n_codes / g2) : 0;
-    const size_t frame = (size_t)S * S * 3;
-    if (st == EXIT_OK && (!(rgb = malloc((size_t)n * n * 3)) || !(video = malloc(frame * (size_t)n_frames)))) {
+    if (st == EXIT_OK && (!(rgb = malloc((size_t)n * n * 3)) || !(frame = malloc((size_t)S * S * 3)))) {
         cli_error("animate: out of memory");
         st = EXIT_FAILED;
     }
@@ -69,15 +79,17 @@ int cmd_animate(int argc, char **argv)
         if (loom_vq_decode(vq, j.codes + (size_t)f * g2, rgb) < 0) {
             cli_error("animate: %s", loom_vq_error(vq));
             st = EXIT_FAILED;
+            break;
         }
-        upscale(rgb, n, video + frame * f, S);
+        upscale(rgb, n, frame, S);
+        if (loom_mp4_writer_add_frame(mp4, frame) < 0) {
+            cli_error("animate: %s", loom_mp4_writer_error(mp4));
+            st = EXIT_FAILED;
+        }
     }
     if (st == EXIT_OK) st = media_check_interrupt(&j);
-    loom_mp4_params mp = loom_mp4_default_params();
-    mp.fps = j.fps;
-    mp.n_threads = j.c.threads;
-    if (st == EXIT_OK && loom_video_write_mp4(j.out, video, n_frames, S, S, NULL, 0, mp, err, sizeof err) < 0) {
-        cli_error("animate: %s", err);
+    if (st == EXIT_OK && loom_mp4_writer_finish(mp4) < 0) {
+        cli_error("animate: %s", loom_mp4_writer_error(mp4));
         st = EXIT_FAILED;
     }
     if (st == EXIT_OK) {
@@ -85,8 +97,9 @@ int cmd_animate(int argc, char **argv)
         snprintf(what, sizeof what, "%d frames of %d×%d at %g fps", n_frames, S, S, j.fps);
         st = media_report(&j, what);
     }
+    loom_mp4_writer_free(&mp4);
     free(rgb);
-    free(video);
+    free(frame);
     loom_vq_free(&vq);
     media_done(&j);
     return st;
