@@ -3,7 +3,8 @@ and the chat sequences of every job (docs/FORMAT.md, "Unified model").
 
 A sample is a list of segments: ("text", str) tokenized without special parsing,
 ("ctl", name) a control token, ("codes", base, array) media codes as token ids,
-("image", pixels [64,64,3]), ("audio", log-mel [80,T]), ("video", frames [F,64,64,3]).
+("image", pixels [64,64,3]), ("audio", log-mel [80,T] [, its transcript for the CTC loss]),
+("video", frames [F,64,64,3]).
 `loss_from` marks where the answer starts: the loss covers every later token.
 """
 import math
@@ -58,6 +59,10 @@ class Unified(nn.Module):
         # the same for audio: each row predicts the mean log-mel of the frames it covers
         self.aux_a = nn.Linear(c.aud["d_proj"], c.aud["n_mel"])
         self.aux_audio = []
+        # and a CTC head over the text tokens (blank = N_TEXT): each transcript's tokens must be
+        # readable from its rows in order, which gives the encoder alignment directly
+        self.aux_ctc = nn.Linear(c.aud["d_proj"], N_TEXT + 1)
+        self.aux_ctc_items = []
         with torch.no_grad():      # small init for the encoders too
             for m in (self.vis, self.aud):
                 for n, p in m.named_parameters():
@@ -79,6 +84,18 @@ class Unified(nn.Module):
         if self.training:
             self.aux_rows.append((rows, x))
         return rows
+
+    def ctc_loss(self):
+        """CTC loss of the transcripts' audio rows seen since the last call (0 if none)."""
+        items, self.aux_ctc_items = self.aux_ctc_items, []
+        if not items:
+            return torch.zeros((), device=self.device)
+        T = max(r.shape[0] for r, _ in items)
+        lp = torch.stack([F.pad(self.aux_ctc(r.float()), (0, 0, 0, T - r.shape[0])) for r, _ in items], 1)
+        lp = lp.log_softmax(-1)                                              # [T, N, N_TEXT+1]
+        tgt = torch.tensor([t for _, ids in items for t in ids], dtype=torch.long)
+        return F.ctc_loss(lp, tgt, torch.tensor([r.shape[0] for r, _ in items]),
+                          torch.tensor([len(ids) for _, ids in items]), blank=N_TEXT, zero_infinity=True)
 
     def aux_loss(self):
         """Reconstruction loss of the images seen since the last call (0 if none)."""
@@ -107,11 +124,13 @@ class Unified(nn.Module):
         r = r.view(N, Fr // TEMPORAL_MERGE, TEMPORAL_MERGE, r.shape[1], r.shape[2]).mean(2)
         return r                                # [N, groups, 16, E]
 
-    def audio_rows(self, mel):                  # [80,T] → [ceil(T2/stack), E]
+    def audio_rows(self, mel, text_ids=None):   # [80,T] → [ceil(T2/stack), E]
         m = torch.from_numpy(np.asarray(mel, np.float32)).to(self.device)
         rows = self.aud(m)
         if self.training:
             self.aux_audio.append((rows, m))
+            if text_ids is not None:             # a transcript: its CTC target
+                self.aux_ctc_items.append((rows, text_ids))
         return rows
 
 
@@ -168,7 +187,7 @@ def build(model, tok, samples):
             if s[0] == "image":
                 rows = [img_rows[ii]]; ii += 1
             elif s[0] == "audio":
-                rows = [model.audio_rows(s[1])]
+                rows = [model.audio_rows(s[1], tok.text(s[2]) if len(s) > 2 else None)]
             else:                                   # video: <|frame|> before each group
                 g = vid_rows[vi]; vi += 1
                 rows = []
