@@ -8,6 +8,7 @@ PY=/usr/bin/python3
 export OMP_WAIT_POLICY=PASSIVE
 stage=${1:-all}
 MINUTES=${LOOM_TRAIN_MINUTES:-90}
+AUDIO_MINUTES=${LOOM_AUDIO_MINUTES:-20}
 mkdir -p runs
 t0=$(date +%s)
 run() { [ "$stage" = all ] || [ "$stage" = "$1" ]; }
@@ -17,7 +18,11 @@ if run train; then
   # vision warm-up: captioning alone until the decoder reads the image rows, then every task
   [ -f runs/tiny/ckpt.pt ] || { $PY tools/train/train.py train --run runs/tiny --minutes 8 --tasks caption \
       | tee -a runs/tiny_stdout.log; }
-  $PY tools/train/train.py train --run runs/tiny --minutes "$MINUTES" | tee -a runs/tiny_stdout.log
+  # audio warm-up (once): the audio encoder alone, by CTC on the transcripts, so the decoder
+  # gets rows it can read; the unified training keeps a CTC term (--ctc) on them
+  [ -f runs/tiny/audio.done ] || { $PY tools/train/train.py audio --run runs/tiny --minutes "$AUDIO_MINUTES" \
+      | tee -a runs/tiny_stdout.log && touch runs/tiny/audio.done; }
+  $PY tools/train/train.py train --run runs/tiny --minutes "$MINUTES" --ctc 0.3 | tee -a runs/tiny_stdout.log
 fi
 if run export; then
   $PY tools/train/train.py export --run runs/tiny --out models/loom-tiny
