@@ -2,6 +2,7 @@
 
     /usr/bin/python3 tools/train/train.py train [--minutes 90] [--tasks caption,vqa,...]
     /usr/bin/python3 tools/train/train.py audio [--minutes 20]   (the audio encoder alone, by CTC)
+    /usr/bin/python3 tools/train/train.py vision [--minutes 20]  (the vision encoder alone, by attributes)
     /usr/bin/python3 tools/train/train.py export [--out models/loom-tiny]
 
 Resumable: runs/tiny/ckpt.pt is written every 3 minutes and at the end; `train` continues
@@ -349,6 +350,102 @@ def train_audio(a):
     os.replace(ck + ".tmp", ck)
 
 
+SCENE_SLOTS = 9         # the scenes' 3×3 grid of positions (tools/data/scenes.py)
+
+
+def scene_targets(meta, tok_lists):
+    """Per grid slot: the index of its object's shape, colour and size, or the list's length
+    for an empty slot → int64 [9, 3]."""
+    t = torch.tensor([len(v) for v in tok_lists]).repeat(SCENE_SLOTS, 1)
+    for o in meta["objects"]:
+        t[o["row"] * 3 + o["col"]] = torch.tensor([v.index(o[k]) for k, v in zip(("shape", "colour", "size"), tok_lists)])
+    return t
+
+
+def attribute_lists():
+    from tools.data import scenes
+    return [scenes.SHAPES, list(scenes.COLOURS), list(scenes.SIZES)]
+
+
+def attribute_accuracy(model, head, data, lists, n=1000, bs=100):
+    """Per attribute: how often the head names each occupied slot's attribute right (%)."""
+    right, total = np.zeros(3), 0
+    model.eval()
+    with torch.no_grad():
+        for b0 in range(0, min(n, data.size("caption")), bs):
+            idx = range(b0, min(b0 + bs, n, data.size("caption")))
+            rows = model.image_rows(np.stack([data.scenes[i] for i in idx]))
+            out = head(rows.flatten(1)).view(len(idx), SCENE_SLOTS, -1)
+            for j, i in enumerate(idx):
+                t = scene_targets(data.scene_meta[i], lists)
+                full = t[:, 0] < len(lists[0])
+                o = 0
+                for k, v in enumerate(lists):
+                    pred = out[j, :, o:o + len(v) + 1].argmax(-1)
+                    right[k] += (pred[full] == t[full, k]).sum().item()
+                    o += len(v) + 1
+                total += full.sum().item()
+    model.train()
+    return 100.0 * right / max(1, total)
+
+
+def train_vision(a):
+    """The vision encoder alone: a linear head (training only) names the shape, colour and size
+    in each of the 9 grid slots from the image's rows, by cross-entropy, next to the row
+    reconstruction loss. No decoder: thousands of pictures a minute. --freeze trains the head
+    alone (a probe of what the rows already hold) and writes nothing."""
+    torch.manual_seed(a.seed)
+    rng = random.Random(a.seed)
+    ck = os.path.join(a.run, "ckpt.pt")
+    st = torch.load(ck, map_location="cpu")
+    model = load(a.run).train()
+    lists = attribute_lists()
+    width = sum(len(v) + 1 for v in lists)
+    head = torch.nn.Linear(model.c.vis.n_embd_out * (model.c.vis.side // model.c.vis.merge) ** 2,
+                           SCENE_SLOTS * width)
+    torch.nn.init.zeros_(head.weight)
+    data, val, test = Data(a.data, "train"), Data(a.data, "val"), Data(a.data, "test")
+    params = list(head.parameters()) + ([] if a.freeze else list(model.vis.parameters()) + list(model.aux.parameters()))
+    opt = torch.optim.AdamW(params, lr=a.lr, betas=(0.9, 0.98), weight_decay=0.01)
+    t0, t_eval, step, hist = time.time(), time.time(), 0, []
+    while time.time() - t0 < a.minutes * 60:
+        for g in opt.param_groups:
+            g["lr"] = lr_at((time.time() - t0) / (a.minutes * 60), a.lr)
+        if time.time() - t_eval > 300:
+            print("  val shape / colour / size %.1f / %.1f / %.1f %%" % tuple(attribute_accuracy(model, head, val, lists, 300)),
+                  flush=True)
+            t_eval = time.time()
+        idx = [rng.randrange(data.size("caption")) for _ in range(a.vis_batch)]
+        rows = model.image_rows(np.stack([data.scenes[i] for i in idx]))
+        if a.freeze:
+            rows = rows.detach()
+        out = head(rows.flatten(1)).view(len(idx), SCENE_SLOTS, width)
+        t = torch.stack([scene_targets(data.scene_meta[i], lists) for i in idx])
+        loss, o = 0.0, 0
+        for k, v in enumerate(lists):
+            loss = loss + F.cross_entropy(out[:, :, o:o + len(v) + 1].reshape(-1, len(v) + 1), t[:, :, k].reshape(-1))
+            o += len(v) + 1
+        aux = model.aux_loss()
+        opt.zero_grad(set_to_none=True)
+        (loss + (0 if a.freeze else a.aux * aux)).backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        step += 1
+        hist.append(loss.item())
+        if step % 100 == 0:
+            print(f"step {step} {(time.time() - t0) / 60:.1f} min attributes {np.mean(hist[-100:]):.3f} "
+                  f"rows {aux.item():.4f}", flush=True)
+    for name, d in (("val", val), ("test (held-out compositions)", test)):
+        acc = attribute_accuracy(model, head, d, lists)
+        print(f"done: {step} steps; {name}: shape {acc[0]:.1f} %, colour {acc[1]:.1f} %, size {acc[2]:.1f} %", flush=True)
+    if a.freeze:
+        return
+    st = {k: v for k, v in st.items() if k != "opt"}
+    st["model"] = model.state_dict()
+    torch.save(st, ck + ".tmp")
+    os.replace(ck + ".tmp", ck)
+
+
 def load(run):
     st = torch.load(os.path.join(run, "ckpt.pt"), map_location="cpu")
     model = U.Unified(U.config_from(st["config"]))
@@ -366,7 +463,7 @@ def export(a):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("cmd", choices=["train", "audio", "export"])
+    ap.add_argument("cmd", choices=["train", "audio", "vision", "export"])
     ap.add_argument("--data", default="data")
     ap.add_argument("--run", default="runs/tiny")
     ap.add_argument("--vocab", default="models/loom-tiny-vocab.gguf")
@@ -380,6 +477,8 @@ def main():
     ap.add_argument("--ctc-batch", type=int, default=16, help="clips per step of `audio`")
     ap.add_argument("--no-augment", dest="augment", action="store_false",
                     help="`audio`: train on the clips as they are (no shifted or masked log-mels)")
+    ap.add_argument("--vis-batch", type=int, default=64, help="pictures per step of `vision`")
+    ap.add_argument("--freeze", action="store_true", help="`vision`: train the attribute head alone (a probe)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-bf16", dest="bf16", action="store_false")
@@ -393,7 +492,7 @@ def main():
     ap.add_argument("--snap", default="", help="also write weight shards here at every checkpoint")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    {"train": train, "audio": train_audio, "export": export}[a.cmd](a)
+    {"train": train, "audio": train_audio, "vision": train_vision, "export": export}[a.cmd](a)
 
 
 if __name__ == "__main__":
