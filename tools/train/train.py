@@ -203,6 +203,7 @@ def train(a):
     wmap = dict((kv.split("=")[0], float(kv.split("=")[1])) for kv in a.weights.split(",") if kv)
     weights = [wmap.get(t, TASKS[t][0]) for t in tasks]
     print("task weights:", dict(zip(tasks, weights)), flush=True)
+    word_w = answer_word_weights(tok, a.shape_weight)
     budget = a.minutes * 60
     t_start, t_save = time.time() - elapsed, time.time()
     hist = {t: [] for t in tasks}
@@ -233,6 +234,8 @@ def train(a):
             logits = model.dec(X)
         nll = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), Y.reshape(-1), ignore_index=-100,
                               reduction="none").reshape(Y.shape)
+        if word_w is not None:
+            nll = nll * word_w[Y.clamp(min=0)]
         task_loss = [nll[b0:b1].sum() / (Y[b0:b1] != -100).sum().clamp(min=1) for _, b0, b1 in draws]
         loss = torch.stack(task_loss).mean()
         aux = model.aux_loss()
@@ -263,6 +266,22 @@ def train(a):
     save()
     print(f"done: {step} steps, {(time.time() - t_start) / 60:.1f} min; last losses " +
           " ".join(f"{t} {np.mean(h[-20:]):.3f}" for t, h in hist.items() if h), flush=True)
+
+
+def answer_word_weights(tok, shape_weight):
+    """A weight per vocabulary id for the answer tokens' loss: the shape words (" circle",
+    " circles", ...) get shape_weight, every other token 1; None when shape_weight is 1. Shapes
+    are the attribute the decoder learns last (docs/MODEL.md), one token among ~10 per caption."""
+    if shape_weight == 1.0:
+        return None
+    from tools.data import scenes
+    w = torch.ones(U.N_VOCAB)
+    for s in scenes.SHAPES:
+        for form in (" " + s, " " + s + "s", " " + s + "es"):
+            ids = tok.text(form)
+            if len(ids) == 1:
+                w[ids[0]] = shape_weight
+    return w
 
 
 def ctc_greedy(model, tok, mel):
@@ -474,6 +493,8 @@ def main():
     ap.add_argument("--weights", default="", help="task=weight,... overriding the defaults in TASKS")
     ap.add_argument("--aux", type=float, default=1.0, help="weight of the image-row reconstruction loss")
     ap.add_argument("--ctc", type=float, default=0.0, help="weight of the transcripts' CTC loss on audio rows")
+    ap.add_argument("--shape-weight", type=float, default=1.0,
+                    help="loss weight of the shape words in every answer (1: like any other token)")
     ap.add_argument("--ctc-batch", type=int, default=16, help="clips per step of `audio`")
     ap.add_argument("--no-augment", dest="augment", action="store_false",
                     help="`audio`: train on the clips as they are (no shifted or masked log-mels)")
