@@ -11,8 +11,9 @@
  * up to 5 such errors, so 0.5 there), or where the step's token went to the experts by a
  * near-tie (fixture route_margins.txt: PyTorch's smallest gap, over the MoE layers, between
  * the k-th and the next expert's selection score is below ROUTE_TIE; another expert set
- * moves the logits by whole units); at most MAX_TIES such answers per job, and every one is
- * printed with its position and gaps.
+ * moves the logits by whole units); at most MAX_TIES such answers per job (MAX_TIES_IMAGE for
+ * text to image: 256 guided steps per input, 5 120 in all, ten times the other jobs' steps),
+ * and every one is printed with its position and gaps.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +27,7 @@
 #define ROUTE_TIE 1e-3f  /* routing scores (sigmoid + selection bias) */
 #define GUIDANCE 3.0f    /* the fixtures' guidance scale: error of l_u + s(l_c − l_u) ≤ (2s − 1)× */
 #define MAX_TIES 4
+#define MAX_TIES_IMAGE 6
 
 typedef struct ids { int32_t v[MAX_IDS]; int n; } ids;
 
@@ -196,7 +198,7 @@ int main(void)
     }
     for (int j = 0; j < 5; j++) {
         printf("%-10s %d/%d identical to PyTorch, %d differ from a near-tie on\n", jobs[j], same[j], total[j], ties[j]);
-        CHECK(total[j] == 20 && ties[j] <= MAX_TIES, "%s: %d of %d identical, %d near-ties", jobs[j], same[j],
+        CHECK(total[j] == 20 && ties[j] <= (j == 3 ? MAX_TIES_IMAGE : MAX_TIES), "%s: %d of %d identical, %d near-ties", jobs[j], same[j],
               total[j], ties[j]);
     }
     fclose(pf);
