@@ -10,9 +10,11 @@ Prints a table (and writes it as Markdown with --md). --check-ceilings instead s
 metrics on the data itself and on its codec round trips (what exact codes would score). Metrics:
   caption     per-attribute exact match (shape, colour, size, position, count) of every object
               in the parsed caption, and whole-caption exact match, on test scenes (held-out
-              colour×shape / position×count compositions)
+              colour×shape / position×count compositions); shape also on the objects of the
+              held-out colour×shape pairs alone (test only)
   t2i         the scene detector (tools/eval/scenes_metrics.py) on `loom imagine` outputs for
-              the canonical captions of test scenes: per attribute, and all objects right
+              the canonical captions of test scenes: per attribute (shape also on held-out
+              colour×shape pairs), and all objects right
   transcribe  word error rate on the held-out voices
   video       event, moving object, full main clause and whole description exact, on test clips
               (the MP4 files, decoded by loom)
@@ -89,7 +91,7 @@ def eval_caption(a, tmp):
         paths.append(os.path.join(tmp, f"scene_{i:04d}.png"))
         png.write_png(paths[-1], np.asarray(imgs[i]))
     out, dt = loom(a, "caption", "--json", *paths)
-    tot = {k: [0, 0] for k in ("shape", "colour", "size", "position", "count")}
+    tot = {k: [0, 0] for k in ("shape", "colour", "size", "position", "count", S.HELDOUT_SHAPE)}
     exact = 0
     for line, m in zip(out.strip().splitlines(), meta):
         text = json.loads(line)["text"]
@@ -97,14 +99,14 @@ def eval_caption(a, tmp):
         for k, (h, n) in S.match_scores(S.parse_caption(text), S.label_objects(m)).items():
             tot[k][0] += h
             tot[k][1] += n
-    res = {k: h / n for k, (h, n) in tot.items()}
+    res = {k: h / n for k, (h, n) in tot.items() if n}   # val has no held-out pairs
     res["exact caption"] = exact / len(meta)
     return res, dt / len(meta)
 
 
 def eval_t2i(a, tmp):
     meta = records(os.path.join(a.data, "scenes", f"{a.split}.jsonl"))[:a.n]
-    tot = {k: [0, 0] for k in ("shape", "colour", "size", "position", "count")}
+    tot = {k: [0, 0] for k in ("shape", "colour", "size", "position", "count", S.HELDOUT_SHAPE)}
     allok, dts = 0, []
     for i, m in enumerate(meta):
         path = os.path.join(tmp, f"gen_{i:04d}.png")
@@ -115,7 +117,7 @@ def eval_t2i(a, tmp):
             tot[k][0] += h
             tot[k][1] += n
         allok += all(h == n for k, (h, n) in sc.items() if k != "size")
-    res = {k: h / n for k, (h, n) in tot.items()}
+    res = {k: h / n for k, (h, n) in tot.items() if n}   # val has no held-out pairs
     res["all objects right (colour, shape, position, count)"] = allok / len(meta)
     return res, float(np.mean(dts))
 

@@ -61,12 +61,16 @@ def label_objects(label):
     return [(o["size"], o["colour"], o["shape"], (o["row"], o["col"])) for o in label["objects"]]
 
 
+HELDOUT_SHAPE = "shape, held-out colour × shape pairs"
+
+
 def match_scores(pred, truth):
     """Per-attribute hits for one scene: pair each true object with the predicted object at
     the same position (else the best-overlapping remaining one). Returns a dict of
-    attribute → (hits, total) and count → (0/1, 1)."""
+    attribute → (hits, total), count → (0/1, 1) and HELDOUT_SHAPE → the shape hits of the true
+    objects whose colour × shape pair training never shows (total 0 on train / val scenes)."""
     left = list(pred)
-    out = {k: [0, 0] for k in ("shape", "colour", "size", "position")}
+    out = {k: [0, 0] for k in ("shape", "colour", "size", "position", HELDOUT_SHAPE)}
     for t in truth:
         best, bi = -1, None
         for i, p in enumerate(left):
@@ -77,6 +81,9 @@ def match_scores(pred, truth):
         for k, j in (("size", 0), ("colour", 1), ("shape", 2), ("position", 3)):
             out[k][0] += p[j] == t[j]
             out[k][1] += 1
+        if (t[1], t[2]) in scenes.HELDOUT_COLOUR_SHAPE:
+            out[HELDOUT_SHAPE][0] += p[2] == t[2]
+            out[HELDOUT_SHAPE][1] += 1
     out["count"] = [int(len(pred) == len(truth)), 1]
     return out
 

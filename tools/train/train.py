@@ -204,6 +204,7 @@ def train(a):
     weights = [wmap.get(t, TASKS[t][0]) for t in tasks]
     print("task weights:", dict(zip(tasks, weights)), flush=True)
     word_w = answer_word_weights(tok, a.shape_weight)
+    swap = (colour_ids(tok), a.colour_swap) if a.colour_swap > 0 else None
     budget = a.minutes * 60
     t_start, t_save = time.time() - elapsed, time.time()
     hist = {t: [] for t in tasks}
@@ -230,7 +231,7 @@ def train(a):
         for g in opt.param_groups:
             g["lr"] = lr_at(frac, a.lr)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            X, Y = U.build(model, tok, samples)
+            X, Y = U.build(model, tok, samples, swap)
             logits = model.dec(X)
         nll = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), Y.reshape(-1), ignore_index=-100,
                               reduction="none").reshape(Y.shape)
@@ -282,6 +283,14 @@ def answer_word_weights(tok, shape_weight):
             if len(ids) == 1:
                 w[ids[0]] = shape_weight
     return w
+
+
+def colour_ids(tok):
+    """The colour words' token ids (" red", ...): the words --colour-swap shuffles in answers."""
+    from tools.data import scenes
+    ids = [tok.text(" " + c) for c in scenes.COLOURS]
+    assert all(len(i) == 1 for i in ids), ids
+    return torch.tensor([i[0] for i in ids])
 
 
 def ctc_greedy(model, tok, mel):
@@ -387,8 +396,10 @@ def attribute_lists():
 
 
 def attribute_accuracy(model, head, data, lists, n=1000, bs=100):
-    """Per attribute: how often the head names each occupied slot's attribute right (%)."""
-    right, total = np.zeros(3), 0
+    """Per attribute: how often the head names each occupied slot's attribute right (%), then
+    shape on the objects whose colour × shape pair training never shows (nan on train / val)."""
+    from tools.data import scenes
+    right, total, held = np.zeros(3), 0, [0, 0]
     model.eval()
     with torch.no_grad():
         for b0 in range(0, min(n, data.size("caption")), bs):
@@ -402,10 +413,15 @@ def attribute_accuracy(model, head, data, lists, n=1000, bs=100):
                 for k, v in enumerate(lists):
                     pred = out[j, :, o:o + len(v) + 1].argmax(-1)
                     right[k] += (pred[full] == t[full, k]).sum().item()
+                    if k == 0:
+                        for ob in data.scene_meta[i]["objects"]:
+                            if (ob["colour"], ob["shape"]) in scenes.HELDOUT_COLOUR_SHAPE:
+                                held[0] += pred[ob["row"] * 3 + ob["col"]].item() == v.index(ob["shape"])
+                                held[1] += 1
                     o += len(v) + 1
                 total += full.sum().item()
     model.train()
-    return 100.0 * right / max(1, total)
+    return np.append(100.0 * right / max(1, total), 100.0 * held[0] / held[1] if held[1] else float("nan"))
 
 
 def train_vision(a):
@@ -431,7 +447,7 @@ def train_vision(a):
         for g in opt.param_groups:
             g["lr"] = lr_at((time.time() - t0) / (a.minutes * 60), a.lr)
         if time.time() - t_eval > 300:
-            print("  val shape / colour / size %.1f / %.1f / %.1f %%" % tuple(attribute_accuracy(model, head, val, lists, 300)),
+            print("  val shape / colour / size %.1f / %.1f / %.1f %%" % tuple(attribute_accuracy(model, head, val, lists, 300)[:3]),
                   flush=True)
             t_eval = time.time()
         idx = [rng.randrange(data.size("caption")) for _ in range(a.vis_batch)]
@@ -456,7 +472,8 @@ def train_vision(a):
                   f"rows {aux.item():.4f}", flush=True)
     for name, d in (("val", val), ("test (held-out compositions)", test)):
         acc = attribute_accuracy(model, head, d, lists)
-        print(f"done: {step} steps; {name}: shape {acc[0]:.1f} %, colour {acc[1]:.1f} %, size {acc[2]:.1f} %", flush=True)
+        print(f"done: {step} steps; {name}: shape {acc[0]:.1f} %, colour {acc[1]:.1f} %, size {acc[2]:.1f} %"
+              + (f"; shape of held-out colour × shape pairs {acc[3]:.1f} %" if acc[3] == acc[3] else ""), flush=True)
     if a.freeze:
         return
     st = {k: v for k, v in st.items() if k != "opt"}
@@ -495,6 +512,9 @@ def main():
     ap.add_argument("--ctc", type=float, default=0.0, help="weight of the transcripts' CTC loss on audio rows")
     ap.add_argument("--shape-weight", type=float, default=1.0,
                     help="loss weight of the shape words in every answer (1: like any other token)")
+    ap.add_argument("--colour-swap", type=float, default=0.0,
+                    help="probability that a colour word in an answer is fed back as a random colour "
+                         "(its label stays): shapes must come from the picture, not from the colour")
     ap.add_argument("--ctc-batch", type=int, default=16, help="clips per step of `audio`")
     ap.add_argument("--no-augment", dest="augment", action="store_false",
                     help="`audio`: train on the clips as they are (no shifted or masked log-mels)")
