@@ -5,15 +5,21 @@
  * tools/parity/make_tiny_fixtures.py (it checks the bundled files are that checkpoint's).
  *
  * The files are F16; loom rounds activations to f16 before f16 matmuls and runs attention in
- * the absorbed form, PyTorch does neither, so a near-tie can break the other way. Each answer
- * must match token for token, or first differ at a step where PyTorch's top-2 logit gap
- * (fixture margins.txt) is below NEAR_TIE (0.1 per logit; a guided logit 3·l_c − 2·l_u adds
- * up to 5 such errors, so 0.5 there), or where the step's token went to the experts by a
- * near-tie (fixture route_margins.txt: PyTorch's smallest gap, over the MoE layers, between
- * the k-th and the next expert's selection score is below ROUTE_TIE; another expert set
- * moves the logits by whole units); at most MAX_TIES such answers per job (MAX_TIES_IMAGE for
- * text to image: 256 guided steps per input, 5 120 in all, ten times the other jobs' steps),
- * and every one is printed with its position and gaps.
+ * the absorbed form, PyTorch does neither, so a near-tie can break the other way. A step is a
+ * near-tie when PyTorch's top-2 logit gap there (fixture margins.txt) is below NEAR_TIE (0.1
+ * per logit; a guided logit 3·l_c − 2·l_u adds up to 5 such errors, so 0.5 there), or when
+ * the step's token went to the experts by a near-tie (fixture route_margins.txt: PyTorch's
+ * smallest gap, over the MoE layers, between the k-th and the next expert's selection score
+ * is below ROUTE_TIE; another expert set moves the logits by whole units). Two passes:
+ *
+ *  - teacher forced: loom is fed PyTorch's answer and its greedy choice is checked at every
+ *    step (the stop / close step included), so one broken tie hides nothing after it. Every
+ *    disagreeing step must be a near-tie, and at most MAX_FLIP_PERMILLE ‰ of a job's steps.
+ *  - free running, through the public jobs (loom_session_generate, loom_generate_media):
+ *    each answer must match token for token or first part at a near-tie; at most MAX_TIES
+ *    such answers per job (MAX_TIES_IMAGE for text to image: 256 guided steps per input,
+ *    5 120 in all, ten times the other jobs' steps).
+ * Every disagreement is printed with its position and gaps.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +34,7 @@
 #define GUIDANCE 3.0f    /* the fixtures' guidance scale: error of l_u + s(l_c − l_u) ≤ (2s − 1)× */
 #define MAX_TIES 4
 #define MAX_TIES_IMAGE 6
+#define MAX_FLIP_PERMILLE 5
 
 typedef struct ids { int32_t v[MAX_IDS]; int n; } ids;
 
@@ -59,16 +66,100 @@ typedef struct ctx {
     loom_mmproj  *mp;
     loom_session *s, *s2;
     loom_prompt  *p;
+    float        *mix;                  /* [n_vocab] guided logits           */
     char          prompts[2][20][1024]; /* t2i, tts */
 } ctx;
 
-/* Greedy text answer to the chat turn whose user content `add` put in p. */
-static int text_answer(ctx *c, const char *instruction, ids *got)
+/* PyTorch's answer to one input and its margins at each step (fixtures). */
+typedef struct expect {
+    ids   want;
+    float gap[MAX_IDS + 1], rgap[MAX_IDS + 1];   /* top-2 logit gap, routing gap per step */
+    int   n_gap, n_rgap;
+} expect;
+
+static int near_tie(const expect *e, int step, float tie)
+{
+    return (step < e->n_gap && e->gap[step] < tie) || (step < e->n_rgap && e->rgap[step] < ROUTE_TIE);
+}
+
+/* The steps of a teacher-forced answer where loom's greedy choice was another token. */
+typedef struct flips {
+    int     steps, n;
+    int     at[MAX_IDS + 1];
+    int32_t mine[MAX_IDS + 1], want[MAX_IDS + 1];   /* token ids; want -1: PyTorch stopped */
+} flips;
+
+static void note_step(flips *f, int step, int32_t mine, int32_t want, int agrees)
+{
+    f->steps++;
+    if (agrees) return;
+    f->at[f->n] = step;
+    f->want[f->n] = want;
+    f->mine[f->n++] = mine;
+}
+
+static int32_t argmax(const float *l, int32_t lo, int32_t hi)
+{
+    int32_t best = lo;
+    for (int32_t i = lo + 1; i < hi; i++)
+        if (l[i] > l[best]) best = i;
+    return best;
+}
+
+/* Teacher forcing on the text turn in p: each step's greedy token, then PyTorch's is fed.
+ * PyTorch stopped at <|end|> or <|eos|> (its stop step is the one after its last token). */
+static int force_text(ctx *c, const expect *e, flips *f)
+{
+    const int32_t end = loom_token_find(c->m, "<|end|>"), eos = loom_token_eos(c->m);
+    const int n_steps = e->want.n + 1 < e->n_gap ? e->want.n + 1 : e->n_gap;
+    loom_session_truncate(c->s, 0);
+    if (loom_session_append_prompt(c->s, c->p) < 0) return -1;
+    for (int t = 0; t < n_steps; t++) {
+        const int32_t mine = argmax(loom_session_logits(c->s), 0, loom_model_n_vocab(c->m));
+        note_step(f, t, mine, t < e->want.n ? e->want.v[t] : -1,
+                  t < e->want.n ? mine == e->want.v[t] : mine == end || mine == eos);
+        if (t < e->want.n && loom_session_decode(c->s, e->want.v[t]) < 0) return -1;
+    }
+    return 0;
+}
+
+/* Teacher forcing on a guided media block: the argmax of l_u + s·(l_c − l_u) over the
+ * medium's codes (and, for audio, the close token) at each step, then PyTorch's code is fed
+ * to both sessions. */
+static int force_media(ctx *c, int kind, const int32_t *cond, int64_t nc, const int32_t *unc, int64_t nu,
+                       const expect *e, flips *f)
+{
+    loom_media_vocab mv;
+    if (loom_model_media_vocab(c->m, &mv) < 0) return -1;
+    const int image = kind == LOOM_MEDIA_IMAGE;
+    const int32_t lo = image ? mv.image_start : mv.audio_start, hi = lo + (image ? mv.image_count : mv.audio_count);
+    const int32_t open = loom_token_find(c->m, image ? "<|image|>" : "<|audio|>");
+    const int32_t close = image ? -1 : loom_token_find(c->m, "<|/audio|>");
+    const int n_steps = e->want.n + 1 < e->n_gap ? e->want.n + 1 : e->n_gap;
+    loom_session_truncate(c->s, 0);
+    loom_session_truncate(c->s2, 0);
+    if (open < 0 || loom_session_prompt(c->s, cond, nc, NULL) < 0 || loom_session_prompt(c->s2, unc, nu, NULL) < 0 ||
+        loom_session_decode_pair(c->s, open, c->s2, open) < 0)
+        return -1;
+    for (int t = 0; t < n_steps; t++) {
+        const float *lc = loom_session_logits(c->s), *lu = loom_session_logits(c->s2);
+        for (int32_t i = lo; i < hi; i++) c->mix[i] = lu[i] + GUIDANCE * (lc[i] - lu[i]);
+        int32_t mine = argmax(c->mix, lo, hi);
+        if (close >= 0 && lu[close] + GUIDANCE * (lc[close] - lu[close]) > c->mix[mine]) mine = close;
+        const int32_t want = t < e->want.n ? lo + e->want.v[t] : close;
+        note_step(f, t, mine, want, mine == want);
+        if (t < e->want.n && loom_session_decode_pair(c->s, want, c->s2, want) < 0) return -1;
+    }
+    return 0;
+}
+
+/* Greedy text answer to the chat turn in p (and its teacher-forced check). */
+static int text_answer(ctx *c, const char *instruction, const expect *e, ids *got, flips *f)
 {
     int rc = loom_prompt_add_text(c->p, instruction);
     rc |= loom_prompt_add_special(c->p, "<|end|>");
     rc |= loom_prompt_add_special(c->p, "<|assistant|>");
-    if (rc) return -1;
+    if (rc || force_text(c, e, f) < 0) return -1;
     loom_session_truncate(c->s, 0);
     if (loom_session_append_prompt(c->s, c->p) < 0) return -1;
     loom_generate_params gp = loom_generate_default_params();
@@ -78,7 +169,7 @@ static int text_answer(ctx *c, const char *instruction, ids *got)
     return loom_session_generate(c->s, NULL, 0, gp, NULL) < 0 ? -1 : 0;
 }
 
-static int run_job(ctx *c, const char *job, int i, ids *got)
+static int run_job(ctx *c, const char *job, int i, const expect *e, ids *got, flips *f)
 {
     char path[256], err[512];
     got->n = 0;
@@ -90,7 +181,7 @@ static int run_job(ctx *c, const char *job, int i, ids *got)
         rc |= loom_image_load(path, loom_image_default_params(), &img, err, sizeof err);
         rc |= loom_prompt_add_image(c->p, c->mp, &img);
         loom_image_free(&img);
-        return rc ? -1 : text_answer(c, "Describe the image.", got);
+        return rc ? -1 : text_answer(c, "Describe the image.", e, got, f);
     }
     if (!strcmp(job, "transcribe")) {
         float *pcm = NULL;
@@ -99,7 +190,7 @@ static int run_job(ctx *c, const char *job, int i, ids *got)
         rc |= loom_audio_load(path, NULL, &pcm, &n, err, sizeof err);
         if (!rc) rc |= loom_prompt_add_audio(c->p, c->mp, pcm, (int64_t)n);
         loom_audio_pcm_free(&pcm);
-        return rc ? -1 : text_answer(c, "Transcribe the audio.", got);
+        return rc ? -1 : text_answer(c, "Transcribe the audio.", e, got, f);
     }
     if (!strcmp(job, "describe")) {
         loom_image strip = {0};
@@ -111,7 +202,7 @@ static int run_job(ctx *c, const char *job, int i, ids *got)
         if (!rc) rc |= loom_prompt_add_video(c->p, c->mp, v);
         loom_video_free(&v);
         loom_image_free(&strip);
-        return rc ? -1 : text_answer(c, "Describe the video.", got);
+        return rc ? -1 : text_answer(c, "Describe the video.", e, got, f);
     }
     /* t2i / tts: greedy codes with guidance */
     const int kind = !strcmp(job, "t2i") ? LOOM_MEDIA_IMAGE : LOOM_MEDIA_AUDIO;
@@ -119,7 +210,7 @@ static int run_job(ctx *c, const char *job, int i, ids *got)
     int32_t cond[512], unc[16];
     const int64_t nc = loom_media_prompt(c->m, kind, text, 0, cond, 512);
     const int64_t nu = loom_media_prompt(c->m, kind, text, 1, unc, 16);
-    if (nc <= 0 || nc > 512 || nu <= 0 || nu > 16) return -1;
+    if (nc <= 0 || nc > 512 || nu <= 0 || nu > 16 || force_media(c, kind, cond, nc, unc, nu, e, f) < 0) return -1;
     loom_media_params mp = loom_media_default_params(kind);
     mp.temperature = 0;
     mp.cfg_scale = GUIDANCE;
@@ -145,11 +236,12 @@ int main(void)
         CHECK(loom_session_create(c.m, sp, &c.s, err, sizeof err) == 0, "%s", err);
         CHECK(loom_session_create(c.m, sp, &c.s2, err, sizeof err) == 0, "%s", err);
         CHECK(loom_prompt_create(c.m, &c.p) == 0, "prompt");
+        c.mix = malloc((size_t)loom_model_n_vocab(c.m) * sizeof *c.mix);
     }
     FILE *pf = fopen("data/tiny/prompts.txt", "r"), *ef = fopen("data/tiny/expected.txt", "r");
     FILE *gf = fopen("data/tiny/margins.txt", "r"), *rf = fopen("data/tiny/route_margins.txt", "r");
     CHECK(pf && ef && gf && rf, "fixtures present");
-    if (!c.s || !c.s2 || !c.p || !c.mp || !pf || !ef || !gf || !rf) return finish();
+    if (!c.s || !c.s2 || !c.p || !c.mp || !c.mix || !pf || !ef || !gf || !rf) return finish();
     char line[1024];
     int k[2] = {0, 0};
     while (fgets(line, sizeof line, pf)) {
@@ -158,53 +250,69 @@ int main(void)
         if (t >= 0 && k[t] < 20) snprintf(c.prompts[t][k[t]++], sizeof c.prompts[t][0], "%s", line + 4);
     }
     const char *jobs[] = {"caption", "transcribe", "describe", "t2i", "tts"};
-    int same[5] = {0}, ties[5] = {0}, total[5] = {0};
+    int same[5] = {0}, ties[5] = {0}, total[5] = {0}, steps[5] = {0}, flipped[5] = {0};
     static char list[16384], glist[16384], rlist[16384];
-    static float gaps[MAX_IDS + 1], rgaps[MAX_IDS + 1];
+    static expect e;
+    static ids got;
+    static flips f;
     char job[32], gjob[32], rjob[32];
     int idx, gidx, ridx;
     while (fscanf(ef, "%31s %d %16383s", job, &idx, list) == 3) {
         const int has_gaps = fscanf(gf, "%31s %d %16383s", gjob, &gidx, glist) == 3 && !strcmp(gjob, job) && gidx == idx;
         CHECK(has_gaps, "margins.txt line for %s %d", job, idx);
-        const int n_gaps = has_gaps ? parse_gaps(glist, gaps, MAX_IDS + 1) : 0;
+        e.n_gap = has_gaps ? parse_gaps(glist, e.gap, MAX_IDS + 1) : 0;
         const int has_rgaps = fscanf(rf, "%31s %d %16383s", rjob, &ridx, rlist) == 3 && !strcmp(rjob, job) && ridx == idx;
         CHECK(has_rgaps, "route_margins.txt line for %s %d", job, idx);
-        const int n_rgaps = has_rgaps ? parse_gaps(rlist, rgaps, MAX_IDS + 1) : 0;
+        e.n_rgap = has_rgaps ? parse_gaps(rlist, e.rgap, MAX_IDS + 1) : 0;
         int j = 0;
         while (j < 5 && strcmp(jobs[j], job)) j++;
         if (j == 5 || idx < 0 || idx >= 20) continue;
-        static ids want, got;
-        parse_ids(list, &want);
+        parse_ids(list, &e.want);
         total[j]++;
-        if (run_job(&c, job, idx, &got) < 0) {
+        f.steps = f.n = 0;
+        if (run_job(&c, job, idx, &e, &got, &f) < 0) {
             printf("%s %d: failed: %s / %s\n", job, idx, loom_prompt_error(c.p), loom_session_error(c.s));
             continue;
         }
+        const float tie = j >= 3 ? (2 * GUIDANCE - 1) * NEAR_TIE : NEAR_TIE;   /* t2i, tts are guided */
+        /* teacher forced: every step */
+        steps[j] += f.steps;
+        flipped[j] += f.n;
+        for (int k = 0; k < f.n; k++) {
+            const int t = f.at[k];
+            printf("%s %d: fed PyTorch's answer, loom picks %d at step %d (PyTorch %d), PyTorch's top-2 gap there "
+                   "%.4g, routing gap %.4g\n", job, idx, f.mine[k], t, f.want[k],
+                   t < e.n_gap ? e.gap[t] : -1.0f, t < e.n_rgap ? e.rgap[t] : -1.0f);
+            CHECK(near_tie(&e, t, tie), "%s %d: teacher forced, step %d disagrees and is no near-tie", job, idx, t);
+        }
+        /* free running: the answer */
         int d = 0;
-        while (d < got.n && d < want.n && got.v[d] == want.v[d]) d++;
-        if (d == got.n && d == want.n) {
+        while (d < got.n && d < e.want.n && got.v[d] == e.want.v[d]) d++;
+        if (d == got.n && d == e.want.n) {
             same[j]++;
             continue;
         }
         /* step d of PyTorch's answer (the stop / close step when d == want.n) */
-        const float gap = d < n_gaps ? gaps[d] : -1.0f, rgap = d < n_rgaps ? rgaps[d] : -1.0f;
         printf("%s %d: differs from PyTorch at token %d (%d vs %d tokens), PyTorch's top-2 gap there %.4g, "
-               "routing gap %.4g\n", job, idx, d, got.n, want.n, gap, rgap);
-        const float tie = j >= 3 ? (2 * GUIDANCE - 1) * NEAR_TIE : NEAR_TIE;   /* t2i, tts are guided */
-        CHECK((gap >= 0 && gap < tie) || (rgap >= 0 && rgap < ROUTE_TIE),
-              "%s %d: differs at a step that is no near-tie (gap %.4g ≥ %g, routing gap %.4g ≥ %g)", job, idx, gap,
-              tie, rgap, ROUTE_TIE);
+               "routing gap %.4g\n", job, idx, d, got.n, e.want.n, d < e.n_gap ? e.gap[d] : -1.0f,
+               d < e.n_rgap ? e.rgap[d] : -1.0f);
+        CHECK(near_tie(&e, d, tie), "%s %d: differs at a step that is no near-tie (gap ≥ %g, routing gap ≥ %g)", job,
+              idx, tie, ROUTE_TIE);
         ties[j]++;
     }
     for (int j = 0; j < 5; j++) {
-        printf("%-10s %d/%d identical to PyTorch, %d differ from a near-tie on\n", jobs[j], same[j], total[j], ties[j]);
-        CHECK(total[j] == 20 && ties[j] <= (j == 3 ? MAX_TIES_IMAGE : MAX_TIES), "%s: %d of %d identical, %d near-ties", jobs[j], same[j],
-              total[j], ties[j]);
+        printf("%-10s teacher forced: %d of %d steps agree; free running: %d/%d identical to PyTorch, %d differ from a "
+               "near-tie on\n", jobs[j], steps[j] - flipped[j], steps[j], same[j], total[j], ties[j]);
+        CHECK(total[j] == 20 && ties[j] <= (j == 3 ? MAX_TIES_IMAGE : MAX_TIES), "%s: %d of %d identical, %d near-ties",
+              jobs[j], same[j], total[j], ties[j]);
+        CHECK(steps[j] > 0 && flipped[j] * 1000 <= MAX_FLIP_PERMILLE * steps[j], "%s: %d of %d teacher-forced steps "
+              "disagree (at most %d per mille)", jobs[j], flipped[j], steps[j], MAX_FLIP_PERMILLE);
     }
     fclose(pf);
     fclose(ef);
     fclose(gf);
     fclose(rf);
+    free(c.mix);
     loom_prompt_free(&c.p);
     loom_session_free(&c.s);
     loom_session_free(&c.s2);
