@@ -16,9 +16,10 @@
  *    step (the stop / close step included), so one broken tie hides nothing after it. Every
  *    disagreeing step must be a near-tie, and at most MAX_FLIP_PERMILLE ‰ of a job's steps.
  *  - free running, through the public jobs (loom_session_generate, loom_generate_media):
- *    each answer must match token for token or first part at a near-tie; at most MAX_TIES
- *    such answers per job (MAX_TIES_IMAGE for text to image: 256 guided steps per input,
- *    5 120 in all, ten times the other jobs' steps).
+ *    each answer must match token for token or first part at a near-tie. How many answers
+ *    part follows from the per-step rate above and the answer's length (a 256-code picture
+ *    at 3.5 ‰ of flipped steps parts with probability 1 − 0.9965^256 ≈ 0.6), so it is
+ *    printed, not limited; the per-step limit is the bound.
  * Every disagreement is printed with its position and gaps.
  */
 #include <stdio.h>
@@ -32,8 +33,6 @@
 #define NEAR_TIE 0.1f    /* logits */
 #define ROUTE_TIE 1e-3f  /* routing scores (sigmoid + selection bias) */
 #define GUIDANCE 3.0f    /* the fixtures' guidance scale: error of l_u + s(l_c − l_u) ≤ (2s − 1)× */
-#define MAX_TIES 4
-#define MAX_TIES_IMAGE 6
 #define MAX_FLIP_PERMILLE 5
 
 typedef struct ids { int32_t v[MAX_IDS]; int n; } ids;
@@ -271,7 +270,7 @@ int main(void)
         total[j]++;
         f.steps = f.n = 0;
         if (run_job(&c, job, idx, &e, &got, &f) < 0) {
-            printf("%s %d: failed: %s / %s\n", job, idx, loom_prompt_error(c.p), loom_session_error(c.s));
+            CHECK(0, "%s %d: failed: %s / %s", job, idx, loom_prompt_error(c.p), loom_session_error(c.s));
             continue;
         }
         const float tie = j >= 3 ? (2 * GUIDANCE - 1) * NEAR_TIE : NEAR_TIE;   /* t2i, tts are guided */
@@ -303,8 +302,7 @@ int main(void)
     for (int j = 0; j < 5; j++) {
         printf("%-10s teacher forced: %d of %d steps agree; free running: %d/%d identical to PyTorch, %d differ from a "
                "near-tie on\n", jobs[j], steps[j] - flipped[j], steps[j], same[j], total[j], ties[j]);
-        CHECK(total[j] == 20 && ties[j] <= (j == 3 ? MAX_TIES_IMAGE : MAX_TIES), "%s: %d of %d identical, %d near-ties",
-              jobs[j], same[j], total[j], ties[j]);
+        CHECK(total[j] == 20, "%s: %d of 20 inputs ran", jobs[j], total[j]);
         CHECK(steps[j] > 0 && flipped[j] * 1000 <= MAX_FLIP_PERMILLE * steps[j], "%s: %d of %d teacher-forced steps "
               "disagree (at most %d per mille)", jobs[j], flipped[j], steps[j], MAX_FLIP_PERMILLE);
     }
