@@ -17,7 +17,6 @@ typedef struct cv {
 } cv;
 
 static inline cv vmul(cv a, cpx b) { return (cv){a.re * b.re - a.im * b.im, a.re * b.im + a.im * b.re}; }
-static inline cv vmulv(cv a, cv b) { return (cv){a.re * b.re - a.im * b.im, a.re * b.im + a.im * b.re}; }
 static inline cv vadd(cv a, cv b) { return (cv){a.re + b.re, a.im + b.im}; }
 static inline cv vsub(cv a, cv b) { return (cv){a.re - b.re, a.im - b.im}; }
 static inline cv vconj(cv a) { return (cv){a.re, -a.im}; }

@@ -28,7 +28,10 @@ if run train; then
   [ -f runs/tiny/audio.done ] || { $PY tools/train/train.py audio --run runs/tiny --minutes "$AUDIO_MINUTES" \
       && touch runs/tiny/audio.done; } | tee -a runs/tiny_stdout.log
   for m in vision audio; do [ -f runs/tiny/$m.done ] || { echo "the $m stage failed: see runs/tiny_stdout.log"; exit 1; }; done
-  $PY tools/train/train.py train --run runs/tiny --minutes "$MINUTES" --ctc 0.3 | tee -a runs/tiny_stdout.log
+  # --colour-swap: colour words in answers fed back shuffled half the time, so the shape after
+  # one is read off the picture, not guessed from the colour (docs/MODEL.md, stage 8)
+  $PY tools/train/train.py train --run runs/tiny --minutes "$MINUTES" --ctc 0.3 --colour-swap 0.5 \
+      | tee -a runs/tiny_stdout.log
 fi
 if run export; then
   $PY tools/train/train.py export --run runs/tiny --out models/loom-tiny
