@@ -20,7 +20,8 @@ def main(argv=None):
     ap.add_argument("--small", action="store_true", help="tiny sizes, for a smoke test")
     ap.add_argument("--n-videos", type=int, default=2000, help="video clips (85/5/10 %% train/val/test)")
     a = ap.parse_args(argv)
-    n_scenes, n_speech, n_videos = (20000, (4000, 200, 400), a.n_videos)
+    # 20 000 training utterances since loom-tiny v9 (v1-v8, the codecs and the tokenizer: the first 4 000)
+    n_scenes, n_speech, n_videos = (20000, (20000, 200, 400), a.n_videos)
     if a.small:
         n_scenes, n_speech, n_videos = (200, (40, 4, 8), 40)
     total = time.time()
