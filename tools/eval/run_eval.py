@@ -16,7 +16,8 @@ metrics on the data itself and on its codec round trips (what exact codes would 
               the canonical captions of test scenes: per attribute (shape also on held-out
               colour×shape pairs), and all objects right
   transcribe  word error rate on the held-out voices, also on the sentences never spoken in
-              training alone
+              training alone (those not in --data's speech/train.jsonl: pass the tree the
+              model was trained on)
   video       event, moving object, full main clause and whole description exact, on test clips
               (the MP4 files, decoded by loom); moving object also on the clips whose event ×
               shape, and on those whose moving colour × shape, is held out (test only)
