@@ -89,6 +89,21 @@ class AudioEncoder(nn.Module):
                     p.copy_(torch.randn(p.shape, generator=g) / math.sqrt(fan_in))
         return self
 
+    def tensors(self):
+        """(gguf name, parameter) in file order: what export_gguf writes and load_gguf reads."""
+        out = [("a.conv1d.1.weight", self.conv1.weight), ("a.conv1d.1.bias", self.conv1.bias),
+               ("a.conv1d.2.weight", self.conv2.weight), ("a.conv1d.2.bias", self.conv2.bias),
+               ("a.position_embd.weight", self.pos)]
+        for i, b in enumerate(self.blocks):
+            for g, m in (("ln1", b.ln1), ("attn_q", b.q), ("attn_k", b.k), ("attn_v", b.v), ("attn_out", b.o),
+                         ("ln2", b.ln2), ("ffn_up", b.up), ("ffn_down", b.down)):
+                out.append((f"a.blk.{i}.{g}.weight", m.weight))
+                if m.bias is not None:
+                    out.append((f"a.blk.{i}.{g}.bias", m.bias))
+        for g, m in (("a.post_ln", self.post_ln), ("mm.a.mlp.1", self.mlp1), ("mm.a.mlp.2", self.mlp2)):
+            out += [(g + ".weight", m.weight), (g + ".bias", m.bias)]
+        return out
+
     def export_gguf(self, path, ttype=gguf.T_F32):
         hp = self.hp
         w = gguf.Writer()
@@ -104,27 +119,26 @@ class AudioEncoder(nn.Module):
         w.add_u32("clip.audio.projector.stack_factor", hp["stack"])
         w.add_u32("clip.audio.projection_dim", hp["d_proj"])
 
-        def t(name, p, typ=gguf.T_F32):
-            w.add_tensor(name, p.detach().numpy().astype(np.float32), typ)
-
         # Conv weights, norms, biases and the position table stay F32; matrices take ttype.
-        t("a.conv1d.1.weight", self.conv1.weight); t("a.conv1d.1.bias", self.conv1.bias)
-        t("a.conv1d.2.weight", self.conv2.weight); t("a.conv1d.2.bias", self.conv2.bias)
-        t("a.position_embd.weight", self.pos)
-        for i, b in enumerate(self.blocks):
-            p = f"a.blk.{i}."
-            t(p + "ln1.weight", b.ln1.weight); t(p + "ln1.bias", b.ln1.bias)
-            t(p + "attn_q.weight", b.q.weight, ttype); t(p + "attn_q.bias", b.q.bias)
-            t(p + "attn_k.weight", b.k.weight, ttype)
-            t(p + "attn_v.weight", b.v.weight, ttype); t(p + "attn_v.bias", b.v.bias)
-            t(p + "attn_out.weight", b.o.weight, ttype); t(p + "attn_out.bias", b.o.bias)
-            t(p + "ln2.weight", b.ln2.weight); t(p + "ln2.bias", b.ln2.bias)
-            t(p + "ffn_up.weight", b.up.weight, ttype); t(p + "ffn_up.bias", b.up.bias)
-            t(p + "ffn_down.weight", b.down.weight, ttype); t(p + "ffn_down.bias", b.down.bias)
-        t("a.post_ln.weight", self.post_ln.weight); t("a.post_ln.bias", self.post_ln.bias)
-        t("mm.a.mlp.1.weight", self.mlp1.weight, ttype); t("mm.a.mlp.1.bias", self.mlp1.bias)
-        t("mm.a.mlp.2.weight", self.mlp2.weight, ttype); t("mm.a.mlp.2.bias", self.mlp2.bias)
+        for name, p in self.tensors():
+            mat = p.dim() == 2 and not name.startswith("a.position")
+            w.add_tensor(name, p.detach().numpy().astype(np.float32), ttype if mat else gguf.T_F32)
         w.write(path)
+
+
+def load_gguf(path):
+    """An AudioEncoder from a file export_gguf wrote (or an mmproj file holding one)."""
+    kv, tensors = gguf.read(path)
+    p = "clip.audio."
+    model = AudioEncoder(n_mel=kv[p + "num_mel_bins"], d=kv[p + "embedding_length"],
+                         n_head=kv[p + "attention.head_count"], n_ff=kv[p + "feed_forward_length"],
+                         n_layer=kv[p + "block_count"], n_pos=tensors["a.position_embd.weight"][0][0],
+                         stack=kv[p + "projector.stack_factor"], d_proj=kv[p + "projection_dim"],
+                         eps=kv[p + "attention.layer_norm_epsilon"])
+    with torch.no_grad():
+        for name, t in model.tensors():
+            t.copy_(torch.from_numpy(gguf.to_array(*tensors[name]).copy()))
+    return model.eval()
 
 
 def make_fixtures(out):

@@ -348,7 +348,6 @@ def export_gguf(model, path):
 def load_gguf(path):
     """Rebuild an AudioCodec from a file written by export_gguf."""
     from . import gguf
-    from .vq import gguf_array
     kv, tensors = gguf.read(path)
     cfg = ACConfig(ch=kv["loom.ac.ch"], embed_dim=kv["loom.ac.embed_dim"],
                    codebook_size=kv["loom.ac.codebook_size"], n_down=kv["loom.ac.n_down"],
@@ -360,6 +359,6 @@ def load_gguf(path):
     for k in model.state_dict():
         name = "ac.codebook" if k == "quantize.embedding.weight" else \
             "ac." + k.replace("encoder.", "enc.").replace("decoder.", "dec.")
-        sd[k] = torch.from_numpy(gguf_array(*tensors[name]).copy())
+        sd[k] = torch.from_numpy(gguf.to_array(*tensors[name]).copy())
     model.load_state_dict(sd)
     return model.eval()

@@ -10,7 +10,7 @@ which is mathematically the absorbed form loom's C code runs. RoPE is ggml's NOR
 (`exp_probs_b`, trained without gradients: aux-loss-free balancing), top-k, weights
 normalised over the selected.
 
-export_gguf() writes the split-MLA layout (attn_k_b / attn_v_b) with the same names and
+export_gguf() writes the split-MLA layout (load_gguf() reads it back) (attn_k_b / attn_v_b) with the same names and
 shapes llama.cpp uses (docs/FORMAT.md "Decoder").
 """
 import math
@@ -230,9 +230,9 @@ def export_gguf(model: Decoder, w: gguf.Writer, ttype=gguf.T_F16):
     w.add_bool(A + "expert_weights_norm", True)
     w.add_u32(A + "expert_gating_func", 2)
 
-    def put(name, t, typ=ttype):
+    for name, t in tensors(model):
         arr = t.detach().float().numpy()
-        typ = typ if arr.ndim >= 2 else gguf.T_F32
+        typ = ttype if arr.ndim >= 2 else gguf.T_F32
         w.add_tensor(name, arr, typ)
         with torch.no_grad():
             if typ == gguf.T_F16:
@@ -240,33 +240,48 @@ def export_gguf(model: Decoder, w: gguf.Writer, ttype=gguf.T_F16):
             elif typ == gguf.T_Q8_0:
                 t.copy_(torch.from_numpy(gguf.dequantize_q8_0(gguf.quantize_q8_0(arr), arr.size).reshape(arr.shape)))
 
-    put("token_embd.weight", model.token_embd)
-    put("output_norm.weight", model.output_norm)
+
+def tensors(model: Decoder):
+    """(gguf name, tensor of `model`) in file order: what export_gguf writes and load_gguf reads."""
+    out = [("token_embd.weight", model.token_embd), ("output_norm.weight", model.output_norm)]
     if model.output is not None:
-        put("output.weight", model.output)
+        out.append(("output.weight", model.output))
     for i, L in enumerate(model.layers):
-        b = f"blk.{i}."
-        put(b + "attn_norm.weight", L.attn_norm)
-        put(b + "attn_q.weight", L.wq)
-        put(b + "attn_kv_a_mqa.weight", L.wkv_a)
-        put(b + "attn_kv_a_norm.weight", L.kv_a_norm)
-        put(b + "attn_k_b.weight", L.k_b)
-        put(b + "attn_v_b.weight", L.v_b)
-        put(b + "attn_output.weight", L.wo)
-        put(b + "ffn_norm.weight", L.ffn_norm)
+        names = ["attn_norm", "attn_q", "attn_kv_a_mqa", "attn_kv_a_norm", "attn_k_b", "attn_v_b", "attn_output",
+                 "ffn_norm"]
+        attrs = ["attn_norm", "wq", "wkv_a", "kv_a_norm", "k_b", "v_b", "wo", "ffn_norm"]
         if L.moe:
-            put(b + "ffn_gate_inp.weight", L.gate_inp)
-            put(b + "exp_probs_b.bias", L.exp_probs_b)
-            put(b + "ffn_gate_exps.weight", L.gate_exps)
-            put(b + "ffn_up_exps.weight", L.up_exps)
-            put(b + "ffn_down_exps.weight", L.down_exps)
-            put(b + "ffn_gate_shexp.weight", L.gate_shexp)
-            put(b + "ffn_up_shexp.weight", L.up_shexp)
-            put(b + "ffn_down_shexp.weight", L.down_shexp)
+            names += ["ffn_gate_inp", "exp_probs_b", "ffn_gate_exps", "ffn_up_exps", "ffn_down_exps",
+                      "ffn_gate_shexp", "ffn_up_shexp", "ffn_down_shexp"]
+            attrs += ["gate_inp", "exp_probs_b", "gate_exps", "up_exps", "down_exps", "gate_shexp", "up_shexp",
+                      "down_shexp"]
         else:
-            put(b + "ffn_gate.weight", L.ffn_gate)
-            put(b + "ffn_up.weight", L.ffn_up)
-            put(b + "ffn_down.weight", L.ffn_down)
+            names += ["ffn_gate", "ffn_up", "ffn_down"]
+            attrs += ["ffn_gate", "ffn_up", "ffn_down"]
+        out += [(f"blk.{i}.{n}." + ("bias" if n == "exp_probs_b" else "weight"), getattr(L, a))
+                for n, a in zip(names, attrs)]
+    return out
+
+
+def load_gguf(kv, tensors_read):
+    """A Decoder from the keys and tensors of a deepseek2 file (gguf.read), as export_gguf wrote it."""
+    A = "deepseek2."
+    n_rope = kv[A + "rope.dimension_count"]
+    c = DecoderConfig(n_vocab=tensors_read["token_embd.weight"][0][0], n_embd=kv[A + "embedding_length"],
+                      n_layer=kv[A + "block_count"], n_dense_lead=kv[A + "leading_dense_block_count"],
+                      n_head=kv[A + "attention.head_count"], kv_lora=kv[A + "attention.kv_lora_rank"],
+                      n_nope=kv[A + "attention.key_length_mla"] - n_rope, n_rope=n_rope,
+                      n_v=kv[A + "attention.value_length_mla"], n_ff=kv[A + "feed_forward_length"],
+                      n_ff_exp=kv[A + "expert_feed_forward_length"], n_expert=kv[A + "expert_count"],
+                      n_expert_used=kv[A + "expert_used_count"], n_expert_shared=kv[A + "expert_shared_count"],
+                      weights_scale=kv[A + "expert_weights_scale"], rms_eps=kv[A + "attention.layer_norm_rms_epsilon"],
+                      rope_base=kv[A + "rope.freq_base"], n_ctx=kv[A + "context_length"],
+                      tied="output.weight" not in tensors_read)
+    model = Decoder(c)
+    with torch.no_grad():
+        for name, t in tensors(model):
+            t.copy_(torch.from_numpy(gguf.to_array(*tensors_read[name]).copy()))
+    return model.eval()
 
 
 def config_dict(c: DecoderConfig):

@@ -142,6 +142,21 @@ def value_type(v):
     return ARRAY, (STRING if isinstance(e, str) else F32 if isinstance(e, float) else U32)
 
 
+def to_array(shape, ttype, raw):
+    """A tensor from read() as float32 numpy in numpy order (F32, F16, BF16 or Q8_0)."""
+    if ttype == T_F32:
+        a = np.frombuffer(raw, np.float32)
+    elif ttype == T_F16:
+        a = np.frombuffer(raw, np.float16).astype(np.float32)
+    elif ttype == T_BF16:
+        a = (np.frombuffer(raw, np.uint16).astype(np.uint32) << 16).view(np.float32)
+    elif ttype == T_Q8_0:
+        a = dequantize_q8_0(raw, int(np.prod(shape)))
+    else:
+        raise ValueError(f"tensor type {ttype}")
+    return a.reshape(shape)
+
+
 def read(path):
     """Minimal reader for tests: returns (kv dict, {name: (numpy-order shape, ttype, bytes)})."""
     buf = open(path, "rb").read()

@@ -244,7 +244,7 @@ def export_gguf(model, path, ttype=gguf.T_F32, qkv_adjacent=True):
 
 
 def load_gguf(path):
-    """Build a VisionEncoder from a GGUF written by export_gguf (F32/F16/BF16 tensors)."""
+    """Build a VisionEncoder from a GGUF written by export_gguf."""
     kv, tensors = gguf.read(path)
     p = "clip.vision."
     c = VisionConfig(image_size=kv[p + "image_size"], patch_size=kv[p + "patch_size"],
@@ -260,16 +260,7 @@ def load_gguf(path):
     params = dict(model.named_parameters())
     with torch.no_grad():
         for name, pname in tensor_names(c):
-            shape, tt, raw = tensors[name]
-            if tt == gguf.T_F32:
-                a = np.frombuffer(raw, np.float32)
-            elif tt == gguf.T_F16:
-                a = np.frombuffer(raw, np.float16).astype(np.float32)
-            elif tt == gguf.T_BF16:
-                a = (np.frombuffer(raw, np.uint16).astype(np.uint32) << 16).view(np.float32)
-            else:
-                raise ValueError(f"{name}: type {tt} not supported by the reference loader")
-            params[pname].copy_(torch.from_numpy(a.reshape(shape).copy()))
+            params[pname].copy_(torch.from_numpy(gguf.to_array(*tensors[name]).copy()))
     return model.eval()
 
 

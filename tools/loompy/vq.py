@@ -305,22 +305,6 @@ def export_gguf(model, path, ttype=None):
     w.write(path)
 
 
-def gguf_array(shape, ttype, raw):
-    """A tensor from gguf.read() as float32 numpy (F32, F16, BF16 or Q8_0)."""
-    from . import gguf
-    if ttype == gguf.T_F32:
-        a = np.frombuffer(raw, np.float32)
-    elif ttype == gguf.T_F16:
-        a = np.frombuffer(raw, np.float16).astype(np.float32)
-    elif ttype == gguf.T_BF16:
-        a = (np.frombuffer(raw, np.uint16).astype(np.uint32) << 16).view(np.float32)
-    elif ttype == gguf.T_Q8_0:
-        a = gguf.dequantize_q8_0(raw, int(np.prod(shape)))
-    else:
-        raise ValueError(f"tensor type {ttype}")
-    return a.reshape(shape)
-
-
 def load_gguf(path):
     """Rebuild a VQModel from a file written by export_gguf (inverse of gguf_tensors)."""
     from . import gguf
@@ -335,6 +319,6 @@ def load_gguf(path):
     for k in model.state_dict():
         name = "vq.codebook" if k == "quantize.embedding.weight" else \
             "vq." + k.replace("encoder.", "enc.").replace("decoder.", "dec.")
-        sd[k] = torch.from_numpy(gguf_array(*tensors[name]).copy())
+        sd[k] = torch.from_numpy(gguf.to_array(*tensors[name]).copy())
     model.load_state_dict(sd)
     return model.eval()

@@ -25,7 +25,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from loompy import gguf  # noqa: E402
 from loompy import audiocodec as ac  # noqa: E402
-from loompy.vq import gguf_array  # noqa: E402
+from loompy.gguf import to_array  # noqa: E402
 
 
 def main(argv=None):
@@ -36,7 +36,7 @@ def main(argv=None):
     model = ac.load_gguf(os.path.join(a.dir, "tiny_ac.gguf"))
     cfg = model.cfg
     _, io = gguf.read(os.path.join(a.dir, "ac_io.gguf"))
-    dec = torch.from_numpy(gguf_array(*io["dec_out"]).copy())[0]
+    dec = torch.from_numpy(to_array(*io["dec_out"]).copy())[0]
 
     rng = np.random.default_rng(2)
     n = 8000

@@ -21,7 +21,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from data import scenes, speech, videos  # noqa: E402
 from loompy import gguf, vq, audiocodec as ac  # noqa: E402
-from loompy.vq import gguf_array  # noqa: E402
+from loompy.gguf import to_array  # noqa: E402
 
 results = []
 
@@ -83,7 +83,7 @@ def main(argv=None):
 
     def fixture(path):
         _, t = gguf.read(path)
-        return {k: torch.from_numpy(gguf_array(*v).copy()) for k, v in t.items()}
+        return {k: torch.from_numpy(to_array(*v).copy()) for k, v in t.items()}
 
     fx = os.path.join(a.fixtures, "vq")
     if os.path.exists(os.path.join(fx, "vq_io.gguf")):

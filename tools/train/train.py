@@ -4,6 +4,7 @@
     /usr/bin/python3 tools/train/train.py audio [--minutes 20]   (the audio encoder alone, by CTC)
     /usr/bin/python3 tools/train/train.py vision [--minutes 20]  (the vision encoder alone, by attributes)
     /usr/bin/python3 tools/train/train.py export [--out models/loom-tiny]
+    /usr/bin/python3 tools/train/train.py import --gguf models/loom-tiny --run runs/next  (go on from a bundled model)
 
 Resumable: runs/tiny/ckpt.pt is written every 3 minutes and at the end; `train` continues
 from it (the schedule is by wall time: --minutes is the total budget, counted across
@@ -31,8 +32,9 @@ DROP_PROMPT = 0.1   # text-to-media prompts dropped for classifier-free guidance
 
 
 class Data:
-    def __init__(self, root, split):
+    def __init__(self, root, split, speech_augment=0.0):
         self.split = split
+        self.speech_augment = speech_augment   # share of transcription mels given mel_augmented()
         s = os.path.join(root, "scenes")
         self.scenes = np.load(os.path.join(s, f"{split}.npy"), mmap_mode="r")
         self.scene_meta = [json.loads(l) for l in open(os.path.join(s, f"{split}.jsonl"))]
@@ -131,7 +133,8 @@ class Data:
                           [("ctl", "<|audio|>"), ("codes", U.AUDIO_START, self.ac_codes(i)),
                            ("ctl", "<|/audio|>"), ("text", text)])
         if task == "transcribe":
-            return U.turn([("ctl", "<|audio|>"), ("audio", self.mel(i), self.speech["meta"][i]["text"]), ("ctl", "<|/audio|>"),
+            mel = self.mel_augmented(i, rng) if rng.random() < self.speech_augment else self.mel(i)
+            return U.turn([("ctl", "<|audio|>"), ("audio", mel, self.speech["meta"][i]["text"]), ("ctl", "<|/audio|>"),
                            ("text", U.PROMPTS["transcribe"])], [("text", self.speech["meta"][i]["text"])])
         if task == "tts":
             user = [] if rng.random() < DROP_PROMPT else \
@@ -170,7 +173,7 @@ def train(a):
     run = a.run
     os.makedirs(run, exist_ok=True)
     tok = U.Tok(a.vocab)
-    data = Data(a.data, "train")
+    data = Data(a.data, "train", a.speech_augment)
     tasks = [t for t in a.tasks.split(",") if data.available(t)]
     print("tasks:", tasks, flush=True)
     ck = os.path.join(run, "ckpt.pt")
@@ -490,6 +493,18 @@ def load(run):
     return model.eval()
 
 
+def import_gguf(a):
+    """A bundled model (<--gguf>.gguf + -mmproj.gguf) → <run>/ckpt.pt, weights only (a fresh
+    optimizer), so `train` goes on from it."""
+    ck = os.path.join(a.run, "ckpt.pt")
+    if os.path.exists(ck):
+        sys.exit(f"import: {ck} exists; choose another --run")
+    model = U.load_gguf(a.gguf)
+    os.makedirs(a.run, exist_ok=True)
+    torch.save({"config": U.config_dict(model.c), "model": model.state_dict(), "step": 0, "elapsed": 0.0}, ck)
+    print(f"{a.gguf}.gguf → {ck}")
+
+
 def export(a):
     model = load(a.run)
     os.makedirs(os.path.dirname(a.out) or ".", exist_ok=True)
@@ -499,11 +514,12 @@ def export(a):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("cmd", choices=["train", "audio", "vision", "export"])
+    ap.add_argument("cmd", choices=["train", "audio", "vision", "export", "import"])
     ap.add_argument("--data", default="data")
     ap.add_argument("--run", default="runs/tiny")
     ap.add_argument("--vocab", default="models/loom-tiny-vocab.gguf")
     ap.add_argument("--out", default="runs/tiny/loom-tiny")
+    ap.add_argument("--gguf", default="models/loom-tiny", help="`import`: the model to go on from (stem)")
     ap.add_argument("--minutes", type=float, default=90)
     ap.add_argument("--tasks", default=",".join(TASKS))
     ap.add_argument("--lr", type=float, default=1e-3)
@@ -518,6 +534,8 @@ def main():
     ap.add_argument("--ctc-batch", type=int, default=16, help="clips per step of `audio`")
     ap.add_argument("--no-augment", dest="augment", action="store_false",
                     help="`audio`: train on the clips as they are (no shifted or masked log-mels)")
+    ap.add_argument("--speech-augment", type=float, default=0.0,
+                    help="`train`: share of transcription clips whose log-mel is shifted and masked as in `audio`")
     ap.add_argument("--vis-batch", type=int, default=64, help="pictures per step of `vision`")
     ap.add_argument("--freeze", action="store_true", help="`vision`: train the attribute head alone (a probe)")
     ap.add_argument("--seed", type=int, default=1)
@@ -533,7 +551,8 @@ def main():
     ap.add_argument("--snap", default="", help="also write weight shards here at every checkpoint")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    {"train": train, "audio": train_audio, "vision": train_vision, "export": export}[a.cmd](a)
+    {"train": train, "audio": train_audio, "vision": train_vision, "export": export,
+     "import": import_gguf}[a.cmd](a)
 
 
 if __name__ == "__main__":

@@ -238,6 +238,23 @@ def config_from(d):
     return Config(dec=decoder.DecoderConfig(**d["dec"]), vis=vision.VisionConfig(**d["vis"]), aud=dict(d["aud"]))
 
 
+def load_gguf(stem):
+    """The inverse of export(): a Unified model from <stem>.gguf and <stem>-mmproj.gguf, so
+    training can go on from a bundled model. The training-only heads (aux*) start at zero:
+    they pass no gradient to the encoders until they have learnt something."""
+    kv, tensors = gguf.read(stem + ".gguf")
+    dec = decoder.load_gguf(kv, tensors)
+    vis = vision.load_gguf(stem + "-mmproj.gguf")
+    aud = audio_enc.load_gguf(stem + "-mmproj.gguf")
+    model = Unified(Config(dec=dec.c, vis=vis.c, aud=dict(aud.hp)))
+    model.dec, model.vis, model.aud = dec, vis, aud
+    with torch.no_grad():
+        for m in (model.aux, model.aux_a, model.aux_ctc):
+            m.weight.zero_()
+            m.bias.zero_()
+    return model
+
+
 def export(model, tok_path, stem, ttype=gguf.T_F16):
     """Write <stem>.gguf (decoder + tokenizer + loom keys) and <stem>-mmproj.gguf (vision +
     audio encoders). Weights in `model` are rounded to what the files hold."""
