@@ -136,9 +136,11 @@ def _job(args):
         write_mp4(path, fr)
 
 
-def generate(out, n, seed, T=8, procs=2, n_test=None):
+def generate(out, n, seed, T=8, procs=2, n_test=None, n_train=None):
+    """n clips, 85/5/10 % train/val/test; n_train overrides the training count alone. Each split
+    draws from its own seeded stream, so a larger n_train keeps val, test and the first clips."""
     n_test = n_test if n_test is not None else max(1, n // 10)
-    counts = {"train": int(n * 0.85), "val": int(n * 0.05), "test": n_test}
+    counts = {"train": n_train if n_train is not None else int(n * 0.85), "val": int(n * 0.05), "test": n_test}
     for si, (split, k) in enumerate(counts.items()):
         os.makedirs(os.path.join(out, split), exist_ok=True)
         rng = np.random.default_rng([seed, si])
@@ -162,12 +164,13 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default="data/videos")
     ap.add_argument("--n", type=int, default=2000, help="train+val+test (train 85%%)")
+    ap.add_argument("--train", type=int, default=None, help="training clips (default 85%% of --n)")
     ap.add_argument("--frames", type=int, default=8)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--procs", type=int, default=2)
     a = ap.parse_args(argv)
     t = time.time()
-    counts = generate(a.out, a.n, a.seed, a.frames, a.procs)
+    counts = generate(a.out, a.n, a.seed, a.frames, a.procs, n_train=a.train)
     print(f"videos: {counts} x {a.frames} frames -> {a.out} in {time.time() - t:.1f} s", flush=True)
 
 

@@ -15,6 +15,7 @@ import json
 import math
 import os
 import random
+import shutil
 import sys
 import time
 
@@ -225,10 +226,16 @@ def train(a):
     hist = {t: [] for t in tasks}
     log = open(os.path.join(run, "train.log"), "a")
 
+    keep = [(int(elapsed / 60 // a.keep_every) + 1) * a.keep_every if a.keep_every else 0]
+
     def save():
         torch.save({"config": U.config_dict(model.c), "model": model.state_dict(), "opt": opt.state_dict(),
                     "step": step, "elapsed": time.time() - t_start}, ck + ".tmp")
         os.replace(ck + ".tmp", ck)
+        done = (time.time() - t_start) / 60
+        if a.keep_every and done >= keep[0]:     # a copy to evaluate later: runs/R/ckpt-30m.pt
+            shutil.copyfile(ck, os.path.join(run, f"ckpt-{int(done)}m.pt"))
+            keep[0] = (int(done // a.keep_every) + 1) * a.keep_every
         if a.snap:            # weights only, in shards small enough to copy off a lent machine
             from tools.train import pack
             pack.save_weights(model, U.config_dict(model.c), step, a.snap)
@@ -565,6 +572,8 @@ def main():
     ap.add_argument("--new-schedule", action="store_true",
                     help="resume the weights but start a fresh --minutes learning-rate schedule")
     ap.add_argument("--save-every", type=float, default=180, help="seconds between checkpoints")
+    ap.add_argument("--keep-every", type=float, default=0,
+                    help="minutes between checkpoints also kept as ckpt-<minutes>m.pt (0: none)")
     ap.add_argument("--snap", default="", help="also write weight shards here at every checkpoint")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
