@@ -18,14 +18,12 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--procs", type=int, default=2)
     ap.add_argument("--small", action="store_true", help="tiny sizes, for a smoke test")
-    ap.add_argument("--n-videos", type=int, default=2000, help="video clips (85/5/10 %% train/val/test)")
-    ap.add_argument("--video-train", type=int, default=None,
-                    help="training clips alone (val and test stay 5 / 10 %% of --n-videos)")
+    ap.add_argument("--videos", default=videos.COUNTS, help="train,val,test video clips")
     a = ap.parse_args(argv)
     # 20 000 training utterances since loom-tiny v9 (v1-v8, the codecs and the tokenizer: the first 4 000)
-    n_scenes, n_speech, n_videos = (20000, (20000, 200, 400), a.n_videos)
+    n_scenes, n_speech, n_videos = (20000, (20000, 200, 400), a.videos)
     if a.small:
-        n_scenes, n_speech, n_videos = (200, (40, 4, 8), 40)
+        n_scenes, n_speech, n_videos = (200, (40, 4, 8), "34,2,4")
     total = time.time()
     stages = [
         ("scenes", os.path.join(a.out, "scenes", "test.npy"),
@@ -33,7 +31,7 @@ def main(argv=None):
         ("speech", os.path.join(a.out, "speech", "test.jsonl"),
          lambda d: speech.generate(d, dict(zip(("train", "val", "test"), n_speech)), a.seed, a.procs)),
         ("videos", os.path.join(a.out, "videos", "test.npy"),
-         lambda d: videos.generate(d, n_videos, a.seed, 8, a.procs, n_train=a.video_train)),
+         lambda d: videos.generate(d, n_videos, a.seed, 8, a.procs)),
     ]
     for name, marker, fn in stages:
         d = os.path.join(a.out, name)

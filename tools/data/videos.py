@@ -6,7 +6,7 @@ used for training), {split}.jsonl (labels + descriptions) and {split}/{id}.mp4 (
 via the ffmpeg tool, 8 fps). Test holds compositions never seen in train/val: the event x shape
 pairs in HELDOUT_EVENT_SHAPE and the scene's held-out colour x shape pairs.
 
-    /usr/bin/python3 tools/data/videos.py --out data/videos --n 2000 --seed 1
+    /usr/bin/python3 tools/data/videos.py --out data/videos --counts 5100,600,1200 --seed 1
 """
 import argparse
 import json
@@ -25,6 +25,7 @@ EVENTS = ["move", "grow", "shrink", "change colour", "appear", "disappear"]
 HELDOUT_EVENT_SHAPE = {("move", "hexagon"), ("grow", "star"), ("shrink", "circle"),
                        ("change colour", "diamond"), ("appear", "cross"), ("disappear", "ring")}
 FPS = 8
+COUNTS = "5100,600,1200"   # train, val, test: what loom-tiny v10+ trained and is scored on
 
 
 def _obj(rng, r, c, colours, shape=None, colour=None, size=None):
@@ -136,11 +137,10 @@ def _job(args):
         write_mp4(path, fr)
 
 
-def generate(out, n, seed, T=8, procs=2, n_test=None, n_train=None):
-    """n clips, 85/5/10 % train/val/test; n_train overrides the training count alone. Each split
-    draws from its own seeded stream, so a larger n_train keeps val, test and the first clips."""
-    n_test = n_test if n_test is not None else max(1, n // 10)
-    counts = {"train": n_train if n_train is not None else int(n * 0.85), "val": int(n * 0.05), "test": n_test}
+def generate(out, counts, seed, T=8, procs=2):
+    """counts: "train,val,test" clips. Each split draws from its own seeded stream, so larger
+    counts keep every clip of smaller ones (the first clips are the same)."""
+    counts = dict(zip(("train", "val", "test"), map(int, counts.split(","))))
     for si, (split, k) in enumerate(counts.items()):
         os.makedirs(os.path.join(out, split), exist_ok=True)
         rng = np.random.default_rng([seed, si])
@@ -163,14 +163,13 @@ def generate(out, n, seed, T=8, procs=2, n_test=None, n_train=None):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default="data/videos")
-    ap.add_argument("--n", type=int, default=2000, help="train+val+test (train 85%%)")
-    ap.add_argument("--train", type=int, default=None, help="training clips (default 85%% of --n)")
+    ap.add_argument("--counts", default=COUNTS, help="train,val,test clips")
     ap.add_argument("--frames", type=int, default=8)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--procs", type=int, default=2)
     a = ap.parse_args(argv)
     t = time.time()
-    counts = generate(a.out, a.n, a.seed, a.frames, a.procs, n_train=a.train)
+    counts = generate(a.out, a.counts, a.seed, a.frames, a.procs)
     print(f"videos: {counts} x {a.frames} frames -> {a.out} in {time.time() - t:.1f} s", flush=True)
 
 

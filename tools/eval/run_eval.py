@@ -2,7 +2,7 @@
 each job against the PyTorch model on the same inputs.
 
     /usr/bin/python3 tools/eval/run_eval.py [--loom build/loom] [--model models/loom-tiny.gguf]
-                                            [--n 200] [--jobs caption,t2i,...,text]
+                                            [--n 200] [--n-video 600] [--jobs caption,t2i,...,text]
                                             [--bench 10 --run runs/tiny] [--md out.md]
     /usr/bin/python3 tools/eval/run_eval.py --check-ceilings [--n 200] [--split val]
 
@@ -154,7 +154,7 @@ def video_clauses(d):
 
 
 def eval_video(a, tmp):
-    meta = records(os.path.join(a.data, "videos", f"{a.split}.jsonl"))[:a.n]
+    meta = records(os.path.join(a.data, "videos", f"{a.split}.jsonl"))[:a.n_video]
     # test clips hold an event × shape or a colour × shape pair never seen in training: score
     # the moving object on each kind apart (val has neither)
     ev_held = "moving object, clips whose event × shape is held out"
@@ -424,6 +424,8 @@ def main():
     ap.add_argument("--model", default=os.path.join(ROOT, "models", "loom-tiny.gguf"))
     ap.add_argument("--data", default=os.path.join(ROOT, "data"))
     ap.add_argument("--n", type=int, default=200)
+    ap.add_argument("--n-video", type=int, default=600,
+                    help="clips the video job scores (descriptions are cheap, and 60 clips were too few to tell versions apart)")
     ap.add_argument("--split", default="test", help="test (held-out compositions and voices) or val (the training distribution)")
     ap.add_argument("--jobs", default="caption,t2i,transcribe,video,tts,t2v,draw_tell,say_write,text")
     ap.add_argument("--check-ceilings", action="store_true",

@@ -13,7 +13,7 @@ VISION_MINUTES=${LOOM_VISION_MINUTES:-25}
 mkdir -p runs
 t0=$(date +%s)
 run() { [ "$stage" = all ] || [ "$stage" = "$1" ]; }
-if run data; then nice -n 5 $PY tools/data/make_all.py --n-videos 1200 | tee -a runs/data.log; fi
+if run data; then nice -n 5 $PY tools/data/make_all.py | tee -a runs/data.log; fi
 if run prep; then nice -n 5 $PY tools/train/prep.py | tee -a runs/prep.log; fi
 if run train; then
   # vision warm-up: captioning alone until the decoder reads the image rows, then every task
