@@ -1,6 +1,7 @@
 """Synthetic speech: grammar sentences spoken by espeak-ng, degraded with sox reverb and noise.
 
-Deterministic from a seed (given the same espeak-ng / sox builds). 16 kHz mono 16-bit WAV.
+Deterministic from a seed (given the same espeak-ng / sox builds; sox -R seeds its dither, which
+without it differs by up to 2 LSB from run to run). 16 kHz mono 16-bit WAV.
 Splits: train and val use the TRAIN_VOICES; test uses the held-out TEST_VOICES only.
 Each voice is combined with a random variant (`-v en-us+f3`), speed and pitch.
 
@@ -228,7 +229,7 @@ def synth(job):
         subprocess.run(["espeak-ng", "-v", f"{job['voice']}+{job['variant']}", "-s",
                         str(job["speed"]), "-p", str(job["pitch"]), "-w", raw, job["text"]],
                        check=True, capture_output=True)
-        cmd = ["sox", raw, "-r", str(SR), "-c", "1", "-b", "16", job["path"]]
+        cmd = ["sox", "-R", raw, "-r", str(SR), "-c", "1", "-b", "16", job["path"]]
         if job["reverb"]:
             cmd += ["reverb", str(job["reverb"]), "50", str(job["room"])]
         cmd += ["pad", "0.1", "0.1", "norm", "-3"]
