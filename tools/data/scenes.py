@@ -249,11 +249,17 @@ def vqa(label, rng):
 SPLIT_FRACTIONS = {"train": 0.9, "val": 0.05}
 
 
-def generate(out, n, seed, n_test=None):
+def split_counts(n):
+    """train / val / test sizes of an n-scene set (train 90 %, val 5 %, test 5 %)."""
+    return {"train": int(n * SPLIT_FRACTIONS["train"]), "val": int(n * SPLIT_FRACTIONS["val"]),
+            "test": max(1, n // 20)}
+
+
+def generate(out, n, seed, counts=None):
+    """counts {split: size} overrides the sizes from n. Each split draws from its own seeded
+    stream, so a larger count keeps every scene of a smaller one (the same first scenes)."""
     os.makedirs(out, exist_ok=True)
-    n_test = n_test if n_test is not None else max(1, n // 20)
-    counts = {"train": int(n * SPLIT_FRACTIONS["train"]), "val": int(n * SPLIT_FRACTIONS["val"]),
-              "test": n_test}
+    counts = counts or split_counts(n)
     stats = {}
     for si, (split, k) in enumerate(counts.items()):
         rng = np.random.default_rng([seed, si])
@@ -274,10 +280,14 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default="data/scenes")
     ap.add_argument("--n", type=int, default=20000, help="train+val+test size (train 90%%)")
+    ap.add_argument("--counts", default="",
+                    help="TRAIN,VAL,TEST sizes instead of --n's split (e.g. 100000,1000,1000: more "
+                         "training scenes; val and test, and the first training scenes, stay the same)")
     ap.add_argument("--seed", type=int, default=1)
     a = ap.parse_args(argv)
     t = time.time()
-    stats = generate(a.out, a.n, a.seed)
+    counts = dict(zip(("train", "val", "test"), map(int, a.counts.split(",")))) if a.counts else None
+    stats = generate(a.out, a.n, a.seed, counts)
     print(f"scenes: {stats} -> {a.out} in {time.time() - t:.1f} s", flush=True)
 
 

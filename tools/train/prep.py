@@ -1,12 +1,14 @@
 """Precompute what training reads besides pixels: VQ codes of every scene (text-to-image
-targets), Whisper log-mels of every utterance (transcription inputs) and audio-codec codes
-of every utterance (text-to-speech targets). Resumable: finished files are kept.
+targets), Whisper log-mels of every utterance (transcription inputs), audio-codec codes
+of every utterance (text-to-speech targets) and the training clips' frames as decoded from
+their MP4s (what loom reads). Resumable: finished files are kept.
 
     /usr/bin/python3 tools/train/prep.py [--data data] [--models models]
 """
 import argparse
 import json
 import os
+import subprocess
 import sys
 import time
 
@@ -58,6 +60,25 @@ def video_codes(data, models):
         print(f"videos/{split}: {len(vids)} clips coded", flush=True)
 
 
+def video_decoded(data):
+    """videos/train_mp4.npy: each training clip's frames after the H.264 round trip, decoded
+    by ffmpeg to RGB. Training renders are exact; users' clips and the evaluation's are MP4s."""
+    out = os.path.join(data, "videos", "train_mp4.npy")
+    if os.path.exists(out):
+        return
+    recs = [json.loads(line) for line in open(os.path.join(data, "videos", "train.jsonl"))]
+    shape = np.load(os.path.join(data, "videos", "train.npy"), mmap_mode="r").shape
+    frames = np.lib.format.open_memmap(out + ".tmp.npy", "w+", np.uint8, shape)
+    for i, r in enumerate(recs):
+        raw = subprocess.run(["ffmpeg", "-v", "error", "-i", os.path.join(data, "videos", r["mp4"]),
+                              "-f", "rawvideo", "-pix_fmt", "rgb24", "-"], capture_output=True, check=True).stdout
+        frames[i] = np.frombuffer(raw, np.uint8).reshape(shape[1:])
+    frames.flush()
+    del frames
+    os.replace(out + ".tmp.npy", out)
+    print(f"videos/train: {len(recs)} clips decoded from their MP4s", flush=True)
+
+
 def speech_features(data, models):
     ac = None
     for split in SPLITS:
@@ -90,6 +111,7 @@ def main():
     scene_codes(a.data, a.models)
     if os.path.exists(os.path.join(a.data, "videos", "test.npy")):
         video_codes(a.data, a.models)
+        video_decoded(a.data)
     if os.path.exists(os.path.join(a.data, "speech", "test.jsonl")):
         speech_features(a.data, a.models)
     print(f"prep done in {time.time() - t:.0f} s", flush=True)

@@ -33,9 +33,10 @@ DROP_PROMPT = 0.1   # text-to-media prompts dropped for classifier-free guidance
 
 
 class Data:
-    def __init__(self, root, split, speech_augment=0.0):
+    def __init__(self, root, split, speech_augment=0.0, video_mp4=0.0):
         self.split = split
         self.speech_augment = speech_augment   # share of transcription mels given mel_augmented()
+        self.video_mp4 = video_mp4             # share of description clips read as decoded MP4 frames
         s = os.path.join(root, "scenes")
         self.scenes = np.load(os.path.join(s, f"{split}.npy"), mmap_mode="r")
         self.scene_meta = [json.loads(l) for l in open(os.path.join(s, f"{split}.jsonl"))]
@@ -57,6 +58,10 @@ class Data:
             if self.videos is not None else None
         p = os.path.join(root, "videos", f"{split}_codes.npy")
         self.video_codes = np.load(p) if os.path.exists(p) else None
+        p = os.path.join(root, "videos", f"{split}_mp4.npy")          # tools/train/prep.py
+        self.videos_mp4 = np.load(p, mmap_mode="r") if os.path.exists(p) else None
+        if video_mp4 > 0 and self.videos_mp4 is None:
+            sys.exit(f"--video-mp4: {p} is missing; run tools/train/prep.py")
 
     def available(self, task):
         if task in ("caption", "vqa", "text"):
@@ -143,7 +148,8 @@ class Data:
             return U.turn(user, [("ctl", "<|audio|>"), ("codes", U.AUDIO_START, self.ac_codes(i)),
                                  ("ctl", "<|/audio|>")])
         if task == "video":
-            return U.turn([("ctl", "<|video|>"), ("video", self.videos[i]), ("ctl", "<|/video|>"),
+            frames = self.videos_mp4[i] if self.video_mp4 and rng.random() < self.video_mp4 else self.videos[i]
+            return U.turn([("ctl", "<|video|>"), ("video", frames), ("ctl", "<|/video|>"),
                            ("text", U.PROMPTS["video"])], [("text", self.video_meta[i]["description"])])
         if task == "t2v":
             user = [] if rng.random() < DROP_PROMPT else [("text", U.PROMPTS["t2v"] + self.video_meta[i]["description"])]
@@ -154,7 +160,9 @@ class Data:
         raise ValueError(task)
 
     def size(self, task):
-        if task in ("caption", "vqa", "t2i", "draw_tell", "text"):
+        if task in ("t2i", "draw_tell"):      # image codes may cover only the first scenes
+            return len(self.scene_codes)
+        if task in ("caption", "vqa", "text"):
             return len(self.scene_meta)
         if task in ("transcribe", "tts", "say_write"):
             return len(self.speech["meta"])
@@ -183,7 +191,7 @@ def train(a):
     run = a.run
     os.makedirs(run, exist_ok=True)
     tok = U.Tok(a.vocab)
-    data = Data(a.data, "train", a.speech_augment)
+    data = Data(a.data, "train", a.speech_augment, a.video_mp4)
     tasks = [t for t in a.tasks.split(",") if data.available(t)]
     print("tasks:", tasks, flush=True)
     ck = os.path.join(run, "ckpt.pt")
@@ -261,10 +269,11 @@ def train(a):
             nll = nll * word_w[Y.clamp(min=0)]
         task_loss = [nll[b0:b1].sum() / (Y[b0:b1] != -100).sum().clamp(min=1) for _, b0, b1 in draws]
         loss = torch.stack(task_loss).mean()
+        attr = attribute_batch(model, data, rng, a.attr_batch) if a.attr > 0 else torch.zeros(())
         aux = model.aux_loss()
         ctc = model.ctc_loss() if a.ctc > 0 else torch.zeros(())
         model.aux_ctc_items = []
-        loss_all = loss + a.aux * aux + a.ctc * ctc
+        loss_all = loss + a.aux * aux + a.ctc * ctc + a.attr * attr
         opt.zero_grad(set_to_none=True)
         loss_all.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -277,6 +286,8 @@ def train(a):
             hist.setdefault("aux", []).append(aux.item())
         if ctc.item() > 0:
             hist.setdefault("ctc", []).append(ctc.item())
+        if attr.item() > 0:
+            hist.setdefault("attr", []).append(attr.item())
         if step % 25 == 0:
             msg = f"step {step} {(time.time() - t_start) / 60:.1f} min lr {lr_at(frac, a.lr):.2e} " + \
                 " ".join(f"{t} {np.mean(h[-20:]):.3f}" for t, h in hist.items() if h)
@@ -289,6 +300,9 @@ def train(a):
     save()
     print(f"done: {step} steps, {(time.time() - t_start) / 60:.1f} min; last losses " +
           " ".join(f"{t} {np.mean(h[-20:]):.3f}" for t, h in hist.items() if h), flush=True)
+    if a.attr > 0:
+        acc = attribute_accuracy(model, Data(a.data, "val"))
+        print("attribute head on val: shape / colour / size %.1f / %.1f / %.1f %%" % tuple(acc[:3]), flush=True)
 
 
 def answer_word_weights(tok, shape_weight):
@@ -404,50 +418,37 @@ def train_audio(a):
     os.replace(ck + ".tmp", ck)
 
 
-SCENE_SLOTS = 9         # the scenes' 3×3 grid of positions (tools/data/scenes.py)
-
-
-def scene_targets(meta, tok_lists):
-    """Per grid slot: the index of its object's shape, colour and size, or the list's length
-    for an empty slot → int64 [9, 3]."""
-    t = torch.tensor([len(v) for v in tok_lists]).repeat(SCENE_SLOTS, 1)
-    for o in meta["objects"]:
-        t[o["row"] * 3 + o["col"]] = torch.tensor([v.index(o[k]) for k, v in zip(("shape", "colour", "size"), tok_lists)])
-    return t
-
-
-def attribute_lists():
+def attribute_accuracy(model, data, n=1000, bs=100):
+    """Per attribute: how often the attribute head names each occupied slot's attribute right (%),
+    then shape on the objects whose colour × shape pair training never shows (nan on train / val)."""
     from tools.data import scenes
-    return [scenes.SHAPES, list(scenes.COLOURS), list(scenes.SIZES)]
-
-
-def attribute_accuracy(model, head, data, lists, n=1000, bs=100):
-    """Per attribute: how often the head names each occupied slot's attribute right (%), then
-    shape on the objects whose colour × shape pair training never shows (nan on train / val)."""
-    from tools.data import scenes
-    right, total, held = np.zeros(3), 0, [0, 0]
+    right, total, held = np.zeros(len(U.SCENE_ATTRS)), 0, [0, 0]
+    was = model.training
     model.eval()
     with torch.no_grad():
         for b0 in range(0, min(n, data.size("caption")), bs):
             idx = range(b0, min(b0 + bs, n, data.size("caption")))
-            rows = model.image_rows(np.stack([data.scenes[i] for i in idx]))
-            out = head(rows.flatten(1)).view(len(idx), SCENE_SLOTS, -1)
+            pred = [o.argmax(-1) for o in model.attr_logits(model.image_rows(np.stack([data.scenes[i] for i in idx])))]
             for j, i in enumerate(idx):
-                t = scene_targets(data.scene_meta[i], lists)
-                full = t[:, 0] < len(lists[0])
-                o = 0
-                for k, v in enumerate(lists):
-                    pred = out[j, :, o:o + len(v) + 1].argmax(-1)
-                    right[k] += (pred[full] == t[full, k]).sum().item()
-                    if k == 0:
-                        for ob in data.scene_meta[i]["objects"]:
-                            if (ob["colour"], ob["shape"]) in scenes.HELDOUT_COLOUR_SHAPE:
-                                held[0] += pred[ob["row"] * 3 + ob["col"]].item() == v.index(ob["shape"])
-                                held[1] += 1
-                    o += len(v) + 1
+                t = U.scene_targets(data.scene_meta[i])
+                full = t[:, 0] < len(U.SCENE_ATTRS[0][1])
+                for k in range(len(U.SCENE_ATTRS)):
+                    right[k] += (pred[k][j][full] == t[full, k]).sum().item()
+                for ob in data.scene_meta[i]["objects"]:
+                    if (ob["colour"], ob["shape"]) in scenes.HELDOUT_COLOUR_SHAPE:
+                        s = ob["row"] * 3 + ob["col"]
+                        held[0] += pred[0][j][s].item() == t[s, 0].item()
+                        held[1] += 1
                 total += full.sum().item()
-    model.train()
+    model.train(was)
     return np.append(100.0 * right / max(1, total), 100.0 * held[0] / held[1] if held[1] else float("nan"))
+
+
+def attribute_batch(model, data, rng, n):
+    """The attribute head's loss on n random training scenes (their rows also join aux_loss)."""
+    idx = [rng.randrange(data.size("caption")) for _ in range(n)]
+    rows = model.image_rows(np.stack([data.scenes[i] for i in idx]))
+    return model.attr_loss(rows, torch.stack([U.scene_targets(data.scene_meta[i]) for i in idx]).to(rows.device))
 
 
 def train_vision(a):
@@ -460,11 +461,10 @@ def train_vision(a):
     ck = os.path.join(a.run, "ckpt.pt")
     st = torch.load(ck, map_location="cpu")
     model = load(a.run).train()
-    lists = attribute_lists()
-    width = sum(len(v) + 1 for v in lists)
-    head = torch.nn.Linear(model.c.vis.n_embd_out * (model.c.vis.side // model.c.vis.merge) ** 2,
-                           SCENE_SLOTS * width)
-    torch.nn.init.zeros_(head.weight)
+    if a.freeze:          # a probe: a fresh head on the rows as they are
+        torch.nn.init.zeros_(model.aux_attr.weight)
+        torch.nn.init.zeros_(model.aux_attr.bias)
+    head = model.aux_attr
     data, val, test = Data(a.data, "train"), Data(a.data, "val"), Data(a.data, "test")
     params = list(head.parameters()) + ([] if a.freeze else list(model.vis.parameters()) + list(model.aux.parameters()))
     opt = torch.optim.AdamW(params, lr=a.lr, betas=(0.9, 0.98), weight_decay=0.01)
@@ -473,19 +473,10 @@ def train_vision(a):
         for g in opt.param_groups:
             g["lr"] = lr_at((time.time() - t0) / (a.minutes * 60), a.lr)
         if time.time() - t_eval > 300:
-            print("  val shape / colour / size %.1f / %.1f / %.1f %%" % tuple(attribute_accuracy(model, head, val, lists, 300)[:3]),
+            print("  val shape / colour / size %.1f / %.1f / %.1f %%" % tuple(attribute_accuracy(model, val, 300)[:3]),
                   flush=True)
             t_eval = time.time()
-        idx = [rng.randrange(data.size("caption")) for _ in range(a.vis_batch)]
-        rows = model.image_rows(np.stack([data.scenes[i] for i in idx]))
-        if a.freeze:
-            rows = rows.detach()
-        out = head(rows.flatten(1)).view(len(idx), SCENE_SLOTS, width)
-        t = torch.stack([scene_targets(data.scene_meta[i], lists) for i in idx])
-        loss, o = 0.0, 0
-        for k, v in enumerate(lists):
-            loss = loss + F.cross_entropy(out[:, :, o:o + len(v) + 1].reshape(-1, len(v) + 1), t[:, :, k].reshape(-1))
-            o += len(v) + 1
+        loss = attribute_batch(model, data, rng, a.vis_batch)
         aux = model.aux_loss()
         opt.zero_grad(set_to_none=True)
         (loss + (0 if a.freeze else a.aux * aux)).backward()
@@ -497,7 +488,7 @@ def train_vision(a):
             print(f"step {step} {(time.time() - t0) / 60:.1f} min attributes {np.mean(hist[-100:]):.3f} "
                   f"rows {aux.item():.4f}", flush=True)
     for name, d in (("val", val), ("test (held-out compositions)", test)):
-        acc = attribute_accuracy(model, head, d, lists)
+        acc = attribute_accuracy(model, d)
         print(f"done: {step} steps; {name}: shape {acc[0]:.1f} %, colour {acc[1]:.1f} %, size {acc[2]:.1f} %"
               + (f"; shape of held-out colour × shape pairs {acc[3]:.1f} %" if acc[3] == acc[3] else ""), flush=True)
     if a.freeze:
@@ -549,6 +540,10 @@ def main():
     ap.add_argument("--weights", default="", help="task=weight,... overriding the defaults in TASKS")
     ap.add_argument("--aux", type=float, default=1.0, help="weight of the image-row reconstruction loss")
     ap.add_argument("--ctc", type=float, default=0.0, help="weight of the transcripts' CTC loss on audio rows")
+    ap.add_argument("--attr", type=float, default=0.0,
+                    help="`train`: weight of the attribute head's loss (shape, colour, size per grid slot "
+                         "from the image rows, as in `vision`), on --attr-batch more scenes a step")
+    ap.add_argument("--attr-batch", type=int, default=32, help="scenes per step of the --attr loss")
     ap.add_argument("--shape-weight", type=float, default=1.0,
                     help="loss weight of the shape words in every answer (1: like any other token)")
     ap.add_argument("--colour-swap", type=float, default=0.0,
@@ -559,6 +554,9 @@ def main():
                     help="`audio`: train on the clips as they are (no shifted or masked log-mels)")
     ap.add_argument("--speech-augment", type=float, default=0.0,
                     help="`train`: share of transcription clips whose log-mel is shifted and masked as in `audio`")
+    ap.add_argument("--video-mp4", type=float, default=0.0,
+                    help="`train`: share of video-description clips read as their MP4s decode "
+                         "(videos/train_mp4.npy from prep.py) instead of the exact renders")
     ap.add_argument("--vis-batch", type=int, default=64, help="pictures per step of `vision`")
     ap.add_argument("--freeze", action="store_true", help="`vision`: train the attribute head alone (a probe, writes nothing); "
                          "`audio`: train the CTC head alone on the frozen encoder")

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 from tools.loompy import audio as audio_enc  # noqa: E402
+from tools.data import scenes  # noqa: E402
 from tools.loompy import bpe, decoder, gguf, vision  # noqa: E402
 
 N_TEXT, N_CTL = 1629, 1642
@@ -27,6 +28,9 @@ AUDIO_START, AUDIO_COUNT = 2666, 1024
 N_VOCAB = AUDIO_START + AUDIO_COUNT
 GRID = 16
 VIDEO_FRAMES, TEMPORAL_MERGE, GEN_FRAMES = 8, 2, 4
+# what the training-only attribute head names in each of a scene's 3x3 grid slots ("empty" last)
+SCENE_SLOTS = 9
+SCENE_ATTRS = (("shape", scenes.SHAPES), ("colour", list(scenes.COLOURS)), ("size", list(scenes.SIZES)))
 
 PROMPTS = {"caption": "Describe the image.", "transcribe": "Transcribe the audio.",
            "video": "Describe the video.", "t2i": "Draw: ", "tts": "Say: ", "t2v": "Animate: ",
@@ -63,7 +67,13 @@ class Unified(nn.Module):
         # readable from its rows in order, which gives the encoder alignment directly
         self.aux_ctc = nn.Linear(c.aud["d_proj"], N_TEXT + 1)
         self.aux_ctc_items = []
-        with torch.no_grad():      # small init for the encoders too
+        # and an attribute head: the shape, colour and size in each grid slot of a scene, read
+        # off all of its image rows at once (train.py --attr, train.py vision)
+        self.aux_attr = nn.Linear(c.vis.n_embd_out * (c.vis.side // c.vis.merge) ** 2,
+                                  SCENE_SLOTS * sum(len(v) + 1 for _, v in SCENE_ATTRS))
+        with torch.no_grad():
+            self.aux_attr.weight.zero_()        # no gradient into the rows until it has learnt
+            self.aux_attr.bias.zero_()      # small init for the encoders too
             for m in (self.vis, self.aud):
                 for n, p in m.named_parameters():
                     if p.dim() >= 2:
@@ -117,6 +127,14 @@ class Unified(nn.Module):
             loss = loss + F.mse_loss(self.aux_a(rows.float()), t) / max(1, len(self.aux_audio))
         self.aux_audio = []
         return loss
+
+    def attr_logits(self, rows):                 # [N,16,E] → per attribute [N, 9, its count + 1]
+        out = self.aux_attr(rows.flatten(1).float()).view(rows.shape[0], SCENE_SLOTS, -1)
+        return list(out.split([len(v) + 1 for _, v in SCENE_ATTRS], -1))
+
+    def attr_loss(self, rows, targets):         # targets: int64 [N, 9, 3] (scene_targets)
+        return sum(F.cross_entropy(o.reshape(-1, o.shape[-1]), targets[:, :, k].reshape(-1))
+                   for k, o in enumerate(self.attr_logits(rows)))
 
     def video_rows(self, vids):                 # uint8 [N,F,64,64,3] → [N, F/m·(1+16) rows]
         N, Fr = vids.shape[:2]
@@ -230,6 +248,15 @@ def build(model, tok, samples, swap=None):
     return X, Y
 
 
+def scene_targets(meta):
+    """Per grid slot: the index of its object's shape, colour and size, or each list's length
+    for an empty slot → int64 [9, 3]."""
+    t = torch.tensor([len(v) for _, v in SCENE_ATTRS]).repeat(SCENE_SLOTS, 1)
+    for o in meta["objects"]:
+        t[o["row"] * 3 + o["col"]] = torch.tensor([v.index(o[k]) for k, v in SCENE_ATTRS])
+    return t
+
+
 def config_dict(c: Config):
     return {"dec": asdict(c.dec), "vis": asdict(c.vis), "aud": dict(c.aud)}
 
@@ -249,7 +276,7 @@ def load_gguf(stem):
     model = Unified(Config(dec=dec.c, vis=vis.c, aud=dict(aud.hp)))
     model.dec, model.vis, model.aud = dec, vis, aud
     with torch.no_grad():
-        for m in (model.aux, model.aux_a, model.aux_ctc):
+        for m in (model.aux, model.aux_a, model.aux_ctc, model.aux_attr):
             m.weight.zero_()
             m.bias.zero_()
     return model
