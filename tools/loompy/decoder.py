@@ -175,9 +175,10 @@ class Decoder(nn.Module):
     def embed(self, ids):
         return self.token_embd[ids]
 
-    def forward(self, x, pos=None, cache=None):
+    def forward(self, x, pos=None, cache=None, rows=None):
         """x: [B,T,E] input embeddings → logits [B,T,V] (causal). With `cache` (a list that
-        starts empty), x continues the cached positions and is added to the cache."""
+        starts empty), x continues the cached positions and is added to the cache. With `rows`
+        (bool [B,T]) only those positions' logits, [N,V]: training needs only the answer's."""
         T = x.shape[1]
         if cache is not None and not cache:
             cache.extend({} for _ in self.layers)
@@ -187,7 +188,7 @@ class Decoder(nn.Module):
         mask = torch.full((T, past + T), float("-inf"), device=x.device).triu(past + 1)
         for i, L in enumerate(self.layers):
             x = L(x, pos, mask, cache[i] if cache is not None else None)
-        h = rms_norm(x, self.output_norm, self.c.rms_eps)
+        h = rms_norm(x if rows is None else x[rows], self.output_norm, self.c.rms_eps)
         return F.linear(h, self.token_embd if self.output is None else self.output)
 
     @torch.no_grad()
