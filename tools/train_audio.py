@@ -23,7 +23,7 @@ import torch.nn.functional as F  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from loompy import audiocodec as ac  # noqa: E402
 from data.speech import read_wav, write_wav  # noqa: E402
-from train_vq import kmeans_init, restart_dead_codes, save  # noqa: E402
+from codec_train import Run  # noqa: E402
 
 
 def records(data, split):
@@ -60,44 +60,19 @@ def batch(mel, off, rng, bs, frames):
 
 def train(a):
     torch.set_num_threads(a.threads)
-    os.makedirs(a.run, exist_ok=True)
-    ck = os.path.join(a.run, "ckpt.pt")
     t = time.time()
     mel, off = mels(a.data, "train")
     print(f"train mels {mel.shape} ({len(off) - 1} utterances) in {time.time() - t:.1f}s", flush=True)
-    if os.path.exists(ck):
-        st = torch.load(ck)
-        cfg = ac.ACConfig.from_dict(st["cfg"])
-        model = ac.AudioCodec(cfg)
-        model.load_state_dict(st["model"])
-        opt = torch.optim.Adam(model.parameters(), lr=a.lr, betas=(0.9, 0.99))
-        opt.load_state_dict(st["opt"])
-        step, usage, steps = st["step"], st["usage"], st["steps"]
-        if a.steps and a.steps != steps:  # a shorter/longer schedule from here on
-            print(f"schedule changed from {steps} to {a.steps} steps", flush=True)
-            steps = a.steps
-        print(f"resumed at step {step}/{steps}", flush=True)
-    else:
-        torch.manual_seed(a.seed)
-        cfg = ac.ACConfig(ch=a.ch, codebook_size=a.codebook)
-        model = ac.AudioCodec(cfg)
-        opt = torch.optim.Adam(model.parameters(), lr=a.lr, betas=(0.9, 0.99))
-        step, steps = 0, a.steps or a.default_steps
-        usage = torch.ones(cfg.codebook_size)
-        with torch.no_grad():
-            z0 = model.encoder(batch(mel, off, np.random.default_rng(a.seed), 64, a.frames))
-        kmeans_init(model.quantize, z0)
+    r = Run(a, ac.ACConfig, ac.AudioCodec, ac.ACConfig(ch=a.ch, codebook_size=a.codebook),
+            lambda model: model.encoder(batch(mel, off, np.random.default_rng(a.seed), 64, a.frames)))
+    model, cfg = r.model, r.cfg
     print(f"audio codec {cfg.to_dict()} params={sum(p.numel() for p in model.parameters())} "
           f"codes/s={cfg.codes_per_second}", flush=True)
-    t0 = last = time.time()
-    log = open(os.path.join(a.run, "train.log"), "a")
     model.train()
-    while step < steps:
-        rng = np.random.default_rng([a.seed, step])
+    while r.step < r.steps:
+        rng = np.random.default_rng([a.seed, r.step])
         x = batch(mel, off, rng, a.batch, a.frames)
-        lr = a.lr * min(1.0, (step + 1) / 100) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * step / steps)))
-        for g in opt.param_groups:
-            g["lr"] = lr
+        r.set_lr()
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.bf16):
             z = model.encoder(x)
             with torch.autocast("cpu", enabled=False):
@@ -105,31 +80,13 @@ def train(a):
             y = model.decoder(zq).float()
         rec = F.l1_loss(y, x) + F.mse_loss(y, x)
         loss = rec + qloss
-        opt.zero_grad(set_to_none=True)
+        r.opt.zero_grad(set_to_none=True)
         loss.backward()
-        opt.step()
-        usage.mul_(0.99).add_(0.01 * torch.bincount(codes.flatten(), minlength=cfg.codebook_size).float())
-        step += 1
-        nrest = 0
-        if step % 50 == 0 and step < steps * 0.8:
-            nrest = restart_dead_codes(model.quantize, z, usage, a.dead_thresh)
-        if step % 25 == 0 or step == steps:
-            l1db = float((y - x).abs().mean()) * ac.MEL_SCALE * 10
-            msg = (f"step {step}/{steps} loss {loss.item():.4f} q {qloss.item():.4f} "
-                   f"mel L1 {l1db:.2f} dB live {int((usage > a.dead_thresh).sum())} "
-                   f"restarted {nrest} lr {lr:.2e} {time.time() - t0:.0f}s")
-            print(msg, flush=True)
-            log.write(msg + "\n")
-            log.flush()
-        stop = a.max_minutes and time.time() - t0 > a.max_minutes * 60
-        if time.time() - last > 120 or step == steps or stop:
-            save(ck, cfg=cfg.to_dict(), model=model.state_dict(), opt=opt.state_dict(),
-                 step=step, steps=steps, usage=usage)
-            last = time.time()
-        if stop:
-            print(f"time budget reached at step {step}; run again to resume", flush=True)
+        r.opt.step()
+        if r.end_step(z, codes, lambda: f"loss {loss.item():.4f} q {qloss.item():.4f} "
+                      f"mel L1 {float((y - x).abs().mean()) * ac.MEL_SCALE * 10:.2f} dB"):
             break
-    print(f"train time {time.time() - t0:.0f}s", flush=True)
+    print(f"train time {time.time() - r.t0:.0f}s", flush=True)
 
 
 def load_model(run):

@@ -4,11 +4,11 @@
     /usr/bin/python3 tools/train_vq.py eval   # PSNR + codebook use on test scenes, docs/vq_samples.png
     /usr/bin/python3 tools/train_vq.py export # runs/vq/loom-tiny-vq.gguf
 
-Checkpoint: runs/vq/ckpt.pt (model, optimiser, step, usage stats); `train` resumes from it.
+Checkpoint: runs/vq/ckpt.pt (model, optimiser, step, usage stats); `train` resumes from it
+(tools/codec_train.py, shared with train_audio.py).
 """
 import argparse
 import json
-import math
 import os
 import sys
 import time
@@ -21,91 +21,33 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from loompy.vq import VQConfig, VQModel, to_input, to_pixels, psnr, export_gguf  # noqa: E402
 from loompy.png import write_png, grid  # noqa: E402
+from codec_train import Run  # noqa: E402
 
 
 def load_split(data, split):
     return np.load(os.path.join(data, f"{split}.npy"), mmap_mode="r")
 
 
-def save(path, **state):
-    tmp = path + ".tmp"
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-
-
-def _rows(z):
-    """[b,d,...] -> L2-normalised rows [n,d]."""
-    d = z.shape[1]
-    return F.normalize(z.detach().float().movedim(1, -1).reshape(-1, d), dim=1)
-
-
-def restart_dead_codes(quantizer, z, usage, thresh):
-    """Codes whose usage EMA fell below thresh take random encoder outputs of this batch."""
-    dead = (usage < thresh).nonzero().flatten()
-    if len(dead) == 0:
-        return 0
-    zf = _rows(z)
-    pick = zf[torch.randint(len(zf), (len(dead),))]
-    with torch.no_grad():
-        quantizer.embedding.weight[dead] = pick + 0.01 * torch.randn_like(pick)
-    usage[dead] = thresh * 2
-    return len(dead)
-
-
-def kmeans_init(quantizer, z, iters=10):
-    """Codebook <- spherical k-means of encoder outputs z [b,d,...] (the first batches)."""
-    with torch.no_grad():
-        zf = _rows(z)
-        k = quantizer.embedding.weight.shape[0]
-        c = zf[torch.randperm(len(zf))[:k]].clone()
-        for _ in range(iters):
-            a = torch.argmax(zf @ c.t(), 1)
-            s = torch.zeros_like(c).index_add_(0, a, zf)
-            n = torch.bincount(a, minlength=k)
-            c = torch.where(n[:, None] > 0, F.normalize(s, dim=1), c)
-        quantizer.embedding.weight.copy_(c)
-
-
 def train(a):
     torch.set_num_threads(a.threads)
-    os.makedirs(a.run, exist_ok=True)
-    ck = os.path.join(a.run, "ckpt.pt")
     data = np.ascontiguousarray(load_split(a.data, "train"))
     val = np.ascontiguousarray(load_split(a.data, "val")[:256])
-    if os.path.exists(ck):
-        st = torch.load(ck)
-        cfg = VQConfig.from_dict(st["cfg"])
-        model = VQModel(cfg)
-        model.load_state_dict(st["model"])
-        opt = torch.optim.Adam(model.parameters(), lr=a.lr, betas=(0.9, 0.99))
-        opt.load_state_dict(st["opt"])
-        step, usage, steps = st["step"], st["usage"], st["steps"]
-        if a.steps and a.steps != steps:  # a shorter/longer schedule from here on
-            print(f"schedule changed from {steps} to {a.steps} steps", flush=True)
-            steps = a.steps
-        print(f"resumed at step {step}/{steps}", flush=True)
-    else:
-        torch.manual_seed(a.seed)
-        cfg = VQConfig(codebook_size=a.codebook, ch=a.ch)
-        model = VQModel(cfg)
-        opt = torch.optim.Adam(model.parameters(), lr=a.lr, betas=(0.9, 0.99))
-        step, steps = 0, a.steps or a.default_steps
-        usage = torch.ones(cfg.codebook_size)
+
+    def first_z(model):
         rng = np.random.default_rng(a.seed)
-        with torch.no_grad():
-            z0 = model.encode_z(to_input(data[rng.choice(len(data), 64, replace=False)]))
-        kmeans_init(model.quantize, z0)
+        return model.encode_z(to_input(data[rng.choice(len(data), 64, replace=False)]))
+
+    r = Run(a, VQConfig, VQModel, VQConfig(codebook_size=a.codebook, ch=a.ch), first_z)
+    model, cfg = r.model, r.cfg
+    if not r.resumed:
         with open(os.path.join(a.run, "config.json"), "w") as f:
             json.dump(cfg.to_dict(), f, indent=1)
     nparam = sum(p.numel() for p in model.parameters())
     print(f"VQ {cfg.to_dict()} params={nparam} grid={cfg.grid}x{cfg.grid}", flush=True)
-    t0 = time.time()
-    last_save = t0
     model.train()
-    log = open(os.path.join(a.run, "train.log"), "a")
-    while step < steps:
-        rng = np.random.default_rng([a.seed, step])
-        full = step >= steps * a.full_frac  # crops first (4x cheaper), full images last
+    while r.step < r.steps:
+        rng = np.random.default_rng([a.seed, r.step])
+        full = r.step >= r.steps * a.full_frac  # crops first (4x cheaper), full images last
         bs = a.batch if full else a.crop_batch
         idx = np.sort(rng.choice(len(data), bs, replace=False))
         x = to_input(data[idx])
@@ -114,10 +56,7 @@ def train(a):
             x = x[:, :, oy:oy + 32, ox:ox + 32]
         if rng.random() < 0.5:
             x = x.flip(3)
-        warm = min(1.0, (step + 1) / 100)
-        lr = a.lr * warm * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * step / steps)))
-        for g in opt.param_groups:
-            g["lr"] = lr
+        r.set_lr()
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.bf16):
             z = model.encode_z(x)
             with torch.autocast("cpu", enabled=False):
@@ -125,36 +64,16 @@ def train(a):
             y = model.decoder(model.post_quant_conv(zq)).float()
         rec = F.mse_loss(y, x) + 0.2 * F.l1_loss(y, x)
         loss = rec + qloss
-        opt.zero_grad(set_to_none=True)
+        r.opt.zero_grad(set_to_none=True)
         loss.backward()
-        opt.step()
-        cnt = torch.bincount(codes.flatten(), minlength=cfg.codebook_size).float()
-        usage.mul_(0.99).add_(cnt * 0.01)
-        step += 1
-        nrest = 0
-        if step % 50 == 0 and step < steps * 0.8:
-            nrest = restart_dead_codes(model.quantize, z, usage, a.dead_thresh)
-        if step % 25 == 0 or step == steps:
-            p = psnr(to_pixels(y[:8]), to_pixels(x[:8]))
-            used = int((usage > a.dead_thresh).sum())
-            msg = (f"step {step}/{steps} loss {loss.item():.4f} rec {rec.item():.4f} "
-                   f"q {qloss.item():.4f} psnr(batch) {p:.2f} live {used} restarted {nrest} "
-                   f"lr {lr:.2e} {(time.time() - t0):.0f}s")
-            print(msg, flush=True)
-            log.write(msg + "\n")
-            log.flush()
-        stop = a.max_minutes and time.time() - t0 > a.max_minutes * 60
-        if time.time() - last_save > 120 or step == steps or stop:
-            save(ck, cfg=cfg.to_dict(), model=model.state_dict(), opt=opt.state_dict(),
-                 step=step, steps=steps, usage=usage)
-            last_save = time.time()
-        if stop:
-            print(f"time budget reached at step {step}; run again to resume", flush=True)
+        r.opt.step()
+        if r.end_step(z, codes, lambda: f"loss {loss.item():.4f} rec {rec.item():.4f} q {qloss.item():.4f} "
+                      f"psnr(batch) {psnr(to_pixels(y[:8]), to_pixels(x[:8])):.2f}"):
             break
     model.eval()
     with torch.no_grad():
         y = to_pixels(model(to_input(val))[0])
-    print(f"val psnr {psnr(y, val):.2f} dB, train time {time.time() - t0:.0f}s", flush=True)
+    print(f"val psnr {psnr(y, val):.2f} dB, train time {time.time() - r.t0:.0f}s", flush=True)
 
 
 def load_model(run):
