@@ -31,6 +31,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .vq import Norm, Quantizer, swish  # the image codec's blocks and quantizer
+
 SR = 16000
 N_FFT = 400
 HOP = 160
@@ -121,18 +123,6 @@ class ACConfig:
         return ACConfig(**d)
 
 
-def swish(x):
-    return x * torch.sigmoid(x)
-
-
-class Norm(nn.GroupNorm):
-    def __init__(self, c, g):
-        super().__init__(g, c, eps=1e-6, affine=True)
-
-    def forward(self, x):
-        return F.group_norm(x.float(), self.num_groups, self.weight, self.bias, self.eps).to(x.dtype)
-
-
 class ResBlock1d(nn.Module):
     def __init__(self, c, g, dil=1):
         super().__init__()
@@ -193,33 +183,6 @@ class Decoder(nn.Module):
         for st in self.up:
             h = st.res(st.conv(F.interpolate(h, scale_factor=2.0, mode="nearest")))
         return self.conv_out(swish(self.norm_out(h)))
-
-
-class Quantizer(nn.Module):
-    def __init__(self, n, d, beta):
-        super().__init__()
-        self.embedding = nn.Embedding(n, d)
-        nn.init.normal_(self.embedding.weight)
-        self.beta = beta
-
-    def codebook(self):
-        return F.normalize(self.embedding.weight, dim=1)
-
-    def codes(self, z):
-        """z [b,d,t] -> [b,t]"""
-        zf = F.normalize(z.float().transpose(1, 2), dim=2)
-        return torch.argmax(zf @ self.codebook().t(), dim=2)
-
-    def lookup(self, codes):
-        return self.codebook()[codes].transpose(1, 2).contiguous()
-
-    def forward(self, z):
-        z = z.float()
-        zn = F.normalize(z, dim=1)
-        codes = self.codes(z)
-        e = self.lookup(codes)
-        loss = F.mse_loss(e, zn.detach()) + self.beta * F.mse_loss(zn, e.detach())
-        return zn + (e - zn).detach(), codes, loss
 
 
 class AudioCodec(nn.Module):

@@ -187,6 +187,8 @@ class Decoder(nn.Module):
 
 
 class Quantizer(nn.Module):
+    """L2-normalised codebook, cosine argmax; z is [b,d,...] (images [b,d,h,w], audio [b,d,t])."""
+
     def __init__(self, n, d, beta):
         super().__init__()
         self.embedding = nn.Embedding(n, d)
@@ -197,15 +199,15 @@ class Quantizer(nn.Module):
         return F.normalize(self.embedding.weight, dim=1)
 
     def codes(self, z):
-        """z [b,d,h,w] -> codes [b,h,w] (int64)."""
+        """z [b,d,...] -> codes [b,...] (int64)."""
         z = z.float()
-        zf = F.normalize(z.permute(0, 2, 3, 1).reshape(-1, z.shape[1]), dim=1)
+        zf = F.normalize(z.movedim(1, -1).reshape(-1, z.shape[1]), dim=1)
         idx = torch.argmax(zf @ self.codebook().t(), dim=1)
-        return idx.reshape(z.shape[0], z.shape[2], z.shape[3])
+        return idx.reshape(z.shape[0], *z.shape[2:])
 
     def lookup(self, codes):
-        """codes [b,h,w] -> normalised vectors [b,d,h,w]."""
-        return self.codebook()[codes].permute(0, 3, 1, 2).contiguous()
+        """codes [b,...] -> normalised vectors [b,d,...]."""
+        return self.codebook()[codes].movedim(-1, 1).contiguous()
 
     def forward(self, z):
         z = z.float()  # quantize in float32 even under bf16 autocast
