@@ -7,16 +7,7 @@ set -u
 loom="$1"
 m=data/unified/tiny.gguf
 media=../examples/media
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-fail=0; pass=0
-ok()   { pass=$((pass+1)); }
-bad()  { echo "FAIL $*"; fail=$((fail+1)); }
-check() { # check NAME EXPECTED_RC CMD...
-  local name="$1" want="$2"; shift 2
-  "$@" >"$tmp/out" 2>"$tmp/err"; local rc=$?
-  if [ "$rc" -eq "$want" ]; then ok; else bad "$name: rc $rc, want $want"; cat "$tmp/out" "$tmp/err"; fi
-}
-has() { grep -q -- "$2" "$tmp/$1" && ok || { bad "expected '$2' in $1:"; cat "$tmp/$1"; }; }
+. "$(dirname "$0")/check.sh"
 
 # Same length, so the program's layout is unchanged: libavformat.so.59 -> libavformat.so.00.
 soname=$(grep -aoE 'libavformat\.so\.[0-9]+' "$loom" | head -1)
@@ -41,5 +32,4 @@ has err "audio and video need FFmpeg, which could not be loaded: $gone"
 # The unpatched program reads the same file.
 check transcribe-real 0 "$loom" transcribe -m $m -q $media/speech.wav
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish

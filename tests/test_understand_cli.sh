@@ -6,16 +6,7 @@ set -u
 loom="$1"
 m=data/unified/tiny.gguf
 media=../examples/media
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-fail=0; pass=0
-ok()   { pass=$((pass+1)); }
-bad()  { echo "FAIL $*"; fail=$((fail+1)); }
-check() { # check NAME EXPECTED_RC CMD...
-  local name="$1" want="$2"; shift 2
-  "$@" >"$tmp/out" 2>"$tmp/err"; local rc=$?
-  if [ "$rc" -eq "$want" ]; then ok; else bad "$name: rc $rc, want $want"; cat "$tmp/out" "$tmp/err"; fi
-}
-has() { grep -q -- "$2" "$tmp/$1" && ok || { bad "expected '$2' in $1:"; cat "$tmp/$1"; }; }
+. "$(dirname "$0")/check.sh"
 
 check caption 0 "$loom" caption -m $m -q $media/scene1.png
 [ "$(wc -l < "$tmp/out")" -eq 1 ] && ok || bad "caption: one line"
@@ -69,5 +60,4 @@ printf '/image %s\nhello\n/image %s/nope.png\nagain\n/quit\n' $media/scene1.png 
 has err "nope.png"
 check chat-media-noprompt 2 "$loom" chat -m $m --image $media/scene1.png
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish
