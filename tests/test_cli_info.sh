@@ -3,15 +3,9 @@
 # for malformed and missing files, usage errors.
 set -u
 loom="$1"
-fail=0; pass=0
-out=/tmp/loom_cli_info_out.$$
-check() { # check NAME EXPECTED_RC CMD...   (output kept in $out)
-  local name="$1" want="$2"; shift 2
-  "$@" >"$out" 2>&1; local rc=$?
-  if [ "$rc" -eq "$want" ]; then pass=$((pass+1)); else echo "FAIL $name: rc $rc, want $want"; cat "$out"; fail=$((fail+1)); fi
-}
-expect() { # expect NAME REGEX   (grep the last command's output)
-  if grep -qE -- "$2" "$out"; then pass=$((pass+1)); else echo "FAIL $1: no match for '$2' in:"; cat "$out"; fail=$((fail+1)); fi
+. "$(dirname "$0")/check.sh"
+expect() { # expect NAME REGEX   (grep the last check's stdout and stderr)
+  grep -qE -- "$2" "$tmp/all" && ok || { bad "$1: no match for '$2' in:"; cat "$tmp/all"; }
 }
 
 check info 0 "$loom" info data/gguf/tiny.gguf
@@ -22,7 +16,7 @@ expect tokens-summarized 'tokenizer.ggml.tokens +array +\[string × 1000: "tok0"
 expect f16 "token_embd.weight +f16 +\[64, 4\] +512$"
 expect q8 "blk.0.ffn_up.weight +q8_0 +\[64, 4\] +272$"
 expect total "total: 1552 bytes in 4 tensors"
-[ "$(wc -l <"$out")" -lt 30 ] && pass=$((pass+1)) || { echo "FAIL long array dumped"; fail=$((fail+1)); }
+[ "$(wc -l <"$tmp/out")" -lt 30 ] && ok || bad "long array dumped"
 
 check info-model-flag 0 "$loom" info --model data/gguf/tiny.gguf
 expect model-flag "output_norm.weight +f32 +\[64\] +256$"
@@ -33,8 +27,8 @@ expect json-bool '"value": true'
 expect json-tensor '\{"name": "blk.0.attn_q.weight", "type": "bf16", "type_id": 30, "shape": \[64, 4\], "offset": [0-9]+, "bytes": 512\}'
 py=$(command -v /usr/bin/python3 python3 | head -1)
 if [ -n "$py" ]; then
-  "$py" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert len(d["tensors"]) == 4 and len(d["metadata"]) == 7' "$out" \
-    && pass=$((pass+1)) || { echo "FAIL json does not parse"; cat "$out"; fail=$((fail+1)); }
+  "$py" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert len(d["tensors"]) == 4 and len(d["metadata"]) == 7' "$tmp/out" \
+    && ok || { bad "json does not parse"; cat "$tmp/out"; }
 fi
 
 check info-unknown-type 0 "$loom" info data/gguf_bad/unknown_tensor_type.gguf
@@ -55,6 +49,4 @@ expect help "usage: loom info"
 check top-help 0 "$loom" --help
 expect top-help-lists "^  info "
 
-rm -f "$out"
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish
