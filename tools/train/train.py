@@ -21,6 +21,7 @@ import time
 
 import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
@@ -185,7 +186,47 @@ def cpu_has_bf16():
     return any(f in flags for f in ("avx512bw", "avx512_bf16", "amx_bf16"))
 
 
-def train(a):
+def average_grads(params, world):
+    """Data parallel: every process ends the step with the mean of all processes' gradients.
+    A parameter no process touched keeps grad None, so AdamW skips it as it would alone."""
+    has = torch.tensor([p.grad is not None for p in params], dtype=torch.float32)
+    dist.all_reduce(has)
+    flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).flatten() for p in params])
+    dist.all_reduce(flat)
+    flat /= world
+    at = 0
+    for p, h in zip(params, has.tolist()):
+        n = p.numel()
+        p.grad = flat[at:at + n].view_as(p).clone() if h else None
+        at += n
+
+
+def train_worker(rank, a, addr):
+    """One of --procs data-parallel trainers: same weights and task draws, own samples."""
+    dist.init_process_group("gloo", init_method=addr, rank=rank, world_size=a.procs)
+    torch.set_num_threads(max(1, a.threads // a.procs))
+    try:
+        train(a, rank)
+    finally:
+        dist.destroy_process_group()
+
+
+def train_parallel(a):
+    import socket
+    import torch.multiprocessing as mp
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        addr = f"tcp://127.0.0.1:{s.getsockname()[1]}"
+    mp.spawn(train_worker, args=(a, addr), nprocs=a.procs)
+
+
+def train(a, rank=0):
+    if a.procs > 1 and not dist.is_initialized():
+        return train_parallel(a)
+    world = a.procs
+    lead = rank == 0
+    if not lead:
+        sys.stdout = open(os.devnull, "w")
     torch.manual_seed(a.seed)
     run = a.run
     os.makedirs(run, exist_ok=True)
@@ -215,8 +256,15 @@ def train(a):
         model = U.Unified(U.Config()).to(dev)
         opt = torch.optim.AdamW(model.parameters(), lr=a.lr, betas=(0.9, 0.95), weight_decay=0.05)
         step, elapsed = 0, 0.0
-    # the draws go on from the step: a resumed run does not replay the samples it began with
+    # the draws go on from the step: a resumed run does not replay the samples it began with.
+    # Data-parallel processes draw the same tasks (steps take alike long) but their own samples.
     rng = random.Random(a.seed + 1_000_003 * step)
+    task_rng = rng if world == 1 else random.Random(a.seed + 1_000_003 * step + 1)
+    if world > 1:
+        rng = random.Random(a.seed + 1_000_003 * step + 7_919 * (rank + 2))
+        for p in model.parameters():      # one start: rank 0's weights
+            dist.broadcast(p.data, 0)
+        print(f"data parallel: {world} processes, {torch.get_num_threads()} thread(s) each", flush=True)
     # bf16 autocast only where the CPU multiplies bf16 natively: on an AVX2-only EPYC a bf16
     # linear took 0.58 s against 0.010 s in float32 (57x slower). On a GPU: float32 with TF32.
     bf16 = a.bf16 and dev.type == "cpu" and cpu_has_bf16()
@@ -233,7 +281,7 @@ def train(a):
     budget = a.minutes * 60
     t_start, t_save = time.time() - elapsed, time.time()
     hist = {t: [] for t in tasks}
-    log = open(os.path.join(run, "train.log"), "a")
+    log = open(os.path.join(run, "train.log") if lead else os.devnull, "a")
 
     keep = [(int(elapsed / 60 // a.keep_every) + 1) * a.keep_every if a.keep_every else 0]
 
@@ -249,16 +297,24 @@ def train(a):
             from tools.train import pack
             pack.save_weights(model, U.config_dict(model.c), step, a.snap)
 
+    params = list(model.parameters())
+    moe = [L for L in model.dec.layers if L.moe]
     model.train()
-    while time.time() - t_start < budget:
+    while True:
+        frac = (time.time() - t_start) / budget
+        if world > 1:       # rank 0's clock rules: all stop together, on one schedule
+            t = torch.tensor([frac])
+            dist.broadcast(t, 0)
+            frac = t.item()
+        if frac >= 1:
+            break
         # --mix draws: one padded batch, each draw's loss the mean over its own answer tokens
         draws, samples = [], []
         for _ in range(a.mix):
-            task = rng.choices(tasks, weights)[0]
+            task = task_rng.choices(tasks, weights)[0]
             bs = max(1, round(TASKS[task][1] * a.batch_mult))
             draws.append((task, len(samples), len(samples) + bs))
             samples += [data.sample(task, rng.randrange(data.size(task)), rng) for _ in range(bs)]
-        frac = (time.time() - t_start) / budget
         for g in opt.param_groups:
             g["lr"] = lr_at(frac, a.lr)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
@@ -279,6 +335,12 @@ def train(a):
         loss_all = loss + a.aux * aux + a.ctc * ctc + a.attr * attr
         opt.zero_grad(set_to_none=True)
         loss_all.backward()
+        if world > 1:
+            average_grads(params, world)
+            load = torch.stack([L.load for L in moe])
+            dist.all_reduce(load)
+            for L, l in zip(moe, load / world):
+                L.load = l
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         model.dec.update_bias(1e-3)
@@ -297,9 +359,19 @@ def train(a):
             print(msg, flush=True)
             log.write(msg + "\n")
             log.flush()
-        if time.time() - t_save > a.save_every:
+        if lead and time.time() - t_save > a.save_every:
             save()
             t_save = time.time()
+    if world > 1:       # the processes must end with bit-equal weights, or the averaging was wrong
+        c = torch.stack([p.detach().double().sum() for p in params])
+        lo, hi = c.clone(), c.clone()
+        dist.all_reduce(lo, op=dist.ReduceOp.MIN)
+        dist.all_reduce(hi, op=dist.ReduceOp.MAX)
+        if not torch.equal(lo, hi):
+            raise RuntimeError("data-parallel processes ended with different weights")
+        print("data parallel: the processes' weights agree bit for bit", flush=True)
+    if not lead:
+        return
     save()
     print(f"done: {step} steps, {(time.time() - t_start) / 60:.1f} min; last losses " +
           " ".join(f"{t} {np.mean(h[-20:]):.3f}" for t, h in hist.items() if h), flush=True)
@@ -569,6 +641,9 @@ def main():
     ap.add_argument("--device", default="cpu", help="cpu, or cuda on a machine with a GPU")
     ap.add_argument("--mix", type=int, default=1,
                     help="tasks drawn per step, trained as one padded batch (fewer, larger steps: for a GPU)")
+    ap.add_argument("--procs", type=int, default=1,
+                    help="`train`: data-parallel processes sharing --threads (each draws its own samples; "
+                         "the gradients are averaged, so a step trains procs x the batch)")
     ap.add_argument("--batch-mult", type=float, default=1.0, help="scale every task's batch size")
     ap.add_argument("--new-schedule", action="store_true",
                     help="resume the weights but start a fresh --minutes learning-rate schedule")
