@@ -201,8 +201,18 @@ def average_grads(params, world):
         at += n
 
 
-def train_worker(rank, a, addr):
+def train_worker(rank, a, addr, parent):
     """One of --procs data-parallel trainers: same weights and task draws, own samples."""
+    # A worker ends with its parent, so stopping `train` cannot leave one training on unseen
+    # (two stray workers once went on writing the same run's checkpoints). Linux's PR_SET_PDEATHSIG.
+    import ctypes
+    import signal
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:
+        sys.exit("train: the parent process ended before this worker started")
     dist.init_process_group("gloo", init_method=addr, rank=rank, world_size=a.procs)
     torch.set_num_threads(max(1, a.threads // a.procs))
     try:
@@ -217,7 +227,7 @@ def train_parallel(a):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         addr = f"tcp://127.0.0.1:{s.getsockname()[1]}"
-    mp.spawn(train_worker, args=(a, addr), nprocs=a.procs)
+    mp.spawn(train_worker, args=(a, addr, os.getpid()), nprocs=a.procs)
 
 
 def train(a, rank=0):
