@@ -31,7 +31,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .vq import Norm, Quantizer, swish  # the image codec's blocks and quantizer
+from .vq import Norm, Quantizer, gguf_tensors, load_weights, swish  # the image codec's blocks, quantizer, GGUF naming
 
 SR = 16000
 N_FFT = 400
@@ -299,12 +299,8 @@ def export_gguf(model, path):
     w.add_u32("loom.ac.gl_upsample", cfg.gl_upsample)
     w.add_f32("loom.ac.gl_alpha", 0.99)
     w.add_tensor("ac.mel_filters", _MEL.numpy())
-    for k, v in model.state_dict().items():
-        if k == "quantize.embedding.weight":
-            w.add_tensor("ac.codebook", model.quantize.codebook().detach().numpy())
-            continue
-        w.add_tensor("ac." + k.replace("encoder.", "enc.").replace("decoder.", "dec."),
-                     v.detach().float().numpy())
+    for name, arr in gguf_tensors(model, "ac"):
+        w.add_tensor(name, arr)
     w.write(path)
 
 
@@ -317,11 +313,4 @@ def load_gguf(path):
                    n_res=kv["loom.ac.dec_res_blocks"], norm_groups=kv["loom.ac.norm_groups"],
                    nnls_iters=kv["loom.ac.nnls_iters"], gl_iters=kv["loom.ac.gl_iters"],
                    gl_upsample=kv["loom.ac.gl_upsample"])
-    model = AudioCodec(cfg)
-    sd = {}
-    for k in model.state_dict():
-        name = "ac.codebook" if k == "quantize.embedding.weight" else \
-            "ac." + k.replace("encoder.", "enc.").replace("decoder.", "dec.")
-        sd[k] = torch.from_numpy(gguf.to_array(*tensors[name]).copy())
-    model.load_state_dict(sd)
-    return model.eval()
+    return load_weights(AudioCodec(cfg), tensors, "ac")

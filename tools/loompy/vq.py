@@ -268,18 +268,26 @@ def psnr(a_u8, b_u8):
 
 # ---------------------------------------------------------------- GGUF export
 
-def gguf_tensors(model):
-    """(name, array) pairs in loom's naming: vq.enc.* / vq.dec.* / vq.codebook, etc.
-    The codebook is exported already L2-normalised (rows of unit length)."""
-    sd = {k: v.detach().float().numpy() for k, v in model.state_dict().items()}
-    out = []
-    for k, v in sd.items():
-        if k == "quantize.embedding.weight":
-            out.append(("vq.codebook", model.quantize.codebook().detach().numpy()))
-            continue
-        name = k.replace("encoder.", "enc.").replace("decoder.", "dec.")
-        out.append(("vq." + name, v))
-    return out
+def gguf_tensors(model, prefix="vq"):
+    """(name, array) pairs in loom's naming: vq.enc.* / vq.dec.* / vq.codebook (the audio codec:
+    prefix "ac"). The codebook is exported already L2-normalised (rows of unit length)."""
+    return [(gguf_name(k, prefix), model.quantize.codebook().detach().numpy() if k == "quantize.embedding.weight"
+             else v.detach().float().numpy()) for k, v in model.state_dict().items()]
+
+
+def gguf_name(key, prefix):
+    """A codec's state-dict key → its GGUF tensor name."""
+    if key == "quantize.embedding.weight":
+        return prefix + ".codebook"
+    return prefix + "." + key.replace("encoder.", "enc.").replace("decoder.", "dec.")
+
+
+def load_weights(model, tensors, prefix):
+    """Fill a codec from the tensors of gguf.read (inverse of gguf_tensors)."""
+    from . import gguf
+    model.load_state_dict({k: torch.from_numpy(gguf.to_array(*tensors[gguf_name(k, prefix)]).copy())
+                           for k in model.state_dict()})
+    return model.eval()
 
 
 def export_gguf(model, path, ttype=None):
@@ -316,11 +324,4 @@ def load_gguf(path):
                    z_channels=kv["loom.vq.z_channels"], embed_dim=kv["loom.vq.embed_dim"],
                    codebook_size=kv["loom.vq.codebook_size"], norm_groups=kv["loom.vq.norm_groups"],
                    image_size=kv["loom.vq.image_size"])
-    model = VQModel(cfg)
-    sd = {}
-    for k in model.state_dict():
-        name = "vq.codebook" if k == "quantize.embedding.weight" else \
-            "vq." + k.replace("encoder.", "enc.").replace("decoder.", "dec.")
-        sd[k] = torch.from_numpy(gguf.to_array(*tensors[name]).copy())
-    model.load_state_dict(sd)
-    return model.eval()
+    return load_weights(VQModel(cfg), tensors, "vq")
