@@ -1,16 +1,19 @@
 """Precompute what training reads besides pixels: VQ codes of every scene (text-to-image
 targets), Whisper log-mels of every utterance (transcription inputs), audio-codec codes
 of every utterance (text-to-speech targets) and the training clips' frames as decoded from
-their MP4s (what loom reads). Resumable: finished files are kept.
+their MP4s (what loom reads), pictures and speech in two processes. Resumable: finished
+files are kept.
 
     /usr/bin/python3 tools/train/prep.py [--data data] [--models models]
 """
 import argparse
 import json
+import multiprocessing
 import os
 import subprocess
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import torch
@@ -101,19 +104,30 @@ def speech_features(data, models):
         print(f"speech/{split}: {len(recs)} utterances", flush=True)
 
 
+def pictures(data, models):
+    torch.set_num_threads(1)
+    scene_codes(data, models)
+    if os.path.exists(os.path.join(data, "videos", "test.npy")):
+        video_codes(data, models)
+        video_decoded(data)
+
+
+def speech(data, models):
+    torch.set_num_threads(1)
+    if os.path.exists(os.path.join(data, "speech", "test.jsonl")):
+        speech_features(data, models)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default="data")
     ap.add_argument("--models", default="models")
     a = ap.parse_args()
-    torch.set_num_threads(1)
     t = time.time()
-    scene_codes(a.data, a.models)
-    if os.path.exists(os.path.join(a.data, "videos", "test.npy")):
-        video_codes(a.data, a.models)
-        video_decoded(a.data)
-    if os.path.exists(os.path.join(a.data, "speech", "test.jsonl")):
-        speech_features(a.data, a.models)
+    # the pictures and the speech side by side, one thread each (the 2-core machine's cores)
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        for job in [pool.submit(f, a.data, a.models) for f in (pictures, speech)]:
+            job.result()
     print(f"prep done in {time.time() - t:.0f} s", flush=True)
 
 

@@ -458,7 +458,7 @@ def refit_audio_aux(model, data, rng, n=400):
 def train_audio(a):
     """The audio encoder and the CTC head alone: each transcript's tokens read off its audio rows,
     no decoder, ~10× more clips per minute than in the unified model. Writes the run's checkpoint
-    back with the new encoder and no optimizer state (the next `train` starts a fresh one).
+    back with the new encoder (`write_back`).
     --freeze trains the head alone (after `import`, where it starts at zero)."""
     torch.manual_seed(a.seed)
     rng = random.Random(a.seed)
@@ -497,10 +497,7 @@ def train_audio(a):
     print(f"done: {step} steps; CTC WER val {ctc_wer(model, tok, val, 200):.1f} %, "
           f"test (held-out voices) {ctc_wer(model, tok, test, 200):.1f} %", flush=True)
     refit_audio_aux(model, data, rng)
-    st = {k: v for k, v in st.items() if k != "opt"}
-    st["model"] = model.state_dict()
-    torch.save(st, ck + ".tmp")
-    os.replace(ck + ".tmp", ck)
+    write_back(ck, st, model)
 
 
 def attribute_accuracy(model, data, n=1000, bs=100):
@@ -578,8 +575,15 @@ def train_vision(a):
               + (f"; shape of held-out colour × shape pairs {acc[3]:.1f} %" if acc[3] == acc[3] else ""), flush=True)
     if a.freeze:
         return
+    write_back(ck, st, model)
+
+
+def write_back(ck, st, model):
+    """An encoder stage's weights back into the run's checkpoint, without optimizer state and with
+    the schedule's clock at zero: the next `train` starts a fresh optimizer on a fresh schedule
+    (warm-up included) and, resumed after an interruption, keeps to that schedule."""
     st = {k: v for k, v in st.items() if k != "opt"}
-    st["model"] = model.state_dict()
+    st["model"], st["elapsed"] = model.state_dict(), 0.0
     torch.save(st, ck + ".tmp")
     os.replace(ck + ".tmp", ck)
 
