@@ -20,6 +20,8 @@ int  cmd_describe(int argc, char **argv);
     "  -m, --model PATH       decoder GGUF (default $LOOM_MODEL, else models/loom-tiny.gguf)\n" \
     "      --mmproj PATH      media encoders (default: <model stem>-mmproj.gguf beside it)\n" \
     "  -n, --n-predict N      most tokens per answer (default 256)\n" \
+    "  -b, --beam N           keep the N most probable answers at each step (beam search, 2..8;\n" \
+    "                         1: greedy; default 4 for transcribe and describe, 1 for caption)\n" \
     "  -t, --threads N        threads (default: all CPUs)\n" \
     "      --json             print a JSON object per input\n" \
     "  -q, --quiet            no timings on stderr\n"
@@ -58,7 +60,7 @@ typedef struct job_opts {
     const char *mmproj;
     const char *prompt;
     const char *format;
-    long long   n_predict, frames, max_frames;
+    long long   n_predict, beam, frames, max_frames;
     double      fps;
     const char *inputs[256];
     int         n_inputs;
@@ -78,6 +80,7 @@ static int parse(const char *cmd, int argc, char **argv, job_opts *o)
         else if (OPT("-p", "--prompt") && v && strcmp(cmd, "transcribe")) { o->prompt = v; i++; }
         else if (OPT("-f", "--format") && v && !strcmp(cmd, "transcribe")) { o->format = v; i++; }
         else if (OPT("-n", "--n-predict") && v) { bad = cli_parse_int(a, v, 1, 1 << 20, &o->n_predict); i++; }
+        else if (OPT("-b", "--beam") && v) { bad = cli_parse_int(a, v, 1, 8, &o->beam); i++; }
         else if (OPT("--frames", "--frames") && v && !strcmp(cmd, "describe")) { bad = cli_parse_int(a, v, 1, 4096, &o->frames); i++; }
         else if (OPT("--fps", "--fps") && v && !strcmp(cmd, "describe")) { bad = cli_parse_float(a, v, 1e-3, 1000, &o->fps); i++; }
         else if (OPT("--max-frames", "--max-frames") && v && !strcmp(cmd, "describe")) { bad = cli_parse_int(a, v, 1, 4096, &o->max_frames); i++; }
@@ -94,6 +97,7 @@ static int parse(const char *cmd, int argc, char **argv, job_opts *o)
         return -1;
     }
     if (o->frames && o->fps > 0) { cli_error("describe: give --frames or --fps, not both"); return -1; }
+    if (!o->beam) o->beam = strcmp(cmd, "caption") ? 4 : 1;   /* where beams measured better (docs/CLI.md) */
     if (!o->c.model) o->c.model = cli_default_model();
     return 0;
 }
@@ -198,6 +202,7 @@ static int answer(job *j, const job_opts *o, text_out *out, loom_generate_stats 
     if (rc < 0) { cli_error("%s", loom_session_error(j->s)); return rc; }
     loom_generate_params gp = loom_generate_default_params();
     gp.n_predict = (int32_t)o->n_predict;
+    gp.n_beams = (int32_t)o->beam;
     gp.on_token = collect;
     gp.user_data = out;
     gp.abort_flag = &g_interrupted;

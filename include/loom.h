@@ -329,6 +329,10 @@ typedef struct loom_generate_params {
                                    with media.cfg_scale not 0 or 1 it is reset to the
                                    unconditional turn at each block and guides the codes  */
     loom_media_fn on_media;     /* may be NULL; called with user_data (above)              */
+    /* Beam search (text answers: transcripts, captions, descriptions) */
+    int32_t       n_beams;      /* 0 or 1 (default 0): sample token by token; 2..8: keep the
+                                   n_beams most probable answers at each step and return the
+                                   best (below)                                           */
 } loom_generate_params;
 
 typedef struct loom_generate_stats {
@@ -373,6 +377,18 @@ loom_generate_params loom_generate_default_params(void);
  *     gp.on_media = got_media;
  *     gp.media_uncond = s2;               // guidance (media.cfg_scale 3 by default)
  *     loom_session_generate(s, NULL, 0, gp, NULL);
+ *
+ * Beam search (n_beams 2..8, else LOOM_ERR_INVALID_ARG): each step extends every kept answer
+ * by its n_beams most probable tokens and keeps the n_beams answers of highest total
+ * log-probability (the sampler's temperature, penalties, biases and mask play no part);
+ * an answer ends at EOS or end-of-turn (with stop_at_eos) or after n_predict tokens. The
+ * best ended answer is returned (the search stops once no open one can beat it), else the
+ * best one cut off at n_predict. Its tokens are streamed through on_token at the end, and
+ * the session is left as sampling them would leave it. Beams never open a media block
+ * (with media_blocks 1); a prompt that ends inside one is LOOM_ERR_INVALID_ARG. The beams
+ * run as one stacked decode step (loom_session_decode_pair's batching), so n_beams answers
+ * cost far less than n_beams times one; each call allocates 2·n_beams + 1 caches of the
+ * prompt's length + n_predict positions.
  */
 int64_t loom_session_generate(loom_session *s, const int32_t *prompt, int64_t n_prompt,
                               loom_generate_params params, loom_generate_stats *stats);

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "lib/beam_search.h"
 #include "lib/core/decoder.h"
 #include "lib/core/error.h"
 #include "lib/core/sampler.h"
@@ -360,6 +361,45 @@ static int stream_token(const loom_session *s, const loom_generate_params *p, in
     return p->on_token(tok, piece, (size_t)(k < (int)sizeof piece ? k : (int)sizeof piece), p->user_data);
 }
 
+/* Beam search instead of sampling (p->n_beams > 1): the best answer found is cached,
+ * remembered by the sampler's penalties and streamed at the end. */
+static int generate_beams(loom_session *s, const loom_generate_params *p, loom_generate_stats *st)
+{
+    const loom_model *m = s->m;
+    const int32_t past = loom_session_n_past(s);
+    /* greedy generation would run out of context after this many tokens */
+    const int64_t room = (int64_t)loom_session_n_ctx(s) - past + 1;
+    const int32_t eos = loom_token_eos(m), eot = loom_token_eot(m);
+    lm_beam_params bp = {.n_beams = p->n_beams, .n_max = p->n_predict < room ? p->n_predict : room,
+                         .stop = {p->stop_at_eos ? eos : -1, p->stop_at_eos ? eot : -1},
+                         .skip = {-1, -1, -1}, .abort_fn = session_aborted, .abort_user = s};
+    if (p->media_blocks) {   /* beams write text: they never open a block */
+        bp.skip[0] = m->ctl[LM_CTL_IMAGE];
+        bp.skip[1] = m->ctl[LM_CTL_AUDIO];
+        bp.skip[2] = m->ctl[LM_CTL_VIDEO];
+    }
+    if (bp.n_max <= 0) return 0;
+    int32_t *toks = malloc((size_t)bp.n_max * sizeof *toks);
+    if (!toks) return lm_fail(&s->err, LOOM_ERR_NO_MEMORY, "generate: out of memory (%lld tokens)", (long long)bp.n_max);
+    int32_t stop = -1;
+    const int64_t n = lm_beam_search(m->dec, s->st, s->logits, &bp, toks, &stop, s->pool, &s->err);
+    if (n < 0) {
+        free(toks);
+        return (int)n;
+    }
+    for (int32_t i = past; i < loom_session_n_past(s); i++) s->hist[i] = toks[i - past];
+    for (int64_t i = 0; i < n; i++) lm_sampler_accept(s->smp, toks[i]);
+    if (stop >= 0) lm_sampler_accept(s->smp, stop);
+    s->has_logits = 1;
+    st->n_generated = n + (stop >= 0);
+    for (int64_t i = 0; i < n; i++)
+        if (stream_token(s, p, toks[i])) break;
+    free(toks);
+    if (stop < 0 && n == room && room < p->n_predict)
+        return lm_fail(&s->err, LOOM_ERR_CONTEXT_FULL, "context full: n_ctx %d", loom_session_n_ctx(s));
+    return 0;
+}
+
 int64_t loom_session_generate(loom_session *s, const int32_t *prompt, int64_t n_prompt,
                               loom_generate_params p, loom_generate_stats *stats)
 {
@@ -382,10 +422,14 @@ int64_t loom_session_generate(loom_session *s, const int32_t *prompt, int64_t n_
     int32_t open = -1;
     const int64_t n_body = rc == 0 && s->has_logits && p.media_blocks ?
                            lm_block_unfinished(s->m, s->hist, loom_session_n_past(s), &open) : -1;
-    if (n_body >= 0 && (rc = media_open(s, &p, &g, open, 1, s->hist + loom_session_n_past(s) - n_body, n_body)) > 0)
+    const int beams = p.n_beams > 1 || p.n_beams < 0;   /* negative: refused by the search */
+    if (rc == 0 && beams)
+        rc = n_body >= 0 ? lm_fail(&s->err, LOOM_ERR_INVALID_ARG, "generate: beam search writes text, and the prompt "
+                                   "ends inside a media block") : generate_beams(s, &p, &st);
+    else if (n_body >= 0 && (rc = media_open(s, &p, &g, open, 1, s->hist + loom_session_n_past(s) - n_body, n_body)) > 0)
         rc = 0;
     /* a block that has opened is written to its end, past n_predict if need be */
-    for (int64_t i = 0; rc == 0 && (i < p.n_predict || g.active); i++) {
+    for (int64_t i = 0; rc == 0 && !beams && (i < p.n_predict || g.active); i++) {
         if (session_aborted(s)) { rc = lm_fail(&s->err, LOOM_ERR_ABORTED, "generation aborted"); break; }
         int32_t tok;
         if (g.active) {

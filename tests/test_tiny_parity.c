@@ -21,6 +21,10 @@
  *    at 3.5 ‰ of flipped steps parts with probability 1 − 0.9965^256 ≈ 0.6), so it is
  *    printed, not limited; the per-step limit is the bound.
  * Every disagreement is printed with its position and gaps.
+ *
+ * Beam search (4 beams, loom_generate_params.n_beams) on the 20 utterances against PyTorch's
+ * infer.beam_ids (fixture beam.txt): each transcript must be the same, or differ where
+ * PyTorch's smallest score gap between two of its decisions is below BEAM_TIE.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +38,8 @@
 #define ROUTE_TIE 1e-3f  /* routing scores (sigmoid + selection bias) */
 #define GUIDANCE 3.0f    /* the fixtures' guidance scale: error of l_u + s(l_c − l_u) ≤ (2s − 1)× */
 #define MAX_FLIP_PERMILLE 5
+#define BEAMS 4
+#define BEAM_TIE 0.2f    /* total log-probabilities: several steps' logit errors add up */
 
 typedef struct ids { int32_t v[MAX_IDS]; int n; } ids;
 
@@ -66,6 +72,7 @@ typedef struct ctx {
     loom_session *s, *s2;
     loom_prompt  *p;
     float        *mix;                  /* [n_vocab] guided logits           */
+    int           n_beams;              /* text answers by beam search when > 1 */
     char          prompts[2][20][1024]; /* t2i, tts */
 } ctx;
 
@@ -158,11 +165,12 @@ static int text_answer(ctx *c, const char *instruction, const expect *e, ids *go
     int rc = loom_prompt_add_text(c->p, instruction);
     rc |= loom_prompt_add_special(c->p, "<|end|>");
     rc |= loom_prompt_add_special(c->p, "<|assistant|>");
-    if (rc || force_text(c, e, f) < 0) return -1;
+    if (rc || (c->n_beams <= 1 && force_text(c, e, f) < 0)) return -1;
     loom_session_truncate(c->s, 0);
     if (loom_session_append_prompt(c->s, c->p) < 0) return -1;
     loom_generate_params gp = loom_generate_default_params();
     gp.n_predict = 256;
+    gp.n_beams = c->n_beams;
     gp.on_token = keep;
     gp.user_data = got;
     return loom_session_generate(c->s, NULL, 0, gp, NULL) < 0 ? -1 : 0;
@@ -219,6 +227,46 @@ static int run_job(ctx *c, const char *job, int i, const expect *e, ids *got, fl
     if (n < 0) { printf("%s %d: %s\n", job, i, err); return -1; }
     got->n = (int)n;
     return 0;
+}
+
+/* Beam-search transcripts against beam.txt. */
+static void check_beams(ctx *c)
+{
+    FILE *bf = fopen("data/tiny/beam.txt", "r");
+    CHECK(bf != NULL, "fixture beam.txt present");
+    if (!bf) return;
+    static char list[16384];
+    static expect e;
+    static ids got;
+    static flips f;
+    char job[32];
+    int idx, n = 0, same = 0;
+    float gap;
+    c->n_beams = BEAMS;
+    while (fscanf(bf, "%31s %d %16383s %g", job, &idx, list, &gap) == 4) {
+        if (strcmp(job, "transcribe") || idx < 0 || idx >= 20) continue;
+        n++;
+        parse_ids(list, &e.want);
+        if (run_job(c, job, idx, &e, &got, &f) < 0) {
+            CHECK(0, "beam %s %d: failed: %s", job, idx, loom_session_error(c->s));
+            continue;
+        }
+        int d = 0;
+        while (d < got.n && d < e.want.n && got.v[d] == e.want.v[d]) d++;
+        if (d == got.n && d == e.want.n) {
+            same++;
+            continue;
+        }
+        printf("beam %s %d: differs from PyTorch at token %d (%d vs %d tokens), PyTorch's smallest decision gap %.4g\n",
+               job, idx, d, got.n, e.want.n, gap);
+        CHECK(gap < BEAM_TIE, "beam %s %d: differs, and PyTorch's decisions were %g apart or more", job, idx, BEAM_TIE);
+    }
+    fclose(bf);
+    c->n_beams = 0;
+    printf("transcribe beam search (%d beams): %d/%d identical to PyTorch\n", BEAMS, same, n);
+    CHECK(n == 20, "beam: %d of 20 inputs ran", n);
+    /* near-ties aside, a beam that went astray would part on many: v19 gave 20/20 */
+    CHECK(same >= n - 2, "beam: only %d of %d transcripts identical to PyTorch", same, n);
 }
 
 int main(void)
@@ -306,6 +354,7 @@ int main(void)
         CHECK(steps[j] > 0 && flipped[j] * 1000 <= MAX_FLIP_PERMILLE * steps[j], "%s: %d of %d teacher-forced steps "
               "disagree (at most %d per mille)", jobs[j], flipped[j], steps[j], MAX_FLIP_PERMILLE);
     }
+    check_beams(&c);
     fclose(pf);
     fclose(ef);
     fclose(gf);

@@ -44,6 +44,10 @@ import json; d=json.loads(open('$tmp/out').read()); s=d['segments']
 assert len(s) == 5, len(s)
 assert all(abs(a['end'] - b['start']) < 1e-6 for a, b in zip(s, s[1:])) and abs(s[-1]['end'] - 25) < 1e-3" && ok || { bad "long audio windows"; cat "$tmp/out"; }
 check transcribe-stdin 0 sh -c "cat $media/speech.wav | '$loom' transcribe -m $m -q -"
+check transcribe-greedy 0 "$loom" transcribe -m $m -q -b 1 $media/speech.wav
+check caption-beams 0 "$loom" caption -m $m -q -b 8 $media/scene1.png
+check transcribe-beams 2 "$loom" transcribe -m $m -q -b 9 $media/speech.wav
+has err "out of range"
 check transcribe-badfmt 2 "$loom" transcribe -m $m -f docx $media/speech.wav
 check transcribe-image 1 "$loom" transcribe -m $m -q $media/scene1.png
 

@@ -634,6 +634,22 @@ void lm_decoder_state_truncate(lm_decoder_state *s, int32_t n_past)
     if (n_past < s->n_past) s->n_past = n_past;
 }
 
+int lm_decoder_state_copy(const lm_decoder *d, lm_decoder_state *dst, const lm_decoder_state *src, lm_error *err)
+{
+    if (dst == src) return 0;
+    if (src->n_past > dst->n_ctx)
+        return lm_fail(err, LOOM_ERR_CONTEXT_FULL, "context full: copying %d cached positions into n_ctx %d",
+                       src->n_past, dst->n_ctx);
+    const size_t row = (size_t)src->kv_row, n = (size_t)src->n_past * row;
+    for (int64_t il = 0; il < d->hp.n_layer; il++)
+        memcpy(dst->kv + (size_t)il * (size_t)dst->n_ctx * row, src->kv + (size_t)il * (size_t)src->n_ctx * row,
+               n * sizeof(float));
+    dst->n_past = src->n_past;
+    dst->q8_int8 = src->q8_int8;
+    dst->mla_form = src->mla_form;
+    return 0;
+}
+
 /* ---------------------------------------------------------------------------------------
  * Forward pass
  * ------------------------------------------------------------------------------------- */

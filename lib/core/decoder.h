@@ -133,6 +133,9 @@ int32_t lm_decoder_state_n_ctx(const lm_decoder_state *s);
 int32_t lm_decoder_state_n_batch(const lm_decoder_state *s);
 /* Forget cached positions >= n_past (0 clears). */
 void lm_decoder_state_truncate(lm_decoder_state *s, int32_t n_past);
+/* Make dst hold src's cached positions and tuning (states of d; dst's n_ctx must hold
+ * src's n_past, else LOOM_ERR_CONTEXT_FULL and dst is unchanged). Scratch is not copied. */
+int lm_decoder_state_copy(const lm_decoder *d, lm_decoder_state *dst, const lm_decoder_state *src, lm_error *err);
 /* Polled by lm_decoder_forward before each chunk and between layers (fn NULL: never);
  * nonzero stops the pass. */
 typedef int (*lm_abort_fn)(void *user);

@@ -94,7 +94,7 @@ def eval_caption(a, tmp):
     for i in range(len(meta)):
         paths.append(os.path.join(tmp, f"scene_{i:04d}.png"))
         png.write_png(paths[-1], np.asarray(imgs[i]))
-    out, dt = loom(a, "caption", "--json", *paths)
+    out, dt = loom(a, "caption", "--json", *paths, *a.understand_args.split())
     tot = {k: [0, 0] for k in ("shape", "colour", "size", "position", "count", S.HELDOUT_SHAPE)}
     exact = 0
     for line, m in zip(out.strip().splitlines(), meta):
@@ -133,7 +133,7 @@ def eval_transcribe(a, tmp):
     e, n, eu, nu = [0] * 4
     exact, dts = 0, []
     for r in meta:
-        out, dt = loom(a, "transcribe", os.path.join(a.data, "speech", r["wav"]))
+        out, dt = loom(a, "transcribe", os.path.join(a.data, "speech", r["wav"]), *a.understand_args.split())
         dts.append(dt)
         de, dn = wer_counts(norm_text(r["text"]), norm_text(out))
         e, n = e + de, n + dn
@@ -163,7 +163,7 @@ def eval_video(a, tmp):
                                 "whole description exact", ev_held, cs_held)}
     dts = []
     for r in meta:
-        out, dt = loom(a, "describe", os.path.join(a.data, "videos", r["mp4"]))
+        out, dt = loom(a, "describe", os.path.join(a.data, "videos", r["mp4"]), *a.understand_args.split())
         dts.append(dt)
         got, ref = out.strip(), r["description"]
         g, t = video_clauses(got), video_clauses(ref)
@@ -433,6 +433,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--imagine-args", default="")
     ap.add_argument("--speak-args", default="")
+    ap.add_argument("--understand-args", default="", help="extra options of caption, transcribe and describe (e.g. \"-b 4\")")
     ap.add_argument("--animate-args", default="")
     ap.add_argument("--bench", type=int, default=0, help="also time the PyTorch model on this many inputs per job")
     ap.add_argument("--run", default=os.path.join(ROOT, "runs", "tiny"))

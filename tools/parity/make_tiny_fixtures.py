@@ -12,6 +12,8 @@ reference really is the bundled model), then writes tests/data/tiny/:
   expected.txt        "job index id,id,…" greedy answers / codes (cfg 3 for media)
   margins.txt         "job index m,m,…" PyTorch's top-2 logit gap at each of those steps: where
                       loom's F16 arithmetic may break a near-tie the other way
+  beam.txt            "transcribe index id,id,… gap" the same utterances' transcripts by beam
+                      search (4 beams) and the smallest score gap of its decisions
 """
 import argparse
 import filecmp
@@ -29,6 +31,7 @@ from tools.loompy import mel, png  # noqa: E402
 from tools.train import infer, train, unified as U  # noqa: E402
 
 OUT = "tests/data/tiny"
+BEAMS = 4
 
 
 def main():
@@ -48,7 +51,7 @@ def main():
     tok = U.Tok("models/loom-tiny-vocab.gguf")
     os.makedirs(OUT, exist_ok=True)
     test = train.Data(a.data, "test")
-    lines, prompts, gaps, rgaps = [], [], [], []
+    lines, prompts, gaps, rgaps, beams = [], [], [], [], []
     n = a.n
 
     def add(job, i, ids, margins, route):
@@ -68,8 +71,11 @@ def main():
         subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", wav, "-c:a", "flac", f"{OUT}/speech_{i:02d}.flac"], check=True)
         m = mel.log_mel(mel.read_wav16(wav), 80)
         g, r = [], []
-        add("transcribe", i, infer.answer_ids(model, tok, [("ctl", "<|audio|>"), ("audio", m), ("ctl", "<|/audio|>"),
-                                                           ("text", U.PROMPTS["transcribe"])], margins=g, route_margins=r), g, r)
+        user = [("ctl", "<|audio|>"), ("audio", m), ("ctl", "<|/audio|>"), ("text", U.PROMPTS["transcribe"])]
+        add("transcribe", i, infer.answer_ids(model, tok, user, margins=g, route_margins=r), g, r)
+        g = []
+        ids = infer.beam_ids(model, tok, user, BEAMS, margins=g)
+        beams.append(f"transcribe {i} {','.join(map(str, ids)) or '-'} {min(g):.4g}")
     for i in range(n):
         frames = np.asarray(test.videos[i])
         png.write_png(f"{OUT}/video_{i:02d}.png", frames.reshape(-1, frames.shape[2], 3))
@@ -97,6 +103,8 @@ def main():
         f.write("\n".join(gaps) + "\n")
     with open(f"{OUT}/route_margins.txt", "w") as f:
         f.write("\n".join(rgaps) + "\n")
+    with open(f"{OUT}/beam.txt", "w") as f:
+        f.write("\n".join(beams) + "\n")
     with open(f"{OUT}/prompts.txt", "w") as f:
         f.write("\n".join(prompts) + "\n")
     print(f"wrote {len(lines)} expectations to {OUT}")

@@ -2,6 +2,7 @@
 checked against (same prompts as docs/FORMAT.md "Unified model", same greedy answers).
 
     answer_ids(model, tok, user_segments)            → generated token ids (text jobs)
+    beam_ids(model, tok, user_segments, n_beams)     → the same by beam search
     media_codes(model, tok, user_segments, kind, …)  → image / audio codes (generation jobs)
 """
 import numpy as np
@@ -49,6 +50,62 @@ def answer_ids(model, tok, user, n_max=256, margins=None, route_margins=None):
         out.append(t)
         X = model.dec.token_embd[t][None, None]
     return out
+
+
+@torch.no_grad()
+def beam_ids(model, tok, user, n_beams, n_max=256, margins=None):
+    """Beam search for one user turn, as loom_session_generate runs it with n_beams > 1:
+    each step extends every open answer by its n_beams most probable tokens (media open
+    tokens excluded), keeps the n_beams best by total log-probability (ties: beam, then
+    token id) and keeps the best ended one (<|end|> / <|eos|>); stops once that scores at
+    least the best open answer. Returns the best ended answer (else the best open one at
+    n_max), without its stop token. `margins`, if a list, receives each step's smallest
+    score gap at a decision (the last kept open answer against the first dropped one, an
+    ended answer against the best so far, the best ended against the best open one): where
+    loom's F16 arithmetic may decide the other way."""
+    model.eval()
+    stop = {tok.ctl["<|end|>"], tok.ctl["<|eos|>"]}
+    skip = [tok.ctl[t] for t in ("<|image|>", "<|audio|>", "<|video|>")]
+    cache = []
+    beams = [(0.0, [], cache, model.dec(_prefix(model, tok, user), cache=cache)[0, -1])]  # score, answer, cache, logits
+    fin = None                                                                            # (score, answer)
+    for t in range(n_max):
+        cands = []
+        for k, (score, _, _, l) in enumerate(beams):
+            l = l.float()
+            lse = float(torch.logsumexp(l.double(), 0))
+            allowed = l.clone()
+            allowed[skip] = float("-inf")
+            cands += [(score + (float(l[i]) - lse), k, int(i)) for i in torch.topk(allowed, n_beams).indices]
+        cands.sort(key=lambda c: (-c[0], c[1], c[2]))
+        nxt, gaps, dropped = [], [float("inf")], False
+        for c in cands:
+            if c[2] in stop:
+                if fin is not None:
+                    gaps.append(abs(c[0] - fin[0]))
+                if fin is None or c[0] > fin[0]:
+                    fin = (c[0], beams[c[1]][1])
+            elif len(nxt) < n_beams:
+                nxt.append(c)
+            elif not dropped:   # the first open answer left out
+                gaps.append(nxt[-1][0] - c[0])
+                dropped = True
+        if fin is not None and nxt:
+            gaps.append(abs(fin[0] - nxt[0][0]))
+        if margins is not None:
+            margins.append(min(gaps))
+        if not nxt or (fin is not None and fin[0] >= nxt[0][0]):
+            break
+        if t + 1 == n_max:
+            if fin is None:
+                return beams[nxt[0][1]][1] + [nxt[0][2]]
+            break
+        new = []
+        for score, k, i in nxt:
+            c = [dict(x) for x in beams[k][2]]   # each layer's cache tensors are replaced, never changed
+            new.append((score, beams[k][1] + [i], c, model.dec(model.dec.token_embd[i][None, None], cache=c)[0, -1]))
+        beams = new
+    return fin[1] if fin else []
 
 
 @torch.no_grad()
