@@ -294,7 +294,8 @@ typedef struct loom_media_params {
     void               *user_data;
 } loom_media_params;
 
-/* cfg 3, temperature 1, top-k off, seed 0, 250 audio codes (10 s at 25 codes/s). */
+/* cfg 3, temperature 1 (audio: cfg 2, temperature 0.6), top-k off, seed 0, 250 audio codes
+ * (10 s at 25 codes/s). */
 loom_media_params loom_media_default_params(int kind);
 
 /* Called for each generated token with its text piece (not NUL-terminated; empty for control
