@@ -82,6 +82,14 @@ def loom(a, *args):
     return p.stdout, time.time() - t
 
 
+# loom caption / transcribe / describe's default -b (examples/cmd_understand.c)
+CLI_BEAMS = {"caption": 1, "transcribe": 4, "video": 4}
+
+
+def beams(a, job):
+    return a.beams or CLI_BEAMS[job]
+
+
 def records(path):
     with open(path) as f:
         return [json.loads(line) for line in f]
@@ -94,7 +102,7 @@ def eval_caption(a, tmp):
     for i in range(len(meta)):
         paths.append(os.path.join(tmp, f"scene_{i:04d}.png"))
         png.write_png(paths[-1], np.asarray(imgs[i]))
-    out, dt = loom(a, "caption", "--json", *paths, *a.understand_args.split())
+    out, dt = loom(a, "caption", "--json", *paths, "-b", str(beams(a, "caption")))
     tot = {k: [0, 0] for k in ("shape", "colour", "size", "position", "count", S.HELDOUT_SHAPE)}
     exact = 0
     for line, m in zip(out.strip().splitlines(), meta):
@@ -133,7 +141,7 @@ def eval_transcribe(a, tmp):
     e, n, eu, nu = [0] * 4
     exact, dts = 0, []
     for r in meta:
-        out, dt = loom(a, "transcribe", os.path.join(a.data, "speech", r["wav"]), *a.understand_args.split())
+        out, dt = loom(a, "transcribe", os.path.join(a.data, "speech", r["wav"]), "-b", str(beams(a, "transcribe")))
         dts.append(dt)
         de, dn = wer_counts(norm_text(r["text"]), norm_text(out))
         e, n = e + de, n + dn
@@ -163,7 +171,7 @@ def eval_video(a, tmp):
                                 "whole description exact", ev_held, cs_held)}
     dts = []
     for r in meta:
-        out, dt = loom(a, "describe", os.path.join(a.data, "videos", r["mp4"]), *a.understand_args.split())
+        out, dt = loom(a, "describe", os.path.join(a.data, "videos", r["mp4"]), "-b", str(beams(a, "video")))
         dts.append(dt)
         got, ref = out.strip(), r["description"]
         g, t = video_clauses(got), video_clauses(ref)
@@ -384,7 +392,8 @@ def eval_text(a, tmp):
 
 
 def bench_pytorch(a, jobs):
-    """Mean seconds per job for the PyTorch model (same inputs, same greedy / guided work)."""
+    """Mean seconds per job for the PyTorch model (same inputs, same work: as many beams,
+    greedy guided codes)."""
     import torch
     from tools.train import infer, train, unified as U
     from tools.loompy import mel
@@ -399,15 +408,19 @@ def bench_pytorch(a, jobs):
         for i in range(k):
             fn(i)
         return (time.time() - t) / k
+
+    def answer(job, user):
+        b = beams(a, job)
+        return infer.beam_ids(model, tok, user, b) if b > 1 else infer.answer_ids(model, tok, user)
     if "caption" in jobs:
-        out["caption"] = timed(lambda i: infer.answer_ids(model, tok, [("ctl", "<|image|>"), ("image", np.asarray(test.scenes[i])),
-                                                                   ("ctl", "<|/image|>"), ("text", U.PROMPTS["caption"])]))
+        out["caption"] = timed(lambda i: answer("caption", [("ctl", "<|image|>"), ("image", np.asarray(test.scenes[i])),
+                                                            ("ctl", "<|/image|>"), ("text", U.PROMPTS["caption"])]))
     if "transcribe" in jobs:
-        out["transcribe"] = timed(lambda i: infer.answer_ids(model, tok, [("ctl", "<|audio|>"), ("audio", mel.log_mel(mel.read_wav16(
+        out["transcribe"] = timed(lambda i: answer("transcribe", [("ctl", "<|audio|>"), ("audio", mel.log_mel(mel.read_wav16(
             os.path.join(a.data, "speech", test.speech["meta"][i]["wav"])), 80)), ("ctl", "<|/audio|>"), ("text", U.PROMPTS["transcribe"])]))
     if "video" in jobs:
-        out["video"] = timed(lambda i: infer.answer_ids(model, tok, [("ctl", "<|video|>"), ("video", np.asarray(test.videos[i])),
-                                                                 ("ctl", "<|/video|>"), ("text", U.PROMPTS["video"])]))
+        out["video"] = timed(lambda i: answer("video", [("ctl", "<|video|>"), ("video", np.asarray(test.videos[i])),
+                                                        ("ctl", "<|/video|>"), ("text", U.PROMPTS["video"])]))
     if "t2i" in jobs:
         out["t2i"] = timed(lambda i: infer.generate_codes(model, tok, [("text", U.PROMPTS["t2i"] + test.scene_meta[i]["captions"][0])],
                                                           "<|image|>", U.IMAGE_START, U.IMAGE_START + U.IMAGE_COUNT, 256, cfg=3.0))
@@ -433,7 +446,8 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--imagine-args", default="")
     ap.add_argument("--speak-args", default="")
-    ap.add_argument("--understand-args", default="", help="extra options of caption, transcribe and describe (e.g. \"-b 4\")")
+    ap.add_argument("--beams", type=int, default=0, help="beams for caption, transcribe and describe, and for the PyTorch side "
+                    "of --bench (0: the loom command's defaults, " + ", ".join(f"{k} {v}" for k, v in CLI_BEAMS.items()) + ")")
     ap.add_argument("--animate-args", default="")
     ap.add_argument("--bench", type=int, default=0, help="also time the PyTorch model on this many inputs per job")
     ap.add_argument("--run", default=os.path.join(ROOT, "runs", "tiny"))
