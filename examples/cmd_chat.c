@@ -31,7 +31,8 @@ void help_chat(void)
            "      --image/--audio/--video PATH   attach media to that message\n"
            "  -o, --out-dir DIR      where generated media go (default .)\n"
            "  -n, --n-predict N      most tokens per answer (default 512)\n"
-           "      --seed N           seed for generated media (temperature 1, guidance 3)\n"
+           "      --seed N           seed for generated media (guidance 3, temperature 1;\n"
+           "                         speech: guidance 2, temperature 0.6)\n"
            "  -t, --threads N        threads\n");
 }
 
@@ -134,7 +135,7 @@ static void on_media(int event, int kind, const int32_t *codes, int64_t n, void 
 }
 
 /* Answer the message in c->p: text streams out; media blocks the model opens are written by
- * loom_session_generate (codes of the medium only, guidance 3, temperature 1) and rendered. */
+ * loom_session_generate (codes of the medium only, with its default settings) and rendered. */
 static int answer(chat *c)
 {
     int rc = loom_prompt_add_special(c->p, "<|end|>");
@@ -147,7 +148,8 @@ static int answer(chat *c)
     gp.on_media = on_media;
     gp.abort_flag = &g_interrupted;
     gp.user_data = c;
-    gp.media.seed = c->seed + (uint64_t)c->n_media;   /* the k-th block of the chat: seed + k */
+    for (int k = 0; k < LOOM_MEDIA_KIND_COUNT; k++)   /* the k-th block of the chat: seed + k */
+        gp.media[k].seed = c->seed + (uint64_t)c->n_media;
     gp.media_uncond = c->u;
     g_line_start = 0;   /* the answer ends with a newline, even an empty one */
     const int64_t n = loom_session_generate(c->s, NULL, 0, gp, NULL);

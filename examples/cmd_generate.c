@@ -28,7 +28,8 @@ void help_generate(void)
            "      --no-media-blocks  sample a media block the model opens like text (default:\n"
            "                         constrained to the medium's codes, see docs/CLI.md)\n"
            "      --cfg S            guide media blocks' codes with a second sequence on the\n"
-           "                         unconditional turn (default 1 = off; loom chat uses 3)\n"
+           "                         unconditional turn (default 1 = off; loom chat uses 3,\n"
+           "                         speech 2)\n"
            "  -t, --threads N        threads (default: all CPUs)\n"
            "      --json             print prompt/generated token ids, text and timings as JSON\n"
            "  -q, --quiet            no progress output\n");
@@ -194,8 +195,10 @@ int cmd_generate(int argc, char **argv)
     loom_generate_params gp = loom_generate_default_params();
     gp.n_predict = (int32_t)n_predict;
     gp.media_blocks = media_blocks;
-    gp.media.seed = c.seed;
-    gp.media.cfg_scale = (float)cfg;
+    for (int k = 0; k < LOOM_MEDIA_KIND_COUNT; k++) {   /* temperatures: the media defaults */
+        gp.media[k].seed = c.seed;
+        gp.media[k].cfg_scale = (float)cfg;
+    }
     gp.media_uncond = u;
     gp.on_token = on_token;
     gp.abort_flag = &g_interrupted;

@@ -275,6 +275,7 @@ typedef enum loom_media_kind {
     LOOM_MEDIA_IMAGE = 0,   /* <|image|> grid² codes <|/image|>                              */
     LOOM_MEDIA_AUDIO = 1,   /* <|audio|> codes until the model closes it or the limit <|/audio|> */
     LOOM_MEDIA_VIDEO = 2,   /* <|video|> frames × (<|frame|> grid² codes) <|/video|>           */
+    LOOM_MEDIA_KIND_COUNT = 3
 } loom_media_kind;
 
 /* Called after each sampled code: done codes of at most total. */
@@ -322,13 +323,16 @@ typedef struct loom_generate_params {
     void         *user_data;
     /* Media blocks the model opens (a model with loom.vocab.* ranges; see loom_session_generate) */
     int32_t       media_blocks; /* 1 (default): constrain them; 0: raw sampling            */
-    loom_media_params media;    /* how their codes are drawn (temperature, top_k, seed,
+    loom_media_params media[LOOM_MEDIA_KIND_COUNT];
+                                /* indexed by loom_media_kind: how that medium's codes are
+                                   drawn (cfg_scale, temperature, top_k, seed,
                                    max_audio_codes, n_frames, on_progress, its own abort
                                    hooks); kind is ignored. Default
-                                   loom_media_default_params(LOOM_MEDIA_IMAGE)            */
+                                   loom_media_default_params(kind) for each              */
     loom_session *media_uncond; /* NULL: no guidance; else a second session of the model:
-                                   with media.cfg_scale not 0 or 1 it is reset to the
-                                   unconditional turn at each block and guides the codes  */
+                                   for a block whose media[kind].cfg_scale is not 0 or 1
+                                   it is reset to the unconditional turn and guides the
+                                   codes                                                  */
     loom_media_fn on_media;     /* may be NULL; called with user_data (above)              */
     /* Beam search (text answers: transcripts, captions, descriptions) */
     int32_t       n_beams;      /* 0 or 1 (default 0): sample token by token; 2..8: keep the
@@ -360,9 +364,11 @@ loom_generate_params loom_generate_default_params(void);
  * by some of the block's codes and <|frame|> markers: the block goes on from there, and
  * END's codes include the prompt's), the block is written as
  * loom_generate_media writes one: codes are drawn from that medium's range only with
- * `media` (the k-th block of the call, from 0, with seed media.seed + k), <|frame|> markers and the close token are forced, the length is the model's (image grid²
- * codes; video frames × (<|frame|> + grid² codes); audio until the model samples <|/audio|>
- * or media.max_audio_codes), then text generation goes on. on_token gets every token of the
+ * media[kind] (the k-th block of the call, from 0 over all media, with seed
+ * media[kind].seed + k), <|frame|> markers and the close token are forced, the length is
+ * the model's (image grid² codes; video frames × (<|frame|> + grid² codes); audio until the
+ * model samples <|/audio|> or media[LOOM_MEDIA_AUDIO].max_audio_codes), then text
+ * generation goes on. on_token gets every token of the
  * block (codes have empty pieces); on_media (if set) gets LOOM_MEDIA_BEGIN and LOOM_MEDIA_END
  * with the codes. The whole block, close token included, is appended to the cache. A block
  * that would not fit the context fails with LOOM_ERR_CONTEXT_FULL before its open token is
@@ -376,7 +382,7 @@ loom_generate_params loom_generate_default_params(void);
  *         if (event == LOOM_MEDIA_END && kind == LOOM_MEDIA_IMAGE) loom_vq_decode(vq, codes, rgb);
  *     }
  *     gp.on_media = got_media;
- *     gp.media_uncond = s2;               // guidance (media.cfg_scale 3 by default)
+ *     gp.media_uncond = s2;               // guidance (cfg_scale 3, speech 2, by default)
  *     loom_session_generate(s, NULL, 0, gp, NULL);
  *
  * Beam search (n_beams 2..8, else LOOM_ERR_INVALID_ARG): each step extends every kept answer

@@ -45,8 +45,9 @@ loom_session_params loom_session_default_params(void)
 
 loom_generate_params loom_generate_default_params(void)
 {
-    return (loom_generate_params){.n_predict = 128, .stop_at_eos = 1, .media_blocks = 1,
-                                  .media = loom_media_default_params(LOOM_MEDIA_IMAGE)};
+    loom_generate_params p = {.n_predict = 128, .stop_at_eos = 1, .media_blocks = 1};
+    for (int k = 0; k < LOOM_MEDIA_KIND_COUNT; k++) p.media[k] = loom_media_default_params(k);
+    return p;
 }
 
 static int hooks_fired(loom_abort_fn fn, const volatile int *flag, void *user)
@@ -268,7 +269,7 @@ static double now_ms(void)
 
 /* The media blocks of one loom_session_generate call. */
 typedef struct gen_media {
-    lm_media_writer w;           /* w.smp is NULL until the first block                  */
+    lm_media_writer w;           /* set up at each block (NULL before the first)         */
     int32_t        *codes;       /* [cap] the current block's codes, owned               */
     int64_t         cap;
     uint64_t        n_blocks;    /* blocks begun in this call                            */
@@ -290,7 +291,7 @@ static int media_open(loom_session *s, const loom_generate_params *p, gen_media 
 {
     const int kind = p->media_blocks ? lm_block_kind_of(s->m, tok) : -1;
     if (kind < 0) return 0;
-    loom_media_params mp = p->media;
+    loom_media_params mp = p->media[kind];
     mp.kind = kind;
     lm_block b;
     lm_error e = {0};
@@ -303,7 +304,8 @@ static int media_open(loom_session *s, const loom_generate_params *p, gen_media 
         return lm_fail(&s->err, LOOM_ERR_INVALID_ARG, "generate: media cfg_scale and temperature must be finite");
     if (guided && (u == s || u->m != s->m))
         return lm_fail(&s->err, LOOM_ERR_INVALID_ARG, "generate: media_uncond must be another session of the same model");
-    if (!g->w.smp && (rc = lm_media_writer_init(&g->w, s->m, s, guided ? u : NULL, mp)) < 0) return media_fail(s, g, rc);
+    lm_media_writer_free(&g->w);   /* each medium has its own settings */
+    if ((rc = lm_media_writer_init(&g->w, s->m, s, guided ? u : NULL, mp)) < 0) return media_fail(s, g, rc);
     const int64_t need = lm_block_max_codes(&b);
     if (need > g->cap) {
         int32_t *c = realloc(g->codes, (size_t)need * sizeof *c);

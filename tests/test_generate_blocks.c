@@ -110,7 +110,7 @@ static void test_image(void)
     seen w;
     loom_generate_params gp = loom_generate_default_params();
     gp.n_predict = 24;
-    gp.media.seed = 7;
+    gp.media[LOOM_MEDIA_IMAGE].seed = 7;
     const int64_t n = run(s, gp, open_img, 0, &w);
     CHECK(n == 24 && w.n == 24, "image: %lld generated, %d streamed (%s)", (long long)n, w.n, loom_session_error(s));
     CHECK(w.tok[0] == open_img, "the model opened <|image|> (%d)", w.tok[0]);
@@ -126,7 +126,7 @@ static void test_image(void)
     CHECK(loom_session_n_past(s) == n_prompt + 24 - 1, "cache: prompt + all but the last token (%d)", loom_session_n_past(s));
 
     /* the same block as loom_generate_media (same sampler, seed, no guidance) */
-    loom_media_params mp = gp.media;
+    loom_media_params mp = gp.media[LOOM_MEDIA_IMAGE];
     mp.kind = LOOM_MEDIA_IMAGE;
     mp.cfg_scale = 1;
     int32_t codes[G2];
@@ -173,7 +173,7 @@ static void test_video_audio(void)
           w.codes[0][G2] == w.tok[2 + 1 + G2] - IMAGE_START, "video: codes of both frames, markers left out");
     CHECK(loom_session_n_past(s) == n_prompt + len, "video: the whole block is in the cache");
 
-    gp.media.max_audio_codes = 10;
+    gp.media[LOOM_MEDIA_AUDIO].max_audio_codes = 10;
     n = run(s, gp, open_aud, 0, &w);
     int k = 1;
     while (k < w.n && w.tok[k] != close_aud) k++;
@@ -195,8 +195,8 @@ static void test_guidance(void)
     seen w;
     loom_generate_params gp = loom_generate_default_params();
     gp.n_predict = G2 + 3;   /* the second open token is sampled within n_predict */
-    gp.media.seed = 3;
-    gp.media.cfg_scale = 2.5f;
+    gp.media[LOOM_MEDIA_IMAGE].seed = 3;
+    gp.media[LOOM_MEDIA_IMAGE].cfg_scale = 2.5f;
     gp.media_uncond = u;
     loom_session_prompt(u, prompt, n_prompt, NULL);   /* replaced at the block */
     CHECK(run(s, gp, open_img, 1, &w) == 2 * (G2 + 2) && w.n_end == 2, "two blocks back to back: %d events (%s)", w.n_end,
@@ -205,7 +205,7 @@ static void test_guidance(void)
     const int64_t nu = loom_media_prompt(m, LOOM_MEDIA_IMAGE, NULL, 1, unc, 8);
     CHECK(loom_session_n_past(u) == nu + G2 + 2, "the unconditional session holds its turn + one block (%d)",
           loom_session_n_past(u));
-    loom_media_params mp = gp.media;
+    loom_media_params mp = gp.media[LOOM_MEDIA_IMAGE];
     mp.kind = LOOM_MEDIA_IMAGE;
     int32_t codes[G2];
     char err[256];
@@ -252,8 +252,8 @@ static void test_prompt_opens(void)
     gp.on_token = on_token;
     gp.on_media = on_media;
     gp.user_data = &w;
-    gp.media.seed = 9;
-    gp.media.cfg_scale = 2;
+    gp.media[LOOM_MEDIA_IMAGE].seed = 9;
+    gp.media[LOOM_MEDIA_IMAGE].cfg_scale = 2;
     gp.media_uncond = u;
     const int64_t n = loom_session_generate(s, ctx, n_prompt + 1, gp, NULL);
     CHECK(n == G2 + 4 && in_range(w.tok, G2, IMAGE_START, IMAGE_START + IMG) && w.tok[G2] == close_img,
@@ -263,7 +263,7 @@ static void test_prompt_opens(void)
     char err[256];
     const int64_t nu = loom_media_prompt(m, LOOM_MEDIA_IMAGE, NULL, 1, unc, 8);
     loom_session *c = test_session(m, 256, 64, 1), *cu = test_session(m, 256, 64, 1);
-    loom_media_params mp = gp.media;
+    loom_media_params mp = gp.media[LOOM_MEDIA_IMAGE];
     mp.kind = LOOM_MEDIA_IMAGE;
     CHECK(loom_generate_media(m, c, prompt, n_prompt, cu, unc, nu, mp, codes, G2, err, sizeof err) == G2 &&
           !memcmp(codes, w.codes[0], sizeof codes), "equal to loom_generate_media's guided block: %s", err);
@@ -289,7 +289,7 @@ static void test_prompt_unfinished(void)
     gp.stop_at_eos = 0;
     gp.on_token = on_token;
     gp.on_media = on_media;
-    gp.media.temperature = 0;   /* greedy: the resumed block must end as the whole one does */
+    gp.media[LOOM_MEDIA_IMAGE].temperature = 0;   /* greedy: the resumed block must end as the whole one does */
     int32_t ctx[256] = {0};
     memcpy(ctx, prompt, (size_t)n_prompt * sizeof *ctx);
     ctx[n_prompt] = open_img;
@@ -314,7 +314,7 @@ static void test_prompt_unfinished(void)
           "events: the block's %d codes, the prompt's among them, equal to the whole greedy block's", G2);
     /* guided (greedy on 3·l_c − 2·l_u): the unconditional session must hold <|image|> and the
      * same K codes, or the resumed block would part from the whole one */
-    gp.media.cfg_scale = 3;
+    gp.media[LOOM_MEDIA_IMAGE].cfg_scale = 3;
     gp.media_uncond = u;
     memset(&full, 0, sizeof full);
     full.unbias = -1;
@@ -366,6 +366,61 @@ static void test_prompt_unfinished(void)
     loom_session_free(&u);
 }
 
+/* Each medium's block is drawn with its own media[kind]: a guided image block (the prompt
+ * opened it), then an audio block the model opens, unguided at temperature 0.6 and top-k 5.
+ * Each equals loom_generate_media's with that kind's settings and seed media[kind].seed + k. */
+static void test_per_kind(void)
+{
+    loom_session *s = test_session(m, 256, 64, 1), *u = test_session(m, 256, 64, 1);
+    loom_generate_params gp = loom_generate_default_params();
+    loom_media_params *pi = &gp.media[LOOM_MEDIA_IMAGE], *pa = &gp.media[LOOM_MEDIA_AUDIO];
+    pi->seed = 11;
+    pi->cfg_scale = 2.5f;
+    pa->seed = 20;
+    pa->cfg_scale = 1;
+    pa->temperature = 0.6f;
+    pa->top_k = 5;
+    pa->max_audio_codes = 10;
+    gp.media_uncond = u;
+    gp.n_predict = G2 + 2;   /* the image's codes and close, then <|audio|> */
+    gp.stop_at_eos = 0;
+    gp.on_token = on_token;
+    gp.on_media = on_media;
+    seen w;
+    memset(&w, 0, sizeof w);
+    w.s = s;
+    w.unbias = open_aud;
+    gp.user_data = &w;
+    int32_t ctx[128];
+    memcpy(ctx, prompt, (size_t)n_prompt * sizeof *ctx);
+    ctx[n_prompt] = open_img;
+    loom_session_logit_bias(s, open_aud, 1000.0f);
+    const int64_t n = loom_session_generate(s, ctx, n_prompt + 1, gp, NULL);
+    loom_session_logit_bias(s, open_aud, 0);
+    CHECK(n > G2 + 2 && w.n_end == 2 && w.kind[0] == LOOM_MEDIA_IMAGE && w.kind[1] == LOOM_MEDIA_AUDIO,
+          "an image block then an audio block (%lld tokens, %d blocks): %s", (long long)n, w.n_end, loom_session_error(s));
+    int32_t unc[8], codes[G2];
+    char err[256];
+    const int64_t nu = loom_media_prompt(m, LOOM_MEDIA_IMAGE, NULL, 1, unc, 8);
+    loom_session *c = test_session(m, 256, 64, 1), *cu = test_session(m, 256, 64, 1);
+    loom_media_params mp = *pi;
+    mp.kind = LOOM_MEDIA_IMAGE;
+    CHECK(loom_generate_media(m, c, prompt, n_prompt, cu, unc, nu, mp, codes, G2, err, sizeof err) == G2 &&
+          !memcmp(codes, w.codes[0], sizeof codes), "image: guided at 2.5, seed 11: %s", err);
+    memcpy(ctx + n_prompt + 1, w.tok, (size_t)(G2 + 1) * sizeof *ctx);   /* codes, <|/image|> */
+    mp = *pa;
+    mp.kind = LOOM_MEDIA_AUDIO;
+    mp.seed = 21;
+    const int64_t na = loom_generate_media(m, c, ctx, n_prompt + G2 + 2, NULL, NULL, 0, mp, codes, G2, err, sizeof err);
+    CHECK(na > 0 && na == w.n_codes[1] && !memcmp(codes, w.codes[1], (size_t)na * sizeof *codes),
+          "audio: unguided, temperature 0.6, top-k 5, seed 20 + 1 (%lld codes, %lld in the call): %s", (long long)na,
+          (long long)w.n_codes[1], err);
+    loom_session_free(&c);
+    loom_session_free(&cu);
+    loom_session_free(&s);
+    loom_session_free(&u);
+}
+
 static void test_limits(void)
 {
     seen w;
@@ -378,9 +433,9 @@ static void test_limits(void)
     loom_session_free(&small);
     /* the media hooks: progress per code, abort inside the block */
     loom_session *s = test_session(m, 256, 64, 1);
-    gp.media.on_progress = on_progress;
-    gp.media.should_abort = should_abort;
-    gp.media.user_data = &w;
+    gp.media[LOOM_MEDIA_IMAGE].on_progress = on_progress;
+    gp.media[LOOM_MEDIA_IMAGE].should_abort = should_abort;
+    gp.media[LOOM_MEDIA_IMAGE].user_data = &w;
     memset(&w, 0, sizeof w);
     w.s = s;
     w.unbias = open_img;
@@ -391,8 +446,7 @@ static void test_limits(void)
     CHECK(loom_session_generate(s, prompt, n_prompt, gp, NULL) == LOOM_ERR_ABORTED && w.progress == 5 && w.n == 6,
           "abort after 5 codes (%d codes, %d streamed): %s", w.progress, w.n, loom_session_error(s));
     /* bad media params are reported when a block opens */
-    gp.media.should_abort = NULL;
-    gp.media.max_audio_codes = 0;
+    gp.media[LOOM_MEDIA_AUDIO].max_audio_codes = 0;
     CHECK(run(s, gp, open_aud, 0, &w) == LOOM_ERR_INVALID_ARG, "max_audio_codes 0: %s", loom_session_error(s));
     CHECK(loom_session_logit_bias(s, -1, 1) == LOOM_ERR_INVALID_ARG &&
           loom_session_logit_bias(s, 0, NAN) == LOOM_ERR_INVALID_ARG, "logit bias checks its arguments");
@@ -418,6 +472,7 @@ int main(void)
     test_guidance();
     test_prompt_opens();
     test_prompt_unfinished();
+    test_per_kind();
     test_limits();
     loom_model_free(&m);
     unlink(path);

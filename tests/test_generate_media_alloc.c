@@ -67,9 +67,9 @@ int main(void)
     window w = {0};
     loom_generate_params gp = loom_generate_default_params();
     gp.n_predict = 1;
-    gp.media.top_k = 8;
-    gp.media.on_progress = on_progress;
-    gp.media.user_data = &w;
+    gp.media[LOOM_MEDIA_IMAGE].top_k = 8;
+    gp.media[LOOM_MEDIA_IMAGE].on_progress = on_progress;
+    gp.media[LOOM_MEDIA_IMAGE].user_data = &w;
     gp.media_uncond = u;
     loom_session_truncate(s, 0);
     loom_session_logit_bias(s, loom_token_find(m, "<|image|>"), 1000.0f);

@@ -149,6 +149,13 @@ static void test_chat_media(const char *tiny)
           !memcmp(x.rgb, y.rgb, 64 * 64 * 3), "chat's picture equals imagine's (%s)", err);
     loom_image_free(&x);
     loom_image_free(&y);
+    /* speech: chat's audio blocks take speak's defaults (guidance 2, temperature 0.6) */
+    CHECK(loom("chat -m %s -p 'Say: the red circle' --seed 2 -o .", tiny) == 0 && strstr(out, "[audio: ./chat-1.wav"),
+          "chat speaks: %s", out);
+    CHECK(loom("speak -m %s -p 'the red circle' --seed 2 -q -o s.wav", tiny) == 0, "speak: %s", out);
+    snprintf(a, sizeof a, "%s/chat-1.wav", dir);
+    snprintf(b, sizeof b, "%s/s.wav", dir);
+    CHECK(same_file(a, b), "chat's WAV equals speak's");
     CHECK(loom("chat -m %s -p 'Animate: a small blue square moves from the left to the center, on a gray background' "
                "--seed 1 -o .", tiny) == 0 &&
           strstr(out, "[video: ./chat-1.mp4, 4 frames]"), "chat animates: %s", out);
