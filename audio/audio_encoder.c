@@ -289,7 +289,7 @@ static void softmax_rows(void *arg, int ith, int nth)
     rows_job *j = arg;
     long long lo, hi;
     lm_split(j->n_rows, ith, nth, &lo, &hi);
-    for (long long r = lo; r < hi; r++) lm_softmax(j->x + r * j->n, j->n);
+    for (long long r = lo; r < hi; r++) lm_softmax_fast(j->x + r * j->n, j->n);
 }
 
 static void gelu_rows(void *arg, int ith, int nth)
@@ -297,7 +297,7 @@ static void gelu_rows(void *arg, int ith, int nth)
     rows_job *j = arg;
     long long lo, hi;
     lm_split(j->n_rows, ith, nth, &lo, &hi);
-    lm_gelu_erf(j->x + lo * j->n, j->x + lo * j->n, (hi - lo) * j->n);
+    lm_bias_gelu_erf_fast(j->x + lo * j->n, NULL, (hi - lo) * j->n);
 }
 
 static void run_rows(lm_task_fn fn, float *x, int64_t n_rows, int64_t n, lm_pool *pool)

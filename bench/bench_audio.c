@@ -1,7 +1,7 @@
 /*
  * Audio front end + encoder: loom vs PyTorch on the same weights and the same 30 s of audio.
  *
- *   bench_audio [--config tiny|base] [--threads N] [--reps R] [--src DIR]
+ *   bench_audio [--config tiny|base] [--threads N] [--reps R] [--src DIR] [--bf16]
  *
  * Shells out to /usr/bin/python3 -m tools.loompy.audio --bench, which writes random
  * weights (encoder.gguf) and 30 s of audio (audio.wav) into a temporary folder and times
@@ -9,6 +9,7 @@
  * count. loom then times lm_mel_compute + lm_audio_encoder_encode on those files. Both
  * report the best of R runs after a warm-up; the ratio is torch time / loom time.
  * The physical limit is GEMM peak: the encoder's GFLOP/s is printed next to its time.
+ * --bf16 runs loom's matrix products in bf16 on AMX (lm_pool_set_matmul_bf16; torch stays f32).
  */
 #include <math.h>
 #include <stdio.h>
@@ -52,7 +53,7 @@ static double encoder_flops(const lm_audio_hparams *h, int64_t T)
 int main(int argc, char **argv)
 {
     const char *config = "tiny";
-    int threads = 2, reps = 3;
+    int threads = 2, reps = 3, bf16 = 0;
     char src[1024];
     default_src(src, sizeof src);
     for (int i = 1; i < argc; i++) {
@@ -60,8 +61,9 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--src") && i + 1 < argc) snprintf(src, sizeof src, "%s", argv[++i]);
+        else if (!strcmp(argv[i], "--bf16")) bf16 = 1;
         else {
-            fprintf(stderr, "usage: bench_audio [--config tiny|base] [--threads N] [--reps R] [--src DIR]\n");
+            fprintf(stderr, "usage: bench_audio [--config tiny|base] [--threads N] [--reps R] [--src DIR] [--bf16]\n");
             return 2;
         }
     }
@@ -99,6 +101,7 @@ int main(int argc, char **argv)
     lm_audio_encoder *enc = NULL;
     lm_mel *mel = NULL;
     lm_pool *pool = lm_pool_create(threads);
+    lm_pool_set_matmul_bf16(pool, bf16);
     if (lm_gguf_open(path, &g, &err) < 0 || lm_audio_encoder_load(g, &enc, &err) < 0 ||
         lm_mel_create(lm_audio_encoder_hparams(enc)->n_mel, threads, &mel, &err) < 0) {
         fprintf(stderr, "bench_audio: %s\n", err.msg);

@@ -419,11 +419,15 @@ int main(int argc, char **argv)
         W[k] = (lm_matrix){.type = type, .n_in = N, .n_out = N, .row_bytes = lm_row_bytes(type, N), .data = ws[k].data};
     }
     lm_blas_set_threads(2);
-    double best[5];
-    for (int k = 0; k < 5; k++) best[k] = 1e30;
+    /* k 5..8: the same four types in bf16 on AMX (a pool that asks for it), where the CPU has it */
+    lm_pool *bf16_pool = lm_pool_create(2);
+    lm_pool_set_matmul_bf16(bf16_pool, 1);
+    const int n_k = lm_cpu_caps_get()->amx_bf16 && bf16_pool ? 9 : 5;
+    double best[9];
+    for (int k = 0; k < n_k; k++) best[k] = 1e30;
     for (int r = -1; r < rounds; r++)   /* round -1 warms up */
-        for (int k = 0; k < 5; k++) {
-            gemm_args ga = {.W = &W[k], .X = X, .Y = Y, .n_tok = M, .pool = pools[1]};
+        for (int k = 0; k < n_k; k++) {
+            gemm_args ga = {.W = &W[k < 5 ? k : k - 4], .X = X, .Y = Y, .n_tok = M, .pool = k < 5 ? pools[1] : bf16_pool};
             double t0 = now_s();
             if (k == 0) run_sgemm(&ga);
             else run_matmul(&ga);
@@ -436,6 +440,11 @@ int main(int argc, char **argv)
     for (int k = 1; k < 5; k++)
         printf("| loom lm_matmul %s | %.1f | %.2f |\n", loom_type_name(W[k].type), flop / best[k] / 1e9,
                flop / best[k] / 1e9 / peak);
+    for (int k = 5; k < n_k; k++)
+        printf("| loom lm_matmul %s, bf16 products (AMX) | %.1f | %.2f |\n", loom_type_name(W[k - 4].type),
+               flop / best[k] / 1e9, flop / best[k] / 1e9 / peak);
+    if (n_k == 5) printf("(no AMX bf16 on this CPU: no bf16 rows)\n");
+    lm_pool_free(&bf16_pool);
     for (int k = 0; k < 5; k++) free(ws[k].data);
     free(X);
     free(Y);

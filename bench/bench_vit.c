@@ -2,14 +2,15 @@
  * same batch, measured in one run.
  *
  *   bench_vit [--threads N] [--batch B] [--iters K] [--size 224 --patch 16 --width 384
- *             --layers 6 --heads 6 --ff 1536 --proj 512]
+ *             --layers 6 --heads 6 --ff 1536 --proj 512] [--bf16 1]
  *
  * Run from the repository root (it calls /usr/bin/python3 -m tools.loompy.vision to write
  * the model and to time torch with torch.set_num_threads(N)). loom is timed K times before
  * and K times after torch's 2K runs, so both sides get the same chances at a quiet machine;
  * the best run of each side is reported, with their ratio and the GFLOP/s each reached,
  * next to the physical limit: the rate of one large F32 GEMM (1024³) through lm_matmul,
- * i.e. OpenBLAS with the same threads. */
+ * i.e. OpenBLAS with the same threads. --bf16 1 runs loom's products in bf16 on AMX
+ * (lm_pool_set_matmul_bf16; torch stays f32) and the limit is then that GEMM in bf16. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,12 +30,12 @@ static double now(void)
 
 int main(int argc, char **argv)
 {
-    int threads = 2, batch = 1, iters = 10;
+    int threads = 2, batch = 1, iters = 10, bf16 = 0;
     int size = 224, patch = 16, width = 384, layers = 6, heads = 6, ff = 1536, proj = 512;
     struct { const char *name; int *v; } opts[] = {
         {"--threads", &threads}, {"--batch", &batch}, {"--iters", &iters}, {"--size", &size},
         {"--patch", &patch}, {"--width", &width}, {"--layers", &layers}, {"--heads", &heads},
-        {"--ff", &ff}, {"--proj", &proj},
+        {"--ff", &ff}, {"--proj", &proj}, {"--bf16", &bf16},
     };
     for (int i = 1; i < argc; i++) {
         int ok = 0;
@@ -45,7 +46,7 @@ int main(int argc, char **argv)
             }
         if (!ok) {
             fprintf(stderr, "usage: bench_vit [--threads N] [--batch B] [--iters K] [--size S] [--patch P] "
-                            "[--width D] [--layers L] [--heads H] [--ff F] [--proj E]\n");
+                            "[--width D] [--layers L] [--heads H] [--ff F] [--proj E] [--bf16 1]\n");
             return 2;
         }
     }
@@ -69,6 +70,7 @@ int main(int argc, char **argv)
     lm_vit *vit = NULL;
     lm_vit_ctx *ctx = NULL;
     lm_pool *pool = lm_pool_create(threads);
+    lm_pool_set_matmul_bf16(pool, bf16);
     if (lm_gguf_open(model, &g, &e) < 0 || lm_vit_load(g, &vit, &e) < 0 ||
         lm_vit_ctx_create(vit, batch, &ctx, &e) < 0) {
         fprintf(stderr, "bench_vit: %s\n", e.msg);
@@ -132,8 +134,8 @@ int main(int argc, char **argv)
            hp->image_size, hp->patch_size, hp->n_embd, hp->n_layer, hp->n_head, hp->n_ff, lm_vit_n_tokens(vit),
            lm_vit_n_embd_out(vit), batch, lm_pool_size(pool));
     printf("  %.2f GFLOP per image\n", 2 * macs * 1e-9);
-    printf("  limit: %.1f GFLOP/s for one 1024^3 F32 GEMM (OpenBLAS, same threads) = %.2f images/s\n",
-           gemm_gflops, gemm_gflops / (2 * macs * 1e-9));
+    printf("  limit: %.1f GFLOP/s for one 1024^3 F32 GEMM (%s, same threads) = %.2f images/s\n", gemm_gflops,
+           lm_pool_matmul_bf16(pool) ? "bf16 products on AMX" : "OpenBLAS", gemm_gflops / (2 * macs * 1e-9));
     printf("  loom : %8.2f images/s  (%.1f GFLOP/s, %.0f%% of the GEMM limit)\n", loom_ips,
            loom_ips * 2 * macs * 1e-9, 100.0 * loom_ips * 2 * macs * 1e-9 / gemm_gflops);
     if (torch_ips > 0) {

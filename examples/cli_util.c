@@ -7,6 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "loom.h"
+
 void cli_error(const char *fmt, ...)
 {
     va_list ap;
@@ -90,6 +92,7 @@ int cli_common_option(cli_common *c, int argc, char **argv, int *i)
         return 1;
     }
     if (!strcmp(a, "--json")) { c->json = 1; return 1; }
+    if (!strcmp(a, "--bf16")) { c->matmul = LOOM_MATMUL_BF16; return 1; }
     if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) { c->quiet = 1; return 1; }
     return 0;
 }

@@ -20,6 +20,7 @@ typedef struct cli_common {
     uint64_t    seed;     /* --seed N                   */
     int         json;     /* --json                     */
     int         quiet;    /* --quiet / -q               */
+    int         matmul;   /* --bf16: LOOM_MATMUL_BF16   */
 } cli_common;
 
 /* Try to consume argv[*i] (and its value) as a common option. Returns 1 if consumed, 0 if

@@ -31,6 +31,8 @@ void help_generate(void)
            "                         unconditional turn (default 1 = off; loom chat uses 3,\n"
            "                         speech 2)\n"
            "  -t, --threads N        threads (default: all CPUs)\n"
+           "      --bf16             prefill and encoders in bfloat16 on AMX CPUs (faster;\n"
+           "                         values differ from float32 from the 3rd digit)\n"
            "      --json             print prompt/generated token ids, text and timings as JSON\n"
            "  -q, --quiet            no progress output\n");
 }
@@ -175,6 +177,7 @@ int cmd_generate(int argc, char **argv)
     loom_session_params sp = loom_session_default_params();
     sp.n_ctx = (int32_t)n_ctx;
     sp.n_threads = c.threads;
+    sp.matmul = c.matmul;
     sp.sampler.temperature = (float)temp;
     sp.sampler.top_k = (int32_t)top_k;
     sp.sampler.top_p = (float)top_p;

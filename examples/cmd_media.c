@@ -20,6 +20,8 @@ void media_help_common(void)
            "      --temp T           sampling temperature (default 1, speak 0.6; 0 = greedy)\n"
            "      --top-k K          sample among the K likeliest codes (default 0 = all)\n"
            "  -t, --threads N        threads (default: all CPUs)\n"
+           "      --bf16             prefill and encoders in bfloat16 on AMX CPUs (faster;\n"
+           "                         values differ from float32 from the 3rd digit)\n"
            "      --json             print a JSON summary on stdout\n"
            "  -q, --quiet            no progress bar or summary line\n");
 }
@@ -146,6 +148,7 @@ int media_generate(media_job *j)
     loom_session *s = NULL, *u = NULL;
     loom_session_params sp = loom_session_default_params();
     sp.n_threads = j->c.threads;
+    sp.matmul = j->c.matmul;
     /* prompt + open + codes + frame markers + close */
     const int64_t frames = j->kind == LOOM_MEDIA_VIDEO ? max / ((int64_t)j->v.image_grid * j->v.image_grid) : 0;
     sp.n_ctx = (int32_t)(n_cond + max + frames + 2);

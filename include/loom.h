@@ -204,10 +204,21 @@ typedef struct loom_sampler_params {
     uint64_t seed;              /* same seed, same output                                 */
 } loom_sampler_params;
 
+/* How the large matrix products (a prompt's prefill, the media encoders; not the token-by-
+ * token decode, which memory bandwidth bounds) are computed. */
+typedef enum loom_matmul_precision {
+    LOOM_MATMUL_F32  = 0,   /* float32 (default; what the parity tests hold to)              */
+    LOOM_MATMUL_BF16 = 1,   /* inputs rounded to bfloat16, exact products summed in float32,
+                               on AMX tiles: ~3x F32's rate on CPUs with AMX (loom_cpu_features
+                               lists amx_bf16; elsewhere F32 is used). Values differ from F32's
+                               from about the third significant digit                         */
+} loom_matmul_precision;
+
 typedef struct loom_session_params {
     int32_t n_ctx;              /* positions the KV cache holds (0 = min(4096, n_ctx_train)) */
     int32_t n_batch;            /* most tokens one forward pass processes (prefill chunk) */
     int32_t n_threads;          /* 0 = all CPUs                                           */
+    int32_t matmul;             /* loom_matmul_precision of the prefill (default F32)     */
     loom_sampler_params sampler;
 } loom_session_params;
 
@@ -709,6 +720,7 @@ typedef struct loom_mmproj loom_mmproj;
 typedef struct loom_mmproj_params {
     int32_t n_threads;        /* 0 = all CPUs                                                */
     int32_t max_images;       /* images (or video frames) one encode call takes (default 8) */
+    int32_t matmul;           /* loom_matmul_precision of the encoders (default F32)         */
 } loom_mmproj_params;
 
 loom_mmproj_params loom_mmproj_default_params(void);

@@ -40,6 +40,9 @@ int loom_mmproj_load(const char *path, loom_mmproj_params p, loom_mmproj **out, 
     int rc = mp ? 0 : lm_fail(&e, LOOM_ERR_NO_MEMORY, "mmproj: out of memory");
     if (rc == 0 && (p.max_images < 1 || p.max_images > 1024))
         rc = lm_fail(&e, LOOM_ERR_INVALID_ARG, "mmproj: max_images %d outside 1..1024", p.max_images);
+    if (rc == 0 && p.matmul != LOOM_MATMUL_F32 && p.matmul != LOOM_MATMUL_BF16)
+        rc = lm_fail(&e, LOOM_ERR_INVALID_ARG, "mmproj: matmul precision %d is neither LOOM_MATMUL_F32 (0) "
+                     "nor LOOM_MATMUL_BF16 (1)", p.matmul);
     if (rc == 0) rc = path ? lm_gguf_open(path, &mp->gguf, &e) : lm_fail(&e, LOOM_ERR_INVALID_ARG, "mmproj: no path");
     int want_v = 0, want_a = 0;
     if (rc == 0) {
@@ -52,6 +55,7 @@ int loom_mmproj_load(const char *path, loom_mmproj_params p, loom_mmproj **out, 
     mp->max_images = p.max_images;
     if (rc == 0) {
         mp->pool = lm_pool_create(p.n_threads);
+        lm_pool_set_matmul_bf16(mp->pool, p.matmul == LOOM_MATMUL_BF16);
         if (!mp->pool) rc = lm_fail(&e, LOOM_ERR_NO_MEMORY, "mmproj: out of memory");
     }
     if (rc == 0 && want_v) {

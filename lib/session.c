@@ -76,6 +76,9 @@ int loom_session_create(const loom_model *m, loom_session_params p, loom_session
     loom_session *s = calloc(1, sizeof *s);
     int32_t n_ctx = p.n_ctx > 0 ? p.n_ctx : (m->dec->hp.n_ctx_train < 4096 ? m->dec->hp.n_ctx_train : 4096);
     int rc = s ? 0 : lm_fail(&e, LOOM_ERR_NO_MEMORY, "session: out of memory");
+    if (rc == 0 && p.matmul != LOOM_MATMUL_F32 && p.matmul != LOOM_MATMUL_BF16)
+        rc = lm_fail(&e, LOOM_ERR_INVALID_ARG, "session: matmul precision %d is neither LOOM_MATMUL_F32 (0) "
+                     "nor LOOM_MATMUL_BF16 (1)", p.matmul);
     if (rc == 0) {
         s->m = m;
         s->seed = p.sampler.seed;
@@ -91,6 +94,7 @@ int loom_session_create(const loom_model *m, loom_session_params p, loom_session
         s->smp = lm_sampler_create(sp, m->dec->hp.n_vocab);
         s->hist = malloc((size_t)n_ctx * sizeof *s->hist);
         s->logits = malloc((size_t)m->dec->hp.n_vocab * sizeof *s->logits);
+        lm_pool_set_matmul_bf16(s->pool, p.matmul == LOOM_MATMUL_BF16);
         if (!s->pool || !s->smp || !s->hist || !s->logits)
             rc = lm_fail(&e, LOOM_ERR_NO_MEMORY, "session: out of memory (n_ctx %d)", n_ctx);
         else

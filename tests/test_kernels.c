@@ -513,6 +513,78 @@ static void test_dispatch(void)
     CHECK(isnan(y[0]) && isnan(y[1]), "matvec_q8 on f32 weights did not give NaN");
 }
 
+/* ---- matmul in bf16 (AMX) ------------------------------------------------------------------ */
+/* Against lm_matmul_bf16_ref (the same roundings, sums in double): 2e-5 · Σ|x·w| + 1e-6, the
+ * f32-summation bound above; an f32 product would miss it by the rounding of the inputs. */
+static void check_matmul_bf16(int type, int64_t n_in, int64_t n_out, int64_t n_tok, lm_pool *pool)
+{
+    float *wf;
+    lm_matrix W = make_matrix(type, n_in, n_out, n_tok % 2 ? 0 : 32, &wf);
+    float *X = xmalloc((size_t)(n_tok * n_in) * sizeof(float));
+    float *Y = xmalloc((size_t)(n_tok * n_out) * sizeof(float));
+    float *Yr = xmalloc((size_t)(n_tok * n_out) * sizeof(float));
+    float *Yf = xmalloc((size_t)(n_tok * n_out) * sizeof(float));
+    fill_random(X, n_tok * n_in, 1.5f);
+    lm_matmul_bf16_ref(&W, X, n_tok, Yr);
+    lm_matmul_ref(&W, X, n_tok, Yf);
+    for (int64_t i = 0; i < n_tok * n_out; i++) Y[i] = NAN;
+    const int rc = lm_matmul_bf16(&W, X, n_tok, Y, pool);
+    int bad = 0, far = 0, differ = 0;
+    for (int64_t t = 0; t < n_tok; t++)
+        for (int64_t r = 0; r < n_out; r++) {
+            const double y = Y[t * n_out + r], s = abs_dot(wf + r * n_in, X + t * n_in, n_in);
+            if (!(fabs(y - Yr[t * n_out + r]) <= 2e-5 * s + 1e-6)) bad++;
+            if (!(fabs(y - Yf[t * n_out + r]) <= 0x1p-7 * s + 1e-6)) far++;   /* bf16: 8 bits */
+            differ += y != Yf[t * n_out + r];
+        }
+    CHECK(rc == 0 && bad == 0 && far == 0, "matmul_bf16 %s %lldx%lld n_tok=%lld threads=%d: rc %d, %d values off the "
+          "bf16 reference, %d off f32 by more than 2^-7", loom_type_name(type), (long long)n_out, (long long)n_in,
+          (long long)n_tok, lm_pool_size(pool), rc, bad, far);
+    CHECK(n_in < 32 || differ > 0, "matmul_bf16 %s: every value equal to f32's (not rounded?)", loom_type_name(type));
+    free(X); free(Y); free(Yr); free(Yf); free(wf); free((void *)W.data);
+}
+
+static void test_matmul_bf16(lm_pool *pools[3])
+{
+    float *wf;
+    lm_matrix W = make_matrix(LOOM_TYPE_F16, 64, 48, 0, &wf);
+    float *X = xmalloc(40 * 64 * sizeof(float)), *Y = xmalloc(40 * 48 * sizeof(float));
+    float *Yb = xmalloc(40 * 48 * sizeof(float));
+    fill_random(X, 40 * 64, 1.0f);
+    if (!lm_cpu_caps_get()->amx_bf16) {
+        CHECK(lm_matmul_bf16(&W, X, 40, Y, NULL) == LOOM_ERR_UNSUPPORTED, "matmul_bf16 without AMX: unsupported");
+        printf("note: no AMX bf16 on this CPU: the bf16 products are not run\n");
+    } else {
+        for (size_t ti = 0; ti < sizeof k_types / sizeof k_types[0]; ti++) {
+            const int type = k_types[ti];
+            const int64_t n_in = type == LOOM_TYPE_Q8_0 ? 96 : 100;   /* 100: k padded to 128 */
+            const int64_t toks[] = {1, 16, 17, 31, 32, 33, 70};
+            for (size_t i = 0; i < sizeof toks / sizeof toks[0]; i++)
+                check_matmul_bf16(type, n_in, 33, toks[i], pools[i % 3]);
+            check_matmul_bf16(type, 384, 64, 196, pools[2]);          /* whole 32×32 blocks */
+            check_matmul_bf16(type, 1536, 301, 45, pools[1]);
+        }
+        /* lm_matmul takes the path when the pool asks, from LM_MATMUL_BF16_MIN_TOK rows on */
+        lm_pool_set_matmul_bf16(pools[2], 1);
+        CHECK(lm_pool_matmul_bf16(pools[2]) == 1 && lm_pool_matmul_bf16(pools[1]) == 0 && lm_pool_matmul_bf16(NULL) == 0,
+              "the pool's setting");
+        for (int n = LM_MATMUL_BF16_MIN_TOK - 1; n <= LM_MATMUL_BF16_MIN_TOK + 24; n += 25) {
+            lm_matmul(&W, X, n, Y, pools[2]);
+            lm_matmul_bf16(&W, X, n, Yb, pools[1]);
+            const int same = !memcmp(Y, Yb, (size_t)(n * 48) * sizeof *Y);
+            CHECK(same == (n >= LM_MATMUL_BF16_MIN_TOK), "lm_matmul on a bf16 pool, %d rows: %s bf16's", n,
+                  same ? "equal to" : "not");
+        }
+        lm_pool_set_matmul_bf16(pools[2], 0);
+        lm_matmul(&W, X, 40, Y, pools[2]);
+        CHECK(memcmp(Y, Yb, 16 * 48 * sizeof *Y) != 0, "lm_matmul back on f32");
+        lm_kernels_select("ref");
+        CHECK(lm_matmul_bf16(&W, X, 40, Y, NULL) == LOOM_ERR_UNSUPPORTED, "matmul_bf16 with the reference kernels forced");
+        lm_kernels_select("auto");
+    }
+    free(X); free(Y); free(Yb); free(wf); free((void *)W.data);
+}
+
 int main(void)
 {
     lm_pool *p1 = lm_pool_create(1), *p2 = lm_pool_create(2);
@@ -535,6 +607,7 @@ int main(void)
     }
     lm_kernels_select("auto");
     CHECK(n_sets >= 1, "no kernel set ran");
+    test_matmul_bf16(pools);
     test_rope();
     test_conv(pools);
     test_elementwise();

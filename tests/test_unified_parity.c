@@ -29,6 +29,68 @@ static int parse_ids(const char *s, ids *o)
     return o->n;
 }
 
+/* The caption turn of scene1.png through mmproj mp into s; the last position's logits. */
+static const float *caption_logits(loom_session *s, loom_mmproj *mp, loom_prompt *p)
+{
+    char err[256];
+    loom_image img = {0};
+    loom_prompt_clear(p);
+    int rc = loom_image_load("../examples/media/scene1.png", loom_image_default_params(), &img, err, sizeof err);
+    rc |= loom_prompt_add_special(p, "<|bos|>");
+    rc |= loom_prompt_add_special(p, "<|user|>");
+    rc |= loom_prompt_add_image(p, mp, &img);
+    rc |= loom_prompt_add_text(p, "Describe the image.");
+    rc |= loom_prompt_add_special(p, "<|end|>");
+    rc |= loom_prompt_add_special(p, "<|assistant|>");
+    loom_image_free(&img);
+    loom_session_truncate(s, 0);
+    return rc == 0 && loom_session_append_prompt(s, p) == 0 ? loom_session_logits(s) : NULL;
+}
+
+/* LOOM_MATMUL_BF16 (encoders and prefill in bf16 on AMX): the logits stay within 1 % of their
+ * spread of the F32 ones (bf16 keeps 8 significant bits), and differ from them where the CPU
+ * has AMX (else they are the F32 ones exactly). A precision that is neither is refused. */
+static void test_bf16(loom_model *m, loom_mmproj *mp, loom_session *s, loom_prompt *p)
+{
+    char err[512];
+    loom_mmproj_params pp = loom_mmproj_default_params();
+    loom_session_params sp = loom_session_default_params();
+    sp.n_ctx = 512;
+    pp.matmul = sp.matmul = 2;
+    loom_mmproj *mb = NULL;
+    loom_session *sb = NULL;
+    CHECK(loom_mmproj_load("data/unified/tiny-mmproj.gguf", pp, &mb, err, sizeof err) == LOOM_ERR_INVALID_ARG &&
+          !mb && strstr(err, "precision 2"), "mmproj matmul 2: %s", err);
+    CHECK(loom_session_create(m, sp, &sb, err, sizeof err) == LOOM_ERR_INVALID_ARG && !sb && strstr(err, "precision 2"),
+          "session matmul 2: %s", err);
+    pp.matmul = sp.matmul = LOOM_MATMUL_BF16;
+    CHECK(loom_mmproj_load("data/unified/tiny-mmproj.gguf", pp, &mb, err, sizeof err) == 0, "%s", err);
+    CHECK(loom_session_create(m, sp, &sb, err, sizeof err) == 0, "%s", err);
+    const int V = loom_model_n_vocab(m);
+    const float *lf = caption_logits(s, mp, p);
+    float *f32 = lf ? malloc((size_t)V * sizeof *f32) : NULL;
+    if (f32) memcpy(f32, lf, (size_t)V * sizeof *f32);
+    const float *lb = mb && sb ? caption_logits(sb, mb, p) : NULL;
+    CHECK(f32 && lb, "both prefills ran");
+    if (f32 && lb) {
+        float lo = f32[0], hi = f32[0], worst = 0;
+        int differ = 0;
+        for (int i = 0; i < V; i++) {
+            lo = f32[i] < lo ? f32[i] : lo;
+            hi = f32[i] > hi ? f32[i] : hi;
+            const float d = lb[i] > f32[i] ? lb[i] - f32[i] : f32[i] - lb[i];
+            worst = d > worst ? d : worst;
+            differ += lb[i] != f32[i];
+        }
+        const int amx = strstr(loom_cpu_features(), "amx_bf16") != NULL;
+        CHECK(worst <= 0.01f * (hi - lo) && (amx ? differ > 0 : differ == 0),
+              "bf16 logits: worst difference %g of a spread of %g, %d of %d differ (AMX: %d)", worst, hi - lo, differ, V, amx);
+    }
+    free(f32);
+    loom_session_free(&sb);
+    loom_mmproj_free(&mb);
+}
+
 int main(void)
 {
     char err[512];
@@ -104,6 +166,7 @@ int main(void)
     }
     if (f) fclose(f);
     CHECK(n_jobs == 4, "4 jobs, ran %d", n_jobs);
+    test_bf16(m, mp, s, p);
 
     /* mismatched widths and missing encoders are errors, not crashes */
     loom_prompt_clear(p);

@@ -14,7 +14,7 @@
 #include "vision/image.h"
 #include "vision/preprocess.h"
 #include "vision/vit.h"
-#include "vision/vit_simd.h"
+#include "lib/core/kernels_impl.h"
 #include "lib/core/kernels.h"
 #include "tests/check.h"
 
@@ -211,7 +211,7 @@ static void test_simd_kernels(void)
         b[i] = 0.01f * (i % 7) - 0.03f;
     }
     for (int i = 0; i < N; i++) { y[i] = x[i]; r[i] = x[i] + b[i]; }
-    lm_vit_bias_gelu_avx2(y, b, N);
+    lm_bias_gelu_erf_avx2(y, b, N);
     lm_gelu_erf(r, r, N);
     float worst = 0;
     for (int i = 0; i < N; i++) {
@@ -221,7 +221,7 @@ static void test_simd_kernels(void)
     CHECK(worst <= 5e-7f, "AVX2 GELU vs lm_gelu_erf: max error %g", worst);
     printf("AVX2 GELU vs reference on [-12, 12]: max error %.2e (relative to max(1,|y|))\n", worst);
     for (int i = 0; i < N; i++) y[i] = r[i] = 30.0f * sinf(0.37f * i);
-    lm_vit_softmax_avx2(y, N);
+    lm_softmax_avx2(y, N);
     lm_softmax(r, N);
     worst = 0;
     for (int i = 0; i < N; i++) {

@@ -7,14 +7,6 @@
 #include <string.h>
 
 #include "vision/vit.h"
-#include "vision/vit_simd.h"
-
-/* The AVX2 elementwise kernels when the CPU has them, else the portable kernels. */
-static int use_avx2(void)
-{
-    const lm_cpu_caps *c = lm_cpu_caps_get();
-    return c->avx2 && c->fma;
-}
 
 #define VIT_MAX_LAYERS 256
 #define VIT_MAX_OWNED  (8 + VIT_MAX_LAYERS * 12)
@@ -408,14 +400,7 @@ static void row_part(void *arg, int ith, int nth)
         case ROW_BIAS:
             for (int64_t i = 0; i < t->n; i++) y[i] += t->b[i];
             break;
-        case ROW_BIAS_GELU:
-            if (use_avx2()) {
-                lm_vit_bias_gelu_avx2(y, t->b, t->n);
-                break;
-            }
-            if (t->b) for (int64_t i = 0; i < t->n; i++) y[i] += t->b[i];
-            lm_gelu_erf(y, y, t->n);
-            break;
+        case ROW_BIAS_GELU: lm_bias_gelu_erf_fast(y, t->b, t->n); break;
         case ROW_BIAS_QKV:
             for (int part = 0; part < 3; part++)
                 if (t->b3[part])
@@ -506,11 +491,7 @@ static void softmax_part(void *arg, int ith, int nth)
     const row_task *t = arg;
     long long lo, hi;
     lm_split(t->n_rows, ith, nth, &lo, &hi);
-    const int avx2 = use_avx2();
-    for (long long r = lo; r < hi; r++) {
-        if (avx2) lm_vit_softmax_avx2(t->y + r * t->n, t->n);
-        else lm_softmax(t->y + r * t->n, t->n);
-    }
+    for (long long r = lo; r < hi; r++) lm_softmax_fast(t->y + r * t->n, t->n);
 }
 
 /* q, k, v: [B·T] rows of stride ld (3d when fused, else d). */

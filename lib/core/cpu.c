@@ -2,6 +2,7 @@
 #include <pthread.h>
 #include <stddef.h>
 #include <sched.h>
+#include <sys/syscall.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -23,6 +24,22 @@ static lm_cpu_caps g_caps;
 static char        g_caps_str[160];
 static pthread_once_t g_caps_once = PTHREAD_ONCE_INIT;
 
+#if defined(__x86_64__)
+/* The tile registers are off for a process until it asks Linux for them (and the OS must
+ * save them: XCR0 bits 17 and 18). Asked once, for the whole process. */
+static int amx_permitted(void)
+{
+    unsigned a, b, c, d;
+    __asm__("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(1), "c"(0));
+    if (!((c >> 27) & 1)) return 0;   /* no OSXSAVE: no xgetbv */
+    unsigned lo, hi;
+    __asm__("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    if ((lo & (3u << 17)) != (3u << 17)) return 0;
+    enum { ARCH_REQ_XCOMP_PERM = 0x1023, XFEATURE_XTILEDATA = 18 };
+    return syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0;
+}
+#endif
+
 static void detect(void)
 {
     __builtin_cpu_init();
@@ -36,6 +53,8 @@ static void detect(void)
         g_caps.f16c = (c >> 29) & 1;
         __asm__("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(7), "c"(1));
         g_caps.avx512bf16 = (a >> 5) & 1;
+        __asm__("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(7), "c"(0));
+        g_caps.amx_bf16 = ((d >> 22) & 1) && ((d >> 24) & 1) && amx_permitted();
     }
 #endif
     g_caps.avx512f    = __builtin_cpu_supports("avx512f");
@@ -44,13 +63,14 @@ static void detect(void)
     g_caps.avx512dq   = __builtin_cpu_supports("avx512dq");
     g_caps.avx512vnni = __builtin_cpu_supports("avx512vnni");
     if (!g_caps.avx512f) g_caps.avx512bf16 = 0;
+    if (!(g_caps.avx512f && g_caps.avx512bw && g_caps.avx512vl && g_caps.avx512bf16)) g_caps.amx_bf16 = 0;
 
     static const struct { const char *name; size_t off; } names[] = {
         {"avx512f", offsetof(lm_cpu_caps, avx512f)},       {"avx512bw", offsetof(lm_cpu_caps, avx512bw)},
         {"avx512vl", offsetof(lm_cpu_caps, avx512vl)},     {"avx512dq", offsetof(lm_cpu_caps, avx512dq)},
         {"avx512vnni", offsetof(lm_cpu_caps, avx512vnni)}, {"avx512bf16", offsetof(lm_cpu_caps, avx512bf16)},
         {"avx2", offsetof(lm_cpu_caps, avx2)},             {"fma", offsetof(lm_cpu_caps, fma)},
-        {"f16c", offsetof(lm_cpu_caps, f16c)},
+        {"f16c", offsetof(lm_cpu_caps, f16c)},             {"amx_bf16", offsetof(lm_cpu_caps, amx_bf16)},
     };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         if (!*(const int *)((const char *)&g_caps + names[i].off)) continue;

@@ -229,6 +229,46 @@ static void dequant_part(void *arg, int ith, int nth)
     for (long long r = lo; r < hi; r++) t->to_f32(t->w + (size_t)r * t->row_bytes, t->dst + r * t->n_in, t->n_in);
 }
 
+/* One scratch of the calling thread holds the rounded X, shared, and each thread's part. */
+typedef struct bf16_run {
+    lm_bf16_task t;
+    uint16_t    *A;        /* lm_bf16_a_floats                       */
+    float       *parts;    /* [nth][lm_bf16_part_floats]             */
+    size_t       part;
+} bf16_run;
+
+static void bf16_round_x(void *arg, int ith, int nth)
+{
+    bf16_run *r = arg;
+    long long lo, hi;
+    lm_split((r->t.n_tok + 31) / 32 * 32, ith, nth, &lo, &hi);
+    lm_matmul_bf16_amx_round_x(&r->t, r->A, lo, hi);
+}
+
+static void bf16_part(void *arg, int ith, int nth)
+{
+    bf16_run *r = arg;
+    lm_matmul_bf16_amx_part(&r->t, r->A, r->parts + (size_t)ith * r->part, ith, nth);
+}
+
+int lm_matmul_bf16(const lm_matrix *W, const float *X, int64_t n_tok, float *Y, lm_pool *pool)
+{
+    if (!lm_cpu_caps_get()->amx_bf16 || lm_kernels_active() != &lm_kernels_avx512_set) return LOOM_ERR_UNSUPPORTED;
+    if (n_tok <= 0) return 0;
+    if (!matrix_ok(W) || W->n_in > INT32_MAX / 64 || n_tok > INT32_MAX / 64) return LOOM_ERR_INVALID_ARG;
+    bf16_run r = {.t = {.W = W, .to_f32 = lm_kernels_active()->to_f32[lm_kt_index(W->type)], .X = X,
+                        .n_tok = n_tok, .Y = Y},
+                  .part = lm_bf16_part_floats(W->n_in)};
+    const size_t a = lm_bf16_a_floats(n_tok, W->n_in), nth = (size_t)lm_pool_size(pool);
+    float *buf = r.part <= (SIZE_MAX / sizeof(float) - a) / nth ? scratch_floats(a + nth * r.part) : NULL;
+    if (!buf) return LOOM_ERR_NO_MEMORY;
+    r.A = (uint16_t *)buf;
+    r.parts = buf + a;
+    lm_pool_run(pool, bf16_round_x, &r);
+    lm_pool_run(pool, bf16_part, &r);
+    return 0;
+}
+
 void lm_matmul(const lm_matrix *W, const float *X, int64_t n_tok, float *Y, lm_pool *pool)
 {
     if (n_tok <= 0) return;
@@ -238,6 +278,8 @@ void lm_matmul(const lm_matrix *W, const float *X, int64_t n_tok, float *Y, lm_p
     }
     const int64_t n_in = W->n_in, n_out = W->n_out;
     int fits_blas = n_tok <= INT_MAX && n_in <= INT_MAX && n_out <= INT_MAX && n_in > 0 && n_out > 0;
+    if (n_tok >= LM_MATMUL_BF16_MIN_TOK && lm_pool_matmul_bf16(pool) && lm_matmul_bf16(W, X, n_tok, Y, pool) == 0)
+        return;
     if (n_tok <= LM_MATMUL_MATVEC_MAX_TOK || !fits_blas) {
         for (int64_t t = 0; t < n_tok; t++) lm_matvec(W, X + t * n_in, Y + t * n_out, pool);
         return;
@@ -338,6 +380,28 @@ void lm_gelu_tanh(float *y, const float *x, int64_t n)
 void lm_gelu_erf(float *y, const float *x, int64_t n)
 {
     for (int64_t i = 0; i < n; i++) y[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752440f));
+}
+
+static int fast_activations(void)
+{
+    const lm_cpu_caps *c = lm_cpu_caps_get();
+    return c->avx2 && c->fma && lm_kernels_active() != &lm_kernels_ref_set;
+}
+
+void lm_softmax_fast(float *x, int64_t n)
+{
+    if (fast_activations()) lm_softmax_avx2(x, n);
+    else lm_softmax(x, n);
+}
+
+void lm_bias_gelu_erf_fast(float *y, const float *b, int64_t n)
+{
+    if (fast_activations()) {
+        lm_bias_gelu_erf_avx2(y, b, n);
+        return;
+    }
+    if (b) for (int64_t i = 0; i < n; i++) y[i] += b[i];
+    lm_gelu_erf(y, y, n);
 }
 
 void lm_swiglu(float *y, const float *gate, const float *up, int64_t n)

@@ -27,6 +27,7 @@ typedef struct lm_matrix {
 typedef struct lm_cpu_caps {
     int avx2, fma, f16c;                                   /* the AVX2 path needs all three */
     int avx512f, avx512bw, avx512vl, avx512dq, avx512vnni, avx512bf16; /* AVX-512 path      */
+    int amx_bf16;   /* AMX tiles with bf16 products, and the OS let this process use them */
 } lm_cpu_caps;
 const lm_cpu_caps *lm_cpu_caps_get(void);
 /* The same as text: "avx512f avx512bw … avx2 fma f16c" ("none" if none). */
@@ -68,6 +69,17 @@ void lm_matvec_q8_ref(const lm_matrix *W, const int8_t *xq, const float *xd, flo
 void lm_matmul(const lm_matrix *W, const float *X, int64_t n_tok, float *Y, lm_pool *pool);
 void lm_matmul_ref(const lm_matrix *W, const float *X, int64_t n_tok, float *Y);
 
+/* The same in bfloat16: Y = bf16(X) · bf16(W)ᵀ, each product exact and summed in f32 (inputs
+ * keep 8 significant bits, so Y differs from lm_matmul's by up to ~2^-8 of Σ|x·w|), on AMX
+ * tiles split across the pool: several times the f32 rate. 0, or LOOM_ERR_UNSUPPORTED
+ * without AMX (lm_cpu_caps.amx_bf16) or the AVX-512 kernel set, LOOM_ERR_NO_MEMORY (Y is
+ * then unwritten). lm_matmul takes this path itself for n_tok >= LM_MATMUL_BF16_MIN_TOK when
+ * its pool asks for it (lm_pool_set_matmul_bf16). The reference rounds the same way and
+ * sums in double. */
+#define LM_MATMUL_BF16_MIN_TOK 16
+int  lm_matmul_bf16(const lm_matrix *W, const float *X, int64_t n_tok, float *Y, lm_pool *pool);
+void lm_matmul_bf16_ref(const lm_matrix *W, const float *X, int64_t n_tok, float *Y);
+
 /* --- elementwise and normalisation (in place allowed: y may equal x) -------------------- */
 void lm_rmsnorm(float *y, const float *x, const float *w, int64_t n, float eps); /* w may be NULL */
 void lm_layernorm(float *y, const float *x, const float *w, const float *b, int64_t n, float eps);
@@ -75,6 +87,11 @@ void lm_softmax(float *x, int64_t n);                 /* in place, max-subtracte
 void lm_silu(float *y, const float *x, int64_t n);
 void lm_gelu_tanh(float *y, const float *x, int64_t n);
 void lm_gelu_erf(float *y, const float *x, int64_t n);
+/* The encoders' forms: AVX2+FMA with polynomial exp and erf where the CPU has them (softmax
+ * relative error ~1e-7 per element; GELU |error| <= 2e-7·max(1, |x|)), else the two above.
+ * lm_bias_gelu_erf_fast: y[i] = gelu_erf(y[i] + b[i]) in place (b may be NULL). */
+void lm_softmax_fast(float *x, int64_t n);
+void lm_bias_gelu_erf_fast(float *y, const float *b, int64_t n);
 /* y[i] = silu(gate[i]) * up[i] */
 void lm_swiglu(float *y, const float *gate, const float *up, int64_t n);
 

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lib/core/kernels.h"
 #include "lib/core/types.h"
 
 /* Dense index of the supported weight types in the tables below. */
@@ -44,6 +45,33 @@ extern const lm_kernel_set lm_kernels_avx512_set;
 void lm_quantize_q8_avx2(const float *x, int64_t n, int8_t *xq, float *xd);
 void lm_rows_q8_avx2(const uint8_t *w, size_t row_bytes, const int8_t *xq, const float *xd, float *y,
                      int64_t n_rows, int64_t n);
+
+/* lm_matmul_bf16 on AMX (matmul_bf16_amx.c). X is first rounded to bf16 rows (A, shared:
+ * [Mp][Kp], n_tok and n_in rounded up to multiples of 32, zero-padded) by every thread for
+ * its share of rows; then thread ith of nth computes its share of Y's LM_BF16_NC-column
+ * blocks with its own scratch (lm_bf16_part_floats floats). */
+#define LM_BF16_NC 128
+typedef struct lm_bf16_task {
+    const lm_matrix *W;
+    lm_to_f32_fn     to_f32;     /* W's rows as floats                              */
+    const float     *X;          /* [n_tok][W->n_in]                                */
+    int64_t          n_tok;
+    float           *Y;          /* [n_tok][W->n_out]                               */
+} lm_bf16_task;
+static inline size_t lm_bf16_a_floats(int64_t n_tok, int64_t n_in)
+{
+    return (size_t)(n_tok + 31) / 32 * 32 * ((size_t)(n_in + 31) / 32 * 32) / 2;
+}
+static inline size_t lm_bf16_part_floats(int64_t n_in)
+{
+    return (size_t)LM_BF16_NC * ((size_t)(n_in + 31) / 32 * 32) + (size_t)n_in + 32 * 32;
+}
+void lm_matmul_bf16_amx_round_x(const lm_bf16_task *t, uint16_t *A, int64_t lo, int64_t hi);
+void lm_matmul_bf16_amx_part(const lm_bf16_task *t, const uint16_t *A, float *scratch, int ith, int nth);
+
+/* The AVX2+FMA forms behind lm_softmax_fast and lm_bias_gelu_erf_fast (activations_avx2.c). */
+void lm_softmax_avx2(float *x, int64_t n);
+void lm_bias_gelu_erf_avx2(float *y, const float *b, int64_t n);
 
 /* The set lm_dot/lm_matvec use now (reference when forced or when the CPU lacks the ISA). */
 const lm_kernel_set *lm_kernels_active(void);

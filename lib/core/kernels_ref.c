@@ -4,6 +4,7 @@
  * loops in ggml; conv is computed directly (no im2col) so it checks the GEMM path.
  */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "lib/core/kernels.h"
@@ -129,6 +130,22 @@ void lm_matvec_q8_ref(const lm_matrix *W, const int8_t *xq, const float *xd, flo
 void lm_matmul_ref(const lm_matrix *W, const float *X, int64_t n_tok, float *Y)
 {
     for (int64_t t = 0; t < n_tok; t++) lm_matvec_ref(W, X + t * W->n_in, Y + t * W->n_out);
+}
+
+void lm_matmul_bf16_ref(const lm_matrix *W, const float *X, int64_t n_tok, float *Y)
+{
+    const int k = lm_kt_index(W->type);
+    float *w = k >= 0 ? malloc((size_t)W->n_in * sizeof *w) : NULL;
+    for (int64_t r = 0; w && r < W->n_out; r++) {
+        lm_kernels_ref_set.to_f32[k]((const uint8_t *)W->data + (size_t)r * W->row_bytes, w, W->n_in);
+        for (int64_t i = 0; i < W->n_in; i++) w[i] = lm_bf16_to_f32(lm_f32_to_bf16(w[i]));
+        for (int64_t t = 0; t < n_tok; t++) {
+            double s = 0;
+            for (int64_t i = 0; i < W->n_in; i++) s += (double)w[i] * lm_bf16_to_f32(lm_f32_to_bf16(X[t * W->n_in + i]));
+            Y[t * W->n_out + r] = (float)s;
+        }
+    }
+    free(w);
 }
 
 void lm_conv1d_ref(float *y, const float *x, const float *w, const float *b,

@@ -39,6 +39,7 @@ struct lm_pool {
     atomic_int      stop;
     lm_task_fn      fn;         /* current task, valid while gen is current        */
     void           *arg;
+    int             matmul_bf16; /* lm_pool_set_matmul_bf16                         */
 };
 
 static inline void cpu_relax(void)
@@ -171,3 +172,10 @@ void lm_pool_run(lm_pool *p, lm_task_fn fn, void *arg)
         pthread_cond_wait(&p->cv_done, &p->mu);
     pthread_mutex_unlock(&p->mu);
 }
+
+void lm_pool_set_matmul_bf16(lm_pool *p, int on)
+{
+    if (p) p->matmul_bf16 = on != 0;
+}
+
+int lm_pool_matmul_bf16(const lm_pool *p) { return p ? p->matmul_bf16 : 0; }

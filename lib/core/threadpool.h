@@ -17,6 +17,11 @@ int      lm_pool_size(const lm_pool *p);   /* 1 for a NULL pool */
 /* p may be NULL: then fn(arg, 0, 1) runs on the caller. */
 void     lm_pool_run(lm_pool *p, lm_task_fn fn, void *arg);
 
+/* The precision of lm_matmul's large products for work run on this pool (its owner's
+ * choice, e.g. a session's): 0 (default) f32, 1 bf16 on AMX (kernels.h, lm_matmul_bf16). */
+void     lm_pool_set_matmul_bf16(lm_pool *p, int on);
+int      lm_pool_matmul_bf16(const lm_pool *p);   /* 0 for a NULL pool */
+
 /* Split [0, n) into nth near-equal parts; part ith is [*lo, *hi). */
 static inline void lm_split(long long n, int ith, int nth, long long *lo, long long *hi)
 {

@@ -1,11 +1,11 @@
-/* AVX2+FMA elementwise kernels for the vision encoder (see vit_simd.h).
+/* AVX2+FMA elementwise kernels of the encoders (kernels.h: lm_softmax_fast, lm_bias_gelu_erf_fast).
  * exp: Cephes-style range reduction x = n·ln2 + r, degree-6 polynomial on r, 2^n from bits.
  * erf: Abramowitz & Stegun 7.1.26, erf(x) = 1 - t·P(t)·exp(-x²), t = 1/(1 + p·x), x >= 0,
  * |error| <= 1.5e-7. */
 #include <immintrin.h>
 #include <math.h>
 
-#include "vision/vit_simd.h"
+#include "lib/core/kernels_impl.h"
 
 static inline __m256 exp256(__m256 x)
 {
@@ -42,7 +42,7 @@ static inline __m256 gelu256(__m256 x)
     return _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), x), _mm256_add_ps(_mm256_set1_ps(1.0f), erf));
 }
 
-void lm_vit_bias_gelu_avx2(float *y, const float *b, int64_t n)
+void lm_bias_gelu_erf_avx2(float *y, const float *b, int64_t n)
 {
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) {
@@ -56,7 +56,7 @@ void lm_vit_bias_gelu_avx2(float *y, const float *b, int64_t n)
     }
 }
 
-void lm_vit_softmax_avx2(float *x, int64_t n)
+void lm_softmax_avx2(float *x, int64_t n)
 {
     if (n <= 0) return;
     __m256 vmax = _mm256_set1_ps(-INFINITY);
