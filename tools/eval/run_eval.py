@@ -140,6 +140,7 @@ def eval_transcribe(a, tmp):
     heard = {r["text"] for r in records(os.path.join(a.data, "speech", "train.jsonl"))}
     e, n, eu, nu = [0] * 4
     exact, dts = 0, []
+    per_voice = {}   # voice -> [errors, words]: which held-out accent is harder
     for r in meta:
         out, dt = loom(a, "transcribe", os.path.join(a.data, "speech", r["wav"]), "-b", str(beams(a, "transcribe")))
         dts.append(dt)
@@ -147,10 +148,15 @@ def eval_transcribe(a, tmp):
         e, n = e + de, n + dn
         if r["text"] not in heard:
             eu, nu = eu + de, nu + dn
+        v = per_voice.setdefault(r["voice"], [0, 0])
+        v[0], v[1] = v[0] + de, v[1] + dn
         exact += de == 0
     res = {"WER": e / n, "exact transcript": exact / len(meta)}
     if nu:
         res["WER, sentences never spoken in training"] = eu / nu
+    if len(per_voice) > 1:
+        for voice, (ve, vn) in sorted(per_voice.items()):
+            res[f"WER, voice {voice}"] = ve / max(vn, 1)
     return res, float(np.mean(dts))
 
 
