@@ -6,8 +6,9 @@
  * memory after loading (weights are mmapped, not copied).
  *
  *   bench_decoder [--dir DIR] [--threads 1,2] [--types f16,q8_0] [--prompt 512] [--decode 32] [--rounds 3]
- *                 [--cpu-time]
+ *                 [--cpu-time] [--bf16]
  * Run from the source root (it finds the peer under peer/; see docs/BENCHMARKS.md).
+ * --bf16: loom's prefill products in bf16 on AMX (LOOM_MATMUL_BF16); llama.cpp as it comes.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +27,7 @@
  * includes their cache and memory contention). Not meaningful with 2 threads (spinning
  * workers count). */
 static clockid_t g_clock = CLOCK_MONOTONIC;
+static int       g_matmul = LOOM_MATMUL_F32;   /* --bf16: LOOM_MATMUL_BF16 */
 
 static double now_s(void)
 {
@@ -131,6 +133,7 @@ static int bench_pair(lp_api *a, const char *path, int nt, const int32_t *prompt
     sp.n_ctx = n_prompt + n_decode + 8;
     sp.n_batch = n_prompt;
     sp.n_threads = nt;
+    sp.matmul = g_matmul;
     if (loom_session_create(m, sp, &s, err, sizeof err) < 0) { fprintf(stderr, "loom: %s\n", err); loom_model_free(&m); return -1; }
     void *model = NULL, *ctx = NULL;
     if (lp_load(a, path, n_prompt + n_decode + 8, n_prompt, nt, &model, &ctx) < 0) return -1;
@@ -208,7 +211,8 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--decode") && i + 1 < argc) n_decode = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--rounds") && i + 1 < argc) rounds = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--cpu-time")) g_clock = CLOCK_PROCESS_CPUTIME_ID;
-        else { fprintf(stderr, "usage: %s [--dir DIR] [--threads 1,2] [--types f16,q8_0] [--prompt N] [--decode N] [--rounds N] [--cpu-time]\n", argv[0]); return 2; }
+        else if (!strcmp(argv[i], "--bf16")) g_matmul = LOOM_MATMUL_BF16;
+        else { fprintf(stderr, "usage: %s [--dir DIR] [--threads 1,2] [--types f16,q8_0] [--prompt N] [--decode N] [--rounds N] [--cpu-time] [--bf16]\n", argv[0]); return 2; }
     }
     if (n_prompt < 1 || n_decode < 1 || rounds < 1) return 2;
     mkdir("out", 0755);
@@ -216,9 +220,10 @@ int main(int argc, char **argv)
     lp_api peer;
     if (lp_open(&peer, NULL, NULL, 0) < 0) return 1;
 
-    printf("decoder benchmark: loom vs llama.cpp, %d-token prefill, %d decode steps, best of %d interleaved rounds%s\n"
+    printf("decoder benchmark: loom vs llama.cpp, %d-token prefill, %d decode steps, best of %d interleaved rounds%s%s\n"
            "CPU features: %s\n", n_prompt, n_decode, rounds,
-           g_clock == CLOCK_MONOTONIC ? "" : " (process CPU time, not wall time)", loom_cpu_features());
+           g_clock == CLOCK_MONOTONIC ? "" : " (process CPU time, not wall time)",
+           g_matmul == LOOM_MATMUL_BF16 ? ", loom's prefill products in bf16 (AMX)" : "", loom_cpu_features());
     printf("%-5s %3s | %10s %10s %6s | %9s %9s %6s | %9s %6s | %s\n", "type", "thr", "loom pp/s", "llama pp/s",
            "ratio", "loom tg/s", "llama tg/s", "ratio", "roofline", "loom%", "RSS after load / file");
     for (const char *t = types; *t;) {
