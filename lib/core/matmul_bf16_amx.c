@@ -88,18 +88,27 @@ void lm_matmul_bf16_amx_part(const lm_bf16_task *t, const uint16_t *A, float *sc
 {
     const int64_t M = t->n_tok, N = t->W->n_out, K = t->W->n_in;
     const int64_t Mp = (M + 31) / 32 * 32, Kp = (K + 31) / 32 * 32;
-    long long s0, s1;
-    lm_split((N + LM_BF16_NC - 1) / LM_BF16_NC, ith, nth, &s0, &s1);
-    if (s0 >= s1) return;
+    /* Units of work: (column block, share of the rows). With fewer column blocks than
+     * threads the rows are shared too, and each thread packs the blocks it needs. */
+    const int64_t n_sb = (N + LM_BF16_NC - 1) / LM_BF16_NC, m_blocks = Mp / 32;
+    int64_t m_parts = (nth + n_sb - 1) / n_sb;
+    if (m_parts > m_blocks) m_parts = m_blocks;
+    long long u0, u1;
+    lm_split(n_sb * m_parts, ith, nth, &u0, &u1);
+    if (u0 >= u1) return;
     uint16_t *B = (uint16_t *)scratch;                /* [NC/32][Kp/32][2][16][32] bf16 */
     uint16_t *wb = B + LM_BF16_NC * Kp;               /* [NC][Kp] the weight rows, bf16 */
     float *row = (float *)(wb + LM_BF16_NC * Kp);     /* [K] one row as floats          */
     float *ctmp = row + K;                            /* [32][32] an edge block of Y    */
     tiles_start();
-    for (int64_t sb = s0; sb < s1; sb++) {
-        const int64_t n00 = sb * LM_BF16_NC, nsb = N - n00 < LM_BF16_NC ? N - n00 : LM_BF16_NC;
-        pack_b(t, n00, nsb, B, row, wb);
-        for (int64_t m0 = 0; m0 < Mp; m0 += 32)   /* A's 32 rows stay in cache for the blocks */
+    int64_t packed = -1;
+    for (int64_t u = u0; u < u1; u++) {
+        const int64_t sb = u / m_parts, n00 = sb * LM_BF16_NC, nsb = N - n00 < LM_BF16_NC ? N - n00 : LM_BF16_NC;
+        if (sb != packed) pack_b(t, n00, nsb, B, row, wb);
+        packed = sb;
+        long long mb0, mb1;
+        lm_split(m_blocks, (int)(u % m_parts), (int)m_parts, &mb0, &mb1);
+        for (int64_t m0 = mb0 * 32; m0 < mb1 * 32; m0 += 32)   /* A's 32 rows stay in cache for the blocks */
             for (int64_t nb = 0; nb < (nsb + 31) / 32; nb++) {
                 const uint16_t *b = B + nb * (Kp / 32) * 2 * 512;
                 _tile_zero(0);
