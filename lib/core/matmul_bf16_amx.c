@@ -3,10 +3,11 @@
  * AVX-512 flags; called only when lm_cpu_caps_get()->amx_bf16 (which also means the kernel
  * granted this process the tile state).
  *
- * Each thread takes a run of 32-column blocks of Y. It rounds all of X to bf16 once
- * (A [Mp][Kp], zero-padded to multiples of 32), then per block packs the block's 32 weight
- * rows into the tiles' pair-interleaved layout (B: for each 32-wide k step, two 16×16-pair
- * tiles) and runs every 32-row block of A through 2×2 accumulator tiles:
+ * X is first rounded to bf16 once, by all threads (A [Mp][Kp], zero-padded to multiples of
+ * 32). Then each thread takes its units of work, (LM_BF16_NC-column block of Y, share of the
+ * rows): it packs the block's weight rows into the tiles' pair-interleaved layout (B: per 32
+ * columns and 32-wide k step, two 16×16-pair tiles) and runs its 32-row blocks of A through
+ * 2×2 accumulator tiles per 32 columns:
  *
  *     tiles 0..3  C  [16 rows][16 f32]    (rows m0/m0+16 × columns n0/n0+16)
  *     tiles 4, 5  A  [16 rows][32 bf16]   (rows m0.. and m0+16.., k0..k0+31)
@@ -74,13 +75,12 @@ static void pack_b(const lm_bf16_task *t, int64_t n0, int64_t nn, uint16_t *B, f
             memset(w, 0, (size_t)Kp * sizeof *w);
         }
     }
-    const uint32_t *w32 = (const uint32_t *)wb;   /* [LM_BF16_NC][Kp/2] pairs */
-    uint32_t *b32 = (uint32_t *)B;
     for (int64_t cb = 0; cb < LM_BF16_NC / 16; cb++)          /* 16-column tile columns */
         for (int64_t kb = 0; kb < Kp / 32; kb++) {
-            uint32_t *tile = b32 + ((cb / 2) * (Kp / 32) * 2 + kb * 2 + cb % 2) * 256;
+            uint16_t *tile = B + ((cb / 2) * (Kp / 32) * 2 + kb * 2 + cb % 2) * 512;
             for (int p = 0; p < 16; p++)
-                for (int c = 0; c < 16; c++) tile[p * 16 + c] = w32[(cb * 16 + c) * (Kp / 2) + kb * 16 + p];
+                for (int c = 0; c < 16; c++)   /* one pair: 4 bytes (memcpy: no type punning) */
+                    memcpy(tile + 2 * (p * 16 + c), wb + (cb * 16 + c) * Kp + kb * 32 + 2 * p, 4);
         }
 }
 
