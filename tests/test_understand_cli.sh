@@ -45,6 +45,10 @@ assert len(s) == 5, len(s)
 assert all(abs(a['end'] - b['start']) < 1e-6 for a, b in zip(s, s[1:])) and abs(s[-1]['end'] - 25) < 1e-3" && ok || { bad "long audio windows"; cat "$tmp/out"; }
 check transcribe-stdin 0 sh -c "cat $media/speech.wav | '$loom' transcribe -m $m -q -"
 check transcribe-greedy 0 "$loom" transcribe -m $m -q -b 1 $media/speech.wav
+# bf16 products (AMX where the CPU has it, float32 elsewhere): a transcript, one line
+check transcribe-bf16 0 "$loom" transcribe -m $m -q --bf16 $media/speech.wav
+[ "$(wc -l < "$tmp/out")" -eq 1 ] && ok || bad "transcribe --bf16: one line"
+check caption-bf16 0 "$loom" caption -m $m -q --bf16 $media/scene1.png
 check caption-beams 0 "$loom" caption -m $m -q -b 8 $media/scene1.png
 check transcribe-beams 2 "$loom" transcribe -m $m -q -b 9 $media/speech.wav
 has err "out of range"
