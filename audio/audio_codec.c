@@ -631,8 +631,8 @@ int lm_audio_codec_encode(lm_audio_codec *ac, const float *pcm, int64_t n_sample
             pw[b * T + t] = m * m;
         }
     float *x = ac->act[0];
-    lm_sgemm(LM_NO_TRANS, LM_NO_TRANS, M, (int)T, B, 1.0f, ac->mel_filters, B, pw, (int)T, 0.0f,
-                ac->P, (int)T);
+    lm_sgemm_pool(pool, LM_NO_TRANS, LM_NO_TRANS, M, (int)T, B, 1.0f, ac->mel_filters, B, pw, (int)T, 0.0f,
+                  ac->P, (int)T);
     const float floor_x = (float)((log10((double)ac->mel_floor) + ac->mel_offset) / ac->mel_scale);
     for (int m = 0; m < M; m++) {
         for (int64_t t = 0; t < T; t++)

@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "lib/core/blas.h"
+#include "lib/core/threadpool.h"
 #include "tests/check.h"
 
 static double frand(unsigned *s)
@@ -48,6 +49,39 @@ static void compare(lm_trans ta, lm_trans tb, int m, int n, int k, double alpha,
     free(A), free(B), free(C), free(R), free(Ad), free(Bd), free(Cd), free(Rd);
 }
 
+/* lm_sgemm_pool on a 2-thread pool agrees with lm_sgemm, every element, to within float
+ * rounding of its sum (2e-6·Σ|a·b|): the split (rows when m > n, else columns, in 16-wide
+ * blocks with a short last one) only chooses who computes an element, but OpenBLAS picks
+ * its small-product kernels by the size of each call, so sums may round differently. */
+static void compare_pool(lm_pool *pool, lm_trans ta, lm_trans tb, int m, int n, int k)
+{
+    int lda = (ta ? m : k) + 1, ldb = (tb ? k : n) + 3, ldc = n + 4;
+    size_t na = (size_t)(ta ? k : m) * lda, nb = (size_t)(tb ? n : k) * ldb, nc = (size_t)m * ldc;
+    float *A = malloc(na * 4), *B = malloc(nb * 4), *C = malloc(nc * 4), *R = malloc(nc * 4), *C0 = malloc(nc * 4);
+    unsigned s = 11u + (unsigned)(m * 3 + n * 5 + k);
+    for (size_t i = 0; i < na; i++) A[i] = (float)frand(&s);
+    for (size_t i = 0; i < nb; i++) B[i] = (float)frand(&s);
+    for (size_t i = 0; i < nc; i++) C0[i] = C[i] = R[i] = (float)frand(&s);
+    lm_sgemm_pool(pool, ta, tb, m, n, k, 0.5f, A, lda, B, ldb, 1.5f, C, ldc);
+    lm_sgemm(ta, tb, m, n, k, 0.5f, A, lda, B, ldb, 1.5f, R, ldc);
+    int bad = 0;
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++) {
+            double mag = 1.5 * fabs(C0[(size_t)i * ldc + j]);
+            for (int p = 0; p < k; p++)
+                mag += 0.5 * fabs((double)(ta ? A[(size_t)p * lda + i] : A[(size_t)i * lda + p]) *
+                                  (tb ? B[(size_t)j * ldb + p] : B[(size_t)p * ldb + j]));
+            const double d = fabs((double)C[(size_t)i * ldc + j] - R[(size_t)i * ldc + j]);
+            bad += !(d <= 2e-6 * mag);
+        }
+    CHECK(bad == 0, "pooled sgemm ta %d tb %d %dx%dx%d: %d elements off lm_sgemm's", ta, tb, m, n, k, bad);
+    /* columns past n (the padding of each row of C) are untouched */
+    int pad = 0;
+    for (int i = 0; i < m; i++) pad += memcmp(C + (size_t)i * ldc + n, R + (size_t)i * ldc + n, 4 * sizeof(float)) != 0;
+    CHECK(pad == 0, "pooled sgemm wrote %d rows' padding", pad);
+    free(A), free(B), free(C), free(R), free(C0);
+}
+
 int main(void)
 {
     /* The load: done by the first call, here. */
@@ -81,5 +115,13 @@ int main(void)
         }
     lm_blas_set_threads(2);
     compare(LM_NO_TRANS, LM_TRANS, 200, 150, 300, 1.0, 0.0);
+
+    lm_pool *pool = lm_pool_create(2);   /* sets OpenBLAS back to one thread */
+    CHECK(pool != NULL, "pool");
+    static const int pshapes[][3] = {{300, 70, 129}, {70, 301, 129}, {33, 500, 64}, {517, 517, 17}, {8, 8, 8}};
+    for (int t = 0; pool && t < 4; t++)
+        for (size_t i = 0; i < sizeof pshapes / sizeof pshapes[0]; i++)
+            compare_pool(pool, t & 1, t >> 1, pshapes[i][0], pshapes[i][1], pshapes[i][2]);
+    lm_pool_free(&pool);
     return finish();
 }

@@ -298,13 +298,13 @@ static void op_attn(vq_run *r, const vq_attn *b, float *a, float *t1, float *t2,
     op_conv(r, &b->k, t3, t1, H, W, 1);
     if (!r->plan) {
         if (r->avx512) lm_sgemm_avx512(att, N, t2, 1, N, t3, N, N, C, N, NULL, r->pool);   /* qᵀ k */
-        else lm_sgemm(LM_TRANS, LM_NO_TRANS, N, N, C, 1.0f, t2, N, t3, N, 0.0f, att, N);
+        else lm_sgemm_pool(r->pool, LM_TRANS, LM_NO_TRANS, N, N, C, 1.0f, t2, N, t3, N, 0.0f, att, N);
         const float scale = sqrtf((float)C);   /* PyTorch divides after bmm */
         for (int i = 0; i < N; i++) lm_codec_softmax_scaled(att + (int64_t)i * N, N, scale);
     }
     op_conv(r, &b->v, t2, t1, H, W, 1);
     if (!r->plan)   /* o[c][i] = Σ_j v[c][j] A[i][j] */
-        lm_sgemm(LM_NO_TRANS, LM_TRANS, C, N, N, 1.0f, t2, N, att, N, 0.0f, t3, N);
+        lm_sgemm_pool(r->pool, LM_NO_TRANS, LM_TRANS, C, N, N, 1.0f, t2, N, att, N, 0.0f, t3, N);
     op_conv(r, &b->proj, t1, t3, H, W, 1);
     if (!r->plan) lm_codec_add(a, t1, (int64_t)C * N);
 }

@@ -163,9 +163,9 @@ void lm_winograd3x3_conv_ref(float *y, const float *x, const float *u, const flo
     t.M = t.V + 16 * cin * t.d.P;
     lm_pool_run(pool, input_part, &t);
     for (int xi = 0; xi < 16; xi++)
-        lm_sgemm(LM_NO_TRANS, LM_NO_TRANS, (int)cout, (int)t.d.P, (int)cin, 1.0f,
-                    u + (int64_t)xi * cout * cin, (int)cin, t.V + (int64_t)xi * cin * t.d.P, (int)t.d.P, 0.0f,
-                    t.M + (int64_t)xi * cout * t.d.P, (int)t.d.P);
+        lm_sgemm_pool(pool, LM_NO_TRANS, LM_NO_TRANS, (int)cout, (int)t.d.P, (int)cin, 1.0f,
+                      u + (int64_t)xi * cout * cin, (int)cin, t.V + (int64_t)xi * cin * t.d.P, (int)t.d.P, 0.0f,
+                      t.M + (int64_t)xi * cout * t.d.P, (int)t.d.P);
     lm_pool_run(pool, output_part, &t);
 }
 

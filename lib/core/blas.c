@@ -9,6 +9,7 @@
 #include "include/loom.h"
 #include "lib/core/error.h"
 #include "lib/core/kernels.h"
+#include "lib/core/threadpool.h"
 
 /* The CBLAS ABI (cblas.h): enum values every implementation shares. */
 enum { CBLAS_ROW_MAJOR = 101, CBLAS_NO_TRANS = 111, CBLAS_TRANS = 112 };
@@ -136,6 +137,48 @@ void lm_sgemm(lm_trans ta, lm_trans tb, int m, int n, int k, float alpha, const 
         g_blas.sgemm(CBLAS_ROW_MAJOR, cblas_trans(ta), cblas_trans(tb), m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
     else
         lm_sgemm_ref(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+typedef struct sgemm_task {
+    lm_trans     ta, tb;
+    int          m, n, k, lda, ldb, ldc, by_rows;
+    float        alpha, beta;
+    const float *A, *B;
+    float       *C;
+} sgemm_task;
+
+/* Blocks of 16 rows or columns (the kernels' width), shared out in near-equal runs. */
+static void sgemm_part(void *arg, int ith, int nth)
+{
+    const sgemm_task *t = arg;
+    long long lo, hi;
+    const int dim = t->by_rows ? t->m : t->n;
+    lm_split_blocks(dim, 16, ith, nth, &lo, &hi);
+    if (lo >= hi) return;
+    const int len = (int)(hi - lo);
+    if (t->by_rows) {   /* rows lo… of op(A): A's rows, or A's columns when transposed */
+        const float *A = t->ta == LM_TRANS ? t->A + lo : t->A + lo * t->lda;
+        lm_sgemm(t->ta, t->tb, len, t->n, t->k, t->alpha, A, t->lda, t->B, t->ldb, t->beta, t->C + lo * t->ldc, t->ldc);
+    } else {            /* columns lo… of op(B): B's columns, or B's rows when transposed */
+        const float *B = t->tb == LM_TRANS ? t->B + lo * t->ldb : t->B + lo;
+        lm_sgemm(t->ta, t->tb, t->m, len, t->k, t->alpha, t->A, t->lda, B, t->ldb, t->beta, t->C + lo, t->ldc);
+    }
+}
+
+/* Below this many multiply-adds a product runs on the caller: waking the pool costs more. */
+#define LM_SGEMM_POOL_MIN_MACS (1 << 18)
+
+void lm_sgemm_pool(struct lm_pool *pool, lm_trans ta, lm_trans tb, int m, int n, int k, float alpha,
+                   const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc)
+{
+    const int by_rows = m > n;
+    if (lm_pool_size(pool) == 1 || (by_rows ? m : n) < 32 || (double)m * n * k < LM_SGEMM_POOL_MIN_MACS) {
+        lm_sgemm(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    sgemm_task t = {.ta = ta, .tb = tb, .m = m, .n = n, .k = k, .lda = lda, .ldb = ldb, .ldc = ldc,
+                    .by_rows = by_rows, .alpha = alpha, .beta = beta, .A = A, .B = B, .C = C};
+    lm_pool_run(pool, sgemm_part, &t);
 }
 
 void lm_dgemm(lm_trans ta, lm_trans tb, int m, int n, int k, double alpha, const double *A, int lda,

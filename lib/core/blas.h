@@ -30,6 +30,16 @@ void lm_sgemm_ref(lm_trans ta, lm_trans tb, int m, int n, int k, float alpha, co
 void lm_dgemm_ref(lm_trans ta, lm_trans tb, int m, int n, int k, double alpha, const double *A, int lda,
                   const double *B, int ldb, double beta, double *C, int ldc);
 
+/* lm_sgemm shared out across a pool (NULL: the caller alone): each thread multiplies a
+ * block of C's rows or columns, whichever dimension is larger (so the operand every thread
+ * repacks whole is the smaller one), with single-threaded OpenBLAS. Each element of C is
+ * the same sum as lm_sgemm's. loom keeps OpenBLAS to one thread (lm_pool_create) and runs
+ * all its parallel work on its own pool: OpenBLAS's threads and the pool's would otherwise
+ * take each other's cores (a 512-token prefill gained 12 % from a second thread that way). */
+struct lm_pool;
+void lm_sgemm_pool(struct lm_pool *pool, lm_trans ta, lm_trans tb, int m, int n, int k, float alpha,
+                   const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
+
 /* Threads OpenBLAS may use for one product (no-op without it). */
 void lm_blas_set_threads(int n);
 /* "OpenBLAS <core>" (e.g. "OpenBLAS SkylakeX") or "reference" when it could not be loaded;

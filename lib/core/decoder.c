@@ -720,7 +720,23 @@ typedef struct mm_in {
     int           apart;   /* rows are lone decode steps (mm_rows) */
 } mm_in;
 
-static mm_in prepare(int type, const float *X, int64_t n, int64_t n_in, lm_decoder_state *s)
+typedef struct round_task { int type; const float *x; float *out; int64_t ldx, n_in; } round_task;
+
+static void round_part(void *arg, long long lo, long long hi)
+{
+    const round_task *t = arg;
+    for (int64_t r = lo; r < hi; r++) round_like(t->type, t->x + r * t->ldx, t->n_in, t->out + r * t->n_in);
+}
+
+/* round_like on the first n_in values of rows [0, n) of x (rows ldx apart) into out[n][n_in],
+ * shared out across the pool. type is not F32. */
+static void round_rows(int type, const float *x, int64_t ldx, int64_t n, int64_t n_in, float *out, lm_pool *pool)
+{
+    round_task t = {.type = type, .x = x, .out = out, .ldx = ldx, .n_in = n_in};
+    lm_pool_for(pool, n, 8, round_part, &t);
+}
+
+static mm_in prepare(int type, const float *X, int64_t n, int64_t n_in, lm_decoder_state *s, lm_pool *pool)
 {
     mm_in in = {.x = X, .n = n, .n_in = n_in, .apart = s->rows_apart};
     if (type == LOOM_TYPE_Q8_0 && s->q8_int8 && (n <= LM_Q8_INT8_MAX_ROWS || s->rows_apart)) {
@@ -730,7 +746,7 @@ static mm_in prepare(int type, const float *X, int64_t n, int64_t n_in, lm_decod
         in.q = s->xq8;
         in.d = s->xd8;
     } else if (type != LOOM_TYPE_F32) {
-        for (int64_t t = 0; t < n; t++) round_like(type, X + t * n_in, n_in, s->xq + t * n_in);
+        round_rows(type, X, n_in, n, n_in, s->xq, pool);
         in.x = s->xq;
     }
     return in;
@@ -794,7 +810,7 @@ static void mm_prepared(const lm_matrix *W, const mm_in *in, float *Y, lm_pool *
 
 static void mm(const lm_matrix *W, const float *X, int64_t n, float *Y, lm_decoder_state *s, lm_pool *pool)
 {
-    const mm_in in = prepare(W->type, X, n, W->n_in, s);
+    const mm_in in = prepare(W->type, X, n, W->n_in, s, pool);
     mm_prepared(W, &in, Y, pool);
 }
 
@@ -875,19 +891,28 @@ static void attn_heads(void *arg, int ith, int nth)
     }
 }
 
+typedef struct swiglu_task { float *g; const float *u; } swiglu_task;
+
+static void swiglu_part(void *arg, long long lo, long long hi)
+{
+    const swiglu_task *t = arg;
+    lm_swiglu(t->g + lo, t->g + lo, t->u + lo, hi - lo);
+}
+
 /* SwiGLU FFN on n rows of x: y = down · (silu(gate·x) ⊙ up·x). Uses s->g and s->u. */
 static void swiglu_ffn(const lm_matrix *gate, const lm_matrix *up, const lm_matrix *down,
                        const float *x, int64_t n, float *y, lm_decoder_state *s, lm_pool *pool)
 {
     if (gate->type == up->type) { /* one rounding serves both */
-        const mm_in in = prepare(gate->type, x, n, gate->n_in, s);
+        const mm_in in = prepare(gate->type, x, n, gate->n_in, s, pool);
         mm_prepared(gate, &in, s->g, pool);
         mm_prepared(up, &in, s->u, pool);
     } else {
         mm(gate, x, n, s->g, s, pool);
         mm(up, x, n, s->u, s, pool);
     }
-    lm_swiglu(s->g, s->g, s->u, n * gate->n_out);
+    swiglu_task sw = {.g = s->g, .u = s->u};
+    lm_pool_for(pool, n * gate->n_out, 4096, swiglu_part, &sw);
     mm(down, s->g, n, y, s, pool);
 }
 
@@ -1023,17 +1048,31 @@ static void moe_ffn(const lm_decoder *d, const lm_decoder_layer *L, lm_decoder_s
 }
 
 /* Scores of query rows t0 … t0+m-1 (row i sees keys 0 … n_past+t0+i) in s->bs [m][n_kv]:
- * scaled by kq_scale, softmaxed over the visible keys, zero over the masked ones. */
-static void masked_softmax_rows(const lm_decoder_hparams *hp, lm_decoder_state *s, int64_t t0, int64_t m,
-                                int64_t n_kv)
+ * scaled by kq_scale, softmaxed over the visible keys, zero over the masked ones. Rows are
+ * independent; threads take every nth row, as later rows are longer. */
+typedef struct softmax_task {
+    float  *bs;
+    int64_t m, first_valid, n_kv;   /* rows; keys row 0 sees; row length */
+    float   scale;
+} softmax_task;
+
+static void masked_softmax_part(void *arg, int ith, int nth)
 {
-    for (int64_t i = 0; i < m; i++) {
-        float *row = s->bs + i * n_kv;
-        const int64_t valid = s->n_past + t0 + i + 1;
-        for (int64_t j = 0; j < valid; j++) row[j] *= hp->kq_scale;
+    const softmax_task *t = arg;
+    for (int64_t i = ith; i < t->m; i += nth) {
+        float *row = t->bs + i * t->n_kv;
+        const int64_t valid = t->first_valid + i;
+        for (int64_t j = 0; j < valid; j++) row[j] *= t->scale;
         lm_softmax(row, valid);
-        memset(row + valid, 0, (size_t)(n_kv - valid) * sizeof(float));
+        memset(row + valid, 0, (size_t)(t->n_kv - valid) * sizeof(float));
     }
+}
+
+static void masked_softmax_rows(const lm_decoder_hparams *hp, lm_decoder_state *s, int64_t t0, int64_t m,
+                                int64_t n_kv, lm_pool *pool)
+{
+    softmax_task t = {.bs = s->bs, .m = m, .first_valid = s->n_past + t0 + 1, .n_kv = n_kv, .scale = hp->kq_scale};
+    lm_pool_run(m >= 8 ? pool : NULL, masked_softmax_part, &t);
 }
 
 /* The same absorbed attention for a prefill chunk, one head at a time, as GEMMs over blocks
@@ -1059,8 +1098,8 @@ static void attn_absorbed(const lm_decoder *d, const lm_decoder_layer *L, lm_dec
             }
             const lm_matrix K = {.type = LOOM_TYPE_F32, .n_in = R, .n_out = n_kv, .row_bytes = (size_t)R * sizeof(float), .data = kv};
             mm(&K, s->bq, m, s->bs, s, pool);   /* F32: no rounding */
-            masked_softmax_rows(hp, s, t0, m, n_kv);
-            lm_sgemm(LM_NO_TRANS, LM_NO_TRANS, (int)m, (int)kvl, (int)n_kv, 1.0f, s->bs,
+            masked_softmax_rows(hp, s, t0, m, n_kv, pool);
+            lm_sgemm_pool(pool, LM_NO_TRANS, LM_NO_TRANS, (int)m, (int)kvl, (int)n_kv, 1.0f, s->bs,
                         (int)n_kv, kv, (int)R, 0.0f, s->bn, (int)kvl);
             mm(&vb, s->bn, m, s->bv, s, pool);
             for (int64_t i = 0; i < m; i++)
@@ -1081,10 +1120,10 @@ static void attn_plain(const lm_decoder *d, const lm_decoder_layer *L, lm_decode
     const lm_decoder_hparams *hp = &d->hp;
     const int64_t H = hp->n_head, dq = hp->n_nope + hp->n_rope, kvl = hp->kv_lora, R = s->kv_row;
     const int64_t nope = hp->n_nope, nv = hp->n_v, n_all = s->n_past + n;
-    for (int64_t j = 0; j < n_all; j++) {
-        const float *r = round_like(L->v_b.type, kv + j * R, kvl, s->cr + j * kvl);
-        if (r != s->cr + j * kvl) memcpy(s->cr + j * kvl, r, (size_t)kvl * sizeof(float));
-    }
+    if (L->v_b.type == LOOM_TYPE_F32)
+        for (int64_t j = 0; j < n_all; j++) memcpy(s->cr + j * kvl, kv + j * R, (size_t)kvl * sizeof(float));
+    else
+        round_rows(L->v_b.type, kv, R, n_all, kvl, s->cr, pool);
     for (int64_t h = 0; h < H; h++) {
         /* k_bₕ as a dense [kvl][nope] float matrix (K_nope = Ĉ·k_bₕ needs it untransposed) */
         const lm_matrix kb = rows_of(&L->k_b, h * kvl, kvl, 0);
@@ -1096,7 +1135,7 @@ static void attn_plain(const lm_decoder *d, const lm_decoder_layer *L, lm_decode
             kbf = s->kbf;
             ldk = nope;
         }
-        lm_sgemm(LM_NO_TRANS, LM_NO_TRANS, (int)n_all, (int)nope, (int)kvl, 1.0f, s->cr, (int)kvl,
+        lm_sgemm_pool(pool, LM_NO_TRANS, LM_NO_TRANS, (int)n_all, (int)nope, (int)kvl, 1.0f, s->cr, (int)kvl,
                     kbf, (int)ldk, 0.0f, s->pk, (int)nope);
         const lm_matrix vb = rows_of(&L->v_b, h * L->v_b_stride + L->v_b_off, nv, 0);
         lm_matmul(&vb, s->cr, n_all, s->pv, pool);
@@ -1104,12 +1143,12 @@ static void attn_plain(const lm_decoder *d, const lm_decoder_layer *L, lm_decode
             const int64_t m = n - t0 < s->qb ? n - t0 : s->qb;
             const int64_t n_kv = s->n_past + t0 + m;
             const float *qh = s->q + (t0 * H + h) * dq;   /* rows H·dq apart */
-            lm_sgemm(LM_NO_TRANS, LM_TRANS, (int)m, (int)n_kv, (int)nope, 1.0f, qh, (int)(H * dq),
+            lm_sgemm_pool(pool, LM_NO_TRANS, LM_TRANS, (int)m, (int)n_kv, (int)nope, 1.0f, qh, (int)(H * dq),
                         s->pk, (int)nope, 0.0f, s->bs, (int)n_kv);
-            lm_sgemm(LM_NO_TRANS, LM_TRANS, (int)m, (int)n_kv, (int)hp->n_rope, 1.0f, qh + nope,
+            lm_sgemm_pool(pool, LM_NO_TRANS, LM_TRANS, (int)m, (int)n_kv, (int)hp->n_rope, 1.0f, qh + nope,
                         (int)(H * dq), kv + kvl, (int)R, 1.0f, s->bs, (int)n_kv);
-            masked_softmax_rows(hp, s, t0, m, n_kv);
-            lm_sgemm(LM_NO_TRANS, LM_NO_TRANS, (int)m, (int)nv, (int)n_kv, 1.0f, s->bs, (int)n_kv,
+            masked_softmax_rows(hp, s, t0, m, n_kv, pool);
+            lm_sgemm_pool(pool, LM_NO_TRANS, LM_NO_TRANS, (int)m, (int)nv, (int)n_kv, 1.0f, s->bs, (int)n_kv,
                         s->pv, (int)nv, 0.0f, s->attn + (t0 * H + h) * nv, (int)(H * nv));
         }
     }
@@ -1306,7 +1345,7 @@ int lm_decoder_forward_multi(const lm_decoder *d, lm_decoder_state *const *state
     for (int i = 0; i < n_seq; i++) states[i]->n_past++;
     if (logits) {
         rmsnorm_rows(s->xn, s->x, d->output_norm, n_seq, E, E, E, hp->rms_eps);
-        const mm_in in = prepare(d->output.type, s->xn, n_seq, E, s);
+        const mm_in in = prepare(d->output.type, s->xn, n_seq, E, s, pool);
         if (n_seq == 1) mm_prepared(&d->output, &in, logits[0], pool);
         else mm_rows(&d->output, &in, logits, pool);
     }

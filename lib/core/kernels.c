@@ -3,11 +3,12 @@
  *
  * - lm_dot / lm_matvec pick the row kernels of the best set this CPU runs (AVX-512, AVX2,
  *   reference); matvec splits rows across the pool.
- * - lm_matmul goes through lm_sgemm (blas.h): F32 weights directly, other types dequantized a
- *   tile of rows at a time into a per-thread scratch buffer that is only ever grown.
+ * - lm_matmul goes through OpenBLAS (blas.h), shared out across the pool: F32 weights by
+ *   lm_sgemm_pool; other types by blocks of W's rows, each thread dequantizing its block a
+ *   tile at a time into its own scratch buffer (only ever grown) and multiplying it there.
  * - Norms, activations, RoPE, GroupNorm, upsampling: portable C (not hot enough to need
  *   SIMD versions); sums run in double like ggml's ggml_float accumulators.
- * - conv1d/conv2d: im2col (split across the pool) + one lm_sgemm.
+ * - conv1d/conv2d: im2col (split across the pool) + one lm_sgemm_pool.
  */
 #include "lib/core/kernels.h"
 
@@ -213,20 +214,41 @@ void lm_matvec_q8(const lm_matrix *W, const int8_t *xq, const float *xd, float *
  * costs ~8 % of a 128-row tile's FLOP time); the tile is written once and read once by sgemm's own packing. */
 #define LM_MATMUL_TILE_FLOATS (4096 * 1024)
 
-typedef struct dequant_task {
-    lm_to_f32_fn   to_f32;
-    const uint8_t *w;         /* first row of the tile */
-    size_t         row_bytes;
-    float         *dst;       /* [n_rows][n_in] */
-    int64_t        n_rows, n_in;
-} dequant_task;
+/* X · Wᵀ for one thread's block of W's rows [lo, hi) (whole 16-row groups): dequantized a
+ * tile at a time into the thread's own scratch, then one single-threaded sgemm per tile. */
+typedef struct tiled_task {
+    const lm_matrix *W;
+    lm_to_f32_fn     to_f32;
+    const float     *X;      /* [n_tok][n_in] */
+    float           *Y;      /* [n_tok][n_out] */
+    int64_t          n_tok;
+} tiled_task;
 
-static void dequant_part(void *arg, int ith, int nth)
+static void tiled_part(void *arg, int ith, int nth)
 {
-    const dequant_task *t = arg;
+    const tiled_task *t = arg;
+    const lm_matrix *W = t->W;
+    const int64_t n_in = W->n_in, n_out = W->n_out;
     long long lo, hi;
-    lm_split(t->n_rows, ith, nth, &lo, &hi);
-    for (long long r = lo; r < hi; r++) t->to_f32(t->w + (size_t)r * t->row_bytes, t->dst + r * t->n_in, t->n_in);
+    lm_split_blocks(n_out, 16, ith, nth, &lo, &hi);
+    if (lo >= hi) return;
+    int64_t tile = LM_MATMUL_TILE_FLOATS / n_in;
+    if (tile < 16) tile = 16;
+    if (tile > hi - lo) tile = hi - lo;
+    float *buf = (size_t)tile <= SIZE_MAX / sizeof(float) / (size_t)n_in ? scratch_floats((size_t)(tile * n_in)) : NULL;
+    if (!buf) {   /* out of memory: the slower path that needs none */
+        const lm_matrix sub = {.type = W->type, .n_in = n_in, .n_out = hi - lo, .row_bytes = W->row_bytes,
+                               .data = (const uint8_t *)W->data + (size_t)lo * W->row_bytes};
+        for (int64_t i = 0; i < t->n_tok; i++) lm_matvec(&sub, t->X + i * n_in, t->Y + i * n_out + lo, NULL);
+        return;
+    }
+    for (int64_t r0 = lo; r0 < hi; r0 += tile) {
+        const int64_t nr = hi - r0 < tile ? hi - r0 : tile;
+        const uint8_t *w = (const uint8_t *)W->data + (size_t)r0 * W->row_bytes;
+        for (int64_t r = 0; r < nr; r++) t->to_f32(w + (size_t)r * W->row_bytes, buf + r * n_in, n_in);
+        lm_sgemm(LM_NO_TRANS, LM_TRANS, (int)t->n_tok, (int)nr, (int)n_in, 1.0f,
+                 t->X, (int)n_in, buf, (int)n_in, 0.0f, t->Y + r0, (int)n_out);
+    }
 }
 
 /* One scratch of the calling thread holds the rounded X, shared, and each thread's part. */
@@ -286,28 +308,13 @@ void lm_matmul(const lm_matrix *W, const float *X, int64_t n_tok, float *Y, lm_p
     }
     if (W->type == LOOM_TYPE_F32 && W->row_bytes % sizeof(float) == 0 &&
         W->row_bytes / sizeof(float) <= INT_MAX) {
-        lm_sgemm(LM_NO_TRANS, LM_TRANS, (int)n_tok, (int)n_out, (int)n_in, 1.0f,
-                    X, (int)n_in, W->data, (int)(W->row_bytes / sizeof(float)), 0.0f, Y, (int)n_out);
+        lm_sgemm_pool(pool, LM_NO_TRANS, LM_TRANS, (int)n_tok, (int)n_out, (int)n_in, 1.0f,
+                      X, (int)n_in, W->data, (int)(W->row_bytes / sizeof(float)), 0.0f, Y, (int)n_out);
         return;
     }
-    int64_t tile = LM_MATMUL_TILE_FLOATS / n_in;
-    if (tile < 16) tile = 16;
-    if (tile > n_out) tile = n_out;
-    float *buf = (size_t)tile <= SIZE_MAX / sizeof(float) / (size_t)n_in ? scratch_floats((size_t)(tile * n_in)) : NULL;
-    if (!buf) {   /* out of memory: the slower path that needs none */
-        for (int64_t t = 0; t < n_tok; t++) lm_matvec(W, X + t * n_in, Y + t * n_out, pool);
-        return;
-    }
-    dequant_task dq = {.to_f32 = lm_kernels_active()->to_f32[lm_kt_index(W->type)],
-                       .row_bytes = W->row_bytes, .dst = buf, .n_in = n_in};
-    for (int64_t r0 = 0; r0 < n_out; r0 += tile) {
-        int64_t nr = n_out - r0 < tile ? n_out - r0 : tile;
-        dq.w = (const uint8_t *)W->data + (size_t)r0 * W->row_bytes;
-        dq.n_rows = nr;
-        lm_pool_run(pool, dequant_part, &dq);
-        lm_sgemm(LM_NO_TRANS, LM_TRANS, (int)n_tok, (int)nr, (int)n_in, 1.0f,
-                    X, (int)n_in, buf, (int)n_in, 0.0f, Y + r0, (int)n_out);
-    }
+    tiled_task t = {.W = W, .to_f32 = lm_kernels_active()->to_f32[lm_kt_index(W->type)], .X = X, .Y = Y,
+                    .n_tok = n_tok};
+    lm_pool_run(n_out >= 32 ? pool : NULL, tiled_part, &t);
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -615,8 +622,8 @@ static void conv_gemm(float *y, const float *x, const float *w, const float *b, 
             for (int64_t i = 0; i < n_cols; i++) y[co * n_cols + i] = b[co];
         beta = 1.0f;
     }
-    lm_sgemm(LM_NO_TRANS, LM_NO_TRANS, (int)C_out, (int)n_cols, (int)k, 1.0f,
-                w, (int)k, col, (int)n_cols, beta, y, (int)n_cols);
+    lm_sgemm_pool(pool, LM_NO_TRANS, LM_NO_TRANS, (int)C_out, (int)n_cols, (int)k, 1.0f,
+                  w, (int)k, col, (int)n_cols, beta, y, (int)n_cols);
 }
 
 void lm_conv1d(float *y, const float *x, const float *w, const float *b,

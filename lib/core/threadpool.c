@@ -117,9 +117,9 @@ lm_pool *lm_pool_create(int n_threads)
             p->n_started++;
         }
     }
-    /* OpenBLAS runs its GEMMs on its own threads; give it the same count so the two
-     * never ask for more cores than the pool was sized for. */
-    lm_blas_set_threads(n_threads);
+    /* Products are shared out across this pool (lm_sgemm_pool), so OpenBLAS itself runs
+     * each call on the calling thread alone. */
+    lm_blas_set_threads(1);
     return p;
 
 fail_cv2:
@@ -179,3 +179,24 @@ void lm_pool_set_matmul_bf16(lm_pool *p, int on)
 }
 
 int lm_pool_matmul_bf16(const lm_pool *p) { return p ? p->matmul_bf16 : 0; }
+
+typedef struct range_task { lm_range_fn fn; void *arg; long long n; } range_task;
+
+static void range_part(void *arg, int ith, int nth)
+{
+    const range_task *t = arg;
+    long long lo, hi;
+    lm_split(t->n, ith, nth, &lo, &hi);
+    if (lo < hi) t->fn(t->arg, lo, hi);
+}
+
+void lm_pool_for(lm_pool *p, long long n, long long grain, lm_range_fn fn, void *arg)
+{
+    if (n <= 0) return;
+    if (!p || p->n == 1 || n < 2 * grain) {
+        fn(arg, 0, n);
+        return;
+    }
+    range_task t = {.fn = fn, .arg = arg, .n = n};
+    lm_pool_run(p, range_part, &t);
+}
