@@ -34,9 +34,10 @@ DROP_PROMPT = 0.1   # text-to-media prompts dropped for classifier-free guidance
 
 
 class Data:
-    def __init__(self, root, split, speech_augment=0.0, video_mp4=0.0):
+    def __init__(self, root, split, speech_augment=0.0, video_mp4=0.0, speech_tempo=0.0):
         self.split = split
         self.speech_augment = speech_augment   # share of transcription mels given mel_augmented()
+        self.speech_tempo = speech_tempo       # mel_augmented() also stretches time by up to ± this
         self.video_mp4 = video_mp4             # share of description clips read as decoded MP4 frames
         s = os.path.join(root, "scenes")
         self.scenes = np.load(os.path.join(s, f"{split}.npy"), mmap_mode="r")
@@ -86,8 +87,18 @@ class Data:
 
     def mel_augmented(self, i, rng):
         """A training log-mel with the changes another voice or room would make: shifted by up to
-        3 of 80 bins (formants and pitch), 2 bands and 2 spans masked (SpecAugment)."""
+        3 of 80 bins (formants and pitch), 2 bands and 2 spans masked (SpecAugment), and with
+        --speech-tempo r its frames resampled to a length 1 ± r times theirs (a faster or slower
+        speaker; linear interpolation between frames)."""
         x = self.mel(i)
+        if self.speech_tempo > 0:
+            T = x.shape[1]
+            n = max(8, int(round(T * (1 + rng.uniform(-self.speech_tempo, self.speech_tempo)))))
+            src = np.linspace(0, T - 1, n)
+            i0 = np.floor(src).astype(np.int64)
+            i1 = np.minimum(i0 + 1, T - 1)
+            w = (src - i0).astype(np.float32)
+            x = x[:, i0] * (1 - w) + x[:, i1] * w
         k = rng.randint(-3, 3)
         if k > 0:
             x = np.concatenate([np.repeat(x[:1], k, 0), x[:-k]])
@@ -241,7 +252,7 @@ def train(a, rank=0):
     run = a.run
     os.makedirs(run, exist_ok=True)
     tok = U.Tok(a.vocab)
-    data = Data(a.data, "train", a.speech_augment, a.video_mp4)
+    data = Data(a.data, "train", a.speech_augment, a.video_mp4, a.speech_tempo)
     tasks = [t for t in a.tasks.split(",") if data.available(t)]
     print("tasks:", tasks, flush=True)
     ck = os.path.join(run, "ckpt.pt")
@@ -466,7 +477,7 @@ def train_audio(a):
     st = torch.load(ck, map_location="cpu")
     model = load(a.run).train()
     tok = U.Tok(a.vocab)
-    data, val, test = Data(a.data, "train"), Data(a.data, "val"), Data(a.data, "test")
+    data, val, test = Data(a.data, "train", speech_tempo=a.speech_tempo), Data(a.data, "val"), Data(a.data, "test")
     params = ([] if a.freeze else list(model.aud.parameters())) + list(model.aux_ctc.parameters())
     opt = torch.optim.AdamW(params, lr=a.lr, betas=(0.9, 0.98), weight_decay=0.01)
     print(f"{'the CTC head alone' if a.freeze else 'audio encoder alone'}, {a.minutes} min; "
@@ -643,6 +654,9 @@ def main():
                     help="`audio`: train on the clips as they are (no shifted or masked log-mels)")
     ap.add_argument("--speech-augment", type=float, default=0.0,
                     help="`train`: share of transcription clips whose log-mel is shifted and masked as in `audio`")
+    ap.add_argument("--speech-tempo", type=float, default=0.0,
+                    help="`train`, `audio`: augmented log-mels are also stretched in time by up to "
+                         "± this share (0.15: 85–115 %% of their length)")
     ap.add_argument("--video-mp4", type=float, default=0.0,
                     help="`train`: share of video-description clips read as their MP4s decode "
                          "(videos/train_mp4.npy from prep.py) instead of the exact renders")
