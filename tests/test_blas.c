@@ -85,8 +85,8 @@ static void compare_pool(lm_pool *pool, lm_trans ta, lm_trans tb, int m, int n, 
 int main(void)
 {
     /* The load: done by the first call, here. */
-    const char *user = getenv("OPENBLAS_CORETYPE"), *timeout = getenv("OPENBLAS_THREAD_TIMEOUT");
-    char *user_copy = user ? strdup(user) : NULL, *timeout_copy = timeout ? strdup(timeout) : NULL;
+    const char *user = getenv("OPENBLAS_CORETYPE"), *threads = getenv("OPENBLAS_NUM_THREADS");
+    char *user_copy = user ? strdup(user) : NULL, *threads_copy = threads ? strdup(threads) : NULL;
     const char *pick = lm_blas_core_for_cpu();
     const char *name = lm_blas_name();
     printf("matrix products: %s (loom's pick for this CPU: %s; OPENBLAS_CORETYPE %s)\n", name,
@@ -97,10 +97,10 @@ int main(void)
     const char *after = getenv("OPENBLAS_CORETYPE");
     CHECK(user_copy ? after && !strcmp(after, user_copy) : after == NULL,
           "OPENBLAS_CORETYPE changed: %s -> %s", user_copy ? user_copy : "unset", after ? after : "unset");
-    after = getenv("OPENBLAS_THREAD_TIMEOUT");
-    CHECK(timeout_copy ? after && !strcmp(after, timeout_copy) : after == NULL, "OPENBLAS_THREAD_TIMEOUT changed");
+    after = getenv("OPENBLAS_NUM_THREADS");
+    CHECK(threads_copy ? after && !strcmp(after, threads_copy) : after == NULL, "OPENBLAS_NUM_THREADS changed");
     free(user_copy);
-    free(timeout_copy);
+    free(threads_copy);
 
     /* The reference on a product worked by hand: [1 2; 3 4]·[5 6; 7 8]ᵀ = [17 23; 39 53]. */
     float a[4] = {1, 2, 3, 4}, b[4] = {5, 6, 7, 8}, c[4] = {1, 1, 1, 1};

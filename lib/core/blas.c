@@ -51,13 +51,13 @@ const char *lm_blas_core_for_cpu(void)
 
 static void blas_load(void)
 {
-    /* OpenBLAS reads these once, in its constructor, during dlopen; a value the user set wins.
-     * THREAD_TIMEOUT: after a product OpenBLAS's threads spin 2^28 cycles before they sleep,
-     * taking the cores from loom's pool, which runs next: with 2 threads on 2 cores, 8 of 14
-     * `loom caption` runs took 260 ms of CPU instead of 75; at 2^4 none did. */
+    /* OpenBLAS reads these once, in its constructor, during dlopen; a core the user set wins.
+     * NUM_THREADS=1: loom shares products out across its own pool (lm_sgemm_pool), so OpenBLAS
+     * starts no threads of its own (they spun beside the pool's and took its cores); a count
+     * the user set is overridden below, after the load. */
     struct { const char *name, *value; } env[] = {
         {"OPENBLAS_CORETYPE", lm_blas_core_for_cpu()},
-        {"OPENBLAS_THREAD_TIMEOUT", "4"},
+        {"OPENBLAS_NUM_THREADS", "1"},
     };
     int set[2] = {0};
     for (int i = 0; i < 2; i++)
@@ -76,6 +76,7 @@ static void blas_load(void)
             g_blas.sgemm = NULL, g_blas.dgemm = NULL, g_blas.set_threads = NULL;
             why = "cblas_sgemm or cblas_dgemm missing";
         } else {
+            if (g_blas.set_threads) g_blas.set_threads(1);
             snprintf(g_blas.name, sizeof g_blas.name, "OpenBLAS %s", corename ? corename() : "");
             lm_log(LOOM_LOG_DEBUG, "matrix products: %s", g_blas.name);
         }

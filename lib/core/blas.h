@@ -6,10 +6,10 @@
  * and Debian's 0.3.21 detects some AVX-512 CPUs (AMD Zen 4 among them) as "Prescott": SSE3
  * kernels, 2–7× slower than its AVX2 or AVX-512 ones. So when OPENBLAS_CORETYPE is unset,
  * loom sets it for the load from its own CPU detection (AVX-512 F/BW/DQ/VL: SkylakeX;
- * AVX2 + FMA: Haswell) and unsets it again; a value the user set is kept. The same goes for
- * OPENBLAS_THREAD_TIMEOUT (loom: 4, so OpenBLAS's idle threads do not spin for long beside
- * loom's own thread pool). Without OpenBLAS the products run on lm_sgemm_ref (correct,
- * slow), with a warning in the log.
+ * AVX2 + FMA: Haswell) and unsets it again; a value the user set is kept. OpenBLAS runs
+ * each call on the calling thread alone (OPENBLAS_NUM_THREADS=1 for the load, then
+ * openblas_set_num_threads(1)): loom's parallel work is all on its own pools. Without
+ * OpenBLAS the products run on lm_sgemm_ref (correct, slow), with a warning in the log.
  */
 #ifndef LM_BLAS_H
 #define LM_BLAS_H
@@ -33,14 +33,15 @@ void lm_dgemm_ref(lm_trans ta, lm_trans tb, int m, int n, int k, double alpha, c
 /* lm_sgemm shared out across a pool (NULL: the caller alone): each thread multiplies a
  * block of C's rows or columns, whichever dimension is larger (so the operand every thread
  * repacks whole is the smaller one), with single-threaded OpenBLAS. Each element of C is
- * the same sum as lm_sgemm's. loom keeps OpenBLAS to one thread (lm_pool_create) and runs
- * all its parallel work on its own pool: OpenBLAS's threads and the pool's would otherwise
- * take each other's cores (a 512-token prefill gained 12 % from a second thread that way). */
+ * the same sum as lm_sgemm's up to rounding (OpenBLAS picks its small-product kernels by the
+ * size of each call). OpenBLAS's own threads and the pool's took each other's cores: a
+ * 512-token prefill gained 12 % from a second thread that way, 34 % this way. */
 struct lm_pool;
 void lm_sgemm_pool(struct lm_pool *pool, lm_trans ta, lm_trans tb, int m, int n, int k, float alpha,
                    const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
 
-/* Threads OpenBLAS may use for one product (no-op without it). */
+/* Threads OpenBLAS may use for one product (no-op without it). loom keeps 1; benchmarks
+ * raise it to time OpenBLAS's own threading as a peer. */
 void lm_blas_set_threads(int n);
 /* "OpenBLAS <core>" (e.g. "OpenBLAS SkylakeX") or "reference" when it could not be loaded;
  * loads it if not yet done. */

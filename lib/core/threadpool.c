@@ -10,7 +10,6 @@
  */
 #include "lib/core/threadpool.h"
 
-#include "lib/core/blas.h"
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -117,9 +116,6 @@ lm_pool *lm_pool_create(int n_threads)
             p->n_started++;
         }
     }
-    /* Products are shared out across this pool (lm_sgemm_pool), so OpenBLAS itself runs
-     * each call on the calling thread alone. */
-    lm_blas_set_threads(1);
     return p;
 
 fail_cv2:

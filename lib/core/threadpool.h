@@ -9,8 +9,7 @@
 typedef struct lm_pool lm_pool;
 typedef void (*lm_task_fn)(void *arg, int ith, int nth);
 
-/* n_threads <= 0 means loom_cpu_count(). Also sets OpenBLAS to one thread: loom shares
- * products out across its own pools (lm_sgemm_pool). NULL on failure. */
+/* n_threads <= 0 means loom_cpu_count(). NULL on failure. */
 lm_pool *lm_pool_create(int n_threads);
 void     lm_pool_free(lm_pool **p);
 int      lm_pool_size(const lm_pool *p);   /* 1 for a NULL pool */
