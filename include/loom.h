@@ -853,7 +853,10 @@ const char *loom_cpu_features(void);
 /* What runs the large matrix products: "OpenBLAS <core>" or "reference" (OpenBLAS could not
  * be loaded; correct but slow). loom loads OpenBLAS at the first product (or this call) and,
  * when OPENBLAS_CORETYPE is unset, sets it for the load to the core that fits this CPU
- * (AVX-512: SkylakeX, AVX2: Haswell), then unsets it; a value set by the user is kept. */
+ * (AVX-512: SkylakeX, AVX2: Haswell), then unsets it; a value set by the user is kept.
+ * OpenBLAS runs each product on the calling thread only (loom loads it with
+ * OPENBLAS_NUM_THREADS=1 and keeps it there): loom shares products out across the threads of
+ * the model or session that runs them itself. */
 const char *loom_blas_name(void);
 
 #ifdef __cplusplus
