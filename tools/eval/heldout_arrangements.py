@@ -1,0 +1,104 @@
+"""Where the test split's caption drop comes from: captions scored separately on the test
+scenes that hold a held-out position x count pair (an object in a cell that scenes with that
+many objects never use in training; tools/data/scenes.py, HELDOUT_POS_COUNT) and on the
+others, beside what the training-only attribute head reads from the same image rows.
+
+    /usr/bin/python3 tools/eval/heldout_arrangements.py [--model models/loom-tiny.gguf]
+                                                        [--run runs/v21] [--n 200]
+
+Captions come from `loom caption` on --model. The attribute head needs --run: a training run
+directory whose ckpt.pt holds it (the GGUF files do not carry it). Without --run only the
+caption rows print. Results and their reading are in docs/MODEL.md ("It cannot, yet").
+"""
+import argparse
+import json
+import os
+import sys
+import tempfile
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, ROOT)
+from tools.eval import scenes_metrics as S  # noqa: E402
+from tools.eval.run_eval import loom, records  # noqa: E402
+from tools.loompy import png  # noqa: E402
+
+ATTRS = ("position", "count", "colour", "size", "shape")
+
+
+def group_of(m):
+    return "with a held-out position x count pair" if m["heldout"]["pos_count"] else "with none"
+
+
+def caption_scores(a, imgs, meta):
+    """group → {attribute: [right, total]} from loom's captions."""
+    tmp = tempfile.mkdtemp()
+    paths = []
+    for i in range(len(meta)):
+        paths.append(os.path.join(tmp, f"scene_{i:04d}.png"))
+        png.write_png(paths[-1], np.asarray(imgs[i]))
+    text, _ = loom(a, "caption", "--json", *paths)
+    out = {}
+    for line, m in zip(text.strip().splitlines(), meta):
+        d = out.setdefault(group_of(m), {"images": 0})
+        d["images"] += 1
+        for k, (h, n) in S.match_scores(S.parse_caption(json.loads(line)["text"]), S.label_objects(m)).items():
+            d.setdefault(k, [0, 0])
+            d[k][0] += h
+            d[k][1] += n
+    return out
+
+
+def head_scores(a, imgs, meta):
+    """group → images, all nine cells' occupancy right, count right, shape of occupied cells."""
+    import torch
+    sys.path.insert(0, os.path.join(ROOT, "tools", "train"))
+    import unified as U
+    from train import load
+    torch.set_num_threads(1)
+    model = load(a.run)
+    empty = len(U.SCENE_ATTRS[0][1])
+    out = {}
+    with torch.no_grad():
+        for b0 in range(0, len(meta), 50):
+            idx = range(b0, min(b0 + 50, len(meta)))
+            shape = model.attr_logits(model.image_rows(np.stack([imgs[i] for i in idx])))[0].argmax(-1)
+            for j, i in enumerate(idx):
+                t = U.scene_targets(meta[i])
+                occ_true, occ_pred = t[:, 0] < empty, shape[j] < empty
+                d = out.setdefault(group_of(meta[i]), [0, 0, 0, 0, 0])
+                d[0] += 1
+                d[1] += bool((occ_true == occ_pred).all())
+                d[2] += int(occ_pred.sum()) == int(occ_true.sum())
+                d[3] += int((shape[j][occ_true] == t[occ_true, 0]).sum())
+                d[4] += int(occ_true.sum())
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--loom", default=os.path.join(ROOT, "build", "loom"))
+    ap.add_argument("--model", default=os.path.join(ROOT, "models", "loom-tiny.gguf"))
+    ap.add_argument("--data", default=os.path.join(ROOT, "data"))
+    ap.add_argument("--run", default=None, help="training run whose attribute head to read")
+    ap.add_argument("--n", type=int, default=200)
+    a = ap.parse_args()
+    a.threads = 1
+    imgs = np.load(os.path.join(a.data, "scenes", "test.npy"), mmap_mode="r")
+    meta = records(os.path.join(a.data, "scenes", "test.jsonl"))[:a.n]
+
+    print(f"captions by `loom caption` ({os.path.basename(a.model)}), first {len(meta)} test pictures:")
+    print(f"| test pictures | images | {' | '.join(ATTRS)} |")
+    for g, d in sorted(caption_scores(a, imgs, meta).items(), reverse=True):
+        cells = [f"{100 * d[k][0] / d[k][1]:.1f} %" if d.get(k, [0, 0])[1] else "-" for k in ATTRS]
+        print(f"| {g} | {d['images']} | {' | '.join(cells)} |")
+    if a.run:
+        print(f"\nthe attribute head of {a.run} on the same pictures' image rows:")
+        print("| test pictures | images | all nine cells' occupancy | count | shape of occupied cells |")
+        for g, d in sorted(head_scores(a, imgs, meta).items(), reverse=True):
+            print(f"| {g} | {d[0]} | {100 * d[1] / d[0]:.1f} % | {100 * d[2] / d[0]:.1f} % | {100 * d[3] / d[4]:.1f} % |")
+
+
+if __name__ == "__main__":
+    main()
