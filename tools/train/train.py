@@ -29,8 +29,17 @@ from tools.train import unified as U  # noqa: E402
 
 # task: (weight, batch size)
 TASKS = {"caption": (3, 24), "vqa": (2, 24), "t2i": (3, 6), "transcribe": (3, 12), "tts": (2, 8),
-         "video": (2, 8), "t2v": (1, 2), "draw_tell": (0, 6), "say_write": (0, 8), "text": (0, 24)}
+         "video": (2, 8), "t2v": (1, 2), "draw_tell": (0, 6), "say_write": (0, 8), "text": (0, 24),
+         "scan": (0, 24)}
 DROP_PROMPT = 0.1   # text-to-media prompts dropped for classifier-free guidance
+
+
+def scan_answer(meta):
+    """The `scan` task's answer: the nine cells in reading order, each with its object or
+    "nothing" ("top left: a small green cross; top: nothing; …")."""
+    from tools.data.scenes import POS_NAMES
+    cell = {(o["row"], o["col"]): f"a {o['size']} {o['colour']} {o['shape']}" for o in meta["objects"]}
+    return "; ".join(f"{POS_NAMES[r][c]}: {cell.get((r, c), 'nothing')}" for r in range(3) for c in range(3))
 
 
 class Data:
@@ -66,7 +75,7 @@ class Data:
             sys.exit(f"--video-mp4: {p} is missing; run tools/train/prep.py")
 
     def available(self, task):
-        if task in ("caption", "vqa", "text"):
+        if task in ("caption", "vqa", "text", "scan"):
             return True
         if task in ("t2i", "draw_tell"):
             return self.scene_codes is not None
@@ -124,6 +133,9 @@ class Data:
             m = self.scene_meta[i]
             return U.turn([("ctl", "<|image|>"), ("image", self.scenes[i]), ("ctl", "<|/image|>"),
                            ("text", U.PROMPTS["caption"])], [("text", m["captions"][0])])
+        if task == "scan":          # every cell of the grid in turn: a readout no layout prior can skip
+            return U.turn([("ctl", "<|image|>"), ("image", self.scenes[i]), ("ctl", "<|/image|>"),
+                           ("text", U.PROMPTS["scan"])], [("text", scan_answer(self.scene_meta[i]))])
         if task == "vqa":
             m = self.scene_meta[i]
             qa = m["vqa"][rng.randrange(len(m["vqa"]))]

@@ -34,7 +34,8 @@ SCENE_ATTRS = (("shape", scenes.SHAPES), ("colour", list(scenes.COLOURS)), ("siz
 
 PROMPTS = {"caption": "Describe the image.", "transcribe": "Transcribe the audio.",
            "video": "Describe the video.", "t2i": "Draw: ", "tts": "Say: ", "t2v": "Animate: ",
-           "draw_tell": " Then tell me what you drew.", "say_write": " Then write it down."}
+           "draw_tell": " Then tell me what you drew.", "say_write": " Then write it down.",
+           "scan": "List every cell of the grid."}
 
 
 @dataclass
