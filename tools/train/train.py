@@ -47,6 +47,7 @@ class Data:
         self.split = split
         self.speech_augment = speech_augment   # share of transcription mels given mel_augmented()
         self.speech_tempo = speech_tempo       # mel_augmented() also stretches time by up to ± this
+        self.max_mel_frames = None             # the audio encoder's limit (its position table), set by the trainer
         self.video_mp4 = video_mp4             # share of description clips read as decoded MP4 frames
         s = os.path.join(root, "scenes")
         self.scenes = np.load(os.path.join(s, f"{split}.npy"), mmap_mode="r")
@@ -103,6 +104,8 @@ class Data:
         if self.speech_tempo > 0:
             T = x.shape[1]
             n = max(8, int(round(T * (1 + rng.uniform(-self.speech_tempo, self.speech_tempo)))))
+            if self.max_mel_frames:   # never stretched past what the encoder's positions cover
+                n = min(n, max(T, self.max_mel_frames))
             src = np.linspace(0, T - 1, n)
             i0 = np.floor(src).astype(np.int64)
             i1 = np.minimum(i0 + 1, T - 1)
@@ -289,6 +292,7 @@ def train(a, rank=0):
         model = U.Unified(U.Config()).to(dev)
         opt = torch.optim.AdamW(model.parameters(), lr=a.lr, betas=(0.9, 0.95), weight_decay=0.05)
         step, elapsed = 0, 0.0
+    data.max_mel_frames = 2 * model.aud.pos.shape[0]   # conv2 halves the frames (tools/loompy/audio.py)
     # the draws go on from the step: a resumed run does not replay the samples it began with.
     # Data-parallel processes draw the same tasks (steps take alike long) but their own samples.
     rng = random.Random(a.seed + 1_000_003 * step)
@@ -490,6 +494,7 @@ def train_audio(a):
     model = load(a.run).train()
     tok = U.Tok(a.vocab)
     data, val, test = Data(a.data, "train", speech_tempo=a.speech_tempo), Data(a.data, "val"), Data(a.data, "test")
+    data.max_mel_frames = 2 * model.aud.pos.shape[0]
     params = ([] if a.freeze else list(model.aud.parameters())) + list(model.aux_ctc.parameters())
     opt = torch.optim.AdamW(params, lr=a.lr, betas=(0.9, 0.98), weight_decay=0.01)
     print(f"{'the CTC head alone' if a.freeze else 'audio encoder alone'}, {a.minutes} min; "
