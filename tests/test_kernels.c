@@ -443,6 +443,32 @@ static void test_elementwise(void)
     for (int i = 0; i < N; i++) bad += !close_f(y[i], x[i] / (1 + exp(-(double)x[i])) * w[i], 1e-5);
     CHECK(bad == 0, "swiglu formula: %d off", bad);
 
+    /* the polynomial-exp forms (AVX2 where the CPU has it) against the same formulas, on
+     * inputs from -100 to 100 so that exp's clamps and the scalar tail are both reached */
+    float wide[N], yf[N];
+    for (int i = 0; i < N; i++) wide[i] = -100.0f + 200.0f * (float)i / (N - 1);
+    lm_swiglu_fast(yf, wide, w, N);
+    bad = 0;
+    for (int i = 0; i < N; i++) bad += !close_f(yf[i], wide[i] / (1 + exp(-(double)wide[i])) * w[i], 1e-6);
+    CHECK(bad == 0, "swiglu_fast formula: %d off", bad);
+    memcpy(yf, x, sizeof x);
+    for (int i = 0; i < N; i++) yf[i] *= 10.0f;
+    lm_softmax_fast(yf, N);
+    double z = 0.0, mx = -1e30;
+    for (int i = 0; i < N; i++) mx = fmax(mx, 10.0 * x[i]);
+    for (int i = 0; i < N; i++) z += exp(10.0 * x[i] - mx);
+    bad = 0;
+    for (int i = 0; i < N; i++) bad += !close_f(yf[i], exp(10.0 * x[i] - mx) / z, 1e-6);
+    CHECK(bad == 0, "softmax_fast formula: %d off", bad);
+    memcpy(yf, wide, sizeof wide);
+    lm_bias_gelu_erf_fast(yf, w, N);
+    bad = 0;
+    for (int i = 0; i < N; i++) {
+        const double v = (double)wide[i] + w[i];
+        bad += !close_f(yf[i], 0.5 * v * (1 + erf(v / sqrt(2.0))), 1e-6);
+    }
+    CHECK(bad == 0, "bias_gelu_erf_fast formula: %d off", bad);
+
     /* groupnorm: known values (one group of [1,2,3,4]: mean 2.5, var 1.25) */
     float g4[4] = {1, 2, 3, 4}, gy[4];
     lm_groupnorm(gy, g4, NULL, NULL, 2, 2, 1, 0.0f);

@@ -1,4 +1,4 @@
-/* AVX2+FMA elementwise kernels of the encoders (kernels.h: lm_softmax_fast, lm_bias_gelu_erf_fast).
+/* AVX2+FMA elementwise kernels (kernels.h: lm_softmax_fast, lm_bias_gelu_erf_fast, lm_swiglu_fast).
  * exp: Cephes-style range reduction x = n·ln2 + r, degree-6 polynomial on r, 2^n from bits.
  * erf: Abramowitz & Stegun 7.1.26, erf(x) = 1 - t·P(t)·exp(-x²), t = 1/(1 + p·x), x >= 0,
  * |error| <= 1.5e-7. */
@@ -88,4 +88,16 @@ void lm_softmax_avx2(float *x, int64_t n)
     const __m256 inv = _mm256_set1_ps((float)(1.0 / sum));
     for (i = 0; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), inv));
     for (; i < n; i++) x[i] *= (float)(1.0 / sum);
+}
+
+void lm_swiglu_avx2(float *y, const float *gate, const float *up, int64_t n)
+{
+    const __m256 one = _mm256_set1_ps(1.0f), sign = _mm256_set1_ps(-0.0f);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 g = _mm256_loadu_ps(gate + i);
+        const __m256 silu = _mm256_div_ps(g, _mm256_add_ps(one, exp256(_mm256_xor_ps(g, sign))));
+        _mm256_storeu_ps(y + i, _mm256_mul_ps(silu, _mm256_loadu_ps(up + i)));
+    }
+    for (; i < n; i++) y[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];   /* tail: the exact form */
 }

@@ -883,7 +883,7 @@ static void attn_heads(void *arg, int ith, int nth)
             const int64_t n_kv = pos + 1;
             for (int64_t j = 0; j < n_kv; j++)
                 p[j] = lm_dot(LOOM_TYPE_F32, kv + j * R, qc, R) * hp->kq_scale;
-            lm_softmax(p, n_kv);
+            lm_softmax_fast(p, n_kv);
             memset(o, 0, (size_t)kvl * sizeof(float));
             for (int64_t j = 0; j < n_kv; j++) axpy(o, p[j], kv + j * R, kvl);
             head_matvec(&vb, o, a->attn + (row * H + h) * hp->n_v, s, h, hw);
@@ -896,7 +896,7 @@ typedef struct swiglu_task { float *g; const float *u; } swiglu_task;
 static void swiglu_part(void *arg, long long lo, long long hi)
 {
     const swiglu_task *t = arg;
-    lm_swiglu(t->g + lo, t->g + lo, t->u + lo, hi - lo);
+    lm_swiglu_fast(t->g + lo, t->g + lo, t->u + lo, hi - lo);
 }
 
 /* SwiGLU FFN on n rows of x: y = down · (silu(gate·x) ⊙ up·x). Uses s->g and s->u. */
@@ -1063,7 +1063,7 @@ static void masked_softmax_part(void *arg, int ith, int nth)
         float *row = t->bs + i * t->n_kv;
         const int64_t valid = t->first_valid + i;
         for (int64_t j = 0; j < valid; j++) row[j] *= t->scale;
-        lm_softmax(row, valid);
+        lm_softmax_fast(row, valid);
         memset(row + valid, 0, (size_t)(t->n_kv - valid) * sizeof(float));
     }
 }

@@ -416,6 +416,12 @@ void lm_swiglu(float *y, const float *gate, const float *up, int64_t n)
     for (int64_t i = 0; i < n; i++) y[i] = silu1(gate[i]) * up[i];
 }
 
+void lm_swiglu_fast(float *y, const float *gate, const float *up, int64_t n)
+{
+    if (fast_activations()) lm_swiglu_avx2(y, gate, up, n);
+    else lm_swiglu(y, gate, up, n);
+}
+
 /* ---------------------------------------------------------------------------------------
  * RoPE, with ggml's rope_yarn arithmetic: theta_i = pos · base^(-2i/n_dims) built by
  * repeated float multiplication, YaRN ramp between corr_dims, mscale on cos/sin.

@@ -87,13 +87,15 @@ void lm_softmax(float *x, int64_t n);                 /* in place, max-subtracte
 void lm_silu(float *y, const float *x, int64_t n);
 void lm_gelu_tanh(float *y, const float *x, int64_t n);
 void lm_gelu_erf(float *y, const float *x, int64_t n);
-/* The encoders' forms: AVX2+FMA with polynomial exp and erf where the CPU has them (softmax
- * relative error ~1e-7 per element; GELU |error| <= 2e-7·max(1, |x|)), else the two above.
+/* y[i] = silu(gate[i]) * up[i] */
+void lm_swiglu(float *y, const float *gate, const float *up, int64_t n);
+/* The forms the encoders and decoder run: AVX2+FMA with polynomial exp and erf where the CPU
+ * has them (softmax and SiLU relative error ~2e-7 per element; GELU |error| <=
+ * 2e-7·max(1, |x|)), else the reference forms above.
  * lm_bias_gelu_erf_fast: y[i] = gelu_erf(y[i] + b[i]) in place (b may be NULL). */
 void lm_softmax_fast(float *x, int64_t n);
 void lm_bias_gelu_erf_fast(float *y, const float *b, int64_t n);
-/* y[i] = silu(gate[i]) * up[i] */
-void lm_swiglu(float *y, const float *gate, const float *up, int64_t n);
+void lm_swiglu_fast(float *y, const float *gate, const float *up, int64_t n);
 
 /* RoPE on one head vector x[n_dims] at position pos.
  * LM_ROPE_NORM rotates adjacent pairs (x[2i], x[2i+1]) (llama.cpp NORM, DeepSeek);

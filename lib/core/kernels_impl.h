@@ -69,9 +69,11 @@ static inline size_t lm_bf16_part_floats(int64_t n_in)
 void lm_matmul_bf16_amx_round_x(const lm_bf16_task *t, uint16_t *A, int64_t lo, int64_t hi);
 void lm_matmul_bf16_amx_part(const lm_bf16_task *t, const uint16_t *A, float *scratch, int ith, int nth);
 
-/* The AVX2+FMA forms behind lm_softmax_fast and lm_bias_gelu_erf_fast (activations_avx2.c). */
+/* The AVX2+FMA forms behind lm_softmax_fast, lm_bias_gelu_erf_fast and lm_swiglu_fast
+ * (activations_avx2.c). */
 void lm_softmax_avx2(float *x, int64_t n);
 void lm_bias_gelu_erf_avx2(float *y, const float *b, int64_t n);
+void lm_swiglu_avx2(float *y, const float *gate, const float *up, int64_t n);
 
 /* The set lm_dot/lm_matvec use now (reference when forced or when the CPU lacks the ISA). */
 const lm_kernel_set *lm_kernels_active(void);
