@@ -4,11 +4,13 @@ many objects never use in training; tools/data/scenes.py, HELDOUT_POS_COUNT) and
 others, beside what the training-only attribute head reads from the same image rows.
 
     /usr/bin/python3 tools/eval/heldout_arrangements.py [--model models/loom-tiny.gguf]
-                                                        [--run runs/v21] [--n 200]
+                                                        [--run runs/v21] [--n 200] [--scan]
 
 Captions come from `loom caption` on --model. The attribute head needs --run: a training run
 directory whose ckpt.pt holds it (the GGUF files do not carry it). Without --run only the
-caption rows print. Results and their reading are in docs/MODEL.md ("It cannot, yet").
+caption rows print. --scan also asks the run's PyTorch model for the `scan` task's answer
+(tools/train/train.py: every cell in reading order, its object or "nothing") and scores it
+the same way. Results and their reading are in docs/MODEL.md ("It cannot, yet").
 """
 import argparse
 import json
@@ -76,6 +78,40 @@ def head_scores(a, imgs, meta):
     return out
 
 
+def scan_scores(a, imgs, meta):
+    """group → images, all nine cells' occupancy right, count right, objects whose cell names
+    exactly their size, colour and shape, from the run's greedy answers to the scan prompt."""
+    import torch
+    from tools.train import infer, unified as U
+    from tools.train.train import load, scan_answer
+    torch.set_num_threads(1)
+    model = load(a.run)
+    tok = U.Tok(os.path.join(os.path.dirname(a.model), "loom-tiny-vocab.gguf"))
+    out, shown = {}, 0
+    for i, m in enumerate(meta):
+        user = [("ctl", "<|image|>"), ("image", np.asarray(imgs[i])), ("ctl", "<|/image|>"),
+                ("text", U.PROMPTS["scan"])]
+        text = tok.decode(infer.answer_ids(model, tok, user))
+        got = cells_of(text)
+        want = cells_of(scan_answer(m))
+        occ = [got.get(c, "?") != "nothing" for c in want]
+        d = out.setdefault(group_of(m), [0, 0, 0, 0, 0])
+        d[0] += 1
+        d[1] += all(o == (want[c] != "nothing") for o, c in zip(occ, want))
+        d[2] += sum(occ) == len(m["objects"])
+        d[3] += sum(got.get(c) == w for c, w in want.items() if w != "nothing")
+        d[4] += len(m["objects"])
+        if m["heldout"]["pos_count"] and got != want and shown < 3:
+            shown += 1
+            print(f"  scan, test {i}: {scan_answer(m)}\n     →  {text}")
+    return out
+
+
+def cells_of(answer):
+    """'top left: nothing; top: a small red circle; …' → {cell: content}."""
+    return dict(p.split(": ", 1) for p in answer.strip().rstrip(".").split("; ") if ": " in p)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--loom", default=os.path.join(ROOT, "build", "loom"))
@@ -83,6 +119,7 @@ def main():
     ap.add_argument("--data", default=os.path.join(ROOT, "data"))
     ap.add_argument("--run", default=None, help="training run whose attribute head to read")
     ap.add_argument("--n", type=int, default=200)
+    ap.add_argument("--scan", action="store_true", help="also score the run's answers to the scan prompt")
     a = ap.parse_args()
     a.threads = 1
     imgs = np.load(os.path.join(a.data, "scenes", "test.npy"), mmap_mode="r")
@@ -97,6 +134,12 @@ def main():
         print(f"\nthe attribute head of {a.run} on the same pictures' image rows:")
         print("| test pictures | images | all nine cells' occupancy | count | shape of occupied cells |")
         for g, d in sorted(head_scores(a, imgs, meta).items(), reverse=True):
+            print(f"| {g} | {d[0]} | {100 * d[1] / d[0]:.1f} % | {100 * d[2] / d[0]:.1f} % | {100 * d[3] / d[4]:.1f} % |")
+    if a.run and a.scan:
+        print(f"\n{a.run}'s answers to \"List every cell of the grid.\" on the same pictures:")
+        res = scan_scores(a, imgs, meta)
+        print("| test pictures | images | all nine cells' occupancy | count | objects named exactly in their cell |")
+        for g, d in sorted(res.items(), reverse=True):
             print(f"| {g} | {d[0]} | {100 * d[1] / d[0]:.1f} % | {100 * d[2] / d[0]:.1f} % | {100 * d[3] / d[4]:.1f} % |")
 
 
