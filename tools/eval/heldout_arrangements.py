@@ -4,13 +4,14 @@ many objects never use in training; tools/data/scenes.py, HELDOUT_POS_COUNT) and
 others, beside what the training-only attribute head reads from the same image rows.
 
     /usr/bin/python3 tools/eval/heldout_arrangements.py [--model models/loom-tiny.gguf]
-                                                        [--run runs/v21] [--n 200] [--scan]
+                                                        [--run runs/v21] [--n 200] [--scan] [--cells]
 
 Captions come from `loom caption` on --model. The attribute head needs --run: a training run
 directory whose ckpt.pt holds it (the GGUF files do not carry it). Without --run only the
 caption rows print. --scan also asks the run's PyTorch model for the `scan` task's answer
 (tools/train/train.py: every cell in reading order, its object or "nothing") and scores it
-the same way. Results and their reading are in docs/MODEL.md ("It cannot, yet").
+the same way; --cells asks it about each of the nine cells on its own (the `cell` task: "what
+is in the top left?" → an object or "nothing"). Results and their reading are in docs/MODEL.md ("It cannot, yet").
 """
 import argparse
 import json
@@ -107,6 +108,41 @@ def scan_scores(a, imgs, meta):
     return out
 
 
+def cell_scores(a, imgs, meta):
+    """As scan_scores, from nine separate questions per picture (no other cell in the context)."""
+    import torch
+    from tools.train import infer, unified as U
+    from tools.train.train import cell_question, load
+    torch.set_num_threads(1)
+    model = load(a.run)
+    tok = U.Tok(os.path.join(os.path.dirname(a.model), "loom-tiny-vocab.gguf"))
+    out = {}
+    for i, m in enumerate(meta):
+        img = np.asarray(imgs[i])
+        right_occ = right_obj = n_occ = 0
+        for r in range(3):
+            for c in range(3):
+                q, want = cell_question(m, r, c)
+                user = [("ctl", "<|image|>"), ("image", img), ("ctl", "<|/image|>"), ("text", q)]
+                got = tok.decode(infer.answer_ids(model, tok, user, n_max=16)).strip()
+                right_occ += (got != "nothing") == (want != "nothing")
+                right_obj += want != "nothing" and got == want
+                n_occ += got != "nothing"
+        d = out.setdefault(group_of(m), [0, 0, 0, 0, 0])
+        d[0] += 1
+        d[1] += right_occ == 9
+        d[2] += n_occ == len(m["objects"])
+        d[3] += right_obj
+        d[4] += len(m["objects"])
+    return out
+
+
+def print_cells(res):
+    print("| test pictures | images | all nine cells' occupancy | count | objects named exactly in their cell |")
+    for g, d in sorted(res.items(), reverse=True):
+        print(f"| {g} | {d[0]} | {100 * d[1] / d[0]:.1f} % | {100 * d[2] / d[0]:.1f} % | {100 * d[3] / d[4]:.1f} % |")
+
+
 def cells_of(answer):
     """'top left: nothing; top: a small red circle; …' → {cell: content}."""
     return dict(p.split(": ", 1) for p in answer.strip().rstrip(".").split("; ") if ": " in p)
@@ -120,6 +156,7 @@ def main():
     ap.add_argument("--run", default=None, help="training run whose attribute head to read")
     ap.add_argument("--n", type=int, default=200)
     ap.add_argument("--scan", action="store_true", help="also score the run's answers to the scan prompt")
+    ap.add_argument("--cells", action="store_true", help="also score its answers about each cell alone")
     a = ap.parse_args()
     a.threads = 1
     imgs = np.load(os.path.join(a.data, "scenes", "test.npy"), mmap_mode="r")
@@ -138,9 +175,10 @@ def main():
     if a.run and a.scan:
         print(f"\n{a.run}'s answers to \"List every cell of the grid.\" on the same pictures:")
         res = scan_scores(a, imgs, meta)
-        print("| test pictures | images | all nine cells' occupancy | count | objects named exactly in their cell |")
-        for g, d in sorted(res.items(), reverse=True):
-            print(f"| {g} | {d[0]} | {100 * d[1] / d[0]:.1f} % | {100 * d[2] / d[0]:.1f} % | {100 * d[3] / d[4]:.1f} % |")
+        print_cells(res)
+    if a.run and a.cells:
+        print(f"\n{a.run}'s answers to \"what is in the top left?\" and the like, nine per picture:")
+        print_cells(cell_scores(a, imgs, meta))
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ from tools.train import unified as U  # noqa: E402
 # task: (weight, batch size)
 TASKS = {"caption": (3, 24), "vqa": (2, 24), "t2i": (3, 6), "transcribe": (3, 12), "tts": (2, 8),
          "video": (2, 8), "t2v": (1, 2), "draw_tell": (0, 6), "say_write": (0, 8), "text": (0, 24),
-         "scan": (0, 24)}
+         "scan": (0, 24), "cell": (0, 24)}
 DROP_PROMPT = 0.1   # text-to-media prompts dropped for classifier-free guidance
 
 
@@ -40,6 +40,14 @@ def scan_answer(meta):
     from tools.data.scenes import POS_NAMES
     cell = {(o["row"], o["col"]): f"a {o['size']} {o['colour']} {o['shape']}" for o in meta["objects"]}
     return "; ".join(f"{POS_NAMES[r][c]}: {cell.get((r, c), 'nothing')}" for r in range(3) for c in range(3))
+
+
+def cell_question(meta, r, c):
+    """The `cell` task's question and answer about one grid cell: ("what is in the top left?",
+    "a small green cross" or "nothing")."""
+    from tools.data.scenes import pos_phrase
+    cell = {(o["row"], o["col"]): f"a {o['size']} {o['colour']} {o['shape']}" for o in meta["objects"]}
+    return f"what is {pos_phrase(r, c)}?", cell.get((r, c), "nothing")
 
 
 class Data:
@@ -76,7 +84,7 @@ class Data:
             sys.exit(f"--video-mp4: {p} is missing; run tools/train/prep.py")
 
     def available(self, task):
-        if task in ("caption", "vqa", "text", "scan"):
+        if task in ("caption", "vqa", "text", "scan", "cell"):
             return True
         if task in ("t2i", "draw_tell"):
             return self.scene_codes is not None
@@ -139,6 +147,10 @@ class Data:
         if task == "scan":          # every cell of the grid in turn: a readout no layout prior can skip
             return U.turn([("ctl", "<|image|>"), ("image", self.scenes[i]), ("ctl", "<|/image|>"),
                            ("text", U.PROMPTS["scan"])], [("text", scan_answer(self.scene_meta[i]))])
+        if task == "cell":          # one grid cell, asked with no other cell in the context
+            q, a = cell_question(self.scene_meta[i], rng.randrange(3), rng.randrange(3))
+            return U.turn([("ctl", "<|image|>"), ("image", self.scenes[i]), ("ctl", "<|/image|>"),
+                           ("text", q)], [("text", a)])
         if task == "vqa":
             m = self.scene_meta[i]
             qa = m["vqa"][rng.randrange(len(m["vqa"]))]
@@ -314,7 +326,7 @@ def train(a, rank=0):
     weights = [wmap.get(t, TASKS[t][0]) for t in tasks]
     print("task weights:", dict(zip(tasks, weights)), flush=True)
     word_w = answer_word_weights(tok, a.shape_weight)
-    swap = (colour_ids(tok), a.colour_swap) if a.colour_swap > 0 else None
+    swap = [(ids, p) for ids, p in ((colour_ids(tok), a.colour_swap), (position_ids(tok), a.position_swap)) if p > 0]
     budget = a.minutes * 60
     t_start, t_save = time.time() - elapsed, time.time()
     hist = {t: [] for t in tasks}
@@ -437,6 +449,13 @@ def colour_ids(tok):
     """The colour words' token ids (" red", ...): the words --colour-swap shuffles in answers."""
     from tools.data import scenes
     ids = [tok.text(" " + c) for c in scenes.COLOURS]
+    assert all(len(i) == 1 for i in ids), ids
+    return torch.tensor([i[0] for i in ids])
+
+
+def position_ids(tok):
+    """The position words' token ids (" top", " left", …): the words --position-swap shuffles."""
+    ids = [tok.text(" " + w) for w in ("top", "bottom", "left", "right", "center")]
     assert all(len(i) == 1 for i in ids), ids
     return torch.tensor([i[0] for i in ids])
 
@@ -666,6 +685,10 @@ def main():
     ap.add_argument("--colour-swap", type=float, default=0.0,
                     help="probability that a colour word in an answer is fed back as a random colour "
                          "(its label stays): shapes must come from the picture, not from the colour")
+    ap.add_argument("--position-swap", type=float, default=0.0,
+                    help="probability that a position word (top, bottom, left, right, center) in an "
+                         "answer is fed back as a random one (its label stays): where the next object "
+                         "is must come from the picture, not from the layout written so far")
     ap.add_argument("--ctc-batch", type=int, default=16, help="clips per step of `audio`")
     ap.add_argument("--no-augment", dest="augment", action="store_false",
                     help="`audio`: train on the clips as they are (no shifted or masked log-mels)")

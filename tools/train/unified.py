@@ -187,9 +187,10 @@ def turn(user, answer):
 def build(model, tok, samples, swap=None):
     """Batch of samples [(segments, answer_from)] → input rows [B,T,E], labels [B,T] (−100 = no loss).
     Token rows come from one embedding lookup; media rows are written over their slots.
-    swap = (ids [K], p): in the answers, each input token that is one of ids is replaced by a
-    random one of them with probability p (its label stays), so what follows a word (a shape
-    after a colour) cannot be predicted from that word alone."""
+    swap = [(ids [K], p), …]: in the answers, each input token that is one of a group's ids is
+    replaced by a random one of them with probability p (its label stays), so what follows a
+    word (a shape after a colour, the next object after a position) cannot be predicted from
+    that word alone."""
     imgs = [s[1] for segs, _ in samples for s in segs if s[0] == "image"]
     vids = [s[1] for segs, _ in samples for s in segs if s[0] == "video"]
     img_rows = model.image_rows(np.stack(imgs)) if imgs else None
@@ -234,12 +235,13 @@ def build(model, tok, samples, swap=None):
     for b, (q, l) in enumerate(zip(seqs, labels)):
         I[b, :len(q)] = torch.tensor(q)
         Y[b, :len(l)] = torch.tensor(l)
-    if swap is not None:
-        ids, p = swap
+    if swap:
         answer = torch.zeros_like(Y, dtype=torch.bool)
         answer[:, 1:] = Y[:, :-1] != -100           # token t is an answer token when t−1 predicts it
-        hit = answer & torch.isin(I, ids) & (torch.rand(I.shape) < p)
-        I = torch.where(hit, ids[torch.randint(len(ids), I.shape)], I)
+        I0 = I
+        for ids, p in swap:
+            hit = answer & torch.isin(I0, ids) & (torch.rand(I.shape) < p)
+            I = torch.where(hit, ids[torch.randint(len(ids), I.shape)], I)
     I, Y = I.to(model.device), Y.to(model.device)
     X = F.embedding(I, model.dec.token_embd)
     if media:
