@@ -326,7 +326,8 @@ def train(a, rank=0):
     weights = [wmap.get(t, TASKS[t][0]) for t in tasks]
     print("task weights:", dict(zip(tasks, weights)), flush=True)
     word_w = answer_word_weights(tok, a.shape_weight)
-    swap = [(ids, p) for ids, p in ((colour_ids(tok), a.colour_swap), (position_ids(tok), a.position_swap)) if p > 0]
+    swap = [(ids, p) for ids, p in ((colour_ids(tok), a.colour_swap), (position_ids(tok), a.position_swap),
+                                    *((ids, a.count_swap) for ids in count_ids(tok))) if p > 0]
     budget = a.minutes * 60
     t_start, t_save = time.time() - elapsed, time.time()
     hist = {t: [] for t in tasks}
@@ -458,6 +459,15 @@ def position_ids(tok):
     ids = [tok.text(" " + w) for w in ("top", "bottom", "left", "right", "center")]
     assert all(len(i) == 1 for i in ids), ids
     return torch.tensor([i[0] for i in ids])
+
+
+def count_ids(tok):
+    """The group count words' token ids, as two groups: at the start of an answer ("two") and
+    after a space (" two"); --count-swap shuffles each within itself."""
+    words = ("two", "three", "four", "five")
+    groups = [[tok.text(w) for w in words], [tok.text(" " + w) for w in words]]
+    assert all(len(i) == 1 for g in groups for i in g), groups
+    return [torch.tensor([i[0] for i in g]) for g in groups]
 
 
 def ctc_greedy(model, tok, mel):
@@ -689,6 +699,9 @@ def main():
                     help="probability that a position word (top, bottom, left, right, center) in an "
                          "answer is fed back as a random one (its label stays): where the next object "
                          "is must come from the picture, not from the layout written so far")
+    ap.add_argument("--count-swap", type=float, default=0.0,
+                    help="the same for the count words two … five: how many places follow must come "
+                         "from the picture, not from the number written before them")
     ap.add_argument("--ctc-batch", type=int, default=16, help="clips per step of `audio`")
     ap.add_argument("--no-augment", dest="augment", action="store_false",
                     help="`audio`: train on the clips as they are (no shifted or masked log-mels)")
