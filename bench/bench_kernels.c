@@ -2,10 +2,14 @@
  * Kernel benchmark: memory bandwidth (stream-like read and copy), GEMV per weight type
  * against it, and GEMM against OpenBLAS's own sgemm, all measured in the same run.
  *
- *   OPENBLAS_CORETYPE=Haswell build/bench/bench_kernels [reps [gemv|cache|gemm]]
+ *   OPENBLAS_CORETYPE=Haswell build/bench/bench_kernels [reps [gemv|cache|gemm|blocks]]
  *
  * reps (default 10): passes over each working set; the optional last word runs only that
  * section (bandwidth is always measured: the other sections are reported against it).
+ *
+ * blocks: lm_sgemm_pool (a product cut into blocks by its shape alone, one OpenBLAS call
+ * each, so results do not depend on the thread count) against one OpenBLAS call on as
+ * many of OpenBLAS's own threads, on the shapes of loom's prefill, encoders and codecs.
  *
  * GEMV working sets cycle through copies of the matrix totalling >= 512 MiB so every call
  * reads its weights from DRAM, not from a cache. Times are per call: median and best of
@@ -449,6 +453,40 @@ int main(int argc, char **argv)
     for (int k = 0; k < 5; k++) free(ws[k].data);
     free(X);
     free(Y);
+    }
+    /* Pooled sgemm by blocks against one OpenBLAS call: M x N x K (C is M x N). */
+    if (SECTION("blocks")) {
+    static const int shapes[][3] = {{600, 256, 256}, {600, 1024, 256}, {600, 256, 1024}, {128, 4096, 1152},
+                                    {64, 4096, 576}, {256, 768, 192}, {64, 368, 192}, {2048, 2048, 2048}};
+    const int rounds = reps > 5 ? 5 : reps;
+    printf("\n## lm_sgemm_pool (blocks by shape) against one OpenBLAS call, best of %d interleaved rounds\n", rounds);
+    printf("| M x N x K | threads | OpenBLAS GFLOP/s (peer) | lm_sgemm_pool GFLOP/s | ratio |\n|---|---|---|---|---|\n");
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        const int m = shapes[i][0], n = shapes[i][1], k = shapes[i][2];
+        float *A = xalloc((size_t)m * k * sizeof(float)), *B = xalloc((size_t)k * n * sizeof(float)),
+              *C = xalloc((size_t)m * n * sizeof(float));
+        for (size_t j = 0; j < (size_t)m * k; j++) A[j] = frand();
+        for (size_t j = 0; j < (size_t)k * n; j++) B[j] = frand();
+        const double flop = 2.0 * m * n * k;
+        const int calls = (int)(4e9 / flop) + 1;   /* about 20 ms of work per timing */
+        for (int p = 0; p < 2; p++) {
+            double best[2] = {1e30, 1e30};
+            for (int r = -1; r < rounds; r++)   /* round -1 warms up */
+                for (int w = 0; w < 2; w++) {
+                    if (w == 0) lm_blas_set_threads(p + 1);
+                    const double t0 = now_s();
+                    for (int c = 0; c < calls; c++)
+                        if (w == 0) lm_sgemm(LM_NO_TRANS, LM_NO_TRANS, m, n, k, 1.0f, A, k, B, n, 0.0f, C, n);
+                        else lm_sgemm_pool(pools[p], LM_NO_TRANS, LM_NO_TRANS, m, n, k, 1.0f, A, k, B, n, 0.0f, C, n);
+                    const double dt = (now_s() - t0) / calls;
+                    if (w == 0) lm_blas_set_threads(1);
+                    if (r >= 0 && dt < best[w]) best[w] = dt;
+                }
+            printf("| %d x %d x %d | %d | %.1f | %.1f | %.2f |\n", m, n, k, p + 1, flop / best[0] / 1e9,
+                   flop / best[1] / 1e9, best[0] / best[1]);
+        }
+        free(A), free(B), free(C);
+    }
     }
     lm_pool_free(&pools[0]);
     lm_pool_free(&pools[1]);

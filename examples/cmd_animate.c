@@ -59,7 +59,7 @@ int cmd_animate(int argc, char **argv)
     const int S = (int)j.size;
     loom_mp4_params mp = loom_mp4_default_params();
     mp.fps = j.fps;
-    mp.n_threads = j.c.threads;
+    mp.n_threads = 1;   /* x264's output depends on its thread count; these clips are small */
     st = media_load(&j);
     if (st == EXIT_OK) st = media_open_vq(&j, &vq);
     /* The writer opens before generation, so a missing FFmpeg or an unwritable path fails

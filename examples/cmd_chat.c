@@ -110,6 +110,7 @@ static int render_video(chat *c, const int32_t *codes, int64_t n, const char *pa
             snprintf(err, err_size, "%s", loom_vq_error(c->vq));
     loom_mp4_params mp = loom_mp4_default_params();
     mp.fps = 4;
+    mp.n_threads = 1;   /* as `loom animate`: the same file at any thread count */
     if (!rc) rc = loom_video_write_mp4(path, rgb, n_frames, (int)S, (int)S, NULL, 0, mp, err, err_size);
     else if (rc == LOOM_ERR_NO_MEMORY) snprintf(err, err_size, "out of memory");
     free(rgb);

@@ -97,10 +97,17 @@ int media_check_codebook(const media_job *j, const char *what, int codebook, int
     return EXIT_FAILED;
 }
 
+loom_codec_params media_codec_params(const media_job *j)
+{
+    loom_codec_params cp = loom_codec_default_params();
+    cp.n_threads = j->c.threads;
+    return cp;
+}
+
 int media_open_vq(const media_job *j, loom_vq **vq)
 {
     char err[600];
-    if (loom_vq_open(j->codec_path, loom_codec_default_params(), vq, err, sizeof err) < 0) {
+    if (loom_vq_open(j->codec_path, media_codec_params(j), vq, err, sizeof err) < 0) {
         cli_error("%s: VQ codec: %s (give --vq PATH)", j->cmd, err);
         return EXIT_FAILED;
     }

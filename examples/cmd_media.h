@@ -40,6 +40,9 @@ int media_load(media_job *j);
 /* Check a codec's codebook against the model's code range ("image" / "audio"). */
 int media_check_codebook(const media_job *j, const char *what, int codebook, int32_t model_count);
 
+/* The codecs' settings for this job: its thread count (-t). */
+loom_codec_params media_codec_params(const media_job *j);
+
 /* Open the VQ codec at j->codec_path into *vq and check it against the model (codebook,
  * grid). Returns EXIT_OK or EXIT_FAILED (message printed; *vq may need freeing). */
 int media_open_vq(const media_job *j, loom_vq **vq);

@@ -38,7 +38,7 @@ int cmd_speak(int argc, char **argv)
     loom_audio_codec *ac = NULL;
     float *pcm = NULL;
     st = media_load(&j);
-    if (st == EXIT_OK && loom_audio_codec_open(j.codec_path, loom_codec_default_params(), &ac, err, sizeof err) < 0) {
+    if (st == EXIT_OK && loom_audio_codec_open(j.codec_path, media_codec_params(&j), &ac, err, sizeof err) < 0) {
         cli_error("speak: audio codec: %s (give --codec PATH)", err);
         st = EXIT_FAILED;
     }

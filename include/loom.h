@@ -608,7 +608,8 @@ typedef struct loom_mp4_params {
                                MPEG-4 it maps to qscale clamp(1 + crf / 8, 2, 31)          */
     const char *codec;      /* NULL: "libx264" if available, else "mpeg4"; or name one    */
     const char *preset;     /* x264 preset (NULL: "medium")                               */
-    int         n_threads;  /* encoder threads; 0 lets FFmpeg choose                      */
+    int         n_threads;  /* encoder threads; 0 lets FFmpeg choose. x264's bitstream
+                               depends on it: 1 gives the same file on every machine      */
     int         audio_rate;     /* > 0: add an AAC audio track at this rate (Hz); 0: none */
     int         audio_channels; /* 1..8 (default 1)                                       */
     int         audio_bitrate;  /* bits/s; 0: 64000 per channel                           */

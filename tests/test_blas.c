@@ -50,8 +50,8 @@ static void compare(lm_trans ta, lm_trans tb, int m, int n, int k, double alpha,
 }
 
 /* lm_sgemm_pool on a 2-thread pool agrees with lm_sgemm, every element, to within float
- * rounding of its sum (2e-6·Σ|a·b|): the split (rows when m > n, else columns, in 16-wide
- * blocks with a short last one) only chooses who computes an element, but OpenBLAS picks
+ * rounding of its sum (2e-6·Σ|a·b|): the split (rows when m > n, else columns, in blocks
+ * of whole 16-wide kernel blocks) only chooses who computes an element, but OpenBLAS picks
  * its small-product kernels by the size of each call, so sums may round differently. */
 static void compare_pool(lm_pool *pool, lm_trans ta, lm_trans tb, int m, int n, int k)
 {
@@ -123,5 +123,32 @@ int main(void)
         for (size_t i = 0; i < sizeof pshapes / sizeof pshapes[0]; i++)
             compare_pool(pool, t & 1, t >> 1, pshapes[i][0], pshapes[i][1], pshapes[i][2]);
     lm_pool_free(&pool);
+
+    /* The same bits on a pool of any size, NULL included: the blocks are chosen by the shape
+     * alone (`loom … -t 1` and `-t 2` write the same output). The shapes span both splits, a
+     * short last block, transposes and the audio codec's convolutions. */
+    static const int ishapes[][4] = {{300, 70, 129, 0}, {70, 301, 129, 3}, {64, 368, 192, 0}, {256, 368, 768, 0},
+                                     {517, 517, 17, 1}, {96, 2944, 64, 2}, {4000, 40, 40, 0}};
+    for (size_t i = 0; i < sizeof ishapes / sizeof ishapes[0]; i++) {
+        const int m = ishapes[i][0], n = ishapes[i][1], k = ishapes[i][2], ta = ishapes[i][3] & 1, tb = ishapes[i][3] >> 1;
+        const int lda = ta ? m : k, ldb = tb ? k : n;
+        float *A = malloc((size_t)m * k * 4), *B = malloc((size_t)k * n * 4), *C[5];
+        unsigned s = 7u + (unsigned)i;
+        for (size_t j = 0; j < (size_t)m * k; j++) A[j] = (float)frand(&s);
+        for (size_t j = 0; j < (size_t)k * n; j++) B[j] = (float)frand(&s);
+        int differ = 0;
+        for (int th = 0; th < 5; th++) {   /* th 0: no pool */
+            lm_pool *p = th ? lm_pool_create(th) : NULL;
+            C[th] = malloc((size_t)m * n * 4);
+            for (size_t j = 0; j < (size_t)m * n; j++) C[th][j] = 0.25f;
+            lm_sgemm_pool(p, ta, tb, m, n, k, 1.0f, A, lda, B, ldb, 1.0f, C[th], n);
+            if (th) differ += memcmp(C[th], C[0], (size_t)m * n * 4) != 0;
+            lm_pool_free(&p);
+        }
+        CHECK(differ == 0, "pooled sgemm %dx%dx%d (ta %d tb %d): %d of 4 pool sizes differ from no pool in some bit",
+              m, n, k, ta, tb, differ);
+        for (int th = 0; th < 5; th++) free(C[th]);
+        free(A), free(B);
+    }
     return finish();
 }

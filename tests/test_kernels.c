@@ -241,6 +241,36 @@ static void test_matmul(const char *set, lm_pool *pools[3], int multi_tile)
     }
 }
 
+/* lm_matmul's bits do not depend on the pool's size: products are cut into blocks by their
+ * shape alone (`loom … -t 1` and `-t 2` write the same output). Before, guided video codes
+ * parted between one and two threads. Shapes: three blocks of W's rows, and 16 MiB tiles
+ * smaller than a block (n_in 65536). */
+static void test_matmul_any_threads(void)
+{
+    lm_pool *more[3] = {lm_pool_create(2), lm_pool_create(3), lm_pool_create(4)};
+    static const int64_t shapes[][3] = {{256, 1000, 40}, {65536, 150, 5}};   /* n_in, n_out, n_tok */
+    for (size_t ti = 0; ti < sizeof k_types / sizeof k_types[0]; ti++)
+        for (size_t si = 0; si < 2; si++) {
+            const int64_t n_in = shapes[si][0], n_out = shapes[si][1], n_tok = shapes[si][2];
+            if (si == 1 && k_types[ti] != LOOM_TYPE_F16) continue;   /* the tiling is the same for every type */
+            float *wf;
+            lm_matrix W = make_matrix(k_types[ti], n_in, n_out, 0, &wf);
+            float *X = xmalloc((size_t)(n_tok * n_in) * sizeof(float));
+            float *Y0 = xmalloc((size_t)(n_tok * n_out) * sizeof(float)), *Y = xmalloc((size_t)(n_tok * n_out) * sizeof(float));
+            fill_random(X, n_tok * n_in, 1.5f);
+            lm_matmul(&W, X, n_tok, Y0, NULL);
+            int differ = 0;
+            for (int p = 0; p < 3; p++) {
+                lm_matmul(&W, X, n_tok, Y, more[p]);
+                differ += memcmp(Y, Y0, (size_t)(n_tok * n_out) * sizeof(float)) != 0;
+            }
+            CHECK(differ == 0, "matmul %s %lldx%lld n_tok=%lld: %d of 3 pool sizes differ from no pool in some bit",
+                  loom_type_name(k_types[ti]), (long long)n_out, (long long)n_in, (long long)n_tok, differ);
+            free(X); free(Y0); free(Y); free(wf); free((void *)W.data);
+        }
+    for (int p = 0; p < 3; p++) lm_pool_free(&more[p]);
+}
+
 /* ---- RoPE ---------------------------------------------------------------------------------- */
 /* Direct formula in double: pair j has frequency base^(-2j/n_dims); YaRN blends the
  * interpolated and extrapolated angle by a linear ramp over [low, high] pair indices. */
@@ -634,6 +664,7 @@ int main(void)
     lm_kernels_select("auto");
     CHECK(n_sets >= 1, "no kernel set ran");
     test_matmul_bf16(pools);
+    test_matmul_any_threads();
     test_rope();
     test_conv(pools);
     test_elementwise();

@@ -14,7 +14,9 @@
  *
  *  - teacher forced: loom is fed PyTorch's answer and its greedy choice is checked at every
  *    step (the stop / close step included), so one broken tie hides nothing after it. Every
- *    disagreeing step must be a near-tie, and at most MAX_FLIP_PERMILLE ‰ of a job's steps.
+ *    disagreeing step must be a near-tie, and at most MAX_FLIP_PERMILLE ‰ of a job's steps,
+ *    or one step (a job of fewer than 200 steps: one near-tie breaking is 1 / steps, and
+ *    which one breaks moves with float rounding, e.g. how a product is cut into blocks).
  *    Flips after a flip at a routed near-tie in the same answer are counted apart: that
  *    position's cached keys and values went through other experts, so later steps may flip
  *    with it (each must still be a near-tie).
@@ -358,8 +360,9 @@ int main(void)
                "%d/%d identical to PyTorch, %d differ from a near-tie on\n", jobs[j], steps[j] - flipped[j] - downstream[j],
                steps[j], downstream[j], same[j], total[j], ties[j]);
         CHECK(total[j] == 20, "%s: %d of 20 inputs ran", jobs[j], total[j]);
-        CHECK(steps[j] > 0 && flipped[j] * 1000 <= MAX_FLIP_PERMILLE * steps[j], "%s: %d of %d teacher-forced steps "
-              "disagree (at most %d per mille)", jobs[j], flipped[j], steps[j], MAX_FLIP_PERMILLE);
+        CHECK(steps[j] > 0 && (flipped[j] <= 1 || flipped[j] * 1000 <= MAX_FLIP_PERMILLE * steps[j]), "%s: %d of "
+              "%d teacher-forced steps disagree (at most %d per mille, or one)", jobs[j], flipped[j], steps[j],
+              MAX_FLIP_PERMILLE);
     }
     check_beams(&c);
     fclose(pf);

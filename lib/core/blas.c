@@ -142,43 +142,57 @@ void lm_sgemm(lm_trans ta, lm_trans tb, int m, int n, int k, float alpha, const 
 
 typedef struct sgemm_task {
     lm_trans     ta, tb;
-    int          m, n, k, lda, ldb, ldc, by_rows;
+    int          m, n, k, lda, ldb, ldc, by_rows, blk;
     float        alpha, beta;
     const float *A, *B;
     float       *C;
 } sgemm_task;
 
-/* Blocks of 16 rows or columns (the kernels' width), shared out in near-equal runs. */
+/* About 384 wide: each block's call repacks the other operand whole, and 1-thread products
+ * stayed within 8 % of one call (docs/BENCHMARKS.md); blocks of 64 lost up to 30 %. */
+int lm_sgemm_block_width(int dim)
+{
+    int n_blocks = (dim + 383) / 384;
+    if (n_blocks > 64) n_blocks = 64;
+    const int per = (dim + n_blocks - 1) / n_blocks;
+    return (per + 15) / 16 * 16;
+}
+
+/* Whole blocks shared out in near-equal runs, one OpenBLAS call per block. */
 static void sgemm_part(void *arg, int ith, int nth)
 {
     const sgemm_task *t = arg;
-    long long lo, hi;
     const int dim = t->by_rows ? t->m : t->n;
-    lm_split_blocks(dim, 16, ith, nth, &lo, &hi);
-    if (lo >= hi) return;
-    const int len = (int)(hi - lo);
-    if (t->by_rows) {   /* rows lo… of op(A): A's rows, or A's columns when transposed */
-        const float *A = t->ta == LM_TRANS ? t->A + lo : t->A + lo * t->lda;
-        lm_sgemm(t->ta, t->tb, len, t->n, t->k, t->alpha, A, t->lda, t->B, t->ldb, t->beta, t->C + lo * t->ldc, t->ldc);
-    } else {            /* columns lo… of op(B): B's columns, or B's rows when transposed */
-        const float *B = t->tb == LM_TRANS ? t->B + lo * t->ldb : t->B + lo;
-        lm_sgemm(t->ta, t->tb, t->m, len, t->k, t->alpha, t->A, t->lda, B, t->ldb, t->beta, t->C + lo, t->ldc);
+    long long b0, b1;
+    lm_split((dim + t->blk - 1) / t->blk, ith, nth, &b0, &b1);
+    for (long long b = b0; b < b1; b++) {
+        const long long lo = b * t->blk;
+        const int len = (int)(lo + t->blk < dim ? t->blk : dim - lo);
+        if (t->by_rows) {   /* rows lo… of op(A): A's rows, or A's columns when transposed */
+            const float *A = t->ta == LM_TRANS ? t->A + lo : t->A + lo * t->lda;
+            lm_sgemm(t->ta, t->tb, len, t->n, t->k, t->alpha, A, t->lda, t->B, t->ldb, t->beta, t->C + lo * t->ldc, t->ldc);
+        } else {            /* columns lo… of op(B): B's columns, or B's rows when transposed */
+            const float *B = t->tb == LM_TRANS ? t->B + lo * t->ldb : t->B + lo;
+            lm_sgemm(t->ta, t->tb, t->m, len, t->k, t->alpha, t->A, t->lda, B, t->ldb, t->beta, t->C + lo, t->ldc);
+        }
     }
 }
 
-/* Below this many multiply-adds a product runs on the caller: waking the pool costs more. */
+/* Below this many multiply-adds (or in one block) a product is one call on the caller:
+ * waking the pool costs more. A choice by shape alone, as the blocks are. */
 #define LM_SGEMM_POOL_MIN_MACS (1 << 18)
 
 void lm_sgemm_pool(struct lm_pool *pool, lm_trans ta, lm_trans tb, int m, int n, int k, float alpha,
                    const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc)
 {
-    const int by_rows = m > n;
-    if (lm_pool_size(pool) == 1 || (by_rows ? m : n) < 32 || (double)m * n * k < LM_SGEMM_POOL_MIN_MACS) {
+    const int by_rows = m > n, dim = by_rows ? m : n;
+    if (lm_sgemm_block_width(dim) >= dim || (double)m * n * k < LM_SGEMM_POOL_MIN_MACS) {
         lm_sgemm(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
     sgemm_task t = {.ta = ta, .tb = tb, .m = m, .n = n, .k = k, .lda = lda, .ldb = ldb, .ldc = ldc,
-                    .by_rows = by_rows, .alpha = alpha, .beta = beta, .A = A, .B = B, .C = C};
+                    .by_rows = by_rows, .blk = lm_sgemm_block_width(dim), .alpha = alpha, .beta = beta,
+                    .A = A, .B = B, .C = C};
     lm_pool_run(pool, sgemm_part, &t);
 }
 

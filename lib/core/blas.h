@@ -31,12 +31,19 @@ void lm_dgemm_ref(lm_trans ta, lm_trans tb, int m, int n, int k, double alpha, c
                   const double *B, int ldb, double beta, double *C, int ldc);
 
 /* lm_sgemm shared out across a pool (NULL: the caller alone): each thread multiplies a
- * block of C's rows or columns, whichever dimension is larger (so the operand every thread
- * repacks whole is the smaller one), with single-threaded OpenBLAS. Each element of C is
- * the same sum as lm_sgemm's up to rounding (OpenBLAS picks its small-product kernels by the
- * size of each call). OpenBLAS's own threads and the pool's took each other's cores: a
+ * run of blocks of C's rows or columns, whichever dimension is larger (so the operand every
+ * thread repacks whole is the smaller one), one single-threaded OpenBLAS call per block. The
+ * blocks depend on the shape alone, so C has the same bits on a pool of any size. Each
+ * element of C is the same sum as lm_sgemm's up to rounding (OpenBLAS picks its
+ * small-product kernels by the size of each call). OpenBLAS's own threads and the pool's took each other's cores: a
  * 512-token prefill gained 12 % from a second thread that way, 34 % this way. */
 struct lm_pool;
+/* The width of the blocks lm_sgemm_pool cuts a dimension of dim into (whole 16-wide kernel
+ * blocks, the last may be short; dim itself when one block): a function of the shape
+ * alone. OpenBLAS rounds a sum differently with the size of the call it is in, so cutting
+ * by thread count made `-t 1` and `-t 2` outputs differ (the audio codec's Griffin-Lim grew
+ * last-bit differences into different samples; guided video codes parted). */
+int  lm_sgemm_block_width(int dim);
 void lm_sgemm_pool(struct lm_pool *pool, lm_trans ta, lm_trans tb, int m, int n, int k, float alpha,
                    const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
 

@@ -4,8 +4,9 @@
  * - lm_dot / lm_matvec pick the row kernels of the best set this CPU runs (AVX-512, AVX2,
  *   reference); matvec splits rows across the pool.
  * - lm_matmul goes through OpenBLAS (blas.h), shared out across the pool: F32 weights by
- *   lm_sgemm_pool; other types by blocks of W's rows, each thread dequantizing its block a
- *   tile at a time into its own scratch buffer (only ever grown) and multiplying it there.
+ *   lm_sgemm_pool; other types by blocks of W's rows chosen by the shape alone, each thread
+ *   dequantizing its blocks into its own scratch buffer (only ever grown) and multiplying
+ *   them there. Either way the result does not depend on the pool's size.
  * - Norms, activations, RoPE, GroupNorm, upsampling: portable C (not hot enough to need
  *   SIMD versions); sums run in double like ggml's ggml_float accumulators.
  * - conv1d/conv2d: im2col (split across the pool) + one lm_sgemm_pool.
@@ -214,14 +215,17 @@ void lm_matvec_q8(const lm_matrix *W, const int8_t *xq, const float *xd, float *
  * costs ~8 % of a 128-row tile's FLOP time); the tile is written once and read once by sgemm's own packing. */
 #define LM_MATMUL_TILE_FLOATS (4096 * 1024)
 
-/* X · Wᵀ for one thread's block of W's rows [lo, hi) (whole 16-row groups): dequantized a
- * tile at a time into the thread's own scratch, then one single-threaded sgemm per tile. */
+/* X · Wᵀ by blocks of W's rows, a function of the shape alone (lm_sgemm_block_width, made
+ * smaller to fit a tile), so Y's bits do not depend on the pool's size: each thread
+ * dequantizes its run of blocks, one at a time, into its own scratch, and multiplies each
+ * with one single-threaded sgemm. */
 typedef struct tiled_task {
     const lm_matrix *W;
     lm_to_f32_fn     to_f32;
     const float     *X;      /* [n_tok][n_in] */
     float           *Y;      /* [n_tok][n_out] */
     int64_t          n_tok;
+    int64_t          blk;    /* rows of W per block */
 } tiled_task;
 
 static void tiled_part(void *arg, int ith, int nth)
@@ -229,21 +233,19 @@ static void tiled_part(void *arg, int ith, int nth)
     const tiled_task *t = arg;
     const lm_matrix *W = t->W;
     const int64_t n_in = W->n_in, n_out = W->n_out;
-    long long lo, hi;
-    lm_split_blocks(n_out, 16, ith, nth, &lo, &hi);
-    if (lo >= hi) return;
-    int64_t tile = LM_MATMUL_TILE_FLOATS / n_in;
-    if (tile < 16) tile = 16;
-    if (tile > hi - lo) tile = hi - lo;
-    float *buf = (size_t)tile <= SIZE_MAX / sizeof(float) / (size_t)n_in ? scratch_floats((size_t)(tile * n_in)) : NULL;
+    long long b0, b1;
+    lm_split((n_out + t->blk - 1) / t->blk, ith, nth, &b0, &b1);
+    if (b0 >= b1) return;
+    float *buf = (size_t)t->blk <= SIZE_MAX / sizeof(float) / (size_t)n_in ? scratch_floats((size_t)(t->blk * n_in)) : NULL;
+    const int64_t lo = b0 * t->blk, hi = b1 * t->blk < n_out ? b1 * t->blk : n_out;
     if (!buf) {   /* out of memory: the slower path that needs none */
         const lm_matrix sub = {.type = W->type, .n_in = n_in, .n_out = hi - lo, .row_bytes = W->row_bytes,
                                .data = (const uint8_t *)W->data + (size_t)lo * W->row_bytes};
         for (int64_t i = 0; i < t->n_tok; i++) lm_matvec(&sub, t->X + i * n_in, t->Y + i * n_out + lo, NULL);
         return;
     }
-    for (int64_t r0 = lo; r0 < hi; r0 += tile) {
-        const int64_t nr = hi - r0 < tile ? hi - r0 : tile;
+    for (int64_t r0 = lo; r0 < hi; r0 += t->blk) {
+        const int64_t nr = hi - r0 < t->blk ? hi - r0 : t->blk;
         const uint8_t *w = (const uint8_t *)W->data + (size_t)r0 * W->row_bytes;
         for (int64_t r = 0; r < nr; r++) t->to_f32(w + (size_t)r * W->row_bytes, buf + r * n_in, n_in);
         lm_sgemm(LM_NO_TRANS, LM_TRANS, (int)t->n_tok, (int)nr, (int)n_in, 1.0f,
@@ -312,9 +314,11 @@ void lm_matmul(const lm_matrix *W, const float *X, int64_t n_tok, float *Y, lm_p
                       X, (int)n_in, W->data, (int)(W->row_bytes / sizeof(float)), 0.0f, Y, (int)n_out);
         return;
     }
+    int64_t blk = lm_sgemm_block_width((int)n_out), fit = LM_MATMUL_TILE_FLOATS / n_in / 16 * 16;
+    if (blk > fit) blk = fit > 16 ? fit : 16;
     tiled_task t = {.W = W, .to_f32 = lm_kernels_active()->to_f32[lm_kt_index(W->type)], .X = X, .Y = Y,
-                    .n_tok = n_tok};
-    lm_pool_run(n_out >= 32 ? pool : NULL, tiled_part, &t);
+                    .n_tok = n_tok, .blk = blk};
+    lm_pool_run(blk < n_out ? pool : NULL, tiled_part, &t);
 }
 
 /* ---------------------------------------------------------------------------------------
