@@ -1,6 +1,6 @@
 /*
  * Audio I/O (internal): decode anything FFmpeg reads to 16 kHz mono float, streamed; write
- * WAV. The public wrappers live in include/loom.h ("Audio").
+ * WAV. A plain WAV already at the output rate is read without loading FFmpeg (wav.h). The public wrappers live in include/loom.h ("Audio").
  *
  *     lm_audio_reader *r = NULL;
  *     lm_audio_params p = lm_audio_default_params();
@@ -29,6 +29,8 @@ typedef struct lm_audio_params {
     int    min_in_rate;   /* input sample rates outside [min_in_rate, max_in_rate] are    */
     int    max_in_rate;   /*   rejected (defaults 1000 and 768000 Hz)                     */
     int    max_channels;  /* more input channels than this is rejected (default 32)      */
+    int    ffmpeg_only;   /* 1: decode plain WAV through FFmpeg as well (tests compare    */
+                          /*   the two paths; default 0: read it natively, wav.h)         */
 } lm_audio_params;
 
 lm_audio_params lm_audio_default_params(void);
@@ -40,6 +42,7 @@ typedef struct lm_audio_info {
     const char *codec;        /* decoder name, e.g. "pcm_s16le"; owned by the reader    */
     const char *container;    /* demuxer name, e.g. "wav"; owned by the reader          */
     double      duration;     /* container's duration estimate in seconds, or -1        */
+    int         via_ffmpeg;   /* 1: FFmpeg decodes it; 0: a plain WAV read by wav.h     */
 } lm_audio_info;
 
 typedef struct lm_audio_reader lm_audio_reader;

@@ -5,11 +5,16 @@
  * FFmpeg protocol is ever opened from a file name and demuxers cannot open further files
  * (io_open is refused: no playlists or concat lists reaching into the file system).
  *
+ * A plain PCM or float WAV at the output rate is read without FFmpeg (wav.h): the same
+ * samples, bit for bit, without loading FFmpeg's libraries. Files and memory only; a pipe
+ * on stdin goes to FFmpeg, which needs no seeking back.
+ *
  * Mono is the arithmetic mean of the channels after resampling (librosa's to_mono; for
  * stereo this equals `ffmpeg -ac 1`). The resampler keeps the channel count, so any
  * channel layout, named or not, works.
  */
 #include "audio/audio.h"
+#include "audio/wav.h"
 #include "lib/core/ffmpeg.h"
 #include "lib/core/outfile.h"
 
@@ -26,6 +31,7 @@
 
 #define IO_BUF_SIZE   (64 * 1024)
 #define MAX_BAD_PACKETS 64   /* consecutive undecodable packets before giving up */
+#define WAV_BLOCK_BYTES (64 * 1024)   /* native WAV reads, at most */
 
 /* ---- FFmpeg's log → lm_log ----------------------------------------------------------- */
 
@@ -140,6 +146,12 @@ struct lm_audio_reader {
     float           *fifo;         /* [fifo_cap] mono output not yet handed out    */
     int64_t          fifo_cap, fifo_head, fifo_len;
 
+    int              native;       /* a plain WAV read by wav.h, FFmpeg not used    */
+    lm_wav_info      wav;
+    uint64_t         wav_pos;      /* next byte to read                             */
+    uint64_t         wav_end;      /* end of the whole frames present               */
+    uint8_t         *wav_buf;      /* [WAV_BLOCK_BYTES]                             */
+
     int64_t          produced;     /* samples put into the fifo so far              */
     int64_t          delivered;    /* samples handed to the caller                  */
     int64_t          max_samples;  /* from params.max_seconds                       */
@@ -152,7 +164,7 @@ lm_audio_params lm_audio_default_params(void)
 {
     lm_audio_params p = {
         .sample_rate = LM_AUDIO_RATE, .max_seconds = 4.0 * 3600.0,
-        .min_in_rate = 1000, .max_in_rate = 768000, .max_channels = 32,
+        .min_in_rate = 1000, .max_in_rate = 768000, .max_channels = 32, .ffmpeg_only = 0,
     };
     return p;
 }
@@ -175,20 +187,23 @@ static int check_params(const lm_audio_params *p, const char *name, lm_error *er
 void lm_audio_reader_close(lm_audio_reader **pr)
 {
     if (!pr || !*pr) return;
-    const lm_ffmpeg *av = lm_ffmpeg_get();
     lm_audio_reader *r = *pr;
-    av->swr_free(&r->swr);
-    av->av_frame_free(&r->frame);
-    av->av_packet_free(&r->pkt);
-    av->avcodec_free_context(&r->dec);
-    av->avformat_close_input(&r->fmt);        /* custom IO: does not touch r->avio */
-    if (r->avio) {
-        av->av_freep(&r->avio->buffer);
-        av->avio_context_free(&r->avio);
+    if (r->avio || r->fmt) {   /* FFmpeg's objects exist only once it is loaded */
+        const lm_ffmpeg *av = lm_ffmpeg_get();
+        av->swr_free(&r->swr);
+        av->av_frame_free(&r->frame);
+        av->av_packet_free(&r->pkt);
+        av->avcodec_free_context(&r->dec);
+        av->avformat_close_input(&r->fmt);        /* custom IO: does not touch r->avio */
+        if (r->avio) {
+            av->av_freep(&r->avio->buffer);
+            av->avio_context_free(&r->avio);
+        }
     }
     if (r->src.own_fd && r->src.fd >= 0) close(r->src.fd);
     free(r->planes);
     free(r->fifo);
+    free(r->wav_buf);
     free(r);
     *pr = NULL;
 }
@@ -238,6 +253,17 @@ static int fifo_push_mean(lm_audio_reader *r, int n, lm_error *err)
     return 0;
 }
 
+/* Room for n samples in each of the swr_ch planes. */
+static int planes_reserve(lm_audio_reader *r, int n, lm_error *err)
+{
+    if (n <= r->planes_cap) return 0;
+    float *pl = realloc(r->planes, (size_t)n * (size_t)r->swr_ch * sizeof *pl);
+    if (!pl) return lm_fail(err, LOOM_ERR_NO_MEMORY, "audio '%s': out of memory", r->name);
+    r->planes = pl;
+    r->planes_cap = n;
+    return 0;
+}
+
 /* Run the resampler on `in` (NULL drains it) and push the result. */
 static int resample(lm_audio_reader *r, const uint8_t **in, int n_in, lm_error *err)
 {
@@ -245,13 +271,8 @@ static int resample(lm_audio_reader *r, const uint8_t **in, int n_in, lm_error *
     int want = av->swr_get_out_samples(r->swr, n_in);
     if (want < 0) return lm_fail(err, LOOM_ERR_FORMAT, "audio '%s': resampler failed", r->name);
     if (want == 0) return 0;
-    if (want > r->planes_cap) {
-        size_t total = (size_t)want * (size_t)r->swr_ch;
-        float *pl = realloc(r->planes, total * sizeof *pl);
-        if (!pl) return lm_fail(err, LOOM_ERR_NO_MEMORY, "audio '%s': out of memory", r->name);
-        r->planes = pl;
-        r->planes_cap = want;
-    }
+    int rc = planes_reserve(r, want, err);
+    if (rc < 0) return rc;
     uint8_t *out[64];
     for (int c = 0; c < r->swr_ch; c++) out[c] = (uint8_t *)(r->planes + (size_t)c * r->planes_cap);
     int got = av->swr_convert(r->swr, out, want, in, n_in);
@@ -338,9 +359,95 @@ static int drain_decoder(lm_audio_reader *r, lm_error *err)
     }
 }
 
+/* ---- plain WAV without FFmpeg (wav.h) ---------------------------------------------------- */
+
+static int64_t src_read_at(void *opaque, uint64_t off, void *buf, size_t n)
+{
+    io_src *s = opaque;
+    if (s->mem) {
+        if (off >= s->mem_size) return 0;
+        size_t k = s->mem_size - off < n ? (size_t)(s->mem_size - off) : n;
+        memcpy(buf, s->mem + off, k);
+        return (int64_t)k;
+    }
+    size_t done = 0;
+    while (done < n) {
+        ssize_t k = pread(s->fd, (char *)buf + done, n - done, (off_t)(off + done));
+        if (k == 0) break;
+        if (k < 0 && errno != EINTR) return -1;
+        if (k > 0) done += (size_t)k;
+    }
+    return (int64_t)done;
+}
+
+/* Refuse an input whose stated duration is over max_seconds; set the decoded-samples cap. */
+static int apply_length_limits(lm_audio_reader *r, lm_error *err)
+{
+    if (r->info.duration > r->p.max_seconds + 1.0)
+        return lm_fail(err, LOOM_ERR_LIMIT, "audio '%s': %.1f s long, more than the limit of %g s (max_seconds)",
+                       r->name, r->info.duration, r->p.max_seconds);
+    double ms = r->p.max_seconds * r->p.sample_rate;
+    r->max_samples = ms > 9e18 ? INT64_MAX : (int64_t)ms;
+    return 0;
+}
+
+/* 1: a plain WAV at the output rate, set up for wav_fill; 0: FFmpeg's to read; < 0: error. */
+static int wav_open(lm_audio_reader *r, lm_error *err)
+{
+    uint64_t size;
+    struct stat st;
+    if (r->p.ffmpeg_only) return 0;
+    if (r->src.mem) size = r->src.mem_size;
+    else if (r->src.own_fd && r->src.seekable && fstat(r->src.fd, &st) == 0) size = (uint64_t)st.st_size;
+    else return 0;
+    lm_wav_info *w = &r->wav;
+    int k = lm_wav_probe(src_read_at, &r->src, size, w);
+    if (k < 0) return lm_fail(err, LOOM_ERR_IO, "audio '%s': reading failed (%s)", r->name, strerror(errno));
+    if (k == 0 || w->rate != r->p.sample_rate) return 0;
+    int rc = check_input(r, w->rate, w->channels, err);
+    if (rc < 0) return rc;
+    uint64_t avail = size - w->data_offset;   /* the probe saw the data chunk's header */
+    uint64_t bytes = w->data_bytes < avail ? w->data_bytes : avail;
+    r->wav_pos = w->data_offset;
+    r->wav_end = w->data_offset + bytes - bytes % (uint64_t)w->frame_bytes;
+    r->info = (lm_audio_info){
+        .in_rate = w->rate, .in_channels = w->channels, .codec = lm_wav_codec_name(w->codec),
+        .container = "wav", .duration = (double)((r->wav_end - r->wav_pos) / (uint64_t)w->frame_bytes) / w->rate,
+    };
+    if ((rc = apply_length_limits(r, err)) < 0) return rc;
+    if (!(r->wav_buf = malloc(WAV_BLOCK_BYTES))) return lm_fail(err, LOOM_ERR_NO_MEMORY, "audio '%s': out of memory", r->name);
+    r->swr_ch = w->channels;
+    r->native = 1;
+    return 1;
+}
+
+static int wav_fill(lm_audio_reader *r, int64_t need, lm_error *err)
+{
+    const int64_t fb = r->wav.frame_bytes;
+    while (!r->eof && r->fifo_len < need) {
+        int64_t k = (int64_t)((r->wav_end - r->wav_pos) / (uint64_t)fb);
+        if (k > need - r->fifo_len) k = need - r->fifo_len;
+        if (k > WAV_BLOCK_BYTES / fb) k = WAV_BLOCK_BYTES / fb;
+        int64_t got = k ? src_read_at(&r->src, r->wav_pos, r->wav_buf, (size_t)(k * fb)) : 0;
+        if (got < 0) return lm_fail(err, LOOM_ERR_IO, "audio '%s': reading failed (%s)", r->name, strerror(errno));
+        k = got / fb;          /* fewer only if the file shrank meanwhile */
+        if (k == 0) {
+            r->eof = 1;
+            break;
+        }
+        r->wav_pos += (uint64_t)(k * fb);
+        int rc = planes_reserve(r, (int)k, err);
+        if (rc < 0) return rc;
+        lm_wav_to_planes(&r->wav, r->wav_buf, k, r->planes, r->planes_cap);
+        if ((rc = fifo_push_mean(r, (int)k, err)) < 0) return rc;
+    }
+    return 0;
+}
+
 /* Decode until the fifo holds at least `need` samples or the input ends. */
 static int fill(lm_audio_reader *r, int64_t need, lm_error *err)
 {
+    if (r->native) return wav_fill(r, need, err);
     const lm_ffmpeg *av = lm_ffmpeg_get();
     char eb[128];
     while (!r->eof && r->fifo_len < need) {
@@ -423,14 +530,13 @@ static int reader_open(lm_audio_reader *r, lm_error *err)
     r->info.in_channels = par->ch_layout.nb_channels;
     r->info.codec = codec->name;
     r->info.container = r->fmt->iformat->name;
+    r->info.via_ffmpeg = 1;
     r->info.duration = -1;
     if (st->duration != AV_NOPTS_VALUE && st->duration > 0)
         r->info.duration = (double)st->duration * av_q2d(st->time_base);
     else if (r->fmt->duration != AV_NOPTS_VALUE && r->fmt->duration > 0)
         r->info.duration = (double)r->fmt->duration / AV_TIME_BASE;
-    if (r->info.duration > r->p.max_seconds + 1.0)
-        return lm_fail(err, LOOM_ERR_LIMIT, "audio '%s': %.1f s long, more than the limit of %g s (max_seconds)",
-                       r->name, r->info.duration, r->p.max_seconds);
+    if ((rc = apply_length_limits(r, err)) < 0) return rc;
 
     r->dec = av->avcodec_alloc_context3(codec);
     if (!r->dec) return lm_fail(err, LOOM_ERR_NO_MEMORY, "audio '%s': out of memory", r->name);
@@ -448,9 +554,6 @@ static int reader_open(lm_audio_reader *r, lm_error *err)
     /* Discard the other streams early (a video track is never decoded). */
     for (unsigned i = 0; i < r->fmt->nb_streams; i++)
         if ((int)i != r->stream) r->fmt->streams[i]->discard = AVDISCARD_ALL;
-
-    double ms = r->p.max_seconds * r->p.sample_rate;
-    r->max_samples = ms > 9e18 ? INT64_MAX : (int64_t)ms;
     return 0;
 }
 
@@ -460,7 +563,6 @@ static int reader_create(const char *name, const lm_audio_params *params, lm_aud
     lm_audio_params p = params ? *params : lm_audio_default_params();
     int rc = check_params(&p, name, err);
     if (rc < 0) return rc;
-    if (!lm_ffmpeg_get()) return lm_ffmpeg_fail(err);   /* every reader has FFmpeg loaded */
     lm_audio_reader *r = calloc(1, sizeof *r);
     if (!r) return lm_fail(err, LOOM_ERR_NO_MEMORY, "audio '%s': out of memory", name);
     r->p = p;
@@ -472,7 +574,8 @@ static int reader_create(const char *name, const lm_audio_params *params, lm_aud
 
 static int reader_finish(lm_audio_reader **pr, lm_audio_reader **out, lm_error *err)
 {
-    int rc = reader_open(*pr, err);
+    int rc = wav_open(*pr, err);
+    if (rc == 0) rc = lm_ffmpeg_get() ? reader_open(*pr, err) : lm_ffmpeg_fail(err);
     if (rc < 0) {
         lm_audio_reader_close(pr);
         return rc;

@@ -298,6 +298,160 @@ static void test_bad_input(void)
     expect_fail(p, NULL, LOOM_ERR_LIMIT, "more than the limit of 14400 s");
 }
 
+/* ---- plain WAV read without FFmpeg (audio/wav.h) against FFmpeg on the same bytes ---- */
+
+static const unsigned char ksdata_tail[14] = {0, 0, 0, 0, 0x10, 0, 0x80, 0, 0, 0xaa, 0, 0x38, 0x9b, 0x71};
+
+/* A WAV in b: format tag (1 PCM, 3 float) and bits, ch channels at rate, `frames` frames of
+ * pseudo-random bytes after two frames of the extremes (all bytes 0 but a last 0x80, then
+ * all 0xff but a last 0x7f); extensible fmt, a LIST chunk before 'data'. */
+static size_t build_wav(unsigned char *b, int tag, int bits, int ch, uint32_t rate, int frames, int extensible, int list)
+{
+    const int align = ch * bits / 8, fmt_size = extensible ? 40 : tag == 3 ? 18 : 16;
+    memcpy(b, "RIFF", 4);
+    memcpy(b + 8, "WAVEfmt ", 8);
+    put32(b + 16, (uint32_t)fmt_size);
+    unsigned char *f = b + 20;
+    memset(f, 0, (size_t)fmt_size);
+    put16(f, (uint16_t)(extensible ? 0xFFFE : tag));
+    put16(f + 2, (uint16_t)ch);
+    put32(f + 4, rate);
+    put32(f + 8, rate * (uint32_t)align);
+    put16(f + 12, (uint16_t)align);
+    put16(f + 14, (uint16_t)bits);
+    if (extensible) {
+        put16(f + 16, 22);
+        put16(f + 18, (uint16_t)bits);
+        put16(f + 24, (uint16_t)tag);
+        memcpy(f + 26, ksdata_tail, sizeof ksdata_tail);
+    }
+    size_t o = 20 + (size_t)fmt_size;
+    if (list) {
+        memcpy(b + o, "LIST\6\0\0\0INFOxy", 14);
+        o += 14;
+    }
+    const size_t bytes = (size_t)frames * (size_t)align;
+    memcpy(b + o, "data", 4);
+    put32(b + o + 4, (uint32_t)bytes);
+    o += 8;
+    uint32_t seed = (uint32_t)(tag * 131 + bits * 7 + ch);
+    for (size_t i = 0; i < bytes; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        size_t in_sample = i % (size_t)(bits / 8), last = (size_t)(bits / 8) - 1;
+        b[o + i] = i < (size_t)align ? (in_sample == last ? 0x80 : 0x00)
+                 : i < 2 * (size_t)align ? (in_sample == last ? 0x7f : 0xff) : (unsigned char)(seed >> 24);
+    }
+    o += bytes;
+    put32(b + 4, (uint32_t)(o - 8));
+    return o;
+}
+
+/* Everything a reader yields: status, samples (read in chunks of 777), what it found. */
+typedef struct { int rc; float *pcm; int64_t n; lm_audio_info info; char codec[32]; char msg[512]; } read_result;
+
+static read_result read_via(const char *path, const unsigned char *mem, size_t size, int ffmpeg_only)
+{
+    read_result res = {0};
+    lm_audio_params p = lm_audio_default_params();
+    p.ffmpeg_only = ffmpeg_only;
+    lm_error err = {0};
+    lm_audio_reader *r = NULL;
+    res.rc = path ? lm_audio_reader_open(path, &p, &r, &err) : lm_audio_reader_open_memory(mem, size, "mem.wav", &p, &r, &err);
+    if (r) {
+        res.info = *lm_audio_reader_info(r);
+        snprintf(res.codec, sizeof res.codec, "%s", res.info.codec);
+        int64_t cap = 0, got = 0;
+        for (;;) {
+            if (res.n + 777 > cap) {
+                cap = (res.n + 777) * 2;
+                res.pcm = realloc(res.pcm, (size_t)cap * sizeof *res.pcm);
+            }
+            if ((res.rc = lm_audio_reader_read(r, res.pcm + res.n, 777, &got, &err)) < 0 || got == 0) break;
+            res.n += got;
+        }
+        lm_audio_reader_close(&r);
+    }
+    snprintf(res.msg, sizeof res.msg, "%s", err.msg);
+    return res;
+}
+
+/* The WAV in b (size bytes), from memory and from a file: loom's own reading (native as
+ * want_native says) gives FFmpeg's status, samples bit for bit, and input description. The
+ * duration of a file cut short is the frames present for loom, FFmpeg's estimate within a
+ * frame of it. */
+static void compare_paths(const char *label, const unsigned char *b, size_t size, int want_native)
+{
+    const double dur_tol = strstr(label, "cut") || strstr(label, "mid-frame") ? 1.5 / 16000 : 1e-6;
+    char path[512];
+    snprintf(path, sizeof path, "%s/cmp.wav", tmpdir);
+    write_file(path, b, size);
+    read_result ref = read_via(path, NULL, 0, 1);
+    for (int from_file = 0; from_file < 2; from_file++) {
+        read_result got = read_via(from_file ? path : NULL, b, size, 0);
+        CHECK(got.info.via_ffmpeg == !want_native && ref.info.via_ffmpeg == 1,
+              "%s (%s): read %s FFmpeg", label, from_file ? "file" : "memory", got.info.via_ffmpeg ? "through" : "without");
+        CHECK(got.rc == ref.rc && got.n == ref.n && (got.n == 0 || !memcmp(got.pcm, ref.pcm, (size_t)got.n * sizeof *got.pcm)),
+              "%s (%s): rc %d n %lld '%s', FFmpeg rc %d n %lld '%s'%s", label, from_file ? "file" : "memory", got.rc,
+              (long long)got.n, got.msg, ref.rc, (long long)ref.n, ref.msg, got.n == ref.n ? ", samples differ" : "");
+        CHECK(!strcmp(got.codec, ref.codec) && got.info.in_rate == ref.info.in_rate &&
+              got.info.in_channels == ref.info.in_channels && !strcmp(got.info.container, ref.info.container) &&
+              fabs(got.info.duration - ref.info.duration) < dur_tol,
+              "%s: found %s %d Hz %d ch %s %.6f s, FFmpeg %s %d Hz %d ch %s %.6f s", label, got.codec, got.info.in_rate,
+              got.info.in_channels, got.info.container, got.info.duration, ref.codec, ref.info.in_rate,
+              ref.info.in_channels, ref.info.container, ref.info.duration);
+        free(got.pcm);
+    }
+    free(ref.pcm);
+}
+
+static void test_native_wav(void)
+{
+    static unsigned char b[1 << 16];
+    static const int fmts[][2] = {{1, 8}, {1, 16}, {1, 24}, {1, 32}, {3, 32}, {3, 64}};
+    char label[128];
+    for (size_t f = 0; f < sizeof fmts / sizeof fmts[0]; f++)
+        for (int ch = 1; ch <= 3; ch++)
+            for (int ext = 0; ext < 2; ext++) {
+                size_t n = build_wav(b, fmts[f][0], fmts[f][1], ch, 16000, 1001, ext, ch == 2);
+                snprintf(label, sizeof label, "wav tag %d, %d bit, %d ch%s", fmts[f][0], fmts[f][1], ch, ext ? ", extensible" : "");
+                compare_paths(label, b, n, 1);
+                /* Cut inside the last frame: the header claims more than is there. */
+                snprintf(label, sizeof label, "wav tag %d, %d bit, %d ch%s, cut", fmts[f][0], fmts[f][1], ch, ext ? ", extensible" : "");
+                compare_paths(label, b, n - 3, 1);
+            }
+    /* A data chunk that ends inside a frame, followed by another chunk. */
+    size_t n = build_wav(b, 1, 16, 2, 16000, 500, 0, 0);
+    size_t data_size_at = 44 - 4;
+    put32(b + data_size_at, 500 * 4 - 1);
+    memcpy(b + n - 1 - 8, "junk\0\0\0\0", 8);   /* the last 9 bytes: one lone byte, then 'junk' */
+    compare_paths("wav data chunk ends mid-frame", b, n - 1, 1);
+
+    /* Left to FFmpeg: another rate (resampled), and headers that do not add up. */
+    n = build_wav(b, 1, 16, 1, 22050, 1000, 0, 0);
+    compare_paths("wav at 22050 Hz", b, n, 0);
+    n = build_wav(b, 1, 16, 2, 16000, 1000, 0, 0);
+    put16(b + 32, 2);                                     /* block_align 2 for 2 × 16 bit */
+    compare_paths("wav with a wrong block_align", b, n, 0);
+    n = build_wav(b, 1, 16, 1, 16000, 1000, 0, 0);
+    put32(b + 40, 0xFFFFFFFFu);                           /* a streamed header */
+    compare_paths("wav whose data size is 0xFFFFFFFF", b, n, 0);
+    n = build_wav(b, 1, 24, 1, 16000, 1000, 1, 0);
+    put16(b + 20 + 18, 20);                               /* 20 valid bits of 24 */
+    compare_paths("extensible wav with 20 valid bits", b, n, 0);
+    n = build_wav(b, 1, 12, 1, 16000, 1000, 0, 0);        /* 12-bit samples: not a size loom reads */
+    compare_paths("wav of 12-bit samples", b, n, 0);
+    n = build_wav(b, 1, 16, 1, 16000, 1000, 0, 1);
+    put32(b + 36 + 4, 5);                                 /* a LIST chunk of odd size */
+    compare_paths("wav with an odd-sized chunk before the samples", b, n, 0);
+    /* Found by fuzz_audio: FFmpeg reads on into a second data chunk after the first. */
+    n = build_wav(b, 1, 16, 1, 16000, 1000, 0, 0);
+    memcpy(b + n, "data\x10\0\0\0", 8);
+    memset(b + n + 8, 0x40, 16);
+    n += 24;
+    put32(b + 4, (uint32_t)(n - 8));
+    compare_paths("wav with a second data chunk", b, n, 0);
+}
+
 /* 2 hours of 16 kHz silence (a sparse file) stream through in bounded memory. */
 /* Found by fuzz_audio: a 223-byte WAV whose RIFF INFO tag claims 0x72727272 bytes made
  * FFmpeg zero a 1.9 GB block before noticing the file ends. The reader must refuse it (or
@@ -428,6 +582,7 @@ int main(void)
     test_stdin();
     test_bad_input();
     test_huge_header_size();
+    test_native_wav();
     test_long();
     test_wav_write();
     char cmd[300];
