@@ -27,7 +27,8 @@ from tools.eval import scenes_metrics as S  # noqa: E402
 from tools.eval.run_eval import loom, records  # noqa: E402
 from tools.loompy import png  # noqa: E402
 
-ATTRS = ("position", "count", "colour", "size", "shape")
+ATTRS = ("position", "count", "colour", "size", "shape", "shape, count right")
+CLI_MAX_INPUTS = 256   # the most inputs one `loom caption` takes (examples/cmd_understand.c)
 
 
 def group_of(m):
@@ -35,22 +36,44 @@ def group_of(m):
 
 
 def caption_scores(a, imgs, meta):
-    """group → {attribute: [right, total]} from loom's captions."""
+    """group → {attribute: [right, total]} from loom's captions, plus "shape, count right" (the
+    shapes of scenes whose caption has the right number of objects) and "confusion" (true
+    shape → predicted shape → objects; None: no object left to pair with)."""
     tmp = tempfile.mkdtemp()
     paths = []
     for i in range(len(meta)):
         paths.append(os.path.join(tmp, f"scene_{i:04d}.png"))
         png.write_png(paths[-1], np.asarray(imgs[i]))
-    text, _ = loom(a, "caption", "--json", *paths)
+    text = "".join(loom(a, "caption", "--json", *paths[k:k + CLI_MAX_INPUTS])[0]
+                   for k in range(0, len(paths), CLI_MAX_INPUTS))
     out = {}
     for line, m in zip(text.strip().splitlines(), meta):
-        d = out.setdefault(group_of(m), {"images": 0})
+        d = out.setdefault(group_of(m), {"images": 0, "confusion": {}})
         d["images"] += 1
-        for k, (h, n) in S.match_scores(S.parse_caption(json.loads(line)["text"]), S.label_objects(m)).items():
+        pred, truth = S.parse_caption(json.loads(line)["text"]), S.label_objects(m)
+        for k, (h, n) in S.match_scores(pred, truth).items():
             d.setdefault(k, [0, 0])
             d[k][0] += h
             d[k][1] += n
+        for t, p in S.pair_objects(pred, truth):
+            row = d["confusion"].setdefault(t[2], {})
+            row[p[2]] = row.get(p[2], 0) + 1
+            if len(pred) == len(truth):
+                d.setdefault("shape, count right", [0, 0])
+                d["shape, count right"][0] += p[2] == t[2]
+                d["shape, count right"][1] += 1
     return out
+
+
+def print_confusion(g, conf):
+    cols = [sh for sh in S.scenes.SHAPES] + [None]
+    print(f"\nshape confusion, test pictures {g} (rows: the true shape, columns: the caption's):")
+    print("| true \\ caption | " + " | ".join(str(c) if c else "none" for c in cols) + " | right |")
+    for sh in S.scenes.SHAPES:
+        row = conf.get(sh, {})
+        n = sum(row.values())
+        print(f"| {sh} | " + " | ".join(str(row.get(c, 0)) for c in cols) +
+              (f" | {100 * row.get(sh, 0) / n:.1f} % |" if n else " | - |"))
 
 
 def head_scores(a, imgs, meta):
@@ -157,16 +180,22 @@ def main():
     ap.add_argument("--n", type=int, default=200)
     ap.add_argument("--scan", action="store_true", help="also score the run's answers to the scan prompt")
     ap.add_argument("--cells", action="store_true", help="also score its answers about each cell alone")
+    ap.add_argument("--confusion", action="store_true", help="also print which shapes the captions take for which")
+    ap.add_argument("--split", default="test", help="test, or val (the training distribution: no held-out pairs)")
     a = ap.parse_args()
     a.threads = 1
-    imgs = np.load(os.path.join(a.data, "scenes", "test.npy"), mmap_mode="r")
-    meta = records(os.path.join(a.data, "scenes", "test.jsonl"))[:a.n]
+    imgs = np.load(os.path.join(a.data, "scenes", f"{a.split}.npy"), mmap_mode="r")
+    meta = records(os.path.join(a.data, "scenes", f"{a.split}.jsonl"))[:a.n]
 
-    print(f"captions by `loom caption` ({os.path.basename(a.model)}), first {len(meta)} test pictures:")
-    print(f"| test pictures | images | {' | '.join(ATTRS)} |")
-    for g, d in sorted(caption_scores(a, imgs, meta).items(), reverse=True):
+    print(f"captions by `loom caption` ({os.path.basename(a.model)}), first {len(meta)} {a.split} pictures:")
+    print(f"| {a.split} pictures | images | {' | '.join(ATTRS)} |")
+    caps = caption_scores(a, imgs, meta)
+    for g, d in sorted(caps.items(), reverse=True):
         cells = [f"{100 * d[k][0] / d[k][1]:.1f} %" if d.get(k, [0, 0])[1] else "-" for k in ATTRS]
         print(f"| {g} | {d['images']} | {' | '.join(cells)} |")
+    if a.confusion:
+        for g, d in sorted(caps.items(), reverse=True):
+            print_confusion(g, d["confusion"])
     if a.run:
         print(f"\nthe attribute head of {a.run} on the same pictures' image rows:")
         print("| test pictures | images | all nine cells' occupancy | count | shape of occupied cells |")

@@ -64,20 +64,26 @@ def label_objects(label):
 HELDOUT_SHAPE = "shape, held-out colour × shape pairs"
 
 
-def match_scores(pred, truth):
-    """Per-attribute hits for one scene: pair each true object with the predicted object at
-    the same position (else the best-overlapping remaining one). Returns a dict of
-    attribute → (hits, total), count → (0/1, 1) and HELDOUT_SHAPE → the shape hits of the true
-    objects whose colour × shape pair training never shows (total 0 on train / val scenes)."""
-    left = list(pred)
-    out = {k: [0, 0] for k in ("shape", "colour", "size", "position", HELDOUT_SHAPE)}
+def pair_objects(pred, truth):
+    """Each true object with the predicted object at the same position (else the
+    best-overlapping remaining one; (None,) * 4 when none is left): [(true, predicted)]."""
+    left, pairs = list(pred), []
     for t in truth:
         best, bi = -1, None
         for i, p in enumerate(left):
             s = sum(a == b for a, b in zip(p, t)) + (2 if p[3] == t[3] else 0)
             if s > best:
                 best, bi = s, i
-        p = left.pop(bi) if bi is not None else (None, None, None, None)
+        pairs.append((t, left.pop(bi) if bi is not None else (None, None, None, None)))
+    return pairs
+
+
+def match_scores(pred, truth):
+    """Per-attribute hits for one scene, objects paired by pair_objects. Returns a dict of
+    attribute → (hits, total), count → (0/1, 1) and HELDOUT_SHAPE → the shape hits of the true
+    objects whose colour × shape pair training never shows (total 0 on train / val scenes)."""
+    out = {k: [0, 0] for k in ("shape", "colour", "size", "position", HELDOUT_SHAPE)}
+    for t, p in pair_objects(pred, truth):
         for k, j in (("size", 0), ("colour", 1), ("shape", 2), ("position", 3)):
             out[k][0] += p[j] == t[j]
             out[k][1] += 1
