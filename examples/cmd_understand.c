@@ -64,13 +64,13 @@ typedef struct job_opts {
     const char *format;
     long long   n_predict, beam, frames, max_frames;
     double      fps;
-    const char *inputs[256];
-    int         n_inputs;
+    const char **inputs;    /* the input paths: argv's own slots, gathered at its front by parse() */
+    int          n_inputs;
 } job_opts;
 
 static int parse(const char *cmd, int argc, char **argv, job_opts *o)
 {
-    *o = (job_opts){.n_predict = 256, .frames = 0, .max_frames = 64};
+    *o = (job_opts){.n_predict = 256, .frames = 0, .max_frames = 64, .inputs = (const char **)argv + 1};
     for (int i = 1; i < argc; i++) {
         int r = cli_common_option(&o->c, argc, argv, &i);
         if (r < 0) return -1;
@@ -87,8 +87,7 @@ static int parse(const char *cmd, int argc, char **argv, job_opts *o)
         else if (OPT("--fps", "--fps") && v && !strcmp(cmd, "describe")) { bad = cli_parse_float(a, v, 1e-3, 1000, &o->fps); i++; }
         else if (OPT("--max-frames", "--max-frames") && v && !strcmp(cmd, "describe")) { bad = cli_parse_int(a, v, 1, 4096, &o->max_frames); i++; }
         else if (a[0] == '-' && a[1] && strcmp(a, "-")) { cli_error("%s: unknown or incomplete option '%s'", cmd, a); return -1; }
-        else if (o->n_inputs < (int)(sizeof o->inputs / sizeof o->inputs[0])) o->inputs[o->n_inputs++] = a;
-        else { cli_error("%s: too many inputs (at most 256)", cmd); return -1; }
+        else o->inputs[o->n_inputs++] = a;   /* slot 1 + n_inputs <= i: one already read */
 #undef OPT
         if (bad) return -1;
     }

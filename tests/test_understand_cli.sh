@@ -12,6 +12,10 @@ check caption 0 "$loom" caption -m $m -q $media/scene1.png
 [ "$(wc -l < "$tmp/out")" -eq 1 ] && ok || bad "caption: one line"
 check caption-two 0 "$loom" caption -m $m -q $media/scene1.png $media/scene2.png
 [ "$(grep -c "$(printf '\t')" "$tmp/out")" -eq 2 ] && ok || bad "caption: PATH<TAB>text per image"
+# any number of inputs, in the order given, options between them (xargs hands over hundreds)
+many=(); for k in $(seq 300); do many+=($media/scene$((k % 3 + 1)).png); done
+check caption-300 0 "$loom" caption "${many[@]:0:150}" -m $m -q -n 2 "${many[@]:150}"
+[ "$(cut -f1 "$tmp/out" | tr '\n' ' ')" = "${many[*]} " ] && ok || bad "caption: 300 inputs, one line each, in order"
 check caption-json 0 "$loom" caption -m $m --json -p "what colour is the square?" $media/scene2.png
 python3 -c "import json,sys; d=json.loads(open('$tmp/out').read()); assert d['image'].endswith('scene2.png') and isinstance(d['text'], str)" && ok || bad "caption --json parses"
 check caption-noimage 1 "$loom" caption -m $m -q $media/speech.wav

@@ -28,7 +28,6 @@ from tools.eval.run_eval import loom, records  # noqa: E402
 from tools.loompy import png  # noqa: E402
 
 ATTRS = ("position", "count", "colour", "size", "shape", "shape, count right")
-CLI_MAX_INPUTS = 256   # the most inputs one `loom caption` takes (examples/cmd_understand.c)
 
 
 def group_of(m):
@@ -44,8 +43,7 @@ def caption_scores(a, imgs, meta):
     for i in range(len(meta)):
         paths.append(os.path.join(tmp, f"scene_{i:04d}.png"))
         png.write_png(paths[-1], np.asarray(imgs[i]))
-    text = "".join(loom(a, "caption", "--json", *paths[k:k + CLI_MAX_INPUTS])[0]
-                   for k in range(0, len(paths), CLI_MAX_INPUTS))
+    text, _ = loom(a, "caption", "--json", *paths)
     out = {}
     for line, m in zip(text.strip().splitlines(), meta):
         d = out.setdefault(group_of(m), {"images": 0, "confusion": {}})
