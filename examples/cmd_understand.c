@@ -31,22 +31,25 @@ int  cmd_describe(int argc, char **argv);
 void help_caption(void)
 {
     printf("usage: loom caption [options] IMAGE...\n\n"
-           "Describes each PNG or JPEG image (or answers --prompt about it).\n\n"
+           "Describes each PNG or JPEG image (or answers --prompt about it); for several,\n"
+           "one PATH<TAB>text line each.\n\n"
            "  -p, --prompt TEXT      a question or instruction instead of \"Describe the image.\"\n" COMMON_HELP);
 }
 
 void help_transcribe(void)
 {
-    printf("usage: loom transcribe [options] AUDIO\n\n"
+    printf("usage: loom transcribe [options] AUDIO...\n\n"
            "Transcribes speech from any file FFmpeg reads (\"-\" reads stdin). Audio longer than\n"
-           "the encoder's window is cut into consecutive windows, each transcribed in turn.\n\n"
+           "the encoder's window is cut into consecutive windows, each transcribed in turn.\n"
+           "Several files: one PATH<TAB>text line each (txt) or one JSON object per line.\n\n"
            "  -f, --format FMT       txt (default), srt, vtt or json (segments with times)\n" COMMON_HELP);
 }
 
 void help_describe(void)
 {
-    printf("usage: loom describe [options] VIDEO\n\n"
-           "Describes what happens in a video (any container/codec FFmpeg decodes).\n\n"
+    printf("usage: loom describe [options] VIDEO...\n\n"
+           "Describes what happens in each video (any container/codec FFmpeg decodes);\n"
+           "for several, one PATH<TAB>text line each.\n\n"
            "  -p, --prompt TEXT      instead of \"Describe the video.\"\n"
            "      --frames N         frames sampled uniformly (default: the model's, 8 for loom-tiny)\n"
            "      --fps F            sample at F frames per second instead of --frames\n"
@@ -92,7 +95,10 @@ static int parse(const char *cmd, int argc, char **argv, job_opts *o)
         if (bad) return -1;
     }
     if (o->n_inputs == 0) { cli_error("%s: no input file (see 'loom %s --help')", cmd, cmd); return -1; }
-    if (strcmp(cmd, "caption") && o->n_inputs > 1) { cli_error("%s: one input file at a time", cmd); return -1; }
+    if (o->n_inputs > 1 && o->format && (!strcmp(o->format, "srt") || !strcmp(o->format, "vtt"))) {
+        cli_error("transcribe: --format %s takes one input file (txt and json take several)", o->format);
+        return -1;
+    }
     if (o->format && strcmp(o->format, "txt") && strcmp(o->format, "srt") && strcmp(o->format, "vtt") && strcmp(o->format, "json")) {
         cli_error("transcribe: --format: expected txt, srt, vtt or json, got '%s'", o->format);
         return -1;
@@ -218,45 +224,22 @@ static int answer(job *j, const job_opts *o, text_out *out, loom_generate_stats 
 
 static int finish_status(int rc) { return rc == LOOM_ERR_ABORTED ? EXIT_ABORTED : rc < 0 ? EXIT_FAILED : EXIT_OK; }
 
-int cmd_caption(int argc, char **argv)
+/* One input of a command: its answer printed, or a message and a negative status. */
+typedef int (*input_fn)(job *j, const job_opts *o, const char *path, text_out *out);
+
+/* The model is loaded once; the inputs run in the order given, until one fails. */
+static int run_inputs(const char *cmd, int argc, char **argv, input_fn one)
 {
     job_opts o;
-    if (parse("caption", argc, argv, &o) < 0) return EXIT_USAGE;
+    if (parse(cmd, argc, argv, &o) < 0) return EXIT_USAGE;
     job j;
     if (job_open(&o, &j) < 0) return EXIT_FAILED;
     text_out out = {0};
     int rc = 0;
     signal(SIGINT, on_sigint);
     for (int i = 0; i < o.n_inputs && rc == 0; i++) {
-        char err[512];
-        loom_image img = {0};
-        loom_generate_stats st = {0};
-        if ((rc = loom_image_load(o.inputs[i], loom_image_default_params(), &img, err, sizeof err)) < 0) {
-            cli_error("%s", err);
-            break;
-        }
-        rc = begin_turn(&j);
-        if (!rc && (rc = loom_prompt_add_image(j.p, j.mp, &img)) < 0) cli_error("%s: %s", o.inputs[i], loom_prompt_error(j.p));
-        if (!rc) rc = end_turn(&j, o.prompt ? o.prompt : "Describe the image.");
-        if (!rc) rc = answer(&j, &o, &out, &st);
-        loom_image_free(&img);
-        if (rc < 0) break;
-        if (o.c.json) {
-            printf("{\"image\": ");
-            cli_json_str(stdout, o.inputs[i]);
-            printf(", \"text\": ");
-            cli_json_str(stdout, out.buf ? out.buf : "");
-            printf(", \"prompt_ms\": %.1f, \"decode_ms\": %.1f, \"n_generated\": %lld}\n", st.prompt_ms, st.decode_ms,
-                   (long long)st.n_generated);
-        } else if (o.n_inputs > 1) {
-            printf("%s\t%s\n", o.inputs[i], out.buf ? out.buf : "");
-        } else {
-            printf("%s\n", out.buf ? out.buf : "");
-        }
+        rc = one(&j, &o, o.inputs[i], &out);
         fflush(stdout);
-        if (!o.c.quiet && !o.c.json)
-            fprintf(stderr, "loom: %s: %.0f ms prompt, %lld tokens in %.0f ms\n", o.inputs[i], st.prompt_ms,
-                    (long long)st.n_generated, st.decode_ms);
     }
     signal(SIGINT, SIG_DFL);
     free(out.buf);
@@ -264,50 +247,83 @@ int cmd_caption(int argc, char **argv)
     return finish_status(rc);
 }
 
-int cmd_describe(int argc, char **argv)
+/* Text output of an answer: the answer alone for one input, `PATH<TAB>answer` for several. */
+static void print_answer(const job_opts *o, const char *path, const char *text)
 {
-    job_opts o;
-    if (parse("describe", argc, argv, &o) < 0) return EXIT_USAGE;
-    job j;
-    if (job_open(&o, &j) < 0) return EXIT_FAILED;
+    if (o->n_inputs > 1) printf("%s\t", path);
+    printf("%s\n", text);
+}
+
+static int caption_one(job *j, const job_opts *o, const char *path, text_out *out)
+{
+    char err[512];
+    loom_image img = {0};
+    loom_generate_stats st = {0};
+    int rc = loom_image_load(path, loom_image_default_params(), &img, err, sizeof err);
+    if (rc < 0) { cli_error("%s", err); return rc; }
+    rc = begin_turn(j);
+    if (!rc && (rc = loom_prompt_add_image(j->p, j->mp, &img)) < 0) cli_error("%s: %s", path, loom_prompt_error(j->p));
+    if (!rc) rc = end_turn(j, o->prompt ? o->prompt : "Describe the image.");
+    if (!rc) rc = answer(j, o, out, &st);
+    loom_image_free(&img);
+    if (rc < 0) return rc;
+    const char *text = out->buf ? out->buf : "";
+    if (o->c.json) {
+        printf("{\"image\": ");
+        cli_json_str(stdout, path);
+        printf(", \"text\": ");
+        cli_json_str(stdout, text);
+        printf(", \"prompt_ms\": %.1f, \"decode_ms\": %.1f, \"n_generated\": %lld}\n", st.prompt_ms, st.decode_ms,
+               (long long)st.n_generated);
+    } else {
+        print_answer(o, path, text);
+        if (!o->c.quiet)
+            fprintf(stderr, "loom: %s: %.0f ms prompt, %lld tokens in %.0f ms\n", path, st.prompt_ms,
+                    (long long)st.n_generated, st.decode_ms);
+    }
+    return 0;
+}
+
+int cmd_caption(int argc, char **argv) { return run_inputs("caption", argc, argv, caption_one); }
+
+static int describe_one(job *j, const job_opts *o, const char *path, text_out *out)
+{
     char err[512];
     loom_video_params vp = loom_video_default_params();
-    vp.n_frames = o.fps > 0 ? 0 : o.frames > 0 ? (int)o.frames : loom_model_video_frames(j.m);
-    vp.fps = o.fps;
-    vp.max_frames = (int)o.max_frames;
-    vp.n_threads = o.c.threads;
+    vp.n_frames = o->fps > 0 ? 0 : o->frames > 0 ? (int)o->frames : loom_model_video_frames(j->m);
+    vp.fps = o->fps;
+    vp.max_frames = (int)o->max_frames;
+    vp.n_threads = o->c.threads;
     loom_video *v = NULL;
-    text_out out = {0};
     loom_generate_stats st = {0};
-    int rc = loom_video_sample(o.inputs[0], vp, &v, err, sizeof err);
+    int rc = loom_video_sample(path, vp, &v, err, sizeof err);
     if (rc < 0) cli_error("%s", err);
-    signal(SIGINT, on_sigint);
-    if (!rc) rc = begin_turn(&j);
-    if (!rc && (rc = loom_prompt_add_video(j.p, j.mp, v)) < 0) cli_error("%s: %s", o.inputs[0], loom_prompt_error(j.p));
-    if (!rc) rc = end_turn(&j, o.prompt ? o.prompt : "Describe the video.");
-    if (!rc) rc = answer(&j, &o, &out, &st);
-    signal(SIGINT, SIG_DFL);
+    if (!rc) rc = begin_turn(j);
+    if (!rc && (rc = loom_prompt_add_video(j->p, j->mp, v)) < 0) cli_error("%s: %s", path, loom_prompt_error(j->p));
+    if (!rc) rc = end_turn(j, o->prompt ? o->prompt : "Describe the video.");
+    if (!rc) rc = answer(j, o, out, &st);
     if (!rc) {
-        if (o.c.json) {
+        const char *text = out->buf ? out->buf : "";
+        if (o->c.json) {
             printf("{\"video\": ");
-            cli_json_str(stdout, o.inputs[0]);
+            cli_json_str(stdout, path);
             printf(", \"frames\": [");
             for (int i = 0; i < loom_video_n_frames(v); i++) printf("%s%.3f", i ? ", " : "", loom_video_frame_time(v, i));
             printf("], \"text\": ");
-            cli_json_str(stdout, out.buf ? out.buf : "");
+            cli_json_str(stdout, text);
             printf(", \"prompt_ms\": %.1f, \"decode_ms\": %.1f}\n", st.prompt_ms, st.decode_ms);
         } else {
-            printf("%s\n", out.buf ? out.buf : "");
-            if (!o.c.quiet)
-                fprintf(stderr, "loom: %d frames, %.0f ms prompt, %lld tokens in %.0f ms\n", loom_video_n_frames(v),
-                        st.prompt_ms, (long long)st.n_generated, st.decode_ms);
+            print_answer(o, path, text);
+            if (!o->c.quiet)
+                fprintf(stderr, "loom: %s: %d frames, %.0f ms prompt, %lld tokens in %.0f ms\n", path,
+                        loom_video_n_frames(v), st.prompt_ms, (long long)st.n_generated, st.decode_ms);
         }
     }
-    free(out.buf);
     loom_video_free(&v);
-    job_close(&j);
-    return finish_status(rc);
+    return rc;
 }
+
+int cmd_describe(int argc, char **argv) { return run_inputs("describe", argc, argv, describe_one); }
 
 /* "00:01:02,345" (srt) or "00:01:02.345" (vtt). */
 static void print_time(double t, char sep)
@@ -316,43 +332,38 @@ static void print_time(double t, char sep)
     printf("%02lld:%02lld:%02lld%c%03lld", ms / 3600000, ms / 60000 % 60, ms / 1000 % 60, sep, ms % 1000);
 }
 
-int cmd_transcribe(int argc, char **argv)
+static int transcribe_one(job *j, const job_opts *o, const char *path, text_out *out)
 {
-    job_opts o;
-    if (parse("transcribe", argc, argv, &o) < 0) return EXIT_USAGE;
-    const char *fmt = o.format ? o.format : "txt";
-    job j;
-    if (job_open(&o, &j) < 0) return EXIT_FAILED;
+    const char *fmt = o->format ? o->format : "txt";
     char err[512];
     float *pcm = NULL;
     size_t n = 0;
-    int rc = loom_audio_load(o.inputs[0], NULL, &pcm, &n, err, sizeof err);
+    int rc = loom_audio_load(path, NULL, &pcm, &n, err, sizeof err);
     if (rc < 0) cli_error("%s", err);
-    if (!rc && !loom_mmproj_has_audio(j.mp)) {
-        cli_error("%s has no audio encoder", o.mmproj ? o.mmproj : "the media file");
+    if (!rc && !loom_mmproj_has_audio(j->mp)) {
+        cli_error("%s has no audio encoder", o->mmproj ? o->mmproj : "the media file");
         rc = LOOM_ERR_UNSUPPORTED;
     }
-    const int64_t win = rc ? 0 : loom_mmproj_audio_max_samples(j.mp);
-    text_out out = {0};
+    const int64_t win = rc ? 0 : loom_mmproj_audio_max_samples(j->mp);
     if (!strcmp(fmt, "vtt") && !rc) printf("WEBVTT\n\n");
     if (!strcmp(fmt, "json") && !rc) {
         printf("{\"file\": ");
-        cli_json_str(stdout, o.inputs[0]);
+        cli_json_str(stdout, path);
         printf(", \"duration\": %.3f, \"segments\": [", (double)n / 16000.0);
     }
-    signal(SIGINT, on_sigint);
+    if (!strcmp(fmt, "txt") && !rc && o->n_inputs > 1) printf("%s\t", path);
     int seg = 0;
     for (int64_t at = 0; !rc && at < (int64_t)n; at += win) {
         int64_t len = (int64_t)n - at < win ? (int64_t)n - at : win;
         if (len < 1600 && at > 0) break;     /* under 0.1 s left: nothing to say */
         loom_generate_stats st = {0};
-        rc = begin_turn(&j);
-        if (!rc && (rc = loom_prompt_add_audio(j.p, j.mp, pcm + at, len)) < 0) cli_error("%s: %s", o.inputs[0], loom_prompt_error(j.p));
-        if (!rc) rc = end_turn(&j, "Transcribe the audio.");
-        if (!rc) rc = answer(&j, &o, &out, &st);
+        rc = begin_turn(j);
+        if (!rc && (rc = loom_prompt_add_audio(j->p, j->mp, pcm + at, len)) < 0) cli_error("%s: %s", path, loom_prompt_error(j->p));
+        if (!rc) rc = end_turn(j, "Transcribe the audio.");
+        if (!rc) rc = answer(j, o, out, &st);
         if (rc) break;
         const double t0 = (double)at / 16000.0, t1 = (double)(at + len) / 16000.0;
-        const char *text = out.buf ? out.buf : "";
+        const char *text = out->buf ? out->buf : "";
         if (!strcmp(fmt, "txt")) {
             printf("%s%s", seg ? " " : "", text);
         } else if (!strcmp(fmt, "json")) {
@@ -370,11 +381,10 @@ int cmd_transcribe(int argc, char **argv)
         fflush(stdout);
         seg++;
     }
-    signal(SIGINT, SIG_DFL);
     if (!strcmp(fmt, "json") && (seg || !rc)) printf("]}\n");
-    else if (!strcmp(fmt, "txt") && seg) putchar('\n');
+    else if (!strcmp(fmt, "txt") && (seg || (!rc && o->n_inputs > 1))) putchar('\n');
     loom_audio_pcm_free(&pcm);
-    free(out.buf);
-    job_close(&j);
-    return finish_status(rc);
+    return rc;
 }
+
+int cmd_transcribe(int argc, char **argv) { return run_inputs("transcribe", argc, argv, transcribe_one); }

@@ -58,6 +58,18 @@ check transcribe-beams 2 "$loom" transcribe -m $m -q -b 9 $media/speech.wav
 has err "out of range"
 check transcribe-badfmt 2 "$loom" transcribe -m $m -f docx $media/speech.wav
 check transcribe-image 1 "$loom" transcribe -m $m -q $media/scene1.png
+# several files: each answered as if alone (the session starts afresh), in order
+check transcribe-one 0 "$loom" transcribe -m $m -q -n 12 $media/speech.wav
+alone=$(cat "$tmp/out")
+check transcribe-two 0 "$loom" transcribe -m $m -q -n 12 $media/speech.wav "$tmp/long.wav"
+[ "$(head -1 "$tmp/out")" = "$media/speech.wav	$alone" ] && [ "$(cut -f1 "$tmp/out" | tail -1)" = "$tmp/long.wav" ] \
+  && [ "$(wc -l < "$tmp/out")" -eq 2 ] && ok || bad "transcribe: PATH<TAB>text per file, the first as alone"
+check transcribe-two-json 0 "$loom" transcribe -m $m -q -n 4 -f json $media/speech.wav "$tmp/long.wav"
+python3 -c "import json; d=[json.loads(l) for l in open('$tmp/out')]; assert [x['file'] for x in d]==['$media/speech.wav','$tmp/long.wav'] and len(d[1]['segments'])>1" && ok || bad "transcribe json: an object per line"
+check transcribe-two-srt 2 "$loom" transcribe -m $m -f srt $media/speech.wav $media/speech.wav
+has err "takes one input file"
+check transcribe-stops 1 "$loom" transcribe -m $m -q -n 4 $media/speech.wav $media/scene1.png $media/speech.wav
+[ "$(wc -l < "$tmp/out")" -eq 1 ] && ok || bad "transcribe: stops at the first file that fails"
 
 check describe 0 "$loom" describe -m $m -q $media/video.mp4
 check describe-json 0 "$loom" describe -m $m --json --frames 4 $media/video.mp4
@@ -65,6 +77,13 @@ python3 -c "import json; d=json.loads(open('$tmp/out').read()); assert len(d['fr
 check describe-both 2 "$loom" describe -m $m --frames 4 --fps 2 $media/video.mp4
 check describe-limit 1 "$loom" describe -m $m --frames 100 --max-frames 10 $media/video.mp4
 check describe-notvideo 1 "$loom" describe -m $m $media/speech.wav
+check describe-one 0 "$loom" describe -m $m -q -n 12 --frames 4 $media/video.mp4
+alone=$(cat "$tmp/out")
+check describe-two 0 "$loom" describe -m $m -q -n 12 --frames 4 $media/video.mp4 $media/video.mp4
+[ "$(cut -f2 "$tmp/out" | sort -u)" = "$alone" ] && [ "$(wc -l < "$tmp/out")" -eq 2 ] && ok || bad "describe: PATH<TAB>text per video, as alone"
+check describe-stops 1 "$loom" describe -m $m -q -n 4 $media/video.mp4 "$tmp/missing.mp4" $media/video.mp4
+[ "$(wc -l < "$tmp/out")" -eq 1 ] && ok || bad "describe: stops at the first video that fails"
+has err "missing.mp4"
 
 check chat-once 0 "$loom" chat -m $m -q -n 8 --image $media/scene1.png -p "Describe the image."
 printf '/image %s\nhello\n/image %s/nope.png\nagain\n/quit\n' $media/scene1.png "$tmp" | "$loom" chat -m $m -q -n 4 >"$tmp/out" 2>"$tmp/err"
