@@ -5,13 +5,15 @@ others, beside what the training-only attribute head reads from the same image r
 
     /usr/bin/python3 tools/eval/heldout_arrangements.py [--model models/loom-tiny.gguf]
                                                         [--run runs/v21] [--n 200] [--scan] [--cells]
+                                                        [--confusion] [--ask-count] [--split val]
 
 Captions come from `loom caption` on --model. The attribute head needs --run: a training run
 directory whose ckpt.pt holds it (the GGUF files do not carry it). Without --run only the
 caption rows print. --scan also asks the run's PyTorch model for the `scan` task's answer
 (tools/train/train.py: every cell in reading order, its object or "nothing") and scores it
 the same way; --cells asks it about each of the nine cells on its own (the `cell` task: "what
-is in the top left?" → an object or "nothing"). Results and their reading are in docs/MODEL.md ("It cannot, yet").
+is in the top left?" → an object or "nothing"). --confusion prints which shape the captions
+name for which; --ask-count asks loom "how many shapes are there?" about each picture. Results and their reading are in docs/MODEL.md ("It cannot, yet").
 """
 import argparse
 import json
@@ -38,10 +40,9 @@ def caption_scores(a, imgs, meta):
     """group → {attribute: [right, total]} from loom's captions, plus "shape, count right" (the
     shapes of scenes whose caption has the right number of objects) and "confusion" (true
     shape → predicted shape → objects; None: no object left to pair with)."""
-    tmp = tempfile.mkdtemp()
     paths = []
     for i in range(len(meta)):
-        paths.append(os.path.join(tmp, f"scene_{i:04d}.png"))
+        paths.append(os.path.join(a.tmp, f"scene_{i:04d}.png"))
         png.write_png(paths[-1], np.asarray(imgs[i]))
     text, _ = loom(a, "caption", "--json", *paths)
     out = {}
@@ -60,6 +61,19 @@ def caption_scores(a, imgs, meta):
                 d.setdefault("shape, count right", [0, 0])
                 d["shape, count right"][0] += p[2] == t[2]
                 d["shape, count right"][1] += 1
+    return out
+
+
+def count_answers(a, meta):
+    """group → [images, right]: loom's answers to "how many shapes are there?" (a `vqa` question),
+    on the pictures caption_scores wrote."""
+    paths = [os.path.join(a.tmp, f"scene_{i:04d}.png") for i in range(len(meta))]
+    text, _ = loom(a, "caption", "--json", "-p", "how many shapes are there?", *paths)
+    out = {}
+    for line, m in zip(text.strip().splitlines(), meta):
+        d = out.setdefault(group_of(m), [0, 0])
+        d[0] += 1
+        d[1] += json.loads(line)["text"].strip().rstrip(".") == S.scenes.NUMBERS[m["count"]]
     return out
 
 
@@ -179,9 +193,11 @@ def main():
     ap.add_argument("--scan", action="store_true", help="also score the run's answers to the scan prompt")
     ap.add_argument("--cells", action="store_true", help="also score its answers about each cell alone")
     ap.add_argument("--confusion", action="store_true", help="also print which shapes the captions take for which")
+    ap.add_argument("--ask-count", action="store_true", help="also ask loom \"how many shapes are there?\"")
     ap.add_argument("--split", default="test", help="test, or val (the training distribution: no held-out pairs)")
     a = ap.parse_args()
     a.threads = 1
+    a.tmp = tempfile.mkdtemp()
     imgs = np.load(os.path.join(a.data, "scenes", f"{a.split}.npy"), mmap_mode="r")
     meta = records(os.path.join(a.data, "scenes", f"{a.split}.jsonl"))[:a.n]
 
@@ -191,6 +207,10 @@ def main():
     for g, d in sorted(caps.items(), reverse=True):
         cells = [f"{100 * d[k][0] / d[k][1]:.1f} %" if d.get(k, [0, 0])[1] else "-" for k in ATTRS]
         print(f"| {g} | {d['images']} | {' | '.join(cells)} |")
+    if a.ask_count:
+        print("\nanswers to \"how many shapes are there?\" on the same pictures:")
+        for g, (n, right) in sorted(count_answers(a, meta).items(), reverse=True):
+            print(f"| {g} | {n} | {100 * right / n:.1f} % |")
     if a.confusion:
         for g, d in sorted(caps.items(), reverse=True):
             print_confusion(g, d["confusion"])
