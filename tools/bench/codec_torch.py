@@ -19,6 +19,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from loompy import vq  # noqa: E402
 from loompy import audiocodec as ac  # noqa: E402
+from loompy.malloc import rerun_peer_with_tcmalloc  # noqa: E402
 
 
 CLOCK = time.perf_counter
@@ -47,6 +48,7 @@ def main(argv):
         ac.export_gguf(ac.AudioCodec(ac.ACConfig()).eval(), os.path.join(argv[1], "ac.gguf"))
         return
     path, threads, iters = argv[1], int(argv[2]), int(argv[3])
+    rerun_peer_with_tcmalloc()
     torch.set_num_threads(threads)
     g = torch.Generator().manual_seed(1)
     with torch.no_grad():

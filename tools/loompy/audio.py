@@ -171,6 +171,8 @@ def bench(out, config, threads, reps):
     and print one line: TORCH mel_ms=… enc_ms=… (best of reps, after a warm-up)."""
     import time
     from tools.loompy import mel as melmod
+    from tools.loompy.malloc import rerun_peer_with_tcmalloc
+    rerun_peer_with_tcmalloc()
     torch.set_num_threads(threads)
     os.makedirs(out, exist_ok=True)
     enc = AudioEncoder(**CONFIGS[config]).randomize(seed=1).eval()

@@ -284,6 +284,8 @@ def main(argv=None):
                          n_head=a.heads, merge=a.merge, n_mm_hidden=a.hidden, n_embd_out=a.proj)
         export_gguf(randomize(VisionEncoder(c), a.seed), a.out)
         return 0
+    from tools.loompy.malloc import rerun_peer_with_tcmalloc
+    rerun_peer_with_tcmalloc()
     torch.set_num_threads(a.threads)
     model = load_gguf(a.gguf)
     S = model.c.image_size

@@ -19,30 +19,16 @@ import shutil
 import sys
 import time
 
-TCMALLOC = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"   # Debian's libtcmalloc-minimal4
-
-
-def rerun_with_tcmalloc():
-    """Run again under tcmalloc when it is installed (scripts/setup --python) and not loaded yet.
-    With glibc's malloc a third of each training process's CPU went to malloc and page faults
-    (freed tensors handed back to the kernel and faulted in again each step); tcmalloc keeps them:
-    31 steps a minute against 18.5, in less memory (docs/MODEL.md). LOOM_MALLOC=glibc keeps glibc's."""
-    if os.environ.get("LOOM_MALLOC") == "glibc" or not os.path.exists(TCMALLOC) \
-            or TCMALLOC in os.environ.get("LD_PRELOAD", ""):
-        return
-    os.environ["LD_PRELOAD"] = ":".join(filter(None, [TCMALLOC, os.environ.get("LD_PRELOAD")]))
-    os.execv(sys.executable, [sys.executable] + sys.argv)
-
-
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 if __name__ == "__main__":
-    rerun_with_tcmalloc()
+    from tools.loompy.malloc import rerun_with_tcmalloc
+    rerun_with_tcmalloc()    # training runs under tcmalloc where installed (docs/MODEL.md)
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.distributed as dist  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 from tools.train import unified as U  # noqa: E402
 
 # task: (weight, batch size)
