@@ -48,6 +48,7 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, ROOT)
+from tools.loompy.malloc import env_without_tcmalloc, rerun_peer_with_tcmalloc  # noqa: E402
 from tools.eval import scenes_metrics as S  # noqa: E402
 from tools.data import videos as V  # noqa: E402
 from tools.loompy import png  # noqa: E402
@@ -76,7 +77,8 @@ def norm_text(s):
 
 def loom(a, *args):
     t = time.time()
-    p = subprocess.run([a.loom, *args, "-m", a.model, "-q", "-t", str(a.threads)], capture_output=True, text=True)
+    p = subprocess.run([a.loom, *args, "-m", a.model, "-q", "-t", str(a.threads)], capture_output=True, text=True,
+                       env=env_without_tcmalloc())
     if p.returncode != 0:
         raise RuntimeError(f"loom {' '.join(args)}: exit {p.returncode}: {p.stderr.strip()}")
     return p.stdout, time.time() - t
@@ -459,6 +461,8 @@ def main():
     ap.add_argument("--run", default=os.path.join(ROOT, "runs", "tiny"))
     ap.add_argument("--md", default=None)
     a = ap.parse_args()
+    if a.bench:
+        rerun_peer_with_tcmalloc()      # a fair PyTorch side (docs/BENCHMARKS.md); loom runs without it
     if a.check_ceilings:
         with tempfile.TemporaryDirectory() as tmp:
             return check_ceilings(a, tmp)

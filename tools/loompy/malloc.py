@@ -26,3 +26,14 @@ def rerun_peer_with_tcmalloc():
     rerun_with_tcmalloc()
     under = TCMALLOC in os.environ.get("LD_PRELOAD", "")
     print(f"PyTorch peer on {'tcmalloc' if under else 'glibc malloc'}", file=sys.stderr)
+
+
+def env_without_tcmalloc():
+    """This process's environment without the preload, for the programs it runs (loom itself)."""
+    env = dict(os.environ)
+    rest = [p for p in env.get("LD_PRELOAD", "").split(":") if p and p != TCMALLOC]
+    if rest:
+        env["LD_PRELOAD"] = ":".join(rest)
+    else:
+        env.pop("LD_PRELOAD", None)
+    return env
