@@ -674,6 +674,13 @@ def export(a):
     os.makedirs(os.path.dirname(a.out) or ".", exist_ok=True)
     U.export(model, a.vocab, a.out)
     print("wrote", a.out + ".gguf", a.out + "-mmproj.gguf")
+    # the media codecs are trained apart (tools/loompy/vq.py, audiocodec.py): copy the bundled
+    # ones beside the export, where `loom imagine / speak / animate / chat` look for them
+    for suffix in ("-vq.gguf", "-audiocodec.gguf"):
+        src, dst = os.path.join(os.path.dirname(a.vocab), "loom-tiny" + suffix), a.out + suffix
+        if os.path.exists(src) and not os.path.exists(dst):
+            shutil.copyfile(src, dst)
+            print("copied", src, "to", dst)
 
 
 def main():
