@@ -42,7 +42,10 @@ void help_transcribe(void)
            "Transcribes speech from any file FFmpeg reads (\"-\" reads stdin). Audio longer than\n"
            "the encoder's window is cut into consecutive windows, each transcribed in turn.\n"
            "Several files: one PATH<TAB>text line each (txt) or one JSON object per line.\n\n"
-           "  -f, --format FMT       txt (default), srt, vtt or json (segments with times)\n" COMMON_HELP);
+           "  -f, --format FMT       txt (default), srt, vtt or json (segments with times)\n"
+           "      --ctc W            weight 0..1 of the audio's own CTC reading in the beams' scores\n"
+           "                         (default 0.3 when the media file has a CTC head and beams\n"
+           "                         are on; 0: the decoder alone)\n" COMMON_HELP);
 }
 
 void help_describe(void)
@@ -66,14 +69,14 @@ typedef struct job_opts {
     const char *prompt;
     const char *format;
     long long   n_predict, beam, frames, max_frames;
-    double      fps;
+    double      fps, ctc;
     const char **inputs;    /* the input paths: argv's own slots, gathered at its front by parse() */
     int          n_inputs;
 } job_opts;
 
 static int parse(const char *cmd, int argc, char **argv, job_opts *o)
 {
-    *o = (job_opts){.n_predict = 256, .frames = 0, .max_frames = 64, .inputs = (const char **)argv + 1};
+    *o = (job_opts){.n_predict = 256, .frames = 0, .max_frames = 64, .ctc = 0.3, .inputs = (const char **)argv + 1};
     for (int i = 1; i < argc; i++) {
         int r = cli_common_option(&o->c, argc, argv, &i);
         if (r < 0) return -1;
@@ -84,6 +87,7 @@ static int parse(const char *cmd, int argc, char **argv, job_opts *o)
         if (OPT("--mmproj", "--mmproj") && v) { o->mmproj = v; i++; }
         else if (OPT("-p", "--prompt") && v && strcmp(cmd, "transcribe")) { o->prompt = v; i++; }
         else if (OPT("-f", "--format") && v && !strcmp(cmd, "transcribe")) { o->format = v; i++; }
+        else if (OPT("--ctc", "--ctc") && v && !strcmp(cmd, "transcribe")) { bad = cli_parse_float(a, v, 0, 1, &o->ctc); i++; }
         else if (OPT("-n", "--n-predict") && v) { bad = cli_parse_int(a, v, 1, 1 << 20, &o->n_predict); i++; }
         else if (OPT("-b", "--beam") && v) { bad = cli_parse_int(a, v, 1, 8, &o->beam); i++; }
         else if (OPT("--frames", "--frames") && v && !strcmp(cmd, "describe")) { bad = cli_parse_int(a, v, 1, 4096, &o->frames); i++; }
@@ -115,6 +119,9 @@ typedef struct job {
     loom_mmproj  *mp;
     loom_session *s;
     loom_prompt  *p;
+    const float  *ctc;          /* [ctc_frames][classes] the prompt's audio read by CTC, or NULL */
+    int64_t       ctc_frames;
+    float         ctc_weight;
 } job;
 
 static void job_close(job *j)
@@ -212,6 +219,12 @@ static int answer(job *j, const job_opts *o, text_out *out, loom_generate_stats 
     loom_generate_params gp = loom_generate_default_params();
     gp.n_predict = (int32_t)o->n_predict;
     gp.n_beams = (int32_t)o->beam;
+    if (j->ctc && gp.n_beams > 1) {
+        gp.ctc_logprobs = j->ctc;
+        gp.ctc_frames = j->ctc_frames;
+        gp.ctc_classes = loom_mmproj_ctc_classes(j->mp);
+        gp.ctc_weight = j->ctc_weight;
+    }
     gp.on_token = collect;
     gp.user_data = out;
     gp.abort_flag = &g_interrupted;
@@ -332,11 +345,39 @@ static void print_time(double t, char sep)
     printf("%02lld:%02lld:%02lld%c%03lld", ms / 3600000, ms / 60000 % 60, ms / 1000 % 60, sep, ms % 1000);
 }
 
+/* <|audio|> rows <|/audio|> for pcm[0..n); with a CTC head, --ctc > 0 and beams, also the rows
+ * read by CTC for the answer's scores (j->ctc). *buf: the rows then the log-probabilities. */
+static int add_audio(job *j, const job_opts *o, const char *path, const float *pcm, int64_t n, float **buf)
+{
+    const int64_t rows = loom_mmproj_audio_rows(j->mp, n);
+    const int64_t C = o->ctc > 0 && o->beam > 1 ? loom_mmproj_ctc_classes(j->mp) : 0;
+    if (rows < 1 || C < 1) {   /* loom_prompt_add_audio names what is wrong with the clip */
+        int rc = loom_prompt_add_audio(j->p, j->mp, pcm, n);
+        if (rc < 0) cli_error("%s: %s", path, loom_prompt_error(j->p));
+        return rc;
+    }
+    const int64_t E = loom_mmproj_n_embd(j->mp);
+    free(*buf);
+    *buf = malloc((size_t)rows * (size_t)(E + C) * sizeof **buf);
+    if (!*buf) { cli_error("%s: out of memory", path); return LOOM_ERR_NO_MEMORY; }
+    float *lp = *buf + rows * E;
+    int rc = loom_mmproj_encode_audio(j->mp, pcm, n, *buf);
+    if (!rc) rc = loom_mmproj_audio_ctc(j->mp, *buf, rows, lp);
+    if (rc < 0) { cli_error("%s: %s", path, loom_mmproj_error(j->mp)); return rc; }
+    if ((rc = loom_prompt_add_special(j->p, "<|audio|>")) == 0 && (rc = loom_prompt_add_rows(j->p, *buf, rows)) == 0)
+        rc = loom_prompt_add_special(j->p, "<|/audio|>");
+    if (rc < 0) { cli_error("%s: %s", path, loom_prompt_error(j->p)); return rc; }
+    j->ctc = lp;
+    j->ctc_frames = rows;
+    j->ctc_weight = (float)o->ctc;
+    return 0;
+}
+
 static int transcribe_one(job *j, const job_opts *o, const char *path, text_out *out)
 {
     const char *fmt = o->format ? o->format : "txt";
     char err[512];
-    float *pcm = NULL;
+    float *pcm = NULL, *buf = NULL;
     size_t n = 0;
     int rc = loom_audio_load(path, NULL, &pcm, &n, err, sizeof err);
     if (rc < 0) cli_error("%s", err);
@@ -358,7 +399,7 @@ static int transcribe_one(job *j, const job_opts *o, const char *path, text_out 
         if (len < 1600 && at > 0) break;     /* under 0.1 s left: nothing to say */
         loom_generate_stats st = {0};
         rc = begin_turn(j);
-        if (!rc && (rc = loom_prompt_add_audio(j->p, j->mp, pcm + at, len)) < 0) cli_error("%s: %s", path, loom_prompt_error(j->p));
+        if (!rc) rc = add_audio(j, o, path, pcm + at, len, &buf);
         if (!rc) rc = end_turn(j, "Transcribe the audio.");
         if (!rc) rc = answer(j, o, out, &st);
         if (rc) break;
@@ -384,6 +425,8 @@ static int transcribe_one(job *j, const job_opts *o, const char *path, text_out 
     if (!strcmp(fmt, "json") && (seg || !rc)) printf("]}\n");
     else if (!strcmp(fmt, "txt") && (seg || (!rc && o->n_inputs > 1))) putchar('\n');
     loom_audio_pcm_free(&pcm);
+    free(buf);
+    j->ctc = NULL;
     return rc;
 }
 

@@ -349,6 +349,13 @@ typedef struct loom_generate_params {
     int32_t       n_beams;      /* 0 or 1 (default 0): sample token by token; 2..8: keep the
                                    n_beams most probable answers at each step and return the
                                    best (below)                                           */
+    /* Joint CTC / attention beam search (transcripts; below) */
+    const float  *ctc_logprobs; /* NULL (default): off; else [ctc_frames][ctc_classes] from
+                                   loom_mmproj_audio_ctc for the prompt's audio, read during
+                                   the call only                                           */
+    int64_t       ctc_frames;
+    int32_t       ctc_classes;  /* text tokens + blank (last), at most n_vocab + 1          */
+    float         ctc_weight;   /* λ in 0..1 (default 0.3)                                  */
 } loom_generate_params;
 
 typedef struct loom_generate_stats {
@@ -407,6 +414,15 @@ loom_generate_params loom_generate_default_params(void);
  * run as one stacked decode step (loom_session_decode_pair's batching), so n_beams answers
  * cost far less than n_beams times one; each call allocates 2·n_beams + 1 caches of the
  * prompt's length + n_predict positions.
+ *
+ * With ctc_logprobs (needs n_beams 2..8, else LOOM_ERR_INVALID_ARG) an answer's score is
+ * (1 − λ)·its log-probability + λ·log p_CTC(its tokens as a prefix of the audio's transcript),
+ * and an ended answer's CTC term is the probability of exactly its tokens (Watanabe et al.
+ * 2017, "Hybrid CTC/attention"). The CTC term ties the answer to the sound: a decoder sure of
+ * a sentence the audio does not hold loses to one the audio supports. Each open answer is
+ * extended by its 2·n_beams most probable text tokens (ids < ctc_classes − 1) and stop
+ * tokens; no other token is chosen. loom transcribe turns it on with the bundled model
+ * (docs/CLI.md).
  */
 int64_t loom_session_generate(loom_session *s, const int32_t *prompt, int64_t n_prompt,
                               loom_generate_params params, loom_generate_stats *stats);
@@ -744,6 +760,13 @@ int64_t loom_mmproj_audio_max_samples(const loom_mmproj *mp);
 int  loom_mmproj_encode_image(loom_mmproj *mp, const loom_image *img, float *out);
 /* Mono 16 kHz pcm → out[audio_rows(n_samples)][n_embd]. */
 int  loom_mmproj_encode_audio(loom_mmproj *mp, const float *pcm, int64_t n_samples, float *out);
+/* A CTC head on the audio rows (mm.a.ctc.*; loom-tiny has one) reads each row as a
+ * distribution over the decoder's text tokens plus blank, the last class. Its classes
+ * (text tokens + 1), or 0 when the file has none. */
+int32_t loom_mmproj_ctc_classes(const loom_mmproj *mp);
+/* rows[n_rows][n_embd] from loom_mmproj_encode_audio → out[n_rows][ctc_classes], each row's
+ * log-probabilities: what loom_generate_params.ctc_logprobs takes. */
+int  loom_mmproj_audio_ctc(loom_mmproj *mp, const float *rows, int64_t n_rows, float *out);
 
 /* A prompt: token ids and embedding rows in order. Owns copies of everything added. */
 typedef struct loom_prompt loom_prompt;

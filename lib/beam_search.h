@@ -14,6 +14,10 @@ typedef struct lm_beam_params {
     int32_t     skip[3];    /* tokens never chosen, e.g. media open tokens (-1: unused)    */
     lm_abort_fn abort_fn;   /* polled before each step and between layers; may be NULL     */
     void       *abort_user;
+    const float *ctc;       /* NULL: off; else [ctc_T][ctc_C] log-probs, blank = ctc_C − 1  */
+    int64_t     ctc_T;
+    int32_t     ctc_C;
+    double      ctc_w;      /* weight λ of the CTC score, 0..1                              */
 } lm_beam_params;
 
 /*
@@ -24,6 +28,11 @@ typedef struct lm_beam_params {
  * answer scores at least the best open one (scores only fall, so no later one can beat it).
  * Ties are broken by beam, then by token id. Sampler settings (temperature, penalties,
  * biases) play no part.
+ *
+ * With ctc, scores are (1 − λ)·that log-probability + λ·the CTC prefix log-probability of the
+ * answer's tokens (of exactly its tokens once it has ended), each open answer is extended by
+ * its 2·n_beams best tokens among text tokens (ids < ctc_C − 1) and stop tokens, and no
+ * other token is chosen.
  *
  * On success st and logits hold what greedy generation of the same tokens leaves: every
  * answer token cached except one that hit n_max, the logits after the last cached one;

@@ -1,4 +1,5 @@
 /* loom_mmproj: the media encoders of a unified model (one GGUF: vision and/or audio). */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,35 @@ static int has_part(const lm_gguf *g, const char *key, const char *tensor)
     lm_error ignore = {0};
     if (lm_gguf_find_kv(g, key) >= 0 && lm_gguf_get_bool(g, key, &v, &ignore) == 0) return v != 0;
     return lm_gguf_find_tensor(g, tensor) != NULL;
+}
+
+/* The optional CTC head on the audio rows: mm.a.ctc.weight {n_embd, classes} in any type the
+ * kernels take, mm.a.ctc.bias {classes}. Classes are text tokens then blank. */
+static int load_ctc(loom_mmproj *mp, const char *path, lm_error *e)
+{
+    const lm_gguf_tensor *w = lm_gguf_find_tensor(mp->gguf, "mm.a.ctc.weight");
+    if (!w) return 0;
+    const int64_t C = w->ne[1];
+    if (w->n_dims != 2 || C < 2 || C > (1 << 20))
+        return lm_fail(e, LOOM_ERR_TYPE, "%s: mm.a.ctc.weight is not a {%d, 2..%d} matrix", path, mp->n_embd, 1 << 20);
+    const int64_t ne[2] = {mp->n_embd, C};
+    const lm_gguf_tensor *t = NULL;
+    int rc = lm_gguf_get_tensor(mp->gguf, "mm.a.ctc.weight", 2, ne, &t, e);
+    if (rc == 0 && lm_row_bytes(t->type, mp->n_embd) == 0)
+        rc = lm_fail(e, LOOM_ERR_TYPE, "%s: mm.a.ctc.weight: rows of %d values do not fit type %s", path, mp->n_embd,
+                     loom_type_name(t->type));
+    const lm_gguf_tensor *b = NULL;
+    if (rc == 0) rc = lm_gguf_get_tensor(mp->gguf, "mm.a.ctc.bias", 1, &C, &b, e);
+    if (rc == 0 && C % lm_type_block_len(b->type) != 0)
+        rc = lm_fail(e, LOOM_ERR_TYPE, "%s: mm.a.ctc.bias (%s) is not whole blocks", path, loom_type_name(b->type));
+    if (rc < 0) return rc;
+    mp->ctc = (lm_matrix){.type = t->type, .n_in = mp->n_embd, .n_out = C,
+                          .row_bytes = lm_row_bytes(t->type, mp->n_embd), .data = t->data};
+    mp->ctc_bias = malloc((size_t)C * sizeof *mp->ctc_bias);
+    if (!mp->ctc_bias) return lm_fail(e, LOOM_ERR_NO_MEMORY, "mmproj: out of memory");
+    lm_row_to_f32(b->type, b->data, mp->ctc_bias, C);
+    mp->ctc_classes = (int32_t)C;
+    return 0;
 }
 
 int loom_mmproj_load(const char *path, loom_mmproj_params p, loom_mmproj **out, char *err, size_t err_size)
@@ -88,6 +118,7 @@ int loom_mmproj_load(const char *path, loom_mmproj_params p, loom_mmproj **out, 
                              path, ah->d_proj, mp->n_embd);
             mp->n_embd = ah->d_proj;
         }
+        if (rc == 0) rc = load_ctc(mp, path, &e);
         if (rc == 0) rc = lm_mel_create(lm_audio_encoder_hparams(mp->aud)->n_mel, lm_pool_size(mp->pool), &mp->mel, &e);
     }
     if (rc < 0) {
@@ -111,6 +142,7 @@ void loom_mmproj_free(loom_mmproj **pmp)
     lm_gguf_close(&mp->gguf);
     free(mp->chw);
     free(mp->melbuf);
+    free(mp->ctc_bias);
     free(mp);
     *pmp = NULL;
 }
@@ -179,4 +211,27 @@ int loom_mmproj_encode_audio(loom_mmproj *mp, const float *pcm, int64_t n_sample
     int rc = lm_mel_compute(mp->mel, pcm, n_samples, mp->melbuf, mp->pool, &mp->err);
     if (rc == 0) rc = lm_audio_encoder_encode(mp->aud, mp->melbuf, T, out, mp->pool, &mp->err);
     return rc;
+}
+
+int32_t loom_mmproj_ctc_classes(const loom_mmproj *mp) { return mp && mp->aud ? mp->ctc_classes : 0; }
+
+int loom_mmproj_audio_ctc(loom_mmproj *mp, const float *rows, int64_t n_rows, float *out)
+{
+    if (!mp || !rows || !out || n_rows < 1) return LOOM_ERR_INVALID_ARG;
+    lm_error_clear(&mp->err);
+    if (!loom_mmproj_ctc_classes(mp)) return lm_fail(&mp->err, LOOM_ERR_UNSUPPORTED, "mmproj: this file has no CTC head");
+    const int64_t C = mp->ctc_classes;
+    lm_matmul(&mp->ctc, rows, n_rows, out, mp->pool);
+    for (int64_t r = 0; r < n_rows; r++) {   /* log-softmax, summed in double */
+        float *y = out + r * C, mx = -INFINITY;
+        for (int64_t c = 0; c < C; c++) {
+            y[c] += mp->ctc_bias[c];
+            if (y[c] > mx) mx = y[c];
+        }
+        double s = 0.0;
+        for (int64_t c = 0; c < C; c++) s += exp((double)y[c] - (double)mx);
+        const double lse = (double)mx + log(s);
+        for (int64_t c = 0; c < C; c++) y[c] = (float)((double)y[c] - lse);
+    }
+    return 0;
 }

@@ -5,6 +5,7 @@
 #include "audio/audio_encoder.h"
 #include "audio/mel.h"
 #include "lib/core/gguf.h"
+#include "lib/core/kernels.h"
 #include "lib/core/threadpool.h"
 #include "vision/preprocess.h"
 #include "vision/vit.h"
@@ -21,6 +22,10 @@ struct loom_mmproj {
     float            *melbuf;    /* [n_mel][mel_cap], grown to the longest clip seen      */
     int64_t           mel_cap;
     int               n_embd;    /* output row width (both encoders agree)                */
+    lm_matrix         ctc;       /* [n_embd → ctc_classes] CTC head on audio rows
+                                    (mm.a.ctc.weight); data NULL without one               */
+    float            *ctc_bias;  /* [ctc_classes] (mm.a.ctc.bias), owned                   */
+    int32_t           ctc_classes; /* text tokens + blank (last); 0 without a head          */
     lm_pool          *pool;      /* owned                                                 */
     lm_error          err;
 };

@@ -45,7 +45,7 @@ loom_session_params loom_session_default_params(void)
 
 loom_generate_params loom_generate_default_params(void)
 {
-    loom_generate_params p = {.n_predict = 128, .stop_at_eos = 1, .media_blocks = 1};
+    loom_generate_params p = {.n_predict = 128, .stop_at_eos = 1, .media_blocks = 1, .ctc_weight = 0.3f};
     for (int k = 0; k < LOOM_MEDIA_KIND_COUNT; k++) p.media[k] = loom_media_default_params(k);
     return p;
 }
@@ -378,7 +378,8 @@ static int generate_beams(loom_session *s, const loom_generate_params *p, loom_g
     const int32_t eos = loom_token_eos(m), eot = loom_token_eot(m);
     lm_beam_params bp = {.n_beams = p->n_beams, .n_max = p->n_predict < room ? p->n_predict : room,
                          .stop = {p->stop_at_eos ? eos : -1, p->stop_at_eos ? eot : -1},
-                         .skip = {-1, -1, -1}, .abort_fn = session_aborted, .abort_user = s};
+                         .skip = {-1, -1, -1}, .abort_fn = session_aborted, .abort_user = s,
+                         .ctc = p->ctc_logprobs, .ctc_T = p->ctc_frames, .ctc_C = p->ctc_classes, .ctc_w = p->ctc_weight};
     if (p->media_blocks) {   /* beams write text: they never open a block */
         bp.skip[0] = m->ctl[LM_CTL_IMAGE];
         bp.skip[1] = m->ctl[LM_CTL_AUDIO];
@@ -410,6 +411,9 @@ int64_t loom_session_generate(loom_session *s, const int32_t *prompt, int64_t n_
                               loom_generate_params p, loom_generate_stats *stats)
 {
     loom_generate_stats st = {.n_prompt = n_prompt};
+    if (p.ctc_logprobs && !(p.n_beams > 1))
+        return lm_fail(&s->err, LOOM_ERR_INVALID_ARG, "generate: ctc_logprobs needs beam search (n_beams 2..8, not %d)",
+                       p.n_beams);
     const int32_t past = loom_session_n_past(s);
     int64_t common = 0;  /* what the prompt call will reuse */
     while (prompt && common < past && common < n_prompt && s->hist[common] == prompt[common]) common++;

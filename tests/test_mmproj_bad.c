@@ -2,8 +2,10 @@
  * the problem: an mmproj with neither encoder, vision and audio projection widths that
  * disagree, encoder rows narrower than the decoder's embeddings, audio longer than the
  * encoder's window (or too short), empty / 1x1 / extreme-aspect images, a video without
- * frames, a medium the file has no encoder for. A failed add leaves the prompt as it was, and
- * no load (failing or not) leaves a descriptor open. */
+ * frames, a medium the file has no encoder for, a CTC head of the wrong shape or without its
+ * bias. A failed add leaves the prompt as it was, and no load (failing or not) leaves a
+ * descriptor open. A well-formed CTC head gives rows of log-probabilities. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -306,6 +308,76 @@ static void test_fd_leaks(void)
     fds_check("mmproj loads");
 }
 
+/* AUDIO (96-wide rows) + a CTC head of `classes` classes: weight {n_in, classes} (n_dims 1 when
+ * flat), bias {classes} unless no_bias. */
+static int write_ctc(const char *dst, int64_t n_in, int64_t classes, int flat, int no_bias)
+{
+    lm_gguf *g = NULL;
+    if (lm_gguf_open(AUDIO, &g, NULL) < 0) return -1;
+    lm_gguf_writer *w = lm_gguf_writer_create();
+    const gguf_edit none = {0};
+    int rc = gguf_copy_into(w, g, &none);
+    float *v = calloc((size_t)(n_in * classes + classes), sizeof *v);
+    for (int64_t i = 0; v && i < n_in * classes + classes; i++) v[i] = (float)((i * 7919) % 13) / 13.0f - 0.5f;
+    if (!v) rc = -1;
+    if (rc == 0) rc = flat ? lm_gguf_add_tensor(w, "mm.a.ctc.weight", LOOM_TYPE_F32, 1, (int64_t[]){n_in * classes}, v)
+                           : lm_gguf_add_tensor(w, "mm.a.ctc.weight", LOOM_TYPE_F32, 2, (int64_t[]){n_in, classes}, v);
+    if (rc == 0 && !no_bias) rc = lm_gguf_add_tensor(w, "mm.a.ctc.bias", LOOM_TYPE_F32, 1, (int64_t[]){classes},
+                                                    v + n_in * classes);
+    if (rc == 0) rc = lm_gguf_write(w, dst, NULL);
+    free(v);
+    lm_gguf_writer_free(&w);
+    lm_gguf_close(&g);
+    return rc;
+}
+
+/* The CTC head on audio rows (mm.a.ctc.*): refused when malformed, else log-probabilities. */
+static void test_ctc_head(void)
+{
+    char path[256], err[512];
+    loom_mmproj *mp = NULL;
+    tmp_model_path(path, sizeof path, "mmproj-ctc");
+    CHECK(write_ctc(path, 96, 5, 1, 0) == 0, "write");
+    int rc = load(path, &mp, err, sizeof err);
+    CHECK(rc == LOOM_ERR_TYPE && !mp && has(err, "mm.a.ctc.weight", "matrix"), "flat CTC weight: rc %d, '%s'", rc, err);
+    CHECK(write_ctc(path, 64, 5, 0, 0) == 0, "write");
+    rc = load(path, &mp, err, sizeof err);
+    CHECK(rc < 0 && !mp && strstr(err, "mm.a.ctc.weight"), "CTC weight 64 wide for 96-wide rows: rc %d, '%s'", rc, err);
+    CHECK(write_ctc(path, 96, 5, 0, 1) == 0, "write");
+    rc = load(path, &mp, err, sizeof err);
+    CHECK(rc < 0 && !mp && strstr(err, "mm.a.ctc.bias"), "CTC head without bias: rc %d, '%s'", rc, err);
+    CHECK(write_ctc(path, 96, 5, 0, 0) == 0, "write");
+    rc = load(path, &mp, err, sizeof err);
+    CHECK(rc == 0 && loom_mmproj_ctc_classes(mp) == 5, "CTC head of 5 classes: rc %d, '%s', %d classes", rc, err,
+          loom_mmproj_ctc_classes(mp));
+    if (mp) {
+        static float pcm[16000], rows[64 * 96], lp[64 * 5];
+        for (int i = 0; i < 16000; i++) pcm[i] = 0.3f * sinf((float)i * 0.05f);
+        const int64_t n = loom_mmproj_audio_rows(mp, 16000);
+        CHECK(n > 0 && n <= 64 && loom_mmproj_encode_audio(mp, pcm, 16000, rows) == 0, "encode: %s", loom_mmproj_error(mp));
+        CHECK(loom_mmproj_audio_ctc(mp, rows, n, lp) == 0, "ctc: %s", loom_mmproj_error(mp));
+        double worst = 0;
+        for (int64_t r = 0; r < n; r++) {
+            double sum = 0;
+            for (int c = 0; c < 5; c++) sum += exp(lp[r * 5 + c]);
+            if (fabs(sum - 1) > worst) worst = fabs(sum - 1);
+        }
+        CHECK(worst < 1e-5, "CTC rows are log-probabilities: sums off by %g", worst);
+        CHECK(loom_mmproj_audio_ctc(mp, rows, 0, lp) == LOOM_ERR_INVALID_ARG &&
+              loom_mmproj_audio_ctc(mp, NULL, n, lp) == LOOM_ERR_INVALID_ARG, "CTC of no rows refused");
+    }
+    loom_mmproj_free(&mp);
+    CHECK(load(AUDIO, &mp, err, sizeof err) == 0, "%s: %s", AUDIO, err);
+    if (mp) {
+        static float rows[96], lp[8];
+        rc = loom_mmproj_audio_ctc(mp, rows, 1, lp);
+        CHECK(loom_mmproj_ctc_classes(mp) == 0 && rc == LOOM_ERR_UNSUPPORTED && strstr(loom_mmproj_error(mp), "no CTC head"),
+              "no CTC head: rc %d, '%s'", rc, loom_mmproj_error(mp));
+    }
+    loom_mmproj_free(&mp);
+    unlink(path);
+}
+
 int main(void)
 {
     char err[512];
@@ -316,6 +388,7 @@ int main(void)
     CHECK(loom_model_load(TINY, mpar, &m, err, sizeof err) == 0, "%s: %s", TINY, err);
     CHECK(load(MMPROJ, &mp, err, sizeof err) == 0, "%s: %s", MMPROJ, err);
     test_bad_files();
+    test_ctc_head();
     test_fd_leaks();
     if (m) test_width_mismatch(m);
     if (m) test_missing_medium(m);

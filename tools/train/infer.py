@@ -3,6 +3,7 @@ checked against (same prompts as docs/FORMAT.md "Unified model", same greedy ans
 
     answer_ids(model, tok, user_segments)            → generated token ids (text jobs)
     beam_ids(model, tok, user_segments, n_beams)     → the same by beam search
+    ctc_logprobs(model, mel)                         → the CTC head's reading of a clip (beam_ids' ctc)
     media_codes(model, tok, user_segments, kind, …)  → image / audio codes (generation jobs)
 """
 import numpy as np
@@ -53,7 +54,37 @@ def answer_ids(model, tok, user, n_max=256, margins=None, route_margins=None):
 
 
 @torch.no_grad()
-def beam_ids(model, tok, user, n_beams, n_max=256, margins=None):
+def ctc_logprobs(model, mel):
+    """The CTC head's log-probabilities over text tokens + blank for each audio row of a
+    log-mel → float64 numpy [rows][N_TEXT + 1] (what loom_mmproj_audio_ctc computes)."""
+    return torch.log_softmax(model.aux_ctc(model.aud(torch.from_numpy(mel))).double(), -1).numpy()
+
+
+def _log_add(a, b):
+    m = max(a, b)
+    return m if m == float("-inf") else m + np.log1p(np.exp(-abs(a - b)))
+
+
+def _ctc_extend(lp, r, last, c):
+    """Answer g (its state r = (r_n, r_b) [T] each, last token or -1) extended by token c →
+    (log p_CTC(g + c as a prefix), the new state): beam_search.c's ctc_extend, step by step."""
+    T, blank = lp.shape[0], lp.shape[1] - 1
+    gn, gb = r
+    rn, rb = np.empty(T), np.empty(T)
+    rn[0] = lp[0, c] if last < 0 else float("-inf")
+    rb[0] = float("-inf")
+    psi = rn[0]
+    for t in range(1, T):
+        phi = gb[t - 1] if c == last else _log_add(gb[t - 1], gn[t - 1])
+        y = lp[t, c]
+        rn[t] = _log_add(rn[t - 1], phi) + y
+        rb[t] = _log_add(rb[t - 1], rn[t - 1]) + lp[t, blank]
+        psi = _log_add(psi, phi + y)
+    return psi, (rn, rb)
+
+
+@torch.no_grad()
+def beam_ids(model, tok, user, n_beams, n_max=256, margins=None, ctc=None, ctc_weight=0.3):
     """Beam search for one user turn, as loom_session_generate runs it with n_beams > 1:
     each step extends every open answer by its n_beams most probable tokens (media open
     tokens excluded), keeps the n_beams best by total log-probability (ties: beam, then
@@ -62,21 +93,40 @@ def beam_ids(model, tok, user, n_beams, n_max=256, margins=None):
     n_max), without its stop token. `margins`, if a list, receives each step's smallest
     score gap at a decision (the last kept open answer against the first dropped one, an
     ended answer against the best so far, the best ended against the best open one): where
-    loom's F16 arithmetic may decide the other way."""
+    loom's F16 arithmetic may decide the other way.
+
+    With ctc (ctc_logprobs' [T][classes]) scores are (1 − ctc_weight)·that log-probability +
+    ctc_weight·the CTC prefix log-probability of the answer (of exactly the answer once it has
+    ended), and each open answer is extended by its 2·n_beams best text or stop tokens, as
+    loom_generate_params.ctc_logprobs does."""
     model.eval()
     stop = {tok.ctl["<|end|>"], tok.ctl["<|eos|>"]}
     skip = [tok.ctl[t] for t in ("<|image|>", "<|audio|>", "<|video|>")]
+    w, K = (ctc_weight, 2 * n_beams) if ctc is not None else (0.0, n_beams)
     cache = []
-    beams = [(0.0, [], cache, model.dec(_prefix(model, tok, user), cache=cache)[0, -1])]  # score, answer, cache, logits
+    st0 = None if ctc is None else (np.full(ctc.shape[0], float("-inf")), np.cumsum(ctc[:, -1]))
+    # score, answer, cache, logits, decoder log-probability, CTC state
+    beams = [(0.0, [], cache, model.dec(_prefix(model, tok, user), cache=cache)[0, -1], 0.0, st0)]
     fin = None                                                                            # (score, answer)
     for t in range(n_max):
         cands = []
-        for k, (score, _, _, l) in enumerate(beams):
+        for k, (score, ans, _, l, att, st) in enumerate(beams):
             l = l.float()
             lse = float(torch.logsumexp(l.double(), 0))
             allowed = l.clone()
             allowed[skip] = float("-inf")
-            cands += [(score + (float(l[i]) - lse), k, int(i)) for i in torch.topk(allowed, n_beams).indices]
+            if ctc is not None:
+                allowed[[i for i in range(ctc.shape[1] - 1, len(l)) if i not in stop]] = float("-inf")
+            for i in torch.topk(allowed, K).indices.tolist():
+                if ctc is None:
+                    cands.append((score + (float(l[i]) - lse), k, i, None, None))
+                    continue
+                a2 = att + (float(l[i]) - lse)
+                if i in stop:
+                    c2, st2 = _log_add(st[0][-1], st[1][-1]), None
+                else:
+                    c2, st2 = _ctc_extend(ctc, st, ans[-1] if ans else -1, i)
+                cands.append(((1 - w) * a2 + w * c2, k, i, a2, st2))
         cands.sort(key=lambda c: (-c[0], c[1], c[2]))
         nxt, gaps, dropped = [], [float("inf")], False
         for c in cands:
@@ -101,9 +151,10 @@ def beam_ids(model, tok, user, n_beams, n_max=256, margins=None):
                 return beams[nxt[0][1]][1] + [nxt[0][2]]
             break
         new = []
-        for score, k, i in nxt:
+        for score, k, i, a2, st2 in nxt:
             c = [dict(x) for x in beams[k][2]]   # each layer's cache tensors are replaced, never changed
-            new.append((score, beams[k][1] + [i], c, model.dec(model.dec.token_embd[i][None, None], cache=c)[0, -1]))
+            new.append((score, beams[k][1] + [i], c, model.dec(model.dec.token_embd[i][None, None], cache=c)[0, -1],
+                        a2, st2))
         beams = new
     return fin[1] if fin else []
 

@@ -271,7 +271,8 @@ def config_from(d):
 def load_gguf(stem):
     """The inverse of export(): a Unified model from <stem>.gguf and <stem>-mmproj.gguf, so
     training can go on from a bundled model. The training-only heads (aux*) start at zero:
-    they pass no gradient to the encoders until they have learnt something."""
+    they pass no gradient to the encoders until they have learnt something; the CTC head is
+    read back when the file has it."""
     kv, tensors = gguf.read(stem + ".gguf")
     dec = decoder.load_gguf(kv, tensors)
     vis = vision.load_gguf(stem + "-mmproj.gguf")
@@ -282,6 +283,10 @@ def load_gguf(stem):
         for m in (model.aux, model.aux_a, model.aux_ctc, model.aux_attr):
             m.weight.zero_()
             m.bias.zero_()
+        _, mt = gguf.read(stem + "-mmproj.gguf")
+        if "mm.a.ctc.weight" in mt:   # the CTC head is in the file (loom's transcripts read it)
+            model.aux_ctc.weight.copy_(torch.from_numpy(gguf.to_array(*mt["mm.a.ctc.weight"]).astype(np.float32)))
+            model.aux_ctc.bias.copy_(torch.from_numpy(gguf.to_array(*mt["mm.a.ctc.bias"]).astype(np.float32)))
     return model
 
 
@@ -326,6 +331,9 @@ def export(model, tok_path, stem, ttype=gguf.T_F16):
         for name, (shape, tt, raw) in tensors.items():
             merged.tensors.append((name, tuple(shape), tt, raw))
         os.remove(part)
+    if model.aux_ctc.weight.detach().abs().max() > 0:   # the CTC head, once trained: loom's transcripts use it
+        merged.add_tensor("mm.a.ctc.weight", model.aux_ctc.weight.detach().numpy().astype(np.float32), ttype)
+        merged.add_tensor("mm.a.ctc.bias", model.aux_ctc.bias.detach().numpy().astype(np.float32))
     merged.add_bool("clip.has_vision_encoder", True)
     merged.add_bool("clip.has_audio_encoder", True)
     merged.add_str("general.name", os.path.basename(stem) + " media encoders")
@@ -335,3 +343,4 @@ def export(model, tok_path, stem, ttype=gguf.T_F16):
             for n, p in model.aud.named_parameters():
                 if p.dim() == 2 and not n.startswith("pos"):
                     p.copy_(p.half().float())
+            model.aux_ctc.weight.copy_(model.aux_ctc.weight.half().float())
