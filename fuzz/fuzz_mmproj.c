@@ -63,9 +63,17 @@ static void use_mmproj(loom_mmproj *mp)
             static float pcm[N];
             for (int i = 0; i < N; i++) pcm[i] = 0.5f * sinf(0.12f * (float)i);
             float *out = malloc((size_t)(rows * E) * sizeof *out);
-            if (out && loom_mmproj_encode_audio(mp, pcm, N, out) == 0) sink += touch(out, rows * E);
-            else if (out && !loom_mmproj_error(mp)[0]) __builtin_trap();
+            const int64_t C = loom_mmproj_ctc_classes(mp);
+            float *lp = C > 0 && rows * C <= (1 << 20) ? malloc((size_t)(rows * C) * sizeof *lp) : NULL;
+            if (out && loom_mmproj_encode_audio(mp, pcm, N, out) == 0) {
+                sink += touch(out, rows * E);
+                if (lp && loom_mmproj_audio_ctc(mp, out, rows, lp) == 0) sink += touch(lp, rows * C);
+                else if (lp && !loom_mmproj_error(mp)[0]) __builtin_trap();
+            } else if (out && !loom_mmproj_error(mp)[0]) {
+                __builtin_trap();
+            }
             free(out);
+            free(lp);
         }
     }
     (void)sink;

@@ -2,11 +2,18 @@
 """Writes the seed corpus of fuzz_mmproj into fuzz/corpus/mmproj/: the media-encoder fixtures
 (unified tiny-mmproj with both encoders, the two ViT layouts, the audio encoder) and broken
 copies of them (truncated in the header, in the tensor infos and in the data; single bytes
-flipped in a key length, a value and a tensor shape). Deterministic; run from the repository
-root and commit:  python3 fuzz/make_mmproj_seeds.py"""
+flipped in a key length, a value and a tensor shape), and the audio encoder with a CTC head
+(mm.a.ctc.*). Deterministic; run from the repository root and commit:
+python3 fuzz/make_mmproj_seeds.py"""
 import os
 import shutil
 import struct
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tools.loompy import gguf  # noqa: E402
 
 OUT = "fuzz/corpus/mmproj"
 SRC = {
@@ -57,6 +64,19 @@ def main():
     b = bytearray(merge)
     b[len(b) // 3] ^= 0x40                          # a bit in the tensor data: still loads
     write("flip-data-bit.gguf", bytes(b))
+    # the audio encoder (96-wide rows) with a 7-class CTC head
+    kv, tensors = gguf.read(SRC["audio-encoder.gguf"])
+    w = gguf.Writer()
+    for k, v in kv.items():
+        if k != "general.alignment":
+            t, e = gguf.value_type(v)
+            w.add(k, t, v, e)
+    for name, (shape, tt, raw) in tensors.items():
+        w.tensors.append((name, tuple(shape), tt, raw))
+    x = np.sin(np.arange(7 * 97, dtype=np.float32)).reshape(7, 97)
+    w.add_tensor("mm.a.ctc.weight", x[:, :96], gguf.T_F16)
+    w.add_tensor("mm.a.ctc.bias", x[:, 96])
+    w.write(os.path.join(OUT, "audio-ctc.gguf"))
 
 
 if __name__ == "__main__":

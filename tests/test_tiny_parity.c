@@ -28,8 +28,9 @@
  * Every disagreement is printed with its position and gaps.
  *
  * Beam search (4 beams, loom_generate_params.n_beams) on the 20 utterances against PyTorch's
- * infer.beam_ids (fixture beam.txt): each transcript must be the same, or differ where
- * PyTorch's smallest score gap between two of its decisions is below BEAM_TIE.
+ * infer.beam_ids (fixture beam.txt), without and with the CTC head's scores (weight 0.3,
+ * as loom transcribe): each transcript must be the same, or differ where PyTorch's smallest
+ * score gap between two of its decisions is below BEAM_TIE.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,6 +79,9 @@ typedef struct ctx {
     loom_prompt  *p;
     float        *mix;                  /* [n_vocab] guided logits           */
     int           n_beams;              /* text answers by beam search when > 1 */
+    int           ctc;                  /* beams of transcripts scored with the CTC head too */
+    float        *ctc_lp;               /* [ctc_T][classes] the clip read by that head       */
+    int64_t       ctc_T;
     char          prompts[2][20][1024]; /* t2i, tts */
 } ctx;
 
@@ -176,9 +180,29 @@ static int text_answer(ctx *c, const char *instruction, const expect *e, ids *go
     loom_generate_params gp = loom_generate_default_params();
     gp.n_predict = 256;
     gp.n_beams = c->n_beams;
+    if (c->ctc) {
+        gp.ctc_logprobs = c->ctc_lp;
+        gp.ctc_frames = c->ctc_T;
+        gp.ctc_classes = loom_mmproj_ctc_classes(c->mp);
+    }
     gp.on_token = keep;
     gp.user_data = got;
     return loom_session_generate(c->s, NULL, 0, gp, NULL) < 0 ? -1 : 0;
+}
+
+/* c->ctc_lp: the CTC head's reading of a clip (the rows again, as loom transcribe has them). */
+static int ctc_read(ctx *c, const float *pcm, int64_t n)
+{
+    const int64_t T = loom_mmproj_audio_rows(c->mp, n), C = loom_mmproj_ctc_classes(c->mp);
+    if (T < 1 || C < 1) return -1;
+    float *rows = malloc((size_t)T * (size_t)loom_mmproj_n_embd(c->mp) * sizeof *rows);
+    free(c->ctc_lp);
+    c->ctc_lp = malloc((size_t)T * (size_t)C * sizeof *c->ctc_lp);
+    c->ctc_T = T;
+    const int rc = !rows || !c->ctc_lp || loom_mmproj_encode_audio(c->mp, pcm, n, rows) < 0 ||
+                   loom_mmproj_audio_ctc(c->mp, rows, T, c->ctc_lp) < 0 ? -1 : 0;
+    free(rows);
+    return rc;
 }
 
 static int run_job(ctx *c, const char *job, int i, const expect *e, ids *got, flips *f)
@@ -201,6 +225,7 @@ static int run_job(ctx *c, const char *job, int i, const expect *e, ids *got, fl
         snprintf(path, sizeof path, "data/tiny/speech_%02d.flac", i);
         rc |= loom_audio_load(path, NULL, &pcm, &n, err, sizeof err);
         if (!rc) rc |= loom_prompt_add_audio(c->p, c->mp, pcm, (int64_t)n);
+        if (!rc && c->ctc) rc |= ctc_read(c, pcm, (int64_t)n);
         loom_audio_pcm_free(&pcm);
         return rc ? -1 : text_answer(c, "Transcribe the audio.", e, got, f);
     }
@@ -245,21 +270,23 @@ static void check_beams(ctx *c)
     static ids got;
     static flips f;
     char job[32];
-    int idx, n = 0, same = 0;
+    int idx, n[2] = {0, 0}, same[2] = {0, 0};
     float gap;
     c->n_beams = BEAMS;
+    CHECK(loom_mmproj_ctc_classes(c->mp) > 0, "the bundled media file has a CTC head");
     while (fscanf(bf, "%31s %d %16383s %g", job, &idx, list, &gap) == 4) {
-        if (strcmp(job, "transcribe") || idx < 0 || idx >= 20) continue;
-        n++;
+        c->ctc = !strcmp(job, "transcribe_ctc");   /* scored with the CTC head, as loom transcribe does */
+        if ((strcmp(job, "transcribe") && !c->ctc) || idx < 0 || idx >= 20) continue;
+        n[c->ctc]++;
         parse_ids(list, &e.want);
-        if (run_job(c, job, idx, &e, &got, &f) < 0) {
+        if (run_job(c, "transcribe", idx, &e, &got, &f) < 0) {
             CHECK(0, "beam %s %d: failed: %s", job, idx, loom_session_error(c->s));
             continue;
         }
         int d = 0;
         while (d < got.n && d < e.want.n && got.v[d] == e.want.v[d]) d++;
         if (d == got.n && d == e.want.n) {
-            same++;
+            same[c->ctc]++;
             continue;
         }
         printf("beam %s %d: differs from PyTorch at token %d (%d vs %d tokens), PyTorch's smallest decision gap %.4g\n",
@@ -268,10 +295,14 @@ static void check_beams(ctx *c)
     }
     fclose(bf);
     c->n_beams = 0;
-    printf("transcribe beam search (%d beams): %d/%d identical to PyTorch\n", BEAMS, same, n);
-    CHECK(n == 20, "beam: %d of 20 inputs ran", n);
-    /* near-ties aside, a beam that went astray would part on many: v19 gave 20/20 */
-    CHECK(same >= n - 2, "beam: only %d of %d transcripts identical to PyTorch", same, n);
+    c->ctc = 0;
+    for (int k = 0; k < 2; k++) {
+        printf("transcribe beam search (%d beams%s): %d/%d identical to PyTorch\n", BEAMS, k ? ", CTC weight 0.3" : "",
+               same[k], n[k]);
+        CHECK(n[k] == 20, "beam%s: %d of 20 inputs ran", k ? " with CTC" : "", n[k]);
+        /* near-ties aside, a beam that went astray would part on many: v19 gave 20/20 */
+        CHECK(same[k] >= n[k] - 2, "beam: only %d of %d transcripts identical to PyTorch", same[k], n[k]);
+    }
 }
 
 int main(void)
@@ -370,6 +401,7 @@ int main(void)
     fclose(gf);
     fclose(rf);
     free(c.mix);
+    free(c.ctc_lp);
     loom_prompt_free(&c.p);
     loom_session_free(&c.s);
     loom_session_free(&c.s2);

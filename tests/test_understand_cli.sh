@@ -56,6 +56,15 @@ check caption-bf16 0 "$loom" caption -m $m -q --bf16 $media/scene1.png
 check caption-beams 0 "$loom" caption -m $m -q -b 8 $media/scene1.png
 check transcribe-beams 2 "$loom" transcribe -m $m -q -b 9 $media/speech.wav
 has err "out of range"
+check transcribe-ctc-range 2 "$loom" transcribe -m $m -q --ctc 1.5 $media/speech.wav
+has err "--ctc"
+check caption-ctc 2 "$loom" caption -m $m -q --ctc 0.3 $media/scene1.png
+# the bundled model's CTC head: on this parity clip the decoder alone (--ctc 0) and the default
+# (weight 0.3) answer differently (tests/data/tiny/beam.txt), so the option must reach the search
+check transcribe-ctc-off 0 "$loom" transcribe -m ../models/loom-tiny.gguf -q -t 1 --ctc 0 data/tiny/speech_00.flac
+cp "$tmp/out" "$tmp/ctc0"
+check transcribe-ctc-on 0 "$loom" transcribe -m ../models/loom-tiny.gguf -q -t 1 data/tiny/speech_00.flac
+[ -s "$tmp/out" ] && ! cmp -s "$tmp/out" "$tmp/ctc0" && ok || bad "transcribe: --ctc 0 and the default give the same transcript"
 check transcribe-badfmt 2 "$loom" transcribe -m $m -f docx $media/speech.wav
 check transcribe-image 1 "$loom" transcribe -m $m -q $media/scene1.png
 # several files: each answered as if alone (the session starts afresh), in order

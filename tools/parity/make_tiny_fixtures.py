@@ -13,7 +13,9 @@ reference really is the bundled model), then writes tests/data/tiny/:
   margins.txt         "job index m,m,…" PyTorch's top-2 logit gap at each of those steps: where
                       loom's F16 arithmetic may break a near-tie the other way
   beam.txt            "transcribe index id,id,… gap" the same utterances' transcripts by beam
-                      search (4 beams) and the smallest score gap of its decisions
+                      search (4 beams) and the smallest score gap of its decisions, then
+                      "transcribe_ctc …" the same with the CTC head's scores (weight 0.3, as
+                      loom transcribe)
 """
 import argparse
 import filecmp
@@ -51,7 +53,7 @@ def main():
     tok = U.Tok("models/loom-tiny-vocab.gguf")
     os.makedirs(OUT, exist_ok=True)
     test = train.Data(a.data, "test")
-    lines, prompts, gaps, rgaps, beams = [], [], [], [], []
+    lines, prompts, gaps, rgaps, beams, ctc_beams = [], [], [], [], [], []
     n = a.n
 
     def add(job, i, ids, margins, route):
@@ -76,6 +78,9 @@ def main():
         g = []
         ids = infer.beam_ids(model, tok, user, BEAMS, margins=g)
         beams.append(f"transcribe {i} {','.join(map(str, ids)) or '-'} {min(g):.4g}")
+        g = []
+        ids = infer.beam_ids(model, tok, user, BEAMS, margins=g, ctc=infer.ctc_logprobs(model, m), ctc_weight=0.3)
+        ctc_beams.append(f"transcribe_ctc {i} {','.join(map(str, ids)) or '-'} {min(g):.4g}")
     for i in range(n):
         frames = np.asarray(test.videos[i])
         png.write_png(f"{OUT}/video_{i:02d}.png", frames.reshape(-1, frames.shape[2], 3))
@@ -104,7 +109,7 @@ def main():
     with open(f"{OUT}/route_margins.txt", "w") as f:
         f.write("\n".join(rgaps) + "\n")
     with open(f"{OUT}/beam.txt", "w") as f:
-        f.write("\n".join(beams) + "\n")
+        f.write("\n".join(beams + ctc_beams) + "\n")
     with open(f"{OUT}/prompts.txt", "w") as f:
         f.write("\n".join(prompts) + "\n")
     print(f"wrote {len(lines)} expectations to {OUT}")

@@ -60,27 +60,24 @@ def ctc_logprobs(model, mel):
     return torch.log_softmax(model.aux_ctc(model.aud(torch.from_numpy(mel))).double(), -1).numpy()
 
 
-def _log_add(a, b):
-    m = max(a, b)
-    return m if m == float("-inf") else m + np.log1p(np.exp(-abs(a - b)))
-
-
-def _ctc_extend(lp, r, last, c):
-    """Answer g (its state r = (r_n, r_b) [T] each, last token or -1) extended by token c →
-    (log p_CTC(g + c as a prefix), the new state): beam_search.c's ctc_extend, step by step."""
-    T, blank = lp.shape[0], lp.shape[1] - 1
+def _ctc_extend(lp, r, last, cs):
+    """Answer g (its state r = (r_n, r_b) [T] each, last token or -1) extended by each token in
+    cs → (log p_CTC(g + c as a prefix) per c, each one's state): beam_search.c's ctc_extend."""
+    T, blank, cs = lp.shape[0], lp.shape[1] - 1, np.asarray(cs)
     gn, gb = r
-    rn, rb = np.empty(T), np.empty(T)
-    rn[0] = lp[0, c] if last < 0 else float("-inf")
-    rb[0] = float("-inf")
-    psi = rn[0]
-    for t in range(1, T):
-        phi = gb[t - 1] if c == last else _log_add(gb[t - 1], gn[t - 1])
-        y = lp[t, c]
-        rn[t] = _log_add(rn[t - 1], phi) + y
-        rb[t] = _log_add(rb[t - 1], rn[t - 1]) + lp[t, blank]
-        psi = _log_add(psi, phi + y)
-    return psi, (rn, rb)
+    rn, rb = np.full((T, len(cs)), -np.inf), np.full((T, len(cs)), -np.inf)
+    if last < 0:
+        rn[0] = lp[0, cs]
+    psi = rn[0].copy()
+    same = cs == last
+    with np.errstate(invalid="ignore"):   # logaddexp(-inf, -inf) is -inf, as in C
+        for t in range(1, T):
+            phi = np.where(same, gb[t - 1], np.logaddexp(gb[t - 1], gn[t - 1]))
+            y = lp[t, cs]
+            rn[t] = np.logaddexp(rn[t - 1], phi) + y
+            rb[t] = np.logaddexp(rb[t - 1], rn[t - 1]) + lp[t, blank]
+            psi = np.logaddexp(psi, phi + y)
+    return psi, [(rn[:, j], rb[:, j]) for j in range(len(cs))]
 
 
 @torch.no_grad()
@@ -117,15 +114,18 @@ def beam_ids(model, tok, user, n_beams, n_max=256, margins=None, ctc=None, ctc_w
             allowed[skip] = float("-inf")
             if ctc is not None:
                 allowed[[i for i in range(ctc.shape[1] - 1, len(l)) if i not in stop]] = float("-inf")
-            for i in torch.topk(allowed, K).indices.tolist():
-                if ctc is None:
-                    cands.append((score + (float(l[i]) - lse), k, i, None, None))
-                    continue
+            top = torch.topk(allowed, K).indices.tolist()
+            if ctc is None:
+                cands += [(score + (float(l[i]) - lse), k, i, None, None) for i in top]
+                continue
+            text = [i for i in top if i not in stop]
+            psi, sts = _ctc_extend(ctc, st, ans[-1] if ans else -1, text) if text else ([], [])
+            for i in top:
                 a2 = att + (float(l[i]) - lse)
                 if i in stop:
-                    c2, st2 = _log_add(st[0][-1], st[1][-1]), None
+                    c2, st2 = float(np.logaddexp(st[0][-1], st[1][-1])), None
                 else:
-                    c2, st2 = _ctc_extend(ctc, st, ans[-1] if ans else -1, i)
+                    c2, st2 = float(psi[text.index(i)]), sts[text.index(i)]
                 cands.append(((1 - w) * a2 + w * c2, k, i, a2, st2))
         cands.sort(key=lambda c: (-c[0], c[1], c[2]))
         nxt, gaps, dropped = [], [float("inf")], False
