@@ -25,6 +25,13 @@ const char *cli_default_model(void)
     return env && *env ? env : "models/loom-tiny.gguf";
 }
 
+int cli_sibling_path(const char *model, const char *suffix, char *buf, size_t size)
+{
+    size_t n = strlen(model);
+    if (n > 5 && !strcmp(model + n - 5, ".gguf")) n -= 5;
+    return snprintf(buf, size, "%.*s%s", (int)n, model, suffix) < (int)size ? 0 : -1;
+}
+
 int cli_parse_int(const char *opt, const char *s, long long lo, long long hi, long long *out)
 {
     char *end = NULL;

@@ -30,6 +30,10 @@ int cli_common_option(cli_common *c, int argc, char **argv, int *i);
 /* The model a command uses without -m: $LOOM_MODEL if set, else models/loom-tiny.gguf. */
 const char *cli_default_model(void);
 
+/* A model's companion file: "<dir>/foo.gguf" → "<dir>/foo<suffix>" (e.g. "-mmproj.gguf").
+ * Returns 0, or -1 (nothing useful in buf) when it does not fit in size. */
+int cli_sibling_path(const char *model, const char *suffix, char *buf, size_t size);
+
 /* Parse an integer / float option value; print "loom: OPTION: …" and return -1 if bad. */
 int cli_parse_int(const char *opt, const char *s, long long lo, long long hi, long long *out);
 int cli_parse_float(const char *opt, const char *s, double lo, double hi, double *out);

@@ -46,6 +46,32 @@ static void upscale(const uint8_t *src, int n, uint8_t *dst, int size)
     }
 }
 
+/* --best-of: a candidate as the description turn sees it. A generated clip has fewer
+ * frames (loom.video.gen_frames) than the model samples from a video it reads
+ * (loom.video.n_frames), spread over the same time: each frame stands for its share. */
+static int read_video(const media_job *j, loom_mmproj *mp, loom_prompt *p, void *vq)
+{
+    const int g2 = j->v.image_grid * j->v.image_grid, n = (int)(j->n_codes / g2), side = loom_vq_image_size(vq);
+    const int repeat = n > 0 && j->v.video_n_frames % n == 0 ? j->v.video_n_frames / n : 1;
+    const size_t frame = (size_t)side * side * 3;
+    uint8_t *rgb = malloc((size_t)n * repeat * frame + 1);
+    int rc = rgb ? 0 : LOOM_ERR_NO_MEMORY;
+    if (rc < 0) cli_error("animate: out of memory");
+    for (int f = 0; rc == 0 && f < n; f++) {
+        uint8_t *px = rgb + (size_t)f * repeat * frame;
+        if ((rc = loom_vq_decode(vq, j->codes + (size_t)f * g2, px)) < 0) cli_error("animate: %s", loom_vq_error(vq));
+        for (int r = 1; rc == 0 && r < repeat; r++) memcpy(px + r * frame, px, frame);
+    }
+    char err[256];
+    loom_video *v = NULL;
+    if (rc == 0 && (rc = loom_video_from_rgb(rgb, n * repeat, side, side, j->fps * repeat, &v, err, sizeof err)) < 0)
+        cli_error("animate: %s", err);
+    if (rc == 0 && (rc = loom_prompt_add_video(p, mp, v)) < 0) cli_error("animate: --best-of: %s", loom_prompt_error(p));
+    loom_video_free(&v);
+    free(rgb);
+    return rc;
+}
+
 int cmd_animate(int argc, char **argv)
 {
     media_job j = {.cmd = "animate", .kind = LOOM_MEDIA_VIDEO, .codec_suffix = "-vq.gguf", .fps = 4, .size = 256};
@@ -68,7 +94,7 @@ int cmd_animate(int argc, char **argv)
         cli_error("animate: %s", err);
         st = EXIT_FAILED;
     }
-    if (st == EXIT_OK) st = media_generate(&j);
+    if (st == EXIT_OK) st = media_generate_best(&j, read_video, vq);
     const int g2 = j.v.image_grid * j.v.image_grid, n = vq ? loom_vq_image_size(vq) : 0;
     const int n_frames = g2 ? (int)(j.n_codes / g2) : 0;
     if (st == EXIT_OK && (!(rgb = malloc((size_t)n * n * 3)) || !(frame = malloc((size_t)S * S * 3)))) {

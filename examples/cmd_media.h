@@ -18,12 +18,15 @@ typedef struct media_job {
     double      seconds;      /* speak: --seconds                                        */
     long long   frames, size; /* animate: --frames, --size                               */
     double      fps;          /* animate: --fps                                          */
+    long long   best_of;      /* --best-of N: candidates to rank (1: no ranking)          */
+    const char *mmproj;       /* --mmproj PATH, else <stem>-mmproj.gguf (ranking reads it)*/
     /* filled by media_load / media_generate */
     loom_model *m;
     loom_media_vocab v;
     int32_t    *codes;        /* [n_codes], owned                                        */
     int64_t     n_codes;
-    double      gen_seconds;
+    double      gen_seconds;  /* all candidates, their reading included                  */
+    double      logprob;      /* best-of: the kept candidate's log p(prompt | its media)   */
 } media_job;
 
 /* Parse argv into j (j->cmd, kind, codec_suffix set by the caller, the rest zeroed).
@@ -50,6 +53,17 @@ int media_open_vq(const media_job *j, loom_vq **vq);
 /* Run the (guided) generation into j->codes with a progress bar. Returns EXIT_OK,
  * EXIT_FAILED or EXIT_ABORTED (message printed). */
 int media_generate(media_job *j);
+
+/* Best-of-N: how a command hands a candidate (j->codes) to the media encoders: render it
+ * and add it to p (loom_prompt_add_image / _audio). ctx is the command's codec. Returns 0
+ * or a negative status (message printed). */
+typedef int (*media_read_fn)(const media_job *j, loom_mmproj *mp, loom_prompt *p, void *ctx);
+
+/* media_generate, or with --best-of N > 1: N candidates with seeds seed, seed+1, …, each
+ * read back by the model (its caption / transcript turn, "Describe the image." etc.) and
+ * scored by log p(prompt | candidate) (loom_session_score); j->codes and j->p.seed end as
+ * the best candidate's, so `--seed <that seed>` alone makes it again. */
+int media_generate_best(media_job *j, media_read_fn read, void *ctx);
 
 /* EXIT_ABORTED (message printed) once Ctrl-C was pressed during the job, else EXIT_OK:
  * asked right before writing, so an interrupted job leaves no file. */

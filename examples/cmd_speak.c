@@ -29,6 +29,18 @@ static int speak_option(media_job *j, const char *opt, const char *val, int *i)
     return 1;
 }
 
+/* --best-of: a candidate as the transcription turn hears it. */
+static int read_speech(const media_job *j, loom_mmproj *mp, loom_prompt *p, void *ac)
+{
+    const int64_t n = j->n_codes * loom_audio_codec_samples_per_code(ac);
+    float *pcm = malloc((size_t)(n > 0 ? n : 1) * sizeof *pcm);
+    int rc = pcm ? loom_audio_codec_decode(ac, j->codes, j->n_codes, pcm) : LOOM_ERR_NO_MEMORY;
+    if (rc < 0) cli_error("speak: %s", pcm ? loom_audio_codec_error(ac) : "out of memory");
+    else if ((rc = loom_prompt_add_audio(p, mp, pcm, n)) < 0) cli_error("speak: --best-of: %s", loom_prompt_error(p));
+    free(pcm);
+    return rc;
+}
+
 int cmd_speak(int argc, char **argv)
 {
     media_job j = {.cmd = "speak", .kind = LOOM_MEDIA_AUDIO, .codec_suffix = "-audiocodec.gguf", .seconds = 10};
@@ -46,7 +58,7 @@ int cmd_speak(int argc, char **argv)
     if (st == EXIT_OK) {
         const double n = ceil(j.seconds * loom_audio_codec_codes_per_second(ac));
         j.p.max_audio_codes = n < 1 ? 1 : (int32_t)n;
-        st = media_generate(&j);
+        st = media_generate_best(&j, read_speech, ac);
     }
     const int64_t n_samples = j.n_codes * (ac ? loom_audio_codec_samples_per_code(ac) : 0);
     if (st == EXIT_OK && (!(pcm = malloc((size_t)n_samples * sizeof *pcm)) ||

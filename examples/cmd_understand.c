@@ -142,10 +142,7 @@ static int job_open(const job_opts *o, job *j)
     if (!loom_model_has_tokenizer(j->m)) { cli_error("%s: the model has no tokenizer", o->c.model); job_close(j); return -1; }
     const char *mmproj = o->mmproj;
     if (!mmproj) {
-        size_t n = strlen(o->c.model);
-        if (n > 5 && !strcmp(o->c.model + n - 5, ".gguf")) n -= 5;
-        if (n + 13 >= sizeof path) { cli_error("model path too long"); job_close(j); return -1; }
-        snprintf(path, sizeof path, "%.*s-mmproj.gguf", (int)n, o->c.model);
+        if (cli_sibling_path(o->c.model, "-mmproj.gguf", path, sizeof path) < 0) { cli_error("model path too long"); job_close(j); return -1; }
         mmproj = path;
     }
     loom_mmproj_params pp = loom_mmproj_default_params();

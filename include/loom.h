@@ -267,6 +267,13 @@ int loom_session_decode_pair(loom_session *a, int32_t ta, loom_session *b, int32
 /* Logits after the last computed position [n_vocab]; owned by the session, valid until
  * its next call. NULL before anything was computed. */
 const float *loom_session_logits(const loom_session *s);
+/* How likely the model finds tokens[0..n) as the continuation of the cached context
+ * (teacher forcing): *logprob = sum over i of log p(tokens[i] | context, tokens[0..i)),
+ * natural log, from the raw logits (no temperature, penalties, bias or mask). The tokens
+ * are appended to the session. Needs logits after the context (a prompt, append or decode
+ * call first), else LOOM_ERR_INVALID_ARG. Used to rank answers or generated media (e.g.
+ * `loom imagine --best-of N` scores the prompt as the caption of each candidate). */
+int loom_session_score(loom_session *s, const int32_t *tokens, int64_t n, double *logprob);
 /* Sample the next token from loom_session_logits with the session's sampler (the token is
  * remembered for the penalties). Negative status on error. */
 int32_t loom_session_sample(loom_session *s);

@@ -240,6 +240,48 @@ int loom_session_prompt(loom_session *s, const int32_t *prompt, int64_t n, float
     return rc;
 }
 
+/* log softmax(row)[tok], in double. */
+static double log_prob(const float *row, int64_t V, int32_t tok)
+{
+    float mx = row[0];
+    for (int64_t i = 1; i < V; i++) mx = row[i] > mx ? row[i] : mx;
+    double sum = 0;
+    for (int64_t i = 0; i < V; i++) sum += exp((double)row[i] - mx);
+    return (double)row[tok] - mx - log(sum);
+}
+
+int loom_session_score(loom_session *s, const int32_t *tokens, int64_t n, double *logprob)
+{
+    if (!s || !logprob) return LOOM_ERR_INVALID_ARG;
+    lm_error_clear(&s->err);
+    *logprob = 0;
+    if (n < 0 || (n > 0 && !tokens)) return lm_fail(&s->err, LOOM_ERR_INVALID_ARG, "score: %lld tokens without data", (long long)n);
+    if (!s->has_logits) return lm_fail(&s->err, LOOM_ERR_INVALID_ARG, "score: no context to score after (run a prompt first)");
+    const int64_t V = s->m->dec->hp.n_vocab;
+    for (int64_t i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= V)
+            return lm_fail(&s->err, LOOM_ERR_INVALID_ARG, "score: token %d out of range [0, %lld)", tokens[i], (long long)V);
+    if ((int64_t)loom_session_n_past(s) + n > loom_session_n_ctx(s))
+        return lm_fail(&s->err, LOOM_ERR_CONTEXT_FULL, "context full: %d cached + %lld scored tokens exceed n_ctx %d",
+                       loom_session_n_past(s), (long long)n, loom_session_n_ctx(s));
+    /* each chunk's logits predict the next chunk's tokens; the first token is read off the
+     * logits the context left */
+    enum { CHUNK = 32 };
+    float *rows = malloc((size_t)CHUNK * (size_t)V * sizeof *rows);
+    if (!rows) return lm_fail(&s->err, LOOM_ERR_NO_MEMORY, "score: out of memory");
+    double sum = 0;
+    int rc = 0;
+    for (int64_t i = 0; i < n && rc == 0; i += CHUNK) {
+        const int64_t k = n - i < CHUNK ? n - i : CHUNK;
+        sum += log_prob(s->logits, V, tokens[i]);
+        rc = run(s, tokens + i, NULL, k, rows);
+        for (int64_t j = 0; rc == 0 && j + 1 < k; j++) sum += log_prob(rows + j * V, V, tokens[i + j + 1]);
+    }
+    free(rows);
+    if (rc == 0) *logprob = sum;
+    return rc;
+}
+
 int32_t loom_session_sample(loom_session *s)
 {
     if (!s->has_logits) return lm_fail(&s->err, LOOM_ERR_INVALID_ARG, "session: nothing to sample from yet");

@@ -1,7 +1,8 @@
 /*
  * Decoder sessions on a tiny random-weight model: batched prefill == chunked prefill ==
  * token-by-token decode; prefix reuse gives the same logits as a fresh prefill; embeddings
- * in == token ids in; context overflow is LOOM_ERR_CONTEXT_FULL; generate stops and aborts.
+ * in == token ids in; context overflow is LOOM_ERR_CONTEXT_FULL; generate stops and aborts;
+ * loom_session_score equals log-softmax sums over a prefill's logits.
  */
 #include <math.h>
 
@@ -28,6 +29,62 @@ static int count_tokens(int32_t token, const char *piece, size_t len, void *user
 }
 
 static int abort_now(void *user) { return 1; }
+
+/* Sum of log-softmax(logits[t])[tok[t + 1]] over t in [from, to), in double: the reference. */
+static double ref_logprob(const float *logits, int V, const int32_t *tok, int from, int to)
+{
+    double sum = 0;
+    for (int t = from; t < to; t++) {
+        const float *row = logits + (size_t)t * V;
+        double mx = row[0], z = 0;
+        for (int i = 1; i < V; i++) mx = row[i] > mx ? row[i] : mx;
+        for (int i = 0; i < V; i++) z += exp(row[i] - mx);
+        sum += row[tok[t + 1]] - mx - log(z);
+    }
+    return sum;
+}
+
+/* loom_session_score against the logits of one prefill of context + tokens: 1 token, and
+ * 40 (more than one internal chunk); then its refusals. */
+static void test_score(const char *tag, loom_model *m, double tol)
+{
+    enum { CTX = 5, LONG = 40, T = CTX + LONG, MORE = 64 };
+    const int V = loom_model_n_vocab(m);
+    int32_t tok[CTX + MORE];
+    for (int i = 0; i < CTX + MORE; i++) tok[i] = (int32_t)((i * 41 + 7) % (V - 3) + 3);
+    float *all = malloc((size_t)T * V * sizeof *all);
+    loom_session *s = test_session(m, 64, 16, 2), *r = test_session(m, 64, 512, 1);
+    CHECK(loom_session_prompt(r, tok, T, all) == 0, "%s: reference prefill", tag);
+    const int lens[] = {1, LONG};
+    for (int k = 0; k < 2; k++) {
+        double lp = 1;
+        CHECK(loom_session_prompt(s, tok, CTX, NULL) == 0, "%s: context", tag);
+        CHECK(loom_session_score(s, tok + CTX, lens[k], &lp) == 0, "%s: score %d: %s", tag, lens[k], loom_session_error(s));
+        const double want = ref_logprob(all, V, tok, CTX - 1, CTX - 1 + lens[k]);
+        CHECK(fabs(lp - want) <= tol * (1 + fabs(want)), "%s: score of %d tokens %.6f, reference %.6f", tag, lens[k], lp, want);
+        CHECK(lp < 0 && loom_session_n_past(s) == CTX + lens[k], "%s: score %d appended %d", tag, lens[k], loom_session_n_past(s));
+        /* the logits after scoring are those after the last token, as after an append */
+        const float d = max_diff(loom_session_logits(s), all + (size_t)(CTX + lens[k] - 1) * V, V);
+        CHECK(d <= tol * 10, "%s: logits after scoring differ by %g", tag, d);
+    }
+    double lp = 1;
+    CHECK(loom_session_prompt(s, tok, CTX, NULL) == 0 && loom_session_score(s, tok, 0, &lp) == 0 && lp == 0,
+          "%s: nothing scored is log 1", tag);
+    int32_t bad = V;
+    CHECK(loom_session_score(s, &bad, 1, &lp) == LOOM_ERR_INVALID_ARG && strstr(loom_session_error(s), "out of range"),
+          "%s: token %d scored: '%s'", tag, V, loom_session_error(s));
+    CHECK(loom_session_n_past(s) == CTX, "%s: a refused score changed the session", tag);
+    CHECK(loom_session_score(s, tok + CTX, MORE, &lp) == LOOM_ERR_CONTEXT_FULL && loom_session_n_past(s) == CTX,
+          "%s: score past n_ctx", tag);
+    loom_session_truncate(s, 0);
+    CHECK(loom_session_score(s, tok, 1, &lp) == LOOM_ERR_INVALID_ARG && strstr(loom_session_error(s), "no context"),
+          "%s: score without a context: '%s'", tag, loom_session_error(s));
+    CHECK(loom_session_score(NULL, tok, 1, &lp) == LOOM_ERR_INVALID_ARG && loom_session_score(s, tok, 1, NULL) ==
+          LOOM_ERR_INVALID_ARG, "%s: NULL session or result", tag);
+    loom_session_free(&s);
+    loom_session_free(&r);
+    free(all);
+}
 
 static void run(const char *tag, lm_synth_params p, float tol)
 {
@@ -129,6 +186,7 @@ static void run(const char *tag, lm_synth_params p, float tol)
     gp.abort_flag = &flag;
     CHECK(loom_session_generate(a, tok, 4, gp, NULL) == LOOM_ERR_ABORTED, "%s: abort flag", tag);
     CHECK(loom_tokenize(m, "hi", 2, 1, 0, tok, N) == LOOM_ERR_UNSUPPORTED, "%s: SPM vocab tokenize", tag);
+    test_score(tag, m, tol);
 
     loom_session_free(&a);
     loom_session_free(&b);

@@ -4,6 +4,7 @@
  * bytes, bad options and mismatched files give clear errors, Ctrl-C leaves nothing behind.
  * The binary comes from $LOOM_BIN. */
 #include <dirent.h>
+#include <math.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <sys/stat.h>
@@ -247,6 +248,90 @@ static int generated_ids(char *ids, size_t n)
 /* loom generate --cfg: a prompt that ends inside an image block (<|bos|> <|user|>
  * <|assistant|> <|image|>) is finished with its 256 codes and the close token; guided codes
  * repeat with the seed and differ from unguided ones. */
+/* --best-of N on the bundled loom-tiny: N candidates with seeds seed … seed+N-1, each scored
+ * by the model reading it back; the kept one is the best scored, it equals the single run
+ * with its seed, and its score is what loom_session_score gives for the written picture. */
+static void test_best_of(const char *tiny)
+{
+    char a[500], b[500], err[256];
+    CHECK(loom("imagine -m %s -p 'a large red circle in the center' --seed 5 --best-of 4 -o best.png", tiny) == 0,
+          "imagine --best-of 4: %s", out);
+    double lp[4], top = -1e30;
+    unsigned long long seed[4], kept = 0, best = 0;
+    int n = 0;
+    for (const char *q = out; n < 4 && (q = strstr(q, "candidate ")); q++)
+        if (sscanf(q, "candidate %*d/4 (seed %llu): log p(prompt) = %lf", &seed[n], &lp[n]) == 2) n++;
+    CHECK(n == 4, "four candidate lines: %s", out);
+    for (int k = 0; k < n; k++) {
+        CHECK(seed[k] == 5 + (unsigned)k, "candidate %d has seed %llu", k, seed[k]);
+        if (lp[k] > top) { top = lp[k]; best = seed[k]; }
+    }
+    const char *w = strstr(out, "wrote best.png");
+    CHECK(w && sscanf(w, "wrote best.png (64×64 PNG; seed %llu, the best of 4", &kept) == 1 && kept == best,
+          "kept seed %llu, the best scored is %llu: %s", kept, best, out);
+    snprintf(a, sizeof a, "%s/best.png", dir);
+    char **text = NULL;
+    int nt = 0;
+    CHECK(loom_png_read_text(a, &text, &nt, err, sizeof err) == 0, "tEXt: %s", err);
+    char want[32];
+    snprintf(want, sizeof want, "%llu", kept);
+    const char *ts = text ? text_value(text, nt, "seed") : NULL, *tb = text ? text_value(text, nt, "best-of") : NULL;
+    CHECK(ts && !strcmp(ts, want) && tb && !strcmp(tb, "4"), "tEXt seed %s best-of %s", ts ? ts : "-", tb ? tb : "-");
+    free(text);
+    CHECK(loom("imagine -m %s -p 'a large red circle in the center' --seed %llu -q -o one.png", tiny, kept) == 0,
+          "imagine --seed %llu: %s", kept, out);
+    snprintf(b, sizeof b, "%s/one.png", dir);
+    loom_image x = {0}, y = {0};
+    CHECK(loom_image_load(a, loom_image_default_params(), &x, err, sizeof err) == 0 &&
+          loom_image_load(b, loom_image_default_params(), &y, err, sizeof err) == 0 && x.width == 64 && y.width == 64 &&
+          !memcmp(x.rgb, y.rgb, 64 * 64 * 3), "the kept candidate equals --seed %llu alone (%s)", kept, err);
+    /* the written picture, read back through the library, scores what the command printed */
+    loom_model *m = NULL;
+    loom_mmproj *mp = NULL;
+    loom_session *s = NULL;
+    loom_prompt *p = NULL;
+    char mmproj[600];
+    snprintf(mmproj, sizeof mmproj, "%.*s-mmproj.gguf", (int)(strlen(tiny) - 5), tiny);
+    int rc = loom_model_load(tiny, loom_model_default_params(), &m, err, sizeof err) |
+             loom_mmproj_load(mmproj, loom_mmproj_default_params(), &mp, err, sizeof err);
+    if (!rc) rc = loom_session_create(m, loom_session_default_params(), &s, err, sizeof err) | loom_prompt_create(m, &p);
+    if (!rc) {
+        rc = loom_prompt_add_special(p, "<|bos|>") | loom_prompt_add_special(p, "<|user|>") |
+             loom_prompt_add_image(p, mp, &x) | loom_prompt_add_text(p, "Describe the image.") |
+             loom_prompt_add_special(p, "<|end|>") | loom_prompt_add_special(p, "<|assistant|>");
+        int32_t ids[64];
+        const int64_t k = loom_tokenize(m, "a large red circle in the center", 32, 0, 0, ids, 63);
+        double got = 0;
+        if (!rc && k > 0 && k < 63) {
+            ids[k] = loom_token_find(m, "<|end|>");
+            rc = loom_session_append_prompt(s, p) | loom_session_score(s, ids, k + 1, &got);
+        }
+        CHECK(!rc && k > 0 && fabs(got - top) < 2e-3, "library score %.4f, the command's %.4f", got, top);
+    }
+    CHECK(!rc, "loading loom-tiny: %s", err);
+    loom_image_free(&x);
+    loom_image_free(&y);
+    loom_prompt_free(&p);
+    loom_session_free(&s);
+    loom_mmproj_free(&mp);
+    loom_model_free(&m);
+    /* speak and animate rank their candidates the same way */
+    CHECK(loom("speak -m %s -p 'the red circle' --best-of 2 --json -o s2.wav", tiny) == 0 &&
+          strstr(out, "\"best_of\": 2") && strstr(out, "\"logprob\": -"), "speak --best-of 2: %s", out);
+    CHECK(loom("animate -m %s -p 'a small blue square moves from the left to the center, on a gray background' "
+               "--best-of 2 --size 64 -o a2.mp4", tiny) == 0 && strstr(out, "candidate 2/2 (seed 1)") &&
+          strstr(out, "the best of 2"), "animate --best-of 2: %s", out);
+    /* refusals: the count's range, and media encoders that are not there (nothing written) */
+    CHECK(loom("imagine -m %s -p x -o x.png --best-of 0", tiny) == 2 && strstr(out, "--best-of"), "best-of 0: %s", out);
+    CHECK(loom("imagine -m %s -p x -o x.png --best-of 65", tiny) == 2 && strstr(out, "--best-of"), "best-of 65: %s", out);
+    CHECK(loom("imagine -m %s -p x -o x.png --best-of 2 --mmproj nothere.gguf", tiny) == 1 &&
+          strstr(out, "nothere.gguf") && strstr(out, "--mmproj"), "missing --mmproj: %s", out);
+    CHECK(loom("imagine -m m.gguf -p x -o x.png --best-of 2") == 1 && strstr(out, "m-mmproj.gguf"),
+          "no sibling mmproj: %s", out);
+    snprintf(a, sizeof a, "%s/x.png", dir);
+    CHECK(access(a, F_OK) != 0, "refused runs wrote nothing");
+}
+
 static void test_generate_cfg(const char *tiny)
 {
     char err[256], ids[64], plain[4096], guided[4096];
@@ -308,6 +393,7 @@ int main(void)
         snprintf(tiny, sizeof tiny, "%s/../models/loom-tiny.gguf", cwd);
         test_chat_media(tiny);
         test_generate_cfg(tiny);
+        test_best_of(tiny);
     }
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpl);
     CHECK(system(cmd) == 0, "cleanup");

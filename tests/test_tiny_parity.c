@@ -32,6 +32,7 @@
  * as loom transcribe): each transcript must be the same, or differ where PyTorch's smallest
  * score gap between two of its decisions is below BEAM_TIE.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,8 +47,10 @@
 #define MAX_FLIP_PERMILLE 5
 #define BEAMS 4
 #define BEAM_TIE 0.2f    /* total log-probabilities: several steps' logit errors add up */
+#define SCORE_TOL 0.05   /* loom_session_score vs PyTorch: absolute … */
+#define SCORE_REL 0.01   /* … plus relative */
 
-typedef struct ids { int32_t v[MAX_IDS]; int n; } ids;
+typedef struct ids { int32_t v[MAX_IDS + 1]; int n; } ids;   /* + 1: room for a closing <|end|> */
 
 static int keep(int32_t token, const char *piece, size_t len, void *user)
 {
@@ -169,12 +172,10 @@ static int force_media(ctx *c, int kind, const int32_t *cond, int64_t nc, const 
 }
 
 /* Greedy text answer to the chat turn in p (and its teacher-forced check). */
-static int text_answer(ctx *c, const char *instruction, const expect *e, ids *got, flips *f)
+/* c->p holds the turn (text_turn): the answer, teacher forced and free running. */
+static int text_answer(ctx *c, const expect *e, ids *got, flips *f)
 {
-    int rc = loom_prompt_add_text(c->p, instruction);
-    rc |= loom_prompt_add_special(c->p, "<|end|>");
-    rc |= loom_prompt_add_special(c->p, "<|assistant|>");
-    if (rc || (c->n_beams <= 1 && force_text(c, e, f) < 0)) return -1;
+    if (c->n_beams <= 1 && force_text(c, e, f) < 0) return -1;
     loom_session_truncate(c->s, 0);
     if (loom_session_append_prompt(c->s, c->p) < 0) return -1;
     loom_generate_params gp = loom_generate_default_params();
@@ -205,21 +206,21 @@ static int ctc_read(ctx *c, const float *pcm, int64_t n)
     return rc;
 }
 
-static int run_job(ctx *c, const char *job, int i, const expect *e, ids *got, flips *f)
+/* Input i's whole user turn for a text job into c->p (and, with c->ctc, the clip's CTC
+ * reading): the media, the instruction, <|end|><|assistant|>. */
+static int text_turn(ctx *c, const char *job, int i)
 {
     char path[256], err[512];
-    got->n = 0;
     loom_prompt_clear(c->p);
     int rc = loom_prompt_add_special(c->p, "<|bos|>") | loom_prompt_add_special(c->p, "<|user|>");
+    const char *instruction = "Describe the image.";
     if (!strcmp(job, "caption")) {
         loom_image img = {0};
         snprintf(path, sizeof path, "data/tiny/img_%02d.png", i);
         rc |= loom_image_load(path, loom_image_default_params(), &img, err, sizeof err);
         rc |= loom_prompt_add_image(c->p, c->mp, &img);
         loom_image_free(&img);
-        return rc ? -1 : text_answer(c, "Describe the image.", e, got, f);
-    }
-    if (!strcmp(job, "transcribe")) {
+    } else if (!strcmp(job, "transcribe")) {
         float *pcm = NULL;
         size_t n = 0;
         snprintf(path, sizeof path, "data/tiny/speech_%02d.flac", i);
@@ -227,9 +228,8 @@ static int run_job(ctx *c, const char *job, int i, const expect *e, ids *got, fl
         if (!rc) rc |= loom_prompt_add_audio(c->p, c->mp, pcm, (int64_t)n);
         if (!rc && c->ctc) rc |= ctc_read(c, pcm, (int64_t)n);
         loom_audio_pcm_free(&pcm);
-        return rc ? -1 : text_answer(c, "Transcribe the audio.", e, got, f);
-    }
-    if (!strcmp(job, "describe")) {
+        instruction = "Transcribe the audio.";
+    } else {
         loom_image strip = {0};
         loom_video *v = NULL;
         snprintf(path, sizeof path, "data/tiny/video_%02d.png", i);
@@ -239,8 +239,20 @@ static int run_job(ctx *c, const char *job, int i, const expect *e, ids *got, fl
         if (!rc) rc |= loom_prompt_add_video(c->p, c->mp, v);
         loom_video_free(&v);
         loom_image_free(&strip);
-        return rc ? -1 : text_answer(c, "Describe the video.", e, got, f);
+        instruction = "Describe the video.";
     }
+    if (!rc) rc |= loom_prompt_add_text(c->p, instruction);
+    if (!rc) rc |= loom_prompt_add_special(c->p, "<|end|>");
+    if (!rc) rc |= loom_prompt_add_special(c->p, "<|assistant|>");
+    return rc ? -1 : 0;
+}
+
+static int run_job(ctx *c, const char *job, int i, const expect *e, ids *got, flips *f)
+{
+    char err[512];
+    got->n = 0;
+    if (!strcmp(job, "caption") || !strcmp(job, "transcribe") || !strcmp(job, "describe"))
+        return text_turn(c, job, i) < 0 ? -1 : text_answer(c, e, got, f);
     /* t2i / tts: greedy codes with guidance */
     const int kind = !strcmp(job, "t2i") ? LOOM_MEDIA_IMAGE : LOOM_MEDIA_AUDIO;
     const char *text = c->prompts[kind == LOOM_MEDIA_IMAGE ? 0 : 1][i];
@@ -303,6 +315,51 @@ static void check_beams(ctx *c)
         /* near-ties aside, a beam that went astray would part on many: v19 gave 20/20 */
         CHECK(same[k] >= n[k] - 2, "beam: only %d of %d transcripts identical to PyTorch", same[k], n[k]);
     }
+}
+
+/* loom_session_score against PyTorch (fixture scores.txt): log p(input j's greedy answer +
+ * <|end|> | input i's turn) for j = i and the next input. Within SCORE_TOL (absolute) +
+ * SCORE_REL (relative): F16 activations move a total log-probability a little, more the less
+ * likely the text; and each input's own answer must outrank the next one's, as in PyTorch. */
+static void check_scores(ctx *c)
+{
+    FILE *ef = fopen("data/tiny/expected.txt", "r"), *sf = fopen("data/tiny/scores.txt", "r");
+    CHECK(ef && sf, "fixtures expected.txt and scores.txt present");
+    const char *jobs[] = {"caption", "transcribe", "describe"};
+    static ids answer[3][20];
+    static char list[16384];
+    char job[32];
+    int i, j, n = 0, ranked = 0;
+    double want, worst = 0, own[3][20];
+    while (ef && fscanf(ef, "%31s %d %16383s", job, &i, list) == 3)
+        for (int k = 0; k < 3; k++)
+            if (!strcmp(job, jobs[k]) && i >= 0 && i < 20) parse_ids(list, &answer[k][i]);
+    const int32_t end = loom_token_find(c->m, "<|end|>");
+    while (sf && fscanf(sf, "%31s %d %d %lf", job, &i, &j, &want) == 4) {
+        int k = 0;
+        while (k < 3 && strcmp(job, jobs[k])) k++;
+        if (k == 3 || i < 0 || i >= 20 || j < 0 || j >= 20) continue;
+        ids *a = &answer[k][j];
+        a->v[a->n] = end;
+        double lp = 0;
+        loom_session_truncate(c->s, 0);
+        const int rc = text_turn(c, job, i) < 0 || loom_session_append_prompt(c->s, c->p) < 0 ||
+                       loom_session_score(c->s, a->v, a->n + 1, &lp) < 0;
+        CHECK(!rc, "score %s %d %d: %s", job, i, j, loom_session_error(c->s));
+        if (rc) continue;
+        n++;
+        const double d = fabs(lp - want);
+        worst = d > worst ? d : worst;
+        CHECK(d <= SCORE_TOL + SCORE_REL * fabs(want), "score %s %d %d: loom %.4f, PyTorch %.4f", job, i, j, lp, want);
+        if (i == j) own[k][i] = lp;
+        else ranked += own[k][i] > lp;
+    }
+    if (ef) fclose(ef);
+    if (sf) fclose(sf);
+    printf("scores: %d of 120 within %g + %g·|log p| of PyTorch's (largest difference %.4f); the input's own answer "
+           "ranked first %d/60\n", n, SCORE_TOL, SCORE_REL, worst, ranked);
+    CHECK(n == 120, "scores: %d of 120 ran", n);
+    CHECK(ranked == 60, "scores: an input's own answer ranked below the next input's");
 }
 
 int main(void)
@@ -396,6 +453,7 @@ int main(void)
               MAX_FLIP_PERMILLE);
     }
     check_beams(&c);
+    check_scores(&c);
     fclose(pf);
     fclose(ef);
     fclose(gf);

@@ -16,6 +16,11 @@ reference really is the bundled model), then writes tests/data/tiny/:
                       search (4 beams) and the smallest score gap of its decisions, then
                       "transcribe_ctc …" the same with the CTC head's scores (weight 0.3, as
                       loom transcribe)
+  scores.txt          "job i j logprob": log p(input j's greedy answer + <|end|> | input i's
+                      turn), for j = i and the next input (loom_session_score, --best-of)
+
+`--scores-only` writes scores.txt alone, from the bundled files and the fixtures already in
+tests/data/tiny (no checkpoint needed).
 """
 import argparse
 import filecmp
@@ -36,14 +41,64 @@ OUT = "tests/data/tiny"
 BEAMS = 4
 
 
+def read_rgb(path):
+    """A PNG fixture → uint8 [h][w][3] (ffmpeg; the width is 64)."""
+    raw = subprocess.run(["ffmpeg", "-v", "error", "-i", path, "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+                         check=True, capture_output=True).stdout
+    return np.frombuffer(raw, np.uint8).reshape(-1, 64, 3)
+
+
+def fixture_turn(job, i):
+    """Input i's user turn for a text job, from the fixture files (what test_tiny_parity.c reads)."""
+    if job == "caption":
+        return [("ctl", "<|image|>"), ("image", read_rgb(f"{OUT}/img_{i:02d}.png")), ("ctl", "<|/image|>"),
+                ("text", U.PROMPTS["caption"])]
+    if job == "describe":
+        return [("ctl", "<|video|>"), ("video", read_rgb(f"{OUT}/video_{i:02d}.png").reshape(-1, 64, 64, 3)),
+                ("ctl", "<|/video|>"), ("text", U.PROMPTS["video"])]
+    with tempfile.TemporaryDirectory() as d:
+        wav = os.path.join(d, "a.wav")
+        subprocess.run(["ffmpeg", "-v", "error", "-i", f"{OUT}/speech_{i:02d}.flac", wav], check=True)
+        m = mel.log_mel(mel.read_wav16(wav), 80)
+    return [("ctl", "<|audio|>"), ("audio", m), ("ctl", "<|/audio|>"), ("text", U.PROMPTS["transcribe"])]
+
+
+@torch.no_grad()
+def write_scores(model, tok, n):
+    """scores.txt: each input's own greedy answer and the next input's, scored under its turn."""
+    model.eval()
+    answers = {}
+    with open(f"{OUT}/expected.txt") as f:
+        for line in f:
+            job, i, ids = line.split()
+            answers[job, int(i)] = [] if ids == "-" else [int(t) for t in ids.split(",")]
+    end = tok.ctl["<|end|>"]
+    out = []
+    for job in ("caption", "transcribe", "describe"):
+        for i in range(n):
+            X = infer._prefix(model, tok, fixture_turn(job, i))
+            for j in (i, (i + 1) % n):
+                ids = answers[job, j] + [end]
+                Y = torch.cat([X, model.dec.token_embd[ids[:-1]][None]], 1)
+                lp = model.dec(Y)[0, X.shape[1] - 1:].double().log_softmax(-1)
+                out.append(f"{job} {i} {j} {float(lp.gather(-1, torch.tensor(ids)[:, None]).sum()):.6f}")
+    with open(f"{OUT}/scores.txt", "w") as f:
+        f.write("\n".join(out) + "\n")
+    print(f"wrote {len(out)} scores to {OUT}/scores.txt")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--run", default="runs/tiny")
     ap.add_argument("--data", default="data")
     ap.add_argument("--n", type=int, default=20)
     ap.add_argument("--cfg", type=float, default=3.0)
+    ap.add_argument("--scores-only", action="store_true")
     a = ap.parse_args()
     torch.set_num_threads(2)
+    if a.scores_only:
+        write_scores(U.load_gguf("models/loom-tiny"), U.Tok("models/loom-tiny-vocab.gguf"), a.n)
+        return
     model = train.load(a.run)
     with tempfile.TemporaryDirectory() as d:
         U.export(model, "models/loom-tiny-vocab.gguf", os.path.join(d, "loom-tiny"))   # rounds weights
@@ -113,6 +168,7 @@ def main():
     with open(f"{OUT}/prompts.txt", "w") as f:
         f.write("\n".join(prompts) + "\n")
     print(f"wrote {len(lines)} expectations to {OUT}")
+    write_scores(model, tok, n)
 
 
 if __name__ == "__main__":
