@@ -2,7 +2,7 @@
  * Kernel benchmark: memory bandwidth (stream-like read and copy), GEMV per weight type
  * against it, and GEMM against OpenBLAS's own sgemm, all measured in the same run.
  *
- *   OPENBLAS_CORETYPE=Haswell build/bench/bench_kernels [reps [gemv|cache|gemm|blocks]]
+ *   OPENBLAS_CORETYPE=Haswell build/bench/bench_kernels [reps [gemv|cache|multi|gemm|blocks]]
  *
  * reps (default 10): passes over each working set; the optional last word runs only that
  * section (bandwidth is always measured: the other sections are reported against it).
@@ -308,6 +308,44 @@ static double time_q8_int8_in_cache(void)
     return gb;
 }
 
+/* ---- several inputs at once (decode rows of guided pairs, beams, best-of candidates) --------
+ * In cache (256 x 1024, 1 thread): nx inputs as nx lone matvecs (lm_matvec / lm_matvec_q8 on
+ * int8 activations) and as one lm_matvec_multi / lm_matvec_q8_multi call, alternating, median of
+ * each. The results are equal bit for bit (tests/test_kernels.c); the multi call widens each
+ * weight block once per four inputs. */
+static void time_multi(int type, int int8, int nx, double *lone_s, double *multi_s)
+{
+    enum { N_IN = 1024, N_OUT = 256, NX_MAX = 8, RUNS = 1000 };
+    weight_set ws = make_weights(type, N_IN, N_OUT, 0);
+    const lm_matrix W = {.type = type, .n_in = N_IN, .n_out = N_OUT, .row_bytes = lm_row_bytes(type, N_IN), .data = ws.data};
+    static float x[NX_MAX * N_IN], ys[NX_MAX * N_OUT], xd[NX_MAX * N_IN / 32];
+    static int8_t xq[NX_MAX * N_IN];
+    float *y[NX_MAX];
+    for (int i = 0; i < NX_MAX * N_IN; i++) x[i] = frand();
+    for (int j = 0; j < NX_MAX; j++) {
+        y[j] = ys + j * N_OUT;
+        lm_quantize_q8(x + j * N_IN, N_IN, xq + j * N_IN, xd + j * (N_IN / 32));
+    }
+    double *tl = xalloc(RUNS * sizeof(double)), *tm = xalloc(RUNS * sizeof(double));
+    for (int k = 0; k < RUNS; k++) {
+        double t0 = now_s();
+        for (int j = 0; j < nx; j++) {
+            if (int8) lm_matvec_q8(&W, xq + j * N_IN, xd + j * (N_IN / 32), y[j], NULL);
+            else lm_matvec(&W, x + j * N_IN, y[j], NULL);
+        }
+        double t1 = now_s();
+        if (int8) lm_matvec_q8_multi(&W, xq, xd, y, nx);
+        else lm_matvec_multi(&W, x, N_IN, y, nx);
+        tl[k] = t1 - t0;
+        tm[k] = now_s() - t1;
+    }
+    *lone_s = summarize(tl, RUNS).median;
+    *multi_s = summarize(tm, RUNS).median;
+    free(tl);
+    free(tm);
+    free(ws.data);
+}
+
 /* ---- GEMM ---------------------------------------------------------------------------------- */
 typedef struct {
     const lm_matrix *W;
@@ -403,6 +441,21 @@ int main(int argc, char **argv)
     }
     double i8 = time_q8_int8_in_cache();
     printf("| q8_0 x q8 activations, int8 dots (lm_matvec_q8) | %.1f | %.1fx |\n", i8, i8 / rd[0].median);
+    }
+
+    if (SECTION("multi")) {
+    printf("\n## GEMV of several inputs in cache (256x1024, 1 thread): nx lone calls vs one multi call, median us\n");
+    printf("| weights | nx | lone calls us | multi us | speed-up |\n|---|---|---|---|---|\n");
+    for (size_t ti = 0; ti < sizeof k_types / sizeof k_types[0] + 1; ti++) {
+        const int int8 = ti == sizeof k_types / sizeof k_types[0], type = int8 ? LOOM_TYPE_Q8_0 : k_types[ti];
+        static const int nxs[] = {2, 4, 8};
+        for (int i = 0; i < 3; i++) {
+            double lone, multi;
+            time_multi(type, int8, nxs[i], &lone, &multi);
+            printf("| %s%s | %d | %.1f | %.1f | %.2fx |\n", loom_type_name(type), int8 ? " x q8 activations" : "",
+                   nxs[i], lone * 1e6, multi * 1e6, lone / multi);
+        }
+    }
     }
 
     /* GEMM: M = 512 tokens, N = 4096 outputs, K = 4096 inputs. */

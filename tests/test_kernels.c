@@ -201,6 +201,87 @@ static void test_q8_int8(const char *set, lm_pool *pools[3])
         }
 }
 
+/* ---- several inputs at once ------------------------------------------------------------
+ * lm_matvec_multi / lm_matvec_q8_multi (and each Q8 variant of the set directly) against
+ * lm_matvec / lm_matvec_q8 on each input alone: equal bit for bit, for 1..8 inputs (groups
+ * of four and the rest), rows with and without tails, strided rows. */
+static int count_unequal(float *const *y, const float *y1, int nx, int64_t n_out)
+{
+    int bad = 0;
+    for (int j = 0; j < nx; j++)
+        for (int64_t r = 0; r < n_out; r++)
+            if (memcmp(&y[j][r], &y1[(size_t)j * n_out + r], sizeof(float))) bad++;
+    return bad;
+}
+
+static void test_matvec_multi(const char *set)
+{
+    static const int64_t n_float[] = {7, 16, 17, 63, 64, 100, 257, 1000};
+    static const int64_t n_q8[] = {32, 96, 256, 288, 1024};
+    enum { NX = 8, N_OUT = 19 };
+    const lm_kernel_set *ks = lm_kernels_active();
+    for (size_t ti = 0; ti < sizeof k_types / sizeof k_types[0]; ti++) {
+        const int type = k_types[ti];
+        const int64_t *ns = type == LOOM_TYPE_Q8_0 ? n_q8 : n_float;
+        const size_t nn = type == LOOM_TYPE_Q8_0 ? sizeof n_q8 / sizeof n_q8[0] : sizeof n_float / sizeof n_float[0];
+        for (size_t a = 0; a < nn; a++) {
+            const int64_t n_in = ns[a], ldx = n_in + 5, nb = n_in / 32;
+            lm_matrix W = make_matrix(type, n_in, N_OUT, a % 2 ? 64 : 0, NULL);
+            float *x = xmalloc((size_t)(NX * ldx) * sizeof(float));
+            float *y1 = xmalloc((size_t)(NX * N_OUT) * sizeof(float)), *ys = xmalloc((size_t)(NX * N_OUT) * sizeof(float));
+            float *y[NX];
+            for (int j = 0; j < NX; j++) y[j] = ys + (size_t)j * N_OUT;
+            fill_random(x, NX * ldx, 2.0f);
+            for (int j = 0; j < NX; j++) lm_matvec(&W, x + j * ldx, y1 + (size_t)j * N_OUT, NULL);
+            for (int nx = 1; nx <= NX; nx++) {
+                for (int i = 0; i < NX * N_OUT; i++) ys[i] = NAN;
+                lm_matvec_multi(&W, x, ldx, y, nx);
+                CHECK(count_unequal(y, y1, nx, N_OUT) == 0, "[%s] matvec_multi %s n=%lld nx=%d: differs from matvec",
+                      set, loom_type_name(type), (long long)n_in, nx);
+            }
+            if (type == LOOM_TYPE_Q8_0) {
+                int8_t *xq = xmalloc((size_t)(NX * n_in));
+                float *xd = xmalloc((size_t)(NX * nb) * sizeof(float));
+                for (int j = 0; j < NX; j++) {
+                    lm_quantize_q8(x + j * ldx, n_in, xq + j * n_in, xd + j * nb);
+                    lm_matvec_q8(&W, xq + j * n_in, xd + j * nb, y1 + (size_t)j * N_OUT, NULL);
+                }
+                for (int nx = 1; nx <= NX; nx++) {
+                    for (int i = 0; i < NX * N_OUT; i++) ys[i] = NAN;
+                    lm_matvec_q8_multi(&W, xq, xd, y, nx);
+                    CHECK(count_unequal(y, y1, nx, N_OUT) == 0, "[%s] matvec_q8_multi n=%lld nx=%d: differs from matvec_q8",
+                          set, (long long)n_in, nx);
+                }
+                /* each variant against its own lone rows */
+                const lm_rows_q8_fn lone[2] = {ks->rows_q8, lm_cpu_caps_get()->avx512vnni ? ks->rows_q8_vnni : NULL};
+                const lm_rows_q8_multi_fn multi[2] = {ks->rows_q8_multi, lone[1] ? ks->rows_q8_vnni_multi : NULL};
+                for (int v = 0; v < 2; v++) {
+                    if (!lone[v] || !multi[v]) continue;
+                    for (int j = 0; j < NX; j++)
+                        lone[v](W.data, W.row_bytes, xq + j * n_in, xd + j * nb, y1 + (size_t)j * N_OUT, N_OUT, n_in);
+                    multi[v](W.data, W.row_bytes, xq, xd, y, NX, N_OUT, n_in);
+                    CHECK(count_unequal(y, y1, NX, N_OUT) == 0, "[%s] q8 rows %s multi n=%lld: differs from its lone rows",
+                          set, v ? "vnni" : "base", (long long)n_in);
+                }
+                free(xq); free(xd);
+            }
+            free(x); free(y1); free(ys); free((void *)W.data);
+        }
+    }
+    /* a matrix the kernels cannot read: every output NaN, as lm_matvec gives */
+    float x[64] = {0}, ya[2] = {0}, yb[2] = {0};
+    float *y2[2] = {ya, yb};
+    const lm_matrix bad = {.type = 99, .n_in = 32, .n_out = 2, .row_bytes = 128, .data = x};
+    lm_matvec_multi(&bad, x, 32, y2, 2);
+    CHECK(isnan(ya[0]) && isnan(ya[1]) && isnan(yb[0]) && isnan(yb[1]), "[%s] matvec_multi on a bad type: not NaN", set);
+    const lm_matrix f32m = {.type = LOOM_TYPE_F32, .n_in = 32, .n_out = 2, .row_bytes = 128, .data = x};
+    int8_t xq[64] = {0};
+    float xd[2] = {0};
+    ya[0] = ya[1] = yb[0] = yb[1] = 0.0f;
+    lm_matvec_q8_multi(&f32m, xq, xd, y2, 2);
+    CHECK(isnan(ya[0]) && isnan(yb[1]), "[%s] matvec_q8_multi on f32 weights: not NaN", set);
+}
+
 /* ---- matmul ------------------------------------------------------------------------------ */
 static void check_matmul(const char *set, int type, int64_t n_in, int64_t n_out, int64_t n_tok, lm_pool *pool)
 {
@@ -659,6 +740,7 @@ int main(void)
         n_sets++;
         test_dot_matvec(k_sets[i], pools);
         test_q8_int8(k_sets[i], pools);
+        test_matvec_multi(k_sets[i]);
         test_matmul(k_sets[i], pools, n_sets == 1);
     }
     lm_kernels_select("auto");

@@ -771,17 +771,16 @@ static void rows_part(void *arg, int ith, int nth)
     lm_split(t->W->n_out, ith, nth, &lo, &hi);
     for (int64_t r0 = lo; r0 < hi; r0 += blk) {
         const lm_matrix sub = rows_of(t->W, r0, hi - r0 < blk ? hi - r0 : blk, 0);
-        for (int64_t i = 0; i < in->n; i++) {
-            if (in->q) lm_matvec_q8(&sub, in->q + i * in->n_in, in->d + i * (in->n_in / LM_QK8_0), t->y[i] + r0, NULL);
-            else lm_matvec(&sub, in->x + i * in->n_in, t->y[i] + r0, NULL);
-        }
+        float *y[LM_DECODE_MAX_SEQ];
+        for (int64_t i = 0; i < in->n; i++) y[i] = t->y[i] + r0;
+        if (in->q) lm_matvec_q8_multi(&sub, in->q, in->d, y, (int)in->n);
+        else lm_matvec_multi(&sub, in->x, in->n_in, y, (int)in->n);
     }
 }
 
 /* y[t] = W · x_t for n <= LM_DECODE_MAX_SEQ separate decode rows, reading W once: each
- * thread walks its share of W's rows in blocks and runs the same row kernel as a lone
- * matvec on every input row, so each y[t] equals lm_matvec's (or lm_matvec_q8's) bit for
- * bit. */
+ * thread walks its share of W's rows in blocks with the multi-input row kernels
+ * (lm_matvec_multi), so each y[t] equals lm_matvec's (or lm_matvec_q8's) bit for bit. */
 static void mm_rows(const lm_matrix *W, const mm_in *in, float *const *y, lm_pool *pool)
 {
     rows_task t = {.W = W, .in = in};

@@ -207,6 +207,35 @@ void lm_matvec_q8(const lm_matrix *W, const int8_t *xq, const float *xd, float *
     matvec_run(&t, pool);
 }
 
+void lm_matvec_multi(const lm_matrix *W, const float *x, int64_t ldx, float *const *y, int nx)
+{
+    if (!matrix_ok(W)) {
+        for (int j = 0; W && W->n_out > 0 && j < nx; j++) fill_nan(y[j], W->n_out);
+        return;
+    }
+    const lm_kernel_set *k = lm_kernels_active();
+    const int t = lm_kt_index(W->type);
+    if (k->rows_multi[t]) k->rows_multi[t](W->data, W->row_bytes, x, ldx, y, nx, W->n_out, W->n_in);
+    else
+        for (int j = 0; j < nx; j++) k->rows[t](W->data, W->row_bytes, x + j * ldx, y[j], W->n_out, W->n_in);
+}
+
+void lm_matvec_q8_multi(const lm_matrix *W, const int8_t *xq, const float *xd, float *const *y, int nx)
+{
+    if (!matrix_ok(W) || W->type != LOOM_TYPE_Q8_0) {
+        for (int j = 0; W && W->n_out > 0 && j < nx; j++) fill_nan(y[j], W->n_out);
+        return;
+    }
+    const lm_kernel_set *k = lm_kernels_active();
+    const int vnni = k->rows_q8_vnni && lm_cpu_caps_get()->avx512vnni;
+    const lm_rows_q8_multi_fn multi = vnni ? k->rows_q8_vnni_multi : k->rows_q8_multi;
+    const int64_t n = W->n_in;
+    if (multi) multi(W->data, W->row_bytes, xq, xd, y, nx, W->n_out, n);
+    else
+        for (int j = 0; j < nx; j++)
+            rows_q8_kernel()(W->data, W->row_bytes, xq + j * n, xd + j * (n / LM_QK8_0), y[j], W->n_out, n);
+}
+
 /* Up to this many tokens, matmul is n_tok matvecs: each weight byte is still read from
  * memory once per token, but no dequantized tile is written and read back. */
 #define LM_MATMUL_MATVEC_MAX_TOK 4

@@ -64,6 +64,14 @@ void lm_quantize_q8_ref(const float *x, int64_t n, int8_t *xq, float *xd);
 void lm_matvec_q8(const lm_matrix *W, const int8_t *xq, const float *xd, float *y, lm_pool *pool);
 void lm_matvec_q8_ref(const lm_matrix *W, const int8_t *xq, const float *xd, float *y);
 
+/* y[j] = W · x_j for nx separate inputs on the calling thread, reading each weight row once
+ * per four inputs (the decode rows of several sequences: guided pairs, beams, candidates).
+ * Float: x_j = x + j·ldx. Q8: xq_j = xq + j·n_in, xd_j = xd + j·n_in/32, Q8_0 W only.
+ * Each y[j] equals lm_matvec's (lm_matvec_q8's) on x_j alone, bit for bit; a bad W fills
+ * every y[j] with NaN, as those do. */
+void lm_matvec_multi(const lm_matrix *W, const float *x, int64_t ldx, float *const *y, int nx);
+void lm_matvec_q8_multi(const lm_matrix *W, const int8_t *xq, const float *xd, float *const *y, int nx);
+
 /* Y[n_tok][n_out] = X[n_tok][n_in] · Wᵀ, through lm_sgemm (OpenBLAS; non-F32 weights are
  * dequantized in tiles); small n_tok may use matvec. Y must not alias X. */
 void lm_matmul(const lm_matrix *W, const float *X, int64_t n_tok, float *Y, lm_pool *pool);

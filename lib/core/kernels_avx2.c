@@ -19,29 +19,42 @@ static inline __m256 load_bf16x8(const uint16_t *p)
 
 static inline __m256 load_f32x8(const float *p) { return _mm256_loadu_ps(p); }
 
-/* Four independent accumulators of 8 lanes hide the FMA latency; the tail is scalar. */
-#define DEFINE_DOT_FLOATLIKE(name, T, LOAD, SCALAR)                                          \
-    static float name(const void *wv, const float *x, int64_t n)                            \
+/* Σ w·x_j for NX (1..4) inputs x_j = x + j·ldx at once: each weight vector is loaded and
+ * widened once for all of them. Per input: four independent 8-lane accumulators hide the
+ * FMA latency and the tail is scalar, in an order that does not depend on NX, so every
+ * result equals the lone dot's (NX = 1) bit for bit. */
+#define DEFINE_DOTS_FLOATLIKE(name, T, LOAD, SCALAR)                                         \
+    static inline __attribute__((always_inline)) void name(const void *wv, const float *x,  \
+                                                           int64_t ldx, float *out, const int NX, int64_t n) \
     {                                                                                        \
         const T *w = wv;                                                                     \
-        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;                          \
+        __m256 a[4][4];                                                                      \
+        for (int j = 0; j < NX; j++) a[j][0] = a[j][1] = a[j][2] = a[j][3] = _mm256_setzero_ps(); \
         int64_t i = 0;                                                                       \
-        for (; i + 32 <= n; i += 32) {                                                       \
-            a0 = _mm256_fmadd_ps(LOAD(w + i), _mm256_loadu_ps(x + i), a0);                   \
-            a1 = _mm256_fmadd_ps(LOAD(w + i + 8), _mm256_loadu_ps(x + i + 8), a1);           \
-            a2 = _mm256_fmadd_ps(LOAD(w + i + 16), _mm256_loadu_ps(x + i + 16), a2);         \
-            a3 = _mm256_fmadd_ps(LOAD(w + i + 24), _mm256_loadu_ps(x + i + 24), a3);         \
+        for (; i + 32 <= n; i += 32)                                                         \
+            for (int k = 0; k < 4; k++) {                                                    \
+                const __m256 wk = LOAD(w + i + 8 * k);                                       \
+                for (int j = 0; j < NX; j++)                                                 \
+                    a[j][k] = _mm256_fmadd_ps(wk, _mm256_loadu_ps(x + j * ldx + i + 8 * k), a[j][k]); \
+            }                                                                                \
+        for (; i + 8 <= n; i += 8) {                                                         \
+            const __m256 wk = LOAD(w + i);                                                   \
+            for (int j = 0; j < NX; j++) a[j][0] = _mm256_fmadd_ps(wk, _mm256_loadu_ps(x + j * ldx + i), a[j][0]); \
         }                                                                                    \
-        for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(LOAD(w + i), _mm256_loadu_ps(x + i), a0); \
-        float s = lm_hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));        \
-        for (; i < n; i++) s += SCALAR(w[i]) * x[i];                                         \
-        return s;                                                                            \
+        for (int j = 0; j < NX; j++) {                                                       \
+            float s = lm_hsum8(_mm256_add_ps(_mm256_add_ps(a[j][0], a[j][1]), _mm256_add_ps(a[j][2], a[j][3]))); \
+            for (int64_t t = i; t < n; t++) s += SCALAR(w[t]) * x[j * ldx + t];              \
+            out[j] = s;                                                                      \
+        }                                                                                    \
     }
 
 static inline float f32_id(float v) { return v; }
-DEFINE_DOT_FLOATLIKE(dot_f32_avx2, float, load_f32x8, f32_id)
-DEFINE_DOT_FLOATLIKE(dot_f16_avx2, uint16_t, load_f16x8, lm_f16_to_f32)
-DEFINE_DOT_FLOATLIKE(dot_bf16_avx2, uint16_t, load_bf16x8, lm_bf16_to_f32)
+DEFINE_DOTS_FLOATLIKE(dots_f32_avx2, float, load_f32x8, f32_id)
+DEFINE_DOTS_FLOATLIKE(dots_f16_avx2, uint16_t, load_f16x8, lm_f16_to_f32)
+DEFINE_DOTS_FLOATLIKE(dots_bf16_avx2, uint16_t, load_bf16x8, lm_bf16_to_f32)
+LM_DEFINE_ROWS_FROM_DOTS(f32_avx2, dots_f32_avx2, 2)
+LM_DEFINE_ROWS_FROM_DOTS(f16_avx2, dots_f16_avx2, 2)
+LM_DEFINE_ROWS_FROM_DOTS(bf16_avx2, dots_bf16_avx2, 2)
 
 /* 8 int8 at p → 8 floats. */
 static inline __m256 load_i8x8(const int8_t *p)
@@ -74,9 +87,6 @@ static float dot_q8_0_avx2(const void *wv, const float *x, int64_t n)
     {                                                                                        \
         for (int64_t r = 0; r < n_rows; r++) y[r] = dotfn(w + (size_t)r * row_bytes, x, n);  \
     }
-DEFINE_ROWS(rows_f32_avx2, dot_f32_avx2)
-DEFINE_ROWS(rows_f16_avx2, dot_f16_avx2)
-DEFINE_ROWS(rows_bf16_avx2, dot_bf16_avx2)
 DEFINE_ROWS(rows_q8_0_avx2, dot_q8_0_avx2)
 
 /* --- Q8_0 × q8 activations: int8 dots ----------------------------------------------------
@@ -85,14 +95,15 @@ DEFINE_ROWS(rows_q8_0_avx2, dot_q8_0_avx2)
  * loop is in kernels_q8.h). */
 
 /* Σ_j w[j]·x[j] over one block of 32, as 8 float partial sums (exact integers). */
-static inline __m256 q8_block_dot(const int8_t *w, const int8_t *x)
+static inline __m256 q8_block_dot(__m256i vw, const int8_t *x)
 {
-    const __m256i vw = _mm256_loadu_si256((const __m256i *)w), vx = _mm256_loadu_si256((const __m256i *)x);
+    const __m256i vx = _mm256_loadu_si256((const __m256i *)x);
     const __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(vw, vw), _mm256_sign_epi8(vx, vw));
     return _mm256_cvtepi32_ps(_mm256_madd_epi16(p, _mm256_set1_epi16(1)));
 }
 
-LM_DEFINE_ROWS_Q8(lm_rows_q8_avx2, q8_block_dot)
+LM_DEFINE_DOTS_Q8(dots_q8_avx2, q8_block_dot)
+LM_DEFINE_ROWS_Q8(, lm_rows_q8_avx2, dots_q8_avx2, 2)
 
 /* ggml's x86 quantize_row_q8_0 (id = 127/amax, round to nearest even), scales kept as
  * floats (rounded through f16). */
@@ -147,12 +158,15 @@ static void to_f32_q8_0_avx2(const void *wv, float *dst, int64_t n)
 
 const lm_kernel_set lm_kernels_avx2_set = {
     .name = "avx2",
-    .dot = {[LM_KT_F32] = dot_f32_avx2, [LM_KT_F16] = dot_f16_avx2,
-            [LM_KT_BF16] = dot_bf16_avx2, [LM_KT_Q8_0] = dot_q8_0_avx2},
-    .rows = {[LM_KT_F32] = rows_f32_avx2, [LM_KT_F16] = rows_f16_avx2,
-             [LM_KT_BF16] = rows_bf16_avx2, [LM_KT_Q8_0] = rows_q8_0_avx2},
+    .dot = {[LM_KT_F32] = f32_avx2_dot, [LM_KT_F16] = f16_avx2_dot,
+            [LM_KT_BF16] = bf16_avx2_dot, [LM_KT_Q8_0] = dot_q8_0_avx2},
+    .rows = {[LM_KT_F32] = f32_avx2_rows, [LM_KT_F16] = f16_avx2_rows,
+             [LM_KT_BF16] = bf16_avx2_rows, [LM_KT_Q8_0] = rows_q8_0_avx2},
+    .rows_multi = {[LM_KT_F32] = f32_avx2_rows_multi, [LM_KT_F16] = f16_avx2_rows_multi,
+                   [LM_KT_BF16] = bf16_avx2_rows_multi},
     .to_f32 = {[LM_KT_F32] = to_f32_f32_avx2, [LM_KT_F16] = to_f32_f16_avx2,
                [LM_KT_BF16] = to_f32_bf16_avx2, [LM_KT_Q8_0] = to_f32_q8_0_avx2},
     .rows_q8 = lm_rows_q8_avx2,
+    .rows_q8_multi = lm_rows_q8_avx2_multi,
     .quantize_q8 = lm_quantize_q8_avx2,
 };

@@ -29,30 +29,44 @@ static inline __m512 tail_bf16(const uint16_t *p, __mmask16 m)
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p)), 16));
 }
 
-/* Four independent 16-lane accumulators hide the FMA latency; the tail is one masked step. */
-#define DEFINE_DOT_FLOATLIKE(name, T, LOAD, TAIL)                                            \
-    static float name(const void *wv, const float *x, int64_t n)                            \
+/* Σ w·x_j for NX (1..4) inputs x_j = x + j·ldx at once: each weight vector is loaded and
+ * widened once for all of them. Per input: four independent 16-lane accumulators hide the
+ * FMA latency, the tail is one masked step, and the order does not depend on NX, so every
+ * result equals the lone dot's (NX = 1) bit for bit. */
+#define DEFINE_DOTS_FLOATLIKE(name, T, LOAD, TAIL)                                           \
+    static inline __attribute__((always_inline)) void name(const void *wv, const float *x,  \
+                                                           int64_t ldx, float *out, const int NX, int64_t n) \
     {                                                                                        \
         const T *w = wv;                                                                     \
-        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;                          \
+        __m512 a[4][4];                                                                      \
+        for (int j = 0; j < NX; j++) a[j][0] = a[j][1] = a[j][2] = a[j][3] = _mm512_setzero_ps(); \
         int64_t i = 0;                                                                       \
-        for (; i + 64 <= n; i += 64) {                                                       \
-            a0 = _mm512_fmadd_ps(LOAD(w + i), _mm512_loadu_ps(x + i), a0);                   \
-            a1 = _mm512_fmadd_ps(LOAD(w + i + 16), _mm512_loadu_ps(x + i + 16), a1);         \
-            a2 = _mm512_fmadd_ps(LOAD(w + i + 32), _mm512_loadu_ps(x + i + 32), a2);         \
-            a3 = _mm512_fmadd_ps(LOAD(w + i + 48), _mm512_loadu_ps(x + i + 48), a3);         \
+        for (; i + 64 <= n; i += 64)                                                         \
+            for (int k = 0; k < 4; k++) {                                                    \
+                const __m512 wk = LOAD(w + i + 16 * k);                                      \
+                for (int j = 0; j < NX; j++)                                                 \
+                    a[j][k] = _mm512_fmadd_ps(wk, _mm512_loadu_ps(x + j * ldx + i + 16 * k), a[j][k]); \
+            }                                                                                \
+        for (; i + 16 <= n; i += 16) {                                                       \
+            const __m512 wk = LOAD(w + i);                                                   \
+            for (int j = 0; j < NX; j++) a[j][0] = _mm512_fmadd_ps(wk, _mm512_loadu_ps(x + j * ldx + i), a[j][0]); \
         }                                                                                    \
-        for (; i + 16 <= n; i += 16) a0 = _mm512_fmadd_ps(LOAD(w + i), _mm512_loadu_ps(x + i), a0); \
         if (i < n) {                                                                         \
             const __mmask16 m = (__mmask16)((1u << (n - i)) - 1);                            \
-            a1 = _mm512_fmadd_ps(TAIL(w + i, m), _mm512_maskz_loadu_ps(m, x + i), a1);      \
+            const __m512 wk = TAIL(w + i, m);                                                \
+            for (int j = 0; j < NX; j++)                                                     \
+                a[j][1] = _mm512_fmadd_ps(wk, _mm512_maskz_loadu_ps(m, x + j * ldx + i), a[j][1]); \
         }                                                                                    \
-        return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3))); \
+        for (int j = 0; j < NX; j++)                                                         \
+            out[j] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a[j][0], a[j][1]), _mm512_add_ps(a[j][2], a[j][3]))); \
     }
 
-DEFINE_DOT_FLOATLIKE(dot_f32_avx512, float, load_f32x16, tail_f32)
-DEFINE_DOT_FLOATLIKE(dot_f16_avx512, uint16_t, load_f16x16, tail_f16)
-DEFINE_DOT_FLOATLIKE(dot_bf16_avx512, uint16_t, load_bf16x16, tail_bf16)
+DEFINE_DOTS_FLOATLIKE(dots_f32_avx512, float, load_f32x16, tail_f32)
+DEFINE_DOTS_FLOATLIKE(dots_f16_avx512, uint16_t, load_f16x16, tail_f16)
+DEFINE_DOTS_FLOATLIKE(dots_bf16_avx512, uint16_t, load_bf16x16, tail_bf16)
+LM_DEFINE_ROWS_FROM_DOTS(f32_avx512, dots_f32_avx512, 4)
+LM_DEFINE_ROWS_FROM_DOTS(f16_avx512, dots_f16_avx512, 4)
+LM_DEFINE_ROWS_FROM_DOTS(bf16_avx512, dots_bf16_avx512, 4)
 
 /* 16 int8 at p → 16 floats. */
 static inline __m512 load_i8x16(const int8_t *p)
@@ -93,13 +107,14 @@ static float dot_q8_0_avx512(const void *wv, const float *x, int64_t n)
  * sign, dot, int→float, FMA per block), not the width. */
 
 /* Σ_j w[j]·x[j] over one block of 32, as 8 float partial sums (exact integers). */
-static inline __m256 q8_block_vnni256(const int8_t *w, const int8_t *x)
+static inline __m256 q8_block_vnni256(__m256i vw, const int8_t *x)
 {
-    const __m256i vw = _mm256_loadu_si256((const __m256i *)w), vx = _mm256_loadu_si256((const __m256i *)x);
+    const __m256i vx = _mm256_loadu_si256((const __m256i *)x);
     return _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_abs_epi8(vw), _mm256_sign_epi8(vx, vw)));
 }
 
-static LM_DEFINE_ROWS_Q8(rows_q8_vnni256, q8_block_vnni256)
+LM_DEFINE_DOTS_Q8(dots_q8_vnni256, q8_block_vnni256)
+LM_DEFINE_ROWS_Q8(static, rows_q8_vnni256, dots_q8_vnni256, 2)
 
 #define DEFINE_ROWS(name, dotfn)                                                             \
     static void name(const uint8_t *w, size_t row_bytes, const float *x, float *y,          \
@@ -107,9 +122,6 @@ static LM_DEFINE_ROWS_Q8(rows_q8_vnni256, q8_block_vnni256)
     {                                                                                        \
         for (int64_t r = 0; r < n_rows; r++) y[r] = dotfn(w + (size_t)r * row_bytes, x, n);  \
     }
-DEFINE_ROWS(rows_f32_avx512, dot_f32_avx512)
-DEFINE_ROWS(rows_f16_avx512, dot_f16_avx512)
-DEFINE_ROWS(rows_bf16_avx512, dot_bf16_avx512)
 DEFINE_ROWS(rows_q8_0_avx512, dot_q8_0_avx512)
 
 static void to_f32_f32_avx512(const void *w, float *dst, int64_t n) { lm_row_to_f32(LOOM_TYPE_F32, w, dst, n); }
@@ -140,13 +152,17 @@ static void to_f32_q8_0_avx512(const void *wv, float *dst, int64_t n)
 
 const lm_kernel_set lm_kernels_avx512_set = {
     .name = "avx512",
-    .dot = {[LM_KT_F32] = dot_f32_avx512, [LM_KT_F16] = dot_f16_avx512,
-            [LM_KT_BF16] = dot_bf16_avx512, [LM_KT_Q8_0] = dot_q8_0_avx512},
-    .rows = {[LM_KT_F32] = rows_f32_avx512, [LM_KT_F16] = rows_f16_avx512,
-             [LM_KT_BF16] = rows_bf16_avx512, [LM_KT_Q8_0] = rows_q8_0_avx512},
+    .dot = {[LM_KT_F32] = f32_avx512_dot, [LM_KT_F16] = f16_avx512_dot,
+            [LM_KT_BF16] = bf16_avx512_dot, [LM_KT_Q8_0] = dot_q8_0_avx512},
+    .rows = {[LM_KT_F32] = f32_avx512_rows, [LM_KT_F16] = f16_avx512_rows,
+             [LM_KT_BF16] = bf16_avx512_rows, [LM_KT_Q8_0] = rows_q8_0_avx512},
+    .rows_multi = {[LM_KT_F32] = f32_avx512_rows_multi, [LM_KT_F16] = f16_avx512_rows_multi,
+                   [LM_KT_BF16] = bf16_avx512_rows_multi},
     .to_f32 = {[LM_KT_F32] = to_f32_f32_avx512, [LM_KT_F16] = to_f32_f16_avx512,
                [LM_KT_BF16] = to_f32_bf16_avx512, [LM_KT_Q8_0] = to_f32_q8_0_avx512},
     .rows_q8 = lm_rows_q8_avx2,
     .rows_q8_vnni = rows_q8_vnni256,
+    .rows_q8_multi = lm_rows_q8_avx2_multi,
+    .rows_q8_vnni_multi = rows_q8_vnni256_multi,
     .quantize_q8 = lm_quantize_q8_avx2,
 };

@@ -27,6 +27,48 @@ typedef void (*lm_to_f32_fn)(const void *w, float *dst, int64_t n);
 typedef void (*lm_rows_q8_fn)(const uint8_t *w, size_t row_bytes, const int8_t *xq, const float *xd,
                               float *y, int64_t n_rows, int64_t n);
 
+/* The same for nx inputs at once, x_j = x + j·ldx (Q8: xq_j = xq + j·n, xd_j = xd + j·n/32),
+ * y[j][r]: each weight row is walked once per four inputs, and every y[j][r] equals what
+ * rows() gives on x_j alone, bit for bit. NULL in a set: rows() on each input. */
+typedef void (*lm_rows_multi_fn)(const uint8_t *w, size_t row_bytes, const float *x, int64_t ldx,
+                                 float *const *y, int nx, int64_t n_rows, int64_t n);
+typedef void (*lm_rows_q8_multi_fn)(const uint8_t *w, size_t row_bytes, const int8_t *xq, const float *xd,
+                                    float *const *y, int nx, int64_t n_rows, int64_t n);
+
+/* The row loops on a kernel DOTS(w, x, ldx, out, NX, n) that computes NX (1..4) dots of one
+ * weight row at once: name##_dot (lm_dot_fn), name##_rows (lm_rows_fn) and name##_rows_multi
+ * (lm_rows_multi_fn, inputs G at a time, each group walking all rows while its inputs stay
+ * in L1: G = 4 where 32 vector registers hold the accumulators, 2 with AVX2's 16). */
+#define LM_DEFINE_ROWS_FROM_DOTS(name, DOTS, G)                                               \
+    static float name##_dot(const void *w, const float *x, int64_t n)                        \
+    {                                                                                        \
+        float o;                                                                             \
+        DOTS(w, x, 0, &o, 1, n);                                                             \
+        return o;                                                                            \
+    }                                                                                        \
+    static void name##_rows(const uint8_t *w, size_t row_bytes, const float *x, float *y,   \
+                            int64_t n_rows, int64_t n)                                       \
+    {                                                                                        \
+        for (int64_t r = 0; r < n_rows; r++) DOTS(w + (size_t)r * row_bytes, x, 0, y + r, 1, n); \
+    }                                                                                        \
+    static void name##_rows_multi(const uint8_t *w, size_t row_bytes, const float *x, int64_t ldx, \
+                                  float *const *y, int nx, int64_t n_rows, int64_t n)        \
+    {                                                                                        \
+        for (int j0 = 0; j0 < nx; j0 += (G)) {                                               \
+            const int m = nx - j0 < (G) ? nx - j0 : (G);                                     \
+            const float *xj = x + j0 * ldx;                                                  \
+            for (int64_t r = 0; r < n_rows; r++) {                                           \
+                const uint8_t *wr = w + (size_t)r * row_bytes;                               \
+                float o[4];                                                                  \
+                if (m >= 4) DOTS(wr, xj, ldx, o, 4, n);                                      \
+                else if (m == 3) DOTS(wr, xj, ldx, o, 3, n);                                 \
+                else if (m == 2) DOTS(wr, xj, ldx, o, 2, n);                                 \
+                else DOTS(wr, xj, ldx, o, 1, n);                                             \
+                for (int j = 0; j < m; j++) y[j0 + j][r] = o[j];                             \
+            }                                                                                \
+        }                                                                                    \
+    }
+
 typedef struct lm_kernel_set {
     const char *name;                /* "ref", "avx2", "avx512"                        */
     lm_dot_fn   dot[LM_KT_COUNT];
@@ -34,6 +76,8 @@ typedef struct lm_kernel_set {
     lm_to_f32_fn to_f32[LM_KT_COUNT];
     lm_rows_q8_fn rows_q8;           /* Q8_0 × q8 activations, this set's base ISA      */
     lm_rows_q8_fn rows_q8_vnni;      /* the same with AVX-512 VNNI, or NULL              */
+    lm_rows_multi_fn    rows_multi[LM_KT_COUNT];   /* NULL: rows[] on each input          */
+    lm_rows_q8_multi_fn rows_q8_multi, rows_q8_vnni_multi;
     void (*quantize_q8)(const float *x, int64_t n, int8_t *xq, float *xd);
 } lm_kernel_set;
 
@@ -45,6 +89,8 @@ extern const lm_kernel_set lm_kernels_avx512_set;
 void lm_quantize_q8_avx2(const float *x, int64_t n, int8_t *xq, float *xd);
 void lm_rows_q8_avx2(const uint8_t *w, size_t row_bytes, const int8_t *xq, const float *xd, float *y,
                      int64_t n_rows, int64_t n);
+void lm_rows_q8_avx2_multi(const uint8_t *w, size_t row_bytes, const int8_t *xq, const float *xd,
+                           float *const *y, int nx, int64_t n_rows, int64_t n);
 
 /* lm_matmul_bf16 on AMX (matmul_bf16_amx.c). X is first rounded to bf16 rows (A, shared:
  * [Mp][Kp], n_tok and n_in rounded up to multiples of 32, zero-padded) by every thread for
