@@ -867,7 +867,10 @@ int64_t loom_media_max_codes(const loom_model *m, loom_media_params p);
  * with the range offset removed (image/video: [frames][grid][grid] row-major). Returns the
  * number of codes, or a negative status with err filled: LOOM_ERR_UNSUPPORTED (the model
  * lacks the medium), LOOM_ERR_CONTEXT_FULL (checked before any work), LOOM_ERR_LIMIT
- * (max_codes too small), LOOM_ERR_ABORTED. Nothing is allocated per step. */
+ * (max_codes too small), LOOM_ERR_ABORTED. Nothing is allocated per step. Inside the block
+ * each step computes only the logits the next token may take (the medium's codes and its
+ * close token, or the forced token), the others -INFINITY, so a progress or abort callback
+ * that reads loom_session_logits sees only those; after the close token they are whole. */
 int64_t loom_generate_media(const loom_model *m, loom_session *s, const int32_t *prompt, int64_t n_prompt,
                             loom_session *uncond, const int32_t *uncond_prompt, int64_t n_uncond,
                             loom_media_params p, int32_t *codes, int64_t max_codes,

@@ -271,6 +271,15 @@ int32_t lm_media_writer_next(lm_media_writer *w)
 int lm_media_writer_put(lm_media_writer *w, int32_t tok)
 {
     const int is_code = block_accept(&w->b, tok, w->codes);
+    /* inside the block the next token is forced or one of the medium's codes (or its end):
+     * only those logits are computed (the output head is the largest matrix) */
+    if (!w->b.closed) {
+        const int32_t f = block_forced(&w->b);
+        const int32_t lo = f >= 0 ? f : w->b.lo, hi = f >= 0 ? f + 1 : w->b.hi;
+        const int32_t extra = f < 0 && w->b.model_closes ? w->b.close : -1;
+        lm_session_limit_logits(w->s, lo, hi, extra);
+        if (w->u) lm_session_limit_logits(w->u, lo, hi, extra);
+    }
     /* with guidance one decoder step of two rows, which reads the weights once for both */
     int rc = w->u ? loom_session_decode_pair(w->s, tok, w->u, tok) : loom_session_decode(w->s, tok);
     if (rc < 0) return session_fail(w, w->s, rc);

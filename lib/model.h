@@ -27,5 +27,8 @@ struct loom_model {
 
 /* The decoder state of a session (tests and benchmarks: lm_decoder_state_set_tuning). */
 lm_decoder_state *lm_session_decoder_state(loom_session *s);
+/* The session's next step computes logits only for ids [lo, hi) and extra (-1: none), the
+ * others -INFINITY (lm_decoder_state_limit_logits): media writers inside a block. */
+void lm_session_limit_logits(loom_session *s, int32_t lo, int32_t hi, int32_t extra);
 
 #endif

@@ -2,7 +2,8 @@
  * Stacked decode steps: lm_decoder_forward_multi / loom_session_decode_pair give the logits
  * of separate loom_session_decode calls (bit for bit: the same row kernels per row, experts
  * summed in the same order), with caches of different lengths, dense and MoE layers, F32 /
- * F16 / Q8_0 weights, 1 and 2 threads. Also: errors and aborts change nothing.
+ * F16 / Q8_0 weights, 1 and 2 threads. Also: errors and aborts change nothing, and logits
+ * limited to a range of ids (media blocks) are the full head's there.
  *
  * `test_decode_pair --bench N [f32|f16|q8_0] [mid]` times N guided image codes on a model of
  * the bundled loom-tiny decoder's shapes (or a larger "mid" MoE): two loom_session_decode
@@ -154,6 +155,81 @@ done:
         lm_decoder_state_free(&ref[i]);
     }
     lm_decoder_state_free(&small);
+    lm_pool_free(&pool);
+    free(out);
+}
+
+/* lm_decoder_state_limit_logits: a limited pass computes the ids [lo, hi) and extra bit for bit
+ * as the full head does and -INFINITY elsewhere, for one pass only (the next is full again);
+ * a stacked step limits its rows when every state set the same limit, else computes them all;
+ * bounds past the vocabulary are clamped. The caches advance as in full passes. */
+static int check_limited(const char *tag, const float *got, const float *full, int V, int32_t lo, int32_t hi,
+                         int32_t extra)
+{
+    int bad = 0;
+    for (int v = 0; v < V; v++) {
+        const int in = (v >= lo && v < hi) || v == extra;
+        if (in ? memcmp(&got[v], &full[v], sizeof(float)) != 0 : !(isinf(got[v]) && got[v] < 0)) bad++;
+    }
+    CHECK(bad == 0, "%s: %d logits wrong under the limit [%d, %d) + %d", tag, bad, lo, hi, extra);
+    return bad == 0;
+}
+
+static void run_limit(const char *tag, loom_model *m)
+{
+    const lm_decoder *d = m->dec;
+    const int V = d->hp.n_vocab;
+    lm_error e = {0};
+    lm_pool *pool = lm_pool_create(2);
+    lm_decoder_state *a = NULL, *b = NULL, *ra = NULL, *rb = NULL;
+    float *out = malloc((size_t)4 * V * sizeof *out);
+    int rc = lm_decoder_state_create(d, 48, 16, &a, &e);
+    if (rc == 0) rc = lm_decoder_state_create(d, 48, 16, &b, &e);
+    if (rc == 0) rc = lm_decoder_state_create(d, 48, 16, &ra, &e);
+    if (rc == 0) rc = lm_decoder_state_create(d, 48, 16, &rb, &e);
+    CHECK(rc == 0 && pool && out, "%s limit: states: %s", tag, e.msg);
+    if (rc < 0 || !pool || !out) goto done;
+    float *la = out, *lb = out + V, *fa = out + 2 * V, *fb = out + 3 * V;
+    int32_t tok[8];
+    prompt_tokens(tok, 8, 5, V);
+    CHECK(lm_decoder_forward(d, a, tok, NULL, 8, NULL, 0, pool, &e) == 0 && lm_decoder_forward(d, ra, tok, NULL, 8, NULL, 0, pool, &e) == 0 &&
+          lm_decoder_forward(d, b, tok, NULL, 5, NULL, 0, pool, &e) == 0 && lm_decoder_forward(d, rb, tok, NULL, 5, NULL, 0, pool, &e) == 0,
+          "%s limit: prefill: %s", tag, e.msg);
+    const int32_t lo = V / 3, hi = V / 3 + 40, extra = V - 2, t1 = 9, t2 = 11;
+    /* a lone step, limited, then a full one */
+    lm_decoder_state_limit_logits(a, lo, hi, extra);
+    CHECK(lm_decoder_forward(d, a, &t1, NULL, 1, la, 0, pool, &e) == 0 && lm_decoder_forward(d, ra, &t1, NULL, 1, fa, 0, pool, &e) == 0, "%s limit: step", tag);
+    check_limited(tag, la, fa, V, lo, hi, extra);
+    CHECK(lm_decoder_forward(d, a, &t2, NULL, 1, la, 0, pool, &e) == 0 && lm_decoder_forward(d, ra, &t2, NULL, 1, fa, 0, pool, &e) == 0, "%s limit: next", tag);
+    CHECK(!memcmp(la, fa, (size_t)V * sizeof *la), "%s limit: the pass after a limited one is full and equal", tag);
+    /* a stacked step with the same limit on both rows (clamped: lo < 0, extra inside nothing) */
+    lm_decoder_state *st[2] = {a, b}, *rs[2] = {ra, rb};
+    float *const lg[2] = {la, lb}, *const fg[2] = {fa, fb};
+    const int32_t two[2] = {13, 13};
+    lm_decoder_state_limit_logits(a, -5, 30, V + 7);
+    lm_decoder_state_limit_logits(b, -5, 30, V + 7);
+    CHECK(lm_decoder_forward_multi(d, st, two, 2, lg, pool, &e) == 0 && lm_decoder_forward_multi(d, rs, two, 2, fg, pool, &e) == 0,
+          "%s limit: stacked: %s", tag, e.msg);
+    check_limited(tag, la, fa, V, 0, 30, -1);
+    check_limited(tag, lb, fb, V, 0, 30, -1);
+    /* different limits: both rows full */
+    lm_decoder_state_limit_logits(a, lo, hi, -1);
+    lm_decoder_state_limit_logits(b, lo, hi, extra);
+    CHECK(lm_decoder_forward_multi(d, st, two, 2, lg, pool, &e) == 0 && lm_decoder_forward_multi(d, rs, two, 2, fg, pool, &e) == 0,
+          "%s limit: stacked, different limits: %s", tag, e.msg);
+    CHECK(!memcmp(la, fa, (size_t)V * sizeof *la) && !memcmp(lb, fb, (size_t)V * sizeof *lb),
+          "%s limit: rows with different limits are computed in full", tag);
+    /* an upper bound past the vocabulary */
+    lm_decoder_state_limit_logits(a, V - 10, V + 100, -1);
+    CHECK(lm_decoder_forward(d, a, &t1, NULL, 1, la, 0, pool, &e) == 0 && lm_decoder_forward(d, ra, &t1, NULL, 1, fa, 0, pool, &e) == 0, "%s limit: clamp", tag);
+    check_limited(tag, la, fa, V, V - 10, V, -1);
+    CHECK(lm_decoder_state_n_past(a) == lm_decoder_state_n_past(ra) && lm_decoder_state_n_past(b) == lm_decoder_state_n_past(rb),
+          "%s limit: caches advance alike", tag);
+done:
+    lm_decoder_state_free(&a);
+    lm_decoder_state_free(&b);
+    lm_decoder_state_free(&ra);
+    lm_decoder_state_free(&rb);
     lm_pool_free(&pool);
     free(out);
 }
@@ -310,6 +386,7 @@ int main(int argc, char **argv)
         snprintf(tag, sizeof tag, "%s-one-by-one", cfgs[i].tag);
         run_pair(tag, m, 1, 1, 1);         /* neither can: two lone steps */
         run_multi3(cfgs[i].tag, m);
+        run_limit(cfgs[i].tag, m);
         if (!first) {
             first = m;
             snprintf(first_path, sizeof first_path, "%s", path);

@@ -496,6 +496,7 @@ struct lm_decoder_state {
     int32_t  n_multi;       /* most sequences one stacked step may carry            */
     float   *ye;            /* [n_multi·K][n_embd] routed expert output per slot    */
     int      rows_apart;    /* the rows are lone decode steps: see mm_rows           */
+    lm_logit_limit limit;   /* the next pass's logit ids (lm_decoder_state_limit_logits) */
     void    *block;         /* the single allocation all of the above live in       */
     lm_abort_fn abort_fn;   /* polled between chunks and layers, or NULL             */
     void    *abort_user;
@@ -1239,6 +1240,48 @@ static void layer_forward(const lm_decoder *d, int il, lm_decoder_state *const *
     add_rows(s->x, s->ffn, n * E);
 }
 
+void lm_decoder_state_limit_logits(lm_decoder_state *s, int32_t lo, int32_t hi, int32_t extra)
+{
+    s->limit = (lm_logit_limit){.on = 1, .lo = lo, .hi = hi, .extra = extra};
+}
+
+/* The limit set for this pass, cleared on s (it holds for one pass, whatever that returns),
+ * clamped to [0, V). */
+static lm_logit_limit take_limit(lm_decoder_state *s, int64_t V)
+{
+    lm_logit_limit l = s->limit;
+    s->limit.on = 0;
+    if (!l.on) return l;
+    l.lo = l.lo < 0 ? 0 : l.lo > V ? (int32_t)V : l.lo;
+    l.hi = l.hi < l.lo ? l.lo : l.hi > V ? (int32_t)V : l.hi;
+    if (l.extra < 0 || l.extra >= V || (l.extra >= l.lo && l.extra < l.hi)) l.extra = -1;
+    return l;
+}
+
+/* The output head on n prepared rows (lone decode steps apart, or one row): every logit, or
+ * under a limit only ids [lo, hi) and extra, each of those the full head's bit for bit (a
+ * logit is its own row's dot product), the others -INFINITY. */
+static void output_head(const lm_decoder *d, const mm_in *in, float *const *logits, lm_logit_limit l, lm_pool *pool)
+{
+    const int64_t V = d->hp.n_vocab;
+    if (!l.on) {
+        if (in->n == 1) mm_prepared(&d->output, in, logits[0], pool);
+        else mm_rows(&d->output, in, logits, pool);
+        return;
+    }
+    float *y[LM_DECODE_MAX_SEQ];
+    for (int64_t t = 0; t < in->n; t++)
+        for (int64_t v = 0; v < V; v++) logits[t][v] = -INFINITY;
+    const int32_t from[2] = {l.lo, l.extra}, to[2] = {l.hi, l.extra + 1};
+    for (int k = 0; k < 2; k++) {
+        if (from[k] < 0 || to[k] <= from[k]) continue;
+        const lm_matrix sub = rows_of(&d->output, from[k], to[k] - from[k], 0);
+        for (int64_t t = 0; t < in->n; t++) y[t] = logits[t] + from[k];
+        if (in->n == 1) mm_prepared(&sub, in, y[0], pool);
+        else mm_rows(&sub, in, y, pool);
+    }
+}
+
 int lm_decoder_forward(const lm_decoder *d, lm_decoder_state *s, const int32_t *tokens,
                        const float *embd, int64_t n, float *logits, int all_logits,
                        lm_pool *pool, lm_error *err)
@@ -1256,6 +1299,7 @@ int lm_decoder_forward(const lm_decoder *d, lm_decoder_state *s, const int32_t *
             return lm_fail(err, LOOM_ERR_INVALID_ARG, "token %lld: id %d is outside the vocabulary (0..%lld)",
                            (long long)i, tokens[i], (long long)V - 1);
     const int32_t past0 = s->n_past;
+    const lm_logit_limit limit = take_limit(s, V);
     for (int64_t done = 0; done < n;) {
         const int64_t m = n - done < s->n_batch ? n - done : s->n_batch;
         if (abort_requested(s)) goto aborted;
@@ -1279,7 +1323,8 @@ int lm_decoder_forward(const lm_decoder *d, lm_decoder_state *s, const int32_t *
             mm(&d->output, s->xn, m, logits + (done - m) * V, s, pool);
         } else if (logits && done == n) {
             lm_rmsnorm(s->xn, s->x + (m - 1) * E, d->output_norm, E, hp->rms_eps);
-            mm(&d->output, s->xn, 1, logits, s, pool);
+            const mm_in in = prepare(d->output.type, s->xn, 1, E, s, pool);
+            output_head(d, &in, &logits, limit, pool);
         }
     }
     return 0;
@@ -1328,6 +1373,12 @@ int lm_decoder_forward_multi(const lm_decoder *d, lm_decoder_state *const *state
     int rc = multi_args_ok(d, states, tokens, n_seq, err);
     if (rc < 0) return rc;
     lm_decoder_state *s = states[0];
+    /* the first state's limit serves all rows when every state set the same one */
+    lm_logit_limit limit = take_limit(s, hp->n_vocab);
+    for (int i = 1; i < n_seq; i++) {
+        const lm_logit_limit li = take_limit(states[i], hp->n_vocab);
+        if (li.on != limit.on || li.lo != limit.lo || li.hi != limit.hi || li.extra != limit.extra) limit.on = 0;
+    }
     for (int i = 0; i < n_seq; i++) {
         const char *row = (const char *)d->tok_embd.data + (size_t)tokens[i] * d->tok_embd.row_bytes;
         lm_row_to_f32(d->tok_embd.type, row, s->x + i * E, E);
@@ -1345,8 +1396,7 @@ int lm_decoder_forward_multi(const lm_decoder *d, lm_decoder_state *const *state
     if (logits) {
         rmsnorm_rows(s->xn, s->x, d->output_norm, n_seq, E, E, E, hp->rms_eps);
         const mm_in in = prepare(d->output.type, s->xn, n_seq, E, s, pool);
-        if (n_seq == 1) mm_prepared(&d->output, &in, logits[0], pool);
-        else mm_rows(&d->output, &in, logits, pool);
+        output_head(d, &in, logits, limit, pool);
     }
     s->rows_apart = 0;
     return 0;

@@ -146,6 +146,15 @@ void lm_decoder_state_set_abort(lm_decoder_state *s, lm_abort_fn fn, void *user)
  * default 0). */
 void lm_decoder_state_set_tuning(lm_decoder_state *s, int mla_form, int q8_float_x);
 
+/* Limit the next pass's logits (lm_decoder_forward's last position, or each row of
+ * lm_decoder_forward_multi when every state set the same limit) to ids in [lo, hi) and
+ * `extra` (-1: none): only those rows of the output head are computed, each bit for bit as
+ * in the full head, and the other logits are -INFINITY. Media generation sets it before each
+ * step inside a block, where the sampler may pick only the medium's codes (or a forced
+ * token). It holds for one pass (all_logits passes ignore it) and is then cleared. */
+typedef struct lm_logit_limit { int on; int32_t lo, hi, extra; } lm_logit_limit;
+void lm_decoder_state_limit_logits(lm_decoder_state *s, int32_t lo, int32_t hi, int32_t extra);
+
 /* Run n inputs at positions n_past … n_past+n-1 and append them to the cache. Inputs are
  * token ids (`tokens`, embd NULL) or embeddings (`embd` [n][n_embd], tokens NULL).
  * logits: NULL (none), or [n][n_vocab] when all_logits, else [n_vocab] for the last input.
