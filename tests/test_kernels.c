@@ -282,6 +282,34 @@ static void test_matvec_multi(const char *set)
     CHECK(isnan(ya[0]) && isnan(yb[1]), "[%s] matvec_q8_multi on f32 weights: not NaN", set);
 }
 
+/* ---- attention's weighted sum of cached rows ---------------------------------------------
+ * lm_attn_sum_rows_avx2 (decoder_avx2.c) against the decoder's portable loop: o = 0, then
+ * o += p_j·row_j in order: equal bit for bit (no FMA on either side), with a column tail. */
+void lm_attn_sum_rows_avx2(float *o, const float *p, const float *kv, int64_t n_kv, int64_t R, int64_t n);
+
+static void test_attn_sum_rows(void)
+{
+    if (!lm_cpu_caps_get()->avx2) {
+        printf("note: no AVX2: lm_attn_sum_rows_avx2 not run\n");
+        return;
+    }
+    static const int64_t shapes[][3] = {{1, 80, 64}, {37, 80, 64}, {300, 80, 64}, {5, 140, 128}, {9, 76, 70}, {4, 8, 3}};
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        const int64_t n_kv = shapes[si][0], R = shapes[si][1], n = shapes[si][2];
+        float *kv = xmalloc((size_t)(n_kv * R) * sizeof(float)), *p = xmalloc((size_t)n_kv * sizeof(float));
+        float *o = xmalloc((size_t)n * sizeof(float)), *want = xmalloc((size_t)n * sizeof(float));
+        fill_random(kv, n_kv * R, 3.0f);
+        fill_random(p, n_kv, 1.0f);
+        for (int64_t i = 0; i < n; i++) want[i] = 0.0f;
+        for (int64_t j = 0; j < n_kv; j++)
+            for (int64_t i = 0; i < n; i++) want[i] += p[j] * kv[j * R + i];
+        lm_attn_sum_rows_avx2(o, p, kv, n_kv, R, n);
+        CHECK(!memcmp(o, want, (size_t)n * sizeof(float)), "attn sum rows %lldx%lld (row %lld): differs from the portable loop",
+              (long long)n_kv, (long long)n, (long long)R);
+        free(kv); free(p); free(o); free(want);
+    }
+}
+
 /* ---- matmul ------------------------------------------------------------------------------ */
 static void check_matmul(const char *set, int type, int64_t n_in, int64_t n_out, int64_t n_tok, lm_pool *pool)
 {
@@ -747,6 +775,7 @@ int main(void)
     CHECK(n_sets >= 1, "no kernel set ran");
     test_matmul_bf16(pools);
     test_matmul_any_threads();
+    test_attn_sum_rows();
     test_rope();
     test_conv(pools);
     test_elementwise();

@@ -657,6 +657,7 @@ int lm_decoder_state_copy(const lm_decoder *d, lm_decoder_state *dst, const lm_d
 
 void lm_round_f16_avx2(const float *x, int64_t n, float *out); /* decoder_avx2.c */
 void lm_round_q8_avx2(const float *x, int64_t n, float *out);  /* decoder_avx2.c */
+void lm_attn_sum_rows_avx2(float *o, const float *p, const float *kv, int64_t n_kv, int64_t R, int64_t n);
 
 /* The portable twin of lm_round_q8_avx2: ggml's x86 activation quantizer (id = 127/amax,
  * nearest-even rounding, f16 scale), dequantized. */
@@ -881,11 +882,18 @@ static void attn_heads(void *arg, int ith, int nth)
             head_matvec(&kb, qh, qc, s, h, hw);
             memcpy(qc + kvl, qh + hp->n_nope, (size_t)hp->n_rope * sizeof(float));
             const int64_t n_kv = pos + 1;
-            for (int64_t j = 0; j < n_kv; j++)
-                p[j] = lm_dot(LOOM_TYPE_F32, kv + j * R, qc, R) * hp->kq_scale;
+            /* the cached rows as one F32 matrix: one row-kernel call for every key's dot */
+            const lm_matrix keys = {.type = LOOM_TYPE_F32, .n_in = R, .n_out = n_kv,
+                                    .row_bytes = (size_t)R * sizeof(float), .data = kv};
+            lm_matvec(&keys, qc, p, NULL);
+            for (int64_t j = 0; j < n_kv; j++) p[j] *= hp->kq_scale;
             lm_softmax_fast(p, n_kv);
-            memset(o, 0, (size_t)kvl * sizeof(float));
-            for (int64_t j = 0; j < n_kv; j++) axpy(o, p[j], kv + j * R, kvl);
+            if (lm_cpu_caps_get()->avx2) {
+                lm_attn_sum_rows_avx2(o, p, kv, n_kv, R, kvl);
+            } else {
+                memset(o, 0, (size_t)kvl * sizeof(float));
+                for (int64_t j = 0; j < n_kv; j++) axpy(o, p[j], kv + j * R, kvl);
+            }
             head_matvec(&vb, o, a->attn + (row * H + h) * hp->n_v, s, h, hw);
         }
     }

@@ -44,3 +44,29 @@ void lm_round_q8_avx2(const float *x, int64_t n, float *out)
         }
     }
 }
+
+/* o[i] = Σ_j p[j]·kv[j·R + i] for i < n (attention's weighted sum of cached rows), as the
+ * portable loop computes it: o = 0, then o += p[j]·kv_j in order of j, a multiply then an add
+ * (no FMA: ISO C mode does not contract), so the sums are the same bit for bit. Columns go
+ * 64 at a time, held in registers across all rows, instead of a load and store per row. */
+void lm_attn_sum_rows_avx2(float *o, const float *p, const float *kv, int64_t n_kv, int64_t R, int64_t n);
+
+void lm_attn_sum_rows_avx2(float *o, const float *p, const float *kv, int64_t n_kv, int64_t R, int64_t n)
+{
+    int64_t i0 = 0;
+    for (; i0 + 64 <= n; i0 += 64) {
+        __m256 a[8];
+        for (int k = 0; k < 8; k++) a[k] = _mm256_setzero_ps();
+        for (int64_t j = 0; j < n_kv; j++) {
+            const __m256 w = _mm256_set1_ps(p[j]);
+            const float *row = kv + j * R + i0;
+            for (int k = 0; k < 8; k++) a[k] = _mm256_add_ps(a[k], _mm256_mul_ps(w, _mm256_loadu_ps(row + 8 * k)));
+        }
+        for (int k = 0; k < 8; k++) _mm256_storeu_ps(o + i0 + 8 * k, a[k]);
+    }
+    for (int64_t i = i0; i < n; i++) {
+        float s = 0.0f;
+        for (int64_t j = 0; j < n_kv; j++) s += p[j] * kv[j * R + i];
+        o[i] = s;
+    }
+}
