@@ -2,6 +2,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "cli_util.h"
 #include "loom.h"
@@ -17,6 +18,8 @@ static int  cmd_version(int argc, char **argv);
 static void help_version(void);
 static int  cmd_info(int argc, char **argv);
 static void help_info(void);
+static int  cmd_quantize(int argc, char **argv);
+static void help_quantize(void);
 int  cmd_generate(int argc, char **argv);   /* cmd_generate.c */
 void help_generate(void);
 int  cmd_caption(int argc, char **argv);     /* cmd_understand.c */
@@ -37,6 +40,7 @@ void help_animate(void);
 static const command COMMANDS[] = {
     {"version", "print loom's version and the CPU features it uses", cmd_version, help_version},
     {"info",    "print a model file's metadata and tensor table", cmd_info, help_info},
+    {"quantize", "convert a model file's weight matrices to q8_0, f16, bf16 or f32", cmd_quantize, help_quantize},
     {"generate", "continue a prompt with a decoder model (streams text)", cmd_generate, help_generate},
     {"caption", "describe an image or answer a question about it", cmd_caption, help_caption},
     {"transcribe", "transcribe speech (txt, srt, vtt or json)", cmd_transcribe, help_transcribe},
@@ -200,6 +204,75 @@ static int cmd_info(int argc, char **argv)
     }
     printf("  total: %" PRIu64 " bytes in %" PRId64 " tensors\n", total, n_t);
     loom_file_close(&f);
+    return EXIT_OK;
+}
+
+static void help_quantize(void)
+{
+    printf("usage: loom quantize [-q] IN.gguf OUT.gguf [TYPE]\n\n"
+           "Writes a copy of a model file (decoder, -mmproj, codec) with its weight matrices in\n"
+           "TYPE: q8_0 (the default), f16, bf16 or f32. Norms, biases, MoE routers and\n"
+           "convolution kernels with rows shorter than a block stay as they are; every metadata\n"
+           "key is kept, general.file_type names the new type. OUT is written atomically and\n"
+           "may not be IN itself. A file holding types loom cannot read (llama.cpp's k-quants)\n"
+           "is refused with the tensor's name.\n\n"
+           "  -q, --quiet   no progress bar\n\n"
+           "Prints how many tensors were converted and the tensor data's size before and after.\n"
+           "Exit status 1 if IN is missing or malformed or OUT cannot be written.\n");
+}
+
+static void on_quantize_progress(int64_t done, int64_t total, void *user)
+{
+    cli_progress_update(user, done, total);
+}
+
+static int cmd_quantize(int argc, char **argv)
+{
+    const char *path[3] = {0};
+    int n_path = 0, quiet = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-q") || !strcmp(argv[i], "--quiet")) {
+            quiet = 1;
+        } else if (argv[i][0] == '-' && argv[i][1]) {
+            cli_error("quantize: unknown option '%s'", argv[i]);
+            return EXIT_USAGE;
+        } else if (n_path == 3) {
+            cli_error("quantize: unexpected argument '%s' (IN.gguf OUT.gguf [TYPE])", argv[i]);
+            return EXIT_USAGE;
+        } else {
+            path[n_path++] = argv[i];
+        }
+    }
+    if (n_path < 2) {
+        cli_error("quantize: missing %s (try 'loom quantize --help')", n_path ? "OUT.gguf" : "IN.gguf and OUT.gguf");
+        return EXIT_USAGE;
+    }
+    loom_quantize_params qp = loom_quantize_default_params();
+    if (path[2]) {
+        static const int types[] = {LOOM_TYPE_Q8_0, LOOM_TYPE_F16, LOOM_TYPE_BF16, LOOM_TYPE_F32};
+        qp.type = -1;
+        for (size_t k = 0; k < sizeof types / sizeof types[0]; k++)
+            if (!strcasecmp(path[2], loom_type_name(types[k]))) qp.type = types[k];
+        if (qp.type < 0) {
+            cli_error("quantize: unknown type '%s' (q8_0, f16, bf16 or f32)", path[2]);
+            return EXIT_USAGE;
+        }
+    }
+    cli_progress bar;
+    cli_progress_init(&bar, "quantize", quiet);
+    qp.on_progress = on_quantize_progress;
+    qp.user_data = &bar;
+    loom_quantize_stats st;
+    char err[600];
+    int rc = loom_quantize(path[0], path[1], qp, &st, err, sizeof err);
+    cli_progress_done(&bar);
+    if (rc < 0) {
+        cli_error("quantize: %s", err);
+        return EXIT_FAILED;
+    }
+    printf("%s -> %s (%s): %" PRId64 " of %" PRId64 " tensors converted, tensor data %.2f MB -> %.2f MB\n",
+           path[0], path[1], loom_type_name(qp.type), st.n_converted, st.n_tensors, st.bytes_in / 1e6,
+           st.bytes_out / 1e6);
     return EXIT_OK;
 }
 

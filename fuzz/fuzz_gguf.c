@@ -1,5 +1,6 @@
 /* libFuzzer target for the GGUF reader: any input must either fail cleanly or give a handle
- * whose every entry, array element and tensor can be walked without a sanitizer report. */
+ * whose every entry, array element and tensor can be walked, and every key copied into a
+ * writer (lm_gguf_copy_kv), without a sanitizer report. */
 #include <stdint.h>
 #include <string.h>
 
@@ -29,8 +30,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (lm_gguf_open_memory(data, size, &g, &err) != 0) return 0;
     char buf[256];
     volatile uint64_t sink = 0;
+    lm_gguf_writer *w = lm_gguf_writer_create();   /* loom_quantize copies keys byte for byte */
     for (int64_t i = 0; i < lm_gguf_n_kv(g); i++) {
         const char *key = lm_gguf_kv_key(g, i);
+        if (w && lm_gguf_copy_kv(w, g, i) == LOOM_ERR_INVALID_ARG) __builtin_trap();
         sink += strlen(lm_gguf_kv_to_str(g, i, buf, sizeof buf));
         if (lm_gguf_find_kv(g, key) != i) __builtin_trap();  /* keys are unique and indexed */
         uint32_t u; int64_t v; float f; int b; const char *s; const lm_gguf_array *a;
@@ -52,6 +55,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
     (void)sink;
+    lm_gguf_writer_free(&w);
     lm_gguf_close(&g);
     return 0;
 }

@@ -93,8 +93,12 @@ typedef enum loom_type {
 /* "f32", "f16", "q8_0", "bf16"; "?" for an unknown id. */
 const char *loom_type_name(int type);
 
+/* Progress: `done` units (sampled codes, converted tensors) of at most `total`. */
+typedef void (*loom_progress_fn)(int64_t done, int64_t total, void *user_data);
+
 /* ---------------------------------------------------------------------------------------
- * Model files (GGUF v3): read-only inspection. Used by `loom info`.
+ * Model files (GGUF v3): read-only inspection (`loom info`) and type conversion
+ * (`loom quantize`).
  * The file is mmapped; nothing is trusted: every count, length, dimension and offset is
  * checked against the file size before use, so a malformed file is an error, not a crash.
  * ------------------------------------------------------------------------------------- */
@@ -126,6 +130,37 @@ const char *loom_file_kv_str(const loom_file *f, int64_t i, char *buf, size_t bu
 int64_t     loom_file_n_tensors(const loom_file *f);
 /* Fill *out for tensor i (0 ≤ i < loom_file_n_tensors); LOOM_ERR_INVALID_ARG otherwise. */
 int         loom_file_tensor(const loom_file *f, int64_t i, loom_tensor_info *out);
+
+/* Write a copy of a model file (decoder, media encoders, codecs) with its weight matrices
+ * in another type:
+ *
+ *     loom_quantize_params qp = loom_quantize_default_params();   // q8_0
+ *     if (loom_quantize("model-f16.gguf", "model-q8_0.gguf", qp, NULL, err, sizeof err) < 0) …
+ *
+ * A tensor is converted when it has 2 or more dimensions, its rows are whole blocks of the
+ * new type and it is not a MoE router (`…ffn_gate_inp.weight`: its expert choices flip on
+ * small roundings, and llama.cpp keeps it as it is too); the rest (norms, biases, convolution
+ * kernels with short rows) are copied byte for byte. Q8_0 rounding is ggml's
+ * quantize_row_q8_0_ref. Every key is copied as it is, except `general.file_type`, set to
+ * llama.cpp's number for the type (0 f32, 1 f16, 7 q8_0, 32 bf16). The output is written
+ * atomically (a failure leaves no partial file); it may not be the input file itself.
+ * Memory: the mapped input plus the largest converted tensor. Inputs with types loom cannot
+ * read (llama.cpp's k-quants, …) are LOOM_ERR_UNSUPPORTED, naming the tensor. */
+typedef struct loom_quantize_params {
+    int32_t          type;          /* LOOM_TYPE_Q8_0 (default), _F16, _BF16 or _F32       */
+    loom_progress_fn on_progress;   /* after each converted tensor; may be NULL            */
+    void            *user_data;
+} loom_quantize_params;
+
+typedef struct loom_quantize_stats {
+    int64_t  n_tensors, n_converted;
+    uint64_t bytes_in, bytes_out;   /* tensor data, without metadata and padding             */
+} loom_quantize_stats;
+
+loom_quantize_params loom_quantize_default_params(void);
+/* stats may be NULL. */
+int loom_quantize(const char *in_path, const char *out_path, loom_quantize_params params,
+                  loom_quantize_stats *stats, char *err, size_t err_size);
 
 /* ---------------------------------------------------------------------------------------
  * Decoder: models, tokens and sessions (issue: MoE decoder)
@@ -296,8 +331,6 @@ typedef enum loom_media_kind {
     LOOM_MEDIA_KIND_COUNT = 3
 } loom_media_kind;
 
-/* Called after each sampled code: done codes of at most total. */
-typedef void (*loom_progress_fn)(int64_t done, int64_t total, void *user_data);
 
 typedef struct loom_media_params {
     int32_t  kind;              /* loom_media_kind                                          */

@@ -1,6 +1,8 @@
-/* Public "Model files" API (include/loom.h): read-only inspection over lib/core/gguf. */
+/* Public "Model files" API (include/loom.h): inspection and type conversion over lib/core/gguf. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 
 #include "lib/core/gguf.h"
 
@@ -70,4 +72,136 @@ int loom_file_tensor(const loom_file *f, int64_t i, loom_tensor_info *out)
     out->offset = t->offset;
     out->n_bytes = t->n_bytes;
     return 0;
+}
+
+/* ---- loom_quantize ----------------------------------------------------------------- */
+
+loom_quantize_params loom_quantize_default_params(void)
+{
+    return (loom_quantize_params){.type = LOOM_TYPE_Q8_0};
+}
+
+/* llama.cpp's general.file_type for a file whose matrices are `type` (llama_ftype). */
+static uint32_t file_type_of(int type)
+{
+    switch (type) {
+    case LOOM_TYPE_F32:  return 0;
+    case LOOM_TYPE_F16:  return 1;
+    case LOOM_TYPE_Q8_0: return 7;
+    default:             return 32;   /* BF16 */
+    }
+}
+
+/* Whether tensor t becomes `type`: a matrix (or stack of them) of a type loom reads, rows of
+ * whole blocks of `type`, not a MoE router (its choices flip on small roundings; llama.cpp
+ * keeps it as it is too). */
+static int converts(const lm_gguf_tensor *t, int type)
+{
+    size_t n = strlen(t->name);
+    const char *router = "ffn_gate_inp.weight";
+    return t->n_dims >= 2 && t->type != type && t->ne[0] % lm_type_block_len(type) == 0 &&
+           !(n >= strlen(router) && !strcmp(t->name + n - strlen(router), router));
+}
+
+typedef struct convert_job {
+    const lm_gguf_tensor *t;
+    int    type;       /* target */
+    float *row;        /* [ne[0]], shared by every tensor */
+    loom_quantize_params p;
+    int64_t *done;     /* converted so far, shared */
+    int64_t total;
+} convert_job;
+
+/* lm_gguf_fill_fn: the tensor's rows, widened to f32 and rounded to the target type. */
+static int fill_converted(void *user, void *dst, size_t n_bytes, lm_error *err)
+{
+    convert_job *j = user;
+    const lm_gguf_tensor *t = j->t;
+    const int64_t n_rows = t->ne[1] * t->ne[2] * t->ne[3];
+    const size_t in_row = lm_row_bytes(t->type, t->ne[0]), out_row = lm_row_bytes(j->type, t->ne[0]);
+    (void)n_bytes;  /* = out_row · n_rows: the writer sized it from the same shape */
+    (void)err;
+    for (int64_t r = 0; r < n_rows; r++) {
+        lm_row_to_f32(t->type, (const char *)t->data + r * in_row, j->row, t->ne[0]);
+        lm_row_from_f32(j->type, j->row, (char *)dst + r * out_row, t->ne[0]);
+    }
+    if (j->p.on_progress) j->p.on_progress(++*j->done, j->total, j->p.user_data);
+    return 0;
+}
+
+/* The tensors in `in` order, converted or referenced, and every key. */
+static int quantize_plan(const lm_gguf *g, lm_gguf_writer *w, convert_job *jobs, loom_quantize_stats *st,
+                         lm_error *e)
+{
+    const int type = jobs[0].type;
+    int rc = 0;
+    for (int64_t i = 0; rc == 0 && i < lm_gguf_n_kv(g); i++)
+        if (lm_gguf_copy_kv(w, g, i) < 0) rc = lm_fail(e, LOOM_ERR_NO_MEMORY, "out of memory copying key '%s'", lm_gguf_kv_key(g, i));
+    if (rc == 0 && lm_gguf_set_u32(w, "general.file_type", file_type_of(type)) < 0)
+        rc = lm_fail(e, LOOM_ERR_NO_MEMORY, "out of memory");
+    for (int64_t i = 0; rc == 0 && i < lm_gguf_n_tensors(g); i++) {
+        const lm_gguf_tensor *t = lm_gguf_tensor_at(g, i);
+        if (!t->data)
+            return lm_fail(e, LOOM_ERR_UNSUPPORTED, "tensor '%s' has ggml type %d, which loom cannot read (it converts f32, f16, bf16 and q8_0)",
+                           t->name, t->type);
+        st->n_tensors++;
+        st->bytes_in += t->n_bytes;
+        if (!converts(t, type)) {
+            st->bytes_out += t->n_bytes;
+            if (lm_gguf_add_tensor(w, t->name, t->type, t->n_dims, t->ne, t->data) < 0)
+                rc = lm_fail(e, LOOM_ERR_NO_MEMORY, "out of memory copying tensor '%s'", t->name);
+            continue;
+        }
+        convert_job *j = &jobs[st->n_converted++];
+        *j = (convert_job){.t = t, .type = type, .row = jobs[0].row, .p = jobs[0].p, .done = jobs[0].done};
+        st->bytes_out += lm_row_bytes(type, t->ne[0]) * (uint64_t)(t->ne[1] * t->ne[2] * t->ne[3]);
+        if (lm_gguf_add_tensor_fill(w, t->name, type, t->n_dims, t->ne, fill_converted, j) < 0)
+            rc = lm_fail(e, LOOM_ERR_NO_MEMORY, "out of memory for tensor '%s'", t->name);
+    }
+    for (int64_t k = 0; k < st->n_converted; k++) jobs[k].total = st->n_converted;
+    return rc;
+}
+
+int loom_quantize(const char *in_path, const char *out_path, loom_quantize_params p,
+                  loom_quantize_stats *stats, char *err, size_t err_size)
+{
+    lm_error e = {0};
+    lm_gguf *g = NULL;
+    lm_gguf_writer *w = NULL;
+    convert_job *jobs = NULL;
+    loom_quantize_stats st = {0};
+    struct stat si, so;
+    int64_t done = 0;
+    int rc = 0;
+    if (err && err_size) err[0] = '\0';
+    if (!in_path || !out_path)
+        rc = lm_fail(&e, LOOM_ERR_INVALID_ARG, "loom_quantize: NULL path");
+    else if (p.type != LOOM_TYPE_F32 && p.type != LOOM_TYPE_F16 && p.type != LOOM_TYPE_BF16 && p.type != LOOM_TYPE_Q8_0)
+        rc = lm_fail(&e, LOOM_ERR_INVALID_ARG, "loom_quantize: type %d is not f32, f16, bf16 or q8_0", p.type);
+    else if (stat(in_path, &si) == 0 && stat(out_path, &so) == 0 && si.st_dev == so.st_dev && si.st_ino == so.st_ino)
+        rc = lm_fail(&e, LOOM_ERR_INVALID_ARG, "%s: the output is the input file; write the converted model elsewhere", out_path);
+    if (rc == 0) rc = lm_gguf_open(in_path, &g, &e);
+    int64_t max_row = 1;
+    for (int64_t i = 0; rc == 0 && i < lm_gguf_n_tensors(g); i++)
+        if (lm_gguf_tensor_at(g, i)->ne[0] > max_row) max_row = lm_gguf_tensor_at(g, i)->ne[0];
+    if (rc == 0) {
+        w = lm_gguf_writer_create();
+        jobs = calloc((size_t)lm_gguf_n_tensors(g) + 1, sizeof *jobs);
+        float *row = malloc(sizeof(float) * (size_t)max_row);
+        if (!w || !jobs || !row) {
+            free(row);
+            rc = lm_fail(&e, LOOM_ERR_NO_MEMORY, "out of memory");
+        } else {
+            jobs[0] = (convert_job){.type = p.type, .row = row, .p = p, .done = &done};
+        }
+    }
+    if (rc == 0) rc = quantize_plan(g, w, jobs, &st, &e);
+    if (rc == 0) rc = lm_gguf_write(w, out_path, &e);
+    if (jobs) free(jobs[0].row);
+    free(jobs);
+    lm_gguf_writer_free(&w);
+    lm_gguf_close(&g);
+    if (rc == 0 && stats) *stats = st;
+    if (rc < 0 && err && err_size) snprintf(err, err_size, "%s", e.msg);
+    return rc;
 }

@@ -1,4 +1,5 @@
-/* GGUF reader/writer: round trips of every value type and tensor type, getter errors,
+/* GGUF reader/writer: round trips of every value type and tensor type, key copies and
+ * tensors filled at write time, getter errors,
  * tensor lookup checks, the Python-written fixture, and the malformed-file corpus
  * (tests/data/gguf_bad/MANIFEST: each file must fail with the listed status and message). */
 #include <dirent.h>
@@ -218,6 +219,100 @@ static void test_arrays(void)
     lm_gguf_kv_to_str(g, lm_gguf_find_kv(g, "a.big"), small, sizeof small);
     CHECK(strlen(small) == sizeof small - 1 && !strcmp(small + sizeof small - 4, "..."), "truncated render '%s'", small);
     lm_gguf_close(&g);
+}
+
+static int read_file(const char *path, unsigned char **buf, long *n)
+{
+    FILE *f = fopen(path, "rb");
+    *buf = NULL;
+    if (!f) return -1;
+    fseek(f, 0, SEEK_END);
+    *n = ftell(f);
+    rewind(f);
+    *buf = malloc((size_t)*n + 1);
+    int ok = *buf && fread(*buf, 1, (size_t)*n, f) == (size_t)*n;
+    fclose(f);
+    return ok ? 0 : -1;
+}
+
+/* lm_gguf_fill_fn: byte i = (i * 7 + seed) & 255; a seed of -1 fails. */
+static int fill_pattern(void *user, void *dst, size_t n, lm_error *err)
+{
+    int seed = *(int *)user;
+    if (seed < 0) return lm_fail(err, LOOM_ERR_INVALID_ARG, "fill refused");
+    for (size_t i = 0; i < n; i++) ((unsigned char *)dst)[i] = (unsigned char)(i * 7 + (size_t)seed);
+    return 0;
+}
+
+/* Keys copied with lm_gguf_copy_kv (every scalar, string and array type, nested arrays) write
+ * the same bytes as the originals; filled tensors equal copied ones; a failing fill leaves
+ * an existing file untouched. */
+static void test_copy_and_fill(void)
+{
+    lm_gguf_writer *w = lm_gguf_writer_create();
+    lm_gguf_set_u8(w, "u8", 200);
+    lm_gguf_set_i8(w, "i8", -5);
+    lm_gguf_set_u16(w, "u16", 60000);
+    lm_gguf_set_i16(w, "i16", -30000);
+    lm_gguf_set_u32(w, "u32", 4000000000u);
+    lm_gguf_set_i32(w, "i32", -7);
+    lm_gguf_set_u64(w, "u64", 1ull << 60);
+    lm_gguf_set_i64(w, "i64", -(1ll << 60));
+    lm_gguf_set_f32(w, "f32", 1.5f);
+    lm_gguf_set_f64(w, "f64", -2.25);
+    lm_gguf_set_bool(w, "bool", 1);
+    lm_gguf_set_str(w, "str", "héllo");
+    const char *strs[3] = {"a", "", "ccc"};
+    lm_gguf_set_arr_str(w, "arr.str", strs, 3);
+    float fs[3] = {1, 2, 3};
+    lm_gguf_set_arr(w, "arr.f32", LM_GGUF_F32, fs, 3);
+    uint16_t r0[2] = {1, 2};
+    const void *rows[2] = {r0, NULL};
+    uint64_t lens[2] = {2, 0};
+    lm_gguf_set_arr_nested(w, "arr.nested", LM_GGUF_U16, rows, lens, 2);
+    const int64_t ne[2] = {64, 3};
+    unsigned char data[64 * 3 * 2];
+    int seed = 3;
+    fill_pattern(&seed, data, sizeof data, NULL);
+    lm_gguf_add_tensor(w, "t", LOOM_TYPE_F16, 2, ne, data);
+    lm_error err = {0};
+    char a_path[256], b_path[256];
+    snprintf(a_path, sizeof a_path, "%s", tmp_file("copy_a"));
+    snprintf(b_path, sizeof b_path, "%s", tmp_file("copy_b"));
+    CHECK(lm_gguf_write(w, a_path, &err) == 0, "write: %s", err.msg);
+    lm_gguf_writer_free(&w);
+
+    lm_gguf *g = NULL;
+    CHECK(lm_gguf_open(a_path, &g, &err) == 0, "open: %s", err.msg);
+    lm_gguf_writer *w2 = lm_gguf_writer_create();
+    for (int64_t i = 0; g && i < lm_gguf_n_kv(g); i++)
+        CHECK(lm_gguf_copy_kv(w2, g, i) == 0, "copy key %lld", (long long)i);
+    CHECK(lm_gguf_copy_kv(w2, g, lm_gguf_n_kv(g)) == LOOM_ERR_INVALID_ARG, "copy_kv past the end");
+    CHECK(lm_gguf_add_tensor_fill(w2, "t", LOOM_TYPE_F16, 2, ne, fill_pattern, &seed) == 0, "add_tensor_fill");
+    CHECK(lm_gguf_add_tensor_fill(w2, "u", LOOM_TYPE_F16, 2, ne, NULL, &seed) == LOOM_ERR_INVALID_ARG, "NULL fill");
+    CHECK(lm_gguf_add_tensor_fill(w2, "t", LOOM_TYPE_F16, 2, ne, fill_pattern, &seed) == LOOM_ERR_INVALID_ARG,
+          "duplicate filled tensor");
+    CHECK(lm_gguf_write(w2, b_path, &err) == 0, "write copy: %s", err.msg);
+    unsigned char *a = NULL, *b = NULL;
+    long na = 0, nb = 0;
+    CHECK(read_file(a_path, &a, &na) == 0 && read_file(b_path, &b, &nb) == 0 && na == nb && !memcmp(a, b, (size_t)na),
+          "copied keys + filled tensor: %ld bytes against the original's %ld, or different bytes", nb, na);
+    free(b);
+
+    /* a failing fill: error passed on, the existing file at b_path unchanged */
+    int refuse = -1;
+    lm_gguf_writer *w3 = lm_gguf_writer_create();
+    lm_gguf_set_u32(w3, "k", 1);
+    lm_gguf_add_tensor_fill(w3, "t", LOOM_TYPE_F16, 2, ne, fill_pattern, &refuse);
+    CHECK(lm_gguf_write(w3, b_path, &err) == LOOM_ERR_INVALID_ARG && has(err.msg, "fill refused"), "failing fill: '%s'", err.msg);
+    CHECK(read_file(b_path, &b, &nb) == 0 && nb == na && !memcmp(a, b, (size_t)na), "a failing fill changed the file");
+    free(a);
+    free(b);
+    lm_gguf_writer_free(&w3);
+    lm_gguf_writer_free(&w2);
+    lm_gguf_close(&g);
+    unlink(a_path);
+    unlink(b_path);
 }
 
 /* Tensors of every loom type, data checked byte-exact, at alignment 32 and 64. */
@@ -549,6 +644,7 @@ int main(void)
     test_tensors(64);
     test_writer_errors();
     test_writer_atomic();
+    test_copy_and_fill();
     test_python_fixture();
     test_bad_corpus();
     test_truncations();

@@ -181,33 +181,6 @@ static int vocab_gpt2(lm_gguf_writer *w, int32_t n)
     return rc < 0 ? -1 : 0;
 }
 
-/* Copy one scalar or array key of `g` (entry i) into w. */
-static int copy_kv(const lm_gguf *g, int64_t i, lm_gguf_writer *w, lm_error *err)
-{
-    const char *key = lm_gguf_kv_key(g, i);
-    int rc = 0;
-    switch (lm_gguf_kv_type(g, i)) {
-    case LM_GGUF_U32: { uint32_t v = 0; if ((rc = lm_gguf_get_u32(g, key, &v, err)) == 0) rc = lm_gguf_set_u32(w, key, v); break; }
-    case LM_GGUF_I32: { int64_t v = 0; if ((rc = lm_gguf_get_i64(g, key, &v, err)) == 0) rc = lm_gguf_set_i32(w, key, (int32_t)v); break; }
-    case LM_GGUF_BOOL: { int v = 0; if ((rc = lm_gguf_get_bool(g, key, &v, err)) == 0) rc = lm_gguf_set_bool(w, key, v); break; }
-    case LM_GGUF_STRING: { const char *v = NULL; if ((rc = lm_gguf_get_str(g, key, &v, err)) == 0) rc = lm_gguf_set_str(w, key, v); break; }
-    case LM_GGUF_ARRAY: {
-        const lm_gguf_array *a = NULL;
-        if ((rc = lm_gguf_get_arr(g, key, &a, err)) < 0) break;
-        const uint64_t n = lm_gguf_arr_len(a);
-        if (lm_gguf_arr_type(a) != LM_GGUF_STRING) { rc = lm_gguf_set_arr(w, key, lm_gguf_arr_type(a), lm_gguf_arr_data(a), n); break; }
-        const char **v = malloc((n ? n : 1) * sizeof *v);
-        if (!v) return lm_fail(err, LOOM_ERR_NO_MEMORY, "synth: out of memory");
-        for (uint64_t k = 0; k < n; k++) v[k] = lm_gguf_arr_str(a, k);
-        rc = lm_gguf_set_arr_str(w, key, v, n);
-        free(v);
-        break;
-    }
-    default: return lm_fail(err, LOOM_ERR_UNSUPPORTED, "synth: cannot copy key '%s' (%s)", key, lm_gguf_vtype_name(lm_gguf_kv_type(g, i)));
-    }
-    return rc < 0 ? lm_fail(err, rc, "synth: cannot copy key '%s'", key) : 0;
-}
-
 /* The tokenizer.* and loom.vocab.* keys of `path`; *n_tokens gets its vocabulary size. */
 static int vocab_copy(lm_gguf_writer *w, const char *path, int32_t *n_tokens, lm_error *err)
 {
@@ -217,7 +190,8 @@ static int vocab_copy(lm_gguf_writer *w, const char *path, int32_t *n_tokens, lm
     if (rc == 0) rc = lm_gguf_get_arr(g, "tokenizer.ggml.tokens", &toks, err);
     for (int64_t i = 0; rc == 0 && i < lm_gguf_n_kv(g); i++) {
         const char *key = lm_gguf_kv_key(g, i);
-        if (!strncmp(key, "tokenizer.", 10) || !strncmp(key, "loom.vocab.", 11)) rc = copy_kv(g, i, w, err);
+        if ((!strncmp(key, "tokenizer.", 10) || !strncmp(key, "loom.vocab.", 11)) && lm_gguf_copy_kv(w, g, i) < 0)
+            rc = lm_fail(err, LOOM_ERR_NO_MEMORY, "synth: cannot copy key '%s'", key);
     }
     if (rc == 0) *n_tokens = (int32_t)lm_gguf_arr_len(toks);
     lm_gguf_close(&g);

@@ -162,6 +162,9 @@ typedef struct gguf_kv {
     const char          *str;      /* string: NUL-terminated copy (arena)          */
     uint64_t             str_len;  /* string: bytes                                */
     lm_gguf_array       *arr;      /* array (arena)                                */
+    const unsigned char *val;      /* the serialized value in the buffer (after the
+                                      type id), for lm_gguf_copy_kv                */
+    uint64_t             val_len;
 } gguf_kv;
 
 struct lm_gguf {
@@ -319,17 +322,22 @@ static int rd_kv(cursor *c, int64_t i)
     if (t >= LM_GGUF_VTYPE_COUNT)
         return lm_fail(c->err, LOOM_ERR_FORMAT, "%s: unknown value type %" PRIu32, c->what, t);
     kv->type = (int)t;
-    if (t == LM_GGUF_STRING) return rd_str(c, "string value", 0, &kv->str, &kv->str_len);
-    if (t == LM_GGUF_ARRAY) {
+    const uint64_t start = c->pos;
+    if (t == LM_GGUF_STRING) {
+        rc = rd_str(c, "string value", 0, &kv->str, &kv->str_len);
+    } else if (t == LM_GGUF_ARRAY) {
         kv->arr = arena_alloc(&c->g->arena, sizeof *kv->arr);
         if (!kv->arr) return lm_fail(c->err, LOOM_ERR_NO_MEMORY, "%s: out of memory", c->what);
-        return rd_array(c, kv->arr, 1);
+        rc = rd_array(c, kv->arr, 1);
+    } else {
+        size_t n = vtype_size((int)t);
+        if ((rc = need(c, n, "value"))) return rc;
+        kv->raw = c->p + c->pos;
+        c->pos += n;
     }
-    size_t n = vtype_size((int)t);
-    if ((rc = need(c, n, "value"))) return rc;
-    kv->raw = c->p + c->pos;
-    c->pos += n;
-    return 0;
+    kv->val = c->p + start;
+    kv->val_len = c->pos - start;
+    return rc;
 }
 
 /* Bytes of a tensor of a loom type; 0 with *ok = 0 if ne[0] is not whole blocks or the
@@ -906,8 +914,10 @@ typedef struct wtensor {
     char    *name;
     int      type, n_dims;
     int64_t  ne[LM_GGUF_MAX_DIMS];
-    void    *data;
+    void    *data;     /* owned copy, or NULL when fill produces the bytes at write time */
     size_t   n_bytes;
+    lm_gguf_fill_fn fill;
+    void    *fill_user;
 } wtensor;
 
 struct lm_gguf_writer {
@@ -1042,8 +1052,9 @@ int lm_gguf_set_arr_nested(lm_gguf_writer *w, const char *key, int elem_type,
     return set_value(w, key, LM_GGUF_ARRAY, b);
 }
 
-int lm_gguf_add_tensor(lm_gguf_writer *w, const char *name, int type, int n_dims,
-                       const int64_t *ne, const void *data)
+/* Append a tensor entry (name, shape, size) after checking it; data is the caller's. */
+static int add_entry(lm_gguf_writer *w, const char *name, int type, int n_dims, const int64_t *ne,
+                     wtensor **out)
 {
     if (!w || !name || !ne || n_dims < 1 || n_dims > LM_GGUF_MAX_DIMS || !lm_type_supported(type))
         return LOOM_ERR_INVALID_ARG;
@@ -1054,7 +1065,7 @@ int lm_gguf_add_tensor(lm_gguf_writer *w, const char *name, int type, int n_dims
     }
     int ok;
     uint64_t nb = tensor_bytes(type, t.ne, &ok);
-    if (!ok || nb > SIZE_MAX || (nb && !data)) return LOOM_ERR_INVALID_ARG;
+    if (!ok || nb > SIZE_MAX) return LOOM_ERR_INVALID_ARG;
     for (size_t i = 0; i < w->n_t; i++)
         if (!strcmp(w->t[i].name, name)) return LOOM_ERR_INVALID_ARG;
     if (w->n_t == w->cap_t) {
@@ -1065,16 +1076,48 @@ int lm_gguf_add_tensor(lm_gguf_writer *w, const char *name, int type, int n_dims
         w->cap_t = cap;
     }
     t.n_bytes = (size_t)nb;
-    t.name = strdup(name);
-    t.data = malloc(nb ? nb : 1);
-    if (!t.name || !t.data) {
-        free(t.name);
-        free(t.data);
-        return LOOM_ERR_NO_MEMORY;
-    }
-    if (nb) memcpy(t.data, data, nb);
-    w->t[w->n_t++] = t;
+    if (!(t.name = strdup(name))) return LOOM_ERR_NO_MEMORY;
+    w->t[w->n_t] = t;
+    *out = &w->t[w->n_t++];
     return 0;
+}
+
+int lm_gguf_add_tensor(lm_gguf_writer *w, const char *name, int type, int n_dims,
+                       const int64_t *ne, const void *data)
+{
+    wtensor *t;
+    int rc = add_entry(w, name, type, n_dims, ne, &t);
+    if (rc < 0) return rc;
+    rc = t->n_bytes && !data ? LOOM_ERR_INVALID_ARG : 0;
+    if (rc == 0 && !(t->data = malloc(t->n_bytes ? t->n_bytes : 1))) rc = LOOM_ERR_NO_MEMORY;
+    if (rc < 0) {  /* take the entry back */
+        free(t->name);
+        w->n_t--;
+        return rc;
+    }
+    if (t->n_bytes) memcpy(t->data, data, t->n_bytes);
+    return 0;
+}
+
+int lm_gguf_add_tensor_fill(lm_gguf_writer *w, const char *name, int type, int n_dims,
+                            const int64_t *ne, lm_gguf_fill_fn fill, void *user)
+{
+    if (!fill) return LOOM_ERR_INVALID_ARG;
+    wtensor *t;
+    int rc = add_entry(w, name, type, n_dims, ne, &t);
+    if (rc < 0) return rc;
+    t->fill = fill;
+    t->fill_user = user;
+    return 0;
+}
+
+int lm_gguf_copy_kv(lm_gguf_writer *w, const lm_gguf *g, int64_t i)
+{
+    if (!w || !g || i < 0 || i >= g->n_kv) return LOOM_ERR_INVALID_ARG;
+    const gguf_kv *kv = &g->kv[i];
+    bytes b = {0};
+    put(&b, kv->val, (size_t)kv->val_len);
+    return set_value(w, kv->key, kv->type, b);
 }
 
 static uint64_t align_up(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
@@ -1146,13 +1189,32 @@ int lm_gguf_write(lm_gguf_writer *w, const char *path, lm_error *err)
     }
     int ok = fwrite(head.p, 1, head.len, o.f) == head.len;
     free(head.p);
+    size_t fill_max = 0;  /* one buffer serves every filled tensor */
+    for (size_t i = 0; i < w->n_t; i++)
+        if (w->t[i].fill && w->t[i].n_bytes > fill_max) fill_max = w->t[i].n_bytes;
+    void *buf = fill_max ? malloc(fill_max) : NULL;
+    if (fill_max && !buf) {
+        lm_outfile_abort(&o);
+        return lm_fail(err, LOOM_ERR_NO_MEMORY, "%s: no memory for a tensor of %zu bytes", path, fill_max);
+    }
     offset = 0;
     for (size_t i = 0; ok && i < w->n_t; i++) {
+        const wtensor *t = &w->t[i];
+        const void *data = t->data;
+        if (t->fill) {
+            if ((rc = t->fill(t->fill_user, buf, t->n_bytes, err)) < 0) {
+                free(buf);
+                lm_outfile_abort(&o);
+                return rc;
+            }
+            data = buf;
+        }
         ok = write_zeros(o.f, align_up(offset, alignment) - offset);
         offset = align_up(offset, alignment);
-        ok = ok && fwrite(w->t[i].data, 1, w->t[i].n_bytes, o.f) == w->t[i].n_bytes;
-        offset += w->t[i].n_bytes;
+        ok = ok && fwrite(data, 1, t->n_bytes, o.f) == t->n_bytes;
+        offset += t->n_bytes;
     }
+    free(buf);
     if ((rc = lm_outfile_commit(&o, ok, err)) < 0) return rc;
     lm_error_clear(err);
     return 0;

@@ -125,6 +125,17 @@ int lm_gguf_set_arr_nested(lm_gguf_writer *w, const char *key, int elem_type,
 int lm_gguf_add_tensor(lm_gguf_writer *w, const char *name, int type, int n_dims,
                        const int64_t *ne, const void *data);
 
+/* A tensor whose bytes are made while the file is written: fill(user, dst, n_bytes, err)
+ * writes all n_bytes into dst (a buffer lm_gguf_write owns and reuses) and returns 0, or a
+ * negative LOOM_ERR_* with err set, which abandons the file. Memory stays at the largest
+ * filled tensor instead of the whole model (loom_quantize). */
+typedef int (*lm_gguf_fill_fn)(void *user, void *dst, size_t n_bytes, lm_error *err);
+int lm_gguf_add_tensor_fill(lm_gguf_writer *w, const char *name, int type, int n_dims,
+                            const int64_t *ne, lm_gguf_fill_fn fill, void *user);
+
+/* Copy key i of `g` with its value, whatever its type (nested arrays too), byte for byte. */
+int lm_gguf_copy_kv(lm_gguf_writer *w, const lm_gguf *g, int64_t i);
+
 /* Write the file (alignment from "general.alignment" if set, which must be a u32 power of
  * two, else 32), atomically (lib/core/outfile.h): a failure leaves no partial file and an
  * existing file at `path` untouched. */
