@@ -211,8 +211,8 @@ static void help_quantize(void)
 {
     printf("usage: loom quantize [-q] IN.gguf OUT.gguf [TYPE]\n\n"
            "Writes a copy of a model file (decoder, -mmproj, codec) with its weight matrices in\n"
-           "TYPE: q8_0 (the default), f16, bf16 or f32. Norms, biases, MoE routers and\n"
-           "convolution kernels with rows shorter than a block stay as they are; every metadata\n"
+           "TYPE: q8_0 (the default), f16, bf16 or f32. Norms, biases, position embeddings, MoE\n"
+           "routers and kernels with rows shorter than a block stay as they are; every metadata\n"
            "key is kept, general.file_type names the new type. OUT is written atomically and\n"
            "may not be IN itself. A file holding types loom cannot read (llama.cpp's k-quants)\n"
            "is refused with the tensor's name.\n\n"

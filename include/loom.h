@@ -137,12 +137,14 @@ int         loom_file_tensor(const loom_file *f, int64_t i, loom_tensor_info *ou
  *     loom_quantize_params qp = loom_quantize_default_params();   // q8_0
  *     if (loom_quantize("model-f16.gguf", "model-q8_0.gguf", qp, NULL, err, sizeof err) < 0) …
  *
- * A tensor is converted when it has 2 or more dimensions, its rows are whole blocks of the
- * new type and it is not a MoE router (`…ffn_gate_inp.weight`: its expert choices flip on
- * small roundings, and llama.cpp keeps it as it is too); the rest (norms, biases, convolution
- * kernels with short rows) are copied byte for byte. Q8_0 rounding is ggml's
+ * A tensor is converted, by llama-quantize's rules, when it is a `…weight` of 2 or more
+ * dimensions whose rows are whole blocks of the new type, and not a norm, a position embedding
+ * or a MoE router (`…ffn_gate_inp.weight`: its expert choices flip on small roundings); the
+ * rest (biases, convolution kernels with short rows) are copied byte for byte. Q8_0 rounding is ggml's
  * quantize_row_q8_0_ref. Every key is copied as it is, except `general.file_type`, set to
- * llama.cpp's number for the type (0 f32, 1 f16, 7 q8_0, 32 bf16). The output is written
+ * llama.cpp's number for the type (0 f32, 1 f16, 7 q8_0, 32 bf16), and
+ * `general.quantization_version` (2), as llama-quantize sets them: its outputs of the same
+ * files have the same tensors, byte for byte (tools/parity/quantize). The output is written
  * atomically (a failure leaves no partial file); it may not be the input file itself.
  * Memory: the mapped input plus the largest converted tensor. Inputs with types loom cannot
  * read (llama.cpp's k-quants, …) are LOOM_ERR_UNSUPPORTED, naming the tensor. */

@@ -92,15 +92,21 @@ static uint32_t file_type_of(int type)
     }
 }
 
-/* Whether tensor t becomes `type`: a matrix (or stack of them) of a type loom reads, rows of
- * whole blocks of `type`, not a MoE router (its choices flip on small roundings; llama.cpp
- * keeps it as it is too). */
+static int ends_with(const char *s, const char *end)
+{
+    size_t n = strlen(s), k = strlen(end);
+    return n >= k && !strcmp(s + n - k, end);
+}
+
+/* Whether tensor t becomes `type`, by llama-quantize's rules for the tensors loom's files
+ * hold: a weight matrix (or stack of them) of a type loom reads, with rows of whole blocks of
+ * `type`; not a norm, a position embedding (added to every row) or a MoE router (its
+ * choices flip on small roundings). */
 static int converts(const lm_gguf_tensor *t, int type)
 {
-    size_t n = strlen(t->name);
-    const char *router = "ffn_gate_inp.weight";
     return t->n_dims >= 2 && t->type != type && t->ne[0] % lm_type_block_len(type) == 0 &&
-           !(n >= strlen(router) && !strcmp(t->name + n - strlen(router), router));
+           ends_with(t->name, "weight") && !strstr(t->name, "_norm.weight") &&
+           !strstr(t->name, "position_embd") && !ends_with(t->name, "ffn_gate_inp.weight");
 }
 
 typedef struct convert_job {
@@ -137,7 +143,9 @@ static int quantize_plan(const lm_gguf *g, lm_gguf_writer *w, convert_job *jobs,
     int rc = 0;
     for (int64_t i = 0; rc == 0 && i < lm_gguf_n_kv(g); i++)
         if (lm_gguf_copy_kv(w, g, i) < 0) rc = lm_fail(e, LOOM_ERR_NO_MEMORY, "out of memory copying key '%s'", lm_gguf_kv_key(g, i));
-    if (rc == 0 && lm_gguf_set_u32(w, "general.file_type", file_type_of(type)) < 0)
+    /* as llama-quantize writes them: the file type, and ggml's quantization format version */
+    if (rc == 0 && (lm_gguf_set_u32(w, "general.file_type", file_type_of(type)) < 0 ||
+                    lm_gguf_set_u32(w, "general.quantization_version", 2) < 0))
         rc = lm_fail(e, LOOM_ERR_NO_MEMORY, "out of memory");
     for (int64_t i = 0; rc == 0 && i < lm_gguf_n_tensors(g); i++) {
         const lm_gguf_tensor *t = lm_gguf_tensor_at(g, i);

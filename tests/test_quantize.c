@@ -2,7 +2,8 @@
  * loom_quantize (`loom quantize`): a synthetic F32 decoder converted to Q8_0 / F16 / BF16
  * has, tensor for tensor, the bytes of the same model written directly in that type
  * (lib/core/decoder_synth.c rounds the same F32 values; its router and norms stay F32, as
- * loom_quantize leaves them), every key of the input and llama.cpp's general.file_type; it
+ * loom_quantize leaves them), every key of the input and llama.cpp's general.file_type and
+ * general.quantization_version; it
  * loads and gives the direct file's logits. The bundled loom-tiny files convert and load.
  * Bad inputs (missing, malformed, unknown tensor types, the output being the input, a bad
  * type, an unwritable output) fail with a message and leave no file behind.
@@ -20,8 +21,8 @@ static int file_exists(const char *path)
     return stat(path, &st) == 0;
 }
 
-/* Every key of `a` is in `b` with the same type and text; b has no other key but
- * general.file_type, which is `file_type`. */
+/* Every key of `a` is in `b` with the same type and text; b has no other keys but
+ * general.file_type (`file_type`) and general.quantization_version (2). */
 static void check_keys(const lm_gguf *a, const lm_gguf *b, uint32_t file_type, const char *tag)
 {
     static char va[4096], vb[4096];
@@ -41,7 +42,11 @@ static void check_keys(const lm_gguf *a, const lm_gguf *b, uint32_t file_type, c
     lm_error e = {0};
     CHECK(lm_gguf_get_u32(b, "general.file_type", &ft, &e) == 0 && ft == file_type,
           "%s: general.file_type %u, expected %u", tag, ft, file_type);
-    CHECK(extra == (lm_gguf_find_kv(a, "general.file_type") < 0), "%s: %lld new keys", tag, (long long)extra);
+    uint32_t qv = 0;
+    CHECK(lm_gguf_get_u32(b, "general.quantization_version", &qv, &e) == 0 && qv == 2,
+          "%s: general.quantization_version %u", tag, qv);
+    CHECK(extra == (lm_gguf_find_kv(a, "general.file_type") < 0) + (lm_gguf_find_kv(a, "general.quantization_version") < 0),
+          "%s: %lld new keys", tag, (long long)extra);
 }
 
 /* Same tensors, in the same order, with the same names, shapes, types and bytes. */

@@ -94,7 +94,7 @@ static void lp_quiet_log(int level, const char *text, void *user) { (void)level;
 static void lp_verbose_log(int level, const char *text, void *user) { (void)level; (void)user; fputs(text, stderr); }
 
 /* Name of the libggml-cpu-*.so mapped into this process (after a model load). */
-static void lp_find_cpu_variant(char *out, size_t size)
+static inline void lp_find_cpu_variant(char *out, size_t size)
 {
     snprintf(out, size, "?");
     FILE *f = fopen("/proc/self/maps", "r");
@@ -114,7 +114,7 @@ static void lp_find_cpu_variant(char *out, size_t size)
 /* Load the peer from `bins` (NULL: $LOOM_PEER_BINS or LP_BINS under the cwd). cpu: NULL to
  * let ggml pick the best libggml-cpu variant, or a variant name ("zen4", "skylakex", …).
  * Returns 0, or -1 with a message on stderr. */
-static int lp_open(lp_api *a, const char *bins, const char *cpu, int verbose)
+static inline int lp_open(lp_api *a, const char *bins, const char *cpu, int verbose)
 {
     memset(a, 0, sizeof *a);
     if (!bins) bins = getenv("LOOM_PEER_BINS") ? getenv("LOOM_PEER_BINS") : LP_BINS;
@@ -176,7 +176,7 @@ static int lp_open(lp_api *a, const char *bins, const char *cpu, int verbose)
 
 /* Load a model on the CPU with F32 K/V cache and flash attention off, n_ctx positions.
  * use_extra_bufts = 0 avoids the AMX repack path that aborts on deepseek2 F16/Q8_0. */
-static int lp_load(lp_api *a, const char *path, int n_ctx, int n_batch, int n_threads, void **model, void **ctx)
+static inline int lp_load(lp_api *a, const char *path, int n_ctx, int n_batch, int n_threads, void **model, void **ctx)
 {
     lp_model_params mp = a->model_default_params();
     mp.n_gpu_layers = 0;
@@ -201,7 +201,7 @@ static int lp_load(lp_api *a, const char *path, int n_ctx, int n_batch, int n_th
 
 /* Evaluate tokens[0..n) at positions pos0…; logits of every position into out[n][n_vocab]
  * when out, else only the last (returned by get_logits_ith(-1)). Chunks of n_batch. */
-static int lp_eval(lp_api *a, void *ctx, lp_batch *b, const int32_t *tokens, int n, int pos0, int n_batch,
+static inline int lp_eval(lp_api *a, void *ctx, lp_batch *b, const int32_t *tokens, int n, int pos0, int n_batch,
                    int all, float *out, int n_vocab)
 {
     for (int done = 0; done < n;) {
