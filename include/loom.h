@@ -18,6 +18,9 @@
  *     }
  *     loom_file_close(&f);            // sets f to NULL
  *
+ * A complete program that captions a picture (model, media encoders, prompt, session,
+ * generation) is examples/simple_caption.c, about 60 lines.
+ *
  * Conventions (the same everywhere in this header):
  *   - Fallible calls return an int: 0 (LOOM_OK) or a negative loom_status.
  *     loom_status_str() names a status; handles keep their last error message.

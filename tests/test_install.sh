@@ -34,6 +34,12 @@ san=""; grep -q '^LOOM_SANITIZE:BOOL=ON' "$build_dir/CMakeCache.txt" && san="-fs
 if cc $san "$prefix/use.c" $(pkg-config --cflags --libs loom) -Wl,-rpath,"$libdir" -o "$prefix/use" 2>"$prefix/cc.log"; then
   ok; "$prefix/use" && ok || bad "installed program failed"
 else bad "compile against installed loom: $(cat "$prefix/cc.log")"; fi
+# the example its comment says builds this way, run on the bundled model
+if cc $san ../examples/simple_caption.c $(pkg-config --cflags --libs loom) -Wl,-rpath,"$libdir" -o "$prefix/simple" 2>"$prefix/cc.log"; then
+  ok
+  [ "$("$prefix/simple" ../models/loom-tiny.gguf ../models/loom-tiny-mmproj.gguf ../examples/media/scene2.png)" = \
+    "$("$prefix/bin/loom" caption -q -m ../models/loom-tiny.gguf ../examples/media/scene2.png)" ] && ok || bad "installed simple_caption differs from loom caption"
+else bad "compile examples/simple_caption.c against installed loom: $(cat "$prefix/cc.log")"; fi
 "$prefix/bin/loom" version >/dev/null && ok || bad "installed loom version"
 # FFmpeg is loaded at first use, not linked: no libav*/libsw* among the NEEDED libraries.
 for f in "$prefix/bin/loom" "$libdir/libloom.so"; do
