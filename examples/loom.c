@@ -209,14 +209,15 @@ static int cmd_info(int argc, char **argv)
 
 static void help_quantize(void)
 {
-    printf("usage: loom quantize [-q] IN.gguf OUT.gguf [TYPE]\n\n"
+    printf("usage: loom quantize [-q] [-t N] IN.gguf OUT.gguf [TYPE]\n\n"
            "Writes a copy of a model file (decoder, -mmproj, codec) with its weight matrices in\n"
            "TYPE: q8_0 (the default), f16, bf16 or f32. Norms, biases, position embeddings, MoE\n"
            "routers and kernels with rows shorter than a block stay as they are; every metadata\n"
            "key is kept, general.file_type names the new type. OUT is written atomically and\n"
            "may not be IN itself. A file holding types loom cannot read (llama.cpp's k-quants)\n"
            "is refused with the tensor's name.\n\n"
-           "  -q, --quiet   no progress bar\n\n"
+           "  -t, --threads N   threads (default 0: all CPUs; the output is the same)\n"
+           "  -q, --quiet       no progress bar\n\n"
            "Prints how many tensors were converted and the tensor data's size before and after.\n"
            "Exit status 1 if IN is missing or malformed or OUT cannot be written.\n");
 }
@@ -230,9 +231,17 @@ static int cmd_quantize(int argc, char **argv)
 {
     const char *path[3] = {0};
     int n_path = 0, quiet = 0;
+    long long threads = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-q") || !strcmp(argv[i], "--quiet")) {
             quiet = 1;
+        } else if (!strcmp(argv[i], "-t") || !strcmp(argv[i], "--threads")) {
+            if (i + 1 == argc) {
+                cli_error("quantize: %s needs a value", argv[i]);
+                return EXIT_USAGE;
+            }
+            if (cli_parse_int(argv[i], argv[i + 1], 0, 4096, &threads) < 0) return EXIT_USAGE;
+            i++;
         } else if (argv[i][0] == '-' && argv[i][1]) {
             cli_error("quantize: unknown option '%s'", argv[i]);
             return EXIT_USAGE;
@@ -248,6 +257,7 @@ static int cmd_quantize(int argc, char **argv)
         return EXIT_USAGE;
     }
     loom_quantize_params qp = loom_quantize_default_params();
+    qp.n_threads = (int32_t)threads;
     if (path[2]) {
         static const int types[] = {LOOM_TYPE_Q8_0, LOOM_TYPE_F16, LOOM_TYPE_BF16, LOOM_TYPE_F32};
         qp.type = -1;

@@ -149,10 +149,12 @@ int         loom_file_tensor(const loom_file *f, int64_t i, loom_tensor_info *ou
  * `general.quantization_version` (2), as llama-quantize sets them: its outputs of the same
  * files have the same tensors, byte for byte (tools/parity/quantize). The output is written
  * atomically (a failure leaves no partial file); it may not be the input file itself.
- * Memory: the mapped input plus the largest converted tensor. Inputs with types loom cannot
+ * Memory: the mapped input plus the largest converted tensor. The same output at any thread
+ * count. Inputs with types loom cannot
  * read (llama.cpp's k-quants, …) are LOOM_ERR_UNSUPPORTED, naming the tensor. */
 typedef struct loom_quantize_params {
     int32_t          type;          /* LOOM_TYPE_Q8_0 (default), _F16, _BF16 or _F32       */
+    int32_t          n_threads;     /* 0 = all CPUs                                        */
     loom_progress_fn on_progress;   /* after each converted tensor; may be NULL            */
     void            *user_data;
 } loom_quantize_params;

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include "lib/core/gguf.h"
+#include "lib/core/threadpool.h"
 
 struct loom_file {
     lm_gguf *g;   /* owned */
@@ -111,26 +112,46 @@ static int converts(const lm_gguf_tensor *t, int type)
 
 typedef struct convert_job {
     const lm_gguf_tensor *t;
-    int    type;       /* target */
-    float *row;        /* [ne[0]], shared by every tensor */
+    int      type;     /* target */
+    lm_pool *pool;     /* shared by every tensor */
+    void    *dst;      /* the tensor's converted bytes, during fill_converted */
     loom_quantize_params p;
-    int64_t *done;     /* converted so far, shared */
-    int64_t total;
+    int64_t *done;     /* tensors converted so far, shared */
+    int64_t  total;
 } convert_job;
 
-/* lm_gguf_fill_fn: the tensor's rows, widened to f32 and rounded to the target type. */
+enum { CONVERT_CHUNK = 256 };   /* values widened at a time: a multiple of every block length */
+
+/* lm_range_fn: rows [lo, hi) of the job's tensor, widened to f32 a chunk at a time and
+ * rounded to the target type. A row's last chunk is whole blocks whenever either side is
+ * Q8_0 (its rows are whole blocks of 32), so every chunk starts on a block. */
+static void convert_rows(void *arg, long long lo, long long hi)
+{
+    const convert_job *j = arg;
+    const lm_gguf_tensor *t = j->t;
+    const int64_t n = t->ne[0];
+    const size_t in_row = lm_row_bytes(t->type, n), out_row = lm_row_bytes(j->type, n);
+    float tmp[CONVERT_CHUNK];
+    for (long long r = lo; r < hi; r++) {
+        const char *src = (const char *)t->data + (size_t)r * in_row;
+        char *dst = (char *)j->dst + (size_t)r * out_row;
+        for (int64_t c = 0; c < n; c += CONVERT_CHUNK) {
+            const int64_t k = n - c < CONVERT_CHUNK ? n - c : CONVERT_CHUNK;
+            lm_row_to_f32(t->type, src + lm_row_bytes(t->type, c), tmp, k);
+            lm_row_from_f32(j->type, tmp, dst + lm_row_bytes(j->type, c), k);
+        }
+    }
+}
+
+/* lm_gguf_fill_fn: the tensor converted, its rows shared among the pool's threads. */
 static int fill_converted(void *user, void *dst, size_t n_bytes, lm_error *err)
 {
     convert_job *j = user;
-    const lm_gguf_tensor *t = j->t;
-    const int64_t n_rows = t->ne[1] * t->ne[2] * t->ne[3];
-    const size_t in_row = lm_row_bytes(t->type, t->ne[0]), out_row = lm_row_bytes(j->type, t->ne[0]);
-    (void)n_bytes;  /* = out_row · n_rows: the writer sized it from the same shape */
+    (void)n_bytes;  /* = lm_row_bytes(type, ne[0]) · rows: the writer sized it from the same shape */
     (void)err;
-    for (int64_t r = 0; r < n_rows; r++) {
-        lm_row_to_f32(t->type, (const char *)t->data + r * in_row, j->row, t->ne[0]);
-        lm_row_from_f32(j->type, j->row, (char *)dst + r * out_row, t->ne[0]);
-    }
+    j->dst = dst;
+    lm_pool_for(j->pool, j->t->ne[1] * j->t->ne[2] * j->t->ne[3], 16, convert_rows, j);
+    j->dst = NULL;
     if (j->p.on_progress) j->p.on_progress(++*j->done, j->total, j->p.user_data);
     return 0;
 }
@@ -161,7 +182,7 @@ static int quantize_plan(const lm_gguf *g, lm_gguf_writer *w, convert_job *jobs,
             continue;
         }
         convert_job *j = &jobs[st->n_converted++];
-        *j = (convert_job){.t = t, .type = type, .row = jobs[0].row, .p = jobs[0].p, .done = jobs[0].done};
+        *j = (convert_job){.t = t, .type = type, .pool = jobs[0].pool, .p = jobs[0].p, .done = jobs[0].done};
         st->bytes_out += lm_row_bytes(type, t->ne[0]) * (uint64_t)(t->ne[1] * t->ne[2] * t->ne[3]);
         if (lm_gguf_add_tensor_fill(w, t->name, type, t->n_dims, t->ne, fill_converted, j) < 0)
             rc = lm_fail(e, LOOM_ERR_NO_MEMORY, "out of memory for tensor '%s'", t->name);
@@ -189,23 +210,20 @@ int loom_quantize(const char *in_path, const char *out_path, loom_quantize_param
     else if (stat(in_path, &si) == 0 && stat(out_path, &so) == 0 && si.st_dev == so.st_dev && si.st_ino == so.st_ino)
         rc = lm_fail(&e, LOOM_ERR_INVALID_ARG, "%s: the output is the input file; write the converted model elsewhere", out_path);
     if (rc == 0) rc = lm_gguf_open(in_path, &g, &e);
-    int64_t max_row = 1;
-    for (int64_t i = 0; rc == 0 && i < lm_gguf_n_tensors(g); i++)
-        if (lm_gguf_tensor_at(g, i)->ne[0] > max_row) max_row = lm_gguf_tensor_at(g, i)->ne[0];
     if (rc == 0) {
         w = lm_gguf_writer_create();
         jobs = calloc((size_t)lm_gguf_n_tensors(g) + 1, sizeof *jobs);
-        float *row = malloc(sizeof(float) * (size_t)max_row);
-        if (!w || !jobs || !row) {
-            free(row);
+        lm_pool *pool = lm_pool_create(p.n_threads);
+        if (!w || !jobs || !pool) {
+            lm_pool_free(&pool);
             rc = lm_fail(&e, LOOM_ERR_NO_MEMORY, "out of memory");
         } else {
-            jobs[0] = (convert_job){.type = p.type, .row = row, .p = p, .done = &done};
+            jobs[0] = (convert_job){.type = p.type, .pool = pool, .p = p, .done = &done};
         }
     }
     if (rc == 0) rc = quantize_plan(g, w, jobs, &st, &e);
     if (rc == 0) rc = lm_gguf_write(w, out_path, &e);
-    if (jobs) free(jobs[0].row);
+    if (jobs) lm_pool_free(&jobs[0].pool);
     free(jobs);
     lm_gguf_writer_free(&w);
     lm_gguf_close(&g);

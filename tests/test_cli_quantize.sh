@@ -26,6 +26,9 @@ check transcribe-q8 0 "$loom" transcribe -m "$q/loom-tiny.gguf" ../examples/medi
 check describe-q8 0 "$loom" describe -m "$q/loom-tiny.gguf" ../examples/media/video.mp4
 has out " on a "
 
+check threads-1 0 "$loom" quantize -q -t 1 $m/loom-tiny.gguf "$tmp/t1.gguf"
+cmp -s "$tmp/t1.gguf" "$q/loom-tiny.gguf" && ok || bad "-t 1 wrote other bytes than all threads"
+check bad-threads 2 "$loom" quantize -t -3 $m/loom-tiny.gguf "$tmp/t.gguf"
 check back-to-f16 0 "$loom" quantize -q "$q/loom-tiny.gguf" "$tmp/f16.gguf" f16
 has out "(f16): 43 of 62 tensors converted"
 

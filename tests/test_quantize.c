@@ -91,8 +91,9 @@ static void test_matches_direct(int type, uint32_t file_type)
     CHECK(lm_synth_write(&sp, pdirect, &e) == 0, "%s: synth: %s", tag, e.msg);
 
     loom_quantize_params qp = loom_quantize_default_params();
-    CHECK(qp.type == LOOM_TYPE_Q8_0, "default type %d", qp.type);
+    CHECK(qp.type == LOOM_TYPE_Q8_0 && qp.n_threads == 0, "default type %d, threads %d", qp.type, qp.n_threads);
     qp.type = type;
+    qp.n_threads = 1;
     int64_t seen[4] = {0};
     qp.on_progress = on_progress;
     qp.user_data = seen;
@@ -129,7 +130,19 @@ static void test_matches_direct(int type, uint32_t file_type)
     }
     lm_gguf_close(&g32);
     lm_gguf_close(&gd);
+
+    /* Any thread count writes the same file. */
+    char pthr[256];
+    tmp_model_path(pthr, sizeof pthr, "q-threads");
+    qp.n_threads = 3;
+    qp.on_progress = NULL;
+    lm_gguf *gt = NULL;
+    CHECK(loom_quantize(p32, pthr, qp, NULL, err, sizeof err) == 0 && lm_gguf_open(pthr, &gt, &e) == 0,
+          "%s: 3 threads: %s / %s", tag, err, e.msg);
+    if (gt && gc) check_same_tensors(gc, gt, "3 threads against 1");
+    lm_gguf_close(&gt);
     lm_gguf_close(&gc);
+    unlink(pthr);
 
     /* The converted file runs like the direct one. */
     loom_model *md = NULL, *mc = NULL;

@@ -113,6 +113,20 @@ void lm_row_to_f32(int type, const void *src, float *dst, int64_t n)
     }
 }
 
+/* (int8_t)roundf(v), as ggml computes it on x86, inline: ties go away from zero, as roundf
+ * rounds them (v − trunc(v) is exact here); values past int8 wrap to their low byte and NaN
+ * or |v| >= 2^31 (an inf or NaN weight, or 1/d overflowing for a subnormal block) give 0, as
+ * x86's float-to-int conversion does, without the cast's undefined behaviour. In a sane block
+ * |v| <= 127. */
+static inline int8_t round_q8(float v)
+{
+    if (!(fabsf(v) < 2147483648.0f)) return 0;
+    int i = (int)v;
+    const float f = v - (float)i;
+    i += (f >= 0.5f) - (f <= -0.5f);
+    return (int8_t)(uint8_t)(unsigned)i;
+}
+
 void lm_row_from_f32(int type, const float *src, void *dst, int64_t n)
 {
     switch (type) {
@@ -134,10 +148,13 @@ void lm_row_from_f32(int type, const float *src, void *dst, int64_t n)
         for (int64_t i = 0; i < n / LM_QK8_0; i++) {
             const float *x = src + i * LM_QK8_0;
             float amax = 0.0f;
-            for (int j = 0; j < LM_QK8_0; j++) amax = fmaxf(amax, fabsf(x[j]));
+            for (int j = 0; j < LM_QK8_0; j++) {   /* fmaxf(amax, |x|): NaNs are skipped */
+                const float a = fabsf(x[j]);
+                if (a > amax) amax = a;
+            }
             float d = amax / 127.0f, id = d ? 1.0f / d : 0.0f;
             b[i].d = lm_f32_to_f16(d);
-            for (int j = 0; j < LM_QK8_0; j++) b[i].qs[j] = (int8_t)roundf(x[j] * id);
+            for (int j = 0; j < LM_QK8_0; j++) b[i].qs[j] = round_q8(x[j] * id);
         }
         break;
     }

@@ -9,6 +9,7 @@
  */
 #include <inttypes.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lib/core/gguf.h"
@@ -26,6 +27,13 @@ typedef struct lp_quantize_params {   /* llama_model_quantize_params (include/ll
     size_t max_buf_size;
     char pad_[256];
 } lp_quantize_params;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 /* Compare the tensors (by name) and keys of a and b; returns the number of differing tensors. */
 static int compare(const char *pa, const char *pb, int verbose)
@@ -85,16 +93,22 @@ static int run_one(uint32_t (*quantize)(const char *, const char *, const lp_qua
     }
     qp.nthread = 2;
     qp.ftype = ftype;
+    const double t0 = now_s();
     if (quantize(in, out_llama, &qp) != 0) {
         printf("  llama.cpp could not convert it\n");
         return 1;
     }
     loom_quantize_params lq = loom_quantize_default_params();
     lq.type = type;
+    lq.n_threads = 2;
+    const double t1 = now_s();
     if (loom_quantize(in, out_loom, lq, NULL, err, sizeof err) < 0) {
         printf("  loom: %s\n", err);
         return 1;
     }
+    const double t2 = now_s();
+    printf("  wall time, 2 threads each: llama.cpp %.3f s, loom %.3f s (loom fsyncs its output): %.2fx\n", t1 - t0, t2 - t1,
+           (t1 - t0) / (t2 - t1));
     int bad = compare(out_llama, out_loom, verbose);
     if (!bad) {
         unlink(out_llama);
