@@ -240,7 +240,7 @@ static int cmd_quantize(int argc, char **argv)
                 cli_error("quantize: %s needs a value", argv[i]);
                 return EXIT_USAGE;
             }
-            if (cli_parse_int(argv[i], argv[i + 1], 0, 4096, &threads) < 0) return EXIT_USAGE;
+            if (cli_parse_int(argv[i], argv[i + 1], 0, 1024, &threads) < 0) return EXIT_USAGE;
             i++;
         } else if (argv[i][0] == '-' && argv[i][1]) {
             cli_error("quantize: unknown option '%s'", argv[i]);
