@@ -203,6 +203,27 @@ static int cmd_info(int argc, char **argv)
         total += t.n_bytes;
     }
     printf("  total: %" PRIu64 " bytes in %" PRId64 " tensors\n", total, n_t);
+    /* by type, in order of first appearance: what a converted file holds at a glance
+     * (one pass; a file of many odd type ids lumps the 33rd on into "other") */
+    enum { MAX_TYPES = 32 };
+    struct { int type; int64_t count; uint64_t bytes; } by[MAX_TYPES + 1] = {{0}};
+    int n_by = 0;
+    for (int64_t i = 0; i < n_t; i++) {
+        loom_file_tensor(f, i, &t);
+        int k = 0;
+        while (k < n_by && by[k].type != t.type) k++;
+        if (k == n_by && n_by < MAX_TYPES) by[n_by++].type = t.type;
+        if (k == MAX_TYPES) by[MAX_TYPES].type = -1;
+        by[k].count++;
+        by[k].bytes += t.n_bytes;
+    }
+    printf("  by type:");
+    for (int k = 0; k <= MAX_TYPES; k++) {
+        if (!by[k].count) continue;
+        printf("%s %s %" PRId64 " (%" PRIu64 " bytes)", k ? "," : "", k == MAX_TYPES ? "other" : type_label(by[k].type, tbuf, sizeof tbuf),
+               by[k].count, by[k].bytes);
+    }
+    printf("\n");
     loom_file_close(&f);
     return EXIT_OK;
 }

@@ -16,6 +16,7 @@ expect tokens-summarized 'tokenizer.ggml.tokens +array +\[string × 1000: "tok0"
 expect f16 "token_embd.weight +f16 +\[64, 4\] +512$"
 expect q8 "blk.0.ffn_up.weight +q8_0 +\[64, 4\] +272$"
 expect total "total: 1552 bytes in 4 tensors"
+expect by-type "by type: f16 1 \(512 bytes\), f32 1 \(256 bytes\), bf16 1 \(512 bytes\), q8_0 1 \(272 bytes\)$"
 [ "$(wc -l <"$tmp/out")" -lt 30 ] && ok || bad "long array dumped"
 
 check info-model-flag 0 "$loom" info --model data/gguf/tiny.gguf
