@@ -5,6 +5,7 @@
     /usr/bin/python3 tools/train/train.py vision [--minutes 20]  (the vision encoder alone, by attributes)
     /usr/bin/python3 tools/train/train.py export [--out models/loom-tiny]
     /usr/bin/python3 tools/train/train.py import --gguf models/loom-tiny --run runs/next  (go on from a bundled model)
+    /usr/bin/python3 tools/train/train.py soup --from models/loom-tiny,runs/v31 --run runs/soup  (average weights)
 
 Resumable: runs/tiny/ckpt.pt is written every 3 minutes and at the end; `train` continues
 from it (the schedule is by wall time: --minutes is the total budget, counted across
@@ -669,6 +670,33 @@ def import_gguf(a):
     print(f"{a.gguf}.gguf → {ck}")
 
 
+def soup(a):
+    """<run>/ckpt.pt = the mean of the weights of --from's models (run folders, whose ckpt.pt is
+    read, or GGUF stems), weights only: checkpoints of one lineage (a run going on from another)
+    average into one model ("model soup"), which can generalize better than either."""
+    ck = os.path.join(a.run, "ckpt.pt")
+    if os.path.exists(ck):
+        sys.exit(f"soup: {ck} exists; choose another --run")
+    srcs = [s for s in a.soup_from.split(",") if s]
+    if len(srcs) < 2:
+        sys.exit("soup: --from needs two or more models")
+    states, config = [], None
+    for src in srcs:
+        if os.path.isdir(src):
+            m = load(src)
+        else:
+            m = U.load_gguf(src)
+        config = config or U.config_dict(m.c)
+        if U.config_dict(m.c) != config:
+            sys.exit(f"soup: {src} has another architecture than {srcs[0]}")
+        states.append(m.state_dict())
+    mean = {k: sum(st[k].float() for st in states) / len(states) if states[0][k].is_floating_point() else states[0][k]
+            for k in states[0]}
+    os.makedirs(a.run, exist_ok=True)
+    torch.save({"config": config, "model": mean, "step": 0, "elapsed": 0.0}, ck)
+    print(f"mean of {len(srcs)} models ({', '.join(srcs)}) → {ck}")
+
+
 def export(a):
     model = load(a.run)
     os.makedirs(os.path.dirname(a.out) or ".", exist_ok=True)
@@ -685,12 +713,14 @@ def export(a):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("cmd", choices=["train", "audio", "vision", "export", "import"])
+    ap.add_argument("cmd", choices=["train", "audio", "vision", "export", "import", "soup"])
     ap.add_argument("--data", default="data")
     ap.add_argument("--run", default="runs/tiny")
     ap.add_argument("--vocab", default="models/loom-tiny-vocab.gguf")
     ap.add_argument("--out", default="runs/tiny/loom-tiny")
     ap.add_argument("--gguf", default="models/loom-tiny", help="`import`: the model to go on from (stem)")
+    ap.add_argument("--from", dest="soup_from", default="",
+                    help="`soup`: comma-separated run folders or GGUF stems whose weights are averaged into --run")
     ap.add_argument("--minutes", type=float, default=90)
     ap.add_argument("--tasks", default=",".join(TASKS))
     ap.add_argument("--lr", type=float, default=1e-3)
@@ -746,7 +776,7 @@ def main():
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     {"train": train, "audio": train_audio, "vision": train_vision, "export": export,
-     "import": import_gguf}[a.cmd](a)
+     "import": import_gguf, "soup": soup}[a.cmd](a)
 
 
 if __name__ == "__main__":
