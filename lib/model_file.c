@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include "lib/core/gguf.h"
+#include "lib/core/kernels.h"
 #include "lib/core/threadpool.h"
 
 struct loom_file {
@@ -135,10 +136,14 @@ static void convert_rows(void *arg, long long lo, long long hi)
     for (long long r = lo; r < hi; r++) {
         const char *src = (const char *)t->data + (size_t)r * in_row;
         char *dst = (char *)j->dst + (size_t)r * out_row;
+        if (t->type == LOOM_TYPE_F32 && (uintptr_t)src % sizeof(float) == 0) {   /* round in place */
+            lm_row_from_f32_fast(j->type, (const float *)src, dst, n);
+            continue;
+        }
         for (int64_t c = 0; c < n; c += CONVERT_CHUNK) {
             const int64_t k = n - c < CONVERT_CHUNK ? n - c : CONVERT_CHUNK;
-            lm_row_to_f32(t->type, src + lm_row_bytes(t->type, c), tmp, k);
-            lm_row_from_f32(j->type, tmp, dst + lm_row_bytes(j->type, c), k);
+            lm_row_to_f32_fast(t->type, src + lm_row_bytes(t->type, c), tmp, k);
+            lm_row_from_f32_fast(j->type, tmp, dst + lm_row_bytes(j->type, c), k);
         }
     }
 }

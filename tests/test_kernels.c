@@ -78,6 +78,63 @@ static const int k_types[] = {LOOM_TYPE_F32, LOOM_TYPE_F16, LOOM_TYPE_BF16, LOOM
 static const char *const k_sets[] = {"avx512", "avx2", "ref"};
 
 /* ---- dot and matvec --------------------------------------------------------------------- */
+static float f32_of(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
+
+/* Float rows rounded to each type by the set's from_f32 equal types.c's scalar rounding byte
+ * for byte, on random values of every magnitude and on the hard cases: NaNs (any payload,
+ * either sign), infinities, signed zeros, f16 subnormals and overflow, ties of each rounding,
+ * q8_0 blocks holding an inf, a NaN, 1e38 or only subnormals. Widening back (to_f32) gives
+ * the same floats (NaNs stay NaN). */
+static void test_row_convert(const char *set)
+{
+    enum { N = 32 * 24 + 5 };  /* f16/bf16 rows get a scalar tail; q8_0 uses the whole blocks */
+    static float x[N], back_fast[N], back_ref[N];
+    static uint8_t fast[N * 4], ref[N * 4];
+    const uint32_t special[] = {0x7fc00000u, 0xffc00000u, 0x7f800001u, 0x7fbfffffu, 0xff812345u,
+                                0x7f800000u, 0xff800000u, 0x00000000u, 0x80000000u, 0x00000001u,
+                                0x33800000u, 0x33000000u, 0x387fc000u, 0x477fe000u, 0x477ff000u,
+                                0x477fefffu, 0x3f801000u, 0x3f803000u, 0x3f808000u, 0x3f818000u,
+                                0x7f7fffffu, 0xff7f8000u, 0x3f7fffffu, 0x00800000u};
+    for (int i = 0; i < N; i++) {
+        const int e = (int)(rng_next() % 80) - 40;      /* magnitudes 2^-40 .. 2^40 */
+        x[i] = ldexpf(rng_uniform(), e);
+    }
+    for (size_t i = 0; i < sizeof special / sizeof special[0]; i++) x[3 * i + 1] = f32_of(special[i]);
+    /* q8_0 blocks 4..15 (values 128..511): ties at scale 1, an inf, a NaN, a huge value, subnormals; the NaN in the last
+     * eight, where a max that lets NaN through would keep it */
+    for (int j = 0; j < 32; j++) {
+        x[128 + j] = (j == 0) ? 127.0f : (float)(j % 7) - 3.5f;     /* d = 1: x.5 ties */
+        x[160 + j] = (j == 5) ? INFINITY : rng_uniform();
+        x[192 + j] = (j == 29) ? NAN : rng_uniform() * 3.0f;
+        x[224 + j] = (j == 31) ? 1e38f : rng_uniform();
+        x[256 + j] = f32_of(1u + (uint32_t)j * 977u) * ((j & 1) ? -1.0f : 1.0f);
+        x[288 + j] = (j == 3) ? -127.0f : (float)j * 0.5f - 8.0f;   /* more halves, negative amax */
+        x[320 + j] = 0.0f;
+    }
+    const int types[] = {LOOM_TYPE_F16, LOOM_TYPE_BF16, LOOM_TYPE_Q8_0, LOOM_TYPE_F32};
+    for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
+        const int type = types[t];
+        const int64_t n = type == LOOM_TYPE_Q8_0 ? N / 32 * 32 : N;
+        const size_t bytes = lm_row_bytes(type, n);
+        memset(fast, 0xAB, sizeof fast);
+        memset(ref, 0xCD, sizeof ref);
+        lm_row_from_f32_fast(type, x, fast, n);
+        lm_row_from_f32(type, x, ref, n);
+        size_t first = bytes;
+        for (size_t b = 0; b < bytes && first == bytes; b++)
+            if (fast[b] != ref[b]) first = b;
+        CHECK(first == bytes, "[%s] %s from_f32 differs from the scalar rounding at byte %zu of %zu",
+              set, loom_type_name(type), first, bytes);
+        lm_row_to_f32_fast(type, ref, back_fast, n);
+        lm_row_to_f32(type, ref, back_ref, n);
+        int64_t bad = -1;
+        for (int64_t i = 0; i < n && bad < 0; i++)
+            if (isnan(back_ref[i]) ? !isnan(back_fast[i]) : memcmp(&back_fast[i], &back_ref[i], 4) != 0) bad = i;
+        CHECK(bad < 0, "[%s] %s to_f32 differs from the scalar widening at value %lld", set,
+              loom_type_name(type), (long long)bad);
+    }
+}
+
 static void test_dot_matvec(const char *set, lm_pool *pools[3])
 {
     static const int64_t n_float[] = {1, 7, 15, 16, 17, 33, 63, 64, 65, 100, 257, 1000, 4096};
@@ -768,6 +825,7 @@ int main(void)
         n_sets++;
         test_dot_matvec(k_sets[i], pools);
         test_q8_int8(k_sets[i], pools);
+        test_row_convert(k_sets[i]);
         test_matvec_multi(k_sets[i]);
         test_matmul(k_sets[i], pools, n_sets == 1);
     }

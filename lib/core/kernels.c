@@ -189,6 +189,18 @@ static lm_rows_q8_fn rows_q8_kernel(void)
     return k->rows_q8_vnni && lm_cpu_caps_get()->avx512vnni ? k->rows_q8_vnni : k->rows_q8;
 }
 
+void lm_row_to_f32_fast(int type, const void *src, float *dst, int64_t n)
+{
+    const int k = lm_kt_index(type);
+    if (k >= 0) lm_kernels_active()->to_f32[k](src, dst, n);
+}
+
+void lm_row_from_f32_fast(int type, const float *src, void *dst, int64_t n)
+{
+    const int k = lm_kt_index(type);
+    if (k >= 0) lm_kernels_active()->from_f32[k](src, dst, n);
+}
+
 void lm_quantize_q8(const float *x, int64_t n, int8_t *xq, float *xd)
 {
     lm_kernels_active()->quantize_q8(x, n, xq, xd);

@@ -44,6 +44,13 @@ const char *lm_kernels_name(void);
  * steady state never allocates; it is freed when the thread exits, or now by this call. */
 void lm_kernels_scratch_release(void);
 
+/* --- typed rows ------------------------------------------------------------------------ */
+/* types.h's lm_row_to_f32 / lm_row_from_f32 through the active kernel set (F16C, AVX2):
+ * the same values bit for bit, NaN and inf included. Types other than f32, f16, bf16 and
+ * q8_0 are left alone, as there. */
+void lm_row_to_f32_fast(int type, const void *src, float *dst, int64_t n);
+void lm_row_from_f32_fast(int type, const float *src, void *dst, int64_t n);
+
 /* --- dot products and matrix products -------------------------------------------------- */
 /* Σ w[i]·x[i] for a typed row w of n values (n a multiple of the block length). */
 float lm_dot(int type, const void *w, const float *x, int64_t n);

@@ -105,22 +105,29 @@ static inline __m256 q8_block_dot(__m256i vw, const int8_t *x)
 LM_DEFINE_DOTS_Q8(dots_q8_avx2, q8_block_dot)
 LM_DEFINE_ROWS_Q8(, lm_rows_q8_avx2, dots_q8_avx2, 2)
 
+/* The 32 floats at x into v[0..3], and their largest |x|; NaNs are skipped (fmaxf's rule:
+ * max_ps returns its second operand when either is NaN). */
+static inline float load_block_amax(const float *x, __m256 v[4])
+{
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 m = _mm256_setzero_ps();
+    for (int k = 0; k < 4; k++) {
+        v[k] = _mm256_loadu_ps(x + 8 * k);
+        m = _mm256_max_ps(_mm256_andnot_ps(sign, v[k]), m);
+    }
+    __m128 m4 = _mm_max_ps(_mm256_extractf128_ps(m, 1), _mm256_castps256_ps128(m));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+    return _mm_cvtss_f32(m4);
+}
+
 /* ggml's x86 quantize_row_q8_0 (id = 127/amax, round to nearest even), scales kept as
  * floats (rounded through f16). */
 void lm_quantize_q8_avx2(const float *x, int64_t n, int8_t *xq, float *xd)
 {
-    const __m256 sign = _mm256_set1_ps(-0.0f);
     for (int64_t b = 0; b < n / LM_QK8_0; b++) {
-        const float *xb = x + b * LM_QK8_0;
-        __m256 v[4], m = _mm256_setzero_ps();
-        for (int k = 0; k < 4; k++) {
-            v[k] = _mm256_loadu_ps(xb + 8 * k);
-            m = _mm256_max_ps(m, _mm256_andnot_ps(sign, v[k]));
-        }
-        __m128 m4 = _mm_max_ps(_mm256_extractf128_ps(m, 1), _mm256_castps256_ps128(m));
-        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
-        m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
-        const float amax = _mm_cvtss_f32(m4);
+        __m256 v[4];
+        const float amax = load_block_amax(x + b * LM_QK8_0, v);
         xd[b] = lm_f16_to_f32(lm_f32_to_f16(amax / 127.0f));
         const __m256 id = _mm256_set1_ps(amax != 0.0f ? 127.0f / amax : 0.0f);
         __m256i q[4];
@@ -156,6 +163,69 @@ static void to_f32_q8_0_avx2(const void *wv, float *dst, int64_t n)
     }
 }
 
+/* Float rows rounded to F16, BF16 and Q8_0 exactly as types.c's scalar lm_row_from_f32
+ * rounds them (round to nearest even; ggml's NaN forms), eight values at a time. */
+void lm_from_f32_f16_avx2(const float *src, void *wv, int64_t n)
+{
+    uint16_t *w = wv;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 x = _mm256_loadu_ps(src + i);
+        _mm_storeu_si128((__m128i *)(w + i), _mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+        /* F16C keeps a NaN's payload; ggml's scalar conversion (and loom's) writes 0x7e00 */
+        if (_mm256_movemask_ps(_mm256_cmp_ps(x, x, _CMP_UNORD_Q)))
+            for (int k = 0; k < 8; k++) w[i + k] = lm_f32_to_f16(src[i + k]);
+    }
+    for (; i < n; i++) w[i] = lm_f32_to_f16(src[i]);
+}
+
+void lm_from_f32_bf16_avx2(const float *src, void *wv, int64_t n)
+{
+    uint16_t *w = wv;
+    const __m256i one = _mm256_set1_epi32(1), half = _mm256_set1_epi32(0x7fff);
+    const __m256i abs = _mm256_set1_epi32(0x7fffffff), inf = _mm256_set1_epi32(0x7f800000);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256i u = _mm256_loadu_si256((const __m256i *)(src + i));
+        /* (u + 0x7fff + ((u >> 16) & 1)) >> 16, or (u >> 16) | 64 (a quiet NaN) */
+        const __m256i odd = _mm256_and_si256(_mm256_srli_epi32(u, 16), one);
+        const __m256i r = _mm256_srli_epi32(_mm256_add_epi32(u, _mm256_add_epi32(half, odd)), 16);
+        const __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(u, abs), inf);
+        const __m256i q = _mm256_or_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(64));
+        const __m256i h = _mm256_blendv_epi8(r, q, nan);                   /* 8 × u32 <= 0xffff */
+        _mm_storeu_si128((__m128i *)(w + i), _mm_packus_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1)));
+    }
+    for (; i < n; i++) w[i] = lm_f32_to_bf16(src[i]);
+}
+
+/* types.c's round_q8 on eight lanes: truncate, then step away from zero on a fraction of
+ * at least one half; |v| >= 2^31 and NaN give 0; the int8 is the low byte. */
+static inline __m256i round_q8x8(__m256 v)
+{
+    const __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC), f = _mm256_sub_ps(v, t);
+    __m256i i = _mm256_cvttps_epi32(v);
+    i = _mm256_sub_epi32(i, _mm256_castps_si256(_mm256_cmp_ps(f, _mm256_set1_ps(0.5f), _CMP_GE_OQ)));
+    i = _mm256_add_epi32(i, _mm256_castps_si256(_mm256_cmp_ps(f, _mm256_set1_ps(-0.5f), _CMP_LE_OQ)));
+    const __m256 a = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v);
+    const __m256 ok = _mm256_cmp_ps(a, _mm256_set1_ps(2147483648.0f), _CMP_LT_OQ);
+    return _mm256_and_si256(_mm256_and_si256(i, _mm256_castps_si256(ok)), _mm256_set1_epi32(0xff));
+}
+
+void lm_from_f32_q8_0_avx2(const float *src, void *wv, int64_t n)
+{
+    lm_block_q8_0 *b = wv;
+    for (int64_t k = 0; k < n / LM_QK8_0; k++) {
+        __m256 v[4];
+        const float d = load_block_amax(src + k * LM_QK8_0, v) / 127.0f, id = d ? 1.0f / d : 0.0f;
+        b[k].d = lm_f32_to_f16(d);
+        __m256i q[4];
+        for (int j = 0; j < 4; j++) q[j] = round_q8x8(_mm256_mul_ps(v[j], _mm256_set1_ps(id)));
+        /* bytes 0..255 in 32-bit lanes: the unsigned packs never saturate; then lane order */
+        const __m256i p = _mm256_packus_epi16(_mm256_packus_epi32(q[0], q[1]), _mm256_packus_epi32(q[2], q[3]));
+        _mm256_storeu_si256((__m256i *)b[k].qs, _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+    }
+}
+
 const lm_kernel_set lm_kernels_avx2_set = {
     .name = "avx2",
     .dot = {[LM_KT_F32] = f32_avx2_dot, [LM_KT_F16] = f16_avx2_dot,
@@ -166,6 +236,8 @@ const lm_kernel_set lm_kernels_avx2_set = {
                    [LM_KT_BF16] = bf16_avx2_rows_multi},
     .to_f32 = {[LM_KT_F32] = to_f32_f32_avx2, [LM_KT_F16] = to_f32_f16_avx2,
                [LM_KT_BF16] = to_f32_bf16_avx2, [LM_KT_Q8_0] = to_f32_q8_0_avx2},
+    .from_f32 = {[LM_KT_F32] = lm_from_f32_f32, [LM_KT_F16] = lm_from_f32_f16_avx2,
+                 [LM_KT_BF16] = lm_from_f32_bf16_avx2, [LM_KT_Q8_0] = lm_from_f32_q8_0_avx2},
     .rows_q8 = lm_rows_q8_avx2,
     .rows_q8_multi = lm_rows_q8_avx2_multi,
     .quantize_q8 = lm_quantize_q8_avx2,

@@ -160,6 +160,8 @@ const lm_kernel_set lm_kernels_avx512_set = {
                    [LM_KT_BF16] = bf16_avx512_rows_multi},
     .to_f32 = {[LM_KT_F32] = to_f32_f32_avx512, [LM_KT_F16] = to_f32_f16_avx512,
                [LM_KT_BF16] = to_f32_bf16_avx512, [LM_KT_Q8_0] = to_f32_q8_0_avx512},
+    .from_f32 = {[LM_KT_F32] = lm_from_f32_f32, [LM_KT_F16] = lm_from_f32_f16_avx2,
+                 [LM_KT_BF16] = lm_from_f32_bf16_avx2, [LM_KT_Q8_0] = lm_from_f32_q8_0_avx2},
     .rows_q8 = lm_rows_q8_avx2,
     .rows_q8_vnni = rows_q8_vnni256,
     .rows_q8_multi = lm_rows_q8_avx2_multi,

@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "lib/core/kernels.h"
 #include "lib/core/types.h"
@@ -22,6 +23,9 @@ typedef void (*lm_rows_fn)(const uint8_t *w, size_t row_bytes, const float *x, f
                            int64_t n_rows, int64_t n);
 /* dst[0..n) = the n values of one typed row as floats. */
 typedef void (*lm_to_f32_fn)(const void *w, float *dst, int64_t n);
+/* The reverse: n floats rounded into one typed row, as types.c's lm_row_from_f32 rounds them. */
+typedef void (*lm_from_f32_fn)(const float *src, void *w, int64_t n);
+static inline void lm_from_f32_f32(const float *src, void *w, int64_t n) { memcpy(w, src, (size_t)n * sizeof(float)); }
 
 /* y[r] = Σ_b dw_rb·xd[b]·Σ_j q_rbj·xq[32b+j] for Q8_0 rows r in [0, n_rows). */
 typedef void (*lm_rows_q8_fn)(const uint8_t *w, size_t row_bytes, const int8_t *xq, const float *xd,
@@ -74,6 +78,7 @@ typedef struct lm_kernel_set {
     lm_dot_fn   dot[LM_KT_COUNT];
     lm_rows_fn  rows[LM_KT_COUNT];
     lm_to_f32_fn to_f32[LM_KT_COUNT];
+    lm_from_f32_fn from_f32[LM_KT_COUNT];
     lm_rows_q8_fn rows_q8;           /* Q8_0 × q8 activations, this set's base ISA      */
     lm_rows_q8_fn rows_q8_vnni;      /* the same with AVX-512 VNNI, or NULL              */
     lm_rows_multi_fn    rows_multi[LM_KT_COUNT];   /* NULL: rows[] on each input          */
@@ -91,6 +96,12 @@ void lm_rows_q8_avx2(const uint8_t *w, size_t row_bytes, const int8_t *xq, const
                      int64_t n_rows, int64_t n);
 void lm_rows_q8_avx2_multi(const uint8_t *w, size_t row_bytes, const int8_t *xq, const float *xd,
                            float *const *y, int nx, int64_t n_rows, int64_t n);
+
+/* The AVX2 rounding of float rows to F16, BF16 and Q8_0 (kernels_avx2.c), shared by the
+ * AVX-512 set: they are bound by memory, not by vector width. */
+void lm_from_f32_f16_avx2(const float *src, void *w, int64_t n);
+void lm_from_f32_bf16_avx2(const float *src, void *w, int64_t n);
+void lm_from_f32_q8_0_avx2(const float *src, void *w, int64_t n);
 
 /* lm_matmul_bf16 on AMX (matmul_bf16_amx.c). X is first rounded to bf16 rows (A, shared:
  * [Mp][Kp], n_tok and n_in rounded up to multiples of 32, zero-padded) by every thread for

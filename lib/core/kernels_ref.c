@@ -94,6 +94,11 @@ DEFINE_REF_TO_F32(to_f32_f32_ref, LOOM_TYPE_F32)
 DEFINE_REF_TO_F32(to_f32_f16_ref, LOOM_TYPE_F16)
 DEFINE_REF_TO_F32(to_f32_bf16_ref, LOOM_TYPE_BF16)
 DEFINE_REF_TO_F32(to_f32_q8_0_ref, LOOM_TYPE_Q8_0)
+#define DEFINE_REF_FROM_F32(name, type)                                                      \
+    static void name(const float *src, void *w, int64_t n) { lm_row_from_f32(type, src, w, n); }
+DEFINE_REF_FROM_F32(from_f32_f16_ref, LOOM_TYPE_F16)
+DEFINE_REF_FROM_F32(from_f32_bf16_ref, LOOM_TYPE_BF16)
+DEFINE_REF_FROM_F32(from_f32_q8_0_ref, LOOM_TYPE_Q8_0)
 
 const lm_kernel_set lm_kernels_ref_set = {
     .name = "ref",
@@ -103,6 +108,8 @@ const lm_kernel_set lm_kernels_ref_set = {
              [LM_KT_BF16] = rows_bf16_ref, [LM_KT_Q8_0] = rows_q8_0_ref},
     .to_f32 = {[LM_KT_F32] = to_f32_f32_ref, [LM_KT_F16] = to_f32_f16_ref,
                [LM_KT_BF16] = to_f32_bf16_ref, [LM_KT_Q8_0] = to_f32_q8_0_ref},
+    .from_f32 = {[LM_KT_F32] = lm_from_f32_f32, [LM_KT_F16] = from_f32_f16_ref,
+                 [LM_KT_BF16] = from_f32_bf16_ref, [LM_KT_Q8_0] = from_f32_q8_0_ref},
     .rows_q8 = rows_q8_ref,
     .quantize_q8 = lm_quantize_q8_ref,
 };
