@@ -22,6 +22,8 @@ static int  cmd_quantize(int argc, char **argv);
 static void help_quantize(void);
 int  cmd_generate(int argc, char **argv);   /* cmd_generate.c */
 void help_generate(void);
+int  cmd_perplexity(int argc, char **argv); /* cmd_perplexity.c */
+void help_perplexity(void);
 int  cmd_caption(int argc, char **argv);     /* cmd_understand.c */
 void help_caption(void);
 int  cmd_transcribe(int argc, char **argv);
@@ -42,6 +44,7 @@ static const command COMMANDS[] = {
     {"info",    "print a model file's metadata and tensor table", cmd_info, help_info},
     {"quantize", "convert a model file's weight matrices to q8_0, f16, bf16 or f32", cmd_quantize, help_quantize},
     {"generate", "continue a prompt with a decoder model (streams text)", cmd_generate, help_generate},
+    {"perplexity", "how well a decoder predicts a text file (llama.cpp's measure)", cmd_perplexity, help_perplexity},
     {"caption", "describe an image or answer a question about it", cmd_caption, help_caption},
     {"transcribe", "transcribe speech (txt, srt, vtt or json)", cmd_transcribe, help_transcribe},
     {"describe", "describe what happens in a video", cmd_describe, help_describe},

@@ -316,6 +316,36 @@ const float *loom_session_logits(const loom_session *s);
  * call first), else LOOM_ERR_INVALID_ARG. Used to rank answers or generated media (e.g.
  * `loom imagine --best-of N` scores the prompt as the caption of each candidate). */
 int loom_session_score(loom_session *s, const int32_t *tokens, int64_t n, double *logprob);
+
+/* Perplexity of text, as llama.cpp's `llama-perplexity` measures it, so the two numbers
+ * compare directly (and a quantized file can be compared with its original): tokens[0..n)
+ * is cut into consecutive chunks of n_ctx tokens (a shorter rest is left out); each chunk is
+ * computed from an empty cache with its first token replaced by BOS (when add_bos and the
+ * model has one), and its second half is scored: positions j in [n_ctx/2, n_ctx − 1)
+ * predicting token j + 1. ppl = exp(mean negative log-likelihood) over every scored token.
+ * Uses the session's cache (cleared first and after) and abort hooks. */
+typedef struct loom_perplexity_params {
+    int32_t n_ctx;      /* tokens per chunk: 4 .. the session's n_ctx (default 512)        */
+    int32_t n_chunks;   /* compute at most this many chunks (0, the default: all of them)   */
+    int32_t add_bos;    /* 1 (default): each chunk starts with BOS, as llama.cpp's tool does */
+    /* After each chunk: chunk (1-based) of n_chunks and the estimate so far. Nonzero stops
+     * with LOOM_ERR_ABORTED (the result then holds the chunks computed). May be NULL. */
+    int   (*on_chunk)(int32_t chunk, int32_t n_chunks, double ppl, void *user_data);
+    void   *user_data;
+} loom_perplexity_params;
+typedef struct loom_perplexity_result {
+    double  ppl;        /* exp(nll)                                                          */
+    double  ppl_err;    /* standard error of ppl: ppl · sqrt(var(NLL per token) / (n_scored − 1)) */
+    double  nll;        /* mean negative log-likelihood per scored token, natural log         */
+    int64_t n_scored;   /* tokens scored: n_chunks · (n_ctx − 1 − n_ctx/2)                   */
+    int32_t n_chunks;   /* chunks computed                                                  */
+} loom_perplexity_result;
+loom_perplexity_params loom_perplexity_default_params(void);
+/* 0, or LOOM_ERR_INVALID_ARG (fewer than n_ctx tokens, n_ctx out of range, a token outside
+ * the vocabulary: nothing computed), LOOM_ERR_ABORTED, LOOM_ERR_NO_MEMORY, the decoder's
+ * errors; the message is loom_session_error's. `out` always holds the chunks completed. */
+int loom_perplexity(loom_session *s, const int32_t *tokens, int64_t n, loom_perplexity_params params,
+                    loom_perplexity_result *out);
 /* Sample the next token from loom_session_logits with the session's sampler (the token is
  * remembered for the penalties). Negative status on error. */
 int32_t loom_session_sample(loom_session *s);

@@ -286,6 +286,76 @@ int loom_session_score(loom_session *s, const int32_t *tokens, int64_t n, double
     return rc;
 }
 
+loom_perplexity_params loom_perplexity_default_params(void)
+{
+    return (loom_perplexity_params){.n_ctx = 512, .n_chunks = 0, .add_bos = 1};
+}
+
+/* The sums of llama.cpp's perplexity tool: nll and nll² over the scored tokens, then
+ * ppl = exp(mean) and its error from the variance of the mean. */
+static void perplexity_finish(loom_perplexity_result *r, double nll, double nll2)
+{
+    if (r->n_scored == 0) return;
+    const double mean = nll / (double)r->n_scored, var = nll2 / (double)r->n_scored - mean * mean;
+    r->nll = mean;
+    r->ppl = exp(mean);
+    r->ppl_err = r->n_scored > 1 && var > 0 ? r->ppl * sqrt(var / (double)(r->n_scored - 1)) : 0;
+}
+
+int loom_perplexity(loom_session *s, const int32_t *tokens, int64_t n, loom_perplexity_params p,
+                    loom_perplexity_result *out)
+{
+    if (!s || !out) return LOOM_ERR_INVALID_ARG;
+    *out = (loom_perplexity_result){0};
+    lm_error_clear(&s->err);
+    if (p.n_ctx < 4 || p.n_ctx > loom_session_n_ctx(s))
+        return lm_fail(&s->err, LOOM_ERR_INVALID_ARG, "perplexity: chunk of %d tokens: must be 4 .. the session's n_ctx %d",
+                       p.n_ctx, loom_session_n_ctx(s));
+    if (n < p.n_ctx || !tokens)
+        return lm_fail(&s->err, LOOM_ERR_INVALID_ARG, "perplexity: %lld tokens, fewer than one chunk of %d",
+                       (long long)(tokens ? n : 0), p.n_ctx);
+    if (p.n_chunks < 0) return lm_fail(&s->err, LOOM_ERR_INVALID_ARG, "perplexity: n_chunks %d < 0", p.n_chunks);
+    const int64_t V = s->m->dec->hp.n_vocab, C = p.n_ctx, first = C / 2;
+    int64_t n_chunks = n / C;
+    if (p.n_chunks > 0 && p.n_chunks < n_chunks) n_chunks = p.n_chunks;
+    for (int64_t i = 0; i < n_chunks * C; i++)
+        if (tokens[i] < 0 || tokens[i] >= V)
+            return lm_fail(&s->err, LOOM_ERR_INVALID_ARG, "perplexity: token %d at %lld out of range [0, %lld)",
+                           tokens[i], (long long)i, (long long)V);
+    float *logits = malloc((size_t)C * (size_t)V * sizeof *logits);
+    int32_t *chunk = malloc((size_t)C * sizeof *chunk);
+    if (!logits || !chunk) {
+        free(logits);
+        free(chunk);
+        return lm_fail(&s->err, LOOM_ERR_NO_MEMORY, "perplexity: out of memory for %lld × %lld logits",
+                       (long long)C, (long long)V);
+    }
+    const int32_t bos = p.add_bos ? loom_token_bos(s->m) : -1;
+    double nll = 0, nll2 = 0;
+    int rc = 0;
+    for (int64_t c = 0; c < n_chunks && rc == 0; c++) {
+        memcpy(chunk, tokens + c * C, (size_t)C * sizeof *chunk);
+        if (bos >= 0) chunk[0] = bos;
+        loom_session_truncate(s, 0);
+        if ((rc = run(s, chunk, NULL, C, logits)) < 0) break;
+        for (int64_t j = first; j < C - 1; j++) {
+            const double lp = log_prob(logits + j * V, V, chunk[j + 1]);
+            nll -= lp;
+            nll2 += lp * lp;
+        }
+        out->n_chunks = (int32_t)(c + 1);
+        out->n_scored += C - 1 - first;
+        perplexity_finish(out, nll, nll2);
+        if (p.on_chunk && p.on_chunk(out->n_chunks, (int32_t)n_chunks, out->ppl, p.user_data))
+            rc = lm_fail(&s->err, LOOM_ERR_ABORTED, "perplexity: stopped by on_chunk after chunk %d of %lld",
+                         out->n_chunks, (long long)n_chunks);
+    }
+    loom_session_truncate(s, 0);
+    free(logits);
+    free(chunk);
+    return rc;
+}
+
 int32_t loom_session_sample(loom_session *s)
 {
     if (!s->has_logits) return lm_fail(&s->err, LOOM_ERR_INVALID_ARG, "session: nothing to sample from yet");

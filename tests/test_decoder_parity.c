@@ -4,6 +4,10 @@
  * with llama.cpp's, committed in data/decoder/ by `tools/parity/decoder --tiny
  * --write-fixtures tests/data/decoder`. Tolerances are the issue's: F32 max |Δ| <= 1e-3 ×
  * std(logits); F16 mean KL <= 1e-4; Q8_0 mean KL <= 1e-3; top-1 agreement >= 99 %.
+ * Perplexity: llama-perplexity's arithmetic on the committed llama.cpp logits (one chunk of
+ * all positions, the second half scored) against loom_perplexity on the same tokens:
+ * |Δ ln ppl| <= 1e-4 for F32 (the same computation), 1e-2 F16, 5e-2 Q8_0 (nats per token;
+ * the logits' own differences, above, bound these: |Δ log p| <= 2·max|Δ logit|).
  */
 #include "loom.h"
 #include "tests/decoder_test_util.h"
@@ -28,6 +32,36 @@ static float *read_fixture(const char *name, const parity_model *pm, int32_t *to
     }
     fclose(f);
     return logits;
+}
+
+/* llama-perplexity's ln ppl of one chunk tok[0..n) from its logits [n][V]. */
+static double peer_ln_ppl(const float *logits, const int32_t *tok, int n, int V)
+{
+    double nll = 0;
+    for (int j = n / 2; j < n - 1; j++) {
+        const float *l = logits + (size_t)j * V;
+        float mx = l[0];
+        for (int i = 1; i < V; i++) mx = l[i] > mx ? l[i] : mx;
+        double sum = 0;
+        for (int i = 0; i < V; i++) sum += expf(l[i] - mx);
+        nll -= (double)(l[tok[j + 1]] - mx) - log(sum);
+    }
+    return nll / (n - 1 - n / 2);
+}
+
+static void check_perplexity(const parity_model *pm, loom_session *s, const float *peer, const int32_t *tok)
+{
+    loom_perplexity_params pp = loom_perplexity_default_params();
+    pp.n_ctx = pm->n_pos;
+    pp.add_bos = 0;   /* the fixture's tokens as they are */
+    loom_perplexity_result r;
+    const int rc = loom_perplexity(s, tok, pm->n_pos, pp, &r);
+    CHECK(rc == 0 && r.n_chunks == 1 && r.n_scored == pm->n_pos - 1 - pm->n_pos / 2, "%s: perplexity: %s", pm->name,
+          loom_session_error(s));
+    const double want = peer_ln_ppl(peer, tok, pm->n_pos, pm->p.n_vocab);
+    const double tol = pm->p.type == LOOM_TYPE_F32 ? 1e-4 : pm->p.type == LOOM_TYPE_F16 ? 1e-2 : 5e-2;
+    CHECK(rc == 0 && fabs(log(r.ppl) - want) <= tol, "%s: ln ppl %.6f, llama.cpp's %.6f (tolerance %g)", pm->name,
+          log(r.ppl), want, tol);
 }
 
 static void check_model(const parity_model *pm, int n_threads)
@@ -58,6 +92,7 @@ static void check_model(const parity_model *pm, int n_threads)
         int ok = parity_ok(pm->p.type, &st, why, sizeof why);
         CHECK(ok, "%s (%d threads): %s", pm->name, n_threads, why);
         printf("%-26s %d thr  %s\n", pm->name, n_threads, why);
+        check_perplexity(pm, s, peer, want);
     }
     free(mine);
     free(peer);

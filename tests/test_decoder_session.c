@@ -2,7 +2,9 @@
  * Decoder sessions on a tiny random-weight model: batched prefill == chunked prefill ==
  * token-by-token decode; prefix reuse gives the same logits as a fresh prefill; embeddings
  * in == token ids in; context overflow is LOOM_ERR_CONTEXT_FULL; generate stops and aborts;
- * loom_session_score equals log-softmax sums over a prefill's logits.
+ * loom_session_score equals log-softmax sums over a prefill's logits; loom_perplexity equals
+ * the same sums over each chunk's own prefill (BOS first, second half scored), stops when
+ * asked and refuses what it cannot measure.
  */
 #include <math.h>
 
@@ -81,6 +83,78 @@ static void test_score(const char *tag, loom_model *m, double tol)
           "%s: score without a context: '%s'", tag, loom_session_error(s));
     CHECK(loom_session_score(NULL, tok, 1, &lp) == LOOM_ERR_INVALID_ARG && loom_session_score(s, tok, 1, NULL) ==
           LOOM_ERR_INVALID_ARG, "%s: NULL session or result", tag);
+    loom_session_free(&s);
+    loom_session_free(&r);
+    free(all);
+}
+
+static int stop_after_first(int32_t chunk, int32_t n_chunks, double ppl, void *user)
+{
+    double *seen = user;
+    seen[chunk - 1] = ppl;
+    return n_chunks > 0;
+}
+
+/* loom_perplexity against prefills of each chunk (its first token made BOS) in another
+ * session: 3 whole chunks of C plus a rest it must leave out; chunks computed in prefill
+ * pieces of 7 (n_batch); then n_chunks, on_chunk's stop, and the refusals. */
+static void test_perplexity(const char *tag, loom_model *m, double tol)
+{
+    enum { C = 16, NCH = 3, REST = 5, NT = NCH * C + REST };
+    const int V = loom_model_n_vocab(m), bos = loom_token_bos(m);
+    int32_t tok[NT], chunk[C];
+    for (int i = 0; i < NT; i++) tok[i] = (int32_t)((i * 37 + 11) % (V - 3) + 3);
+    float *all = malloc((size_t)C * V * sizeof *all);
+    loom_session *s = test_session(m, 32, 7, 2), *r = test_session(m, 32, 512, 1);
+    double nll = 0, nll2 = 0, first_ppl = 0;
+    for (int c = 0; c < NCH; c++) {
+        memcpy(chunk, tok + c * C, sizeof chunk);
+        if (bos >= 0) chunk[0] = bos;
+        CHECK(loom_session_prompt(r, chunk, C, all) == 0, "%s: reference chunk %d", tag, c);
+        for (int j = C / 2; j < C - 1; j++) {
+            const double lp = ref_logprob(all, V, chunk, j, j + 1);
+            nll -= lp;
+            nll2 += lp * lp;
+        }
+        if (c == 0) first_ppl = exp(nll / (C - 1 - C / 2));
+    }
+    const int64_t count = NCH * (C - 1 - C / 2);
+    const double mean = nll / count, ppl = exp(mean), err = ppl * sqrt((nll2 / count - mean * mean) / (count - 1));
+    loom_perplexity_params pp = loom_perplexity_default_params();
+    pp.n_ctx = C;
+    loom_perplexity_result res;
+    CHECK(loom_perplexity(s, tok, NT, pp, &res) == 0, "%s: perplexity: %s", tag, loom_session_error(s));
+    CHECK(res.n_chunks == NCH && res.n_scored == count, "%s: %d chunks, %lld scored (want %d, %lld)", tag,
+          res.n_chunks, (long long)res.n_scored, NCH, (long long)count);
+    CHECK(fabs(res.nll - mean) <= tol * (1 + mean) && fabs(log(res.ppl) - mean) <= tol * (1 + mean) &&
+          fabs(res.ppl_err / err - 1) <= 1e-2, "%s: ppl %.6f ± %.6f (nll %.6f), reference %.6f ± %.6f", tag, res.ppl,
+          res.ppl_err, res.nll, ppl, err);
+    CHECK(loom_session_n_past(s) == 0, "%s: perplexity left %d cached positions", tag, loom_session_n_past(s));
+    pp.n_chunks = 1;
+    CHECK(loom_perplexity(s, tok, NT, pp, &res) == 0 && res.n_chunks == 1 && fabs(log(res.ppl / first_ppl)) <= tol * (1 + log(first_ppl)),
+          "%s: n_chunks 1: %d chunks, ppl %.6f vs %.6f", tag, res.n_chunks, res.ppl, first_ppl);
+    double seen[NCH] = {0};
+    pp.n_chunks = 0;
+    pp.on_chunk = stop_after_first;
+    pp.user_data = seen;
+    CHECK(loom_perplexity(s, tok, NT, pp, &res) == LOOM_ERR_ABORTED && res.n_chunks == 1 && seen[0] == res.ppl &&
+          seen[1] == 0 && strstr(loom_session_error(s), "stopped"), "%s: on_chunk's stop: %d chunks, '%s'", tag,
+          res.n_chunks, loom_session_error(s));
+    pp.on_chunk = NULL;
+    CHECK(loom_perplexity(s, tok, C - 1, pp, &res) == LOOM_ERR_INVALID_ARG && res.n_chunks == 0 &&
+          strstr(loom_session_error(s), "fewer than one chunk"), "%s: too few tokens: '%s'", tag, loom_session_error(s));
+    pp.n_ctx = 33;
+    CHECK(loom_perplexity(s, tok, NT, pp, &res) == LOOM_ERR_INVALID_ARG && strstr(loom_session_error(s), "n_ctx 32"),
+          "%s: chunk past the session's n_ctx: '%s'", tag, loom_session_error(s));
+    pp.n_ctx = 3;
+    CHECK(loom_perplexity(s, tok, NT, pp, &res) == LOOM_ERR_INVALID_ARG, "%s: chunk of 3 accepted", tag);
+    pp.n_ctx = C;
+    tok[2 * C + 3] = V;
+    CHECK(loom_perplexity(s, tok, NT, pp, &res) == LOOM_ERR_INVALID_ARG && res.n_chunks == 0 &&
+          strstr(loom_session_error(s), "out of range"), "%s: token %d: '%s'", tag, V, loom_session_error(s));
+    tok[2 * C + 3] = 3;
+    CHECK(loom_perplexity(NULL, tok, NT, pp, &res) == LOOM_ERR_INVALID_ARG &&
+          loom_perplexity(s, tok, NT, pp, NULL) == LOOM_ERR_INVALID_ARG, "%s: NULL session or result", tag);
     loom_session_free(&s);
     loom_session_free(&r);
     free(all);
@@ -187,6 +261,7 @@ static void run(const char *tag, lm_synth_params p, float tol)
     CHECK(loom_session_generate(a, tok, 4, gp, NULL) == LOOM_ERR_ABORTED, "%s: abort flag", tag);
     CHECK(loom_tokenize(m, "hi", 2, 1, 0, tok, N) == LOOM_ERR_UNSUPPORTED, "%s: SPM vocab tokenize", tag);
     test_score(tag, m, tol);
+    test_perplexity(tag, m, tol);
 
     loom_session_free(&a);
     loom_session_free(&b);

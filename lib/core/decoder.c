@@ -1139,7 +1139,7 @@ static void attn_plain(const lm_decoder *d, const lm_decoder_layer *L, lm_decode
         int64_t ldk = (int64_t)(kb.row_bytes / sizeof(float));
         if (kb.type != LOOM_TYPE_F32) {
             for (int64_t c = 0; c < kvl; c++)
-                lm_row_to_f32(kb.type, (const char *)kb.data + (size_t)c * kb.row_bytes, s->kbf + c * nope, nope);
+                lm_row_to_f32_fast(kb.type, (const char *)kb.data + (size_t)c * kb.row_bytes, s->kbf + c * nope, nope);
             kbf = s->kbf;
             ldk = nope;
         }
