@@ -1,6 +1,7 @@
 /* loom perplexity: how well a decoder predicts a text file, as llama.cpp's llama-perplexity
  * measures it (same chunks, same scored positions), e.g. to see what quantizing a model
  * cost. Uses only include/loom.h. */
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,10 @@ void help_perplexity(void)
            "  -f, --file PATH        the text (at most 64 MiB)\n"
            "  -c, --ctx N            tokens per chunk (default 512, at most the training context)\n"
            "      --chunks N         only the first N chunks (default: all)\n"
+           "      --base PATH        also run the same chunks through PATH (e.g. the original of a\n"
+           "                         quantized MODEL): its perplexity, the mean and largest\n"
+           "                         KL(base || MODEL) of the next-token distributions and how often\n"
+           "                         both rank the same token first\n"
            "  -t, --threads N        threads (default: all CPUs)\n"
            "      --bf16             products in bfloat16 on AMX CPUs (faster; a different number)\n"
            "      --json             one JSON object: the estimate and each chunk's running value\n"
@@ -90,7 +95,7 @@ static int on_chunk(int32_t chunk, int32_t n_chunks, double ppl, void *user)
 int cmd_perplexity(int argc, char **argv)
 {
     cli_common c = {0};
-    const char *file = NULL;
+    const char *file = NULL, *base_path = NULL;
     long long n_ctx = 512, max_chunks = 0;
     for (int i = 1; i < argc; i++) {
         int r = cli_common_option(&c, argc, argv, &i);
@@ -101,6 +106,7 @@ int cmd_perplexity(int argc, char **argv)
 #define OPT(s1, s2) (!strcmp(a, s1) || !strcmp(a, s2))
         if (OPT("-f", "--file") && v) { file = v; i++; }
         else if (OPT("-c", "--ctx") && v) { bad = cli_parse_int(a, v, 4, 1 << 20, &n_ctx); i++; }
+        else if (OPT("--base", "--base") && v) { base_path = v; i++; }
         else if (OPT("--chunks", "--chunks") && v) { bad = cli_parse_int(a, v, 1, 1 << 30, &max_chunks); i++; }
         else { cli_error("perplexity: unknown or incomplete option '%s'", a); return EXIT_USAGE; }
 #undef OPT
@@ -114,12 +120,13 @@ int cmd_perplexity(int argc, char **argv)
     if (read_text(file, &text, &len) < 0) return EXIT_FAILED;
     loom_model_params mp = loom_model_default_params();
     mp.n_threads = c.threads;
-    loom_model *m = NULL;
+    loom_model *m = NULL, *bm = NULL;
     if (loom_model_load(c.model, mp, &m, err, sizeof err) < 0) { cli_error("%s", err); free(text); return EXIT_FAILED; }
     int status = EXIT_FAILED;
     int32_t *toks = NULL;
     double *running = NULL;
-    loom_session *s = NULL;
+    loom_session *s = NULL, *bs = NULL;
+    if (base_path && loom_model_load(base_path, mp, &bm, err, sizeof err) < 0) { cli_error("perplexity: --base: %s", err); goto done; }
     if (!loom_model_has_tokenizer(m)) { cli_error("perplexity: %s has no tokenizer", c.model); goto done; }
     if (n_ctx > loom_model_n_ctx_train(m)) {
         cli_error("perplexity: --ctx %lld is more than the model's training context (%d)", n_ctx, loom_model_n_ctx_train(m));
@@ -143,9 +150,12 @@ int cmd_perplexity(int argc, char **argv)
     sp.n_batch = (int32_t)n_ctx;
     sp.n_threads = c.threads;
     sp.matmul = c.matmul;
-    if (loom_session_create(m, sp, &s, err, sizeof err) < 0) { cli_error("%s", err); goto done; }
-    chunk_log log = {.quiet = c.quiet, .json = c.json};
-    if (c.json && !(log.ppl = running = calloc((size_t)n_chunks, sizeof *running))) { cli_error("perplexity: out of memory"); goto done; }
+    if (loom_session_create(m, sp, &s, err, sizeof err) < 0 || (bm && loom_session_create(bm, sp, &bs, err, sizeof err) < 0)) {
+        cli_error("%s", err);
+        goto done;
+    }
+    chunk_log clog = {.quiet = c.quiet, .json = c.json};
+    if (c.json && !(clog.ppl = running = calloc((size_t)n_chunks, sizeof *running))) { cli_error("perplexity: out of memory"); goto done; }
     if (!c.json && !c.quiet)
         fprintf(stderr, "loom: %lld tokens; %lld chunks of %lld, scoring the last %lld tokens of each\n", (long long)n_tok,
                 (long long)n_chunks, n_ctx, n_ctx - 1 - n_ctx / 2);
@@ -153,7 +163,8 @@ int cmd_perplexity(int argc, char **argv)
     pp.n_ctx = (int32_t)n_ctx;
     pp.n_chunks = (int32_t)n_chunks;
     pp.on_chunk = on_chunk;
-    pp.user_data = &log;
+    pp.user_data = &clog;
+    pp.base = bs;
     loom_perplexity_result r;
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -162,7 +173,7 @@ int cmd_perplexity(int argc, char **argv)
     signal(SIGINT, SIG_DFL);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     const double secs = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
-    if (rc < 0 && rc != LOOM_ERR_ABORTED) { cli_error("perplexity: %s", loom_session_error(s)); goto done; }
+    if (rc < 0 && rc != LOOM_ERR_ABORTED) { cli_error("%s", loom_session_error(s)); goto done; }
     status = rc == LOOM_ERR_ABORTED ? EXIT_ABORTED : EXIT_OK;
     if (c.json) {
         printf("{\"model\": ");
@@ -174,10 +185,21 @@ int cmd_perplexity(int argc, char **argv)
                (long long)n_tok, n_ctx, r.n_chunks, (long long)r.n_scored, r.ppl, r.ppl_err, r.nll, secs,
                rc < 0 ? loom_status_str(rc) : "ok");
         for (int32_t i = 0; i < r.n_chunks; i++) printf("%s%.6f", i ? ", " : "", running[i]);
-        printf("]}\n");
+        printf("]");
+        if (bs) {
+            printf(", \"base\": ");
+            cli_json_str(stdout, base_path);
+            printf(", \"base_ppl\": %.6f, \"kl_mean\": %.8f, \"kl_max\": %.8f, \"same_top\": %.6f", r.base_ppl,
+                   r.kl_mean, r.kl_max, r.same_top);
+        }
+        printf("}\n");
     } else if (r.n_chunks > 0) {
         if (rc < 0 && !c.quiet) putchar('\n');
         printf("Final estimate: PPL = %.4f +/- %.5f\n", r.ppl, r.ppl_err);
+        if (bs)
+            printf("Against %s: PPL(base) = %.4f, ln(PPL/PPL(base)) = %.6f; KL(base || model) mean %.6f, max %.6f; "
+                   "same top token %.2f %%\n", base_path, r.base_ppl, log(r.ppl / r.base_ppl), r.kl_mean, r.kl_max,
+                   100 * r.same_top);
         if (!c.quiet)
             fprintf(stderr, "loom: %d chunks, %lld tokens scored, %.2f s (%.1f tokens/s)%s\n", r.n_chunks,
                     (long long)r.n_scored, secs, secs > 0 ? r.n_chunks * (double)n_ctx / secs : 0,
@@ -185,6 +207,8 @@ int cmd_perplexity(int argc, char **argv)
     }
 done:
     free(running);
+    loom_session_free(&bs);
+    loom_model_free(&bm);
     loom_session_free(&s);
     free(toks);
     loom_model_free(&m);

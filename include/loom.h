@@ -332,6 +332,11 @@ typedef struct loom_perplexity_params {
      * with LOOM_ERR_ABORTED (the result then holds the chunks computed). May be NULL. */
     int   (*on_chunk)(int32_t chunk, int32_t n_chunks, double ppl, void *user_data);
     void   *user_data;
+    /* NULL (default), or a session of another model with the same vocabulary (e.g. the
+     * original of a quantized file): each chunk also runs through it, and the result says
+     * how far this model's next-token distributions are from base's (llama.cpp's
+     * --kl-divergence numbers). Its cache is cleared too. */
+    loom_session *base;
 } loom_perplexity_params;
 typedef struct loom_perplexity_result {
     double  ppl;        /* exp(nll)                                                          */
@@ -339,6 +344,11 @@ typedef struct loom_perplexity_result {
     double  nll;        /* mean negative log-likelihood per scored token, natural log         */
     int64_t n_scored;   /* tokens scored: n_chunks · (n_ctx − 1 − n_ctx/2)                   */
     int32_t n_chunks;   /* chunks computed                                                  */
+    /* with params.base, over the same scored positions (else 0): */
+    double  base_ppl;   /* base's perplexity                                                */
+    double  kl_mean;    /* mean KL(base ‖ this) of the next-token distributions, nats       */
+    double  kl_max;     /* the largest one                                                  */
+    double  same_top;   /* fraction of positions where both rank the same token first       */
 } loom_perplexity_result;
 loom_perplexity_params loom_perplexity_default_params(void);
 /* 0, or LOOM_ERR_INVALID_ARG (fewer than n_ctx tokens, n_ctx out of range, a token outside

@@ -244,15 +244,18 @@ int loom_session_prompt(loom_session *s, const int32_t *prompt, int64_t n, float
     return rc;
 }
 
-/* log softmax(row)[tok], in double. */
-static double log_prob(const float *row, int64_t V, int32_t tok)
+/* log Σ exp(row) over V values, in double. */
+static double log_sum_exp(const float *row, int64_t V)
 {
     float mx = row[0];
     for (int64_t i = 1; i < V; i++) mx = row[i] > mx ? row[i] : mx;
     double sum = 0;
     for (int64_t i = 0; i < V; i++) sum += exp((double)row[i] - mx);
-    return (double)row[tok] - mx - log(sum);
+    return mx + log(sum);
 }
+
+/* log softmax(row)[tok], in double. */
+static double log_prob(const float *row, int64_t V, int32_t tok) { return (double)row[tok] - log_sum_exp(row, V); }
 
 int loom_session_score(loom_session *s, const int32_t *tokens, int64_t n, double *logprob)
 {
@@ -302,6 +305,22 @@ static void perplexity_finish(loom_perplexity_result *r, double nll, double nll2
     r->ppl_err = r->n_scored > 1 && var > 0 ? r->ppl * sqrt(var / (double)(r->n_scored - 1)) : 0;
 }
 
+/* KL(b ‖ a) of the softmaxes of two logit rows, and whether both rank the same token first. */
+static double kl_rows(const float *b, const float *a, int64_t V, int *same_top)
+{
+    const double lb = log_sum_exp(b, V), la = log_sum_exp(a, V);
+    double kl = 0;
+    int64_t tb = 0, ta = 0;
+    for (int64_t i = 0; i < V; i++) {
+        const double pb = (double)b[i] - lb;
+        kl += exp(pb) * (pb - ((double)a[i] - la));
+        tb = b[i] > b[tb] ? i : tb;
+        ta = a[i] > a[ta] ? i : ta;
+    }
+    *same_top = ta == tb;
+    return kl > 0 ? kl : 0;   /* rounding can leave -1e-17 for equal rows */
+}
+
 int loom_perplexity(loom_session *s, const int32_t *tokens, int64_t n, loom_perplexity_params p,
                     loom_perplexity_result *out)
 {
@@ -316,6 +335,10 @@ int loom_perplexity(loom_session *s, const int32_t *tokens, int64_t n, loom_perp
                        (long long)(tokens ? n : 0), p.n_ctx);
     if (p.n_chunks < 0) return lm_fail(&s->err, LOOM_ERR_INVALID_ARG, "perplexity: n_chunks %d < 0", p.n_chunks);
     const int64_t V = s->m->dec->hp.n_vocab, C = p.n_ctx, first = C / 2;
+    loom_session *b = p.base;
+    if (b && (b == s || b->m->dec->hp.n_vocab != V || loom_session_n_ctx(b) < C))
+        return lm_fail(&s->err, LOOM_ERR_INVALID_ARG, "perplexity: the base session %s", b == s ? "is this session" :
+                       b->m->dec->hp.n_vocab != V ? "has another vocabulary size" : "holds fewer positions than a chunk");
     int64_t n_chunks = n / C;
     if (p.n_chunks > 0 && p.n_chunks < n_chunks) n_chunks = p.n_chunks;
     for (int64_t i = 0; i < n_chunks * C; i++)
@@ -323,35 +346,60 @@ int loom_perplexity(loom_session *s, const int32_t *tokens, int64_t n, loom_perp
             return lm_fail(&s->err, LOOM_ERR_INVALID_ARG, "perplexity: token %d at %lld out of range [0, %lld)",
                            tokens[i], (long long)i, (long long)V);
     float *logits = malloc((size_t)C * (size_t)V * sizeof *logits);
+    float *base = b ? malloc((size_t)C * (size_t)V * sizeof *base) : NULL;
     int32_t *chunk = malloc((size_t)C * sizeof *chunk);
-    if (!logits || !chunk) {
+    if (!logits || !chunk || (b && !base)) {
         free(logits);
+        free(base);
         free(chunk);
         return lm_fail(&s->err, LOOM_ERR_NO_MEMORY, "perplexity: out of memory for %lld × %lld logits",
                        (long long)C, (long long)V);
     }
     const int32_t bos = p.add_bos ? loom_token_bos(s->m) : -1;
-    double nll = 0, nll2 = 0;
+    double nll = 0, nll2 = 0, nll_base = 0, kl_sum = 0;
+    int64_t same = 0;
     int rc = 0;
     for (int64_t c = 0; c < n_chunks && rc == 0; c++) {
         memcpy(chunk, tokens + c * C, (size_t)C * sizeof *chunk);
         if (bos >= 0) chunk[0] = bos;
         loom_session_truncate(s, 0);
         if ((rc = run(s, chunk, NULL, C, logits)) < 0) break;
+        if (b) {
+            loom_session_truncate(b, 0);
+            if ((rc = run(b, chunk, NULL, C, base)) < 0) {
+                lm_fail(&s->err, rc, "perplexity: base model: %s", b->err.msg);
+                break;
+            }
+        }
         for (int64_t j = first; j < C - 1; j++) {
             const double lp = log_prob(logits + j * V, V, chunk[j + 1]);
             nll -= lp;
             nll2 += lp * lp;
+            if (b) {
+                int top;
+                const double kl = kl_rows(base + j * V, logits + j * V, V, &top);
+                nll_base -= log_prob(base + j * V, V, chunk[j + 1]);
+                kl_sum += kl;
+                out->kl_max = kl > out->kl_max ? kl : out->kl_max;
+                same += top;
+            }
         }
         out->n_chunks = (int32_t)(c + 1);
         out->n_scored += C - 1 - first;
         perplexity_finish(out, nll, nll2);
+        if (b) {
+            out->base_ppl = exp(nll_base / (double)out->n_scored);
+            out->kl_mean = kl_sum / (double)out->n_scored;
+            out->same_top = (double)same / (double)out->n_scored;
+        }
         if (p.on_chunk && p.on_chunk(out->n_chunks, (int32_t)n_chunks, out->ppl, p.user_data))
             rc = lm_fail(&s->err, LOOM_ERR_ABORTED, "perplexity: stopped by on_chunk after chunk %d of %lld",
                          out->n_chunks, (long long)n_chunks);
     }
     loom_session_truncate(s, 0);
+    if (b) loom_session_truncate(b, 0);
     free(logits);
+    free(base);
     free(chunk);
     return rc;
 }

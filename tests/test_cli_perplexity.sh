@@ -35,6 +35,18 @@ q8=$(sed -n 's/^Final estimate: PPL = \([0-9.]*\) .*/\1/p' "$tmp/out")
 python3 -c "import sys; a, b = float(sys.argv[1]), float(sys.argv[2]); sys.exit(abs(b / a - 1) > 0.01)" "$final" "$q8" \
   && ok || bad "q8_0 perplexity $q8 is not within 1 % of f16's $final"
 
+check base 0 "$loom" perplexity -q -m "$tmp/q8.gguf" --base $m -f $txt -c 256 --chunks 4 --json
+python3 - "$tmp/out" <<'PY' && ok || bad "--base: KL and same-top of q8_0 against f16"
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert 0 < r["kl_mean"] < 0.1 and r["kl_max"] >= r["kl_mean"] and 0.9 < r["same_top"] < 1, r
+assert abs(r["base_ppl"] / r["ppl"] - 1) < 0.02 and r["base"].endswith("loom-tiny.gguf"), r
+PY
+check base-itself 0 "$loom" perplexity -q -m $m --base $m -f $txt -c 256 --chunks 2
+grep -qE '^Against .*: PPL\(base\) = [0-9.]+, ln\(PPL/PPL\(base\)\) = -?0\.000000; KL\(base \|\| model\) mean 0\.000000, max 0\.000000; same top token 100\.00 %$' "$tmp/out" \
+  && ok || { bad "a model against itself"; cat "$tmp/out"; }
+check base-missing 1 "$loom" perplexity -m $m --base "$tmp/none.gguf" -f $txt -c 256
+has err "--base:"
 check no-file 2 "$loom" perplexity -m $m
 has err "no text (-f FILE"
 check missing 1 "$loom" perplexity -m $m -f "$tmp/none.txt"

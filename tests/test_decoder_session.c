@@ -160,6 +160,87 @@ static void test_perplexity(const char *tag, loom_model *m, double tol)
     free(all);
 }
 
+/* loom_perplexity with a base: the q8_0 file of a model against its f32 file. The reference
+ * is each chunk prefilled in two more sessions like the measured ones (the same logits):
+ * base's perplexity, mean and largest KL(base ‖ q8_0), how often both rank the same token
+ * first. The same session as its own base, and a base of another vocabulary, are refused. */
+static void test_perplexity_base(void)
+{
+    enum { C = 16, NCH = 2, NT = NCH * C };
+    lm_synth_params p = lm_synth_tiny_params(), pv = lm_synth_tiny_params();
+    p.type = LOOM_TYPE_F32;
+    char pf[256], pq[256], pw[256];
+    loom_model *mf = synth_model("ppl-base-f32", &p, pf, sizeof pf);
+    p.type = LOOM_TYPE_Q8_0;
+    loom_model *mq = synth_model("ppl-base-q8_0", &p, pq, sizeof pq);
+    pv.n_vocab += 32;
+    loom_model *mw = synth_model("ppl-base-vocab", &pv, pw, sizeof pw);
+    if (!mf || !mq || !mw) return;
+    const int V = loom_model_n_vocab(mq), bos = loom_token_bos(mq);
+    int32_t tok[NT], chunk[C];
+    for (int i = 0; i < NT; i++) tok[i] = (int32_t)((i * 29 + 5) % (V - 3) + 3);
+    loom_session *q = test_session(mq, 32, 512, 1), *f = test_session(mf, 32, 512, 1);
+    loom_session *rq = test_session(mq, 32, 512, 1), *rf = test_session(mf, 32, 512, 1);
+    float *lq = malloc((size_t)C * V * sizeof *lq), *lf = malloc((size_t)C * V * sizeof *lf);
+    double nll_f = 0, kl = 0, kl_max = 0;
+    int same = 0, count = 0;
+    for (int c = 0; c < NCH; c++) {
+        memcpy(chunk, tok + c * C, sizeof chunk);
+        if (bos >= 0) chunk[0] = bos;
+        CHECK(loom_session_prompt(rq, chunk, C, lq) == 0 && loom_session_prompt(rf, chunk, C, lf) == 0, "reference chunk %d", c);
+        for (int j = C / 2; j < C - 1; j++, count++) {
+            const float *a = lq + (size_t)j * V, *b = lf + (size_t)j * V;
+            nll_f -= ref_logprob(lf, V, chunk, j, j + 1);
+            double k = 0;
+            int ta = 0, tb = 0;
+            for (int i = 0; i < V; i++) {   /* Σ p_b (log p_b − log p_a), from ref_logprob's log-softmax */
+                const double lpb = ref_logprob(b, V, (int32_t[]){0, i}, 0, 1), lpa = ref_logprob(a, V, (int32_t[]){0, i}, 0, 1);
+                k += exp(lpb) * (lpb - lpa);
+                ta = a[i] > a[ta] ? i : ta;
+                tb = b[i] > b[tb] ? i : tb;
+            }
+            kl += k;
+            kl_max = k > kl_max ? k : kl_max;
+            same += ta == tb;
+        }
+    }
+    loom_perplexity_params pp = loom_perplexity_default_params();
+    pp.n_ctx = C;
+    pp.base = f;
+    loom_perplexity_result r;
+    CHECK(loom_perplexity(q, tok, NT, pp, &r) == 0, "perplexity with a base: %s", loom_session_error(q));
+    CHECK(fabs(log(r.base_ppl) - nll_f / count) <= 1e-6 * (1 + nll_f / count), "base ppl %.8f, reference %.8f",
+          r.base_ppl, exp(nll_f / count));
+    CHECK(fabs(r.kl_mean - kl / count) <= 1e-9 + 1e-6 * kl / count && fabs(r.kl_max - kl_max) <= 1e-9 + 1e-6 * kl_max,
+          "KL mean %.3g max %.3g, reference %.3g %.3g", r.kl_mean, r.kl_max, kl / count, kl_max);
+    CHECK(r.kl_mean > 0 && r.same_top == (double)same / count, "same top %.4f, reference %.4f", r.same_top,
+          (double)same / count);
+    CHECK(loom_session_n_past(f) == 0, "the base kept %d positions", loom_session_n_past(f));
+    pp.base = rq;   /* its own model as base: KL 0, all tops the same, equal perplexities */
+    CHECK(loom_perplexity(q, tok, NT, pp, &r) == 0 && r.kl_max < 1e-9 && r.same_top == 1 && r.base_ppl == r.ppl,
+          "the model against itself: KL max %g, same top %g, ppl %g vs %g", r.kl_max, r.same_top, r.ppl, r.base_ppl);
+    pp.base = q;
+    CHECK(loom_perplexity(q, tok, NT, pp, &r) == LOOM_ERR_INVALID_ARG && strstr(loom_session_error(q), "is this session"),
+          "itself as base: '%s'", loom_session_error(q));
+    loom_session *w = test_session(mw, 32, 512, 1);
+    pp.base = w;
+    CHECK(loom_perplexity(q, tok, NT, pp, &r) == LOOM_ERR_INVALID_ARG && strstr(loom_session_error(q), "vocabulary"),
+          "a base of another vocabulary: '%s'", loom_session_error(q));
+    loom_session_free(&w);
+    loom_session_free(&q);
+    loom_session_free(&f);
+    loom_session_free(&rq);
+    loom_session_free(&rf);
+    free(lq);
+    free(lf);
+    loom_model_free(&mf);
+    loom_model_free(&mq);
+    loom_model_free(&mw);
+    unlink(pf);
+    unlink(pq);
+    unlink(pw);
+}
+
 static void run(const char *tag, lm_synth_params p, float tol)
 {
     char path[256];
@@ -284,5 +365,6 @@ int main(void)
     p = lm_synth_tiny_params();
     p.type = LOOM_TYPE_Q8_0;
     run("split-q8_0", p, 1e-3f);
+    test_perplexity_base();
     return finish();
 }
