@@ -66,6 +66,7 @@ class Layer(nn.Module):
         super().__init__()
         E, H, dq = c.n_embd, c.n_head, c.n_nope + c.n_rope
         self.c, self.moe = c, moe
+        self.drop = 0.0   # dropout on both residual branches while training (train.py --dropout); never exported
         self.attn_norm = nn.Parameter(torch.ones(E))
         self.wq = nn.Parameter(torch.empty(H * dq, E))                 # attn_q
         self.wkv_a = nn.Parameter(torch.empty(c.kv_lora + c.n_rope, E)) # attn_kv_a_mqa
@@ -148,8 +149,8 @@ class Layer(nn.Module):
 
     def forward(self, x, pos, mask, cache=None):
         c = self.c
-        x = x + self.attention(rms_norm(x, self.attn_norm, c.rms_eps), pos, mask, cache)
-        return x + self.ffn(rms_norm(x, self.ffn_norm, c.rms_eps))
+        x = x + F.dropout(self.attention(rms_norm(x, self.attn_norm, c.rms_eps), pos, mask, cache), self.drop, self.training)
+        return x + F.dropout(self.ffn(rms_norm(x, self.ffn_norm, c.rms_eps)), self.drop, self.training)
 
 
 class Decoder(nn.Module):

@@ -354,6 +354,8 @@ def train(a, rank=0):
 
     params = list(model.parameters())
     moe = [L for L in model.dec.layers if L.moe]
+    for L in model.dec.layers:
+        L.drop = a.dropout
     model.train()
     while True:
         frac = (time.time() - t_start) / budget
@@ -731,6 +733,8 @@ def main():
                     help="`train`: weight of the attribute head's loss (shape, colour, size per grid slot "
                          "from the image rows, as in `vision`), on --attr-batch more scenes a step")
     ap.add_argument("--attr-batch", type=int, default=32, help="scenes per step of the --attr loss")
+    ap.add_argument("--dropout", type=float, default=0.0,
+                    help="dropout on the decoder's attention and FFN outputs while training (the exported model has none)")
     ap.add_argument("--shape-weight", type=float, default=1.0,
                     help="loss weight of the shape words in every answer (1: like any other token)")
     ap.add_argument("--colour-swap", type=float, default=0.0,
