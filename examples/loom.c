@@ -24,6 +24,8 @@ int  cmd_generate(int argc, char **argv);   /* cmd_generate.c */
 void help_generate(void);
 int  cmd_perplexity(int argc, char **argv); /* cmd_perplexity.c */
 void help_perplexity(void);
+int  cmd_bench(int argc, char **argv);      /* cmd_bench.c */
+void help_bench(void);
 int  cmd_caption(int argc, char **argv);     /* cmd_understand.c */
 void help_caption(void);
 int  cmd_transcribe(int argc, char **argv);
@@ -45,6 +47,7 @@ static const command COMMANDS[] = {
     {"quantize", "convert a model file's weight matrices to q8_0, f16, bf16 or f32", cmd_quantize, help_quantize},
     {"generate", "continue a prompt with a decoder model (streams text)", cmd_generate, help_generate},
     {"perplexity", "how well a decoder predicts a text file (llama.cpp's measure)", cmd_perplexity, help_perplexity},
+    {"bench", "prompt and generation speed of a decoder (llama-bench's measure)", cmd_bench, help_bench},
     {"caption", "describe an image or answer a question about it", cmd_caption, help_caption},
     {"transcribe", "transcribe speech (txt, srt, vtt or json)", cmd_transcribe, help_transcribe},
     {"describe", "describe what happens in a video", cmd_describe, help_describe},
