@@ -26,7 +26,7 @@ void help_perplexity(void)
            "printed after each chunk, then the final one with its standard error.\n\n"
            "  -m, --model PATH       decoder GGUF (default $LOOM_MODEL, else models/loom-tiny.gguf)\n"
            "  -f, --file PATH        the text (at most 64 MiB)\n"
-           "  -c, --ctx N            tokens per chunk (default 512, at most the training context)\n"
+           "  -c, --ctx N            tokens per chunk (default 512, or the training context if shorter)\n"
            "      --chunks N         only the first N chunks (default: all)\n"
            "      --base PATH        also run the same chunks through PATH (e.g. the original of a\n"
            "                         quantized MODEL): its perplexity, the mean and largest\n"
@@ -96,7 +96,7 @@ int cmd_perplexity(int argc, char **argv)
 {
     cli_common c = {0};
     const char *file = NULL, *base_path = NULL;
-    long long n_ctx = 512, max_chunks = 0;
+    long long n_ctx = 0, max_chunks = 0;   /* n_ctx 0: min(512, the training context) */
     for (int i = 1; i < argc; i++) {
         int r = cli_common_option(&c, argc, argv, &i);
         if (r < 0) return EXIT_USAGE;
@@ -128,6 +128,7 @@ int cmd_perplexity(int argc, char **argv)
     loom_session *s = NULL, *bs = NULL;
     if (base_path && loom_model_load(base_path, mp, &bm, err, sizeof err) < 0) { cli_error("perplexity: --base: %s", err); goto done; }
     if (!loom_model_has_tokenizer(m)) { cli_error("perplexity: %s has no tokenizer", c.model); goto done; }
+    if (n_ctx == 0) n_ctx = loom_model_n_ctx_train(m) < 512 ? loom_model_n_ctx_train(m) : 512;
     if (n_ctx > loom_model_n_ctx_train(m)) {
         cli_error("perplexity: --ctx %lld is more than the model's training context (%d)", n_ctx, loom_model_n_ctx_train(m));
         status = EXIT_USAGE;
