@@ -2,7 +2,7 @@
 each job against the PyTorch model on the same inputs.
 
     /usr/bin/python3 tools/eval/run_eval.py [--loom build/loom] [--model models/loom-tiny.gguf]
-                                            [--n 200] [--n-video 600] [--jobs caption,t2i,...,text]
+                                            [--n 200] [--n-video 600] [--jobs caption,vqa,t2i,...,text]
                                             [--bench 10 --run runs/tiny] [--md out.md]
     /usr/bin/python3 tools/eval/run_eval.py --check-ceilings [--n 200] [--split val]
 
@@ -12,6 +12,8 @@ metrics on the data itself and on its codec round trips (what exact codes would 
               in the parsed caption, and whole-caption exact match, on test scenes (held-out
               colour×shape / position×count compositions); shape also on the objects of the
               held-out colour×shape pairs alone (test only)
+  vqa         `loom caption -p QUESTION` on test scenes (one of each scene's questions about a
+              colour, shape, size, position, count or presence): answer exact, and per kind
   t2i         the scene detector (tools/eval/scenes_metrics.py) on `loom imagine` outputs for
               the canonical captions of test scenes: per attribute (shape also on held-out
               colour×shape pairs), and all objects right
@@ -116,6 +118,25 @@ def eval_caption(a, tmp):
     res = {k: h / n for k, (h, n) in tot.items() if n}   # val has no held-out pairs
     res["exact caption"] = exact / len(meta)
     return res, dt / len(meta)
+
+
+def eval_vqa(a, tmp):
+    imgs = np.load(os.path.join(a.data, "scenes", f"{a.split}.npy"), mmap_mode="r")
+    meta = records(os.path.join(a.data, "scenes", f"{a.split}.jsonl"))[:a.n]
+    tot, dts = {"answer exact": [0, 0]}, []
+    for i, m in enumerate(meta):
+        path = os.path.join(tmp, f"vqa_{i:04d}.png")
+        png.write_png(path, np.asarray(imgs[i]))
+        qa = m["vqa"][i % len(m["vqa"])]   # the same question per scene as the text job asks
+        out, dt = loom(a, "caption", "-p", qa["q"], path)
+        dts.append(dt)
+        ok = norm_text(out) == norm_text(qa["a"])
+        kind = "answer exact, " + " ".join(qa["q"].split()[:2]) + " …"
+        for k in ("answer exact", kind):
+            tot.setdefault(k, [0, 0])
+            tot[k][0] += ok
+            tot[k][1] += 1
+    return {k: h / n for k, (h, n) in tot.items()}, float(np.mean(dts))
 
 
 def eval_t2i(a, tmp):
@@ -455,7 +476,7 @@ def main():
     ap.add_argument("--n-video", type=int, default=600,
                     help="clips the video job scores (descriptions are cheap, and 60 clips were too few to tell versions apart)")
     ap.add_argument("--split", default="test", help="test (held-out compositions and voices) or val (the training distribution)")
-    ap.add_argument("--jobs", default="caption,t2i,transcribe,video,tts,t2v,draw_tell,say_write,text")
+    ap.add_argument("--jobs", default="caption,vqa,t2i,transcribe,video,tts,t2v,draw_tell,say_write,text")
     ap.add_argument("--check-ceilings", action="store_true",
                     help="score the media metrics on the data itself and on its codec round trips, and exit")
     ap.add_argument("--threads", type=int, default=2)
@@ -474,7 +495,7 @@ def main():
         with tempfile.TemporaryDirectory() as tmp:
             return check_ceilings(a, tmp)
     jobs = a.jobs.split(",")
-    fns = {"caption": eval_caption, "t2i": eval_t2i, "transcribe": eval_transcribe, "video": eval_video, "tts": eval_tts,
+    fns = {"caption": eval_caption, "vqa": eval_vqa, "t2i": eval_t2i, "transcribe": eval_transcribe, "video": eval_video, "tts": eval_tts,
            "t2v": eval_t2v, "draw_tell": eval_draw_tell, "say_write": eval_say_write,
            "text": eval_text}
     rows, times = [], {}
