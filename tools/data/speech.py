@@ -4,6 +4,10 @@ Deterministic from a seed (given the same espeak-ng / sox builds; sox -R seeds i
 without it differs by up to 2 LSB from run to run). 16 kHz mono 16-bit WAV.
 Splits: train and val use the TRAIN_VOICES; test uses the held-out TEST_VOICES only.
 Each voice is combined with a random variant (`-v en-us+f3`), speed and pitch.
+`--accents N` adds a training-only split "accents": sentences whose espeak-ng phonemes, as one
+training voice's dictionary spells them, are changed by a random set of ACCENT_RULES (sound
+changes found across English accents and learners' English) and spoken by another training
+voice, so transcription meets pronunciations none of the six voices has.
 
     /usr/bin/python3 tools/data/speech.py --out data/speech --train 4000 --val 200 --test 400
 writes data/speech/{split}/{id}.wav and data/speech/{split}.jsonl
@@ -12,6 +16,7 @@ writes data/speech/{split}/{id}.wav and data/speech/{split}.jsonl
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -30,6 +35,41 @@ TEST_VOICES = ["en-029", "en-gb-x-gbcwmd"]
 VARIANTS = ["m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5", "Alex",
             "Annie", "adam", "anika", "aunty", "belinda", "benjamin", "david", "edward",
             "john", "linda", "max", "michel", "paul", "robert", "steph", "travis", "victor"]
+
+# Sound changes of English accents and learners' English, on espeak-ng's phoneme mnemonics
+# (`espeak-ng -x`): each a regular expression on one word and its replacement. They are generic
+# (none copies a test voice); an accents utterance applies each with probability ACCENT_P.
+ACCENT_RULES = {
+    "th-stopping": [(r"T", "t"), (r"D", "d")],
+    "th-fronting": [(r"T", "f"), (r"D", "v")],
+    "th-alveolar": [(r"T", "s"), (r"D", "z")],
+    "h-dropping": [(r"(?<![tdsSzZ])h", "")],
+    "final-devoicing": [(r"b$", "p"), (r"(?<![tn])d$", "t"), (r"g$", "k"), (r"v$", "f"), (r"(?<!d)z$", "s")],
+    "g-dropping": [(r"IN$", "In"), (r"N$", "n")],
+    "cluster-reduction": [(r"st$", "s"), (r"nd$", "n"), (r"kt$", "k"), (r"ld$", "l"), (r"ts$", "s")],
+    "kit-fleece": [(r"(?<![aOe])I[#2]?", "i:")],
+    "foot-goose": [(r"(?<![aoA])U(?![@:])", "u:")],
+    "strut-lot": [(r"V", "0")],
+    "trap-bath": [(r"(?<!a)a(?![aI#U])", "aa")],
+    "non-rhotic": [(r"3(?!:)", "@")],
+    "w-v": [(r"^([^aeiouAEIOUV0@3]*)w", r"\1v")],
+    "face-monophthong": [(r"eI", "e:")],
+    "goat-monophthong": [(r"oU", "o:")],
+    "full-schwa": [(r"(?<![eiUAO3])@(?![L25-])", "a")],
+}
+ACCENT_P = 0.3
+
+
+def accent_phonemes(phonemes, rules):
+    """espeak-ng phoneme words (`-x` output) with the named ACCENT_RULES applied to each word."""
+    out = []
+    for word in phonemes.split():
+        for name in rules:
+            for pat, rep in ACCENT_RULES[name]:
+                word = re.sub(pat, rep, word)
+        out.append(word)
+    return " ".join(out)
+
 
 # ---------------------------------------------------------------- vocabulary
 W = lambda s: s.split()  # noqa: E731
@@ -224,10 +264,15 @@ def write_wav(path, x, sr=SR):
 
 def synth(job):
     """job: dict with text, voice, variant, speed, pitch, reverb, snr_db, seed, path."""
+    say = job["text"]
+    if "rules" in job:   # the accents split: another voice's phonemes, changed, spoken as phonemes
+        ph = subprocess.run(["espeak-ng", "-q", "-x", "-v", job["dict_voice"], job["text"]],
+                            check=True, capture_output=True, text=True).stdout
+        say = "[[" + accent_phonemes(ph, job["rules"]) + "]]"
     with tempfile.TemporaryDirectory() as td:
         raw = os.path.join(td, "raw.wav")
         subprocess.run(["espeak-ng", "-v", f"{job['voice']}+{job['variant']}", "-s",
-                        str(job["speed"]), "-p", str(job["pitch"]), "-w", raw, job["text"]],
+                        str(job["speed"]), "-p", str(job["pitch"]), "-w", raw, say],
                        check=True, capture_output=True)
         cmd = ["sox", "-R", raw, "-r", str(SR), "-c", "1", "-b", "16", job["path"]]
         if job["reverb"]:
@@ -248,7 +293,7 @@ def synth(job):
 
 
 def make_jobs(out, split, n, seed, voices):
-    rng = np.random.default_rng([seed, {"train": 0, "val": 1, "test": 2}[split]])
+    rng = np.random.default_rng([seed, {"train": 0, "val": 1, "test": 2, "accents": 3}[split]])
     jobs = []
     for i in range(n):
         text = sentence(rng)
@@ -261,6 +306,10 @@ def make_jobs(out, split, n, seed, voices):
                      "snr_db": round(float(rng.uniform(15, 40)), 1), "pink": bool(rng.random() < 0.5),
                      "seed": [seed, i, len(split)],
                      "path": os.path.join(out, split, f"{split}-{i:05d}.wav")})
+        if split == "accents":
+            rules = [r for r in ACCENT_RULES if rng.random() < ACCENT_P]
+            jobs[-1]["rules"] = rules or [list(ACCENT_RULES)[int(rng.integers(len(ACCENT_RULES)))]]
+            jobs[-1]["dict_voice"] = voices[int(rng.integers(len(voices)))]
     return jobs
 
 
@@ -279,7 +328,7 @@ def generate(out, counts, seed, procs=2):
                     secs = w.getnframes() / SR
                 total += secs
                 rec = {k: j[k] for k in ("id", "text", "voice", "variant", "speed", "pitch",
-                                         "reverb", "snr_db")}
+                                         "reverb", "snr_db", "dict_voice", "rules") if k in j}
                 rec["wav"] = os.path.relpath(j["path"], out)
                 rec["seconds"] = round(secs, 3)
                 f.write(json.dumps(rec) + "\n")
@@ -293,6 +342,7 @@ def main(argv=None):
     ap.add_argument("--train", type=int, default=4000)
     ap.add_argument("--val", type=int, default=200)
     ap.add_argument("--test", type=int, default=400)
+    ap.add_argument("--accents", type=int, default=0, help="training utterances with changed pronunciations")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--procs", type=int, default=2)
     ap.add_argument("--vocab", action="store_true", help="print vocabulary size and exit")
@@ -301,7 +351,8 @@ def main(argv=None):
         print(len(vocabulary()))
         return
     t = time.time()
-    stats = generate(a.out, {"train": a.train, "val": a.val, "test": a.test}, a.seed, a.procs)
+    counts = {"train": a.train, "val": a.val, "test": a.test, "accents": a.accents}
+    stats = generate(a.out, {k: n for k, n in counts.items() if n}, a.seed, a.procs)
     print(f"speech: {{split: (utterances, minutes)}} {stats} -> {a.out} in {time.time() - t:.1f} s",
           flush=True)
 

@@ -105,22 +105,30 @@ def video_decoded(data):
 
 
 def speech_features(data, models):
+    """<split>_feats.npz: the log-mels and audio-codec codes of every utterance; the training-only
+    "accents" split (tools/data/speech.py --accents) is a transcription input only: mels alone."""
     ac = None
-    for split in SPLITS:
+    for split in SPLITS + ("accents",):
         out = os.path.join(data, "speech", f"{split}_feats.npz")
-        if os.path.exists(out):
+        src = os.path.join(data, "speech", f"{split}.jsonl")
+        if os.path.exists(out) or not os.path.exists(src):
             continue
-        ac = ac or audiocodec.load_gguf(os.path.join(models, "loom-tiny-audiocodec.gguf"))
-        k = 2 ** ac.cfg.n_down
-        with open(os.path.join(data, "speech", f"{split}.jsonl")) as f:
+        with_codes = split != "accents"
+        if with_codes:
+            ac = ac or audiocodec.load_gguf(os.path.join(models, "loom-tiny-audiocodec.gguf"))
+            k = 2 ** ac.cfg.n_down
+        with open(src) as f:
             recs = [json.loads(line) for line in f]
         mels, codes = [], []
         with torch.no_grad():
             for r in recs:
                 wav = read_wav(os.path.join(data, "speech", r["wav"]))
                 mels.append(mel.log_mel(wav, 80).astype(np.float16))
-                x = audiocodec.log_mel(torch.from_numpy(np.asarray(wav, np.float32)))
-                codes.append(ac.encode(audiocodec.pad_frames(x[None], k))[0].numpy().astype(np.int16))
+                if with_codes:
+                    x = audiocodec.log_mel(torch.from_numpy(np.asarray(wav, np.float32)))
+                    codes.append(ac.encode(audiocodec.pad_frames(x[None], k))[0].numpy().astype(np.int16))
+                else:
+                    codes.append(np.zeros(0, np.int16))
         np.savez(out, mel=np.concatenate(mels, axis=1), mel_len=np.array([m.shape[1] for m in mels]),
                  codes=np.concatenate(codes), codes_len=np.array([len(c) for c in codes]))
         print(f"speech/{split}: {len(recs)} utterances", flush=True)

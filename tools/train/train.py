@@ -55,8 +55,20 @@ def cell_question(meta, r, c):
     return f"what is {pos_phrase(r, c)}?", cell.get((r, c), "nothing")
 
 
+def load_speech(folder, split):
+    """<folder>/<split>_feats.npz (tools/train/prep.py) and its transcripts, or None."""
+    p = os.path.join(folder, f"{split}_feats.npz")
+    if not os.path.exists(p):
+        return None
+    z = np.load(p)
+    return dict(mel=z["mel"], mo=np.concatenate([[0], np.cumsum(z["mel_len"])]), codes=z["codes"],
+                co=np.concatenate([[0], np.cumsum(z["codes_len"])]),
+                step=float(z["mel_step"]) if "mel_step" in z else 0.0,
+                meta=[json.loads(l) for l in open(os.path.join(folder, f"{split}.jsonl"))])
+
+
 class Data:
-    def __init__(self, root, split, speech_augment=0.0, video_mp4=0.0, speech_tempo=0.0):
+    def __init__(self, root, split, speech_augment=0.0, video_mp4=0.0, speech_tempo=0.0, speech_accents=0.0):
         self.split = split
         self.speech_augment = speech_augment   # share of transcription mels given mel_augmented()
         self.speech_tempo = speech_tempo       # mel_augmented() also stretches time by up to ± this
@@ -67,16 +79,12 @@ class Data:
         self.scene_meta = [json.loads(l) for l in open(os.path.join(s, f"{split}.jsonl"))]
         p = os.path.join(s, f"{split}_codes.npy")
         self.scene_codes = np.load(p) if os.path.exists(p) else None
-        sp = os.path.join(root, "speech")
-        p = os.path.join(sp, f"{split}_feats.npz")
-        self.speech = None
-        if os.path.exists(p):
-            z = np.load(p)
-            mo = np.concatenate([[0], np.cumsum(z["mel_len"])])
-            co = np.concatenate([[0], np.cumsum(z["codes_len"])])
-            self.speech = dict(mel=z["mel"], mo=mo, codes=z["codes"], co=co,
-                               step=float(z["mel_step"]) if "mel_step" in z else 0.0,
-                               meta=[json.loads(l) for l in open(os.path.join(sp, f"{split}.jsonl"))])
+        self.speech = load_speech(os.path.join(root, "speech"), split)
+        self.speech_accents = speech_accents   # share of transcription turns from the accents split
+        self.accents = load_speech(os.path.join(root, "speech"), "accents") if speech_accents > 0 else None
+        if speech_accents > 0 and self.accents is None:
+            sys.exit("--speech-accents: data/speech/accents_feats.npz is missing; run tools/data/speech.py "
+                     "--accents N, then tools/train/prep.py")
         v = os.path.join(root, "videos", f"{split}.npy")
         self.videos = np.load(v, mmap_mode="r") if os.path.exists(v) else None
         self.video_meta = [json.loads(l) for l in open(os.path.join(root, "videos", f"{split}.jsonl"))] \
@@ -101,19 +109,19 @@ class Data:
             return self.video_codes is not None
         return False
 
-    def mel(self, i):
-        s = self.speech
+    def mel(self, i, s=None):
+        s = s or self.speech
         m = s["mel"][:, s["mo"][i]:s["mo"][i + 1]].astype(np.float32)
         if s["step"]:   # packed mels were rounded to a grid (tools/train/pack.py): dither it away
             m += np.random.uniform(-s["step"] / 2, s["step"] / 2, m.shape).astype(np.float32)
         return m
 
-    def mel_augmented(self, i, rng):
+    def mel_augmented(self, i, rng, s=None):
         """A training log-mel with the changes another voice or room would make: shifted by up to
         3 of 80 bins (formants and pitch), 2 bands and 2 spans masked (SpecAugment), and with
         --speech-tempo r its frames resampled to a length 1 ± r times theirs (a faster or slower
         speaker; linear interpolation between frames)."""
-        x = self.mel(i)
+        x = self.mel(i, s)
         if self.speech_tempo > 0:
             T = x.shape[1]
             n = max(8, int(round(T * (1 + rng.uniform(-self.speech_tempo, self.speech_tempo)))))
@@ -183,9 +191,14 @@ class Data:
                           [("ctl", "<|audio|>"), ("codes", U.AUDIO_START, self.ac_codes(i)),
                            ("ctl", "<|/audio|>"), ("text", text)])
         if task == "transcribe":
-            mel = self.mel_augmented(i, rng) if rng.random() < self.speech_augment else self.mel(i)
-            return U.turn([("ctl", "<|audio|>"), ("audio", mel, self.speech["meta"][i]["text"]), ("ctl", "<|/audio|>"),
-                           ("text", U.PROMPTS["transcribe"])], [("text", self.speech["meta"][i]["text"])])
+            s = self.speech
+            if self.accents is not None and rng.random() < self.speech_accents:
+                s = self.accents
+                i = rng.randrange(len(s["meta"]))
+            mel = self.mel_augmented(i, rng, s) if rng.random() < self.speech_augment else self.mel(i, s)
+            text = s["meta"][i]["text"]
+            return U.turn([("ctl", "<|audio|>"), ("audio", mel, text), ("ctl", "<|/audio|>"),
+                           ("text", U.PROMPTS["transcribe"])], [("text", text)])
         if task == "tts":
             user = [] if rng.random() < DROP_PROMPT else \
                 [("text", U.PROMPTS["tts"] + self.speech["meta"][i]["text"])]
@@ -284,7 +297,7 @@ def train(a, rank=0):
     run = a.run
     os.makedirs(run, exist_ok=True)
     tok = U.Tok(a.vocab)
-    data = Data(a.data, "train", a.speech_augment, a.video_mp4, a.speech_tempo)
+    data = Data(a.data, "train", a.speech_augment, a.video_mp4, a.speech_tempo, a.speech_accents)
     tasks = [t for t in a.tasks.split(",") if data.available(t)]
     print("tasks:", tasks, flush=True)
     ck = os.path.join(run, "ckpt.pt")
@@ -755,6 +768,9 @@ def main():
     ap.add_argument("--speech-tempo", type=float, default=0.0,
                     help="`train`, `audio`: augmented log-mels are also stretched in time by up to "
                          "± this share (0.15: 85–115 %% of their length)")
+    ap.add_argument("--speech-accents", type=float, default=0.0,
+                    help="`train`: share of transcription turns drawn from the accents split "
+                         "(tools/data/speech.py --accents: the training voices with changed pronunciations)")
     ap.add_argument("--video-mp4", type=float, default=0.0,
                     help="`train`: share of video-description clips read as their MP4s decode "
                          "(videos/train_mp4.npy from prep.py) instead of the exact renders")
