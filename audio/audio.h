@@ -77,6 +77,16 @@ int lm_audio_read_all_memory(const void *data, size_t size, const char *name,
                              const lm_audio_params *params, int64_t max_samples,
                              float **pcm, int64_t *n, lm_error *err);
 
+/* The length of the first piece when pcm[0, n) must be cut into pieces of at most max_len:
+ * n when it fits, else the middle of the quietest 0.1 s whose middle lies in the last 40 % of
+ * the window, the later one on ties. In [1, max_len] for n, max_len > 0; 0 otherwise. */
+int64_t lm_audio_cut(const float *pcm, int64_t n, int64_t max_len, int sample_rate);
+
+/* A recording's pieces to transcribe one by one (include/loom.h, loom_audio_split). */
+typedef loom_audio_span lm_audio_span;   /* [start, end) in samples */
+int lm_audio_split(const float *pcm, int64_t n, int sample_rate, int64_t max_len,
+                   lm_audio_span **spans, int64_t *n_spans, lm_error *err);
+
 /* WAV output. pcm is interleaved [n_frames][channels] in [-1, 1] (PCM16 clips outside).
  * Written to a temporary name in the same folder and renamed over `path`, so readers never
  * see half a file. */

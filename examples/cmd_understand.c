@@ -40,7 +40,8 @@ void help_transcribe(void)
 {
     printf("usage: loom transcribe [options] AUDIO...\n\n"
            "Transcribes speech from any file FFmpeg reads (\"-\" reads stdin). Audio longer than\n"
-           "the encoder's window is cut into consecutive windows, each transcribed in turn.\n"
+           "the encoder's window is cut in its pauses into pieces of speech, each transcribed in\n"
+           "turn (loom_audio_split: stretches without speech are skipped).\n"
            "Several files: one PATH<TAB>text line each (txt) or one JSON object per line.\n\n"
            "  -f, --format FMT       txt (default), srt, vtt or json (segments with times)\n"
            "      --ctc W            weight 0..1 of the audio's own CTC reading in the beams' scores\n"
@@ -390,10 +391,15 @@ static int transcribe_one(job *j, const job_opts *o, const char *path, text_out 
         printf(", \"duration\": %.3f, \"segments\": [", (double)n / 16000.0);
     }
     if (!strcmp(fmt, "txt") && !rc && o->n_inputs > 1) printf("%s\t", path);
+    loom_audio_span *spans = NULL;      /* one sentence per piece: cut in the pauses */
+    size_t n_spans = 0;
+    if (!rc) {
+        rc = loom_audio_split(pcm, n, 16000, win, &spans, &n_spans, err, sizeof err);
+        if (rc < 0) cli_error("%s: %s", path, err);
+    }
     int seg = 0;
-    for (int64_t at = 0; !rc && at < (int64_t)n; at += win) {
-        int64_t len = (int64_t)n - at < win ? (int64_t)n - at : win;
-        if (len < 1600 && at > 0) break;     /* under 0.1 s left: nothing to say */
+    for (size_t k = 0; !rc && k < n_spans; k++) {
+        const int64_t at = spans[k].start, len = spans[k].end - spans[k].start;
         loom_generate_stats st = {0};
         rc = begin_turn(j);
         if (!rc) rc = add_audio(j, o, path, pcm + at, len, &buf);
@@ -421,6 +427,7 @@ static int transcribe_one(job *j, const job_opts *o, const char *path, text_out 
     }
     if (!strcmp(fmt, "json") && (seg || !rc)) printf("]}\n");
     else if (!strcmp(fmt, "txt") && (seg || (!rc && o->n_inputs > 1))) putchar('\n');
+    loom_audio_spans_free(&spans);
     loom_audio_pcm_free(&pcm);
     free(buf);
     j->ctc = NULL;

@@ -616,6 +616,28 @@ int  loom_audio_reader_input(const loom_audio_reader *r, int *rate, int *channel
                              const char **codec);
 void loom_audio_reader_close(loom_audio_reader **r);
 
+/* Pieces of a recording to transcribe one by one, for an audio encoder that takes at most
+ * max_len samples (loom_mmproj_audio_max_samples). A recording that fits is one piece, whole.
+ * A longer one is cut in the middle of its pauses (0.25 s or more without speech; speech is
+ * 14 dB or more above the recording's quietest tenth of 10 ms frames averaged over 0.1 s, or
+ * at most 6 dB below its loudest tenth when that is lower: a steady sound has no pauses),
+ * a stretch of speech longer than max_len also at the quietest 0.1 s of its window's last
+ * 40 %; each piece keeps 0.1 s of quiet before its speech and 0.4 s after it (the margins of
+ * loom-tiny's training clips) and pieces without speech are left out, so the pieces need not
+ * touch. One sentence per piece is what a model trained on single sentences can transcribe:
+ * loom-tiny wrote the first sentence of each blind 10 s window and stopped (docs/MODEL.md).
+ * *spans (*n_spans entries, sample offsets) is owned by the caller: loom_audio_spans_free.
+ *
+ *     loom_audio_span *sp = NULL; size_t k = 0;
+ *     if (loom_audio_split(pcm, n, 16000, loom_mmproj_audio_max_samples(mp), &sp, &k, err, sizeof err) == 0)
+ *         for (size_t i = 0; i < k; i++) … transcribe pcm[sp[i].start, sp[i].end) …
+ *     loom_audio_spans_free(&sp);
+ */
+typedef struct loom_audio_span { int64_t start, end; } loom_audio_span;
+int  loom_audio_split(const float *pcm, size_t n, int sample_rate, int64_t max_len,
+                      loom_audio_span **spans, size_t *n_spans, char *err, size_t err_size);
+void loom_audio_spans_free(loom_audio_span **spans);
+
 /* Write interleaved pcm [n_frames][channels] as WAV (16-bit PCM, clipped to [-1, 1], or
  * 32-bit float). The file appears atomically: written under a temporary name, renamed. */
 typedef enum loom_wav_format { LOOM_WAV_PCM16 = 0, LOOM_WAV_F32 = 1 } loom_wav_format;

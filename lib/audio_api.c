@@ -111,3 +111,24 @@ int loom_audio_save_wav(const char *path, const float *pcm, size_t n_frames, int
     int rc = lm_wav_write(path, pcm, (int64_t)n_frames, channels, sample_rate, (lm_wav_format)format, &e);
     return copy_err(&e, rc, err, err_size);
 }
+
+int loom_audio_split(const float *pcm, size_t n, int sample_rate, int64_t max_len,
+                     loom_audio_span **spans, size_t *n_spans, char *err, size_t err_size)
+{
+    lm_error e = {0};
+    lm_audio_span *v = NULL;
+    int64_t k = 0;
+    if (!spans || !n_spans)
+        return copy_err(&e, lm_fail(&e, LOOM_ERR_INVALID_ARG, "audio split: no place for the pieces"), err, err_size);
+    int rc = lm_audio_split(pcm, n > (size_t)INT64_MAX ? INT64_MAX : (int64_t)n, sample_rate, max_len, &v, &k, &e);
+    *spans = v;
+    *n_spans = (size_t)k;
+    return copy_err(&e, rc, err, err_size);
+}
+
+void loom_audio_spans_free(loom_audio_span **spans)
+{
+    if (!spans) return;
+    free(*spans);
+    *spans = NULL;
+}

@@ -8,6 +8,72 @@
 #include "loom.h"
 #include "tests/check.h"
 
+/* loom_audio_split: a long recording's pieces are its sentences, cut in the pauses. */
+static int in_burst(const double (*b)[2], int nb, double t)
+{
+    for (int i = 0; i < nb; i++)
+        if (t >= b[i][0] && t < b[i][1]) return 1;
+    return 0;
+}
+
+static void test_split(void)
+{
+    enum { SR = 16000, N = 20 * SR };
+    const int64_t win = 5 * SR;
+    /* "speech" (a loud tone) in bursts over quiet noise; the fourth is longer than the window
+     * and dips for 0.12 s at 12.3 s, too short to be a pause */
+    static const double burst[][2] = {{0.5, 2.5}, {3.0, 5.8}, {6.6, 8.0}, {8.6, 12.3}, {12.42, 15.0}, {17.0, 18.0}};
+    const int nb = sizeof burst / sizeof burst[0];
+    float *x = malloc(N * sizeof *x);
+    if (!x) { CHECK(0, "out of memory"); return; }
+    srand(7);
+    for (int i = 0; i < N; i++)
+        x[i] = 0.002f * ((float)rand() / RAND_MAX - 0.5f) + (in_burst(burst, nb, (double)i / SR) ? 0.3f * sinf(i * 0.17f) : 0);
+    char err[256];
+    loom_audio_span *sp = NULL;
+    size_t k = 99;
+    int rc = loom_audio_split(x, 4 * SR, SR, win, &sp, &k, err, sizeof err);
+    CHECK(rc == 0 && k == 1 && sp && sp[0].start == 0 && sp[0].end == 4 * SR, "fits: one piece, whole (rc %d, %zu)", rc, k);
+    loom_audio_spans_free(&sp);
+    CHECK(sp == NULL, "spans_free sets NULL");
+
+    rc = loom_audio_split(x, N, SR, win, &sp, &k, err, sizeof err);
+    /* one piece per burst, with its margins; the fourth and fifth parted in the dip (together
+     * longer than the window) */
+    const double (*want)[2] = burst;
+    int ok = rc == 0 && k == 6;
+    for (size_t i = 0; ok && i < k; i++) {
+        const double a = (double)sp[i].start / SR, b = (double)sp[i].end / SR;
+        ok = a >= want[i][0] - 0.2 && a <= want[i][0] - 0.03 && b >= want[i][1] + 0.03 && b <= want[i][1] + 0.5 &&
+             (i == 0 || sp[i].start >= sp[i - 1].end) && sp[i].end - sp[i].start <= win;
+        if (!ok) printf("piece %zu: %.3f-%.3f s, want about %.2f-%.2f\n", i, a, b, want[i][0], want[i][1]);
+    }
+    CHECK(ok, "pieces at the pauses: rc %d, %zu pieces '%s'", rc, k, err);
+    loom_audio_spans_free(&sp);
+
+    /* the same with a window too short for the second burst: cut inside it, each piece fits */
+    rc = loom_audio_split(x, N, SR, 2 * SR, &sp, &k, err, sizeof err);
+    ok = rc == 0 && k >= 7;
+    for (size_t i = 0; ok && i < k; i++) ok = sp[i].end - sp[i].start <= 2 * SR && (i == 0 || sp[i].start >= sp[i - 1].end);
+    CHECK(ok, "short window: %zu pieces, each at most the window", k);
+    loom_audio_spans_free(&sp);
+
+    for (int i = 0; i < N; i++) x[i] = 0.3f * sinf(i * 0.17f);    /* a steady sound has no pauses */
+    rc = loom_audio_split(x, N, SR, win, &sp, &k, err, sizeof err);
+    ok = rc == 0 && k >= 4 && sp[0].start == 0 && sp[k - 1].end == N;
+    for (size_t i = 1; ok && i < k; i++) ok = sp[i].start == sp[i - 1].end && sp[i].end - sp[i].start <= win;
+    CHECK(ok, "steady tone: consecutive windows (rc %d, %zu pieces)", rc, k);
+    loom_audio_spans_free(&sp);
+
+    rc = loom_audio_split(NULL, N, SR, win, &sp, &k, err, sizeof err);
+    CHECK(rc == LOOM_ERR_INVALID_ARG && sp == NULL && k == 0 && strstr(err, "audio split"), "no samples: '%s'", err);
+    CHECK(loom_audio_split(x, 0, SR, win, &sp, &k, err, sizeof err) == LOOM_ERR_INVALID_ARG, "empty");
+    CHECK(loom_audio_split(x, N, SR, 0, &sp, &k, err, sizeof err) == LOOM_ERR_INVALID_ARG, "no window");
+    CHECK(loom_audio_split(x, N, 50, win, &sp, &k, err, sizeof err) == LOOM_ERR_INVALID_ARG, "50 Hz");
+    CHECK(loom_audio_split(x, N, SR, win, NULL, &k, err, sizeof err) == LOOM_ERR_INVALID_ARG, "nowhere to put them");
+    free(x);
+}
+
 int main(void)
 {
     char err[256];
@@ -57,5 +123,6 @@ int main(void)
     CHECK(rc == LOOM_ERR_INVALID_ARG && strstr(err, "format"), "bad format: rc %d '%s'", rc, err);
     loom_audio_pcm_free(&pcm);
     loom_audio_pcm_free(NULL);
+    test_split();
     return finish();
 }

@@ -35,7 +35,8 @@ check transcribe-vtt 0 "$loom" transcribe -m $m -q -f vtt $media/speech.wav
 head -1 "$tmp/out" | grep -q '^WEBVTT$' && ok || bad "vtt header"
 check transcribe-json 0 "$loom" transcribe -m $m -q -f json $media/speech.wav
 python3 -c "import json; d=json.loads(open('$tmp/out').read()); s=d['segments']; assert len(s)==1 and s[0]['start']==0 and abs(s[0]['end']-d['duration'])<1e-3" && ok || bad "transcribe json"
-# 25 s of audio: three windows of at most 10 s (the fixture's encoder takes 6 s: n_pos 300)
+# 25 s of a steady tone: no pauses, so consecutive pieces of at most the encoder's window
+# (the fixture's encoder takes 6 s: n_pos 300)
 python3 - "$tmp/long.wav" <<'PY'
 import math, struct, sys, wave
 x = b"".join(struct.pack("<h", int(9830 * math.sin(i * 2 * math.pi * 440 / 16000))) for i in range(16000 * 25))
@@ -45,8 +46,23 @@ PY
 check transcribe-long 0 "$loom" transcribe -m $m -q -f json "$tmp/long.wav"
 python3 -c "
 import json; d=json.loads(open('$tmp/out').read()); s=d['segments']
-assert len(s) == 5, len(s)
+assert len(s) >= 5 and s[0]['start'] == 0 and all(x['end'] - x['start'] <= 6 + 1e-3 for x in s), s
 assert all(abs(a['end'] - b['start']) < 1e-6 for a, b in zip(s, s[1:])) and abs(s[-1]['end'] - 25) < 1e-3" && ok || { bad "long audio windows"; cat "$tmp/out"; }
+# 14 s: tone with pauses at 4.5-4.8 s and 9.6-9.9 s and silence after 12.5 s: a piece per stretch
+# of sound, cut in the pauses, the silence left out (loom_audio_split)
+python3 - "$tmp/pauses.wav" <<'PY'
+import math, struct, sys, wave
+quiet = lambda t: 4.5 <= t < 4.8 or 9.6 <= t < 9.9 or t >= 12.5
+x = b"".join(struct.pack("<h", 0 if quiet(i / 16000) else int(9830 * math.sin(i * 2 * math.pi * 440 / 16000)))
+             for i in range(16000 * 14))
+with wave.open(sys.argv[1], "wb") as w:
+    w.setnchannels(1); w.setsampwidth(2); w.setframerate(16000); w.writeframes(x)
+PY
+check transcribe-pauses 0 "$loom" transcribe -m $m -q -f json "$tmp/pauses.wav"
+python3 -c "
+import json; s=json.loads(open('$tmp/out').read())['segments']
+assert len(s) == 3 and s[0]['start'] == 0 and 4.5 <= s[0]['end'] <= 4.8 and 4.5 <= s[1]['start'] <= 4.8, s
+assert 9.6 <= s[1]['end'] <= 9.9 and 9.6 <= s[2]['start'] <= 9.9 and 12.5 < s[2]['end'] <= 13, s" && ok || { bad "pieces at the pauses"; cat "$tmp/out"; }
 check transcribe-stdin 0 sh -c "cat $media/speech.wav | '$loom' transcribe -m $m -q -"
 check transcribe-greedy 0 "$loom" transcribe -m $m -q -b 1 $media/speech.wav
 # bf16 products (AMX where the CPU has it, float32 elsewhere): a transcript, one line
@@ -73,8 +89,8 @@ alone=$(cat "$tmp/out")
 check transcribe-two 0 "$loom" transcribe -m $m -q -n 12 $media/speech.wav "$tmp/long.wav"
 [ "$(head -1 "$tmp/out")" = "$media/speech.wav	$alone" ] && [ "$(cut -f1 "$tmp/out" | tail -1)" = "$tmp/long.wav" ] \
   && [ "$(wc -l < "$tmp/out")" -eq 2 ] && ok || bad "transcribe: PATH<TAB>text per file, the first as alone"
-check transcribe-two-json 0 "$loom" transcribe -m $m -q -n 4 -f json $media/speech.wav "$tmp/long.wav"
-python3 -c "import json; d=[json.loads(l) for l in open('$tmp/out')]; assert [x['file'] for x in d]==['$media/speech.wav','$tmp/long.wav'] and len(d[1]['segments'])>1" && ok || bad "transcribe json: an object per line"
+check transcribe-two-json 0 "$loom" transcribe -m $m -q -n 4 -f json $media/speech.wav "$tmp/pauses.wav"
+python3 -c "import json; d=[json.loads(l) for l in open('$tmp/out')]; assert [x['file'] for x in d]==['$media/speech.wav','$tmp/pauses.wav'] and len(d[1]['segments'])>1" && ok || bad "transcribe json: an object per line"
 check transcribe-two-srt 2 "$loom" transcribe -m $m -f srt $media/speech.wav $media/speech.wav
 has err "takes one input file"
 check transcribe-stops 1 "$loom" transcribe -m $m -q -n 4 $media/speech.wav $media/scene1.png $media/speech.wav

@@ -20,6 +20,9 @@ metrics on the data itself and on its codec round trips (what exact codes would 
   transcribe  word error rate on the held-out voices, also on the sentences never spoken in
               training alone (those not in --data's speech/train.jsonl: pass the tree the
               model was trained on)
+  long        (not in the default --jobs) WER on recordings of 25 s and more (the split's
+              utterances joined), which `loom transcribe` cuts at pauses, against the same
+              cut blindly every --long-window seconds
   video       event, moving object, full main clause and whole description exact, on test clips
               (the MP4 files, decoded by loom); moving object also on the clips whose event ×
               shape, and on those whose moving colour × shape, is held out (test only)
@@ -181,6 +184,47 @@ def eval_transcribe(a, tmp):
         for voice, (ve, vn) in sorted(per_voice.items()):
             res[f"WER, voice {voice}"] = ve / max(vn, 1)
     return res, float(np.mean(dts))
+
+
+def eval_long(a, tmp):
+    """Long recordings: consecutive utterances of the split joined into clips of 25 s or more,
+    transcribed by `loom transcribe` whole (it cuts them at pauses near each window's end,
+    loom_audio_cut), and, for comparison, as consecutive pieces of the encoder's window cut
+    blindly (what `loom transcribe` did before stop 44), each transcribed alone."""
+    from tools.loompy import mel
+    meta = records(os.path.join(a.data, "speech", f"{a.split}.jsonl"))[:a.n]
+    groups, cur = [], []
+    for r in meta:
+        cur.append(r)
+        if sum(x["seconds"] for x in cur) >= 25:
+            groups.append(cur)
+            cur = []
+    win = 16000 * a.long_window
+    e = np.zeros(2)
+    n = 0
+    dts = []
+    for g, rs in enumerate(groups):
+        pcm = np.concatenate([mel.read_wav16(os.path.join(a.data, "speech", r["wav"])) for r in rs])
+        path = os.path.join(tmp, f"long_{g:03d}.wav")
+        mel.write_wav16(path, pcm)
+        out, dt = loom(a, "transcribe", path)
+        dts.append(dt)
+        pieces = []
+        for k, at in enumerate(range(0, len(pcm), win)):
+            if len(pcm) - at < 1600 and at:    # the CLI's rule: under 0.1 s left, nothing to say
+                break
+            piece = os.path.join(tmp, f"long_{g:03d}_{k:02d}.wav")
+            mel.write_wav16(piece, pcm[at:at + win])
+            pieces.append(piece)
+        blind = " ".join(line.split("\t", 1)[-1] for line in loom(a, "transcribe", *pieces)[0].splitlines()) \
+            if len(pieces) > 1 else loom(a, "transcribe", *pieces)[0]
+        ref = norm_text(" ".join(r["text"] for r in rs))
+        for j, hyp in enumerate((out, blind)):
+            de, dn = wer_counts(ref, norm_text(hyp))
+            e[j] += de
+        n += dn
+    return {"WER, recordings of 25 s and more, cut at pauses": e[0] / n,
+            f"WER, the same cut blindly every {a.long_window} s": e[1] / n}, float(np.mean(dts))
 
 
 def video_clauses(d):
@@ -485,6 +529,8 @@ def main():
     ap.add_argument("--beams", type=int, default=0, help="beams for caption, transcribe and describe, and for the PyTorch side "
                     "of --bench (0: the loom command's defaults, " + ", ".join(f"{k} {v}" for k, v in CLI_BEAMS.items()) + ")")
     ap.add_argument("--animate-args", default="")
+    ap.add_argument("--long-window", type=int, default=10,
+                    help="`long`: the audio encoder's window in seconds (loom-tiny: 10), for the blind cuts")
     ap.add_argument("--bench", type=int, default=0, help="also time the PyTorch model on this many inputs per job")
     ap.add_argument("--run", default=os.path.join(ROOT, "runs", "tiny"))
     ap.add_argument("--md", default=None)
@@ -495,7 +541,7 @@ def main():
         with tempfile.TemporaryDirectory() as tmp:
             return check_ceilings(a, tmp)
     jobs = a.jobs.split(",")
-    fns = {"caption": eval_caption, "vqa": eval_vqa, "t2i": eval_t2i, "transcribe": eval_transcribe, "video": eval_video, "tts": eval_tts,
+    fns = {"caption": eval_caption, "vqa": eval_vqa, "t2i": eval_t2i, "transcribe": eval_transcribe, "long": eval_long, "video": eval_video, "tts": eval_tts,
            "t2v": eval_t2v, "draw_tell": eval_draw_tell, "say_write": eval_say_write,
            "text": eval_text}
     rows, times = [], {}
