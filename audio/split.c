@@ -14,13 +14,14 @@
 #define LEAD_S      0.10   /* quiet kept before a piece's speech (the data's 0.1 s pad)       */
 #define TRAIL_S     0.40   /* and after it (the pad plus espeak-ng's own trailing silence)    */
 
-/* Sum of squares of pcm[a, b), clipped to [0, n). */
+/* Sum of squares of pcm[a, b), clipped to [0, n); NaN and infinite samples count as 0. */
 static double energy(const float *pcm, int64_t n, int64_t a, int64_t b)
 {
     if (a < 0) a = 0;
     if (b > n) b = n;
     double s = 0;
-    for (int64_t i = a; i < b; i++) s += (double)pcm[i] * pcm[i];
+    for (int64_t i = a; i < b; i++)
+        if (isfinite(pcm[i])) s += (double)pcm[i] * pcm[i];
     return s;
 }
 

@@ -55,6 +55,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 (long long)n, (long long)n_ref);
         abort();
     }
+    if (rc == 0 && n > 0) {   /* whatever the samples (NaN, inf, silence), the pieces are sane */
+        lm_audio_span *sp = NULL;
+        int64_t k = 0;
+        lm_error err = {0};
+        const int64_t win = 4000;
+        if (lm_audio_split(pcm, n, 16000, win, &sp, &k, &err) != 0) abort();
+        for (int64_t i = 0; i < k; i++)
+            if (sp[i].start < (i ? sp[i - 1].end : 0) || sp[i].end <= sp[i].start || sp[i].end > n ||
+                sp[i].end - sp[i].start > win) {
+                fprintf(stderr, "fuzz_audio: piece %lld of %lld is [%lld, %lld) of %lld samples\n", (long long)i,
+                        (long long)k, (long long)sp[i].start, (long long)sp[i].end, (long long)n);
+                abort();
+            }
+        free(sp);
+    }
     free(pcm);
     free(ref);
     return 0;

@@ -65,6 +65,14 @@ static void test_split(void)
     CHECK(ok, "steady tone: consecutive windows (rc %d, %zu pieces)", rc, k);
     loom_audio_spans_free(&sp);
 
+    for (int i = 0; i < N; i += 997) x[i] = i % 2 ? NAN : INFINITY;   /* bad samples: still sane pieces */
+    rc = loom_audio_split(x, N, SR, win, &sp, &k, err, sizeof err);
+    ok = rc == 0 && k >= 1;
+    for (size_t i = 0; ok && i < k; i++)
+        ok = sp[i].end > sp[i].start && sp[i].end <= N && sp[i].end - sp[i].start <= win && (i == 0 || sp[i].start >= sp[i - 1].end);
+    CHECK(ok, "NaN and inf samples: %zu pieces within the recording", k);
+    loom_audio_spans_free(&sp);
+
     rc = loom_audio_split(NULL, N, SR, win, &sp, &k, err, sizeof err);
     CHECK(rc == LOOM_ERR_INVALID_ARG && sp == NULL && k == 0 && strstr(err, "audio split"), "no samples: '%s'", err);
     CHECK(loom_audio_split(x, 0, SR, win, &sp, &k, err, sizeof err) == LOOM_ERR_INVALID_ARG, "empty");
