@@ -42,6 +42,9 @@ int64_t lm_audio_cut(const float *pcm, int64_t n, int64_t max_len, int sample_ra
     return best;
 }
 
+/* Above digital silence: at least one 16-bit step (what rounds to 0 in a 16-bit file is silent). */
+static int audible(float x) { return isfinite(x) && fabsf(x) >= 1.0f / 32768; }
+
 static int cmp_float(const void *a, const void *b)
 {
     const float x = *(const float *)a, y = *(const float *)b;
@@ -108,11 +111,23 @@ int lm_audio_split(const float *pcm, int64_t n, int sample_rate, int64_t max_len
     if (!pcm || n <= 0 || max_len <= 0 || sample_rate < 100)
         return lm_fail(err, LOOM_ERR_INVALID_ARG, "audio split: %lld samples at %d Hz in pieces of at most %lld",
                        (long long)n, sample_rate, (long long)max_len);
+    /* digital silence at either end is left out: no recording of the data has any (noise runs
+     * through them), and loom-tiny read 0.5 s of it before and after each test recording as
+     * other words (WER 16.3 -> 71.2 %) */
+    int64_t first = 0, last = n;
+    while (first < n && !audible(pcm[first])) first++;
+    while (last > first && !audible(pcm[last - 1])) last--;
+    if (first == last) return 0;              /* nothing but silence: no pieces */
     span_list s = {0};
-    if (n <= max_len) {                       /* it fits: whole, as the model was trained */
-        if (push(&s, 0, n)) return lm_fail(err, LOOM_ERR_NO_MEMORY, "audio split: out of memory");
+    if (last - first <= max_len) {            /* it fits: whole, as the model was trained */
+        if (push(&s, first, last)) return lm_fail(err, LOOM_ERR_NO_MEMORY, "audio split: out of memory");
         *spans = s.v, *n_spans = 1;
         return 0;
+    }
+    if (first || last < n) {                  /* the rest on the audible part, offsets shifted back */
+        int rc = lm_audio_split(pcm + first, last - first, sample_rate, max_len, spans, n_spans, err);
+        for (int64_t i = 0; i < *n_spans; i++) (*spans)[i].start += first, (*spans)[i].end += first;
+        return rc;
     }
     const int64_t hop = sample_rate / 100, nf = n / hop;
     float *db = malloc((size_t)nf * sizeof *db), *sorted = malloc((size_t)nf * sizeof *sorted);

@@ -617,7 +617,9 @@ int  loom_audio_reader_input(const loom_audio_reader *r, int *rate, int *channel
 void loom_audio_reader_close(loom_audio_reader **r);
 
 /* Pieces of a recording to transcribe one by one, for an audio encoder that takes at most
- * max_len samples (loom_mmproj_audio_max_samples). A recording that fits is one piece, whole.
+ * max_len samples (loom_mmproj_audio_max_samples). Digital silence at either end (samples
+ * under one 16-bit step) is left out first; a recording that then fits is one piece, whole
+ * (none when nothing is left).
  * A longer one is cut in the middle of its pauses (0.25 s or more without speech; speech is
  * 14 dB or more above the recording's quietest tenth of 10 ms frames averaged over 0.1 s, or
  * at most 6 dB below its loudest tenth when that is lower: a steady sound has no pauses),
