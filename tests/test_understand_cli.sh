@@ -94,6 +94,14 @@ check transcribe-unpadded 0 "$loom" transcribe -m ../models/loom-tiny.gguf -q -t
 cp "$tmp/out" "$tmp/unpadded"
 check transcribe-padded 0 "$loom" transcribe -m ../models/loom-tiny.gguf -q -t 1 "$tmp/padded.wav"
 [ -s "$tmp/out" ] && cmp -s "$tmp/out" "$tmp/unpadded" && ok || { bad "transcribe: digital silence around the recording changed the transcript"; cat "$tmp/out" "$tmp/unpadded"; }
+# chat's attachments too; a clip of nothing but silence is refused with its name
+check chat-audio 0 "$loom" chat -m ../models/loom-tiny.gguf -q -t 1 --audio $media/speech.wav -p "Transcribe the audio."
+cp "$tmp/out" "$tmp/unpadded"
+check chat-audio-padded 0 "$loom" chat -m ../models/loom-tiny.gguf -q -t 1 --audio "$tmp/padded.wav" -p "Transcribe the audio."
+[ -s "$tmp/out" ] && cmp -s "$tmp/out" "$tmp/unpadded" && ok || { bad "chat: digital silence around the clip changed the answer"; cat "$tmp/out" "$tmp/unpadded"; }
+python3 -c "import sys, wave; w = wave.open(sys.argv[1], 'wb'); w.setnchannels(1); w.setsampwidth(2); w.setframerate(16000); w.writeframes(bytes(32000))" "$tmp/silent.wav"
+check chat-audio-silent 1 "$loom" chat -m ../models/loom-tiny.gguf -q -t 1 --audio "$tmp/silent.wav" -p "Transcribe the audio."
+has err "silent.wav: nothing but silence"
 check transcribe-badfmt 2 "$loom" transcribe -m $m -f docx $media/speech.wav
 check transcribe-image 1 "$loom" transcribe -m $m -q $media/scene1.png
 # several files: each answered as if alone (the session starts afresh), in order
