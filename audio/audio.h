@@ -87,6 +87,10 @@ typedef loom_audio_span lm_audio_span;   /* [start, end) in samples */
 int lm_audio_split(const float *pcm, int64_t n, int sample_rate, int64_t max_len,
                    lm_audio_span **spans, int64_t *n_spans, lm_error *err);
 
+/* Scale pcm[0, n) so that its largest finite |sample| is peak; digital silence (nothing of
+ * one 16-bit step or more) and peak <= 0 leave it as it is. Returns the gain applied. */
+float lm_audio_normalize(float *pcm, int64_t n, float peak);
+
 /* WAV output. pcm is interleaved [n_frames][channels] in [-1, 1] (PCM16 clips outside).
  * Written to a temporary name in the same folder and renamed over `path`, so readers never
  * see half a file. */

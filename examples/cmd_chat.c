@@ -188,11 +188,12 @@ static int attach(chat *c, const char *what, const char *path)
     } else if (!strcmp(what, "audio")) {
         float *pcm = NULL;
         size_t n = 0;
-        loom_audio_span *sp = NULL;       /* the clip without digital silence at its ends */
+        loom_audio_span *sp = NULL;       /* the clip without digital silence at its ends, at the training level */
         size_t k = 0;
         rc = loom_audio_load(path, NULL, &pcm, &n, err, sizeof err);
         if (!rc) rc = loom_audio_split(pcm, n, 16000, (int64_t)n, &sp, &k, err, sizeof err);
         if (!rc && k == 0) rc = LOOM_ERR_FORMAT, snprintf(err, sizeof err, "%s: nothing but silence", path);
+        if (!rc) loom_audio_normalize(pcm + sp[0].start, (size_t)(sp[0].end - sp[0].start), LOOM_SPEECH_PEAK);
         if (!rc && (rc = loom_prompt_add_audio(c->p, c->mp, pcm + sp[0].start, sp[0].end - sp[0].start)) < 0)
             snprintf(err, sizeof err, "%s", loom_prompt_error(c->p));
         loom_audio_spans_free(&sp);

@@ -400,6 +400,7 @@ static int transcribe_one(job *j, const job_opts *o, const char *path, text_out 
     int seg = 0;
     for (size_t k = 0; !rc && k < n_spans; k++) {
         const int64_t at = spans[k].start, len = spans[k].end - spans[k].start;
+        loom_audio_normalize(pcm + at, (size_t)len, LOOM_SPEECH_PEAK);   /* the training clips' level */
         loom_generate_stats st = {0};
         rc = begin_turn(j);
         if (!rc) rc = add_audio(j, o, path, pcm + at, len, &buf);

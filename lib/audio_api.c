@@ -132,3 +132,8 @@ void loom_audio_spans_free(loom_audio_span **spans)
     free(*spans);
     *spans = NULL;
 }
+
+float loom_audio_normalize(float *pcm, size_t n, float peak)
+{
+    return pcm ? lm_audio_normalize(pcm, n > (size_t)INT64_MAX ? INT64_MAX : (int64_t)n, peak) : 1.0f;
+}

@@ -97,6 +97,17 @@ static void test_split(void)
     free(x);
 }
 
+static void test_normalize(void)
+{
+    float x[6] = {0.1f, -0.35f, NAN, 0.2f, INFINITY, 0};
+    const float g = loom_audio_normalize(x, 6, 0.7f);
+    CHECK(fabsf(g - 2.0f) < 1e-6f && fabsf(x[1] + 0.7f) < 1e-6f && fabsf(x[0] - 0.2f) < 1e-6f && x[5] == 0,
+          "peak 0.35 -> 0.7: gain %g", g);
+    float quiet[3] = {1e-5f, -2e-5f, 0};
+    CHECK(loom_audio_normalize(quiet, 3, 0.7f) == 1.0f && quiet[1] == -2e-5f, "digital silence left as it is");
+    CHECK(loom_audio_normalize(x, 6, 0) == 1.0f && loom_audio_normalize(NULL, 6, 0.7f) == 1.0f, "no peak, no samples");
+}
+
 int main(void)
 {
     char err[256];
@@ -147,5 +158,6 @@ int main(void)
     loom_audio_pcm_free(&pcm);
     loom_audio_pcm_free(NULL);
     test_split();
+    test_normalize();
     return finish();
 }

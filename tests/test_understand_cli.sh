@@ -64,7 +64,7 @@ import json; s=json.loads(open('$tmp/out').read())['segments']
 assert len(s) == 3 and s[0]['start'] == 0 and 4.5 <= s[0]['end'] <= 4.8 and 4.5 <= s[1]['start'] <= 4.8, s
 assert 9.6 <= s[1]['end'] <= 9.9 and 9.6 <= s[2]['start'] <= 9.9 and abs(s[2]['end'] - 12.5) < 0.01, s" && ok || { bad "pieces at the pauses"; cat "$tmp/out"; }
 check transcribe-stdin 0 sh -c "cat $media/speech.wav | '$loom' transcribe -m $m -q -"
-check transcribe-greedy 0 "$loom" transcribe -m $m -q -b 1 $media/speech.wav
+check transcribe-greedy 0 "$loom" transcribe -m $m -q -b 1 -n 64 $media/speech.wav
 # bf16 products (AMX where the CPU has it, float32 elsewhere): a transcript, one line
 check transcribe-bf16 0 "$loom" transcribe -m $m -q --bf16 $media/speech.wav
 [ "$(wc -l < "$tmp/out")" -eq 1 ] && ok || bad "transcribe --bf16: one line"
@@ -82,18 +82,25 @@ cp "$tmp/out" "$tmp/ctc0"
 check transcribe-ctc-on 0 "$loom" transcribe -m ../models/loom-tiny.gguf -q -t 1 data/tiny/speech_00.flac
 [ -s "$tmp/out" ] && ! cmp -s "$tmp/out" "$tmp/ctc0" && ok || bad "transcribe: --ctc 0 and the default give the same transcript"
 # loom-tiny hears a recording the same with 0.5 s of digital silence before and after it
-# (left out by loom_audio_split; the model itself read such padding as other words)
-python3 - $media/speech.wav "$tmp/padded.wav" <<'PY'
-import sys, wave
+# (left out by loom_audio_split; the model itself read such padding as other words) and 20 dB
+# quieter
+python3 - $media/speech.wav "$tmp/padded.wav" "$tmp/quiet.wav" <<'PY'
+import array, sys, wave
 with wave.open(sys.argv[1]) as r:
     raw = r.readframes(r.getnframes())
-with wave.open(sys.argv[2], "wb") as w:
-    w.setnchannels(1); w.setsampwidth(2); w.setframerate(16000); w.writeframes(bytes(16000) + raw + bytes(16000))
+quiet = array.array("h", raw)
+quiet = array.array("h", (round(v / 10) for v in quiet)).tobytes()   # 20 dB quieter
+for path, data in ((sys.argv[2], bytes(16000) + raw + bytes(16000)), (sys.argv[3], quiet)):
+    with wave.open(path, "wb") as w:
+        w.setnchannels(1); w.setsampwidth(2); w.setframerate(16000); w.writeframes(data)
 PY
 check transcribe-unpadded 0 "$loom" transcribe -m ../models/loom-tiny.gguf -q -t 1 $media/speech.wav
 cp "$tmp/out" "$tmp/unpadded"
 check transcribe-padded 0 "$loom" transcribe -m ../models/loom-tiny.gguf -q -t 1 "$tmp/padded.wav"
 [ -s "$tmp/out" ] && cmp -s "$tmp/out" "$tmp/unpadded" && ok || { bad "transcribe: digital silence around the recording changed the transcript"; cat "$tmp/out" "$tmp/unpadded"; }
+# and 20 dB quieter: each piece is brought to the training recordings' level (LOOM_SPEECH_PEAK)
+check transcribe-quiet 0 "$loom" transcribe -m ../models/loom-tiny.gguf -q -t 1 "$tmp/quiet.wav"
+[ -s "$tmp/out" ] && cmp -s "$tmp/out" "$tmp/unpadded" && ok || { bad "transcribe: a quieter recording changed the transcript"; cat "$tmp/out" "$tmp/unpadded"; }
 # chat's attachments too; a clip of nothing but silence is refused with its name
 check chat-audio 0 "$loom" chat -m ../models/loom-tiny.gguf -q -t 1 --audio $media/speech.wav -p "Transcribe the audio."
 cp "$tmp/out" "$tmp/unpadded"

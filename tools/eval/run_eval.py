@@ -23,8 +23,8 @@ metrics on the data itself and on its codec round trips (what exact codes would 
   long        (not in the default --jobs) WER on recordings of 25 s and more (the split's
               utterances joined), which `loom transcribe` cuts at pauses, against the same
               cut blindly every --long-window seconds
-  onset       (not in the default --jobs) WER with 0.5 s of digital silence before and after
-              each recording
+  robust      (not in the default --jobs) WER with 0.5 s of digital silence before and after
+              each recording, and with each recording 20 dB quieter
   video       event, moving object, full main clause and whole description exact, on test clips
               (the MP4 files, decoded by loom); moving object also on the clips whose event ×
               shape, and on those whose moving colour × shape, is held out (test only)
@@ -229,25 +229,27 @@ def eval_long(a, tmp):
             f"WER, the same cut blindly every {a.long_window} s": e[1] / n}, float(np.mean(dts))
 
 
-def eval_onset(a, tmp):
-    """The split's recordings with 0.5 s of digital silence put before and after each: the data's
-    recordings all begin the same way (0.1 s of padding), and a transcriber can learn that."""
+def eval_robust(a, tmp):
+    """The split's recordings as a user's could differ from the data's, which all begin with 0.1 s
+    of padding and peak at 0.7-0.95: with 0.5 s of digital silence before and after, and 20 dB
+    quieter (a transcriber can learn both)."""
     from tools.loompy import mel
     meta = records(os.path.join(a.data, "speech", f"{a.split}.jsonl"))[:a.n]
     pad = np.zeros(8000, np.float32)
-    paths = []
-    for i, r in enumerate(meta):
-        path = os.path.join(tmp, f"onset_{i:04d}.wav")
-        mel.write_wav16(path, np.concatenate([pad, mel.read_wav16(os.path.join(a.data, "speech", r["wav"])), pad]))
-        paths.append(path)
-    e = n = 0
-    dts = []
-    for r, path in zip(meta, paths):
-        out, dt = loom(a, "transcribe", path)
-        dts.append(dt)
-        de, dn = wer_counts(norm_text(r["text"]), norm_text(out))
-        e, n = e + de, n + dn
-    return {"WER, 0.5 s of silence before and after each recording": e / n}, float(np.mean(dts))
+    kinds = {"WER, 0.5 s of digital silence before and after each recording": lambda x: np.concatenate([pad, x, pad]),
+             "WER, each recording 20 dB quieter": lambda x: x * 0.1}
+    res, dts = {}, []
+    for k, (name, change) in enumerate(kinds.items()):
+        e = n = 0
+        for i, r in enumerate(meta):
+            path = os.path.join(tmp, f"robust_{k}_{i:04d}.wav")
+            mel.write_wav16(path, change(mel.read_wav16(os.path.join(a.data, "speech", r["wav"]))))
+            out, dt = loom(a, "transcribe", path)
+            dts.append(dt)
+            de, dn = wer_counts(norm_text(r["text"]), norm_text(out))
+            e, n = e + de, n + dn
+        res[name] = e / n
+    return res, float(np.mean(dts))
 
 
 def video_clauses(d):
@@ -564,7 +566,7 @@ def main():
         with tempfile.TemporaryDirectory() as tmp:
             return check_ceilings(a, tmp)
     jobs = a.jobs.split(",")
-    fns = {"caption": eval_caption, "vqa": eval_vqa, "t2i": eval_t2i, "transcribe": eval_transcribe, "long": eval_long, "onset": eval_onset, "video": eval_video, "tts": eval_tts,
+    fns = {"caption": eval_caption, "vqa": eval_vqa, "t2i": eval_t2i, "transcribe": eval_transcribe, "long": eval_long, "robust": eval_robust, "video": eval_video, "tts": eval_tts,
            "t2v": eval_t2v, "draw_tell": eval_draw_tell, "say_write": eval_say_write,
            "text": eval_text}
     rows, times = [], {}

@@ -1,8 +1,10 @@
-/* Cutting a long recording into pieces a speech model can take (audio/audio.h, lm_audio_split).
- * Cutting blindly every window cuts through words, and a window that holds several sentences
- * is not what a model trained on single sentences hears: loom-tiny wrote the first sentence of
- * each 10 s window and stopped (WER 90 % on 25 s recordings of its test voices). Cut instead in
- * the pauses, and give each piece the quiet margins the training clips had. */
+/* Preparing a recording for a speech model trained on single sentences at one level
+ * (audio/audio.h: lm_audio_split, lm_audio_normalize). Cutting blindly every window cuts
+ * through words, and a window that holds several sentences is not what such a model hears:
+ * loom-tiny wrote the first sentence of each 10 s window and stopped (WER 90 % on 25 s
+ * recordings of its test voices). Cut instead in the pauses, give each piece the quiet margins
+ * the training clips had, and their level: loom-tiny's WER was 40.7 % at -20 dB (val, 1.9 %
+ * as recorded). */
 #include <math.h>
 #include <stdlib.h>
 
@@ -166,4 +168,15 @@ int lm_audio_split(const float *pcm, int64_t n, int sample_rate, int64_t max_len
     }
     *spans = s.v, *n_spans = s.n;
     return 0;
+}
+
+float lm_audio_normalize(float *pcm, int64_t n, float peak)
+{
+    float m = 0;
+    for (int64_t i = 0; i < n; i++)
+        if (isfinite(pcm[i]) && fabsf(pcm[i]) > m) m = fabsf(pcm[i]);
+    if (m < 1.0f / 32768 || !(peak > 0)) return 1.0f;   /* silence, or no level asked for */
+    const float g = peak / m;
+    for (int64_t i = 0; i < n; i++) pcm[i] *= g;
+    return g;
 }
