@@ -69,7 +69,7 @@ def load_speech(folder, split):
 
 class Data:
     def __init__(self, root, split, speech_augment=0.0, video_mp4=0.0, speech_tempo=0.0, speech_accents=0.0,
-                 speech_shift=0.0):
+                 speech_shift=0.0, speech_gain=0.0):
         self.split = split
         self.speech_augment = speech_augment   # share of transcription mels given mel_augmented()
         self.speech_tempo = speech_tempo       # mel_augmented() also stretches time by up to ± this
@@ -83,6 +83,7 @@ class Data:
         self.speech = load_speech(os.path.join(root, "speech"), split)
         self.speech_accents = speech_accents   # share of transcription turns from the accents split
         self.speech_shift = speech_shift       # half the transcription clips: speech moved by up to this (s)
+        self.speech_gain = speech_gain         # half the transcription clips: up to this many dB quieter
         self.accents = load_speech(os.path.join(root, "speech"), "accents") if speech_accents > 0 else None
         if speech_accents > 0 and self.accents is None:
             sys.exit("--speech-accents: data/speech/accents_feats.npz is missing; run tools/data/speech.py "
@@ -121,7 +122,7 @@ class Data:
     def mel_shifted(self, x, rng):
         """x with its speech moved in the clip: each end loses up to 8 frames (the 0.1 s of quiet
         every recording starts and ends with) or gains up to --speech-shift seconds of frames drawn
-        from those quiet ends. Without it the transcriber learnt where speech starts: v34 heard
+        from those quiet ends, or (half the time, since stop 44's stage 37) of digital silence. Without it the transcriber learnt where speech starts: v34 heard
         "okay open the door" as "paul hid the door" after 0.24 s of silence was put before it."""
         n = int(100 * self.speech_shift)
         lead, trail = rng.randint(-8, n), rng.randint(-8, n)
@@ -129,6 +130,8 @@ class Data:
             room = self.max_mel_frames - x.shape[1]
             lead, trail = min(lead, max(room, 0)), min(trail, max(room - max(lead, 0), 0))
         head, tail = x[:, :8], x[:, -8:]
+        if rng.random() < 0.5:   # digital silence instead: log-mel's floor, 8 below the clip's max (2 normalised)
+            head = tail = np.full((x.shape[0], 1), x.max() - 2.0, x.dtype)
         if lead < 0:
             x = x[:, -lead:]
         if trail < 0:
@@ -221,6 +224,8 @@ class Data:
             mel = self.mel_augmented(i, rng, s) if rng.random() < self.speech_augment else self.mel(i, s)
             if self.speech_shift > 0 and rng.random() < 0.5:
                 mel = self.mel_shifted(mel, rng)
+            if self.speech_gain > 0 and rng.random() < 0.5:   # quieter: power x g^2 adds log10(g) / 2
+                mel = mel + np.float32(rng.uniform(-self.speech_gain, 0) / 40)
             text = s["meta"][i]["text"]
             return U.turn([("ctl", "<|audio|>"), ("audio", mel, text), ("ctl", "<|/audio|>"),
                            ("text", U.PROMPTS["transcribe"])], [("text", text)])
@@ -322,7 +327,8 @@ def train(a, rank=0):
     run = a.run
     os.makedirs(run, exist_ok=True)
     tok = U.Tok(a.vocab)
-    data = Data(a.data, "train", a.speech_augment, a.video_mp4, a.speech_tempo, a.speech_accents, a.speech_shift)
+    data = Data(a.data, "train", a.speech_augment, a.video_mp4, a.speech_tempo, a.speech_accents, a.speech_shift,
+                a.speech_gain)
     tasks = [t for t in a.tasks.split(",") if data.available(t)]
     print("tasks:", tasks, flush=True)
     ck = os.path.join(run, "ckpt.pt")
@@ -799,6 +805,8 @@ def main():
     ap.add_argument("--speech-shift", type=float, default=0.0,
                     help="`train`: half the transcription clips start and end with between -0.08 s and this many "
                          "seconds of their own quiet ends, so that speech need not start where the data's does")
+    ap.add_argument("--speech-gain", type=float, default=0.0,
+                    help="`train`: half the transcription clips are up to this many dB quieter (the data's all peak at 0.70)")
     ap.add_argument("--video-mp4", type=float, default=0.0,
                     help="`train`: share of video-description clips read as their MP4s decode "
                          "(videos/train_mp4.npy from prep.py) instead of the exact renders")
