@@ -136,10 +136,17 @@ int lm_audio_split(const float *pcm, int64_t n, int sample_rate, int64_t max_len
     unsigned char *speech = malloc((size_t)nf);
     int rc = db && sorted && speech ? 0 : -1;
     if (!rc) {
-        for (int64_t f = 0; f < nf; f++) {    /* 10 ms frames' power, averaged over 0.1 s, in dB */
-            const double p = energy(pcm, n, (f - 5) * hop, (f + 5) * hop) / (double)(10 * hop);
-            sorted[f] = db[f] = (float)(10.0 * log10(p + 1e-10));
+        /* 10 ms frames' power, averaged over the 0.1 s around each, in dB: a running sum over
+         * the frames' energies (one pass over the samples however long the recording) */
+        for (int64_t f = 0; f < nf; f++) sorted[f] = (float)energy(pcm, n, f * hop, (f + 1) * hop);
+        double run = 0;                       /* the energy of frames [f - 5, f + 5) */
+        for (int64_t f = 0; f < 5 && f < nf; f++) run += sorted[f];
+        for (int64_t f = 0; f < nf; f++) {
+            db[f] = (float)(10.0 * log10((run > 0 ? run : 0) / (double)(10 * hop) + 1e-10));
+            if (f + 5 < nf) run += sorted[f + 5];
+            if (f >= 5) run -= sorted[f - 5];
         }
+        for (int64_t f = 0; f < nf; f++) sorted[f] = db[f];
         qsort(sorted, (size_t)nf, sizeof *sorted, cmp_float);
         /* speech: 14 dB above the quietest tenth, or within 6 dB of the loudest tenth where the
          * quiet is too rare to set a level (continuous speech, a steady tone) */
