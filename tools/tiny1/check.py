@@ -80,6 +80,9 @@ def main(argv=None):
         tv = {r["voice"] for r in jsonl(os.path.join(d, "test.jsonl"))}
         trv = {r["voice"] for s in ("train", "val") for r in jsonl(os.path.join(d, f"{s}.jsonl"))}
         check("speech: test voices held out", not (tv & trv), f"(test {sorted(tv)})")
+        if os.path.exists(os.path.join(d, "accents.jsonl")):   # speech.py --accents: training voices only
+            av = {r[k] for r in jsonl(os.path.join(d, "accents.jsonl")) for k in ("voice", "dict_voice")}
+            check("speech: test voices held out of the accents split", not (tv & av), f"(accents {sorted(av)})")
 
     def fixture(path):
         _, t = gguf.read(path)

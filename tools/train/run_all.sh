@@ -37,9 +37,10 @@ if run train; then
   # (the encoder stages reset its clock; a re-run resumes it). --colour-swap: colour words fed
   # back shuffled half the time, so the shape after one is read off the picture (stage 8);
   # --attr: the vision stage's head stays on; --speech-augment, --video-mp4: stages 11 and 14;
-  # --speech-tempo: stage 23.
+  # --speech-tempo: stage 23; --speech-accents, --speech-shift: stage 36 (stop 44).
   [ -f "$R/train.done" ] || { $T train --run "$R" --data "$DATA" --minutes "$MINUTES" --procs 2 \
       --ctc 0.3 --colour-swap 0.5 --attr 0.5 --speech-augment 0.5 --speech-tempo 0.15 --video-mp4 0.5 \
+      --speech-accents 0.3 --speech-shift 1.0 \
       --weights caption=4,vqa=2,t2i=4,transcribe=8,tts=3,video=4,t2v=1,text=1.5,draw_tell=4,say_write=4 \
       && touch "$R/train.done"; } | tee -a "$R/stdout.log"
   [ -f "$R/train.done" ] || { echo "training failed: see $R/stdout.log"; exit 1; }
