@@ -639,8 +639,8 @@ typedef struct loom_audio_span { int64_t start, end; } loom_audio_span;
 /* Scale pcm[0, n) in place so that its largest finite |sample| is peak (> 0); digital silence is
  * left as it is. Returns the gain applied. loom-tiny's training recordings peak at 0.70 (sox's
  * -3 dB normalisation): `loom transcribe` and `loom chat` give each piece that peak
- * (LOOM_SPEECH_PEAK), which took loom-tiny's WER on recordings 20 dB quieter than the data's
- * from 58.8 to 16.3 % (test) and from 40.7 to 1.9 % (val; `run_eval.py --jobs robust`). */
+ * (LOOM_SPEECH_PEAK), which took loom-tiny v34's WER on recordings 20 dB quieter than the
+ * data's from 58.8 to 16.3 % (test) and from 40.7 to 1.9 % (val; `run_eval.py --jobs robust`). */
 #define LOOM_SPEECH_PEAK 0.708f
 float loom_audio_normalize(float *pcm, size_t n, float peak);
 int  loom_audio_split(const float *pcm, size_t n, int sample_rate, int64_t max_len,
