@@ -21,9 +21,9 @@ def main(argv=None):
     ap.add_argument("--videos", default=videos.COUNTS, help="train,val,test video clips")
     a = ap.parse_args(argv)
     # 20 000 training utterances since loom-tiny v9 (v1-v8, the codecs and the tokenizer: the first 4 000)
-    n_scenes, n_speech, n_videos, n_accents = (20000, (20000, 200, 400), a.videos, 8000)
+    n_scenes, n_speech, n_videos, n_accents, n_voice = (20000, (20000, 200, 400), a.videos, 8000, 12000)
     if a.small:
-        n_scenes, n_speech, n_videos, n_accents = (200, (40, 4, 8), "34,2,4", 8)
+        n_scenes, n_speech, n_videos, n_accents, n_voice = (200, (40, 4, 8), "34,2,4", 8, 8)
     total = time.time()
     stages = [
         ("scenes", os.path.join(a.out, "scenes", "test.npy"),
@@ -33,6 +33,9 @@ def main(argv=None):
         # training voices with generic accent sound changes (speech.py --accents; stop 44)
         ("speech/accents", os.path.join(a.out, "speech", "accents.jsonl"),
          lambda d: speech.generate(os.path.join(a.out, "speech"), {"accents": n_accents}, a.seed, a.procs)),
+        # loom's own clean voice, text-to-speech's targets (speech.py --voice; stop 45)
+        ("speech/voice", os.path.join(a.out, "speech", "voice.jsonl"),
+         lambda d: speech.generate(os.path.join(a.out, "speech"), {"voice": n_voice}, a.seed, a.procs)),
         ("videos", os.path.join(a.out, "videos", "test.npy"),
          lambda d: videos.generate(d, n_videos, a.seed, 8, a.procs)),
     ]

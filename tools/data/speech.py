@@ -8,6 +8,9 @@ Each voice is combined with a random variant (`-v en-us+f3`), speed and pitch.
 training voice's dictionary spells them, are changed by a random set of ACCENT_RULES (sound
 changes found across English accents and learners' English) and spoken by another training
 voice, so transcription meets pronunciations none of the six voices has.
+`--voice N` adds a training-only split "voice": sentences spoken by one voice (TTS_VOICE), at one
+speed and pitch, without reverb and with faint white noise: the targets text-to-speech learns, so
+that the codes it writes follow from the words alone (stop 45).
 
     /usr/bin/python3 tools/data/speech.py --out data/speech --train 4000 --val 200 --test 400
 writes data/speech/{split}/{id}.wav and data/speech/{split}.jsonl
@@ -292,8 +295,14 @@ def synth(job):
     return len(y) / SR
 
 
+# loom's own voice (the "voice" split): a training voice, clean; white noise at 40 dB SNR, the
+# quietest the transcriber trained on, so its silences are not the digital silence it never heard
+TTS_VOICE = {"voice": "en-us", "variant": "m3", "speed": 165, "pitch": 50, "reverb": 0, "room": 0,
+             "snr_db": 40.0, "pink": False}
+
+
 def make_jobs(out, split, n, seed, voices):
-    rng = np.random.default_rng([seed, {"train": 0, "val": 1, "test": 2, "accents": 3}[split]])
+    rng = np.random.default_rng([seed, {"train": 0, "val": 1, "test": 2, "accents": 3, "voice": 4}[split]])
     jobs = []
     for i in range(n):
         text = sentence(rng)
@@ -310,6 +319,8 @@ def make_jobs(out, split, n, seed, voices):
             rules = [r for r in ACCENT_RULES if rng.random() < ACCENT_P]
             jobs[-1]["rules"] = rules or [list(ACCENT_RULES)[int(rng.integers(len(ACCENT_RULES)))]]
             jobs[-1]["dict_voice"] = voices[int(rng.integers(len(voices)))]
+        if split == "voice":
+            jobs[-1].update(TTS_VOICE)
     return jobs
 
 
@@ -343,6 +354,7 @@ def main(argv=None):
     ap.add_argument("--val", type=int, default=200)
     ap.add_argument("--test", type=int, default=400)
     ap.add_argument("--accents", type=int, default=0, help="training utterances with changed pronunciations")
+    ap.add_argument("--voice", type=int, default=0, help="training utterances in loom's one clean voice")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--procs", type=int, default=2)
     ap.add_argument("--vocab", action="store_true", help="print vocabulary size and exit")
@@ -351,7 +363,7 @@ def main(argv=None):
         print(len(vocabulary()))
         return
     t = time.time()
-    counts = {"train": a.train, "val": a.val, "test": a.test, "accents": a.accents}
+    counts = {"train": a.train, "val": a.val, "test": a.test, "accents": a.accents, "voice": a.voice}
     stats = generate(a.out, {k: n for k, n in counts.items() if n}, a.seed, a.procs)
     print(f"speech: {{split: (utterances, minutes)}} {stats} -> {a.out} in {time.time() - t:.1f} s",
           flush=True)

@@ -83,6 +83,10 @@ def main(argv=None):
         if os.path.exists(os.path.join(d, "accents.jsonl")):   # speech.py --accents: training voices only
             av = {r[k] for r in jsonl(os.path.join(d, "accents.jsonl")) for k in ("voice", "dict_voice")}
             check("speech: test voices held out of the accents split", not (tv & av), f"(accents {sorted(av)})")
+        if os.path.exists(os.path.join(d, "voice.jsonl")):     # speech.py --voice: loom's one training voice
+            vv = {(r["voice"], r["variant"], r["speed"], r["reverb"]) for r in jsonl(os.path.join(d, "voice.jsonl"))}
+            check("speech: the voice split is one clean training voice", len(vv) == 1 and
+                  next(iter(vv))[0] in trv and not (tv & {v[0] for v in vv}), f"({sorted(vv)[:3]})")
 
     def fixture(path):
         _, t = gguf.read(path)

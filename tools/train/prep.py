@@ -104,16 +104,21 @@ def video_decoded(data):
     print(f"videos/train: {len(recs)} clips decoded from their MP4s", flush=True)
 
 
+# what each speech split is used for: log-mels (transcription inputs), codes (text-to-speech targets)
+SPEECH_SPLITS = {"train": (True, True), "val": (True, True), "test": (True, True),
+                 "accents": (True, False),   # tools/data/speech.py --accents: transcription only
+                 "voice": (False, True)}     # --voice: loom's own voice, text-to-speech only
+
+
 def speech_features(data, models):
-    """<split>_feats.npz: the log-mels and audio-codec codes of every utterance; the training-only
-    "accents" split (tools/data/speech.py --accents) is a transcription input only: mels alone."""
+    """<split>_feats.npz: the log-mels and audio-codec codes of every utterance, each only where
+    SPEECH_SPLITS uses it (the other is empty)."""
     ac = None
-    for split in SPLITS + ("accents",):
+    for split, (with_mels, with_codes) in SPEECH_SPLITS.items():
         out = os.path.join(data, "speech", f"{split}_feats.npz")
         src = os.path.join(data, "speech", f"{split}.jsonl")
         if os.path.exists(out) or not os.path.exists(src):
             continue
-        with_codes = split != "accents"
         if with_codes:
             ac = ac or audiocodec.load_gguf(os.path.join(models, "loom-tiny-audiocodec.gguf"))
             k = 2 ** ac.cfg.n_down
@@ -123,7 +128,7 @@ def speech_features(data, models):
         with torch.no_grad():
             for r in recs:
                 wav = read_wav(os.path.join(data, "speech", r["wav"]))
-                mels.append(mel.log_mel(wav, 80).astype(np.float16))
+                mels.append(mel.log_mel(wav, 80).astype(np.float16) if with_mels else np.zeros((80, 0), np.float16))
                 if with_codes:
                     x = audiocodec.log_mel(torch.from_numpy(np.asarray(wav, np.float32)))
                     codes.append(ac.encode(audiocodec.pad_frames(x[None], k))[0].numpy().astype(np.int16))

@@ -69,7 +69,7 @@ def load_speech(folder, split):
 
 class Data:
     def __init__(self, root, split, speech_augment=0.0, video_mp4=0.0, speech_tempo=0.0, speech_accents=0.0,
-                 speech_shift=0.0, speech_gain=0.0):
+                 speech_shift=0.0, speech_gain=0.0, tts_voice=0.0):
         self.split = split
         self.speech_augment = speech_augment   # share of transcription mels given mel_augmented()
         self.speech_tempo = speech_tempo       # mel_augmented() also stretches time by up to ± this
@@ -88,6 +88,11 @@ class Data:
         if speech_accents > 0 and self.accents is None:
             sys.exit("--speech-accents: data/speech/accents_feats.npz is missing; run tools/data/speech.py "
                      "--accents N, then tools/train/prep.py")
+        self.tts_voice = tts_voice             # share of text-to-speech / say_write turns in loom's own voice
+        self.voice = load_speech(os.path.join(root, "speech"), "voice") if tts_voice > 0 else None
+        if tts_voice > 0 and self.voice is None:
+            sys.exit("--tts-voice: data/speech/voice_feats.npz is missing; run tools/data/speech.py "
+                     "--voice N, then tools/train/prep.py")
         v = os.path.join(root, "videos", f"{split}.npy")
         self.videos = np.load(v, mmap_mode="r") if os.path.exists(v) else None
         self.video_meta = [json.loads(l) for l in open(os.path.join(root, "videos", f"{split}.jsonl"))] \
@@ -173,9 +178,14 @@ class Data:
             x[:, t0:t0 + w] = fill
         return x
 
-    def ac_codes(self, i):
+    def spoken(self, i, rng):
+        """(text, audio codes) of a text-to-speech target: utterance i, or with probability
+        --tts-voice a random one of loom's own voice (the "voice" split)."""
         s = self.speech
-        return s["codes"][s["co"][i]:s["co"][i + 1]]
+        if self.voice is not None and rng.random() < self.tts_voice:
+            s = self.voice
+            i = rng.randrange(len(s["meta"]))
+        return s["meta"][i]["text"], s["codes"][s["co"][i]:s["co"][i + 1]]
 
     def sample(self, task, i, rng):
         """One chat turn for `task` on item i → (segments, answer_from)."""
@@ -212,9 +222,9 @@ class Data:
                           [("ctl", "<|image|>"), ("codes", U.IMAGE_START, self.scene_codes[i].reshape(-1)),
                            ("ctl", "<|/image|>"), ("text", "I drew " + cap + ".")])
         if task == "say_write":     # interleaved reply: speech, then the same words as text
-            text = self.speech["meta"][i]["text"]
+            text, codes = self.spoken(i, rng)
             return U.turn([("text", U.PROMPTS["tts"] + text + U.PROMPTS["say_write"])],
-                          [("ctl", "<|audio|>"), ("codes", U.AUDIO_START, self.ac_codes(i)),
+                          [("ctl", "<|audio|>"), ("codes", U.AUDIO_START, codes),
                            ("ctl", "<|/audio|>"), ("text", text)])
         if task == "transcribe":
             s = self.speech
@@ -230,9 +240,9 @@ class Data:
             return U.turn([("ctl", "<|audio|>"), ("audio", mel, text), ("ctl", "<|/audio|>"),
                            ("text", U.PROMPTS["transcribe"])], [("text", text)])
         if task == "tts":
-            user = [] if rng.random() < DROP_PROMPT else \
-                [("text", U.PROMPTS["tts"] + self.speech["meta"][i]["text"])]
-            return U.turn(user, [("ctl", "<|audio|>"), ("codes", U.AUDIO_START, self.ac_codes(i)),
+            text, codes = self.spoken(i, rng)
+            user = [] if rng.random() < DROP_PROMPT else [("text", U.PROMPTS["tts"] + text)]
+            return U.turn(user, [("ctl", "<|audio|>"), ("codes", U.AUDIO_START, codes),
                                  ("ctl", "<|/audio|>")])
         if task == "video":
             frames = self.videos_mp4[i] if self.video_mp4 and rng.random() < self.video_mp4 else self.videos[i]
@@ -328,7 +338,7 @@ def train(a, rank=0):
     os.makedirs(run, exist_ok=True)
     tok = U.Tok(a.vocab)
     data = Data(a.data, "train", a.speech_augment, a.video_mp4, a.speech_tempo, a.speech_accents, a.speech_shift,
-                a.speech_gain)
+                a.speech_gain, a.tts_voice)
     tasks = [t for t in a.tasks.split(",") if data.available(t)]
     print("tasks:", tasks, flush=True)
     ck = os.path.join(run, "ckpt.pt")
@@ -807,6 +817,9 @@ def main():
                          "seconds of their own quiet ends, so that speech need not start where the data's does")
     ap.add_argument("--speech-gain", type=float, default=0.0,
                     help="`train`: half the transcription clips are up to this many dB quieter (the data's all peak at 0.70)")
+    ap.add_argument("--tts-voice", type=float, default=0.0,
+                    help="`train`: share of text-to-speech and say_write turns whose target is loom's own clean "
+                         "voice (tools/data/speech.py --voice) instead of the transcription data's many voices")
     ap.add_argument("--video-mp4", type=float, default=0.0,
                     help="`train`: share of video-description clips read as their MP4s decode "
                          "(videos/train_mp4.npy from prep.py) instead of the exact renders")
