@@ -386,23 +386,27 @@ def check_ceilings(a, tmp):
         print(f"t2v metric (first, last, event, all) on the clips' {name}:",
               " ".join(f"{100 * h / len(vmeta):.1f} %" for h in hits), flush=True)
 
-    smeta = records(os.path.join(a.data, "speech", f"{a.split}.jsonl"))[:a.n]
-    feats = np.load(os.path.join(a.data, "speech", f"{a.split}_feats.npz"))
-    ends = np.cumsum(feats["codes_len"])
-    e = np.zeros(2)
-    n = 0
-    for i, r in enumerate(smeta):
-        codes = feats["codes"][ends[i] - feats["codes_len"][i]:ends[i]]
-        with torch.no_grad():
-            x = acm.decode_codes(torch.as_tensor(codes, dtype=torch.long)[None])[0]
-        wav = os.path.join(tmp, f"codec_{i:04d}.wav")
-        mel.write_wav16(wav, audiocodec.vocode(x, acm.cfg).numpy())
-        for j, path in enumerate((os.path.join(a.data, "speech", r["wav"]), wav)):
-            de, dn = wer_counts(norm_text(r["text"]), norm_text(loom(a, "transcribe", path)[0]))
-            e[j] += de
-        n += dn
-    print(f"tts metric (WER of loom's transcription) on the original WAVs: {100 * e[0] / n:.1f} %, "
-          f"on their audio-codec codes rendered: {100 * e[1] / n:.1f} %", flush=True)
+    # the split's own speech, and loom's voice (the text-to-speech targets since stop 45)
+    for split, name in ((a.split, "WAVs"), ("voice", "WAVs in loom's voice (the voice split)")):
+        if not os.path.exists(os.path.join(a.data, "speech", f"{split}_feats.npz")):
+            continue
+        smeta = records(os.path.join(a.data, "speech", f"{split}.jsonl"))[:a.n]
+        feats = np.load(os.path.join(a.data, "speech", f"{split}_feats.npz"))
+        ends = np.cumsum(feats["codes_len"])
+        e = np.zeros(2)
+        n = 0
+        for i, r in enumerate(smeta):
+            codes = feats["codes"][ends[i] - feats["codes_len"][i]:ends[i]]
+            with torch.no_grad():
+                x = acm.decode_codes(torch.as_tensor(codes, dtype=torch.long)[None])[0]
+            wav = os.path.join(tmp, f"codec_{i:04d}.wav")
+            mel.write_wav16(wav, audiocodec.vocode(x, acm.cfg).numpy())
+            for j, path in enumerate((os.path.join(a.data, "speech", r["wav"]), wav)):
+                de, dn = wer_counts(norm_text(r["text"]), norm_text(loom(a, "transcribe", path)[0]))
+                e[j] += de
+            n += dn
+        print(f"tts metric (WER of loom's transcription) on the original {name}: {100 * e[0] / n:.1f} %, "
+              f"on their audio-codec codes rendered: {100 * e[1] / n:.1f} %", flush=True)
 
 
 def eval_tts(a, tmp):
