@@ -91,6 +91,10 @@ int lm_audio_split(const float *pcm, int64_t n, int sample_rate, int64_t max_len
  * one 16-bit step or more) and peak <= 0 leave it as it is. Returns the gain applied. */
 float lm_audio_normalize(float *pcm, int64_t n, float peak);
 
+/* Text to say, normalised and cut into sentences (include/loom.h, loom_speech_pieces). */
+int  lm_speech_pieces(const char *text, size_t max_chars, char ***pieces, int64_t *n_pieces, lm_error *err);
+void lm_speech_pieces_free(char ***pieces, int64_t n_pieces);
+
 /* WAV output. pcm is interleaved [n_frames][channels] in [-1, 1] (PCM16 clips outside).
  * Written to a temporary name in the same folder and renamed over `path`, so readers never
  * see half a file. */

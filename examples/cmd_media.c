@@ -323,6 +323,7 @@ int media_report(const media_job *j, const char *what)
                "\"generate_s\": %.3f", (long long)j->n_codes, (unsigned long long)j->p.seed, j->p.cfg_scale,
                j->p.temperature, j->p.top_k, j->gen_seconds);
         if (j->best_of > 1) printf(", \"best_of\": %lld, \"logprob\": %.4f", j->best_of, j->logprob);
+        if (j->pieces) printf(", \"pieces\": %lld", j->pieces);
         printf("}\n");
     } else if (!j->c.quiet) {
         if (j->best_of > 1)

@@ -15,7 +15,9 @@ typedef struct media_job {
     const char *codec_suffix; /* "-vq.gguf", "-audiocodec.gguf"                          */
     char        codec_path[1024];
     loom_media_params p;
-    double      seconds;      /* speak: --seconds                                        */
+    double      seconds;      /* speak: --seconds (each piece's)                          */
+    int         verbatim;     /* speak: --verbatim, the text as given in one piece        */
+    long long   pieces;       /* speak: sentences said one by one (0: not speak)          */
     long long   frames, size; /* animate: --frames, --size                               */
     double      fps;          /* animate: --fps                                          */
     long long   best_of;      /* --best-of N: candidates to rank (1: no ranking)          */

@@ -647,6 +647,22 @@ int  loom_audio_split(const float *pcm, size_t n, int sample_rate, int64_t max_l
                       loom_audio_span **spans, size_t *n_spans, char *err, size_t err_size);
 void loom_audio_spans_free(loom_audio_span **spans);
 
+/* Text to say, as a speech model trained on transcripts reads it, one sentence per piece:
+ * words lowercased (ASCII; other UTF-8 kept) and separated by single spaces, inner
+ * apostrophes kept, numbers in English words ("1,204.5" → "one thousand two hundred four
+ * point five"; a leading zero or more than 12 digits, digit by digit), % & + said as
+ * "percent", "and", "plus", other punctuation dropped. Pieces end at . ! ? ; : … and line
+ * breaks; a sentence longer than max_chars (16 or more) is cut at its last comma that fits,
+ * else its last space. loom-tiny's speech was transcribed that way: given "Maria caught the
+ * box." it said "go forward", given "maria caught the box" what was asked, and one clip holds
+ * what it was trained on (utterances of up to 10 s). `loom speak` says each piece and joins
+ * the codes. Text longer than 1 MiB is LOOM_ERR_LIMIT; text without words or numbers,
+ * LOOM_ERR_INVALID_ARG. *pieces (*n_pieces NUL-terminated strings) is owned by the caller:
+ * loom_speech_pieces_free. */
+int  loom_speech_pieces(const char *text, size_t max_chars, char ***pieces, size_t *n_pieces,
+                        char *err, size_t err_size);
+void loom_speech_pieces_free(char ***pieces, size_t n_pieces);
+
 /* Write interleaved pcm [n_frames][channels] as WAV (16-bit PCM, clipped to [-1, 1], or
  * 32-bit float). The file appears atomically: written under a temporary name, renamed. */
 typedef enum loom_wav_format { LOOM_WAV_PCM16 = 0, LOOM_WAV_F32 = 1 } loom_wav_format;

@@ -133,6 +133,23 @@ void loom_audio_spans_free(loom_audio_span **spans)
     *spans = NULL;
 }
 
+int loom_speech_pieces(const char *text, size_t max_chars, char ***pieces, size_t *n_pieces, char *err,
+                       size_t err_size)
+{
+    lm_error e = {0};
+    int64_t k = 0;
+    if (!pieces || !n_pieces)
+        return copy_err(&e, lm_fail(&e, LOOM_ERR_INVALID_ARG, "speech text: no place for the pieces"), err, err_size);
+    const int rc = lm_speech_pieces(text, max_chars, pieces, &k, &e);
+    *n_pieces = (size_t)k;
+    return copy_err(&e, rc, err, err_size);
+}
+
+void loom_speech_pieces_free(char ***pieces, size_t n_pieces)
+{
+    lm_speech_pieces_free(pieces, (int64_t)n_pieces);
+}
+
 float loom_audio_normalize(float *pcm, size_t n, float peak)
 {
     return pcm ? lm_audio_normalize(pcm, n > (size_t)INT64_MAX ? INT64_MAX : (int64_t)n, peak) : 1.0f;

@@ -161,6 +161,23 @@ static void test_chat_media(const char *tiny)
     snprintf(a, sizeof a, "%s/chat-1.wav", dir);
     snprintf(b, sizeof b, "%s/s.wav", dir);
     CHECK(same_file(a, b), "chat's WAV equals speak's");
+    /* speak says the text as its speech was transcribed (loom_speech_pieces): capitals and a
+     * full stop change nothing; two sentences are said one by one and their codes joined */
+    CHECK(loom("speak -m %s -p 'The Red circle.' --seed 2 -q -o s2.wav -t 2", tiny) == 0, "speak: %s", out);
+    snprintf(a, sizeof a, "%s/s2.wav", dir);
+    CHECK(same_file(a, b), "'The Red circle.' is said as 'the red circle'");
+    long long n1 = -1, n2 = -1, n12 = -1;
+    const char *c;
+    if (loom("speak -m %s -p 'the red circle' --json -o s.wav", tiny) == 0 && (c = strstr(out, "\"codes\": ")))
+        n1 = atoll(c + 9);
+    if (loom("speak -m %s -p 'a blue square' --json -o s.wav", tiny) == 0 && (c = strstr(out, "\"codes\": ")))
+        n2 = atoll(c + 9);
+    CHECK(loom("speak -m %s -p 'The red circle! A blue square?' --json -o s.wav", tiny) == 0 &&
+          strstr(out, "\"pieces\": 2") && (c = strstr(out, "\"codes\": ")) && (n12 = atoll(c + 9)) == n1 + n2 && n1 > 0 && n2 > 0,
+          "two sentences: %lld codes = %lld + %lld (%s)", n12, n1, n2, out);
+    CHECK(loom("speak -m %s -p 'The red circle! A blue square?' --verbatim --json -o s.wav", tiny) == 0 &&
+          !strstr(out, "\"pieces\""), "--verbatim: one clip (%s)", out);
+    CHECK(loom("speak -m %s -p '?! ...' -o s.wav", tiny) == 2 && strstr(out, "nothing to say"), "no words: %s", out);
     CHECK(loom("chat -m %s -p 'Animate: a small blue square moves from the left to the center, on a gray background' "
                "--seed 1 -o .", tiny) == 0 &&
           strstr(out, "[video: ./chat-1.mp4, 4 frames]"), "chat animates: %s", out);
