@@ -386,7 +386,8 @@ def train(a, rank=0):
     print("task weights:", dict(zip(tasks, weights)), flush=True)
     word_w = answer_word_weights(tok, a.shape_weight)
     swap = [(ids, p) for ids, p in ((colour_ids(tok), a.colour_swap), (position_ids(tok), a.position_swap),
-                                    *((ids, a.count_swap) for ids in count_ids(tok))) if p > 0]
+                                    *((ids, a.count_swap) for ids in count_ids(tok)),
+                                    (torch.arange(U.AUDIO_START, U.AUDIO_START + U.AUDIO_COUNT), a.code_swap)) if p > 0]
     budget = a.minutes * 60
     t_start, t_save = time.time() - elapsed, time.time()
     hist = {t: [] for t in tasks}
@@ -801,6 +802,11 @@ def main():
     ap.add_argument("--count-swap", type=float, default=0.0,
                     help="the same for the count words two … five: how many places follow must come "
                          "from the picture, not from the number written before them")
+    ap.add_argument("--code-swap", type=float, default=0.0,
+                    help="probability that an audio code of an answer (text to speech, say_write) is fed "
+                         "back as a random code (its label stays): the next code must lean on the words, "
+                         "not only on the codes so far (sampled speech drifts: its first words right, "
+                         "then another sentence of the world)")
     ap.add_argument("--ctc-batch", type=int, default=16, help="clips per step of `audio`")
     ap.add_argument("--no-augment", dest="augment", action="store_false",
                     help="`audio`: train on the clips as they are (no shifted or masked log-mels)")
