@@ -28,7 +28,7 @@ metrics on the data itself and on its codec round trips (what exact codes would 
   video       event, moving object, full main clause and whole description exact, on test clips
               (the MP4 files, decoded by loom); moving object also on the clips whose event ×
               shape, and on those whose moving colour × shape, is held out (test only)
-  tts         WER of loom's own transcription of `loom speak` output
+  tts         WER of loom's own transcription of `loom speak` output (or --judge MODEL's)
   t2v         the scene detector on the first and last frame of `loom animate` outputs for test
               clip descriptions: each frame's objects (colour, shape, position, count), the
               event (the main object moved / grew / shrank / changed colour / (dis)appeared
@@ -82,9 +82,9 @@ def norm_text(s):
     return re.sub(r"[^a-z0-9' ]+", " ", s.lower()).strip()
 
 
-def loom(a, *args):
+def loom(a, *args, model=None):
     t = time.time()
-    p = subprocess.run([a.loom, *args, "-m", a.model, "-q", "-t", str(a.threads)], capture_output=True, text=True,
+    p = subprocess.run([a.loom, *args, "-m", model or a.model, "-q", "-t", str(a.threads)], capture_output=True, text=True,
                        env=env_without_tcmalloc())
     if p.returncode != 0:
         raise RuntimeError(f"loom {' '.join(args)}: exit {p.returncode}: {p.stderr.strip()}")
@@ -418,7 +418,7 @@ def eval_tts(a, tmp):
         try:
             _, dt = loom(a, "speak", "-p", r["text"], "-o", wav, "--seed", str(i), *a.speak_args.split())
             dts.append(dt)
-            out, _ = loom(a, "transcribe", wav)
+            out, _ = loom(a, "transcribe", wav, model=a.judge)
         except RuntimeError as err:   # e.g. the model closed the clip at once: counts as nothing heard
             print(f"tts {i}: {err}", flush=True)
             failed += 1
@@ -474,7 +474,7 @@ def eval_say_write(a, tmp):
         heard = ""
         if wavs:
             spoke += 1
-            heard, _ = loom(a, "transcribe", wavs[0])
+            heard, _ = loom(a, "transcribe", wavs[0], model=a.judge)
         de, dn = wer_counts(norm_text(r["text"]), norm_text(heard))
         ea, na = ea + de, na + dn
     return {"clip written": spoke / len(meta), "WER of the written words": ew / nw,
@@ -555,6 +555,9 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--imagine-args", default="")
     ap.add_argument("--speak-args", default="")
+    ap.add_argument("--judge", default=None,
+                    help="tts, say_write: the model whose transcription scores the speech (default: --model itself; "
+                         "a fixed judge separates a change in speaking from one in hearing)")
     ap.add_argument("--beams", type=int, default=0, help="beams for caption, transcribe and describe, and for the PyTorch side "
                     "of --bench (0: the loom command's defaults, " + ", ".join(f"{k} {v}" for k, v in CLI_BEAMS.items()) + ")")
     ap.add_argument("--animate-args", default="")
