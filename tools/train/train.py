@@ -407,7 +407,13 @@ def train(a, rank=0):
             from tools.train import pack
             pack.save_weights(model, U.config_dict(model.c), step, a.snap)
 
-    params = list(model.parameters())
+    for part in filter(None, a.frozen.split(",")):
+        if part not in ("vis", "aud"):
+            raise SystemExit(f"--frozen: unknown part '{part}' (use vis, aud)")
+        for p in getattr(model, part).parameters():
+            p.requires_grad_(False)      # no gradient: AdamW leaves it (and its decay) alone
+    params = [p for p in model.parameters() if p.requires_grad]
+    print(f"trained: {sum(p.numel() for p in params) / 1e6:.2f} M parameters", flush=True)
     moe = [L for L in model.dec.layers if L.moe]
     for L in model.dec.layers:
         L.drop = a.dropout
@@ -453,7 +459,7 @@ def train(a, rank=0):
             dist.all_reduce(load)
             for L, l in zip(moe, load / world):
                 L.load = l
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         model.dec.update_bias(1e-3)
         step += 1
@@ -829,6 +835,9 @@ def main():
     ap.add_argument("--video-mp4", type=float, default=0.0,
                     help="`train`: share of video-description clips read as their MP4s decode "
                          "(videos/train_mp4.npy from prep.py) instead of the exact renders")
+    ap.add_argument("--frozen", default="",
+                    help="`train`: parts whose weights stay as they are, comma-separated: vis (the vision encoder "
+                         "and its projector), aud (the audio encoder and its projector)")
     ap.add_argument("--vis-batch", type=int, default=64, help="pictures per step of `vision`")
     ap.add_argument("--freeze", action="store_true", help="`vision`: train the attribute head alone (a probe, writes nothing); "
                          "`audio`: train the CTC head alone on the frozen encoder")
