@@ -17,6 +17,7 @@ writes data/speech/{split}/{id}.wav and data/speech/{split}.jsonl
 ({"id", "wav", "text", "voice", "variant", "speed", "pitch", "reverb", "snr_db", "seconds"}).
 """
 import argparse
+import ctypes
 import json
 import os
 import re
@@ -293,6 +294,50 @@ def synth(job):
     y *= min(1.0, 0.95 / (np.abs(y).max() + 1e-9))
     write_wav(job["path"], y)
     return len(y) / SR
+
+
+class _Event(ctypes.Structure):      # espeak_EVENT (speak_lib.h)
+    _fields_ = [("type", ctypes.c_int), ("unique_identifier", ctypes.c_uint), ("text_position", ctypes.c_int),
+                ("length", ctypes.c_int), ("audio_position", ctypes.c_int), ("sample", ctypes.c_int),
+                ("user_data", ctypes.c_void_p), ("id", ctypes.c_char * 8)]
+
+
+_ESPEAK = {}
+
+
+def word_starts(text, voice):
+    """Where the words of `text` begin in the clip synth() writes for `voice` (a TTS_VOICE-like
+    dict without reverb): [(index of the first word, seconds)], one per word espeak-ng reports
+    (it speaks some short words with the next, "in the", as one), or None when its words do not
+    start where the text's do. espeak-ng's library speaks the samples its command writes (a
+    prefix of them: the command adds trailing silence) and reports each word's first sample;
+    sox then pads 0.1 s in front."""
+    if not _ESPEAK:
+        lib = ctypes.CDLL("libespeak-ng.so.1")
+        cb_type = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event))
+        _ESPEAK.update(lib=lib, rate=lib.espeak_Initialize(2, 0, None, 0), events=[])  # AUDIO_OUTPUT_SYNCHRONOUS
+
+        def on_audio(_wav, _n, ev):
+            i = 0
+            while ev[i].type != 0:                     # espeakEVENT_LIST_TERMINATED
+                if ev[i].type == 1 and ev[i].text_position > 0:   # espeakEVENT_WORD (some clips end with one at 0)
+                    _ESPEAK["events"].append((ev[i].text_position, ev[i].sample))
+                i += 1
+            return 0
+        _ESPEAK["cb"] = cb_type(on_audio)              # kept alive as long as the library may call it
+        lib.espeak_SetSynthCallback(_ESPEAK["cb"])
+    lib, events = _ESPEAK["lib"], _ESPEAK["events"]
+    events.clear()
+    lib.espeak_SetVoiceByName(f"{voice['voice']}+{voice['variant']}".encode())
+    lib.espeak_SetParameter(1, int(voice["speed"]), 0)     # espeakRATE
+    lib.espeak_SetParameter(3, int(voice["pitch"]), 0)     # espeakPITCH
+    b = text.encode()
+    if lib.espeak_Synth(b, len(b) + 1, 0, 1, 0, 0, None, None) != 0:   # POS_CHARACTER, espeakCHARS_AUTO
+        return None
+    starts = {m.start() + 1: k for k, m in enumerate(re.finditer(r"\S+", text))}   # espeak counts from 1
+    if not events or events[0][0] != 1 or any(p not in starts for p, _ in events):
+        return None
+    return [(starts[p], 0.1 + sample / _ESPEAK["rate"]) for p, sample in events]
 
 
 # loom's own voice (the "voice" split): a training voice, clean; white noise at 40 dB SNR, the

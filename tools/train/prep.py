@@ -1,8 +1,8 @@
 """Precompute what training reads besides pixels: VQ codes of every scene (text-to-image
-targets), Whisper log-mels of every utterance (transcription inputs), audio-codec codes
-of every utterance (text-to-speech targets) and the training clips' frames as decoded from
-their MP4s (what loom reads), pictures and speech in two processes. Resumable: finished
-files are kept.
+targets), Whisper log-mels of every utterance (transcription inputs), audio-codec codes of
+every utterance (text-to-speech targets), where the words of loom's own voice begin among its
+codes, and the training clips' frames as decoded from their MP4s (what loom reads), pictures
+and speech in two processes. Resumable: finished files are kept.
 
     /usr/bin/python3 tools/train/prep.py [--data data] [--models models]
 """
@@ -139,6 +139,35 @@ def speech_features(data, models):
         print(f"speech/{split}: {len(recs)} utterances", flush=True)
 
 
+def speech_units(data, models):
+    """speech/voice_units.npz: where each word of loom's own voice's utterances begins among its
+    audio codes, as espeak-ng reports it (tools/data/speech.py word_starts): per utterance a list
+    of units (first word, first code), the first at code 0 (the clip's lead-in silence is its
+    first word's). `train.py --tts-words` interleaves the words with their codes. An utterance
+    whose words espeak-ng does not report gets no units (unit_len 0)."""
+    out = os.path.join(data, "speech", "voice_units.npz")
+    src = os.path.join(data, "speech", "voice_feats.npz")
+    if os.path.exists(out) or not os.path.exists(src):
+        return
+    from tools.data import speech as speech_data
+    rate = audiocodec.load_gguf(os.path.join(models, "loom-tiny-audiocodec.gguf")).cfg.codes_per_second
+    codes_len = np.load(src)["codes_len"]
+    recs = [json.loads(line) for line in open(os.path.join(data, "speech", "voice.jsonl"))]
+    words, codes, lens = [], [], []
+    for r, n in zip(recs, codes_len):
+        units = speech_data.word_starts(r["text"], r)
+        if units is None:
+            lens.append(0)
+            continue
+        c = [0] + [min(int(n), int(round(t * rate))) for _, t in units[1:]]
+        words += [w for w, _ in units]
+        codes += list(np.maximum.accumulate(c))
+        lens.append(len(units))
+    np.savez(out, unit_word=np.array(words, np.int16), unit_code=np.array(codes, np.int32),
+             unit_len=np.array(lens, np.int32))
+    print(f"speech/voice: {sum(1 for n in lens if n)} of {len(recs)} utterances split into words", flush=True)
+
+
 def pictures(data, models):
     torch.set_num_threads(1)
     scene_codes(data, models)
@@ -151,6 +180,7 @@ def speech(data, models):
     torch.set_num_threads(1)
     if os.path.exists(os.path.join(data, "speech", "test.jsonl")):
         speech_features(data, models)
+        speech_units(data, models)
 
 
 def main():

@@ -69,7 +69,7 @@ def load_speech(folder, split):
 
 class Data:
     def __init__(self, root, split, speech_augment=0.0, video_mp4=0.0, speech_tempo=0.0, speech_accents=0.0,
-                 speech_shift=0.0, speech_gain=0.0, tts_voice=0.0):
+                 speech_shift=0.0, speech_gain=0.0, tts_voice=0.0, tts_words=False):
         self.split = split
         self.speech_augment = speech_augment   # share of transcription mels given mel_augmented()
         self.speech_tempo = speech_tempo       # mel_augmented() also stretches time by up to ± this
@@ -93,6 +93,15 @@ class Data:
         if tts_voice > 0 and self.voice is None:
             sys.exit("--tts-voice: data/speech/voice_feats.npz is missing; run tools/data/speech.py "
                      "--voice N, then tools/train/prep.py")
+        self.units = None                      # --tts-words: [(first word, first code)] per voice utterance
+        if tts_words:
+            p = os.path.join(root, "speech", "voice_units.npz")
+            if self.voice is None or not os.path.exists(p):
+                sys.exit("--tts-words: needs --tts-voice and data/speech/voice_units.npz (tools/train/prep.py)")
+            z = np.load(p)
+            uo = np.concatenate([[0], np.cumsum(z["unit_len"])])
+            self.units = [list(zip(z["unit_word"][a:b].tolist(), z["unit_code"][a:b].tolist()))
+                          for a, b in zip(uo[:-1], uo[1:])]
         v = os.path.join(root, "videos", f"{split}.npy")
         self.videos = np.load(v, mmap_mode="r") if os.path.exists(v) else None
         self.video_meta = [json.loads(l) for l in open(os.path.join(root, "videos", f"{split}.jsonl"))] \
@@ -179,13 +188,15 @@ class Data:
         return x
 
     def spoken(self, i, rng):
-        """(text, audio codes) of a text-to-speech target: utterance i, or with probability
-        --tts-voice a random one of loom's own voice (the "voice" split)."""
-        s = self.speech
+        """(text, audio codes, word units or None) of a text-to-speech target: utterance i, or
+        with probability --tts-voice a random one of loom's own voice (the "voice" split), whose
+        word units (prep.py speech_units) come with it under --tts-words."""
+        s, units = self.speech, None
         if self.voice is not None and rng.random() < self.tts_voice:
             s = self.voice
             i = rng.randrange(len(s["meta"]))
-        return s["meta"][i]["text"], s["codes"][s["co"][i]:s["co"][i + 1]]
+            units = self.units[i] if self.units else None
+        return s["meta"][i]["text"], s["codes"][s["co"][i]:s["co"][i + 1]], units or None
 
     def sample(self, task, i, rng):
         """One chat turn for `task` on item i → (segments, answer_from)."""
@@ -222,7 +233,7 @@ class Data:
                           [("ctl", "<|image|>"), ("codes", U.IMAGE_START, self.scene_codes[i].reshape(-1)),
                            ("ctl", "<|/image|>"), ("text", "I drew " + cap + ".")])
         if task == "say_write":     # interleaved reply: speech, then the same words as text
-            text, codes = self.spoken(i, rng)
+            text, codes, _ = self.spoken(i, rng)
             return U.turn([("text", U.PROMPTS["tts"] + text + U.PROMPTS["say_write"])],
                           [("ctl", "<|audio|>"), ("codes", U.AUDIO_START, codes),
                            ("ctl", "<|/audio|>"), ("text", text)])
@@ -240,10 +251,9 @@ class Data:
             return U.turn([("ctl", "<|audio|>"), ("audio", mel, text), ("ctl", "<|/audio|>"),
                            ("text", U.PROMPTS["transcribe"])], [("text", text)])
         if task == "tts":
-            text, codes = self.spoken(i, rng)
+            text, codes, units = self.spoken(i, rng)
             user = [] if rng.random() < DROP_PROMPT else [("text", U.PROMPTS["tts"] + text)]
-            return U.turn(user, [("ctl", "<|audio|>"), ("codes", U.AUDIO_START, codes),
-                                 ("ctl", "<|/audio|>")])
+            return U.turn(user, [("ctl", "<|audio|>")] + U.speech_body(text, codes, units) + [("ctl", "<|/audio|>")])
         if task == "video":
             frames = self.videos_mp4[i] if self.video_mp4 and rng.random() < self.video_mp4 else self.videos[i]
             return U.turn([("ctl", "<|video|>"), ("video", frames), ("ctl", "<|/video|>"),
@@ -338,7 +348,7 @@ def train(a, rank=0):
     os.makedirs(run, exist_ok=True)
     tok = U.Tok(a.vocab)
     data = Data(a.data, "train", a.speech_augment, a.video_mp4, a.speech_tempo, a.speech_accents, a.speech_shift,
-                a.speech_gain, a.tts_voice)
+                a.speech_gain, a.tts_voice, a.tts_words)
     tasks = [t for t in a.tasks.split(",") if data.available(t)]
     print("tasks:", tasks, flush=True)
     ck = os.path.join(run, "ckpt.pt")
@@ -363,6 +373,8 @@ def train(a, rank=0):
         model = U.Unified(U.Config()).to(dev)
         opt = torch.optim.AdamW(model.parameters(), lr=a.lr, betas=(0.9, 0.95), weight_decay=0.05)
         step, elapsed = 0, 0.0
+    if a.tts_words:
+        model.c.speech_words = True      # exported as loom.audio.words: `loom speak` spells the words
     data.max_mel_frames = 2 * model.aud.pos.shape[0]   # conv2 halves the frames (tools/loompy/audio.py)
     # the draws go on from the step: a resumed run does not replay the samples it began with.
     # Data-parallel processes draw the same tasks (steps take alike long) but their own samples.
@@ -832,6 +844,9 @@ def main():
     ap.add_argument("--tts-voice", type=float, default=0.0,
                     help="`train`: share of text-to-speech and say_write turns whose target is loom's own clean "
                          "voice (tools/data/speech.py --voice) instead of the transcription data's many voices")
+    ap.add_argument("--tts-words", action="store_true",
+                    help="`train`: text-to-speech targets in loom's own voice (--tts-voice) written as each word "
+                         "followed by its codes (prep.py's voice_units.npz), so the model says the words in turn")
     ap.add_argument("--video-mp4", type=float, default=0.0,
                     help="`train`: share of video-description clips read as their MP4s decode "
                          "(videos/train_mp4.npy from prep.py) instead of the exact renders")

@@ -46,6 +46,7 @@ class Config:
         n_mm_hidden=256, n_embd_out=256, eps=1e-6))
     aud: dict = field(default_factory=lambda: dict(n_mel=80, d=128, n_head=4, n_ff=384, n_layer=3,
                                                    n_pos=500, stack=4, d_proj=256, eps=1e-5))
+    speech_words: bool = False   # speech blocks spell each word before its codes (speech_body; loom.audio.words)
 
 
 class Unified(nn.Module):
@@ -261,11 +262,28 @@ def scene_targets(meta):
 
 
 def config_dict(c: Config):
-    return {"dec": asdict(c.dec), "vis": asdict(c.vis), "aud": dict(c.aud)}
+    return {"dec": asdict(c.dec), "vis": asdict(c.vis), "aud": dict(c.aud), "speech_words": c.speech_words}
 
 
 def config_from(d):
-    return Config(dec=decoder.DecoderConfig(**d["dec"]), vis=vision.VisionConfig(**d["vis"]), aud=dict(d["aud"]))
+    return Config(dec=decoder.DecoderConfig(**d["dec"]), vis=vision.VisionConfig(**d["vis"]), aud=dict(d["aud"]),
+                  speech_words=bool(d.get("speech_words", False)))
+
+
+def speech_body(text, codes, units=None):
+    """The segments of a speech block between <|audio|> and <|/audio|>: its codes, or with word
+    units [(first word, first code), …] each unit's words (" word …", the tokens the prompt
+    spells them with) before the unit's codes. espeak-ng speaks some short words with the next
+    ("on the"), so a unit may hold several words and a word may have no codes of its own."""
+    if not units:
+        return [("codes", AUDIO_START, codes)]
+    words, out = text.split(), []
+    ends = units[1:] + [(len(words), len(codes))]
+    for (w0, c0), (w1, c1) in zip(units, ends):
+        out.append(("text", " " + " ".join(words[w0:w1])))
+        if c1 > c0:
+            out.append(("codes", AUDIO_START, codes[c0:c1]))
+    return out
 
 
 def load_gguf(stem):
@@ -277,7 +295,7 @@ def load_gguf(stem):
     dec = decoder.load_gguf(kv, tensors)
     vis = vision.load_gguf(stem + "-mmproj.gguf")
     aud = audio_enc.load_gguf(stem + "-mmproj.gguf")
-    model = Unified(Config(dec=dec.c, vis=vis.c, aud=dict(aud.hp)))
+    model = Unified(Config(dec=dec.c, vis=vis.c, aud=dict(aud.hp), speech_words=bool(kv.get("loom.audio.words", False))))
     model.dec, model.vis, model.aud = dec, vis, aud
     with torch.no_grad():
         for m in (model.aux, model.aux_a, model.aux_ctc, model.aux_attr):
@@ -315,6 +333,8 @@ def export(model, tok_path, stem, ttype=gguf.T_F16):
                  ("vocab.audio_count", AUDIO_COUNT), ("image.grid", GRID), ("video.n_frames", VIDEO_FRAMES),
                  ("video.temporal_merge", TEMPORAL_MERGE), ("video.gen_frames", GEN_FRAMES)):
         w.add_u32("loom." + k, v)
+    if model.c.speech_words:
+        w.add_bool("loom.audio.words", True)
     w.write(stem + ".gguf")
 
     # mmproj: the vision writer's file plus the audio tensors and keys
