@@ -143,21 +143,23 @@ static int32_t *turn(const media_job *j, int unconditional, int64_t *n)
 int media_generate(media_job *j)
 {
     char err[600];
-    const int64_t max = loom_media_max_codes(j->m, j->p);
+    if (j->kind == LOOM_MEDIA_AUDIO) j->p.words = j->prompt;   /* spelt by loom.audio.words models */
+    const int64_t max = loom_media_max_codes(j->m, j->p), block = loom_media_block_len(j->m, j->p);
     const int guided = j->p.cfg_scale != 0.0f && j->p.cfg_scale != 1.0f;
     int64_t n_cond = 0, n_unc = 0;
     int32_t *cond = turn(j, 0, &n_cond), *unc = guided ? turn(j, 1, &n_unc) : NULL;
     free(j->codes);
     j->codes = max > 0 ? malloc((size_t)max * sizeof *j->codes) : NULL;
     int status = cond && (unc || !guided) && j->codes ? EXIT_OK : EXIT_FAILED;
-    if (status == EXIT_OK && max <= 0) cli_error("%s: %s", j->cmd, loom_status_str((int)max));
+    if (status == EXIT_OK && (max <= 0 || block <= 0)) {
+        cli_error("%s: %s", j->cmd, loom_status_str((int)(max <= 0 ? max : block)));
+        status = EXIT_FAILED;
+    }
     loom_session *s = NULL, *u = NULL;
     loom_session_params sp = loom_session_default_params();
     sp.n_threads = j->c.threads;
     sp.matmul = j->c.matmul;
-    /* prompt + open + codes + frame markers + close */
-    const int64_t frames = j->kind == LOOM_MEDIA_VIDEO ? max / ((int64_t)j->v.image_grid * j->v.image_grid) : 0;
-    sp.n_ctx = (int32_t)(n_cond + max + frames + 2);
+    sp.n_ctx = (int32_t)(n_cond + block);
     if (status == EXIT_OK && (loom_session_create(j->m, sp, &s, err, sizeof err) < 0 ||
                               (guided && loom_session_create(j->m, sp, &u, err, sizeof err) < 0))) {
         cli_error("%s: %s", j->cmd, err);

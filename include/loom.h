@@ -387,6 +387,11 @@ typedef struct loom_media_params {
     uint64_t seed;              /* same seed, same codes                                     */
     int32_t  max_audio_codes;   /* audio: the block is closed after this many (default 250)   */
     int32_t  n_frames;          /* video: frames; 0 = the model's loom.video.gen_frames       */
+    const char *words;          /* audio on a model with loom.audio.words: the text spoken,
+                                   spelt into the block one word at a time (" word" tokens),
+                                   codes drawn between them, the close only after the last
+                                   word (docs/FORMAT.md); NULL: codes only. Not copied: it
+                                   must outlive the call. Other models and media ignore it. */
     loom_progress_fn    on_progress;  /* may be NULL                                         */
     loom_abort_fn       should_abort; /* may be NULL; polled before each step                */
     const volatile int *abort_flag;   /* may be NULL; nonzero aborts (e.g. set by SIGINT)    */
@@ -960,6 +965,8 @@ typedef struct loom_media_vocab {
     int32_t video_n_frames;            /* frames sampled from an input video                   */
     int32_t video_temporal_merge;      /* consecutive input frames merged into one group       */
     int32_t video_gen_frames;          /* frames of a generated video                          */
+    int32_t audio_words;               /* 1: speech blocks spell each word before its codes
+                                          (loom.audio.words; see loom_media_params.words)      */
 } loom_media_vocab;
 
 /* Fill *out (all zeros for a plain decoder). */
@@ -983,6 +990,10 @@ int64_t loom_media_prompt(const loom_model *m, int kind, const char *text, int u
 /* Most codes a block with these params produces (image grid², video frames·grid², audio
  * max_audio_codes): the size of `codes` below. Negative status if m cannot generate it. */
 int64_t loom_media_max_codes(const loom_model *m, loom_media_params p);
+/* Most tokens the block takes in a session after its prompt: open, codes, frame markers,
+ * p.words' tokens (loom.audio.words models), close; what n_ctx must leave room for.
+ * Negative status if m cannot generate it or p.words cannot be tokenized. */
+int64_t loom_media_block_len(const loom_model *m, loom_media_params p);
 
 /* Generate one media block after prompt[0..n_prompt) (a chat turn ending with
  * <|assistant|>, e.g. from loom_media_prompt; n_prompt 0 continues after what s holds).

@@ -86,7 +86,10 @@ int lm_block_describe(const loom_model *m, const loom_media_params *p, lm_block 
 }
 
 int64_t lm_block_max_codes(const lm_block *b) { return b->n_frames * b->per_frame; }
-int64_t lm_block_max_len(const lm_block *b) { return 2 + lm_block_max_codes(b) + (b->frame >= 0 ? b->n_frames : 0); }
+int64_t lm_block_max_len(const lm_block *b)
+{
+    return 2 + lm_block_max_codes(b) + (b->frame >= 0 ? b->n_frames : 0) + (b->n_words ? b->word_end[b->n_words - 1] : 0);
+}
 
 int lm_block_kind_of(const loom_model *m, int32_t token)
 {
@@ -111,13 +114,24 @@ int64_t lm_block_unfinished(const loom_model *m, const int32_t *hist, int64_t n,
     return n - 1 - j;
 }
 
-/* The token that must come next, or -1 when a code is to be drawn. */
+static int32_t word_start(const lm_block *b, int32_t k) { return k ? b->word_end[k - 1] : 0; }
+
+/* The token that must come next, or -1 when a code (or block_extra) is to be drawn. */
 static int32_t block_forced(const lm_block *b)
 {
     if (!b->opened) return b->open;
     if (b->frame_i == b->n_frames) return b->close;
     if (b->frame >= 0 && !b->marked) return b->frame;
+    if (b->word_pos > 0) return b->word_tok[word_start(b, b->word_i) + b->word_pos];   /* the rest of a word */
     return -1;
+}
+
+/* The one token besides the codes that may be drawn: the next word's first token while words
+ * are left to spell, else (audio) the close; -1 if none. */
+static int32_t block_extra(const lm_block *b)
+{
+    if (b->word_i < b->n_words) return b->word_tok[word_start(b, b->word_i)];
+    return b->model_closes ? b->close : -1;
 }
 
 /* Record tok; returns 1 if it was a code (stored in codes). */
@@ -126,6 +140,13 @@ static int block_accept(lm_block *b, int32_t tok, int32_t *codes)
     if (!b->opened) { b->opened = 1; return 0; }
     if (tok == b->close) { b->closed = 1; return 0; }
     if (b->frame >= 0 && !b->marked) { b->marked = 1; return 0; }
+    if (tok < b->lo || tok >= b->hi) {   /* a word's token (the only others allowed here) */
+        if (word_start(b, b->word_i) + ++b->word_pos == b->word_end[b->word_i]) {
+            b->word_i++;
+            b->word_pos = 0;
+        }
+        return 0;
+    }
     codes[b->n_codes++] = tok - b->lo;
     if (++b->in_frame == b->per_frame) {
         b->frame_i++;
@@ -133,6 +154,44 @@ static int block_accept(lm_block *b, int32_t tok, int32_t *codes)
         b->marked = 0;
     }
     return 1;
+}
+
+static int is_blank(char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
+
+/* words split at white space, each tokenized as " word" (as the prompt's text spells it, and
+ * as training wrote it: tools/train/unified.py speech_body) into w->word_tok / word_end. */
+static int spell_words(lm_media_writer *w, const loom_model *m, const char *words)
+{
+    const size_t len = strlen(words);
+    if (len > LM_MEDIA_MAX_WORDS_BYTES)
+        return lm_fail(&w->e, LOOM_ERR_LIMIT, "media: %zu bytes of words to speak (at most %d)", len,
+                       LM_MEDIA_MAX_WORDS_BYTES);
+    /* byte-level tokens: at most one per byte of " word" */
+    char *one = malloc(len + 2);
+    w->word_tok = malloc((2 * len + 1) * sizeof *w->word_tok);
+    w->word_end = malloc((len / 2 + 1) * sizeof *w->word_end);
+    int rc = one && w->word_tok && w->word_end ? 0 : lm_fail(&w->e, LOOM_ERR_NO_MEMORY, "media: out of memory");
+    int32_t n_tok = 0;
+    for (const char *c = words; rc == 0 && *c;) {
+        while (is_blank(*c)) c++;
+        const char *end = c;
+        while (*end && !is_blank(*end)) end++;
+        if (end == c) break;
+        one[0] = ' ';
+        memcpy(one + 1, c, (size_t)(end - c));
+        const int64_t k = lm_tokenize(m->tok, one, (size_t)(end - c) + 1, 0, 0, w->word_tok + n_tok,
+                                      (int64_t)(2 * len + 1) - n_tok);
+        if (k <= 0 || n_tok + k > (int64_t)(2 * len + 1))
+            rc = lm_fail(&w->e, k < 0 ? (int)k : LOOM_ERR_INVALID_ARG, "media: cannot tokenize the word '%.*s'",
+                         (int)(end - c), c);
+        else {
+            n_tok += (int32_t)k;
+            w->word_end[w->n_words++] = n_tok;
+        }
+        c = end;
+    }
+    free(one);
+    return rc;
 }
 
 int loom_model_can_generate(const loom_model *m, int kind, char *err, size_t err_size)
@@ -150,6 +209,21 @@ int64_t loom_media_max_codes(const loom_model *m, loom_media_params p)
     lm_block b = {0};
     int rc = m ? lm_block_describe(m, &p, &b, NULL) : LOOM_ERR_INVALID_ARG;
     return rc < 0 ? rc : lm_block_max_codes(&b);
+}
+
+int64_t loom_media_block_len(const loom_model *m, loom_media_params p)
+{
+    lm_media_writer w = {0};
+    lm_block b = {0};
+    int64_t rc = m ? lm_block_describe(m, &p, &b, NULL) : LOOM_ERR_INVALID_ARG;
+    if (rc == 0 && p.kind == LOOM_MEDIA_AUDIO && m->vocab.audio_words && p.words) rc = spell_words(&w, m, p.words);
+    if (rc == 0) {
+        b.word_end = w.word_end;
+        b.n_words = w.n_words;
+        rc = lm_block_max_len(&b);
+    }
+    lm_media_writer_free(&w);
+    return rc;
 }
 
 int64_t loom_media_prompt(const loom_model *m, int kind, const char *text, int unconditional, int32_t *out,
@@ -188,6 +262,7 @@ static int session_fail(lm_media_writer *w, loom_session *s, int rc)
     return lm_fail(&w->e, rc, "%s%s", s == w->u ? "unconditional session: " : "", loom_session_error(s));
 }
 
+
 int lm_media_writer_init(lm_media_writer *w, const loom_model *m, loom_session *s, loom_session *u,
                          loom_media_params p)
 {
@@ -200,14 +275,19 @@ int lm_media_writer_init(lm_media_writer *w, const loom_model *m, loom_session *
     sp.seed = p.seed;
     w->smp = lm_sampler_create(sp, V);
     w->mix = u ? calloc((size_t)V, sizeof *w->mix) : NULL;
-    return !w->smp || (u && !w->mix) ? lm_fail(&w->e, LOOM_ERR_NO_MEMORY, "media: out of memory") : 0;
+    if (!w->smp || (u && !w->mix)) return lm_fail(&w->e, LOOM_ERR_NO_MEMORY, "media: out of memory");
+    return p.kind == LOOM_MEDIA_AUDIO && m->vocab.audio_words && p.words ? spell_words(w, m, p.words) : 0;
 }
 
 void lm_media_writer_free(lm_media_writer *w)
 {
     lm_sampler_free(&w->smp);
     free(w->mix);
+    free(w->word_tok);
+    free(w->word_end);
     w->mix = NULL;
+    w->word_tok = w->word_end = NULL;
+    w->n_words = 0;
 }
 
 int lm_media_writer_prepare(lm_media_writer *w, loom_session *sess, const int32_t *prompt, int64_t n,
@@ -236,8 +316,8 @@ int lm_media_writer_replay(lm_media_writer *w, const int32_t *toks, int64_t n)
 {
     static const char *const name[3] = {"image", "audio", "video"};
     for (int64_t i = 0; i < n; i++) {
-        const int32_t f = block_forced(&w->b), t = toks[i];
-        if (f >= 0 ? t != f : t < w->b.lo || t >= w->b.hi)
+        const int32_t f = block_forced(&w->b), t = toks[i], x = block_extra(&w->b);
+        if (f >= 0 ? t != f : (t < w->b.lo || t >= w->b.hi) && (t != x || t == w->b.close))
             return lm_fail(&w->e, LOOM_ERR_INVALID_ARG, "the prompt ends inside an unfinished %s block whose "
                            "token %lld after the open token (id %d) cannot stand there (expected %s)", name[w->b.kind],
                            (long long)i + 1, t, f == w->b.close ? "the block's end: it has all its codes"
@@ -258,10 +338,15 @@ int32_t lm_media_writer_next(lm_media_writer *w)
     if (forced >= 0) return forced;
     if (aborted(&w->p)) return lm_fail(&w->e, LOOM_ERR_ABORTED, "media generation aborted");
     const float *l = loom_session_logits(w->s);
+    const int32_t x = block_extra(&w->b);
+    if (w->b.n_words) {   /* the codes and the next word's first token (or, at the end, the close) */
+        lm_sampler_allow_only(w->smp, w->b.lo, w->b.hi);
+        if (x >= 0) lm_sampler_allow_range(w->smp, x, x + 1);
+    }
     if (w->u) {   /* guided: l_u + s·(l_c − l_u) over the allowed ids (the mask hides the rest) */
         const float *lu = loom_session_logits(w->u);
         lm_logits_cfg(w->mix, l, lu, w->p.cfg_scale, w->b.lo, w->b.hi);
-        if (w->b.model_closes) lm_logits_cfg(w->mix, l, lu, w->p.cfg_scale, w->b.close, w->b.close + 1);
+        if (x >= 0) lm_logits_cfg(w->mix, l, lu, w->p.cfg_scale, x, x + 1);
         l = w->mix;
     }
     const int32_t t = lm_sampler_sample(w->smp, l);
@@ -276,7 +361,7 @@ int lm_media_writer_put(lm_media_writer *w, int32_t tok)
     if (!w->b.closed) {
         const int32_t f = block_forced(&w->b);
         const int32_t lo = f >= 0 ? f : w->b.lo, hi = f >= 0 ? f + 1 : w->b.hi;
-        const int32_t extra = f < 0 && w->b.model_closes ? w->b.close : -1;
+        const int32_t extra = f < 0 ? block_extra(&w->b) : -1;
         lm_session_limit_logits(w->s, lo, hi, extra);
         if (w->u) lm_session_limit_logits(w->u, lo, hi, extra);
     }
@@ -308,6 +393,9 @@ static int64_t generate(const loom_model *m, lm_media_writer *w, loom_media_para
         return lm_fail(&w->e, LOOM_ERR_INVALID_ARG, "media: cfg scale %g needs a second session for the "
                        "unconditional sequence (scale 0 or 1 turns guidance off)", p.cfg_scale);
     if ((rc = lm_media_writer_init(w, m, s, guided ? u : NULL, p)) < 0) return rc;
+    b.word_tok = w->word_tok;
+    b.word_end = w->word_end;
+    b.n_words = w->n_words;
     if ((rc = lm_media_writer_prepare(w, s, prompt, n_prompt, lm_block_max_len(&b))) < 0) return rc;
     if (w->u && (rc = lm_media_writer_prepare(w, w->u, uprompt, n_uncond, lm_block_max_len(&b))) < 0) return rc;
     lm_media_writer_begin(w, &b, codes, p.seed, 0);

@@ -14,6 +14,9 @@
 #include "lib/core/sampler.h"
 #include "loom.h"
 
+/* The most bytes of loom_media_params.words (a sentence to speak, not a book). */
+#define LM_MEDIA_MAX_WORDS_BYTES 65536
+
 /* The tokens of one block and how far it has been written. */
 typedef struct lm_block {
     int     kind;                 /* loom_media_kind                                   */
@@ -22,17 +25,23 @@ typedef struct lm_block {
     int32_t n_frames;             /* image 1, video frames, audio 1                     */
     int64_t per_frame;            /* codes per frame; audio: the most codes             */
     int     model_closes;         /* audio: the close token may be sampled too          */
+    /* audio on a loom.audio.words model with params.words: the words spelt in order, codes
+     * drawn between them; the close may be drawn only after the last word */
+    const int32_t *word_tok;      /* [word_end[n_words − 1]] the words' tokens, not owned */
+    const int32_t *word_end;      /* [n_words] where word k's tokens end in word_tok     */
+    int32_t n_words;
     /* progress, kept by lm_block_accept */
     int     opened, marked, closed; /* marked: the current frame's <|frame|> is written */
     int32_t frame_i;              /* frames completed                                  */
     int64_t in_frame, n_codes;    /* codes in the current frame / in the whole block    */
+    int32_t word_i, word_pos;     /* the word being (or next) spelt, its tokens written */
 } lm_block;
 
 /* The block p->kind writes on m (p: max_audio_codes, n_frames), progress zeroed.
  * LOOM_ERR_UNSUPPORTED (message names what is missing) if m cannot generate it. */
 int     lm_block_describe(const loom_model *m, const loom_media_params *p, lm_block *b, lm_error *e);
 int64_t lm_block_max_codes(const lm_block *b);   /* n_frames · per_frame                   */
-int64_t lm_block_max_len(const lm_block *b);     /* tokens: codes + open, close, markers  */
+int64_t lm_block_max_len(const lm_block *b);     /* tokens: codes + open, close, markers, words */
 /* The kind whose block `token` opens (image, audio or video), or -1. */
 int     lm_block_kind_of(const loom_model *m, int32_t token);
 
@@ -47,13 +56,17 @@ typedef struct lm_media_writer {
     lm_sampler       *smp;        /* owned: codes only                                  */
     float            *mix;        /* [n_vocab] guided logits (allowed ids only), owned  */
     int32_t          *codes;      /* [max codes of b] the block's codes, not owned      */
+    int32_t          *word_tok;   /* params.words spelt (lm_block.word_tok), owned      */
+    int32_t          *word_end;   /* [n_words] (lm_block.word_end), owned               */
+    int32_t           n_words;    /* 0: no words to spell                              */
     loom_media_params p;          /* temperature, top-k, cfg, hooks                     */
     lm_block          b;          /* the block being written                            */
     lm_error          e;
 } lm_media_writer;
 
 /* Allocate the sampler (and the guided logits when u is given: then p.cfg_scale must not be
- * 0 or 1). Nothing else allocates. */
+ * 0 or 1), and tokenize p.words when m spells speech (loom.audio.words) and p.kind is audio.
+ * Nothing else allocates. */
 int  lm_media_writer_init(lm_media_writer *w, const loom_model *m, loom_session *s, loom_session *u,
                           loom_media_params p);
 void lm_media_writer_free(lm_media_writer *w);

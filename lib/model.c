@@ -165,6 +165,9 @@ int lm_media_vocab_load(const lm_gguf *g, int32_t n_vocab, loom_media_vocab *out
     rc = rc ? rc : opt_i32(g, "loom.video.n_frames", &v.video_n_frames, e);
     rc = rc ? rc : opt_i32(g, "loom.video.temporal_merge", &v.video_temporal_merge, e);
     rc = rc ? rc : opt_i32(g, "loom.video.gen_frames", &v.video_gen_frames, e);
+    int words = 0;
+    rc = rc ? rc : lm_gguf_opt_bool(g, "loom.audio.words", &words, e);
+    v.audio_words = words != 0;
     if (rc < 0) return rc;
     rc = check_pair(g, "loom.vocab.image_start", "loom.vocab.image_count", v.image_start, v.image_count, n_vocab, e);
     if (rc == 0)

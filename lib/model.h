@@ -30,5 +30,7 @@ lm_decoder_state *lm_session_decoder_state(loom_session *s);
 /* The session's next step computes logits only for ids [lo, hi) and extra (-1: none), the
  * others -INFINITY (lm_decoder_state_limit_logits): media writers inside a block. */
 void lm_session_limit_logits(loom_session *s, int32_t lo, int32_t hi, int32_t extra);
+/* [loom_session_n_past(s)] the token at each cached position (-1: an embedding row). */
+const int32_t *lm_session_history(const loom_session *s);
 
 #endif

@@ -134,6 +134,7 @@ const char *loom_session_error(const loom_session *s) { return s ? s->err.msg : 
 int32_t loom_session_n_ctx(const loom_session *s)  { return lm_decoder_state_n_ctx(s->st); }
 int32_t loom_session_n_past(const loom_session *s) { return lm_decoder_state_n_past(s->st); }
 const float *loom_session_logits(const loom_session *s) { return s->has_logits ? s->logits : NULL; }
+const int32_t *lm_session_history(const loom_session *s) { return s->hist; }
 void lm_session_limit_logits(loom_session *s, int32_t lo, int32_t hi, int32_t extra)
 {
     lm_decoder_state_limit_logits(s->st, lo, hi, extra);

@@ -4,6 +4,7 @@
 
 #include "include/loom.h"
 #include "lib/core/sampler.h"
+#include "lib/model.h"
 #include "tests/decoder_test_util.h"
 
 enum { IMG = 64, AUD = 48, GRID = 4, FRAMES = 2 };
@@ -203,6 +204,157 @@ static void test_errors(void)
     CHECK(gen(p, NULL, codes, GRID * GRID, err) == LOOM_ERR_INVALID_ARG, "NaN temperature: %s", err);
 }
 
+/* The words of test_spoken_words: " a red circle" spelt, word k's tokens ending at ends[k]. */
+typedef struct spelling { int32_t tok[32], ends[3]; int64_t n; } spelling;
+
+/* One guided block of wm for p (p.words set): the block in s's history keeps every rule of
+ * spelt speech, and equals the block written by hand from the same prompts and seed. Sets
+ * *words_spelt and *chose_close (the model drew the close, rather than reaching the limit). */
+static void check_spelt_block(loom_model *wm, loom_session *s, loom_session *su, const int32_t *c, int64_t nc,
+                              const int32_t *u, int64_t nu, loom_media_params p, const spelling *w,
+                              int64_t *words_spelt, int *chose_close)
+{
+    char err[256];
+    int32_t codes[200];
+    loom_session_truncate(s, 0);
+    loom_session_truncate(su, 0);
+    const int64_t n = loom_generate_media(wm, s, c, nc, su, u, nu, p, codes, 200, err, sizeof err);
+    CHECK(n > 0, "words: %s", err);
+    const int32_t open = loom_token_find(wm, "<|audio|>"), close = loom_token_find(wm, "<|/audio|>");
+    const int32_t *hist = lm_session_history(s);
+    const int64_t nh = loom_session_n_past(s);
+    CHECK(nh > nc + 1 && hist[nc] == open && hist[nh - 1] == close, "the block follows the prompt and is closed");
+    int64_t n_codes = 0, n_words = 0, at = 0;
+    int whole = 1, in_order = 1;
+    for (int64_t i = nc + 1; i < nh - 1; i++) {
+        const int32_t t = hist[i];
+        if (t >= AUDIO_START && t < AUDIO_START + AUD) {
+            whole &= at == 0 || at == w->ends[n_words - 1];   /* no code inside a word */
+            in_order &= n_codes < n && codes[n_codes] == t - AUDIO_START;
+            n_codes++;
+        } else {
+            in_order &= at < w->n && t == w->tok[at];
+            if (at == (n_words ? w->ends[n_words - 1] : 0)) n_words++;
+            at++;
+        }
+    }
+    CHECK(whole && in_order, "the words' tokens come whole and in order, the codes are the ones returned");
+    CHECK(n_codes == n, "%lld codes", (long long)n);
+    *chose_close = n < p.max_audio_codes;
+    CHECK(at == w->n || !*chose_close, "the model closed only after the last word (%lld of %lld tokens)",
+          (long long)at, (long long)w->n);
+    *words_spelt = n_words;
+
+    /* the same block by hand: codes and the next word's first token (at the end, the close) */
+    loom_session_params sps = loom_session_default_params();
+    sps.n_ctx = 512; sps.n_threads = 1;
+    loom_session *a = NULL, *b = NULL;
+    CHECK(loom_session_create(wm, sps, &a, err, sizeof err) == 0 && loom_session_create(wm, sps, &b, err, sizeof err) == 0 &&
+          loom_session_prompt(a, c, nc, NULL) == 0 && loom_session_prompt(b, u, nu, NULL) == 0 &&
+          loom_session_decode_pair(a, open, b, open) == 0, "reference sessions: %s", err);
+    const int32_t V = loom_model_n_vocab(wm);
+    lm_sampler_params smp_p = lm_sampler_default_params();
+    smp_p.temperature = p.temperature; smp_p.seed = p.seed; smp_p.penalty_last_n = 0;
+    lm_sampler *smp = lm_sampler_create(smp_p, V);
+    float *mix = calloc((size_t)V, sizeof *mix);
+    int64_t i = nc + 1, k = 0, pos = 0, drawn = 0;
+    for (; a && b && smp && mix && i < nh; i++) {
+        int32_t t;
+        if (drawn == p.max_audio_codes) {
+            t = close;
+        } else if (pos > 0) {
+            t = w->tok[(k ? w->ends[k - 1] : 0) + pos];
+        } else {
+            const int32_t x = k < 3 ? w->tok[k ? w->ends[k - 1] : 0] : close;
+            const float *lc = loom_session_logits(a), *lu = loom_session_logits(b);
+            for (int32_t j = AUDIO_START; j < AUDIO_START + AUD; j++) mix[j] = lu[j] + p.cfg_scale * (lc[j] - lu[j]);
+            mix[x] = lu[x] + p.cfg_scale * (lc[x] - lu[x]);
+            lm_sampler_allow_only(smp, AUDIO_START, AUDIO_START + AUD);
+            lm_sampler_allow_range(smp, x, x + 1);
+            t = lm_sampler_sample(smp, mix);
+        }
+        if (t != hist[i] || t == close) break;
+        if (t < AUDIO_START || t >= AUDIO_START + AUD) {
+            if ((k ? w->ends[k - 1] : 0) + ++pos == w->ends[k]) { k++; pos = 0; }
+        } else {
+            drawn++;
+        }
+        loom_session_decode_pair(a, t, b, t);
+    }
+    CHECK(i == nh - 1, "seed %llu: the writer's block equals the one written by hand (to token %lld of %lld)",
+          (unsigned long long)p.seed, (long long)(i - nc), (long long)(nh - nc));
+    free(mix);
+    lm_sampler_free(&smp);
+    loom_session_free(&a);
+    loom_session_free(&b);
+}
+
+/* A loom.audio.words model spells the words between its codes: the block holds each word's
+ * " word" tokens in order, whole, with codes between them, and closes only after the last.
+ * At a temperature high enough for the random weights to draw words and the close. */
+static void test_spoken_words(const char *path)
+{
+    char err[256];
+    loom_model *wm = NULL;
+    lm_synth_params sp = lm_synth_tiny_params();
+    sp.vocab_from = "../models/loom-tiny-vocab.gguf";
+    sp.image_count = IMG; sp.audio_count = AUD; sp.image_grid = GRID; sp.video_gen_frames = FRAMES;
+    sp.audio_words = 1;
+    lm_error e = {0};
+    CHECK(lm_synth_write(&sp, path, &e) == 0, "write: %s", e.msg);
+    CHECK(loom_model_load(path, loom_model_default_params(), &wm, err, sizeof err) == 0, "load: %s", err);
+    if (!wm) return;
+    loom_media_vocab v;
+    CHECK(loom_model_media_vocab(wm, &v) == 0 && v.audio_words == 1, "loom.audio.words read");
+    CHECK(loom_model_media_vocab(m, &v) == 0 && v.audio_words == 0, "absent: 0");
+
+    spelling w = {.n = 0};
+    const char *each[3] = {" a", " red", " circle"};
+    for (int k = 0; k < 3; k++) {
+        w.n += loom_tokenize(wm, each[k], strlen(each[k]), 0, 0, w.tok + w.n, 32 - w.n);
+        w.ends[k] = (int32_t)w.n;
+    }
+    int32_t c[64], u[16];
+    const int64_t nc = loom_media_prompt(wm, LOOM_MEDIA_AUDIO, "a red circle", 0, c, 64);
+    const int64_t nu = loom_media_prompt(wm, LOOM_MEDIA_AUDIO, "a red circle", 1, u, 16);
+    loom_media_params p = loom_media_default_params(LOOM_MEDIA_AUDIO);
+    p.max_audio_codes = 200; p.temperature = 40.0f;
+    p.words = " a red\t circle ";   /* any white space between words */
+    CHECK(loom_media_block_len(wm, p) == 2 + 200 + w.n, "block length counts the words (%lld)",
+          (long long)loom_media_block_len(wm, p));
+    loom_session_params sps = loom_session_default_params();
+    sps.n_ctx = 512; sps.n_threads = 1;
+    loom_session *s = NULL, *su = NULL;
+    CHECK(loom_session_create(wm, sps, &s, err, sizeof err) == 0 && loom_session_create(wm, sps, &su, err, sizeof err) == 0,
+          "sessions: %s", err);
+    int64_t most_words = 0;
+    int closes = 0;
+    for (uint64_t seed = 1; s && su && seed <= 6; seed++) {
+        int64_t n_words = 0;
+        int chose = 0;
+        p.seed = seed;
+        check_spelt_block(wm, s, su, c, nc, u, nu, p, &w, &n_words, &chose);
+        most_words = n_words > most_words ? n_words : most_words;
+        closes += chose;
+    }
+    CHECK(most_words == 3 && closes > 0, "some seed spelt every word (%lld) and drew the close (%d)",
+          (long long)most_words, closes);
+
+    /* without words the same model writes codes only */
+    int32_t codes[200];
+    p.words = NULL;
+    loom_session_truncate(s, 0);
+    loom_session_truncate(su, 0);
+    const int64_t n2 = loom_generate_media(wm, s, c, nc, su, u, nu, p, codes, 200, err, sizeof err);
+    CHECK(n2 > 0 && loom_session_n_past(s) == nc + n2 + 2, "no words: codes only (%lld)", (long long)n2);
+    p.words = "a red circle";
+    p.kind = LOOM_MEDIA_IMAGE;
+    CHECK(loom_media_block_len(wm, p) == 2 + GRID * GRID, "an image block spells nothing");
+    loom_session_free(&s);
+    loom_session_free(&su);
+    loom_model_free(&wm);
+}
+
 int main(void)
 {
     char path[256], err[512];
@@ -227,6 +379,10 @@ int main(void)
     test_abort();
     test_audio_video();
     test_errors();
+    tmp_model_path(path, sizeof path, "genmedia_words");
+    test_spoken_words(path);
+    unlink(path);
+    tmp_model_path(path, sizeof path, "genmedia");
     loom_session_free(&s1);
     loom_session_free(&s2);
     loom_model_free(&m);

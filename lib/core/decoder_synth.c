@@ -217,6 +217,7 @@ static int media_keys(lm_gguf_writer *w, const lm_synth_params *p, int32_t base,
     if (p->video_temporal_merge > 0) U32("loom.video.temporal_merge", p->video_temporal_merge);
     if (p->video_gen_frames > 0) U32("loom.video.gen_frames", p->video_gen_frames);
 #undef U32
+    if (p->audio_words && (!skip || strcmp(skip, "loom.audio.words"))) rc |= lm_gguf_set_bool(w, "loom.audio.words", 1);
     return rc < 0 ? -1 : 0;
 }
 

@@ -43,6 +43,7 @@ typedef struct lm_synth_params {
     int32_t  audio_count;     /* > 0: loom.vocab.audio_* range after the image range        */
     int32_t  image_grid;      /* > 0: loom.image.grid                                       */
     int32_t  video_n_frames, video_temporal_merge, video_gen_frames; /* > 0: loom.video.*   */
+    int      audio_words;     /* nonzero: loom.audio.words = true                           */
 } lm_synth_params;
 
 /* A tiny model (a few hundred KB) with every feature on; callers then change fields. */

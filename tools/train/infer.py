@@ -161,38 +161,55 @@ def beam_ids(model, tok, user, n_beams, n_max=256, margins=None, ctc=None, ctc_w
 
 @torch.no_grad()
 def generate_codes(model, tok, user, open_tok, lo, hi, n, cfg=1.0, close=None, temp=0.0, seed=0, margins=None,
-                   route_margins=None):
+                   route_margins=None, words=None, block=None):
     """Codes of one media block: force `open_tok`, then n tokens from [lo, hi) (greedy when
     temp <= 0), with classifier-free guidance against the empty prompt when cfg != 1.
-    If `close` is given the block may end early when it is the best allowed token."""
+    If `close` is given the block may end early when it is the best allowed token.
+    words (a loom.audio.words model's speech): the text spoken, each word (" word" tokens)
+    spelt in turn: its first token competes with the codes, the rest is forced, and `close`
+    competes only after the last word (lib/generate_media.c). block: a list that gets every
+    token of the block after the open token, words' tokens included."""
     model.eval()
     g = torch.Generator().manual_seed(seed)
     Xc = torch.cat([_prefix(model, tok, user), model.dec.token_embd[tok.ctl[open_tok]][None, None]], 1)
     Xu = torch.cat([_prefix(model, tok, []), model.dec.token_embd[tok.ctl[open_tok]][None, None]], 1) \
         if cfg not in (0.0, 1.0) else None
+    spelt = [tok.text(" " + w) for w in (words or "").split()]
+    wi = wp = 0                           # the word being (or next) spelt, its tokens written
     codes, cc, cu = [], [], []
-    for _ in range(n):
+    while len(codes) < n:
         l = model.dec(Xc, cache=cc)[0, -1]
         gap = _route_gap(model)
         if Xu is not None:
             lu = model.dec(Xu, cache=cu)[0, -1]
             l = lu + cfg * (l - lu)
             gap = min(gap, _route_gap(model))
-        if route_margins is not None:
-            route_margins.append(gap)
-        allowed = torch.full_like(l, float("-inf"))
-        allowed[lo:hi] = l[lo:hi]
-        if close is not None:
-            allowed[close] = l[close]
-        if margins is not None:
-            margins.append(_margin(allowed))
-        if temp > 0:
-            t = int(torch.multinomial(torch.softmax(allowed / temp, -1), 1, generator=g))
+        if wp > 0:                        # the rest of a word: forced
+            t = spelt[wi][wp]
         else:
-            t = int(allowed.argmax())
-        if close is not None and t == close:
-            break
-        codes.append(t - lo)
+            extra = spelt[wi][0] if wi < len(spelt) else close
+            if route_margins is not None:
+                route_margins.append(gap)
+            allowed = torch.full_like(l, float("-inf"))
+            allowed[lo:hi] = l[lo:hi]
+            if extra is not None:
+                allowed[extra] = l[extra]
+            if margins is not None:
+                margins.append(_margin(allowed))
+            if temp > 0:
+                t = int(torch.multinomial(torch.softmax(allowed / temp, -1), 1, generator=g))
+            else:
+                t = int(allowed.argmax())
+            if close is not None and t == close:
+                break
+        if lo <= t < hi:
+            codes.append(t - lo)
+        else:
+            wp += 1
+            if wp == len(spelt[wi]):
+                wi, wp = wi + 1, 0
+        if block is not None:
+            block.append(t)
         Xc = model.dec.token_embd[t][None, None]   # only the new position; the rest is cached
         Xu = Xc if Xu is not None else None
     return np.array(codes, dtype=np.int32)
