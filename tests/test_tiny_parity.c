@@ -37,6 +37,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/media_block.h"
+#include "lib/model.h"
 #include "loom.h"
 #include "tests/check.h"
 
@@ -86,6 +88,7 @@ typedef struct ctx {
     float        *ctc_lp;               /* [ctc_T][classes] the clip read by that head       */
     int64_t       ctc_T;
     char          prompts[2][20][1024]; /* t2i, tts */
+    int           spelt;                /* loom.audio.words: tts answers are whole blocks */
 } ctx;
 
 /* PyTorch's answer to one input and its margins at each step (fixtures). */
@@ -169,6 +172,44 @@ static int force_media(ctx *c, int kind, const int32_t *cond, int64_t nc, const 
         if (t < e->want.n && loom_session_decode_pair(c->s, want, c->s2, want) < 0) return -1;
     }
     return 0;
+}
+
+/* Teacher forcing on a spelt speech block (loom.audio.words): at each step the block writer's
+ * own greedy choice (a word's forced tokens agree by construction), then PyTorch's token is
+ * fed. e->want is the whole block after <|audio|> (ids), its close step last. */
+static int force_spelt(ctx *c, const char *text, const int32_t *cond, int64_t nc, const int32_t *unc, int64_t nu,
+                       const expect *e, flips *f)
+{
+    static int32_t codes[MAX_IDS];
+    loom_media_params p = loom_media_default_params(LOOM_MEDIA_AUDIO);
+    p.temperature = 0;
+    p.cfg_scale = GUIDANCE;
+    p.words = text;
+    lm_media_writer w = {0};
+    lm_block b = {0};
+    lm_error err = {0};
+    loom_session_truncate(c->s, 0);
+    loom_session_truncate(c->s2, 0);
+    int rc = lm_block_describe(c->m, &p, &b, &err);
+    if (rc == 0 && p.max_audio_codes > MAX_IDS) rc = -1;
+    if (rc == 0) rc = lm_media_writer_init(&w, c->m, c->s, c->s2, p);
+    b.word_tok = w.word_tok;
+    b.word_end = w.word_end;
+    b.n_words = w.n_words;
+    if (rc == 0) rc = lm_media_writer_prepare(&w, c->s, cond, nc, lm_block_max_len(&b));
+    if (rc == 0) rc = lm_media_writer_prepare(&w, c->s2, unc, nu, lm_block_max_len(&b));
+    if (rc == 0) {
+        lm_media_writer_begin(&w, &b, codes, 0, 0);
+        rc = lm_media_writer_put(&w, lm_media_writer_next(&w));   /* <|audio|> */
+    }
+    const int n_steps = e->want.n + 1 < e->n_gap ? e->want.n + 1 : e->n_gap;
+    for (int t = 0; rc == 0 && t < n_steps; t++) {
+        const int32_t mine = lm_media_writer_next(&w), want = t < e->want.n ? e->want.v[t] : b.close;
+        note_step(f, t, mine, want, mine == want);
+        if (t < e->want.n) rc = lm_media_writer_put(&w, want);
+    }
+    lm_media_writer_free(&w);
+    return rc < 0 ? -1 : 0;
 }
 
 /* Greedy text answer to the chat turn in p (and its teacher-forced check). */
@@ -259,15 +300,25 @@ static int run_job(ctx *c, const char *job, int i, const expect *e, ids *got, fl
     int32_t cond[512], unc[16];
     const int64_t nc = loom_media_prompt(c->m, kind, text, 0, cond, 512);
     const int64_t nu = loom_media_prompt(c->m, kind, text, 1, unc, 16);
-    if (nc <= 0 || nc > 512 || nu <= 0 || nu > 16 || force_media(c, kind, cond, nc, unc, nu, e, f) < 0) return -1;
+    const int spelt = kind == LOOM_MEDIA_AUDIO && c->spelt;
+    if (nc <= 0 || nc > 512 || nu <= 0 || nu > 16 ||
+        (spelt ? force_spelt(c, text, cond, nc, unc, nu, e, f) : force_media(c, kind, cond, nc, unc, nu, e, f)) < 0)
+        return -1;
     loom_media_params mp = loom_media_default_params(kind);
     mp.temperature = 0;
     mp.cfg_scale = GUIDANCE;
+    mp.words = spelt ? text : NULL;
     loom_session_truncate(c->s, 0);
     loom_session_truncate(c->s2, 0);
     const int64_t n = loom_generate_media(c->m, c->s, cond, nc, c->s2, unc, nu, mp, got->v, MAX_IDS, err, sizeof err);
     if (n < 0) { printf("%s %d: %s\n", job, i, err); return -1; }
     got->n = (int)n;
+    if (spelt) {   /* the whole block as the session holds it: after <|audio|>, before the close */
+        const int32_t *h = lm_session_history(c->s);
+        const int64_t past = loom_session_n_past(c->s);
+        got->n = 0;
+        for (int64_t k = nc + 1; k < past - 1 && got->n < MAX_IDS; k++) got->v[got->n++] = h[k];
+    }
     return 0;
 }
 
@@ -377,6 +428,8 @@ int main(void)
         CHECK(loom_session_create(c.m, sp, &c.s2, err, sizeof err) == 0, "%s", err);
         CHECK(loom_prompt_create(c.m, &c.p) == 0, "prompt");
         c.mix = malloc((size_t)loom_model_n_vocab(c.m) * sizeof *c.mix);
+        loom_media_vocab mv;
+        c.spelt = loom_model_media_vocab(c.m, &mv) == 0 && mv.audio_words;
     }
     FILE *pf = fopen("data/tiny/prompts.txt", "r"), *ef = fopen("data/tiny/expected.txt", "r");
     FILE *gf = fopen("data/tiny/margins.txt", "r"), *rf = fopen("data/tiny/route_margins.txt", "r");

@@ -9,7 +9,8 @@ reference really is the bundled model), then writes tests/data/tiny/:
   speech_NN.flac      held-out-voice utterances (lossless copies of the WAVs)  (transcribe)
   video_NN.png        8 test video frames stacked vertically ([8·64][64][3]) (describe)
   prompts.txt         "t2i TEXT" / "tts TEXT" lines
-  expected.txt        "job index id,id,…" greedy answers / codes (cfg 3 for media)
+  expected.txt        "job index id,id,…" greedy answers / codes (cfg 3 for media; tts of a
+                      loom.audio.words model: the block's token ids, its words spelt in it)
   margins.txt         "job index m,m,…" PyTorch's top-2 logit gap at each of those steps: where
                       loom's F16 arithmetic may break a near-tie the other way
   beam.txt            "transcribe index id,id,… gap" the same utterances' transcripts by beam
@@ -152,10 +153,13 @@ def main():
     for i in range(n):
         text = test.speech["meta"][i]["text"]
         prompts.append(f"tts {text}")
-        g, r = [], []
-        add("tts", i, infer.generate_codes(model, tok, [("text", U.PROMPTS["tts"] + text)], "<|audio|>",
-                                           U.AUDIO_START, U.AUDIO_START + U.AUDIO_COUNT, 250, cfg=a.cfg,
-                                           close=tok.ctl["<|/audio|>"], margins=g, route_margins=r), g, r)
+        g, r, block = [], [], []
+        codes = infer.generate_codes(model, tok, [("text", U.PROMPTS["tts"] + text)], "<|audio|>",
+                                     U.AUDIO_START, U.AUDIO_START + U.AUDIO_COUNT, 250, cfg=a.cfg,
+                                     close=tok.ctl["<|/audio|>"], margins=g, route_margins=r,
+                                     words=text if model.c.speech_words else None, block=block)
+        # a loom.audio.words model's line is the whole block (token ids, its words spelt in it)
+        add("tts", i, block if model.c.speech_words else codes, g, r)
         print(f"tts {i} done", flush=True)
     with open(f"{OUT}/expected.txt", "w") as f:
         f.write("\n".join(lines) + "\n")

@@ -168,7 +168,8 @@ def generate_codes(model, tok, user, open_tok, lo, hi, n, cfg=1.0, close=None, t
     words (a loom.audio.words model's speech): the text spoken, each word (" word" tokens)
     spelt in turn: its first token competes with the codes, the rest is forced, and `close`
     competes only after the last word (lib/generate_media.c). block: a list that gets every
-    token of the block after the open token, words' tokens included."""
+    token of the block after the open token, words' tokens included; margins and route_margins
+    then get one entry per token of it (inf where a word's token was forced)."""
     model.eval()
     g = torch.Generator().manual_seed(seed)
     Xc = torch.cat([_prefix(model, tok, user), model.dec.token_embd[tok.ctl[open_tok]][None, None]], 1)
@@ -184,8 +185,11 @@ def generate_codes(model, tok, user, open_tok, lo, hi, n, cfg=1.0, close=None, t
             lu = model.dec(Xu, cache=cu)[0, -1]
             l = lu + cfg * (l - lu)
             gap = min(gap, _route_gap(model))
-        if wp > 0:                        # the rest of a word: forced
+        if wp > 0:                        # the rest of a word: forced (no near-tie there)
             t = spelt[wi][wp]
+            for m in (margins, route_margins):
+                if m is not None:
+                    m.append(float("inf"))
         else:
             extra = spelt[wi][0] if wi < len(spelt) else close
             if route_margins is not None:
