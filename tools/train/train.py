@@ -755,20 +755,22 @@ def soup(a):
     srcs = [s for s in a.soup_from.split(",") if s]
     if len(srcs) < 2:
         sys.exit("soup: --from needs two or more models")
-    states, config = [], None
+    states, config, words = [], None, False
     for src in srcs:
         if os.path.isdir(src):
             m = load(src)
         else:
             m = U.load_gguf(src)
-        config = config or U.config_dict(m.c)
-        if U.config_dict(m.c) != config:
+        arch = {k: v for k, v in U.config_dict(m.c).items() if k != "speech_words"}
+        config = config or arch
+        if arch != config:
             sys.exit(f"soup: {src} has another architecture than {srcs[0]}")
+        words = words or m.c.speech_words       # the mean spells speech if one of them learnt to
         states.append(m.state_dict())
     mean = {k: sum(st[k].float() for st in states) / len(states) if states[0][k].is_floating_point() else states[0][k]
             for k in states[0]}
     os.makedirs(a.run, exist_ok=True)
-    torch.save({"config": config, "model": mean, "step": 0, "elapsed": 0.0}, ck)
+    torch.save({"config": dict(config, speech_words=words), "model": mean, "step": 0, "elapsed": 0.0}, ck)
     print(f"mean of {len(srcs)} models ({', '.join(srcs)}) → {ck}")
 
 
