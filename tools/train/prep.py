@@ -110,12 +110,11 @@ SPEECH_SPLITS = {"train": (True, True), "val": (True, True), "test": (True, True
                  "voice": (False, True)}     # --voice: loom's own voice, text-to-speech only
 
 
-def speech_features(data, models, splits):
-    """<split>_feats.npz for each of splits: the log-mels and audio-codec codes of every
-    utterance, each only where SPEECH_SPLITS uses it (the other is empty)."""
+def speech_features(data, models):
+    """<split>_feats.npz: the log-mels and audio-codec codes of every utterance, each only where
+    SPEECH_SPLITS uses it (the other is empty)."""
     ac = None
-    for split in splits:
-        with_mels, with_codes = SPEECH_SPLITS[split]
+    for split, (with_mels, with_codes) in SPEECH_SPLITS.items():
         out = os.path.join(data, "speech", f"{split}_feats.npz")
         src = os.path.join(data, "speech", f"{split}.jsonl")
         if os.path.exists(out) or not os.path.exists(src):
@@ -170,22 +169,18 @@ def speech_units(data, models):
 
 
 def pictures(data, models):
-    """The pictures, then the training-only speech splits (the pictures take less time than
-    the transcription splits: this evens the two processes out)."""
     torch.set_num_threads(1)
     scene_codes(data, models)
     if os.path.exists(os.path.join(data, "videos", "test.npy")):
         video_codes(data, models)
         video_decoded(data)
-    if os.path.exists(os.path.join(data, "speech", "test.jsonl")):
-        speech_features(data, models, ("voice", "accents"))
-        speech_units(data, models)
 
 
 def speech(data, models):
     torch.set_num_threads(1)
     if os.path.exists(os.path.join(data, "speech", "test.jsonl")):
-        speech_features(data, models, ("train", "val", "test"))
+        speech_features(data, models)
+        speech_units(data, models)
 
 
 def main():
