@@ -77,6 +77,7 @@ int lm_block_describe(const loom_model *m, const loom_media_params *p, lm_block 
         b->hi = v->audio_start + v->audio_count;
         b->per_frame = p->max_audio_codes;
         b->model_closes = 1;
+        b->text_end = v->text_end;
     } else if (k == LOOM_MEDIA_VIDEO) {
         b->frame = m->ctl[LM_CTL_FRAME];
         b->n_frames = p->n_frames > 0 ? p->n_frames : v->video_gen_frames;
@@ -133,6 +134,9 @@ static int32_t block_extra(const lm_block *b)
     if (b->word_i < b->n_words) return b->word_tok[word_start(b, b->word_i)];
     return b->model_closes ? b->close : -1;
 }
+
+/* 1 when the block spells words and the next is to start: the extra token is its first. */
+static int word_next(const lm_block *b) { return b->word_i < b->n_words && b->word_pos == 0; }
 
 /* Record tok; returns 1 if it was a code (stored in codes). */
 static int block_accept(lm_block *b, int32_t tok, int32_t *codes)
@@ -216,7 +220,8 @@ int64_t loom_media_block_len(const loom_model *m, loom_media_params p)
     lm_media_writer w = {0};
     lm_block b = {0};
     int64_t rc = m ? lm_block_describe(m, &p, &b, NULL) : LOOM_ERR_INVALID_ARG;
-    if (rc == 0 && p.kind == LOOM_MEDIA_AUDIO && m->vocab.audio_words && p.words) rc = spell_words(&w, m, p.words);
+    if (rc == 0 && p.kind == LOOM_MEDIA_AUDIO && m->vocab.audio_words && m->vocab.text_end > 0 && p.words)
+        rc = spell_words(&w, m, p.words);
     if (rc == 0) {
         b.word_end = w.word_end;
         b.n_words = w.n_words;
@@ -274,9 +279,10 @@ int lm_media_writer_init(lm_media_writer *w, const loom_model *m, loom_session *
     sp.penalty_last_n = 0;
     sp.seed = p.seed;
     w->smp = lm_sampler_create(sp, V);
-    w->mix = u ? calloc((size_t)V, sizeof *w->mix) : NULL;
-    if (!w->smp || (u && !w->mix)) return lm_fail(&w->e, LOOM_ERR_NO_MEMORY, "media: out of memory");
-    return p.kind == LOOM_MEDIA_AUDIO && m->vocab.audio_words && p.words ? spell_words(w, m, p.words) : 0;
+    const int spell = p.kind == LOOM_MEDIA_AUDIO && m->vocab.audio_words && m->vocab.text_end > 0 && p.words;
+    w->mix = u || spell ? calloc((size_t)V, sizeof *w->mix) : NULL;
+    if (!w->smp || ((u || spell) && !w->mix)) return lm_fail(&w->e, LOOM_ERR_NO_MEMORY, "media: out of memory");
+    return spell ? spell_words(w, m, p.words) : 0;
 }
 
 void lm_media_writer_free(lm_media_writer *w)
@@ -339,6 +345,7 @@ int32_t lm_media_writer_next(lm_media_writer *w)
     if (aborted(&w->p)) return lm_fail(&w->e, LOOM_ERR_ABORTED, "media generation aborted");
     const float *l = loom_session_logits(w->s);
     const int32_t x = block_extra(&w->b);
+    const int word = word_next(&w->b);   /* x is the next word's first token */
     if (w->b.n_words) {   /* the codes and the next word's first token (or, at the end, the close) */
         lm_sampler_allow_only(w->smp, w->b.lo, w->b.hi);
         if (x >= 0) lm_sampler_allow_range(w->smp, x, x + 1);
@@ -346,9 +353,19 @@ int32_t lm_media_writer_next(lm_media_writer *w)
     if (w->u) {   /* guided: l_u + s·(l_c − l_u) over the allowed ids (the mask hides the rest) */
         const float *lu = loom_session_logits(w->u);
         lm_logits_cfg(w->mix, l, lu, w->p.cfg_scale, w->b.lo, w->b.hi);
-        if (x >= 0) lm_logits_cfg(w->mix, l, lu, w->p.cfg_scale, x, x + 1);
-        l = w->mix;
+        if (word) lm_logits_cfg(w->mix, l, lu, w->p.cfg_scale, 0, w->b.text_end);
+        else if (x >= 0) lm_logits_cfg(w->mix, l, lu, w->p.cfg_scale, x, x + 1);
+    } else if (word) {
+        memcpy(w->mix + w->b.lo, l + w->b.lo, (size_t)(w->b.hi - w->b.lo) * sizeof *l);
+        memcpy(w->mix, l, (size_t)w->b.text_end * sizeof *l);
     }
+    if (word) {   /* the model's wish for any word now is the next word's: all text ids' mass */
+        float top = -INFINITY, sum = 0;
+        for (int32_t i = 0; i < w->b.text_end; i++) top = fmaxf(top, w->mix[i]);
+        for (int32_t i = 0; i < w->b.text_end; i++) sum += expf(w->mix[i] - top);
+        w->mix[x] = top + logf(sum);
+    }
+    if (w->u || word) l = w->mix;
     const int32_t t = lm_sampler_sample(w->smp, l);
     return t >= 0 ? t : lm_fail(&w->e, LOOM_ERR_INVALID_ARG, "media: every code is masked out");
 }
@@ -362,8 +379,10 @@ int lm_media_writer_put(lm_media_writer *w, int32_t tok)
         const int32_t f = block_forced(&w->b);
         const int32_t lo = f >= 0 ? f : w->b.lo, hi = f >= 0 ? f + 1 : w->b.hi;
         const int32_t extra = f < 0 ? block_extra(&w->b) : -1;
-        lm_session_limit_logits(w->s, lo, hi, extra);
-        if (w->u) lm_session_limit_logits(w->u, lo, hi, extra);
+        if (f >= 0 || !word_next(&w->b)) {   /* a free step before a word reads every text id */
+            lm_session_limit_logits(w->s, lo, hi, extra);
+            if (w->u) lm_session_limit_logits(w->u, lo, hi, extra);
+        }
     }
     /* with guidance one decoder step of two rows, which reads the weights once for both */
     int rc = w->u ? loom_session_decode_pair(w->s, tok, w->u, tok) : loom_session_decode(w->s, tok);

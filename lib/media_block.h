@@ -27,6 +27,8 @@ typedef struct lm_block {
     int     model_closes;         /* audio: the close token may be sampled too          */
     /* audio on a loom.audio.words model with params.words: the words spelt in order, codes
      * drawn between them; the close may be drawn only after the last word */
+    int32_t text_end;             /* audio: [0, text_end) are text ids; a word is drawn with
+                                     their whole mass (any word the model would start there) */
     const int32_t *word_tok;      /* [word_end[n_words − 1]] the words' tokens, not owned */
     const int32_t *word_end;      /* [n_words] where word k's tokens end in word_tok     */
     int32_t n_words;
@@ -56,7 +58,8 @@ typedef struct lm_media_writer {
     lm_sampler       *smp;        /* owned: codes only                                  */
     float            *mix;        /* [n_vocab] guided logits (allowed ids only), owned  */
     int32_t          *codes;      /* [max codes of b] the block's codes, not owned      */
-    int32_t          *word_tok;   /* params.words spelt (lm_block.word_tok), owned      */
+    int32_t          *word_tok;   /* params.words spelt (lm_block.word_tok), owned; mix is
+                                     then allocated, guided or not                      */
     int32_t          *word_end;   /* [n_words] (lm_block.word_end), owned               */
     int32_t           n_words;    /* 0: no words to spell                              */
     loom_media_params p;          /* temperature, top-k, cfg, hooks                     */

@@ -253,6 +253,9 @@ static void check_spelt_block(loom_model *wm, loom_session *s, loom_session *su,
           loom_session_prompt(a, c, nc, NULL) == 0 && loom_session_prompt(b, u, nu, NULL) == 0 &&
           loom_session_decode_pair(a, open, b, open) == 0, "reference sessions: %s", err);
     const int32_t V = loom_model_n_vocab(wm);
+    loom_media_vocab mv;
+    loom_model_media_vocab(wm, &mv);
+    const int32_t text_end = mv.text_end;
     lm_sampler_params smp_p = lm_sampler_default_params();
     smp_p.temperature = p.temperature; smp_p.seed = p.seed; smp_p.penalty_last_n = 0;
     lm_sampler *smp = lm_sampler_create(smp_p, V);
@@ -268,7 +271,13 @@ static void check_spelt_block(loom_model *wm, loom_session *s, loom_session *su,
             const int32_t x = k < 3 ? w->tok[k ? w->ends[k - 1] : 0] : close;
             const float *lc = loom_session_logits(a), *lu = loom_session_logits(b);
             for (int32_t j = AUDIO_START; j < AUDIO_START + AUD; j++) mix[j] = lu[j] + p.cfg_scale * (lc[j] - lu[j]);
-            mix[x] = lu[x] + p.cfg_scale * (lc[x] - lu[x]);
+            if (k < 3) {   /* a word: the guided mass of every text id */
+                double sum = 0;
+                for (int32_t j = 0; j < text_end; j++) sum += exp((double)lu[j] + p.cfg_scale * ((double)lc[j] - lu[j]));
+                mix[x] = (float)log(sum);
+            } else {
+                mix[x] = lu[x] + p.cfg_scale * (lc[x] - lu[x]);
+            }
             lm_sampler_allow_only(smp, AUDIO_START, AUDIO_START + AUD);
             lm_sampler_allow_range(smp, x, x + 1);
             t = lm_sampler_sample(smp, mix);
@@ -291,6 +300,8 @@ static void check_spelt_block(loom_model *wm, loom_session *s, loom_session *su,
 
 /* A loom.audio.words model spells the words between its codes: the block holds each word's
  * " word" tokens in order, whole, with codes between them, and closes only after the last.
+ * The next word is drawn with the mass of every text id (the model may not know which word
+ * comes, only that one does).
  * At a temperature high enough for the random weights to draw words and the close. */
 static void test_spoken_words(const char *path)
 {

@@ -166,7 +166,8 @@ def generate_codes(model, tok, user, open_tok, lo, hi, n, cfg=1.0, close=None, t
     temp <= 0), with classifier-free guidance against the empty prompt when cfg != 1.
     If `close` is given the block may end early when it is the best allowed token.
     words (a loom.audio.words model's speech): the text spoken, each word (" word" tokens)
-    spelt in turn: its first token competes with the codes, the rest is forced, and `close`
+    spelt in turn: its first token competes with the codes, with the probability of any text
+    token (the model may know that a word comes, not which), the rest is forced, and `close`
     competes only after the last word (lib/generate_media.c). block: a list that gets every
     token of the block after the open token, words' tokens included; margins and route_margins
     then get one entry per token of it (inf where a word's token was forced)."""
@@ -197,7 +198,8 @@ def generate_codes(model, tok, user, open_tok, lo, hi, n, cfg=1.0, close=None, t
             allowed = torch.full_like(l, float("-inf"))
             allowed[lo:hi] = l[lo:hi]
             if extra is not None:
-                allowed[extra] = l[extra]
+                # a word: the mass of every text id (the model may know that a word comes, not which)
+                allowed[extra] = torch.logsumexp(l[:U.N_TEXT].float(), 0) if wi < len(spelt) else l[extra]
             if margins is not None:
                 margins.append(_margin(allowed))
             if temp > 0:
