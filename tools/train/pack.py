@@ -22,6 +22,8 @@ import numpy as np
 import torch
 
 SHARD_BYTES = 15 << 20
+# small files that travel as they are (when data/ has them): loom's own voice for --tts-voice/--tts-words
+EXTRA = ("speech/voice_feats.npz", "speech/voice_units.npz", "speech/voice.jsonl")
 
 
 def _save_xz(path, arr):
@@ -83,13 +85,19 @@ def pack(a):
             _save_xz(os.path.join(o, f"{kind}_{name}.xz"), np.load(os.path.join(d, kind, name)))
         shutil.copyfile(os.path.join(d, kind, "train.jsonl"), os.path.join(o, f"{kind}_train.jsonl"))
     z = np.load(os.path.join(d, "speech", "train_feats.npz"))
+    n = min(a.speech_n or len(z["mel_len"]), len(z["mel_len"]))     # the first n utterances travel
+    m_end, c_end = int(z["mel_len"][:n].sum()), int(z["codes_len"][:n].sum())
     lo = float(z["mel"].min())
-    q = np.clip(np.round((z["mel"].astype(np.float32) - lo) / a.mel_step), 0, 255).astype(np.uint8)
+    q = np.clip(np.round((z["mel"][:, :m_end].astype(np.float32) - lo) / a.mel_step), 0, 255).astype(np.uint8)
     _save_xz(os.path.join(o, "speech_mel_q.npy.xz"), q)
-    np.savez(os.path.join(o, "speech_rest.npz"), mel_lo=lo, mel_step=a.mel_step, mel_len=z["mel_len"],
-             codes=z["codes"], codes_len=z["codes_len"])
-    shutil.copyfile(os.path.join(d, "speech", "train.jsonl"), os.path.join(o, "speech_train.jsonl"))
+    np.savez(os.path.join(o, "speech_rest.npz"), mel_lo=lo, mel_step=a.mel_step, mel_len=z["mel_len"][:n],
+             codes=z["codes"][:c_end], codes_len=z["codes_len"][:n])
+    with open(os.path.join(d, "speech", "train.jsonl")) as src, open(os.path.join(o, "speech_train.jsonl"), "w") as dst:
+        dst.writelines(line for _, line in zip(range(n), src))
     shutil.copyfile(a.vocab, os.path.join(o, "vocab.gguf"))
+    for name in EXTRA:
+        if os.path.exists(os.path.join(d, name)):
+            shutil.copyfile(os.path.join(d, name), os.path.join(o, name.replace("/", "__")))
     for f in os.listdir(o):
         if f.endswith(".jsonl"):
             with open(os.path.join(o, f), "rb") as src, lzma.open(os.path.join(o, f + ".xz"), "wb") as dst:
@@ -114,6 +122,13 @@ def unpack(a):
     mel = (q.astype(np.float32) * float(r["mel_step"]) + float(r["mel_lo"])).astype(np.float16)
     np.savez(os.path.join(d, "speech", "train_feats.npz"), mel=mel, mel_len=r["mel_len"], codes=r["codes"],
              codes_len=r["codes_len"], mel_step=r["mel_step"])
+    for name in EXTRA:
+        src = os.path.join(b, name.replace("/", "__"))
+        if os.path.exists(src):
+            shutil.copyfile(src, os.path.join(d, name))
+        elif os.path.exists(src + ".xz"):
+            with lzma.open(src + ".xz") as f, open(os.path.join(d, name), "wb") as dst:
+                dst.write(f.read())
     write_ckpt(load_weights(os.path.join(b, "weights")), a.run)
     print(f"unpacked {b} → {d}, {a.run}/ckpt.pt")
 
@@ -135,6 +150,7 @@ def main():
     ap.add_argument("--snap", default="")
     ap.add_argument("--vocab", default="models/loom-tiny-vocab.gguf")
     ap.add_argument("--mel-step", type=float, default=0.05, help="grid of the rounded mels")
+    ap.add_argument("--speech-n", type=int, default=0, help="pack only the first N speech utterances (0: all)")
     a = ap.parse_args()
     {"pack": pack, "unpack": unpack, "merge": merge}[a.cmd](a)
 

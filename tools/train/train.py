@@ -397,6 +397,8 @@ def train(a, rank=0):
     weights = [wmap.get(t, TASKS[t][0]) for t in tasks]
     print("task weights:", dict(zip(tasks, weights)), flush=True)
     word_w = answer_word_weights(tok, a.shape_weight)
+    if word_w is not None:
+        word_w = word_w.to(dev)
     swap = [(ids, p) for ids, p in ((colour_ids(tok), a.colour_swap), (position_ids(tok), a.position_swap),
                                     *((ids, a.count_swap) for ids in count_ids(tok)),
                                     (torch.arange(U.AUDIO_START, U.AUDIO_START + U.AUDIO_COUNT), a.code_swap)) if p > 0]

@@ -105,7 +105,7 @@ class Unified(nn.Module):
         T = max(r.shape[0] for r, _ in items)
         lp = torch.stack([F.pad(self.aux_ctc(r.float()), (0, 0, 0, T - r.shape[0])) for r, _ in items], 1)
         lp = lp.log_softmax(-1)                                              # [T, N, N_TEXT+1]
-        tgt = torch.tensor([t for _, ids in items for t in ids], dtype=torch.long)
+        tgt = torch.tensor([t for _, ids in items for t in ids], dtype=torch.long, device=lp.device)
         return F.ctc_loss(lp, tgt, torch.tensor([r.shape[0] for r, _ in items]),
                           torch.tensor([len(ids) for _, ids in items]), blank=N_TEXT, zero_infinity=True)
 
