@@ -10,6 +10,11 @@ there, 16 MiB per file back).
     /usr/bin/python3 tools/train/pack.py merge  --snap DIR --run runs/gpu
 
 Rounded mels carry their grid step (`mel_step`); train.py dithers them back by ±step/2.
+The whole training split no longer fits: 1 000 utterances' mels take 6.5 MB at a 0.1 grid, and
+the call's 64 MiB holds the working tree too. Stage 42 (docs/MODEL.md) packed `--speech-n 3000
+--mel-step 0.1` (51 MiB), named `.dev/bundle` in the call's carry, and kept `models/` and
+`tests/data/` out of the tree for the call (`git rm -r --cached` them and list them in
+`.git/info/exclude`; `git reset -- models tests/data` and removing the list restore them).
 """
 import argparse
 import io
