@@ -137,9 +137,33 @@ static void on_media(int event, int kind, const int32_t *codes, int64_t n, void 
     fflush(stdout);
 }
 
-/* Answer the message in c->p: text streams out; media blocks the model opens are written by
- * loom_session_generate (codes of the medium only, with its default settings) and rendered. */
-static int answer(chat *c)
+/* The words an audio block spells on a model with loom.audio.words: a message in its
+ * training grammar, "Say: TEXT" or "Say: TEXT Then write it down.", is TEXT as `loom speak`
+ * reads it (loom_speech_pieces, joined). NULL for any other message or model: codes only.
+ * Owned by the caller. */
+static char *spoken_words(const chat *c, const char *msg)
+{
+    static const char say[] = "Say: ", then[] = " Then write it down.";
+    if (!c->v.audio_words || strncmp(msg, say, sizeof say - 1)) return NULL;
+    const char *text = msg + sizeof say - 1;
+    size_t n = strlen(text);
+    if (n >= sizeof then - 1 && !strcmp(text + n - (sizeof then - 1), then)) n -= sizeof then - 1;
+    char *t = strndup(text, n), **pieces = NULL, err[256], *words = NULL;
+    size_t n_pieces = 0, len = 0;
+    if (t && loom_speech_pieces(t, 1 << 20, &pieces, &n_pieces, err, sizeof err) == 0) {
+        for (size_t i = 0; i < n_pieces; i++) len += strlen(pieces[i]) + 1;
+        if ((words = calloc(len + 1, 1)))
+            for (size_t i = 0; i < n_pieces; i++) strcat(strcat(words, i ? " " : ""), pieces[i]);
+    }
+    loom_speech_pieces_free(&pieces, n_pieces);
+    free(t);
+    return words;
+}
+
+/* Answer the message msg, already in c->p: text streams out; media blocks the model opens are
+ * written by loom_session_generate (with the medium's default settings; speech spelt with the
+ * message's words where spoken_words finds them) and rendered. */
+static int answer(chat *c, const char *msg)
 {
     int rc = loom_prompt_add_special(c->p, "<|end|>");
     if (!rc) rc = loom_prompt_add_special(c->p, "<|assistant|>");
@@ -154,8 +178,11 @@ static int answer(chat *c)
     for (int k = 0; k < LOOM_MEDIA_KIND_COUNT; k++)   /* the k-th block of the chat: seed + k */
         gp.media[k].seed = c->seed + (uint64_t)c->n_media;
     gp.media_uncond = c->u;
+    char *words = spoken_words(c, msg);
+    gp.media[LOOM_MEDIA_AUDIO].words = words;
     g_line_start = 0;   /* the answer ends with a newline, even an empty one */
     const int64_t n = loom_session_generate(c->s, NULL, 0, gp, NULL);
+    free(words);
     end_line();
     if (n < 0) {
         if (n != LOOM_ERR_ABORTED) cli_error("chat: %s", loom_session_error(c->s));
@@ -303,7 +330,7 @@ int cmd_chat(int argc, char **argv)
         rc = begin_message(&c);
         for (int i = 0; !rc && i < n_media; i++) rc = attach(&c, media[i][0], media[i][1]);
         if (!rc) rc = loom_prompt_add_text(c.p, prompt);
-        if (!rc) rc = answer(&c);
+        if (!rc) rc = answer(&c, prompt);
     } else {
         char line[8192];
         int started = 0;
@@ -320,7 +347,7 @@ int cmd_chat(int argc, char **argv)
                 attach(&c, line + 1, line + 7);   /* a bad file is reported; the chat goes on */
                 continue;
             }
-            if ((rc = loom_prompt_add_text(c.p, line)) < 0 || (rc = answer(&c)) < 0) break;
+            if ((rc = loom_prompt_add_text(c.p, line)) < 0 || (rc = answer(&c, line)) < 0) break;
             started = 0;
         }
     }

@@ -475,6 +475,9 @@ static int media_open(loom_session *s, const loom_generate_params *p, gen_media 
         return lm_fail(&s->err, LOOM_ERR_INVALID_ARG, "generate: media_uncond must be another session of the same model");
     lm_media_writer_free(&g->w);   /* each medium has its own settings */
     if ((rc = lm_media_writer_init(&g->w, s->m, s, guided ? u : NULL, mp)) < 0) return media_fail(s, g, rc);
+    b.word_tok = g->w.word_tok;   /* mp.words, spelt by the writer (none unless a loom.audio.words model) */
+    b.word_end = g->w.word_end;
+    b.n_words = g->w.n_words;
     const int64_t need = lm_block_max_codes(&b);
     if (need > g->cap) {
         int32_t *c = realloc(g->codes, (size_t)need * sizeof *c);
