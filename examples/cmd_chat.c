@@ -51,6 +51,7 @@ typedef struct chat {
     loom_media_vocab  v;
     const char       *out_dir;
     int               n_media;
+    int               in_media;     /* inside a block the model opened: its tokens are not text */
     int               n_turns;
     long long         n_predict;
     uint64_t          seed;
@@ -67,7 +68,8 @@ static void end_line(void)
 
 static int stream(int32_t token, const char *piece, size_t len, void *user)
 {
-    (void)token; (void)user;
+    (void)token;
+    if (((chat *)user)->in_media) return 0;   /* a spelt clip's words are not the reply's text */
     fwrite(piece, 1, len, stdout);   /* media codes and control tokens have no text */
     if (len) g_line_start = piece[len - 1] == '\n';
     fflush(stdout);
@@ -123,6 +125,7 @@ static int render_video(chat *c, const int32_t *codes, int64_t n, const char *pa
 static void on_media(int event, int kind, const int32_t *codes, int64_t n, void *user)
 {
     chat *c = user;
+    c->in_media = event == LOOM_MEDIA_BEGIN;
     if (event != LOOM_MEDIA_END) return;
     static const char *const ext[3] = {"png", "wav", "mp4"}, *const name[3] = {"image", "audio", "video"};
     char err[512] = "", path[4096];
@@ -137,26 +140,26 @@ static void on_media(int event, int kind, const int32_t *codes, int64_t n, void 
     fflush(stdout);
 }
 
-/* The words an audio block spells on a model with loom.audio.words: a message in its
- * training grammar, "Say: TEXT" or "Say: TEXT Then write it down.", is TEXT as `loom speak`
- * reads it (loom_speech_pieces, joined). NULL for any other message or model: codes only.
- * Owned by the caller. */
+/* The words an audio block spells on a model with loom.audio.words: a message in the
+ * grammar of its text-to-speech turns, "Say: TEXT", is TEXT as `loom speak` reads it
+ * (loom_speech_pieces, joined). NULL for any other message or model: codes only, as in its
+ * training's interleaved turns ("Say: TEXT Then write it down." wrote a clip of codes only,
+ * then the words; after a spelt clip the model ends its reply). Owned by the caller. */
 static char *spoken_words(const chat *c, const char *msg)
 {
     static const char say[] = "Say: ", then[] = " Then write it down.";
-    if (!c->v.audio_words || strncmp(msg, say, sizeof say - 1)) return NULL;
-    const char *text = msg + sizeof say - 1;
-    size_t n = strlen(text);
-    if (n >= sizeof then - 1 && !strcmp(text + n - (sizeof then - 1), then)) n -= sizeof then - 1;
-    char *t = strndup(text, n), **pieces = NULL, err[256], *words = NULL;
+    const size_t n = strlen(msg);
+    if (!c->v.audio_words || strncmp(msg, say, sizeof say - 1) ||
+        (n >= sizeof then - 1 && !strcmp(msg + n - (sizeof then - 1), then)))
+        return NULL;
+    char **pieces = NULL, err[256], *words = NULL;
     size_t n_pieces = 0, len = 0;
-    if (t && loom_speech_pieces(t, 1 << 20, &pieces, &n_pieces, err, sizeof err) == 0) {
+    if (loom_speech_pieces(msg + sizeof say - 1, 1 << 20, &pieces, &n_pieces, err, sizeof err) == 0) {
         for (size_t i = 0; i < n_pieces; i++) len += strlen(pieces[i]) + 1;
         if ((words = calloc(len + 1, 1)))
             for (size_t i = 0; i < n_pieces; i++) strcat(strcat(words, i ? " " : ""), pieces[i]);
     }
     loom_speech_pieces_free(&pieces, n_pieces);
-    free(t);
     return words;
 }
 

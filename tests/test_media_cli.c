@@ -157,6 +157,9 @@ static void test_chat_media(const char *tiny)
      * between thread counts grew into different samples.) */
     CHECK(loom("chat -m %s -p 'Say: the red circle' --seed 2 -o .", tiny) == 0 && strstr(out, "[audio: ./chat-1.wav"),
           "chat speaks: %s", out);
+    /* a model that spells its speech spells "red circle" inside the clip: not reply text */
+    const char *clip = strstr(out, "[audio:");
+    CHECK(clip && strspn(out, " \n") == (size_t)(clip - out), "nothing printed before the clip: %s", out);
     CHECK(loom("speak -m %s -p 'the red circle' --seed 2 -q -o s.wav -t 2", tiny) == 0, "speak: %s", out);
     snprintf(a, sizeof a, "%s/chat-1.wav", dir);
     snprintf(b, sizeof b, "%s/s.wav", dir);
