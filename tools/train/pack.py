@@ -15,6 +15,8 @@ the call's 64 MiB holds the working tree too. Stage 42 (docs/MODEL.md) packed `-
 --mel-step 0.1` (51 MiB), named `.dev/bundle` in the call's carry, and kept `models/` and
 `tests/data/` out of the tree for the call (`git rm -r --cached` them and list them in
 `.git/info/exclude`; `git reset -- models tests/data` and removing the list restore them).
+Stage 44 packed the next 3 000 (`--speech-from 3000 --speech-n 3000`), so that a second GPU stage
+hears other utterances than the first.
 """
 import argparse
 import io
@@ -90,15 +92,18 @@ def pack(a):
             _save_xz(os.path.join(o, f"{kind}_{name}.xz"), np.load(os.path.join(d, kind, name)))
         shutil.copyfile(os.path.join(d, kind, "train.jsonl"), os.path.join(o, f"{kind}_train.jsonl"))
     z = np.load(os.path.join(d, "speech", "train_feats.npz"))
-    n = min(a.speech_n or len(z["mel_len"]), len(z["mel_len"]))     # the first n utterances travel
-    m_end, c_end = int(z["mel_len"][:n].sum()), int(z["codes_len"][:n].sum())
+    total_n = len(z["mel_len"])
+    k = min(a.speech_from, total_n)                                  # utterances k … k+n-1 travel
+    n = min(a.speech_n or total_n, total_n - k)
+    m0, c0 = int(z["mel_len"][:k].sum()), int(z["codes_len"][:k].sum())
+    m1, c1 = m0 + int(z["mel_len"][k:k + n].sum()), c0 + int(z["codes_len"][k:k + n].sum())
     lo = float(z["mel"].min())
-    q = np.clip(np.round((z["mel"][:, :m_end].astype(np.float32) - lo) / a.mel_step), 0, 255).astype(np.uint8)
+    q = np.clip(np.round((z["mel"][:, m0:m1].astype(np.float32) - lo) / a.mel_step), 0, 255).astype(np.uint8)
     _save_xz(os.path.join(o, "speech_mel_q.npy.xz"), q)
-    np.savez(os.path.join(o, "speech_rest.npz"), mel_lo=lo, mel_step=a.mel_step, mel_len=z["mel_len"][:n],
-             codes=z["codes"][:c_end], codes_len=z["codes_len"][:n])
+    np.savez(os.path.join(o, "speech_rest.npz"), mel_lo=lo, mel_step=a.mel_step, mel_len=z["mel_len"][k:k + n],
+             codes=z["codes"][c0:c1], codes_len=z["codes_len"][k:k + n])
     with open(os.path.join(d, "speech", "train.jsonl")) as src, open(os.path.join(o, "speech_train.jsonl"), "w") as dst:
-        dst.writelines(line for _, line in zip(range(n), src))
+        dst.writelines(line for i, line in zip(range(k + n), src) if i >= k)
     shutil.copyfile(a.vocab, os.path.join(o, "vocab.gguf"))
     for name in EXTRA:
         if os.path.exists(os.path.join(d, name)):
@@ -155,7 +160,8 @@ def main():
     ap.add_argument("--snap", default="")
     ap.add_argument("--vocab", default="models/loom-tiny-vocab.gguf")
     ap.add_argument("--mel-step", type=float, default=0.05, help="grid of the rounded mels")
-    ap.add_argument("--speech-n", type=int, default=0, help="pack only the first N speech utterances (0: all)")
+    ap.add_argument("--speech-n", type=int, default=0, help="pack only N speech utterances (0: all)")
+    ap.add_argument("--speech-from", type=int, default=0, help="the first utterance packed (with --speech-n)")
     a = ap.parse_args()
     {"pack": pack, "unpack": unpack, "merge": merge}[a.cmd](a)
 
