@@ -112,6 +112,8 @@ class Data:
         self.videos_mp4 = np.load(p, mmap_mode="r") if os.path.exists(p) else None
         if video_mp4 > 0 and self.videos_mp4 is None:
             sys.exit(f"--video-mp4: {p} is missing; run tools/train/prep.py")
+        if self.videos_mp4 is not None and len(self.videos_mp4) != len(self.videos):
+            sys.exit(f"{p}: {len(self.videos_mp4)} clips, {v}: {len(self.videos)}; delete it and run tools/train/prep.py")
 
     def available(self, task):
         if task in ("caption", "vqa", "text", "scan", "cell"):
@@ -273,6 +275,8 @@ class Data:
             return len(self.scene_meta)
         if task in ("transcribe", "tts", "say_write"):
             return len(self.speech["meta"])
+        if task == "t2v":                     # frame codes may cover only the first clips
+            return len(self.video_codes)
         return len(self.video_meta)
 
 
