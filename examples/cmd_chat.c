@@ -32,7 +32,7 @@ void help_chat(void)
            "  -o, --out-dir DIR      where generated media go (default .)\n"
            "  -n, --n-predict N      most tokens per answer (default 512)\n"
            "      --seed N           seed for generated media (guidance 3, temperature 1;\n"
-           "                         speech: guidance 2, temperature 0.6)\n"
+           "                         speech: unguided, temperature 0.6)\n"
            "  -t, --threads N        threads\n"
            "      --bf16             prefill and encoders in bfloat16 on AMX CPUs (faster;\n"
            "                         values differ from float32 from the 3rd digit)\n");

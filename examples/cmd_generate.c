@@ -29,7 +29,7 @@ void help_generate(void)
            "                         constrained to the medium's codes, see docs/CLI.md)\n"
            "      --cfg S            guide media blocks' codes with a second sequence on the\n"
            "                         unconditional turn (default 1 = off; loom chat uses 3,\n"
-           "                         speech 2)\n"
+           "                         speech 1)\n"
            "  -t, --threads N        threads (default: all CPUs)\n"
            "      --bf16             prefill and encoders in bfloat16 on AMX CPUs (faster;\n"
            "                         values differ from float32 from the 3rd digit)\n"

@@ -16,7 +16,7 @@ void media_help_common(void)
     printf("  -m, --model PATH       unified decoder GGUF (with loom.vocab.* ranges)\n"
            "  -p, --prompt TEXT      what to make (or give it as the only positional argument)\n"
            "  -o, --output PATH      file to write (appears atomically; nothing on failure or Ctrl-C)\n"
-           "      --cfg S            classifier-free guidance scale (default 3, speak 2; 0 or 1 = off, half the work)\n"
+           "      --cfg S            classifier-free guidance scale (default 3, speak 1; 0 or 1 = off, half the work)\n"
            "      --seed N           sampler seed (default 0; same seed, same output)\n"
            "      --temp T           sampling temperature (default 1, speak 0.6; 0 = greedy)\n"
            "      --top-k K          sample among the K likeliest codes (default 0 = all)\n"

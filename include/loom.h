@@ -492,7 +492,7 @@ loom_generate_params loom_generate_default_params(void);
  *         if (event == LOOM_MEDIA_END && kind == LOOM_MEDIA_IMAGE) loom_vq_decode(vq, codes, rgb);
  *     }
  *     gp.on_media = got_media;
- *     gp.media_uncond = s2;               // guidance (cfg_scale 3, speech 2, by default)
+ *     gp.media_uncond = s2;               // guidance (cfg_scale 3, speech 1 = off, by default)
  *     loom_session_generate(s, NULL, 0, gp, NULL);
  *
  * Beam search (n_beams 2..8, else LOOM_ERR_INVALID_ARG): each step extends every kept answer

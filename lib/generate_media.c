@@ -23,9 +23,10 @@
 
 loom_media_params loom_media_default_params(int kind)
 {
-    /* speech: guidance 2 at temperature 0.6 measured best on loom-tiny (docs/MODEL.md) */
+    /* speech: unguided at temperature 0.6 measured best on loom-tiny since it spells its words
+     * into the clip (docs/CLI.md, "What speak says") */
     const int audio = kind == LOOM_MEDIA_AUDIO;
-    return (loom_media_params){.kind = kind, .cfg_scale = audio ? 2.0f : 3.0f, .temperature = audio ? 0.6f : 1.0f,
+    return (loom_media_params){.kind = kind, .cfg_scale = audio ? 1.0f : 3.0f, .temperature = audio ? 0.6f : 1.0f,
                                .top_k = 0, .seed = 0, .max_audio_codes = 250, .n_frames = 0};
 }
 

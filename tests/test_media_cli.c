@@ -151,7 +151,7 @@ static void test_chat_media(const char *tiny)
           !memcmp(x.rgb, y.rgb, 64 * 64 * 3), "chat's picture equals imagine's (%s)", err);
     loom_image_free(&x);
     loom_image_free(&y);
-    /* speech: chat's audio blocks take speak's defaults (guidance 2, temperature 0.6), and the
+    /* speech: chat's audio blocks take speak's defaults (unguided, temperature 0.6), and the
      * WAV does not depend on the thread count: chat at one thread, speak at two. (Before the
      * pooled matrix products split by shape alone, the audio codec's last-bit differences
      * between thread counts grew into different samples.) */
