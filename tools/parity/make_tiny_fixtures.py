@@ -17,8 +17,9 @@ reference really is the bundled model), then writes tests/data/tiny/:
                       search (4 beams) and the smallest score gap of its decisions, then
                       "transcribe_ctc …" the same with the CTC head's scores (weight 0.3, as
                       loom transcribe)
-  scores.txt          "job i j logprob": log p(input j's greedy answer + <|end|> | input i's
-                      turn), for j = i and the next input (loom_session_score, --best-of)
+  scores.txt          "job i j logprob gap": log p(input j's greedy answer + <|end|> | input
+                      i's turn), for j = i and the next input (loom_session_score, --best-of),
+                      and the smallest routing gap of that forward (k-th vs next expert score)
 
 `--scores-only` writes scores.txt alone, from the bundled files and the fixtures already in
 tests/data/tiny (no checkpoint needed).
@@ -82,7 +83,8 @@ def write_scores(model, tok, n):
                 ids = answers[job, j] + [end]
                 Y = torch.cat([X, model.dec.token_embd[ids[:-1]][None]], 1)
                 lp = model.dec(Y)[0, X.shape[1] - 1:].double().log_softmax(-1)
-                out.append(f"{job} {i} {j} {float(lp.gather(-1, torch.tensor(ids)[:, None]).sum()):.6f}")
+                out.append(f"{job} {i} {j} {float(lp.gather(-1, torch.tensor(ids)[:, None]).sum()):.6f} "
+                           f"{infer.route_gap(model):.4g}")
     with open(f"{OUT}/scores.txt", "w") as f:
         f.write("\n".join(out) + "\n")
     print(f"wrote {len(out)} scores to {OUT}/scores.txt")

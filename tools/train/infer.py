@@ -25,7 +25,7 @@ def _margin(l):
     return float(top[0] - top[1])
 
 
-def _route_gap(model):
+def route_gap(model):
     """The smallest routing gap (k-th vs next expert score) of the last forward, over the layers:
     how near a token was to other experts, which a last-bit difference would flip."""
     return min((getattr(L, "route_gap", float("inf")) for L in model.dec.layers), default=float("inf"))
@@ -45,7 +45,7 @@ def answer_ids(model, tok, user, n_max=256, margins=None, route_margins=None):
         if margins is not None:
             margins.append(_margin(l))
         if route_margins is not None:
-            route_margins.append(_route_gap(model))
+            route_margins.append(route_gap(model))
         if t in stop:
             break
         out.append(t)
@@ -181,11 +181,11 @@ def generate_codes(model, tok, user, open_tok, lo, hi, n, cfg=1.0, close=None, t
     codes, cc, cu = [], [], []
     while len(codes) < n:
         l = model.dec(Xc, cache=cc)[0, -1]
-        gap = _route_gap(model)
+        gap = route_gap(model)
         if Xu is not None:
             lu = model.dec(Xu, cache=cu)[0, -1]
             l = lu + cfg * (l - lu)
-            gap = min(gap, _route_gap(model))
+            gap = min(gap, route_gap(model))
         if wp > 0:                        # the rest of a word: forced (no near-tie there)
             t = spelt[wi][wp]
             for m in (margins, route_margins):
