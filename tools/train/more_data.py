@@ -1,14 +1,19 @@
-"""More training scenes and clips than make_all.py makes, linked with the rest of data/ into
-one folder for `train.py --data` (loom-tiny stage 47 on: 100 000 scenes, 20 000 clips):
+"""More training scenes, clips and utterances than make_all.py makes, linked with the rest of
+data/ into one folder for `train.py --data` (loom-tiny stage 47 on: 100 000 scenes, 20 000 clips;
+stage 50 on also 50 000 training utterances and 20 000 accented ones):
 
     /usr/bin/python3 tools/train/more_data.py [--data data] [--out data/big] [--scenes 100000] [--videos 20000]
+        [--speech 50000] [--accents 20000]
 
 Each split draws from its own seeded stream, so the first training scenes and clips are
 data/'s own; that is checked, not assumed. Val, test, speech and every code file are data/'s,
 linked: text to image and text to video keep training on the items prep.py coded (the first
 ones, Data.size), captions, questions, plain text and video description read them all.
 The new clips' decoded MP4s (`--video-mp4`) are data/'s for the first clips (the same MP4
-bytes) and decoded for the rest. Resumable: a finished step is skipped.
+bytes) and decoded for the rest. The speech splits work alike: data/'s utterances come first
+(their wavs hard-linked, their features copied), the others are synthesised (tools/data/speech.py)
+and featured (prep.py) here; --speech 0 and --accents 0 keep data/'s. Resumable: a finished
+step is skipped.
 """
 import argparse
 import json
@@ -21,7 +26,8 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 from data import scenes, videos  # noqa: E402
-from tools.train.prep import DECODE_CHUNK, decode_mp4s  # noqa: E402
+from tools.data import speech  # noqa: E402
+from tools.train.prep import DECODE_CHUNK, SPEECH_SPLITS, decode_mp4s, utterance_features  # noqa: E402
 
 
 def same_start(kind, small, big):
@@ -54,6 +60,36 @@ def decoded_mp4s(small, big):
     os.replace(out + ".tmp.npy", out)
 
 
+def more_speech(small, big, counts, seed, procs, models):
+    """big/: for each {split: n} of counts, n utterances whose first are small's (speech.py draws
+    each split from its own seeded stream) and their <split>_feats.npz."""
+    for split, n in counts.items():
+        old = [json.loads(line) for line in open(os.path.join(small, f"{split}.jsonl"))]
+        if n <= len(old):
+            sys.exit(f"speech/{split}: asked for {n} utterances, but {small} already has {len(old)}")
+        os.makedirs(os.path.join(big, split), exist_ok=True)
+        for r in old:                   # speech.generate() skips a wav that exists
+            if not os.path.exists(os.path.join(big, r["wav"])):
+                os.link(os.path.join(small, r["wav"]), os.path.join(big, r["wav"]))
+        if not os.path.exists(os.path.join(big, f"{split}.jsonl")):
+            t = time.time()
+            speech.generate(big, {split: n}, seed, procs)
+            print(f"speech/{split}: {n - len(old)} utterances synthesised in {time.time() - t:.0f} s", flush=True)
+        new = [json.loads(line) for line in open(os.path.join(big, f"{split}.jsonl"))]
+        if new[:len(old)] != old:
+            sys.exit(f"speech/{split}: {big} does not begin with {small}'s utterances (another --seed?)")
+        out = os.path.join(big, f"{split}_feats.npz")
+        if os.path.exists(out):
+            continue
+        t = time.time()
+        a = np.load(os.path.join(small, f"{split}_feats.npz"))
+        b = utterance_features(big, new[len(old):], *SPEECH_SPLITS[split], models)
+        np.savez(out + ".tmp.npz", mel=np.concatenate([a["mel"], b["mel"]], axis=1),
+                 **{k: np.concatenate([a[k], b[k]]) for k in ("mel_len", "codes", "codes_len")})
+        os.replace(out + ".tmp.npz", out)
+        print(f"speech/{split}: {n - len(old)} utterances featured in {time.time() - t:.0f} s", flush=True)
+
+
 def link(target, name):
     """name -> target, relative, replaced if it exists."""
     rel = os.path.relpath(os.path.abspath(target), os.path.dirname(os.path.abspath(name)))
@@ -68,6 +104,9 @@ def main(argv=None):
     ap.add_argument("--out", default="data/big")
     ap.add_argument("--scenes", type=int, default=100000, help="training scenes")
     ap.add_argument("--videos", type=int, default=20000, help="training clips")
+    ap.add_argument("--speech", type=int, default=0, help="training utterances (0: data/'s)")
+    ap.add_argument("--accents", type=int, default=0, help="accented training utterances (0: data/'s)")
+    ap.add_argument("--models", default="models", help="the audio codec prep.py codes speech with")
     ap.add_argument("--seed", type=int, default=1, help="make_all.py's --seed")
     ap.add_argument("--procs", type=int, default=2)
     a = ap.parse_args(argv)
@@ -95,8 +134,21 @@ def main(argv=None):
         os.makedirs(os.path.join(a.out, kind), exist_ok=True)
         for name in sorted(os.listdir(small)):
             link(os.path.join(big if name in own else small, name), os.path.join(a.out, kind, name))
-    link(os.path.join(a.data, "speech"), os.path.join(a.out, "speech"))
-    print(f"{a.out}: {a.scenes} scenes, {a.videos} clips, data/'s speech; {time.time() - t0:.0f} s", flush=True)
+    spd, counts = os.path.join(a.data, "speech"), {k: n for k, n in (("train", a.speech), ("accents", a.accents)) if n}
+    if not counts:
+        link(spd, os.path.join(a.out, "speech"))
+    else:
+        big_sp = f"{spd}_{a.speech or 'data'}_{a.accents or 'data'}"
+        more_speech(spd, big_sp, counts, a.seed, a.procs, a.models)
+        out = os.path.join(a.out, "speech")
+        if os.path.islink(out):         # data/'s speech, linked by an earlier run
+            os.remove(out)
+        os.makedirs(out, exist_ok=True)
+        own = {f"{s}{x}" for s in counts for x in ("", ".jsonl", "_feats.npz")}
+        for name in sorted(os.listdir(spd)):
+            link(os.path.join(big_sp if name in own else spd, name), os.path.join(out, name))
+    print(f"{a.out}: {a.scenes} scenes, {a.videos} clips, speech {counts or 'of data/'}; "
+          f"{time.time() - t0:.0f} s", flush=True)
 
 
 if __name__ == "__main__":

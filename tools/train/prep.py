@@ -110,32 +110,36 @@ SPEECH_SPLITS = {"train": (True, True), "val": (True, True), "test": (True, True
                  "voice": (False, True)}     # --voice: loom's own voice, text-to-speech only
 
 
+def utterance_features(folder, recs, with_mels, with_codes, models):
+    """The log-mels and audio-codec codes of the utterances `recs` (speech.py's records, wavs under
+    `folder`), each only where asked (the other is empty): the arrays of a <split>_feats.npz."""
+    if with_codes:
+        ac = audiocodec.load_gguf(os.path.join(models, "loom-tiny-audiocodec.gguf"))
+        k = 2 ** ac.cfg.n_down
+    mels, codes = [], []
+    with torch.no_grad():
+        for r in recs:
+            wav = read_wav(os.path.join(folder, r["wav"]))
+            mels.append(mel.log_mel(wav, 80).astype(np.float16) if with_mels else np.zeros((80, 0), np.float16))
+            if with_codes:
+                x = audiocodec.log_mel(torch.from_numpy(np.asarray(wav, np.float32)))
+                codes.append(ac.encode(audiocodec.pad_frames(x[None], k))[0].numpy().astype(np.int16))
+            else:
+                codes.append(np.zeros(0, np.int16))
+    return dict(mel=np.concatenate(mels, axis=1), mel_len=np.array([m.shape[1] for m in mels]),
+                codes=np.concatenate(codes), codes_len=np.array([len(c) for c in codes]))
+
+
 def speech_features(data, models):
-    """<split>_feats.npz: the log-mels and audio-codec codes of every utterance, each only where
-    SPEECH_SPLITS uses it (the other is empty)."""
-    ac = None
+    """<split>_feats.npz: utterance_features() of every utterance of each split SPEECH_SPLITS names."""
     for split, (with_mels, with_codes) in SPEECH_SPLITS.items():
         out = os.path.join(data, "speech", f"{split}_feats.npz")
         src = os.path.join(data, "speech", f"{split}.jsonl")
         if os.path.exists(out) or not os.path.exists(src):
             continue
-        if with_codes:
-            ac = ac or audiocodec.load_gguf(os.path.join(models, "loom-tiny-audiocodec.gguf"))
-            k = 2 ** ac.cfg.n_down
         with open(src) as f:
             recs = [json.loads(line) for line in f]
-        mels, codes = [], []
-        with torch.no_grad():
-            for r in recs:
-                wav = read_wav(os.path.join(data, "speech", r["wav"]))
-                mels.append(mel.log_mel(wav, 80).astype(np.float16) if with_mels else np.zeros((80, 0), np.float16))
-                if with_codes:
-                    x = audiocodec.log_mel(torch.from_numpy(np.asarray(wav, np.float32)))
-                    codes.append(ac.encode(audiocodec.pad_frames(x[None], k))[0].numpy().astype(np.int16))
-                else:
-                    codes.append(np.zeros(0, np.int16))
-        np.savez(out, mel=np.concatenate(mels, axis=1), mel_len=np.array([m.shape[1] for m in mels]),
-                 codes=np.concatenate(codes), codes_len=np.array([len(c) for c in codes]))
+        np.savez(out, **utterance_features(os.path.join(data, "speech"), recs, with_mels, with_codes, models))
         print(f"speech/{split}: {len(recs)} utterances", flush=True)
 
 
