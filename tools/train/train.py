@@ -244,6 +244,8 @@ class Data:
             if self.accents is not None and rng.random() < self.speech_accents:
                 s = self.accents
                 i = rng.randrange(len(s["meta"]))
+            while self.max_mel_frames and s["mo"][i + 1] - s["mo"][i] > self.max_mel_frames:
+                i = rng.randrange(len(s["meta"]))     # longer than the encoder's window (2 of 70 000 in data/big)
             mel = self.mel_augmented(i, rng, s) if rng.random() < self.speech_augment else self.mel(i, s)
             if self.speech_shift > 0 and rng.random() < 0.5:
                 mel = self.mel_shifted(mel, rng)
