@@ -495,7 +495,8 @@ def eval_text(a, tmp):
 
 def bench_pytorch(a, jobs):
     """Mean seconds per job for the PyTorch model (same inputs, same work: as many beams,
-    greedy guided codes)."""
+    greedy codes; images guided at 3, speech unguided with its words spelt as `loom speak`
+    does, so time the loom side with --speak-args "--temp 0": a clip's length is the work)."""
     import torch
     from tools.train import infer, train, unified as U
     from tools.loompy import mel
@@ -535,8 +536,9 @@ def bench_pytorch(a, jobs):
                                                           "<|image|>", U.IMAGE_START, U.IMAGE_START + U.IMAGE_COUNT, 256, cfg=3.0))
     if "tts" in jobs:
         out["tts"] = timed(lambda i: infer.generate_codes(model, tok, [("text", U.PROMPTS["tts"] + test.speech["meta"][i]["text"])],
-                                                          "<|audio|>", U.AUDIO_START, U.AUDIO_START + U.AUDIO_COUNT, 250, cfg=3.0,
-                                                          close=tok.ctl["<|/audio|>"]))
+                                                          "<|audio|>", U.AUDIO_START, U.AUDIO_START + U.AUDIO_COUNT, 250, cfg=1.0,
+                                                          close=tok.ctl["<|/audio|>"],
+                                                          words=test.speech["meta"][i]["text"] if model.c.speech_words else None))
     return out
 
 
