@@ -10,7 +10,11 @@
  * per logit; a guided logit 3·l_c − 2·l_u adds up to 5 such errors, so 0.5 there), or when
  * the step's token went to the experts by a near-tie (fixture route_margins.txt: PyTorch's
  * smallest gap, over the MoE layers, between the k-th and the next expert's selection score
- * is below ROUTE_TIE; another expert set moves the logits by whole units). Two passes:
+ * is below ROUTE_TIE; another expert set moves the logits by whole units), or when the step
+ * before it was (that position's cached keys and values then went through other experts: v50's
+ * tts 8 picks another code at step 8 after a routing gap of 1.1e-5 at step 7, and PyTorch picks
+ * the same code when that one routing is flipped: docs/PARITY.md, "A routing tie one position
+ * back"). Two passes:
  *
  *  - teacher forced: loom is fed PyTorch's answer and its greedy choice is checked at every
  *    step (the stop / close step included), so one broken tie hides nothing after it. Every
@@ -98,9 +102,12 @@ typedef struct expect {
     int   n_gap, n_rgap;
 } expect;
 
+/* rgap[step] is the routing of the forward that gives step's logits, i.e. of the position just
+ * cached; a tie there also reaches the next step through that position's keys and values. */
 static int near_tie(const expect *e, int step, float tie)
 {
-    return (step < e->n_gap && e->gap[step] < tie) || (step < e->n_rgap && e->rgap[step] < ROUTE_TIE);
+    return (step < e->n_gap && e->gap[step] < tie) || (step < e->n_rgap && e->rgap[step] < ROUTE_TIE) ||
+           (step > 0 && step - 1 < e->n_rgap && e->rgap[step - 1] < ROUTE_TIE);
 }
 
 /* The steps of a teacher-forced answer where loom's greedy choice was another token. */
