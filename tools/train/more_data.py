@@ -12,8 +12,10 @@ ones, Data.size), captions, questions, plain text and video description read the
 The new clips' decoded MP4s (`--video-mp4`) are data/'s for the first clips (the same MP4
 bytes) and decoded for the rest. The speech splits work alike: data/'s utterances come first
 (their wavs hard-linked, their features copied), the others are synthesised (tools/data/speech.py)
-and featured (prep.py) here; --speech 0 and --accents 0 keep data/'s. Resumable: a finished
-step is skipped.
+and featured (prep.py) here; --speech 0 and --accents 0 keep data/'s. A larger set starts from
+the largest one an earlier run made (data/speech_N_M), not from data/'s: its utterances linked and
+its features reused, the result the same (checked: 20 020 made from 20 010 and from data/'s
+20 000 have equal records and features). Resumable: a finished step is skipped.
 """
 import argparse
 import json
@@ -60,29 +62,50 @@ def decoded_mp4s(small, big):
     os.replace(out + ".tmp.npy", out)
 
 
+def largest_start(small, big, split, n):
+    """The folder to start big/'s split from: small (data/'s speech) or the larger set of an
+    earlier run (small_N_M) with the most finished utterances of that split below n. Each
+    split is one seeded stream, so its first utterances are the same in every set; the
+    caller checks that."""
+    best, most = small, sum(1 for _ in open(os.path.join(small, f"{split}.jsonl")))
+    parent, stem = os.path.split(small)
+    for name in sorted(os.listdir(parent or ".")):
+        d = os.path.join(parent, name)
+        done = all(os.path.exists(os.path.join(d, f)) for f in (f"{split}.jsonl", f"{split}_feats.npz"))
+        if not name.startswith(stem + "_") or os.path.abspath(d) == os.path.abspath(big) or not done:
+            continue
+        k = sum(1 for _ in open(os.path.join(d, f"{split}.jsonl")))
+        if most < k < n:
+            best, most = d, k
+    return best
+
+
 def more_speech(small, big, counts, seed, procs, models):
     """big/: for each {split: n} of counts, n utterances whose first are small's (speech.py draws
-    each split from its own seeded stream) and their <split>_feats.npz."""
+    each split from its own seeded stream) and their <split>_feats.npz. An earlier, smaller
+    set's utterances and features are reused (largest_start), not made again."""
     for split, n in counts.items():
-        old = [json.loads(line) for line in open(os.path.join(small, f"{split}.jsonl"))]
+        base = largest_start(small, big, split, n)
+        old = [json.loads(line) for line in open(os.path.join(base, f"{split}.jsonl"))]
         if n <= len(old):
-            sys.exit(f"speech/{split}: asked for {n} utterances, but {small} already has {len(old)}")
+            sys.exit(f"speech/{split}: asked for {n} utterances, but {base} already has {len(old)}")
+        print(f"speech/{split}: the first {len(old)} from {base}", flush=True)
         os.makedirs(os.path.join(big, split), exist_ok=True)
         for r in old:                   # speech.generate() skips a wav that exists
             if not os.path.exists(os.path.join(big, r["wav"])):
-                os.link(os.path.join(small, r["wav"]), os.path.join(big, r["wav"]))
+                os.link(os.path.join(base, r["wav"]), os.path.join(big, r["wav"]))
         if not os.path.exists(os.path.join(big, f"{split}.jsonl")):
             t = time.time()
             speech.generate(big, {split: n}, seed, procs)
             print(f"speech/{split}: {n - len(old)} utterances synthesised in {time.time() - t:.0f} s", flush=True)
         new = [json.loads(line) for line in open(os.path.join(big, f"{split}.jsonl"))]
         if new[:len(old)] != old:
-            sys.exit(f"speech/{split}: {big} does not begin with {small}'s utterances (another --seed?)")
+            sys.exit(f"speech/{split}: {big} does not begin with {base}'s utterances (another --seed?)")
         out = os.path.join(big, f"{split}_feats.npz")
         if os.path.exists(out):
             continue
         t = time.time()
-        a = np.load(os.path.join(small, f"{split}_feats.npz"))
+        a = np.load(os.path.join(base, f"{split}_feats.npz"))
         b = utterance_features(big, new[len(old):], *SPEECH_SPLITS[split], models)
         np.savez(out + ".tmp.npz", mel=np.concatenate([a["mel"], b["mel"]], axis=1),
                  **{k: np.concatenate([a[k], b[k]]) for k in ("mel_len", "codes", "codes_len")})
