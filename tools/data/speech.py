@@ -258,12 +258,16 @@ def read_wav(path):
 
 
 def write_wav(path, x, sr=SR):
+    """Written whole or not at all: generate() resumes by skipping the wavs that exist, and a
+    run cut off mid-write must not leave a short one behind."""
     y = np.clip(np.round(np.asarray(x) * 32767), -32768, 32767).astype(np.int16)
-    with wave.open(path, "wb") as w:
+    tmp = path + ".tmp"
+    with wave.open(tmp, "wb") as w:
         w.setnchannels(1)
         w.setsampwidth(2)
         w.setframerate(sr)
         w.writeframes(y.tobytes())
+    os.replace(tmp, path)
 
 
 def synth(job):
