@@ -12,7 +12,7 @@ ones, Data.size), captions, questions, plain text and video description read the
 The new clips' decoded MP4s (`--video-mp4`) are data/'s for the first clips (the same MP4
 bytes) and decoded for the rest. The speech splits work alike: data/'s utterances come first
 (their wavs hard-linked, their features copied), the others are synthesised (tools/data/speech.py)
-and featured (prep.py) here; --speech 0 and --accents 0 keep data/'s. A larger set starts from
+and featured (prep.py) here; --scenes 0, --videos 0, --speech 0 and --accents 0 keep data/'s. A larger set starts from
 the largest one an earlier run made (data/speech_N_M), not from data/'s: its utterances linked and
 its features reused, the result the same (checked: 20 020 made from 20 010 and from data/'s
 20 000 have equal records and features). Resumable: a finished step is skipped.
@@ -125,8 +125,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", default="data", help="make_all.py's and prep.py's folder")
     ap.add_argument("--out", default="data/big")
-    ap.add_argument("--scenes", type=int, default=100000, help="training scenes")
-    ap.add_argument("--videos", type=int, default=20000, help="training clips")
+    ap.add_argument("--scenes", type=int, default=100000, help="training scenes (0: data/'s)")
+    ap.add_argument("--videos", type=int, default=20000, help="training clips (0: data/'s)")
     ap.add_argument("--speech", type=int, default=0, help="training utterances (0: data/'s)")
     ap.add_argument("--accents", type=int, default=0, help="accented training utterances (0: data/'s)")
     ap.add_argument("--models", default="models", help="the audio codec prep.py codes speech with")
@@ -138,7 +138,8 @@ def main(argv=None):
     for need in (os.path.join(sd, "train_codes.npy"), os.path.join(vd, "train_mp4.npy")):
         if not os.path.exists(need):
             sys.exit(f"{need} is missing: run tools/data/make_all.py and tools/train/prep.py first")
-    big_s, big_v = f"{sd}_{a.scenes}", f"{vd}_{a.videos}"
+    big_s = f"{sd}_{a.scenes}" if a.scenes else sd
+    big_v = f"{vd}_{a.videos}" if a.videos else vd
     if not os.path.exists(os.path.join(big_s, "train.npy")):
         t = time.time()
         scenes.generate(big_s, 0, a.seed, {"train": a.scenes})
@@ -170,7 +171,7 @@ def main(argv=None):
         own = {f"{s}{x}" for s in counts for x in ("", ".jsonl", "_feats.npz")}
         for name in sorted(os.listdir(spd)):
             link(os.path.join(big_sp if name in own else spd, name), os.path.join(out, name))
-    print(f"{a.out}: {a.scenes} scenes, {a.videos} clips, speech {counts or 'of data/'}; "
+    print(f"{a.out}: scenes {a.scenes or 'of data/'}, clips {a.videos or 'of data/'}, speech {counts or 'of data/'}; "
           f"{time.time() - t0:.0f} s", flush=True)
 
 
