@@ -1,6 +1,6 @@
 #!/bin/sh
 # Every row of docs/MODEL.md's table for one model, as the bundled versions are scored
-# (run_eval.py --threads 1, two lanes side by side on the 2 cores; about 45 minutes):
+# (run_eval.py --threads 1, two lanes side by side on the 2 cores; 21 minutes for v50 with a judge):
 #
 #   tools/eval/score_all.sh MODEL.gguf OUT_DIR [DATA] [JUDGE.gguf] [LOOM]
 #
@@ -20,7 +20,7 @@ mkdir -p "$out"
 E="/usr/bin/python3 tools/eval/run_eval.py --loom $loom --model $model --data $data --threads 1"
 J=""; [ -n "$judge" ] && J="--judge $judge"
 
-# the quick rows first (captions, questions, transcription, video, plain text: about 6 minutes),
+# the quick rows first (captions, questions, transcription, video, plain text: about 5 minutes),
 # then speech, pictures and clips made by the model
 lane1() {
   $E --n 1000 --jobs caption,vqa > "$out/test_caption.log" 2>&1
