@@ -5,7 +5,7 @@ others, beside what the training-only attribute head reads from the same image r
 
     /usr/bin/python3 tools/eval/heldout_arrangements.py [--model models/loom-tiny.gguf]
                                                         [--run runs/v21] [--n 200] [--scan] [--cells]
-                                                        [--confusion] [--ask-count] [--split val]
+                                                        [--confusion] [--ask-count] [--by-pair] [--split val]
 
 Captions come from `loom caption` on --model. The attribute head needs --run: a training run
 directory whose ckpt.pt holds it (the GGUF files do not carry it). Without --run only the
@@ -13,7 +13,8 @@ caption rows print. --scan also asks the run's PyTorch model for the `scan` task
 (tools/train/train.py: every cell in reading order, its object or "nothing") and scores it
 the same way; --cells asks it about each of the nine cells on its own (the `cell` task: "what
 is in the top left?" → an object or "nothing"). --confusion prints which shape the captions
-name for which; --ask-count asks loom "how many shapes are there?" about each picture. Results and their reading are in docs/MODEL.md ("It cannot, yet").
+name for which; --ask-count asks loom "how many shapes are there?" about each picture; --by-pair
+splits the held-out pictures by the pair they hold and counts the objects their captions name. Results and their reading are in docs/MODEL.md ("It cannot, yet").
 """
 import argparse
 import json
@@ -61,6 +62,29 @@ def caption_scores(a, imgs, meta):
                 d.setdefault("shape, count right", [0, 0])
                 d["shape, count right"][0] += p[2] == t[2]
                 d["shape, count right"][1] += 1
+    return out
+
+
+def heldout_pairs(m):
+    """The held-out (cell, count) pairs a scene holds, as text: "((0, 0), 2)"."""
+    cells = {(o["row"], o["col"]) for o in m["objects"]}
+    return " + ".join(str(p) for p in sorted(S.scenes.HELDOUT_POS_COUNT) if p[1] == m["count"] and p[0] in cells)
+
+
+def by_pair(a, meta):
+    """held-out pair(s) → [images, count right, {objects named: captions}], from the captions
+    caption_scores had loom write (read again: `loom caption` is deterministic)."""
+    paths = [os.path.join(a.tmp, f"scene_{i:04d}.png") for i in range(len(meta))]
+    text, _ = loom(a, "caption", "--json", *paths)
+    out = {}
+    for line, m in zip(text.strip().splitlines(), meta):
+        if not m["heldout"]["pos_count"]:
+            continue
+        named = len(S.parse_caption(json.loads(line)["text"]))
+        d = out.setdefault(heldout_pairs(m), [0, 0, {}])
+        d[0] += 1
+        d[1] += named == m["count"]
+        d[2][named] = d[2].get(named, 0) + 1
     return out
 
 
@@ -194,6 +218,8 @@ def main():
     ap.add_argument("--cells", action="store_true", help="also score its answers about each cell alone")
     ap.add_argument("--confusion", action="store_true", help="also print which shapes the captions take for which")
     ap.add_argument("--ask-count", action="store_true", help="also ask loom \"how many shapes are there?\"")
+    ap.add_argument("--by-pair", action="store_true",
+                    help="also split the held-out pictures by their pair ((cell), count) and count the objects named")
     ap.add_argument("--split", default="test", help="test, or val (the training distribution: no held-out pairs)")
     a = ap.parse_args()
     a.threads = 1
@@ -211,6 +237,11 @@ def main():
         print("\nanswers to \"how many shapes are there?\" on the same pictures:")
         for g, (n, right) in sorted(count_answers(a, meta).items(), reverse=True):
             print(f"| {g} | {n} | {100 * right / n:.1f} % |")
+    if a.by_pair:
+        print("\ncaptions of the held-out pictures by the pair they hold ((row, column), objects in the scene):")
+        print("| held-out pair | images | count right | captions naming 1 / 2 / 3 / 4 objects |")
+        for g, (n, right, named) in sorted(by_pair(a, meta).items()):
+            print(f"| {g} | {n} | {100 * right / n:.1f} % | {' / '.join(str(named.get(k, 0)) for k in range(1, 5))} |")
     if a.confusion:
         for g, d in sorted(caps.items(), reverse=True):
             print_confusion(g, d["confusion"])
