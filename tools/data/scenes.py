@@ -218,6 +218,14 @@ def captions(label, rng):
     return caps
 
 
+def counted_caption(rec):
+    """A scene record's canonical caption led by its number of objects ("two shapes: a small
+    green cross in the top left and …"): train.py --count-first's caption target, so that the
+    number is read off the picture before any object is written (docs/MODEL.md)."""
+    n = rec["count"]
+    return f"{NUMBERS[n]} shape{'s' if n > 1 else ''}: {rec['captions'][0]}"
+
+
 def vqa(label, rng):
     objs = label["objects"]
     qa = []

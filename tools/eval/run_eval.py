@@ -9,7 +9,8 @@ each job against the PyTorch model on the same inputs.
 Prints a table (and writes it as Markdown with --md). --check-ceilings instead scores the media
 metrics on the data itself and on its codec round trips (what exact codes would score). Metrics:
   caption     per-attribute exact match (shape, colour, size, position, count) of every object
-              in the parsed caption, and whole-caption exact match, on test scenes (held-out
+              in the parsed caption, and whole-caption exact match (the canonical caption, or
+              the same led by its count: "two shapes: …"), on test scenes (held-out
               colour×shape / position×count compositions); shape also on the objects of the
               held-out colour×shape pairs alone (test only)
   vqa         `loom caption -p QUESTION` on test scenes (one of each scene's questions about a
@@ -116,7 +117,7 @@ def eval_caption(a, tmp):
     exact = 0
     for line, m in zip(out.strip().splitlines(), meta):
         text = json.loads(line)["text"]
-        exact += text == m["captions"][0]
+        exact += text in (m["captions"][0], S.scenes.counted_caption(m))   # either form (train.py --count-first)
         for k, (h, n) in S.match_scores(S.parse_caption(text), S.label_objects(m)).items():
             tot[k][0] += h
             tot[k][1] += n

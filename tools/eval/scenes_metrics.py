@@ -26,8 +26,10 @@ def _pos(phrase):
 
 
 def parse_caption(text):
-    """Canonical caption → list of (size, colour, shape, (row, col)); None parts when unreadable."""
+    """Canonical caption (or one led by its count) → list of (size, colour, shape, (row, col)); None parts when unreadable."""
     text = text.strip()
+    # a count-led caption (train.py --count-first: "two shapes: …") lists the same objects after it
+    text = re.sub(r"^(?:zero|one|two|three|four|five) shapes?: ", "", text)
     # split "A, B and C" at the top level; group parts contain ": x and y" which we protect
     parts, groups = [], []
     where = r"the (?:top left|top right|bottom left|bottom right|top|bottom|left|right|center)"

@@ -30,6 +30,7 @@ import torch  # noqa: E402
 import torch.distributed as dist  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
+from tools.data import scenes  # noqa: E402
 from tools.train import unified as U  # noqa: E402
 
 # task: (weight, batch size)
@@ -75,6 +76,7 @@ class Data:
         self.speech_tempo = speech_tempo       # mel_augmented() also stretches time by up to ± this
         self.max_mel_frames = None             # the audio encoder's limit (its position table), set by the trainer
         self.video_mp4 = video_mp4             # share of description clips read as decoded MP4 frames
+        self.count_first = False               # caption targets led by the number of objects (--count-first)
         s = os.path.join(root, "scenes")
         self.scenes = np.load(os.path.join(s, f"{split}.npy"), mmap_mode="r")
         self.scene_meta = [json.loads(l) for l in open(os.path.join(s, f"{split}.jsonl"))]
@@ -205,7 +207,8 @@ class Data:
         if task == "caption":
             m = self.scene_meta[i]
             return U.turn([("ctl", "<|image|>"), ("image", self.scenes[i]), ("ctl", "<|/image|>"),
-                           ("text", U.PROMPTS["caption"])], [("text", m["captions"][0])])
+                           ("text", U.PROMPTS["caption"])],
+                          [("text", scenes.counted_caption(m) if self.count_first else m["captions"][0])])
         if task == "scan":          # every cell of the grid in turn: a readout no layout prior can skip
             return U.turn([("ctl", "<|image|>"), ("image", self.scenes[i]), ("ctl", "<|/image|>"),
                            ("text", U.PROMPTS["scan"])], [("text", scan_answer(self.scene_meta[i]))])
@@ -355,6 +358,7 @@ def train(a, rank=0):
     tok = U.Tok(a.vocab)
     data = Data(a.data, "train", a.speech_augment, a.video_mp4, a.speech_tempo, a.speech_accents, a.speech_shift,
                 a.speech_gain, a.tts_voice, a.tts_words)
+    data.count_first = a.count_first
     tasks = [t for t in a.tasks.split(",") if data.available(t)]
     print("tasks:", tasks, flush=True)
     ck = os.path.join(run, "ckpt.pt")
@@ -830,6 +834,8 @@ def main():
     ap.add_argument("--count-swap", type=float, default=0.0,
                     help="the same for the count words two … five: how many places follow must come "
                          "from the picture, not from the number written before them")
+    ap.add_argument("--count-first", action="store_true",
+                    help="caption targets start with the number of objects (\"two shapes: …\"; a probe)")
     ap.add_argument("--code-swap", type=float, default=0.0,
                     help="probability that an audio code of an answer (text to speech, say_write) is fed "
                          "back as a random code (its label stays): the next code must lean on the words, "
