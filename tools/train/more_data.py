@@ -13,8 +13,9 @@ The new clips' decoded MP4s (`--video-mp4`) are data/'s for the first clips (the
 bytes) and decoded for the rest. The speech splits work alike: data/'s utterances come first
 (their wavs hard-linked, their features copied), the others are synthesised (tools/data/speech.py)
 and featured (prep.py) here; --scenes 0, --videos 0, --speech 0 and --accents 0 keep data/'s. A larger set starts from
-the largest one an earlier run made (data/speech_N_M), not from data/'s: its utterances linked and
-its features reused, the result the same (checked: 20 020 made from 20 010 and from data/'s
+the largest one an earlier run made (data/speech_N_M) up to the size asked, not from data/'s: its
+utterances linked and its features reused (a split of the same size is linked whole, so
+`--speech 50000 --accents 20000` after `--speech 50000` synthesises only the accents), the result the same (checked: 20 020 made from 20 010 and from data/'s
 20 000 have equal records and features). Resumable: a finished step is skipped.
 """
 import argparse
@@ -64,7 +65,7 @@ def decoded_mp4s(small, big):
 
 def largest_start(small, big, split, n):
     """The folder to start big/'s split from: small (data/'s speech) or the larger set of an
-    earlier run (small_N_M) with the most finished utterances of that split below n. Each
+    earlier run (small_N_M) with the most finished utterances of that split up to n. Each
     split is one seeded stream, so its first utterances are the same in every set; the
     caller checks that."""
     best, most = small, sum(1 for _ in open(os.path.join(small, f"{split}.jsonl")))
@@ -75,7 +76,7 @@ def largest_start(small, big, split, n):
         if not name.startswith(stem + "_") or os.path.abspath(d) == os.path.abspath(big) or not done:
             continue
         k = sum(1 for _ in open(os.path.join(d, f"{split}.jsonl")))
-        if most < k < n:
+        if most < k <= n:
             best, most = d, k
     return best
 
@@ -87,13 +88,18 @@ def more_speech(small, big, counts, seed, procs, models):
     for split, n in counts.items():
         base = largest_start(small, big, split, n)
         old = [json.loads(line) for line in open(os.path.join(base, f"{split}.jsonl"))]
-        if n <= len(old):
+        if n < len(old):
             sys.exit(f"speech/{split}: asked for {n} utterances, but {base} already has {len(old)}")
         print(f"speech/{split}: the first {len(old)} from {base}", flush=True)
         os.makedirs(os.path.join(big, split), exist_ok=True)
         for r in old:                   # speech.generate() skips a wav that exists
             if not os.path.exists(os.path.join(big, r["wav"])):
                 os.link(os.path.join(base, r["wav"]), os.path.join(big, r["wav"]))
+        if n == len(old):               # an earlier run made this split whole (another --accents)
+            for f in (f"{split}.jsonl", f"{split}_feats.npz"):
+                if not os.path.exists(os.path.join(big, f)):
+                    os.link(os.path.join(base, f), os.path.join(big, f))
+            continue
         if not os.path.exists(os.path.join(big, f"{split}.jsonl")):
             t = time.time()
             speech.generate(big, {split: n}, seed, procs)
