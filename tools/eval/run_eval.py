@@ -105,9 +105,19 @@ def records(path):
         return [json.loads(line) for line in f]
 
 
+def inputs(a, kind, n=None):
+    """The split's records that a job reads: --n (or n) of them after the first --skip."""
+    return records(os.path.join(a.data, kind, f"{a.split}.jsonl"))[a.skip:a.skip + (a.n if n is None else n)]
+
+
+def split_array(a, kind, suffix=""):
+    """The split's pictures or codes (`{split}{suffix}.npy`), row i beside inputs()[i]."""
+    return np.load(os.path.join(a.data, kind, f"{a.split}{suffix}.npy"), mmap_mode="r")[a.skip:]
+
+
 def eval_caption(a, tmp):
-    imgs = np.load(os.path.join(a.data, "scenes", f"{a.split}.npy"), mmap_mode="r")
-    meta = records(os.path.join(a.data, "scenes", f"{a.split}.jsonl"))[:a.n]
+    imgs = split_array(a, "scenes", "")
+    meta = inputs(a, "scenes")
     paths = []
     for i in range(len(meta)):
         paths.append(os.path.join(tmp, f"scene_{i:04d}.png"))
@@ -127,8 +137,8 @@ def eval_caption(a, tmp):
 
 
 def eval_vqa(a, tmp):
-    imgs = np.load(os.path.join(a.data, "scenes", f"{a.split}.npy"), mmap_mode="r")
-    meta = records(os.path.join(a.data, "scenes", f"{a.split}.jsonl"))[:a.n]
+    imgs = split_array(a, "scenes", "")
+    meta = inputs(a, "scenes")
     tot, dts = {"answer exact": [0, 0]}, []
     for i, m in enumerate(meta):
         path = os.path.join(tmp, f"vqa_{i:04d}.png")
@@ -146,7 +156,7 @@ def eval_vqa(a, tmp):
 
 
 def eval_t2i(a, tmp):
-    meta = records(os.path.join(a.data, "scenes", f"{a.split}.jsonl"))[:a.n]
+    meta = inputs(a, "scenes")
     tot = {k: [0, 0] for k in ("shape", "colour", "size", "position", "count", S.HELDOUT_SHAPE)}
     allok, dts = 0, []
     for i, m in enumerate(meta):
@@ -164,14 +174,15 @@ def eval_t2i(a, tmp):
 
 
 def eval_transcribe(a, tmp):
-    meta = records(os.path.join(a.data, "speech", f"{a.split}.jsonl"))[:a.n]
+    meta = inputs(a, "speech")
     # the grammar repeats short sentences: a quarter of val / test is also spoken in training
     heard = {r["text"] for r in records(os.path.join(a.data, "speech", "train.jsonl"))}
     e, n, eu, nu = [0] * 4
     exact, dts = 0, []
     per_voice = {}   # voice -> [errors, words]: which held-out accent is harder
     for r in meta:
-        out, dt = loom(a, "transcribe", os.path.join(a.data, "speech", r["wav"]), "-b", str(beams(a, "transcribe")))
+        out, dt = loom(a, "transcribe", os.path.join(a.data, "speech", r["wav"]), "-b", str(beams(a, "transcribe")),
+                      *a.transcribe_args.split())
         dts.append(dt)
         de, dn = wer_counts(norm_text(r["text"]), norm_text(out))
         e, n = e + de, n + dn
@@ -195,7 +206,7 @@ def eval_long(a, tmp):
     loom_audio_cut), and, for comparison, as consecutive pieces of the encoder's window cut
     blindly (what `loom transcribe` did before stop 44), each transcribed alone."""
     from tools.loompy import mel
-    meta = records(os.path.join(a.data, "speech", f"{a.split}.jsonl"))[:a.n]
+    meta = inputs(a, "speech")
     groups, cur = [], []
     for r in meta:
         cur.append(r)
@@ -235,7 +246,7 @@ def eval_robust(a, tmp):
     of padding and peak at 0.7-0.95: with 0.5 s of digital silence before and after, and 20 dB
     quieter (a transcriber can learn both)."""
     from tools.loompy import mel
-    meta = records(os.path.join(a.data, "speech", f"{a.split}.jsonl"))[:a.n]
+    meta = inputs(a, "speech")
     pad = np.zeros(8000, np.float32)
     kinds = {"WER, 0.5 s of digital silence before and after each recording": lambda x: np.concatenate([pad, x, pad]),
              "WER, each recording 20 dB quieter": lambda x: x * 0.1}
@@ -261,7 +272,7 @@ def video_clauses(d):
 
 
 def eval_video(a, tmp):
-    meta = records(os.path.join(a.data, "videos", f"{a.split}.jsonl"))[:a.n_video]
+    meta = inputs(a, "videos", a.n_video)
     # test clips hold an event × shape or a colour × shape pair never seen in training: score
     # the moving object on each kind apart (val has neither)
     ev_held = "moving object, clips whose event × shape is held out"
@@ -333,7 +344,7 @@ def read_mp4(path, side=64):
 
 
 def eval_t2v(a, tmp):
-    meta = records(os.path.join(a.data, "videos", f"{a.split}.jsonl"))[:a.n]
+    meta = inputs(a, "videos")
     hits = np.zeros(4)
     dts = []
     for i, r in enumerate(meta):
@@ -364,9 +375,9 @@ def check_ceilings(a, tmp):
         with torch.no_grad():
             return vq.to_pixels(vqm.decode_codes(torch.as_tensor(np.array(codes), dtype=torch.long)))
 
-    imgs = np.load(os.path.join(a.data, "scenes", f"{a.split}.npy"), mmap_mode="r")
-    meta = records(os.path.join(a.data, "scenes", f"{a.split}.jsonl"))[:a.n]
-    rec = decode(np.load(os.path.join(a.data, "scenes", f"{a.split}_codes.npy"), mmap_mode="r")[:len(meta)])
+    imgs = split_array(a, "scenes", "")
+    meta = inputs(a, "scenes")
+    rec = decode(split_array(a, "scenes", "_codes")[:len(meta)])
     for name, pics in (("originals", imgs), ("VQ round trip", rec)):
         ok = 0
         for i, m in enumerate(meta):
@@ -374,9 +385,9 @@ def check_ceilings(a, tmp):
             ok += all(h == n for k, (h, n) in sc.items() if k != "size")
         print(f"t2i metric (all objects right) on the scenes' {name}: {100 * ok / len(meta):.1f} %", flush=True)
 
-    vids = np.load(os.path.join(a.data, "videos", f"{a.split}.npy"), mmap_mode="r")
-    vmeta = records(os.path.join(a.data, "videos", f"{a.split}.jsonl"))[:a.n]
-    vcodes = np.load(os.path.join(a.data, "videos", f"{a.split}_codes.npy"), mmap_mode="r")
+    vids = split_array(a, "videos", "")
+    vmeta = inputs(a, "videos")
+    vcodes = split_array(a, "videos", "_codes")
     for name, first_last in (("own frames", lambda i: (vids[i, 0], vids[i, 6])),
                              ("VQ round trip", lambda i: tuple(decode(vcodes[i, [0, 3]])))):
         hits = np.zeros(4)
@@ -411,7 +422,7 @@ def check_ceilings(a, tmp):
 
 
 def eval_tts(a, tmp):
-    meta = records(os.path.join(a.data, "speech", f"{a.split}.jsonl"))[:a.n]
+    meta = inputs(a, "speech")
     e = n = failed = 0
     dts = []
     for i, r in enumerate(meta):
@@ -440,7 +451,7 @@ def chat_reply(a, prompt, tmp, seed):
 
 def eval_draw_tell(a, tmp):
     from tools.train import unified as U
-    meta = records(os.path.join(a.data, "scenes", f"{a.split}.jsonl"))[:a.n]
+    meta = inputs(a, "scenes")
     drew = replied = said = allok = 0
     dts = []
     for i, m in enumerate(meta):
@@ -462,7 +473,7 @@ def eval_draw_tell(a, tmp):
 
 def eval_say_write(a, tmp):
     from tools.train import unified as U
-    meta = records(os.path.join(a.data, "speech", f"{a.split}.jsonl"))[:a.n]
+    meta = inputs(a, "speech")
     spoke = 0
     ew = nw = ea = na = 0
     dts = []
@@ -484,7 +495,7 @@ def eval_say_write(a, tmp):
 
 def eval_text(a, tmp):
     from tools.train import unified as U
-    meta = records(os.path.join(a.data, "scenes", f"{a.split}.jsonl"))[:a.n]
+    meta = inputs(a, "scenes")
     right, dts = 0, []
     for i, m in enumerate(meta):
         qa = m["vqa"][i % len(m["vqa"])]
@@ -549,6 +560,8 @@ def main():
     ap.add_argument("--model", default=os.path.join(ROOT, "models", "loom-tiny.gguf"))
     ap.add_argument("--data", default=os.path.join(ROOT, "data"))
     ap.add_argument("--n", type=int, default=200)
+    ap.add_argument("--skip", type=int, default=0, help="leave out the first SKIP inputs of each split (e.g. tune a setting on "
+                    "--skip 200 --n 200, then score it on the first 200)")
     ap.add_argument("--n-video", type=int, default=600,
                     help="clips the video job scores (descriptions are cheap, and 60 clips were too few to tell versions apart)")
     ap.add_argument("--split", default="test", help="test (held-out compositions and voices) or val (the training distribution)")
@@ -558,6 +571,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--imagine-args", default="")
     ap.add_argument("--speak-args", default="")
+    ap.add_argument("--transcribe-args", default="", help="more options for loom transcribe in the transcribe job, e.g. \"--ctc 0.5\"")
     ap.add_argument("--judge", default=None,
                     help="tts, say_write: the model whose transcription scores the speech (default: --model itself; "
                          "a fixed judge separates a change in speaking from one in hearing)")
