@@ -282,12 +282,13 @@ def synth(job):
         subprocess.run(["espeak-ng", "-v", f"{job['voice']}+{job['variant']}", "-s",
                         str(job["speed"]), "-p", str(job["pitch"]), "-w", raw, say],
                        check=True, capture_output=True)
-        cmd = ["sox", "-R", raw, "-r", str(SR), "-c", "1", "-b", "16", job["path"]]
-        if job["reverb"]:
+        clean = os.path.join(td, "clean.wav")     # the noisy result alone reaches job["path"]:
+        cmd = ["sox", "-R", raw, "-r", str(SR), "-c", "1", "-b", "16", clean]   # a resumed run
+        if job["reverb"]:                          # skips any wav that exists
             cmd += ["reverb", str(job["reverb"]), "50", str(job["room"])]
         cmd += ["pad", "0.1", "0.1", "norm", "-3"]
         subprocess.run(cmd, check=True, capture_output=True)
-    x = read_wav(job["path"])
+        x = read_wav(clean)
     rng = np.random.default_rng(job["seed"])
     noise = rng.standard_normal(len(x)).astype(np.float32)
     if job["pink"]:  # crude 1/f tilt: leaky integration
