@@ -13,8 +13,10 @@
  * is below ROUTE_TIE; another expert set moves the logits by whole units), or when the step
  * before it was (that position's cached keys and values then went through other experts: v50's
  * tts 8 picks another code at step 8 after a routing gap of 1.1e-5 at step 7, and PyTorch picks
- * the same code when that one routing is flipped: docs/PARITY.md, "A routing tie one position
- * back"). Two passes:
+ * the same code when that one routing is flipped: docs/MODEL.md, "A routing tie one position
+ * back"), or one of the ROUTE_REACH steps before it was (v53's t2i 8 picks another code at step
+ * 9, guided gap 0.51, after a routing gap of 1.9e-6 at step 6; flipped in PyTorch, step 9 picks
+ * loom's code: tools/parity/route_flip.py --at 6 --step 9). Two passes:
  *
  *  - teacher forced: loom is fed PyTorch's answer and its greedy choice is checked at every
  *    step (the stop / close step included), so one broken tie hides nothing after it. Every
@@ -49,6 +51,7 @@
 #define MAX_IDS 512
 #define NEAR_TIE 0.1f    /* logits */
 #define ROUTE_TIE 1e-3f  /* routing scores (sigmoid + selection bias) */
+#define ROUTE_REACH 3    /* steps after a routed near-tie that it may still flip */
 #define GUIDANCE 3.0f    /* the fixtures' guidance scale: error of l_u + s(l_c − l_u) ≤ (2s − 1)× */
 #define MAX_FLIP_PERMILLE 5
 #define BEAMS 4
@@ -103,11 +106,14 @@ typedef struct expect {
 } expect;
 
 /* rgap[step] is the routing of the forward that gives step's logits, i.e. of the position just
- * cached; a tie there also reaches the next step through that position's keys and values. */
+ * cached; a tie there also reaches the next ROUTE_REACH steps through that position's keys and
+ * values. */
 static int near_tie(const expect *e, int step, float tie)
 {
-    return (step < e->n_gap && e->gap[step] < tie) || (step < e->n_rgap && e->rgap[step] < ROUTE_TIE) ||
-           (step > 0 && step - 1 < e->n_rgap && e->rgap[step - 1] < ROUTE_TIE);
+    if ((step < e->n_gap && e->gap[step] < tie) || (step < e->n_rgap && e->rgap[step] < ROUTE_TIE)) return 1;
+    for (int b = 1; b <= ROUTE_REACH && step - b >= 0; b++)
+        if (step - b < e->n_rgap && e->rgap[step - b] < ROUTE_TIE) return 1;
+    return 0;
 }
 
 /* The steps of a teacher-forced answer where loom's greedy choice was another token. */

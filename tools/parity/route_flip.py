@@ -2,8 +2,9 @@
 tiny-parity fixtures (tests/data/tiny/expected.txt) teacher forced in PyTorch and, at one
 forward (--at: the one that gives step AT's logits, i.e. caches the position before it),
 gives the token the next expert set instead of its k-th in one MoE layer of one sequence
-(conditional or unconditional). It prints the step after's greedy code for each such flip, to
-compare with the code loom picks there (test_tiny_parity prints it).
+(conditional or unconditional). It prints the greedy code of the step after (or of --step, a
+later one: the flipped position stays in the cache) for each such flip, to compare with the
+code loom picks there (test_tiny_parity prints it).
 
     /usr/bin/python3 tools/parity/route_flip.py --run runs/g10 --job tts --index 8 --at 7
 
@@ -29,7 +30,11 @@ def main():
     ap.add_argument("--job", choices=("tts", "t2i"), default="tts")
     ap.add_argument("--index", type=int, required=True)
     ap.add_argument("--at", type=int, required=True, help="the forward (step) whose routing is flipped")
+    ap.add_argument("--step", type=int, help="the step whose code is printed (default: AT + 1)")
     a = ap.parse_args()
+    a.step = a.at + 1 if a.step is None else a.step
+    if a.step <= a.at:
+        ap.error("--step must come after --at")
     torch.set_num_threads(1)
     model = train.load(a.run)
     with tempfile.TemporaryDirectory() as d:   # export rounds the weights as the bundled files have them
@@ -45,6 +50,7 @@ def main():
     else:
         user, open_tok = [("text", U.PROMPTS["t2i"] + test.scene_meta[a.index]["captions"][0])], "<|image|>"
         lo, hi = U.IMAGE_START, U.IMAGE_START + U.IMAGE_COUNT
+        block = [lo + c for c in block]   # the fixture keeps image codes, not token ids
 
     flip = {"layer": None}
     moe = [i for i, L in enumerate(model.dec.layers) if getattr(L, "moe", False)]
@@ -66,12 +72,12 @@ def main():
 
     @torch.no_grad()
     def replay(layer=None, seq=None):
-        """The greedy code of step at + 1 and its gap, flipping `layer` of `seq` at forward `at`."""
+        """The greedy code of step a.step and its gap, flipping `layer` of `seq` at forward `at`."""
         open_emb = model.dec.token_embd[tok.ctl[open_tok]][None, None]
         x = {"c": torch.cat([infer._prefix(model, tok, user), open_emb], 1),
              "u": torch.cat([infer._prefix(model, tok, []), open_emb], 1)}
         cache, gaps = {"c": [], "u": []}, {}
-        for t in range(a.at + 2):
+        for t in range(a.step + 1):
             lg = {}
             for s in "cu":
                 flip["layer"] = layer if (t == a.at and s == seq) else None
@@ -84,7 +90,7 @@ def main():
         return int(top.indices[0]) + lo, float(top.values[0] - top.values[1]), gaps
 
     code, gap, gaps = replay()
-    print(f"{a.job} {a.index}: fixture code at step {a.at + 1}: {block[a.at + 1]}; replayed: {code} (gap {gap:.4g})")
+    print(f"{a.job} {a.index}: fixture code at step {a.step}: {block[a.step]}; replayed: {code} (gap {gap:.4g})")
     for s in "cu":
         print(f"  routing gaps at step {a.at}, {'conditional' if s == 'c' else 'unconditional'}: "
               + ", ".join(f"layer {i} {g:.2g}" for i, g in gaps[s].items()))
@@ -92,7 +98,7 @@ def main():
         for i in moe:
             code, gap, _ = replay(i, s)
             print(f"  flip layer {i} of the {'conditional' if s == 'c' else 'unconditional'} sequence at step {a.at}: "
-                  f"step {a.at + 1} picks {code} (gap {gap:.4g})")
+                  f"step {a.step} picks {code} (gap {gap:.4g})")
 
 
 if __name__ == "__main__":
