@@ -56,13 +56,35 @@ def cell_question(meta, r, c):
     return f"what is {pos_phrase(r, c)}?", cell.get((r, c), "nothing")
 
 
+def npz_member_mmap(path, name):
+    """Array <name> of an uncompressed .npz, mapped read-only rather than read: the training
+    processes then share one copy in the page cache (data/big200's mels are 7.8 GB)."""
+    import zipfile
+    with zipfile.ZipFile(path) as z:
+        info = z.getinfo(name + ".npy")
+    if info.compress_type != zipfile.ZIP_STORED:
+        return None
+    with open(path, "rb") as f:
+        f.seek(info.header_offset)
+        local = f.read(30)                                  # the zip local file header
+        start = info.header_offset + 30 + int.from_bytes(local[26:28], "little") \
+            + int.from_bytes(local[28:30], "little")
+        f.seek(start)
+        read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                       (2, 0): np.lib.format.read_array_header_2_0}[np.lib.format.read_magic(f)]
+        shape, fortran, dtype = read_header(f)
+        offset = f.tell()
+    return np.memmap(path, dtype=dtype, mode="r", shape=shape, offset=offset, order="F" if fortran else "C")
+
+
 def load_speech(folder, split):
     """<folder>/<split>_feats.npz (tools/train/prep.py) and its transcripts, or None."""
     p = os.path.join(folder, f"{split}_feats.npz")
     if not os.path.exists(p):
         return None
     z = np.load(p)
-    return dict(mel=z["mel"], mo=np.concatenate([[0], np.cumsum(z["mel_len"])]), codes=z["codes"],
+    mel = npz_member_mmap(p, "mel")
+    return dict(mel=z["mel"] if mel is None else mel, mo=np.concatenate([[0], np.cumsum(z["mel_len"])]), codes=z["codes"],
                 co=np.concatenate([[0], np.cumsum(z["codes_len"])]),
                 step=float(z["mel_step"]) if "mel_step" in z else 0.0,
                 meta=[json.loads(l) for l in open(os.path.join(folder, f"{split}.jsonl"))])
