@@ -9,6 +9,9 @@
 # JUDGE: a fixed model that also transcribes the speech (docs/MODEL.md uses v45:
 # `git show a08377a^:models/loom-tiny.gguf`, and its -mmproj). Each group's output goes to
 # OUT_DIR/<group>.log; OUT_DIR/summary.txt collects every "job metric value" line.
+# QUICK=1: only the rows each CPU stage is screened on: captions, questions,
+# transcription on all 400 test utterances and on the first 200, plain text, video, the val
+# rows, and text to speech as the model judges itself (2.5 minutes).
 set -eu
 [ $# -ge 2 ] || { sed -n 2,11p "$0"; exit 2; }
 model=$1 out=$2
@@ -25,12 +28,20 @@ J=""; [ -n "$judge" ] && J="--judge $judge"
 lane1() {
   $E --n 1000 --jobs caption,vqa > "$out/test_caption.log" 2>&1
   $E --n 200 --jobs transcribe,text > "$out/test_transcribe.log" 2>&1
+  if [ -n "${QUICK:-}" ]; then
+    $E --n 400 --jobs transcribe > "$out/test_tr400.log" 2>&1
+    return
+  fi
   $E --n 200 --jobs tts,say_write,draw_tell,robust,long > "$out/test_rest.log" 2>&1
   $E --n 400 --jobs t2i > "$out/test_t2i.log" 2>&1
 }
 lane2() {
   $E --jobs video > "$out/test_video.log" 2>&1
   $E --n 200 --split val --jobs caption,transcribe,video,text > "$out/val.log" 2>&1
+  if [ -n "${QUICK:-}" ]; then
+    $E --n 200 --jobs tts > "$out/test_tts.log" 2>&1
+    return
+  fi
   $E --n 200 --split val --jobs tts > "$out/val_tts.log" 2>&1
   if [ -n "$J" ]; then
     $E --n 200 --jobs tts $J > "$out/test_tts_judged.log" 2>&1
