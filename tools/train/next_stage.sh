@@ -8,9 +8,11 @@
 # FROM: where to start when RUN has no checkpoint yet: a run folder (its ckpt.pt, AdamW state
 # included, is copied) or a GGUF stem (`train.py import`: its weights, a fresh AdamW; default
 # models/loom-tiny). Resumable: run it again after a cut-off with NEW= to keep the schedule
-# (NEW=--new-schedule by default, which a fresh stage wants). Log: RUN/stdout.log.
+# (NEW=--new-schedule by default, which a fresh stage wants). Cut off before its first save,
+# RUN/ckpt.pt is still FROM's, whose schedule is spent: train.py then stops and says so, and
+# running it again without NEW= starts the stage over. Log: RUN/stdout.log.
 set -eu
-[ $# -ge 2 ] || { sed -n 2,11p "$0"; exit 2; }
+[ $# -ge 2 ] || { sed -n 2,13p "$0"; exit 2; }
 run=$1 data=$2 minutes=${3:-60} lr=${4:-5e-5} from=${5:-models/loom-tiny}
 PY=/usr/bin/python3
 export OMP_WAIT_POLICY=PASSIVE

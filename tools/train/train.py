@@ -368,6 +368,12 @@ def train_parallel(a):
 
 
 def train(a, rank=0):
+    ck = os.path.join(a.run, "ckpt.pt")
+    if not dist.is_initialized() and not a.new_schedule and os.path.exists(ck):
+        spent = torch.load(ck, map_location="cpu")["elapsed"] / 60
+        if spent >= a.minutes:   # e.g. a stage's copied start checkpoint, resumed before it saved its own
+            sys.exit(f"train: {ck} is {spent:.1f} minutes into its schedule, whose --minutes {a.minutes:g} "
+                     "are spent; --new-schedule starts a fresh one")
     if a.procs > 1 and not dist.is_initialized():
         return train_parallel(a)
     world = a.procs
