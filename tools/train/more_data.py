@@ -16,7 +16,9 @@ and featured (prep.py) here; --scenes 0, --videos 0, --speech 0 and --accents 0 
 the largest one an earlier run made (data/speech_N_M) up to the size asked, not from data/'s: its
 utterances linked and its features reused (a split of the same size is linked whole, so
 `--speech 50000 --accents 20000` after `--speech 50000` synthesises only the accents), the result the same (checked: 20 020 made from 20 010 and from data/'s
-20 000 have equal records and features). Resumable: a finished step is skipped.
+20 000 have equal records and features). Clips alike: a larger set links the MP4s of the
+largest earlier one (data/videos_N; data/'s own otherwise) and takes its decoded frames, and
+encodes and decodes only the clips after them. Resumable: a finished step is skipped.
 """
 import argparse
 import json
@@ -63,16 +65,16 @@ def decoded_mp4s(small, big):
     os.replace(out + ".tmp.npy", out)
 
 
-def largest_start(small, big, split, n):
-    """The folder to start big/'s split from: small (data/'s speech) or the larger set of an
-    earlier run (small_N_M) with the most finished utterances of that split up to n. Each
-    split is one seeded stream, so its first utterances are the same in every set; the
-    caller checks that."""
+def largest_start(small, big, split, n, finished=("{}.jsonl", "{}_feats.npz")):
+    """The folder to start big/'s split from: small (data/'s speech or clips) or the larger set
+    of an earlier run (small_N_M, small_N) with the most finished items of that split up to n
+    (finished: the files a finished set has). Each split is one seeded stream, so its first
+    items are the same in every set; the caller checks that."""
     best, most = small, sum(1 for _ in open(os.path.join(small, f"{split}.jsonl")))
     parent, stem = os.path.split(small)
     for name in sorted(os.listdir(parent or ".")):
         d = os.path.join(parent, name)
-        done = all(os.path.exists(os.path.join(d, f)) for f in (f"{split}.jsonl", f"{split}_feats.npz"))
+        done = all(os.path.exists(os.path.join(d, f.format(split))) for f in finished)
         if not name.startswith(stem + "_") or os.path.abspath(d) == os.path.abspath(big) or not done:
             continue
         k = sum(1 for _ in open(os.path.join(d, f"{split}.jsonl")))
@@ -146,6 +148,7 @@ def main(argv=None):
             sys.exit(f"{need} is missing: run tools/data/make_all.py and tools/train/prep.py first")
     big_s = f"{sd}_{a.scenes}" if a.scenes else sd
     big_v = f"{vd}_{a.videos}" if a.videos else vd
+    base_v = largest_start(vd, big_v, "train", a.videos, ("{}.jsonl", "{}_mp4.npy")) if a.videos else vd
     if not os.path.exists(os.path.join(big_s, "train.npy")):
         t = time.time()
         scenes.generate(big_s, 0, a.seed, {"train": a.scenes})
@@ -153,11 +156,18 @@ def main(argv=None):
     same_start("scenes", sd, big_s)
     if not os.path.exists(os.path.join(big_v, "train.npy")):
         t = time.time()
+        os.makedirs(os.path.join(big_v, "train"), exist_ok=True)
+        for r in map(json.loads, open(os.path.join(base_v, "train.jsonl"))):   # generate() skips an MP4 that exists
+            if not os.path.exists(os.path.join(big_v, r["mp4"])):
+                os.link(os.path.join(base_v, r["mp4"]), os.path.join(big_v, r["mp4"]))
         videos.generate(big_v, str(a.videos), a.seed, 8, a.procs)
-        print(f"videos: {a.videos} training clips in {time.time() - t:.0f} s", flush=True)
+        print(f"videos: {a.videos} training clips in {time.time() - t:.0f} s, the MP4s of the first "
+              f"from {base_v}", flush=True)
     same_start("videos", vd, big_v)
+    if base_v != vd:
+        same_start("videos", base_v, big_v)   # the MP4s linked from base_v are its clips'
     t = time.time()
-    decoded_mp4s(vd, big_v)
+    decoded_mp4s(base_v, big_v)
     print(f"videos: MP4s decoded in {time.time() - t:.0f} s", flush=True)
     for kind, small, big, own in (("scenes", sd, big_s, ("train.npy", "train.jsonl")),
                                   ("videos", vd, big_v, ("train.npy", "train.jsonl", "train", "train_mp4.npy"))):
