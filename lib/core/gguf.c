@@ -698,23 +698,28 @@ static void kv_int(const gguf_kv *kv, int *neg, uint64_t *mag)
     *mag = s < 0 ? (uint64_t)0 - (uint64_t)s : (uint64_t)s;
 }
 
-static int int_range_error(const gguf_kv *kv, const char *want, lm_error *err)
+/* An integer entry by key, as kv_int's sign + magnitude. */
+static int find_int(const lm_gguf *g, const char *key, const gguf_kv **kv, int *neg, uint64_t *mag, lm_error *err)
 {
-    int neg;
-    uint64_t mag;
-    kv_int(kv, &neg, &mag);
+    int rc = find_typed(g, key, INT_TYPES_MASK, "an integer", kv, err);
+    if (rc) return rc;
+    kv_int(*kv, neg, mag);
+    return 0;
+}
+
+static int int_range_error(const gguf_kv *kv, int neg, uint64_t mag, const char *want, lm_error *err)
+{
     return lm_fail(err, LOOM_ERR_TYPE, "key '%s': value %s%" PRIu64 " does not fit %s", kv->key, neg ? "-" : "", mag, want);
 }
 
 int lm_gguf_get_u32(const lm_gguf *g, const char *key, uint32_t *out, lm_error *err)
 {
     const gguf_kv *kv = NULL;
-    int rc = find_typed(g, key, INT_TYPES_MASK, "an integer", &kv, err);
-    if (rc) return rc;
     int neg;
     uint64_t mag;
-    kv_int(kv, &neg, &mag);
-    if (neg || mag > UINT32_MAX) return int_range_error(kv, "u32", err);
+    int rc = find_int(g, key, &kv, &neg, &mag, err);
+    if (rc) return rc;
+    if (neg || mag > UINT32_MAX) return int_range_error(kv, neg, mag, "u32", err);
     *out = (uint32_t)mag;
     return 0;
 }
@@ -722,12 +727,11 @@ int lm_gguf_get_u32(const lm_gguf *g, const char *key, uint32_t *out, lm_error *
 int lm_gguf_get_i64(const lm_gguf *g, const char *key, int64_t *out, lm_error *err)
 {
     const gguf_kv *kv = NULL;
-    int rc = find_typed(g, key, INT_TYPES_MASK, "an integer", &kv, err);
-    if (rc) return rc;
     int neg;
     uint64_t mag;
-    kv_int(kv, &neg, &mag);
-    if (!neg && mag > INT64_MAX) return int_range_error(kv, "i64", err);
+    int rc = find_int(g, key, &kv, &neg, &mag, err);
+    if (rc) return rc;
+    if (!neg && mag > INT64_MAX) return int_range_error(kv, neg, mag, "i64", err);
     *out = neg ? (int64_t)(0 - mag) : (int64_t)mag;  /* mag <= 2^63 when negative */
     return 0;
 }
