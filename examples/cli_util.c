@@ -80,27 +80,27 @@ int cli_common_option(cli_common *c, int argc, char **argv, int *i)
 {
     const char *a = argv[*i];
     long long v;
-    if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
+    if (cli_is(a, "-m", "--model")) {
         const char *s = option_value(argc, argv, i);
         if (!s) return -1;
         c->model = s;
         return 1;
     }
-    if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
+    if (cli_is(a, "-t", "--threads")) {
         const char *s = option_value(argc, argv, i);
         if (!s || cli_parse_int("--threads", s, 0, 1024, &v) < 0) return -1;
         c->threads = (int)v;
         return 1;
     }
-    if (!strcmp(a, "--seed")) {
+    if (cli_is(a, "--seed", NULL)) {
         const char *s = option_value(argc, argv, i);
         if (!s || cli_parse_int("--seed", s, 0, INT64_MAX, &v) < 0) return -1;
         c->seed = (uint64_t)v;
         return 1;
     }
-    if (!strcmp(a, "--json")) { c->json = 1; return 1; }
-    if (!strcmp(a, "--bf16")) { c->matmul = LOOM_MATMUL_BF16; return 1; }
-    if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) { c->quiet = 1; return 1; }
+    if (cli_is(a, "--json", NULL)) { c->json = 1; return 1; }
+    if (cli_is(a, "--bf16", NULL)) { c->matmul = LOOM_MATMUL_BF16; return 1; }
+    if (cli_is(a, "-q", "--quiet")) { c->quiet = 1; return 1; }
     return 0;
 }
 

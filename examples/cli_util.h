@@ -4,6 +4,7 @@
 
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 /* Exit codes of the loom command (documented in docs/CLI.md). */
 enum {
@@ -33,6 +34,12 @@ const char *cli_default_model(void);
 /* A model's companion file: "<dir>/foo.gguf" → "<dir>/foo<suffix>" (e.g. "-mmproj.gguf").
  * Returns 0, or -1 (nothing useful in buf) when it does not fit in size. */
 int cli_sibling_path(const char *model, const char *suffix, char *buf, size_t size);
+
+/* 1 when the argument a is the option spelt s1 or s2 (s2 NULL: one spelling). */
+static inline int cli_is(const char *a, const char *s1, const char *s2)
+{
+    return !strcmp(a, s1) || (s2 && !strcmp(a, s2));
+}
 
 /* Parse an integer / float option value; print "loom: OPTION: …" and return -1 if bad. */
 int cli_parse_int(const char *opt, const char *s, long long lo, long long hi, long long *out);

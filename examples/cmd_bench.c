@@ -93,16 +93,14 @@ int cmd_bench(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int bad = 0;
-#define OPT(s1, s2) (!strcmp(a, s1) || !strcmp(a, s2))
-        if (OPT("-t", "--threads") && v) { if ((n_threads = parse_threads(v, threads)) < 0) return EXIT_USAGE; i++; continue; }
+        if (cli_is(a, "-t", "--threads") && v) { if ((n_threads = parse_threads(v, threads)) < 0) return EXIT_USAGE; i++; continue; }
         int r = cli_common_option(&c, argc, argv, &i);
         if (r < 0) return EXIT_USAGE;
         if (r > 0) continue;
-        if (OPT("-p", "--n-prompt") && v) { bad = cli_parse_int(a, v, 0, 1 << 20, &n_prompt); i++; }
-        else if (OPT("-n", "--n-gen") && v) { bad = cli_parse_int(a, v, 0, 1 << 20, &n_gen); i++; }
-        else if (OPT("-r", "--repetitions") && v) { bad = cli_parse_int(a, v, 1, 1000, &reps); i++; }
+        if (cli_is(a, "-p", "--n-prompt") && v) { bad = cli_parse_int(a, v, 0, 1 << 20, &n_prompt); i++; }
+        else if (cli_is(a, "-n", "--n-gen") && v) { bad = cli_parse_int(a, v, 0, 1 << 20, &n_gen); i++; }
+        else if (cli_is(a, "-r", "--repetitions") && v) { bad = cli_parse_int(a, v, 1, 1000, &reps); i++; }
         else { cli_error("bench: unknown or incomplete option '%s'", a); return EXIT_USAGE; }
-#undef OPT
         if (bad) return EXIT_USAGE;
     }
     if (!n_prompt && !n_gen) { cli_error("bench: nothing to measure (-p 0 and -n 0)"); return EXIT_USAGE; }

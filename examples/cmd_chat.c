@@ -285,13 +285,13 @@ int cmd_chat(int argc, char **argv)
         if (r < 0) return EXIT_USAGE;
         if (r > 0) continue;
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--mmproj") && v) { mmproj = v; i++; }
-        else if ((!strcmp(a, "-p") || !strcmp(a, "--prompt")) && v) { prompt = v; i++; }
-        else if ((!strcmp(a, "-o") || !strcmp(a, "--out-dir")) && v) { c.out_dir = v; i++; }
-        else if ((!strcmp(a, "-n") || !strcmp(a, "--n-predict")) && v) {
+        if (cli_is(a, "--mmproj", NULL) && v) { mmproj = v; i++; }
+        else if (cli_is(a, "-p", "--prompt") && v) { prompt = v; i++; }
+        else if (cli_is(a, "-o", "--out-dir") && v) { c.out_dir = v; i++; }
+        else if (cli_is(a, "-n", "--n-predict") && v) {
             if (cli_parse_int(a, v, 1, 1 << 20, &c.n_predict) < 0) return EXIT_USAGE;
             i++;
-        } else if ((!strcmp(a, "--image") || !strcmp(a, "--audio") || !strcmp(a, "--video")) && v && n_media < 16) {
+        } else if ((cli_is(a, "--image", "--audio") || cli_is(a, "--video", NULL)) && v && n_media < 16) {
             media[n_media][0] = a + 2;
             media[n_media++][1] = v;
             i++;

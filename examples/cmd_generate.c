@@ -128,20 +128,18 @@ int cmd_generate(int argc, char **argv)
         if (r > 0) continue;
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int bad = 0;
-#define OPT(s1, s2) (!strcmp(a, s1) || !strcmp(a, s2))
-        if (OPT("-p", "--prompt") && v) { prompt = v; i++; }
-        else if (OPT("--tokens", "--ids") && v) { ids = v; i++; }
-        else if (OPT("-n", "--n-predict") && v) { bad = cli_parse_int(a, v, 0, 1 << 24, &n_predict); i++; }
-        else if (OPT("-c", "--ctx") && v) { bad = cli_parse_int(a, v, 0, 1 << 24, &n_ctx); i++; }
-        else if (OPT("--temperature", "--temp") && v) { bad = cli_parse_float(a, v, 0, 100, &temp); i++; }
-        else if (OPT("--top-k", "--topk") && v) { bad = cli_parse_int(a, v, 0, 1 << 30, &top_k); i++; }
-        else if (OPT("--top-p", "--topp") && v) { bad = cli_parse_float(a, v, 0, 1, &top_p); i++; }
-        else if (OPT("--min-p", "--minp") && v) { bad = cli_parse_float(a, v, 0, 1, &min_p); i++; }
-        else if (OPT("--repeat-penalty", "--repeat_penalty") && v) { bad = cli_parse_float(a, v, 0, 100, &rep); i++; }
-        else if (!strcmp(a, "--no-media-blocks")) media_blocks = 0;
-        else if (!strcmp(a, "--cfg") && v) { bad = cli_parse_float(a, v, 0, 100, &cfg); i++; }
+        if (cli_is(a, "-p", "--prompt") && v) { prompt = v; i++; }
+        else if (cli_is(a, "--tokens", "--ids") && v) { ids = v; i++; }
+        else if (cli_is(a, "-n", "--n-predict") && v) { bad = cli_parse_int(a, v, 0, 1 << 24, &n_predict); i++; }
+        else if (cli_is(a, "-c", "--ctx") && v) { bad = cli_parse_int(a, v, 0, 1 << 24, &n_ctx); i++; }
+        else if (cli_is(a, "--temperature", "--temp") && v) { bad = cli_parse_float(a, v, 0, 100, &temp); i++; }
+        else if (cli_is(a, "--top-k", "--topk") && v) { bad = cli_parse_int(a, v, 0, 1 << 30, &top_k); i++; }
+        else if (cli_is(a, "--top-p", "--topp") && v) { bad = cli_parse_float(a, v, 0, 1, &top_p); i++; }
+        else if (cli_is(a, "--min-p", "--minp") && v) { bad = cli_parse_float(a, v, 0, 1, &min_p); i++; }
+        else if (cli_is(a, "--repeat-penalty", "--repeat_penalty") && v) { bad = cli_parse_float(a, v, 0, 100, &rep); i++; }
+        else if (cli_is(a, "--no-media-blocks", NULL)) media_blocks = 0;
+        else if (cli_is(a, "--cfg", NULL) && v) { bad = cli_parse_float(a, v, 0, 100, &cfg); i++; }
         else { cli_error("generate: unknown or incomplete option '%s'", a); return EXIT_USAGE; }
-#undef OPT
         if (bad) return EXIT_USAGE;
     }
     if (!c.model) { cli_error("generate: no model (-m MODEL)"); return EXIT_USAGE; }

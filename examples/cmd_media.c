@@ -40,7 +40,6 @@ int media_parse(media_job *j, int argc, char **argv, media_option_fn extra)
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         double f;
         long long k;
-#define OPT(s1, s2) (!strcmp(a, s1) || !strcmp(a, s2))
         if (a[0] != '-' || !a[1]) {
             if (j->prompt) { cli_error("%s: more than one prompt ('%s', '%s'); quote the prompt", j->cmd, j->prompt, a); return EXIT_USAGE; }
             j->prompt = a;
@@ -49,15 +48,14 @@ int media_parse(media_job *j, int argc, char **argv, media_option_fn extra)
         if ((r = extra ? extra(j, a, v, &i) : 0) < 0) return EXIT_USAGE;
         if (r > 0) continue;
         if (!v) { cli_error("%s: unknown or incomplete option '%s'", j->cmd, a); return EXIT_USAGE; }
-        if (OPT("-p", "--prompt")) j->prompt = v;
-        else if (OPT("-o", "--output")) j->out = v;
-        else if (OPT("--cfg", "--cfg-scale")) { if (cli_parse_float(a, v, 0, 100, &f) < 0) return EXIT_USAGE; j->p.cfg_scale = (float)f; }
-        else if (OPT("--temp", "--temperature")) { if (cli_parse_float(a, v, 0, 100, &f) < 0) return EXIT_USAGE; j->p.temperature = (float)f; }
-        else if (OPT("--top-k", "--topk")) { if (cli_parse_int(a, v, 0, 1 << 30, &k) < 0) return EXIT_USAGE; j->p.top_k = (int32_t)k; }
-        else if (OPT("--best-of", "--best-of")) { if (cli_parse_int(a, v, 1, 64, &j->best_of) < 0) return EXIT_USAGE; }
-        else if (OPT("--mmproj", "--mmproj")) j->mmproj = v;
+        if (cli_is(a, "-p", "--prompt")) j->prompt = v;
+        else if (cli_is(a, "-o", "--output")) j->out = v;
+        else if (cli_is(a, "--cfg", "--cfg-scale")) { if (cli_parse_float(a, v, 0, 100, &f) < 0) return EXIT_USAGE; j->p.cfg_scale = (float)f; }
+        else if (cli_is(a, "--temp", "--temperature")) { if (cli_parse_float(a, v, 0, 100, &f) < 0) return EXIT_USAGE; j->p.temperature = (float)f; }
+        else if (cli_is(a, "--top-k", "--topk")) { if (cli_parse_int(a, v, 0, 1 << 30, &k) < 0) return EXIT_USAGE; j->p.top_k = (int32_t)k; }
+        else if (cli_is(a, "--best-of", NULL)) { if (cli_parse_int(a, v, 1, 64, &j->best_of) < 0) return EXIT_USAGE; }
+        else if (cli_is(a, "--mmproj", NULL)) j->mmproj = v;
         else { cli_error("%s: unknown option '%s'", j->cmd, a); return EXIT_USAGE; }
-#undef OPT
         i++;
     }
     j->p.seed = j->c.seed;

@@ -103,13 +103,11 @@ int cmd_perplexity(int argc, char **argv)
         if (r > 0) continue;
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int bad = 0;
-#define OPT(s1, s2) (!strcmp(a, s1) || !strcmp(a, s2))
-        if (OPT("-f", "--file") && v) { file = v; i++; }
-        else if (OPT("-c", "--ctx") && v) { bad = cli_parse_int(a, v, 4, 1 << 20, &n_ctx); i++; }
-        else if (OPT("--base", "--base") && v) { base_path = v; i++; }
-        else if (OPT("--chunks", "--chunks") && v) { bad = cli_parse_int(a, v, 1, 1 << 30, &max_chunks); i++; }
+        if (cli_is(a, "-f", "--file") && v) { file = v; i++; }
+        else if (cli_is(a, "-c", "--ctx") && v) { bad = cli_parse_int(a, v, 4, 1 << 20, &n_ctx); i++; }
+        else if (cli_is(a, "--base", NULL) && v) { base_path = v; i++; }
+        else if (cli_is(a, "--chunks", NULL) && v) { bad = cli_parse_int(a, v, 1, 1 << 30, &max_chunks); i++; }
         else { cli_error("perplexity: unknown or incomplete option '%s'", a); return EXIT_USAGE; }
-#undef OPT
         if (bad) return EXIT_USAGE;
     }
     if (!file) { cli_error("perplexity: no text (-f FILE; see 'loom perplexity --help')"); return EXIT_USAGE; }

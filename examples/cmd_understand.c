@@ -84,19 +84,17 @@ static int parse(const char *cmd, int argc, char **argv, job_opts *o)
         if (r > 0) continue;
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int bad = 0;
-#define OPT(s1, s2) (!strcmp(a, s1) || !strcmp(a, s2))
-        if (OPT("--mmproj", "--mmproj") && v) { o->mmproj = v; i++; }
-        else if (OPT("-p", "--prompt") && v && strcmp(cmd, "transcribe")) { o->prompt = v; i++; }
-        else if (OPT("-f", "--format") && v && !strcmp(cmd, "transcribe")) { o->format = v; i++; }
-        else if (OPT("--ctc", "--ctc") && v && !strcmp(cmd, "transcribe")) { bad = cli_parse_float(a, v, 0, 1, &o->ctc); i++; }
-        else if (OPT("-n", "--n-predict") && v) { bad = cli_parse_int(a, v, 1, 1 << 20, &o->n_predict); i++; }
-        else if (OPT("-b", "--beam") && v) { bad = cli_parse_int(a, v, 1, 8, &o->beam); i++; }
-        else if (OPT("--frames", "--frames") && v && !strcmp(cmd, "describe")) { bad = cli_parse_int(a, v, 1, 4096, &o->frames); i++; }
-        else if (OPT("--fps", "--fps") && v && !strcmp(cmd, "describe")) { bad = cli_parse_float(a, v, 1e-3, 1000, &o->fps); i++; }
-        else if (OPT("--max-frames", "--max-frames") && v && !strcmp(cmd, "describe")) { bad = cli_parse_int(a, v, 1, 4096, &o->max_frames); i++; }
+        if (cli_is(a, "--mmproj", NULL) && v) { o->mmproj = v; i++; }
+        else if (cli_is(a, "-p", "--prompt") && v && strcmp(cmd, "transcribe")) { o->prompt = v; i++; }
+        else if (cli_is(a, "-f", "--format") && v && !strcmp(cmd, "transcribe")) { o->format = v; i++; }
+        else if (cli_is(a, "--ctc", NULL) && v && !strcmp(cmd, "transcribe")) { bad = cli_parse_float(a, v, 0, 1, &o->ctc); i++; }
+        else if (cli_is(a, "-n", "--n-predict") && v) { bad = cli_parse_int(a, v, 1, 1 << 20, &o->n_predict); i++; }
+        else if (cli_is(a, "-b", "--beam") && v) { bad = cli_parse_int(a, v, 1, 8, &o->beam); i++; }
+        else if (cli_is(a, "--frames", NULL) && v && !strcmp(cmd, "describe")) { bad = cli_parse_int(a, v, 1, 4096, &o->frames); i++; }
+        else if (cli_is(a, "--fps", NULL) && v && !strcmp(cmd, "describe")) { bad = cli_parse_float(a, v, 1e-3, 1000, &o->fps); i++; }
+        else if (cli_is(a, "--max-frames", NULL) && v && !strcmp(cmd, "describe")) { bad = cli_parse_int(a, v, 1, 4096, &o->max_frames); i++; }
         else if (a[0] == '-' && a[1] && strcmp(a, "-")) { cli_error("%s: unknown or incomplete option '%s'", cmd, a); return -1; }
         else o->inputs[o->n_inputs++] = a;   /* slot 1 + n_inputs <= i: one already read */
-#undef OPT
         if (bad) return -1;
     }
     if (o->n_inputs == 0) { cli_error("%s: no input file (see 'loom %s --help')", cmd, cmd); return -1; }
