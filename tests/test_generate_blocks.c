@@ -84,6 +84,19 @@ static int64_t run(loom_session *s, loom_generate_params gp, int32_t open, int k
     return n;
 }
 
+/* Generate from ctx[0..n) into a fresh *w, the session emptied first (no bias to remove). */
+static int64_t generate_from(loom_session *s, loom_generate_params gp, const int32_t *ctx, int64_t n, int64_t n_predict,
+                             seen *w)
+{
+    memset(w, 0, sizeof *w);
+    w->s = s;
+    w->unbias = -1;
+    gp.user_data = w;
+    gp.n_predict = n_predict;
+    loom_session_truncate(s, 0);
+    return loom_session_generate(s, ctx, n, gp, NULL);
+}
+
 static int in_range(const int32_t *t, int n, int32_t lo, int32_t hi)
 {
     int ok = n > 0;
@@ -268,9 +281,7 @@ static void test_prompt_opens(void)
     CHECK(loom_generate_media(m, c, prompt, n_prompt, cu, unc, nu, mp, codes, G2, err, sizeof err) == G2 &&
           !memcmp(codes, w.codes[0], sizeof codes), "equal to loom_generate_media's guided block: %s", err);
     gp.media_blocks = 0;
-    memset(&w, 0, sizeof w);
-    w.unbias = -1;
-    loom_session_generate(s, ctx, n_prompt + 1, gp, NULL);
+    generate_from(s, gp, ctx, n_prompt + 1, G2 + 4, &w);
     CHECK(w.n_begin == 0 && !(in_range(w.tok, G2, IMAGE_START, IMAGE_START + IMG) && w.tok[G2] == close_img),
           "off: not constrained");
     loom_session_free(&c);
@@ -294,19 +305,10 @@ static void test_prompt_unfinished(void)
     memcpy(ctx, prompt, (size_t)n_prompt * sizeof *ctx);
     ctx[n_prompt] = open_img;
     seen w, full;
-    memset(&full, 0, sizeof full);
-    full.unbias = -1;
-    gp.user_data = &full;
-    gp.n_predict = G2 + 2;
-    CHECK(loom_session_generate(s, ctx, n_prompt + 1, gp, NULL) == G2 + 2 && full.n_codes[0] == G2, "whole greedy block");
+    CHECK(generate_from(s, gp, ctx, n_prompt + 1, G2 + 2, &full) == G2 + 2 && full.n_codes[0] == G2, "whole greedy block");
     enum { K = 6 };
     for (int i = 0; i < K; i++) ctx[n_prompt + 1 + i] = IMAGE_START + full.codes[0][i];
-    memset(&w, 0, sizeof w);
-    w.unbias = -1;
-    gp.user_data = &w;
-    gp.n_predict = G2 - K + 2;
-    loom_session_truncate(s, 0);
-    int64_t n = loom_session_generate(s, ctx, n_prompt + 1 + K, gp, NULL);
+    int64_t n = generate_from(s, gp, ctx, n_prompt + 1 + K, G2 - K + 2, &w);
     CHECK(n == G2 - K + 2 && in_range(w.tok, G2 - K, IMAGE_START, IMAGE_START + IMG) && w.tok[G2 - K] == close_img,
           "%d codes in the prompt: %d more, then <|/image|> (%lld: %s)", K, G2 - K, (long long)n, loom_session_error(s));
     CHECK(w.n_begin == 1 && w.begin_at[0] == 0 && w.n_end == 1 && w.n_codes[0] == G2 &&
@@ -316,19 +318,9 @@ static void test_prompt_unfinished(void)
      * same K codes, or the resumed block would part from the whole one */
     gp.media[LOOM_MEDIA_IMAGE].cfg_scale = 3;
     gp.media_uncond = u;
-    memset(&full, 0, sizeof full);
-    full.unbias = -1;
-    gp.user_data = &full;
-    gp.n_predict = G2 + 2;
-    loom_session_truncate(s, 0);
-    CHECK(loom_session_generate(s, ctx, n_prompt + 1, gp, NULL) == G2 + 2 && full.n_codes[0] == G2, "whole guided block");
+    CHECK(generate_from(s, gp, ctx, n_prompt + 1, G2 + 2, &full) == G2 + 2 && full.n_codes[0] == G2, "whole guided block");
     for (int i = 0; i < K; i++) ctx[n_prompt + 1 + i] = IMAGE_START + full.codes[0][i];
-    memset(&w, 0, sizeof w);
-    w.unbias = -1;
-    gp.user_data = &w;
-    gp.n_predict = G2 - K + 2;
-    loom_session_truncate(s, 0);
-    n = loom_session_generate(s, ctx, n_prompt + 1 + K, gp, NULL);
+    n = generate_from(s, gp, ctx, n_prompt + 1 + K, G2 - K + 2, &w);
     CHECK(n == G2 - K + 2 && w.n_codes[0] == G2 && !memcmp(w.codes[0], full.codes[0], sizeof full.codes[0]) &&
           loom_session_n_past(u) == loom_session_n_past(s) - (int32_t)n_prompt + 4,
           "guided: equal to the whole guided block (u %d, s %d positions): %s", loom_session_n_past(u),
@@ -338,30 +330,21 @@ static void test_prompt_unfinished(void)
     ctx[n_prompt] = open_vid;
     ctx[n_prompt + 1] = frame_tok;
     for (int i = 0; i < K; i++) ctx[n_prompt + 2 + i] = IMAGE_START + full.codes[0][i];
-    memset(&w, 0, sizeof w);
-    w.unbias = -1;
-    gp.n_predict = 2 * G2;
-    loom_session_truncate(s, 0);
-    n = loom_session_generate(s, ctx, n_prompt + 2 + K, gp, NULL);
+    n = generate_from(s, gp, ctx, n_prompt + 2 + K, 2 * G2, &w);
     CHECK(in_range(w.tok, G2 - K, IMAGE_START, IMAGE_START + IMG) && w.tok[G2 - K] == frame_tok &&
           in_range(w.tok + G2 - K + 1, G2, IMAGE_START, IMAGE_START + IMG) && w.tok[2 * G2 - K + 1] == close_vid &&
           w.n_codes[0] == 2 * G2, "video resumed mid-frame (%lld: %s)", (long long)n, loom_session_error(s));
     /* bodies the block cannot hold */
     ctx[n_prompt] = open_img;
     ctx[n_prompt + 1] = AUDIO_START + 3;
-    loom_session_truncate(s, 0);
-    CHECK(loom_session_generate(s, ctx, n_prompt + 2, gp, NULL) == LOOM_ERR_INVALID_ARG &&
+    CHECK(generate_from(s, gp, ctx, n_prompt + 2, 2 * G2, &w) == LOOM_ERR_INVALID_ARG &&
           strstr(loom_session_error(s), "unfinished image block"), "an audio code in an image block: %s", loom_session_error(s));
     for (int i = 0; i <= G2; i++) ctx[n_prompt + 1 + i] = IMAGE_START;
-    loom_session_truncate(s, 0);
-    CHECK(loom_session_generate(s, ctx, n_prompt + 2 + G2, gp, NULL) == LOOM_ERR_INVALID_ARG &&
+    CHECK(generate_from(s, gp, ctx, n_prompt + 2 + G2, 2 * G2, &w) == LOOM_ERR_INVALID_ARG &&
           strstr(loom_session_error(s), "all its codes"), "%d codes in an image block: %s", G2 + 1, loom_session_error(s));
     /* off: plain sampling after the same prompt */
     gp.media_blocks = 0;
-    memset(&w, 0, sizeof w);
-    w.unbias = -1;
-    loom_session_truncate(s, 0);
-    CHECK(loom_session_generate(s, ctx, n_prompt + 1 + K, gp, NULL) == gp.n_predict && w.n_begin == 0, "off: no block");
+    CHECK(generate_from(s, gp, ctx, n_prompt + 1 + K, 2 * G2, &w) == 2 * G2 && w.n_begin == 0, "off: no block");
     loom_session_free(&s);
     loom_session_free(&u);
 }
