@@ -14,6 +14,7 @@
 
 #include "lib/core/gguf.h"
 #include "tests/check.h"
+#include "tests/read_file.h"
 
 static char tmp_path[256];
 
@@ -221,20 +222,6 @@ static void test_arrays(void)
     lm_gguf_close(&g);
 }
 
-static int read_file(const char *path, unsigned char **buf, long *n)
-{
-    FILE *f = fopen(path, "rb");
-    *buf = NULL;
-    if (!f) return -1;
-    fseek(f, 0, SEEK_END);
-    *n = ftell(f);
-    rewind(f);
-    *buf = malloc((size_t)*n + 1);
-    int ok = *buf && fread(*buf, 1, (size_t)*n, f) == (size_t)*n;
-    fclose(f);
-    return ok ? 0 : -1;
-}
-
 /* lm_gguf_fill_fn: byte i = (i * 7 + seed) & 255; a seed of -1 fails. */
 static int fill_pattern(void *user, void *dst, size_t n, lm_error *err)
 {
@@ -293,10 +280,10 @@ static void test_copy_and_fill(void)
     CHECK(lm_gguf_add_tensor_fill(w2, "t", LOOM_TYPE_F16, 2, ne, fill_pattern, &seed) == LOOM_ERR_INVALID_ARG,
           "duplicate filled tensor");
     CHECK(lm_gguf_write(w2, b_path, &err) == 0, "write copy: %s", err.msg);
-    unsigned char *a = NULL, *b = NULL;
-    long na = 0, nb = 0;
-    CHECK(read_file(a_path, &a, &na) == 0 && read_file(b_path, &b, &nb) == 0 && na == nb && !memcmp(a, b, (size_t)na),
-          "copied keys + filled tensor: %ld bytes against the original's %ld, or different bytes", nb, na);
+    size_t na = 0, nb = 0;
+    unsigned char *a = read_file(a_path, &na), *b = read_file(b_path, &nb);
+    CHECK(a && b && na == nb && !memcmp(a, b, na),
+          "copied keys + filled tensor: %zu bytes against the original's %zu, or different bytes", nb, na);
     free(b);
 
     /* a failing fill: error passed on, the existing file at b_path unchanged */
@@ -305,7 +292,8 @@ static void test_copy_and_fill(void)
     lm_gguf_set_u32(w3, "k", 1);
     lm_gguf_add_tensor_fill(w3, "t", LOOM_TYPE_F16, 2, ne, fill_pattern, &refuse);
     CHECK(lm_gguf_write(w3, b_path, &err) == LOOM_ERR_INVALID_ARG && has(err.msg, "fill refused"), "failing fill: '%s'", err.msg);
-    CHECK(read_file(b_path, &b, &nb) == 0 && nb == na && !memcmp(a, b, (size_t)na), "a failing fill changed the file");
+    b = read_file(b_path, &nb);
+    CHECK(a && b && nb == na && !memcmp(a, b, na), "a failing fill changed the file");
     free(a);
     free(b);
     lm_gguf_writer_free(&w3);
@@ -555,17 +543,12 @@ static int open_case(const char *path, int from_memory, const char *tensor, lm_e
 {
     lm_gguf *g = NULL;
     int rc;
-    void *buf = NULL;
+    unsigned char *buf = NULL;
     if (from_memory) {
-        FILE *f = fopen(path, "rb");
-        if (!f) return lm_fail(err, LOOM_ERR_IO, "cannot read %s", path);
-        fseek(f, 0, SEEK_END);
-        long n = ftell(f);
-        rewind(f);
-        buf = malloc(n ? (size_t)n : 1);
-        size_t got = buf ? fread(buf, 1, (size_t)n, f) : 0;
-        fclose(f);
-        rc = got == (size_t)n ? lm_gguf_open_memory(buf, (size_t)n, &g, err) : lm_fail(err, LOOM_ERR_IO, "short read");
+        size_t n = 0;
+        buf = read_file(path, &n);
+        if (!buf) return lm_fail(err, LOOM_ERR_IO, "cannot read %s", path);
+        rc = lm_gguf_open_memory(buf, n, &g, err);
     } else {
         rc = lm_gguf_open(path, &g, err);
     }

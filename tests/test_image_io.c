@@ -10,6 +10,7 @@
 #include "include/loom.h"
 #include "vision/image.h"
 #include "tests/check.h"
+#include "tests/read_file.h"
 
 #define W 13
 #define H 7
@@ -154,26 +155,13 @@ static void check_bad(const char *name, loom_image_params p, int want_status, co
     CHECK(strstr(err, name) != NULL, "%s: message '%s' does not name the file", name, err);
 }
 
-static uint8_t *slurp(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long l = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *b = malloc(l > 0 ? (size_t)l : 1);
-    *n = fread(b, 1, (size_t)l, f);
-    fclose(f);
-    return b;
-}
-
 /* Every proper prefix of a valid file must fail cleanly (no crash, no leak, no success). */
 static void check_prefixes(const char *name)
 {
     char path[256];
     snprintf(path, sizeof path, D "%s", name);
     size_t n = 0;
-    uint8_t *b = slurp(path, &n);
+    uint8_t *b = read_file(path, &n);
     CHECK(b && n > 0, "%s: cannot read fixture", name);
     if (!b) return;
     int ok = 0;
@@ -200,7 +188,7 @@ static void test_orientation(void)
     for (int o = 1; o <= 8; o++) {
         snprintf(path, sizeof path, D "exif_orient%d.jpg", o);
         size_t n = 0;
-        uint8_t *b = slurp(path, &n);
+        uint8_t *b = read_file(path, &n);
         CHECK(b != NULL, "%s missing", path);
         if (!b) continue;
         CHECK(lm_jpeg_exif_orientation(b, n) == o, "%s: parsed orientation %d", path, lm_jpeg_exif_orientation(b, n));

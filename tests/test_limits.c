@@ -8,27 +8,15 @@
 
 #include "loom.h"
 #include "tests/check.h"
+#include "tests/read_file.h"
 
 #define SEED "../fuzz/corpus/decoder/split-sigmoid-f16-gpt2.gguf"
-
-static unsigned char *read_all(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = len > 0 ? malloc((size_t)len) : NULL;
-    *n = b && fread(b, 1, (size_t)len, f) == (size_t)len ? (size_t)len : 0;
-    fclose(f);
-    return b;
-}
 
 /* Load SEED with the u32 value of `key` set to v; the loader's message in err. */
 static int load_patched(const char *key, uint32_t v, char *err, size_t err_size)
 {
     size_t n = 0, kl = strlen(key);
-    unsigned char *b = read_all(SEED, &n);
+    unsigned char *b = read_file(SEED, &n);
     unsigned char *k = NULL;
     for (size_t i = 8; b && i + kl + 8 <= n && !k; i++)   /* u64 length, key, u32 type 4 (u32) */
         if (!memcmp(b + i, key, kl) && b[i - 8] == kl && b[i + kl] == 4) k = b + i + kl + 4;

@@ -19,6 +19,7 @@
 #include "include/loom.h"
 #include "video/video.h"
 #include "tests/check.h"
+#include "tests/read_file.h"
 
 static double now_s(void)
 {
@@ -215,19 +216,6 @@ static void write_file(const char *path, const void *data, size_t n)
     if (!f) { printf("cannot write %s\n", path); exit(1); }
     if (n) fwrite(data, 1, n, f);
     fclose(f);
-}
-
-static uint8_t *read_file(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *b = malloc(len > 0 ? (size_t)len : 1);
-    *n = fread(b, 1, (size_t)len, f);
-    fclose(f);
-    return b;
 }
 
 static const char *tmpdir;
