@@ -14,17 +14,7 @@
 #include "audio/mel.h"
 #include "lib/core/kernels.h"
 #include "tests/check.h"
-
-static float *read_f32(const char *path, int64_t want)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    float *x = malloc((size_t)want * sizeof *x + 4);
-    size_t got = x ? fread(x, sizeof *x, (size_t)want + 1, f) : 0;
-    fclose(f);
-    if (got != (size_t)want) { free(x); return NULL; }
-    return x;
-}
+#include "tests/read_file.h"
 
 static double rel_err(const float *a, const float *b, int64_t n)
 {

@@ -9,20 +9,7 @@
 #include "audio/audio.h"
 #include "audio/mel.h"
 #include "tests/check.h"
-
-static float *read_f32(const char *path, int64_t want)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    float *x = malloc((size_t)want * sizeof *x + 1);
-    size_t got = x ? fread(x, sizeof *x, (size_t)want + 1, f) : 0;
-    fclose(f);
-    if (got != (size_t)want) {
-        free(x);
-        return NULL;
-    }
-    return x;
-}
+#include "tests/read_file.h"
 
 static double max_abs_diff(const float *a, const float *b, int64_t n)
 {

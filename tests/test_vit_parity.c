@@ -17,22 +17,9 @@
 #include "lib/core/kernels_impl.h"
 #include "lib/core/kernels.h"
 #include "tests/check.h"
+#include "tests/read_file.h"
 
 #define D "data/vision/"
-
-static float *read_f32(const char *path, size_t want)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    float *b = malloc(sizeof *b * (want + 1));
-    size_t got = fread(b, sizeof *b, want + 1, f);
-    fclose(f);
-    if (got != want) {
-        free(b);
-        return NULL;
-    }
-    return b;
-}
 
 static float max_abs(const float *a, size_t n)
 {
