@@ -11,8 +11,9 @@
 # (NEW=--new-schedule by default, which a fresh stage wants). Cut off before its first save,
 # RUN/ckpt.pt is still FROM's, whose schedule is spent: train.py then stops and says so, and
 # running it again without NEW= starts the stage over. Log: RUN/stdout.log.
+# WEIGHTS=caption=8,... replaces the task weights below (a branch that leans on some tasks).
 set -eu
-[ $# -ge 2 ] || { sed -n 2,13p "$0"; exit 2; }
+[ $# -ge 2 ] || { sed -n 2,14p "$0"; exit 2; }
 run=$1 data=$2 minutes=${3:-60} lr=${4:-5e-5} from=${5:-models/loom-tiny}
 PY=/usr/bin/python3
 export OMP_WAIT_POLICY=PASSIVE
@@ -30,5 +31,5 @@ $PY tools/train/train.py train --run "$run" --data "$data" --minutes "$minutes" 
   --speech-augment 0.5 --speech-tempo 0.15 --video-mp4 0.5 --position-swap 0.5 \
   --speech-accents 0.3 --speech-shift 1.0 --speech-gain 30 --tts-voice 1.0 --code-swap 0.2 \
   --tts-words --keep-every 15 \
-  --weights caption=5,vqa=2,t2i=3,transcribe=10,tts=6,video=6,t2v=1,text=1.5,draw_tell=3,say_write=3 \
+  --weights ${WEIGHTS-caption=5,vqa=2,t2i=3,transcribe=10,tts=6,video=6,t2v=1,text=1.5,draw_tell=3,say_write=3} \
   >> "$run/stdout.log" 2>&1
