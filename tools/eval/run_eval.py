@@ -507,7 +507,7 @@ def eval_text(a, tmp):
 
 def bench_pytorch(a, jobs):
     """Mean seconds per job for the PyTorch model (same inputs, same work: as many beams,
-    greedy codes; images guided at 3, speech unguided with its words spelt as `loom speak`
+    greedy codes; images and video guided at 3, speech unguided with its words spelt as `loom speak`
     does, so time the loom side with --speak-args "--temp 0": a clip's length is the work)."""
     import torch
     from tools.train import infer, train, unified as U
@@ -546,6 +546,10 @@ def bench_pytorch(a, jobs):
     if "t2i" in jobs:
         out["t2i"] = timed(lambda i: infer.generate_codes(model, tok, [("text", U.PROMPTS["t2i"] + test.scene_meta[i]["captions"][0])],
                                                           "<|image|>", U.IMAGE_START, U.IMAGE_START + U.IMAGE_COUNT, 256, cfg=3.0))
+    if "t2v" in jobs:
+        out["t2v"] = timed(lambda i: infer.generate_codes(model, tok, [("text", U.PROMPTS["t2v"] + test.video_meta[i]["description"])],
+                                                          "<|video|>", U.IMAGE_START, U.IMAGE_START + U.IMAGE_COUNT,
+                                                          U.GEN_FRAMES * U.GRID ** 2, cfg=3.0, frame=tok.ctl["<|frame|>"], per_frame=U.GRID ** 2))
     if "tts" in jobs:
         out["tts"] = timed(lambda i: infer.generate_codes(model, tok, [("text", U.PROMPTS["tts"] + test.speech["meta"][i]["text"])],
                                                           "<|audio|>", U.AUDIO_START, U.AUDIO_START + U.AUDIO_COUNT, 250, cfg=1.0,

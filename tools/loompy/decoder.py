@@ -109,11 +109,18 @@ class Layer(nn.Module):
                 lat = torch.cat([cache["lat"], lat], 1)
                 k_pe = torch.cat([cache["k_pe"], k_pe], 1)
             cache["lat"], cache["k_pe"] = lat, k_pe
-        k_nope = torch.einsum("btc,hcn->bhtn", lat, self.k_b)
-        v = torch.einsum("btc,hvc->bhtv", lat, self.v_b)
-        s = (q_nope @ k_nope.transpose(-1, -2) + q_pe @ k_pe[:, None].transpose(-1, -2))
-        s = s / math.sqrt(dq) + mask
-        o = torch.softmax(s, dim=-1) @ v                                     # [B,H,T,v]
+        if T == 1:   # a decode step: absorb k_b / v_b into the query and output, as the C engine
+            # does, instead of expanding every cached position's keys and values
+            q_lat = torch.einsum("bhtn,hcn->bhtc", q_nope, self.k_b)         # [B,H,1,kvl]
+            s = q_lat @ lat[:, None].transpose(-1, -2) + q_pe @ k_pe[:, None].transpose(-1, -2)
+            o_lat = torch.softmax(s / math.sqrt(dq) + mask, dim=-1) @ lat[:, None]
+            o = torch.einsum("bhtc,hvc->bhtv", o_lat, self.v_b)             # [B,H,1,v]
+        else:
+            k_nope = torch.einsum("btc,hcn->bhtn", lat, self.k_b)
+            v = torch.einsum("btc,hvc->bhtv", lat, self.v_b)
+            s = (q_nope @ k_nope.transpose(-1, -2) + q_pe @ k_pe[:, None].transpose(-1, -2))
+            s = s / math.sqrt(dq) + mask
+            o = torch.softmax(s, dim=-1) @ v                                 # [B,H,T,v]
         return F.linear(o.transpose(1, 2).reshape(B, T, H * c.n_v), self.wo)
 
     def route(self, x):

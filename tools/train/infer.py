@@ -161,7 +161,7 @@ def beam_ids(model, tok, user, n_beams, n_max=256, margins=None, ctc=None, ctc_w
 
 @torch.no_grad()
 def generate_codes(model, tok, user, open_tok, lo, hi, n, cfg=1.0, close=None, temp=0.0, seed=0, margins=None,
-                   route_margins=None, words=None, block=None):
+                   route_margins=None, words=None, block=None, frame=None, per_frame=0):
     """Codes of one media block: force `open_tok`, then n tokens from [lo, hi) (greedy when
     temp <= 0), with classifier-free guidance against the empty prompt when cfg != 1.
     If `close` is given the block may end early when it is the best allowed token.
@@ -170,7 +170,8 @@ def generate_codes(model, tok, user, open_tok, lo, hi, n, cfg=1.0, close=None, t
     token (the model may know that a word comes, not which), the rest is forced, and `close`
     competes only after the last word (lib/generate_media.c). block: a list that gets every
     token of the block after the open token, words' tokens included; margins and route_margins
-    then get one entry per token of it (inf where a word's token was forced)."""
+    then get one entry per token of it (inf where a word's token was forced).
+    frame (video): this token is forced before each per_frame codes, as `loom animate` does."""
     model.eval()
     g = torch.Generator().manual_seed(seed)
     Xc = torch.cat([_prefix(model, tok, user), model.dec.token_embd[tok.ctl[open_tok]][None, None]], 1)
@@ -179,6 +180,7 @@ def generate_codes(model, tok, user, open_tok, lo, hi, n, cfg=1.0, close=None, t
     spelt = [tok.text(" " + w) for w in (words or "").split()]
     wi = wp = 0                           # the word being (or next) spelt, its tokens written
     codes, cc, cu = [], [], []
+    marked = False                        # video: the current frame's marker is written
     while len(codes) < n:
         l = model.dec(Xc, cache=cc)[0, -1]
         gap = route_gap(model)
@@ -186,8 +188,9 @@ def generate_codes(model, tok, user, open_tok, lo, hi, n, cfg=1.0, close=None, t
             lu = model.dec(Xu, cache=cu)[0, -1]
             l = lu + cfg * (l - lu)
             gap = min(gap, route_gap(model))
-        if wp > 0:                        # the rest of a word: forced (no near-tie there)
-            t = spelt[wi][wp]
+        forced = frame if frame is not None and not marked else spelt[wi][wp] if wp > 0 else None
+        if forced is not None:            # a frame's marker, or the rest of a word: no near-tie there
+            t, marked = forced, frame is not None
             for m in (margins, route_margins):
                 if m is not None:
                     m.append(float("inf"))
@@ -210,7 +213,9 @@ def generate_codes(model, tok, user, open_tok, lo, hi, n, cfg=1.0, close=None, t
                 break
         if lo <= t < hi:
             codes.append(t - lo)
-        else:
+            if frame is not None and len(codes) % per_frame == 0:
+                marked = False            # the next frame opens with its marker
+        elif t != frame:
             wp += 1
             if wp == len(spelt[wi]):
                 wi, wp = wi + 1, 0
