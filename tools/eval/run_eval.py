@@ -277,8 +277,10 @@ def eval_video(a, tmp):
     # the moving object on each kind apart (val has neither)
     ev_held = "moving object, clips whose event × shape is held out"
     cs_held = "moving object, clips whose moving colour × shape is held out"
+    # a second object that stays still is where the object goes wrong (docs/MODEL.md, stop 67)
+    alone, with_still = "moving object, clips of that object alone", "moving object, clips with an object that stays still"
     hits = {k: [0, 0] for k in ("event", "moving object (colour + shape)", "main clause exact",
-                                "whole description exact", ev_held, cs_held)}
+                                "whole description exact", ev_held, cs_held, alone, with_still)}
     dts = []
     for r in meta:
         out, dt = loom(a, "describe", os.path.join(a.data, "videos", r["mp4"]), "-b", str(beams(a, "video")))
@@ -289,7 +291,8 @@ def eval_video(a, tmp):
         for k, ok, counts in (("event", g[1] == t[1], True), ("moving object (colour + shape)", g[2] == t[2], True),
                               ("main clause exact", g[0] == t[0], True), ("whole description exact", got == ref, True),
                               (ev_held, g[2] == t[2], (r["event"], m["shape"]) in V.HELDOUT_EVENT_SHAPE),
-                              (cs_held, g[2] == t[2], (m["colour"], m["shape"]) in S.scenes.HELDOUT_COLOUR_SHAPE)):
+                              (cs_held, g[2] == t[2], (m["colour"], m["shape"]) in S.scenes.HELDOUT_COLOUR_SHAPE),
+                              (alone, g[2] == t[2], not r["static"]), (with_still, g[2] == t[2], bool(r["static"]))):
             if counts:
                 hits[k][0] += ok
                 hits[k][1] += 1
