@@ -33,7 +33,11 @@ void help_caption(void)
     printf("usage: loom caption [options] IMAGE...\n\n"
            "Describes each PNG or JPEG image (or answers --prompt about it); for several,\n"
            "one PATH<TAB>text line each.\n\n"
-           "  -p, --prompt TEXT      a question or instruction instead of \"Describe the image.\"\n" COMMON_HELP);
+           "A model with caption regions (loom.caption.*, loom-tiny) is asked about each region of\n"
+           "the picture in its own answer (\"what is in the top left?\") and the caption is made of\n"
+           "the answers; --json then also lists them.\n\n"
+           "  -p, --prompt TEXT      a question or instruction instead of \"Describe the image.\"\n"
+           "      --whole            caption in one answer even where the model has caption regions\n" COMMON_HELP);
 }
 
 void help_transcribe(void)
@@ -71,6 +75,7 @@ typedef struct job_opts {
     const char *format;
     long long   n_predict, beam, frames, max_frames;
     double      fps, ctc;
+    int         whole;      /* caption: one answer, not region by region */
     const char **inputs;    /* the input paths: argv's own slots, gathered at its front by parse() */
     int          n_inputs;
 } job_opts;
@@ -86,6 +91,7 @@ static int parse(const char *cmd, int argc, char **argv, job_opts *o)
         int bad = 0;
         if (cli_is(a, "--mmproj", NULL) && v) { o->mmproj = v; i++; }
         else if (cli_is(a, "-p", "--prompt") && v && strcmp(cmd, "transcribe")) { o->prompt = v; i++; }
+        else if (cli_is(a, "--whole", NULL) && !strcmp(cmd, "caption")) o->whole = 1;
         else if (cli_is(a, "-f", "--format") && v && !strcmp(cmd, "transcribe")) { o->format = v; i++; }
         else if (cli_is(a, "--ctc", NULL) && v && !strcmp(cmd, "transcribe")) { bad = cli_parse_float(a, v, 0, 1, &o->ctc); i++; }
         else if (cli_is(a, "-n", "--n-predict") && v) { bad = cli_parse_int(a, v, 1, 1 << 20, &o->n_predict); i++; }
@@ -201,12 +207,13 @@ static int end_turn(job *j, const char *text)
     return rc ? rc : loom_prompt_add_special(j->p, "<|assistant|>");
 }
 
-/* Run the prompt and generate the answer into *out (reset first). */
-static int answer(job *j, const job_opts *o, text_out *out, loom_generate_stats *st)
+/* Run the prompt after the first `keep` cached positions and generate the answer into *out
+ * (reset first). */
+static int answer_after(job *j, const job_opts *o, int32_t keep, text_out *out, loom_generate_stats *st)
 {
     out->len = 0;
     if (out->buf) out->buf[0] = '\0';
-    loom_session_truncate(j->s, 0);
+    loom_session_truncate(j->s, keep);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     int rc = loom_session_append_prompt(j->s, j->p);
@@ -229,6 +236,11 @@ static int answer(job *j, const job_opts *o, text_out *out, loom_generate_stats 
     st->prompt_ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
     if (n < 0 && n != LOOM_ERR_ABORTED) cli_error("%s", loom_session_error(j->s));
     return n < 0 ? (int)n : 0;
+}
+
+static int answer(job *j, const job_opts *o, text_out *out, loom_generate_stats *st)
+{
+    return answer_after(j, o, 0, out, st);
 }
 
 static int finish_status(int rc) { return rc == LOOM_ERR_ABORTED ? EXIT_ABORTED : rc < 0 ? EXIT_FAILED : EXIT_OK; }
@@ -263,6 +275,49 @@ static void print_answer(const job_opts *o, const char *path, const char *text)
     printf("%s\n", text);
 }
 
+/* A model with caption regions: the turn so far (<|bos|><|user|> and the picture) runs once,
+ * each region's question is asked after it in turn (the cache cut back to the picture), and
+ * the caption is composed of the answers, which stay in answers[] (strdup'ed). */
+static int caption_by_region(job *j, const job_opts *o, const loom_caption_regions *r, char **answers,
+                             text_out *out, loom_generate_stats *st)
+{
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    loom_session_truncate(j->s, 0);
+    int rc = loom_session_append_prompt(j->s, j->p);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (rc < 0) { cli_error("%s", loom_session_error(j->s)); return rc; }
+    st->prompt_ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+    const int32_t keep = loom_session_n_past(j->s);
+    size_t need = strlen(r->empty) + 1;
+    text_out a = {0};
+    for (int32_t i = 0; i < r->n_regions && rc == 0; i++) {
+        char q[512];
+        loom_generate_stats si = {0};
+        if ((rc = loom_caption_region_question(j->m, i, q, sizeof q)) < 0) { cli_error("caption: region question %d too long", i); break; }
+        loom_prompt_clear(j->p);
+        rc = end_turn(j, q);
+        if (!rc) rc = answer_after(j, o, keep, &a, &si);
+        if (!rc && !(answers[i] = strdup(a.buf ? a.buf : ""))) rc = LOOM_ERR_NO_MEMORY;
+        if (!rc) need += strlen(answers[i]) + strlen(r->phrases[i]) + 6;
+        st->prompt_ms += si.prompt_ms;
+        st->decode_ms += si.decode_ms;
+        st->n_generated += si.n_generated;
+    }
+    free(a.buf);
+    if (rc < 0) return rc;
+    if (out->cap < need) {
+        char *b = realloc(out->buf, need);
+        if (!b) return LOOM_ERR_NO_MEMORY;
+        out->buf = b;
+        out->cap = need;
+    }
+    int64_t n = loom_caption_compose(j->m, (const char *const *)answers, out->buf, out->cap);
+    if (n < 0) return (int)n;
+    out->len = (size_t)n;
+    return 0;
+}
+
 static int caption_one(job *j, const job_opts *o, const char *path, text_out *out)
 {
     char err[512];
@@ -272,25 +327,41 @@ static int caption_one(job *j, const job_opts *o, const char *path, text_out *ou
     if (rc < 0) { cli_error("%s", err); return rc; }
     rc = begin_turn(j);
     if (!rc && (rc = loom_prompt_add_image(j->p, j->mp, &img)) < 0) cli_error("%s: %s", path, loom_prompt_error(j->p));
-    if (!rc) rc = end_turn(j, o->prompt ? o->prompt : "Describe the image.");
-    if (!rc) rc = answer(j, o, out, &st);
+    loom_caption_regions r = {0};
+    loom_model_caption_regions(j->m, &r);
+    const int by_region = r.n_regions > 0 && !o->prompt && !o->whole;
+    char **answers = by_region ? calloc((size_t)r.n_regions, sizeof *answers) : NULL;
+    if (by_region && !answers) rc = LOOM_ERR_NO_MEMORY;
+    if (!rc && by_region) rc = caption_by_region(j, o, &r, answers, out, &st);
+    if (!rc && !by_region) rc = end_turn(j, o->prompt ? o->prompt : "Describe the image.");
+    if (!rc && !by_region) rc = answer(j, o, out, &st);
     loom_image_free(&img);
-    if (rc < 0) return rc;
+    if (rc == LOOM_ERR_NO_MEMORY) cli_error("%s: out of memory", path);
     const char *text = out->buf ? out->buf : "";
-    if (o->c.json) {
+    if (!rc && o->c.json) {
         printf("{\"image\": ");
         cli_json_str(stdout, path);
         printf(", \"text\": ");
         cli_json_str(stdout, text);
+        if (by_region) {
+            printf(", \"regions\": [");
+            for (int32_t i = 0; i < r.n_regions; i++) {
+                if (i) printf(", ");
+                cli_json_str(stdout, answers[i]);
+            }
+            printf("]");
+        }
         printf(", \"prompt_ms\": %.1f, \"decode_ms\": %.1f, \"n_generated\": %lld}\n", st.prompt_ms, st.decode_ms,
                (long long)st.n_generated);
-    } else {
+    } else if (!rc) {
         print_answer(o, path, text);
         if (!o->c.quiet)
-            fprintf(stderr, "loom: %s: %.0f ms prompt, %lld tokens in %.0f ms\n", path, st.prompt_ms,
-                    (long long)st.n_generated, st.decode_ms);
+            fprintf(stderr, "loom: %s: %.0f ms prompt, %lld tokens in %.0f ms%s\n", path, st.prompt_ms,
+                    (long long)st.n_generated, st.decode_ms, by_region ? " (by region)" : "");
     }
-    return 0;
+    for (int32_t i = 0; by_region && answers && i < r.n_regions; i++) free(answers[i]);
+    free(answers);
+    return rc;
 }
 
 int cmd_caption(int argc, char **argv) { return run_inputs("caption", argc, argv, caption_one); }

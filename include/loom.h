@@ -972,6 +972,39 @@ typedef struct loom_media_vocab {
 /* Fill *out (all zeros for a plain decoder). */
 int loom_model_media_vocab(const loom_model *m, loom_media_vocab *out);
 
+/* Captions by region (loom.caption.regions, .region_question, .region_empty; docs/FORMAT.md
+ * "Captions by region"): a model trained to answer one question about one region of the
+ * picture ("what is in the top left?" → "a small green cross", or "nothing") is captioned by
+ * asking every region in its own answer, so that what it wrote about one region cannot sway
+ * the next. `loom caption` does this when the model has the keys.
+ *
+ *     loom_caption_regions r;
+ *     loom_model_caption_regions(m, &r);
+ *     for (int i = 0; i < r.n_regions; i++) {
+ *         loom_caption_region_question(m, i, q, sizeof q);   // "what is in the top left?"
+ *         ... answers[i] = the greedy answer to the picture and q ...
+ *     }
+ *     loom_caption_compose(m, answers, caption, sizeof caption);
+ *
+ * Loading checks the keys: all three or none, 1..64 regions of 1..128 bytes, a question with
+ * exactly one "{}". The strings are owned by m. */
+typedef struct loom_caption_regions {
+    int32_t            n_regions;   /* 0: the model captions in one answer                 */
+    const char *const *phrases;     /* [n_regions] "in the top left", "at the top", …      */
+    const char        *question;    /* "what is {}?": {} stands for a phrase               */
+    const char        *empty;       /* the answer about an empty region: "nothing"         */
+} loom_caption_regions;
+
+int loom_model_caption_regions(const loom_model *m, loom_caption_regions *out);
+/* The question about region i into buf (NUL-terminated); returns its length, or a negative
+ * status (INVALID_ARG for i out of range, LIMIT when size is too small). */
+int loom_caption_region_question(const loom_model *m, int32_t i, char *buf, size_t size);
+/* The caption made of the regions' answers, in region order: "ANSWER PHRASE" for each answer
+ * that is not the empty one, joined by ", " and a last " and " ("a small red star in the top
+ * left and a large blue ring at the bottom"); the empty answer when every region is empty.
+ * answers has n_regions entries. Returns the length, or a negative status (LIMIT: too small). */
+int64_t loom_caption_compose(const loom_model *m, const char *const *answers, char *buf, size_t size);
+
 /* 0 if m can generate `kind`; else LOOM_ERR_UNSUPPORTED (or INVALID_ARG for an unknown kind)
  * and err names what is missing (a loom.vocab.* / loom.image.grid key, a control token, the
  * tokenizer). */

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "lib/core/decoder_synth.h"
+#include "lib/core/gguf.h"
 #include "loom.h"
 #include "tests/check.h"
 
@@ -22,6 +23,15 @@ static const char *tmp_model_path(char *buf, size_t size, const char *tag)
 /* Write the synthetic model p to a temporary path (into path[size]) and load it; NULL
  * (with a failed check, the file removed) if either step fails. The caller frees the model
  * and unlinks path. */
+/* Write the key-only file *w holds to path (freeing *w) and open it: the status, *g on success. */
+static inline int write_and_open(lm_gguf_writer **w, const char *path, lm_gguf **g)
+{
+    lm_error e = {0};
+    int rc = lm_gguf_write(*w, path, &e);
+    lm_gguf_writer_free(w);
+    return rc < 0 ? rc : lm_gguf_open(path, g, &e);
+}
+
 static inline loom_model *synth_model(const char *tag, const lm_synth_params *p, char *path, size_t size)
 {
     char err[512];

@@ -14,12 +14,9 @@ static int validate(const char *path, int32_t n_vocab, const char *const *keys, 
 {
     lm_gguf_writer *w = lm_gguf_writer_create();
     for (int i = 0; keys[i]; i++) lm_gguf_set_u32(w, keys[i], vals[i]);
-    lm_error we = {0};
-    int rc = lm_gguf_write(w, path, &we);
-    lm_gguf_writer_free(&w);
-    if (rc < 0) return rc;
     lm_gguf *g = NULL;
-    if ((rc = lm_gguf_open(path, &g, &we)) < 0) return rc;
+    int rc = write_and_open(&w, path, &g);
+    if (rc < 0) return rc;
     memset(v, 0, sizeof *v);
     lm_error_clear(e);
     rc = lm_media_vocab_load(g, n_vocab, v, e);

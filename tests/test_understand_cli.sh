@@ -28,6 +28,55 @@ cp $m "$tmp/alone.gguf"
 check caption-nommproj 1 "$loom" caption -m "$tmp/alone.gguf" $media/scene1.png
 has err "mmproj"
 
+# captions by region (loom.caption.*): the fixture with three regions added. The caption is
+# the regions' answers composed, and each answer is what the same question asked alone gets
+# (the command reuses the picture's cache for every question).
+py=$(command -v /usr/bin/python3 python3 | head -1)   # Debian's, with numpy (scripts/setup)
+"$py" - "$m" "$tmp/regions.gguf" "$tmp/halfregions.gguf" <<'PY'
+import sys
+sys.path.insert(0, "..")
+from tools.loompy import gguf
+kv, tensors = gguf.read(sys.argv[1])
+for out, keys in ((sys.argv[2], 3), (sys.argv[3], 1)):
+    w = gguf.Writer()
+    for k, v in kv.items():
+        if k != "general.alignment":
+            t, et = gguf.value_type(v)
+            et = gguf.I32 if k == "tokenizer.ggml.token_type" else et   # value_type reads ints as u32
+            w.add(k, t, v, et)
+    w.add_arr("loom.caption.regions", gguf.STRING, ["in the top left", "at the top", "in the center"])
+    if keys == 3:
+        w.add_str("loom.caption.region_question", "what is {}?")
+        w.add_str("loom.caption.region_empty", "nothing")
+    for name, (shape, ttype, raw) in tensors.items():
+        w.add_tensor(name, gguf.to_array(shape, ttype, raw), ttype)
+    w.write(out)
+PY
+ln -sf "$PWD/data/unified/tiny-mmproj.gguf" "$tmp/regions-mmproj.gguf"
+ln -sf "$PWD/data/unified/tiny-mmproj.gguf" "$tmp/halfregions-mmproj.gguf"
+check caption-regions 0 "$loom" caption -m "$tmp/regions.gguf" -q -n 6 --json $media/scene1.png
+cp "$tmp/out" "$tmp/regions.json"
+i=0
+for phrase in "in the top left" "at the top" "in the center"; do
+  check caption-region-$i 0 "$loom" caption -m "$tmp/regions.gguf" -q -n 6 --json -p "what is $phrase?" $media/scene1.png
+  python3 -c "
+import json; d, alone = json.loads(open('$tmp/regions.json').read()), json.loads(open('$tmp/out').read())
+assert d['regions'][$i] == alone['text'], (d['regions'][$i], alone['text'])" \
+    && ok || bad "caption region $i: the answer asked alone differs"
+  i=$((i + 1))
+done
+python3 -c "
+import json; d = json.loads(open('$tmp/regions.json').read()); r = d['regions']
+parts = [a + ' ' + p for a, p in zip(r, ['in the top left', 'at the top', 'in the center']) if a != 'nothing']
+want = 'nothing' if not parts else parts[0] if len(parts) == 1 else ', '.join(parts[:-1]) + ' and ' + parts[-1]
+assert len(r) == 3 and d['text'] == want, (d, want)" && ok || { bad "caption by region: the composed caption"; cat "$tmp/regions.json"; }
+check caption-whole 0 "$loom" caption -m "$tmp/regions.gguf" -q -n 6 --whole $media/scene1.png
+cp "$tmp/out" "$tmp/whole.txt"
+check caption-plain 0 "$loom" caption -m $m -q -n 6 $media/scene1.png
+cmp -s "$tmp/out" "$tmp/whole.txt" && ok || bad "caption --whole: not the one-answer caption"
+check caption-halfregions 1 "$loom" caption -m "$tmp/halfregions.gguf" -q $media/scene1.png
+has err "loom.caption.region_question is missing"
+
 check transcribe 0 "$loom" transcribe -m $m -q $media/speech.wav
 check transcribe-srt 0 "$loom" transcribe -m $m -q -f srt $media/speech.wav
 head -2 "$tmp/out" | tail -1 | grep -Eq '^00:00:00,000 --> 00:00:0[0-9],[0-9]{3}$' && ok || { bad "srt cue times"; cat "$tmp/out"; }

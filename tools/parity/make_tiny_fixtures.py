@@ -5,7 +5,8 @@ inputs of every job, which tests/test_tiny_parity.c asks loom's C pipeline to re
 
 First re-exports the checkpoint and checks the files are byte-identical to models/ (so the
 reference really is the bundled model), then writes tests/data/tiny/:
-  img_NN.png          test scenes                       (caption)
+  img_NN.png          test scenes                       (caption; region: the question about
+                      region NN mod 9, on a model with loom.caption.*)
   speech_NN.flac      held-out-voice utterances (lossless copies of the WAVs)  (transcribe)
   video_NN.png        8 test video frames stacked vertically ([8·64][64][3]) (describe)
   prompts.txt         "t2i TEXT" / "tts TEXT" lines
@@ -145,6 +146,13 @@ def main():
         g, r = [], []
         add("describe", i, infer.answer_ids(model, tok, [("ctl", "<|video|>"), ("video", frames), ("ctl", "<|/video|>"),
                                                          ("text", U.PROMPTS["video"])], margins=g, route_margins=r), g, r)
+    if model.c.caption_regions:   # one region question per test scene, the regions in turn
+        for i in range(n):
+            img = np.asarray(test.scenes[i])
+            q = U.REGION_QUESTION.replace("{}", U.CAPTION_REGIONS[i % len(U.CAPTION_REGIONS)])
+            g, r = [], []
+            add("region", i, infer.answer_ids(model, tok, [("ctl", "<|image|>"), ("image", img), ("ctl", "<|/image|>"),
+                                                           ("text", q)], margins=g, route_margins=r), g, r)
     for i in range(n):
         text = test.scene_meta[i]["captions"][0]
         prompts.append(f"t2i {text}")

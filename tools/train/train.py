@@ -53,7 +53,7 @@ def cell_question(meta, r, c):
     "a small green cross" or "nothing")."""
     from tools.data.scenes import pos_phrase
     cell = {(o["row"], o["col"]): f"a {o['size']} {o['colour']} {o['shape']}" for o in meta["objects"]}
-    return f"what is {pos_phrase(r, c)}?", cell.get((r, c), "nothing")
+    return U.REGION_QUESTION.replace("{}", pos_phrase(r, c)), cell.get((r, c), U.REGION_EMPTY)
 
 
 def npz_member_mmap(path, name):
@@ -235,7 +235,9 @@ class Data:
             return U.turn([("ctl", "<|image|>"), ("image", self.scenes[i]), ("ctl", "<|/image|>"),
                            ("text", U.PROMPTS["scan"])], [("text", scan_answer(self.scene_meta[i]))])
         if task == "cell":          # one grid cell, asked with no other cell in the context
-            q, a = cell_question(self.scene_meta[i], rng.randrange(3), rng.randrange(3))
+            m = self.scene_meta[i]   # half the time a cell that holds an object: 7 in 9 cells are empty
+            o = m["objects"][rng.randrange(len(m["objects"]))] if m["objects"] and rng.random() < 0.5 else None
+            q, a = cell_question(m, *((o["row"], o["col"]) if o else (rng.randrange(3), rng.randrange(3))))
             return U.turn([("ctl", "<|image|>"), ("image", self.scenes[i]), ("ctl", "<|/image|>"),
                            ("text", q)], [("text", a)])
         if task == "vqa":
@@ -434,6 +436,8 @@ def train(a, rank=0):
     wmap = dict((kv.split("=")[0], float(kv.split("=")[1])) for kv in a.weights.split(",") if kv)
     weights = [wmap.get(t, TASKS[t][0]) for t in tasks]
     print("task weights:", dict(zip(tasks, weights)), flush=True)
+    if dict(zip(tasks, weights)).get("cell", 0) > 0:
+        model.c.caption_regions = True   # exported as loom.caption.*: `loom caption` asks each cell
     word_w = answer_word_weights(tok, a.shape_weight)
     if word_w is not None:
         word_w = word_w.to(dev)
@@ -795,22 +799,23 @@ def soup(a):
     srcs = [s for s in a.soup_from.split(",") if s]
     if len(srcs) < 2:
         sys.exit("soup: --from needs two or more models")
-    states, config, words = [], None, False
+    states, config, words, regions = [], None, False, False
     for src in srcs:
         if os.path.isdir(src):
             m = load(src)
         else:
             m = U.load_gguf(src)
-        arch = {k: v for k, v in U.config_dict(m.c).items() if k != "speech_words"}
+        arch = {k: v for k, v in U.config_dict(m.c).items() if k not in ("speech_words", "caption_regions")}
         config = config or arch
         if arch != config:
             sys.exit(f"soup: {src} has another architecture than {srcs[0]}")
         words = words or m.c.speech_words       # the mean spells speech if one of them learnt to
+        regions = regions or m.c.caption_regions   # and reads captions by region
         states.append(m.state_dict())
     mean = {k: sum(st[k].float() for st in states) / len(states) if states[0][k].is_floating_point() else states[0][k]
             for k in states[0]}
     os.makedirs(a.run, exist_ok=True)
-    torch.save({"config": dict(config, speech_words=words), "model": mean, "step": 0, "elapsed": 0.0}, ck)
+    torch.save({"config": dict(config, speech_words=words, caption_regions=regions), "model": mean, "step": 0, "elapsed": 0.0}, ck)
     print(f"mean of {len(srcs)} models ({', '.join(srcs)}) → {ck}")
 
 

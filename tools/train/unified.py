@@ -38,6 +38,22 @@ PROMPTS = {"caption": "Describe the image.", "transcribe": "Transcribe the audio
            "scan": "List every cell of the grid."}
 
 
+# the `cell` task (train.py): REGION_QUESTION with {} → one of CAPTION_REGIONS, answered
+# "a SIZE COLOUR SHAPE" or REGION_EMPTY; loom caption asks every region (loom.caption.*)
+CAPTION_REGIONS = [scenes.pos_phrase(r, c) for r in range(3) for c in range(3)]
+REGION_QUESTION, REGION_EMPTY = "what is {}?", "nothing"
+
+
+def region_caption(answers):
+    """The caption composed from each region's answer (in CAPTION_REGIONS' order), as loom
+    caption composes it: "a small red star in the top left and a large blue ring at the bottom";
+    REGION_EMPTY when every region is empty."""
+    parts = [f"{a} {p}" for a, p in zip(answers, CAPTION_REGIONS) if a != REGION_EMPTY]
+    if not parts:
+        return REGION_EMPTY
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
 @dataclass
 class Config:
     dec: decoder.DecoderConfig = field(default_factory=lambda: decoder.DecoderConfig(n_vocab=N_VOCAB))
@@ -47,6 +63,7 @@ class Config:
     aud: dict = field(default_factory=lambda: dict(n_mel=80, d=128, n_head=4, n_ff=384, n_layer=3,
                                                    n_pos=500, stack=4, d_proj=256, eps=1e-5))
     speech_words: bool = False   # speech blocks spell each word before its codes (speech_body; loom.audio.words)
+    caption_regions: bool = False  # trained on the `cell` task: captions read cell by cell (loom.caption.*)
 
 
 class Unified(nn.Module):
@@ -262,12 +279,14 @@ def scene_targets(meta):
 
 
 def config_dict(c: Config):
-    return {"dec": asdict(c.dec), "vis": asdict(c.vis), "aud": dict(c.aud), "speech_words": c.speech_words}
+    return {"dec": asdict(c.dec), "vis": asdict(c.vis), "aud": dict(c.aud), "speech_words": c.speech_words,
+            "caption_regions": c.caption_regions}
 
 
 def config_from(d):
     return Config(dec=decoder.DecoderConfig(**d["dec"]), vis=vision.VisionConfig(**d["vis"]), aud=dict(d["aud"]),
-                  speech_words=bool(d.get("speech_words", False)))
+                  speech_words=bool(d.get("speech_words", False)),
+                  caption_regions=bool(d.get("caption_regions", False)))
 
 
 def speech_body(text, codes, units=None):
@@ -295,7 +314,8 @@ def load_gguf(stem):
     dec = decoder.load_gguf(kv, tensors)
     vis = vision.load_gguf(stem + "-mmproj.gguf")
     aud = audio_enc.load_gguf(stem + "-mmproj.gguf")
-    model = Unified(Config(dec=dec.c, vis=vis.c, aud=dict(aud.hp), speech_words=bool(kv.get("loom.audio.words", False))))
+    model = Unified(Config(dec=dec.c, vis=vis.c, aud=dict(aud.hp), speech_words=bool(kv.get("loom.audio.words", False)),
+                           caption_regions="loom.caption.regions" in kv))
     model.dec, model.vis, model.aud = dec, vis, aud
     with torch.no_grad():
         for m in (model.aux, model.aux_a, model.aux_ctc, model.aux_attr):
@@ -335,6 +355,10 @@ def export(model, tok_path, stem, ttype=gguf.T_F16):
         w.add_u32("loom." + k, v)
     if model.c.speech_words:
         w.add_bool("loom.audio.words", True)
+    if model.c.caption_regions:   # loom caption asks each grid cell alone (docs/FORMAT.md "Captions by region")
+        w.add_arr("loom.caption.regions", gguf.STRING, CAPTION_REGIONS)
+        w.add_str("loom.caption.region_question", REGION_QUESTION)
+        w.add_str("loom.caption.region_empty", REGION_EMPTY)
     w.write(stem + ".gguf")
 
     # mmproj: the vision writer's file plus the audio tensors and keys
