@@ -226,6 +226,28 @@ def counted_caption(rec):
     return f"{NUMBERS[n]} shape{'s' if n > 1 else ''}: {rec['captions'][0]}"
 
 
+# Captions by region (docs/FORMAT.md): REGION_QUESTION with {} → one of CAPTION_REGIONS is
+# answered "a SIZE COLOUR SHAPE" or REGION_EMPTY (train.py's `cell` task); `loom caption`
+# asks every region and composes the answers as region_caption does.
+CAPTION_REGIONS = [pos_phrase(r, c) for r in range(3) for c in range(3)]
+REGION_QUESTION, REGION_EMPTY = "what is {}?", "nothing"
+
+
+def region_answers(rec):
+    """A scene record's answer about each region, in CAPTION_REGIONS' order."""
+    cell = {(o["row"], o["col"]): f"a {o['size']} {o['colour']} {o['shape']}" for o in rec["objects"]}
+    return [cell.get((r, c), REGION_EMPTY) for r in range(3) for c in range(3)]
+
+
+def region_caption(answers):
+    """The caption made of the regions' answers, as loom_caption_compose makes it: "a small
+    red star in the top left and a large blue ring at the bottom"; REGION_EMPTY when all are."""
+    parts = [f"{a} {p}" for a, p in zip(answers, CAPTION_REGIONS) if a != REGION_EMPTY]
+    if not parts:
+        return REGION_EMPTY
+    return join(parts)
+
+
 def vqa(label, rng):
     objs = label["objects"]
     qa = []

@@ -127,7 +127,8 @@ def eval_caption(a, tmp):
     exact = 0
     for line, m in zip(out.strip().splitlines(), meta):
         text = json.loads(line)["text"]
-        exact += text in (m["captions"][0], S.scenes.counted_caption(m))   # either form (train.py --count-first)
+        # any form: canonical, led by its count (train.py --count-first), by region (loom.caption.*)
+        exact += text in (m["captions"][0], S.scenes.counted_caption(m), S.scenes.region_caption(S.scenes.region_answers(m)))
         for k, (h, n) in S.match_scores(S.parse_caption(text), S.label_objects(m)).items():
             tot[k][0] += h
             tot[k][1] += n
@@ -537,7 +538,9 @@ def bench_pytorch(a, jobs):
         if b > 1 and model.aux_ctc.weight.abs().max() > 0:
             return infer.beam_ids(model, tok, user, b, ctc=infer.ctc_logprobs(model, m), ctc_weight=0.3)
         return answer("transcribe", user)
-    if "caption" in jobs:
+    if "caption" in jobs and model.c.caption_regions:   # as loom caption: region by region
+        out["caption"] = timed(lambda i: infer.region_answer_ids(model, tok, np.asarray(test.scenes[i])))
+    elif "caption" in jobs:
         out["caption"] = timed(lambda i: answer("caption", [("ctl", "<|image|>"), ("image", np.asarray(test.scenes[i])),
                                                             ("ctl", "<|/image|>"), ("text", U.PROMPTS["caption"])]))
     if "transcribe" in jobs:

@@ -36,9 +36,31 @@ def answer_ids(model, tok, user, n_max=256, margins=None, route_margins=None):
     """Greedy answer to one user turn, stopping at <|end|> or <|eos|> (not included).
     `margins`, if a list, receives each step's top-2 logit gap (the stop step included)."""
     model.eval()
-    X = _prefix(model, tok, user)
+    return _greedy(model, tok, _prefix(model, tok, user), [], n_max, margins, route_margins)
+
+
+@torch.no_grad()
+def region_answer_ids(model, tok, image, n_max=256):
+    """`loom caption` on a model with caption regions (loom.caption.*): the turn's start and the
+    picture run once, then each region's question after them (on a copy of that cache) →
+    greedy answer ids per region, in U.CAPTION_REGIONS' order."""
+    model.eval()
+    segs = [("ctl", "<|bos|>"), ("ctl", "<|user|>"), ("ctl", "<|image|>"), ("image", image), ("ctl", "<|/image|>")]
+    X, _ = U.build(model, tok, [(segs, len(segs))])
+    cache = []
+    model.dec(X, cache=cache)
+    out = []
+    for phrase in U.CAPTION_REGIONS:
+        q = tok.text(U.REGION_QUESTION.replace("{}", phrase)) + [tok.ctl["<|end|>"], tok.ctl["<|assistant|>"]]
+        # the layers replace their cache tensors when positions are added: copying the dicts is enough
+        out.append(_greedy(model, tok, model.dec.token_embd[q][None], [dict(c) for c in cache], n_max))
+    return out
+
+
+def _greedy(model, tok, X, cache, n_max, margins=None, route_margins=None):
+    """Greedy tokens after input rows X [1,T,E] (continuing `cache`) until <|end|> / <|eos|>."""
     stop = {tok.ctl["<|end|>"], tok.ctl["<|eos|>"]}
-    out, cache = [], []
+    out = []
     for _ in range(n_max):
         l = model.dec(X, cache=cache)[0, -1]
         t = int(l.argmax())

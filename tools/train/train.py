@@ -51,9 +51,7 @@ def scan_answer(meta):
 def cell_question(meta, r, c):
     """The `cell` task's question and answer about one grid cell: ("what is in the top left?",
     "a small green cross" or "nothing")."""
-    from tools.data.scenes import pos_phrase
-    cell = {(o["row"], o["col"]): f"a {o['size']} {o['colour']} {o['shape']}" for o in meta["objects"]}
-    return U.REGION_QUESTION.replace("{}", pos_phrase(r, c)), cell.get((r, c), U.REGION_EMPTY)
+    return scenes.REGION_QUESTION.replace("{}", scenes.pos_phrase(r, c)), scenes.region_answers(meta)[3 * r + c]
 
 
 def npz_member_mmap(path, name):

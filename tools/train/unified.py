@@ -38,20 +38,8 @@ PROMPTS = {"caption": "Describe the image.", "transcribe": "Transcribe the audio
            "scan": "List every cell of the grid."}
 
 
-# the `cell` task (train.py): REGION_QUESTION with {} → one of CAPTION_REGIONS, answered
-# "a SIZE COLOUR SHAPE" or REGION_EMPTY; loom caption asks every region (loom.caption.*)
-CAPTION_REGIONS = [scenes.pos_phrase(r, c) for r in range(3) for c in range(3)]
-REGION_QUESTION, REGION_EMPTY = "what is {}?", "nothing"
-
-
-def region_caption(answers):
-    """The caption composed from each region's answer (in CAPTION_REGIONS' order), as loom
-    caption composes it: "a small red star in the top left and a large blue ring at the bottom";
-    REGION_EMPTY when every region is empty."""
-    parts = [f"{a} {p}" for a, p in zip(answers, CAPTION_REGIONS) if a != REGION_EMPTY]
-    if not parts:
-        return REGION_EMPTY
-    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+# captions by region (train.py's `cell` task, exported as loom.caption.*): tools/data/scenes.py
+CAPTION_REGIONS, REGION_QUESTION, REGION_EMPTY = scenes.CAPTION_REGIONS, scenes.REGION_QUESTION, scenes.REGION_EMPTY
 
 
 @dataclass
