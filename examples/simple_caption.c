@@ -5,8 +5,9 @@
  *     simple_caption MODEL.gguf MODEL-mmproj.gguf IMAGE [QUESTION]
  *     simple_caption models/loom-tiny.gguf models/loom-tiny-mmproj.gguf examples/media/scene1.png
  *
- * It prints what `loom caption` prints for the same picture (greedy decoding;
- * tests/test_example_simple_caption.sh checks that). Built as build/simple_caption; after
+ * It prints what `loom caption --whole` prints for the same picture (one greedy answer;
+ * tests/test_example_simple_caption.sh checks that; `loom caption` on a model with caption
+ * regions asks region by region instead: loom_caption_compose in loom.h). Built as build/simple_caption; after
  * `cmake --install`: cc simple_caption.c $(pkg-config --cflags --libs loom)
  */
 #include <stdio.h>

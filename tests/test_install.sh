@@ -38,7 +38,7 @@ else bad "compile against installed loom: $(cat "$prefix/cc.log")"; fi
 if cc $san ../examples/simple_caption.c $(pkg-config --cflags --libs loom) -Wl,-rpath,"$libdir" -o "$prefix/simple" 2>"$prefix/cc.log"; then
   ok
   [ "$("$prefix/simple" ../models/loom-tiny.gguf ../models/loom-tiny-mmproj.gguf ../examples/media/scene2.png)" = \
-    "$("$prefix/bin/loom" caption -q -m ../models/loom-tiny.gguf ../examples/media/scene2.png)" ] && ok || bad "installed simple_caption differs from loom caption"
+    "$("$prefix/bin/loom" caption -q --whole -m ../models/loom-tiny.gguf ../examples/media/scene2.png)" ] && ok || bad "installed simple_caption differs from loom caption"
 else bad "compile examples/simple_caption.c against installed loom: $(cat "$prefix/cc.log")"; fi
 "$prefix/bin/loom" version >/dev/null && ok || bad "installed loom version"
 # FFmpeg is loaded at first use, not linked: no libav*/libsw* among the NEEDED libraries.
