@@ -35,9 +35,12 @@ void help_caption(void)
            "one PATH<TAB>text line each.\n\n"
            "A model with caption regions (loom.caption.*, loom-tiny) is asked about each region of\n"
            "the picture in its own answer (\"what is in the top left?\") and the caption is made of\n"
-           "the answers; --json then also lists them.\n\n"
+           "the answers; --json then also lists them. Where the model also says how its regions\n"
+           "mirror (loom.caption.region_mirror), each region is read in the picture and in its mirror\n"
+           "image together (greedy answers only).\n\n"
            "  -p, --prompt TEXT      a question or instruction instead of \"Describe the image.\"\n"
-           "      --whole            caption in one answer even where the model has caption regions\n" COMMON_HELP);
+           "      --whole            caption in one answer even where the model has caption regions\n"
+           "      --no-mirror        read each region in the picture alone\n" COMMON_HELP);
 }
 
 void help_transcribe(void)
@@ -76,6 +79,7 @@ typedef struct job_opts {
     long long   n_predict, beam, frames, max_frames;
     double      fps, ctc;
     int         whole;      /* caption: one answer, not region by region */
+    int         no_mirror;  /* caption by region: the picture alone, not with its mirror image */
     const char **inputs;    /* the input paths: argv's own slots, gathered at its front by parse() */
     int          n_inputs;
 } job_opts;
@@ -92,6 +96,7 @@ static int parse(const char *cmd, int argc, char **argv, job_opts *o)
         if (cli_is(a, "--mmproj", NULL) && v) { o->mmproj = v; i++; }
         else if (cli_is(a, "-p", "--prompt") && v && strcmp(cmd, "transcribe")) { o->prompt = v; i++; }
         else if (cli_is(a, "--whole", NULL) && !strcmp(cmd, "caption")) o->whole = 1;
+        else if (cli_is(a, "--no-mirror", NULL) && !strcmp(cmd, "caption")) o->no_mirror = 1;
         else if (cli_is(a, "-f", "--format") && v && !strcmp(cmd, "transcribe")) { o->format = v; i++; }
         else if (cli_is(a, "--ctc", NULL) && v && !strcmp(cmd, "transcribe")) { bad = cli_parse_float(a, v, 0, 1, &o->ctc); i++; }
         else if (cli_is(a, "-n", "--n-predict") && v) { bad = cli_parse_int(a, v, 1, 1 << 20, &o->n_predict); i++; }
@@ -118,12 +123,14 @@ static int parse(const char *cmd, int argc, char **argv, job_opts *o)
     return 0;
 }
 
-/* The loaded model, its media encoders and one session. */
+/* The loaded model, its media encoders and one session (two for a caption in two views). */
 typedef struct job {
     loom_model   *m;
     loom_mmproj  *mp;
     loom_session *s;
     loom_prompt  *p;
+    loom_session *s2;           /* the mirror image's session and turn, made when first needed */
+    loom_prompt  *p2;
     const float  *ctc;          /* [ctc_frames][classes] the prompt's audio read by CTC, or NULL */
     int64_t       ctc_frames;
     float         ctc_weight;
@@ -133,8 +140,19 @@ static void job_close(job *j)
 {
     loom_prompt_free(&j->p);
     loom_session_free(&j->s);
+    loom_prompt_free(&j->p2);
+    loom_session_free(&j->s2);
     loom_mmproj_free(&j->mp);
     loom_model_free(&j->m);
+}
+
+static loom_session_params session_params(const job_opts *o)
+{
+    loom_session_params sp = loom_session_default_params();
+    sp.n_threads = o->c.threads;
+    sp.matmul = o->c.matmul;
+    sp.sampler.seed = o->c.seed;
+    return sp;
 }
 
 static int job_open(const job_opts *o, job *j)
@@ -158,11 +176,7 @@ static int job_open(const job_opts *o, job *j)
         job_close(j);
         return -1;
     }
-    loom_session_params sp = loom_session_default_params();
-    sp.n_threads = o->c.threads;
-    sp.matmul = o->c.matmul;
-    sp.sampler.seed = o->c.seed;
-    if (loom_session_create(j->m, sp, &j->s, err, sizeof err) < 0 || loom_prompt_create(j->m, &j->p) < 0) {
+    if (loom_session_create(j->m, session_params(o), &j->s, err, sizeof err) < 0 || loom_prompt_create(j->m, &j->p) < 0) {
         cli_error("%s", err);
         job_close(j);
         return -1;
@@ -193,32 +207,34 @@ static int collect(int32_t token, const char *piece, size_t len, void *user)
 }
 
 /* "<|bos|><|user|>" — the caller adds the content — then end_turn() adds "<|end|><|assistant|>". */
-static int begin_turn(job *j)
+static int begin_turn(loom_prompt *p)
 {
-    loom_prompt_clear(j->p);
-    int rc = loom_prompt_add_special(j->p, "<|bos|>");
-    return rc ? rc : loom_prompt_add_special(j->p, "<|user|>");
+    loom_prompt_clear(p);
+    int rc = loom_prompt_add_special(p, "<|bos|>");
+    return rc ? rc : loom_prompt_add_special(p, "<|user|>");
 }
 
-static int end_turn(job *j, const char *text)
+static int end_turn(loom_prompt *p, const char *text)
 {
-    int rc = loom_prompt_add_text(j->p, text);
-    if (!rc) rc = loom_prompt_add_special(j->p, "<|end|>");
-    return rc ? rc : loom_prompt_add_special(j->p, "<|assistant|>");
+    int rc = loom_prompt_add_text(p, text);
+    if (!rc) rc = loom_prompt_add_special(p, "<|end|>");
+    return rc ? rc : loom_prompt_add_special(p, "<|assistant|>");
 }
 
 /* Run the prompt after the first `keep` cached positions and generate the answer into *out
- * (reset first). */
-static int answer_after(job *j, const job_opts *o, int32_t keep, text_out *out, loom_generate_stats *st)
+ * (reset first). keep2 >= 0: j->p2 runs after keep2 of j->s2's, the second view. */
+static int answer_views(job *j, const job_opts *o, int32_t keep, int32_t keep2, text_out *out, loom_generate_stats *st)
 {
     out->len = 0;
     if (out->buf) out->buf[0] = '\0';
     loom_session_truncate(j->s, keep);
+    if (keep2 >= 0) loom_session_truncate(j->s2, keep2);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     int rc = loom_session_append_prompt(j->s, j->p);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
     if (rc < 0) { cli_error("%s", loom_session_error(j->s)); return rc; }
+    if (keep2 >= 0 && (rc = loom_session_append_prompt(j->s2, j->p2)) < 0) { cli_error("%s", loom_session_error(j->s2)); return rc; }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
     loom_generate_params gp = loom_generate_default_params();
     gp.n_predict = (int32_t)o->n_predict;
     gp.n_beams = (int32_t)o->beam;
@@ -228,6 +244,7 @@ static int answer_after(job *j, const job_opts *o, int32_t keep, text_out *out, 
         gp.ctc_classes = loom_mmproj_ctc_classes(j->mp);
         gp.ctc_weight = j->ctc_weight;
     }
+    gp.view2 = keep2 >= 0 ? j->s2 : NULL;
     gp.on_token = collect;
     gp.user_data = out;
     gp.abort_flag = &g_interrupted;
@@ -240,7 +257,7 @@ static int answer_after(job *j, const job_opts *o, int32_t keep, text_out *out, 
 
 static int answer(job *j, const job_opts *o, text_out *out, loom_generate_stats *st)
 {
-    return answer_after(j, o, 0, out, st);
+    return answer_views(j, o, 0, -1, out, st);
 }
 
 static int finish_status(int rc) { return rc == LOOM_ERR_ABORTED ? EXIT_ABORTED : rc < 0 ? EXIT_FAILED : EXIT_OK; }
@@ -275,29 +292,71 @@ static void print_answer(const job_opts *o, const char *path, const char *text)
     printf("%s\n", text);
 }
 
+/* The turn so far of the picture's mirror image in j->p2 (its session made the first time). */
+static int mirror_turn(job *j, const job_opts *o, const loom_image *img)
+{
+    char err[512] = "out of memory";
+    int rc = 0;
+    if (!j->s2) rc = loom_session_create(j->m, session_params(o), &j->s2, err, sizeof err);
+    if (!rc && !j->p2) rc = loom_prompt_create(j->m, &j->p2);
+    if (rc < 0) { cli_error("caption: the mirror image's session: %s", err); return rc; }
+    loom_image flip = {0};
+    if ((rc = loom_image_from_rgb(img->rgb, img->width, img->height, 0, &flip, err, sizeof err)) < 0) {
+        cli_error("caption: %s", err);
+        return rc;
+    }
+    loom_image_mirror(&flip);
+    rc = begin_turn(j->p2);
+    if (!rc && (rc = loom_prompt_add_image(j->p2, j->mp, &flip)) < 0) cli_error("caption: %s", loom_prompt_error(j->p2));
+    loom_image_free(&flip);
+    return rc;
+}
+
+/* Run the turn so far of one view (p) from an empty cache. */
+static int run_turn(loom_session *s, const loom_prompt *p)
+{
+    loom_session_truncate(s, 0);
+    const int rc = loom_session_append_prompt(s, p);
+    if (rc < 0) cli_error("%s", loom_session_error(s));
+    return rc;
+}
+
 /* A model with caption regions: the turn so far (<|bos|><|user|> and the picture) runs once,
  * each region's question is asked after it in turn (the cache cut back to the picture), and
- * the caption is composed of the answers, which stay in answers[] (strdup'ed). */
-static int caption_by_region(job *j, const job_opts *o, const loom_caption_regions *r, char **answers,
-                             text_out *out, loom_generate_stats *st)
+ * the caption is composed of the answers, which stay in answers[] (strdup'ed). With the
+ * model's mirror (loom.caption.region_mirror) and greedy answers, the mirror image's turn runs
+ * too, and each answer is read from both: region i of the picture, region mirror[i] of the
+ * mirror image. */
+static int caption_by_region(job *j, const job_opts *o, const loom_caption_regions *r, const loom_image *img,
+                             char **answers, text_out *out, loom_generate_stats *st)
 {
+    const int views = r->mirror && !o->no_mirror && o->beam <= 1 ? 2 : 1;
+    int rc = views == 2 ? mirror_turn(j, o, img) : 0;
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    loom_session_truncate(j->s, 0);
-    int rc = loom_session_append_prompt(j->s, j->p);
+    if (!rc) rc = run_turn(j->s, j->p);
+    if (!rc && views == 2) rc = run_turn(j->s2, j->p2);
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    if (rc < 0) { cli_error("%s", loom_session_error(j->s)); return rc; }
+    if (rc < 0) return rc;
     st->prompt_ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
-    const int32_t keep = loom_session_n_past(j->s);
+    const int32_t keep = loom_session_n_past(j->s), keep2 = views == 2 ? loom_session_n_past(j->s2) : -1;
     size_t need = strlen(r->empty) + 1;
     text_out a = {0};
     for (int32_t i = 0; i < r->n_regions && rc == 0; i++) {
-        char q[512];
+        char q[512], q2[512];
         loom_generate_stats si = {0};
-        if ((rc = loom_caption_region_question(j->m, i, q, sizeof q)) < 0) { cli_error("caption: region question %d too long", i); break; }
+        if ((rc = loom_caption_region_question(j->m, i, q, sizeof q)) < 0 ||
+            (views == 2 && (rc = loom_caption_region_question(j->m, r->mirror[i], q2, sizeof q2)) < 0)) {
+            cli_error("caption: region question %d too long", i);
+            break;
+        }
         loom_prompt_clear(j->p);
-        rc = end_turn(j, q);
-        if (!rc) rc = answer_after(j, o, keep, &a, &si);
+        rc = end_turn(j->p, q);
+        if (!rc && views == 2) {
+            loom_prompt_clear(j->p2);
+            rc = end_turn(j->p2, q2);
+        }
+        if (!rc) rc = answer_views(j, o, keep, keep2, &a, &si);
         if (!rc && !(answers[i] = strdup(a.buf ? a.buf : ""))) rc = LOOM_ERR_NO_MEMORY;
         if (!rc) need += strlen(answers[i]) + strlen(r->phrases[i]) + 6;
         st->prompt_ms += si.prompt_ms;
@@ -325,15 +384,15 @@ static int caption_one(job *j, const job_opts *o, const char *path, text_out *ou
     loom_generate_stats st = {0};
     int rc = loom_image_load(path, loom_image_default_params(), &img, err, sizeof err);
     if (rc < 0) { cli_error("%s", err); return rc; }
-    rc = begin_turn(j);
+    rc = begin_turn(j->p);
     if (!rc && (rc = loom_prompt_add_image(j->p, j->mp, &img)) < 0) cli_error("%s: %s", path, loom_prompt_error(j->p));
     loom_caption_regions r = {0};
     loom_model_caption_regions(j->m, &r);
     const int by_region = r.n_regions > 0 && !o->prompt && !o->whole;
     char **answers = by_region ? calloc((size_t)r.n_regions, sizeof *answers) : NULL;
     if (by_region && !answers) rc = LOOM_ERR_NO_MEMORY;
-    if (!rc && by_region) rc = caption_by_region(j, o, &r, answers, out, &st);
-    if (!rc && !by_region) rc = end_turn(j, o->prompt ? o->prompt : "Describe the image.");
+    if (!rc && by_region) rc = caption_by_region(j, o, &r, &img, answers, out, &st);
+    if (!rc && !by_region) rc = end_turn(j->p, o->prompt ? o->prompt : "Describe the image.");
     if (!rc && !by_region) rc = answer(j, o, out, &st);
     loom_image_free(&img);
     if (rc == LOOM_ERR_NO_MEMORY) cli_error("%s: out of memory", path);
@@ -378,9 +437,9 @@ static int describe_one(job *j, const job_opts *o, const char *path, text_out *o
     loom_generate_stats st = {0};
     int rc = loom_video_sample(path, vp, &v, err, sizeof err);
     if (rc < 0) cli_error("%s", err);
-    if (!rc) rc = begin_turn(j);
+    if (!rc) rc = begin_turn(j->p);
     if (!rc && (rc = loom_prompt_add_video(j->p, j->mp, v)) < 0) cli_error("%s: %s", path, loom_prompt_error(j->p));
-    if (!rc) rc = end_turn(j, o->prompt ? o->prompt : "Describe the video.");
+    if (!rc) rc = end_turn(j->p, o->prompt ? o->prompt : "Describe the video.");
     if (!rc) rc = answer(j, o, out, &st);
     if (!rc) {
         const char *text = out->buf ? out->buf : "";
@@ -471,9 +530,9 @@ static int transcribe_one(job *j, const job_opts *o, const char *path, text_out 
         const int64_t at = spans[k].start, len = spans[k].end - spans[k].start;
         loom_audio_normalize(pcm + at, (size_t)len, LOOM_SPEECH_PEAK);   /* the training clips' level */
         loom_generate_stats st = {0};
-        rc = begin_turn(j);
+        rc = begin_turn(j->p);
         if (!rc) rc = add_audio(j, o, path, pcm + at, len, &buf);
-        if (!rc) rc = end_turn(j, "Transcribe the audio.");
+        if (!rc) rc = end_turn(j->p, "Transcribe the audio.");
         if (!rc) rc = answer(j, o, out, &st);
         if (rc) break;
         const double t0 = (double)at / 16000.0, t1 = (double)(at + len) / 16000.0;

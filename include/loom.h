@@ -448,6 +448,10 @@ typedef struct loom_generate_params {
     int64_t       ctc_frames;
     int32_t       ctc_classes;  /* text tokens + blank (last), at most n_vocab + 1          */
     float         ctc_weight;   /* λ in 0..1 (default 0.3)                                  */
+    /* Two views of one question (test-time augmentation; below) */
+    loom_session *view2;        /* NULL (default); else a second session of the model whose
+                                   context asks the same question of another view (loom
+                                   caption's mirror image)                                 */
 } loom_generate_params;
 
 typedef struct loom_generate_stats {
@@ -515,6 +519,13 @@ loom_generate_params loom_generate_default_params(void);
  * extended by its 2·n_beams most probable text tokens (ids < ctc_classes − 1) and stop
  * tokens; no other token is chosen. loom transcribe turns it on with the bundled model
  * (docs/CLI.md).
+ *
+ * With view2 each step takes the token of highest log p(token | this context) + log p(token |
+ * view2's context), from the raw logits (the sampler's temperature, penalties, biases and mask
+ * play no part; with media_blocks 1 a media open token is never chosen), and appends it to
+ * both sessions in one stacked step (loom_session_decode_pair); on_token and stats follow
+ * this session. Needs view2 != s, of the same model, with logits after its context, and no
+ * beams (else LOOM_ERR_INVALID_ARG, nothing generated).
  */
 int64_t loom_session_generate(loom_session *s, const int32_t *prompt, int64_t n_prompt,
                               loom_generate_params params, loom_generate_stats *stats);
@@ -567,6 +578,8 @@ int loom_image_from_rgb(const uint8_t *rgb, int width, int height, size_t stride
  * never see a partial file. */
 int loom_image_save_png(const loom_image *img, const char *path, const char *const *text,
                         char *err, size_t err_size);
+/* Mirror the image left to right in place (what a picture looks like in a mirror). */
+void loom_image_mirror(loom_image *img);
 /* Read the tEXt/zTXt/iTXt chunks of a PNG file: *text becomes a NULL-terminated
  * key, value, … list in one allocation (free with free()); *n_pairs their count. */
 int loom_png_read_text(const char *path, char ***text, int *n_pairs, char *err, size_t err_size);
@@ -986,13 +999,24 @@ int loom_model_media_vocab(const loom_model *m, loom_media_vocab *out);
  *     }
  *     loom_caption_compose(m, answers, caption, sizeof caption);
  *
+ * Two views (loom.caption.region_mirror, optional): a model whose pictures look as right
+ * mirrored left to right (its world has no writing and no shape that is not its own mirror
+ * image) says where region i of the picture lands in the mirror image. `loom caption` then
+ * asks each region twice, of the picture and of its mirror image (loom_image_mirror), and
+ * takes the token the two find likeliest together (loom_generate_params.view2): test-time
+ * augmentation, which lets two readings outvote a slip of one.
+ *
  * Loading checks the keys: all three or none, 1..64 regions of 1..128 bytes, a question with
- * exactly one "{}". The strings are owned by m. */
+ * exactly one "{}"; the mirror (only with them) has n_regions entries in 0..n_regions-1, each
+ * region the mirror of its mirror. The strings are owned by m. */
 typedef struct loom_caption_regions {
     int32_t            n_regions;   /* 0: the model captions in one answer                 */
     const char *const *phrases;     /* [n_regions] "in the top left", "at the top", …      */
     const char        *question;    /* "what is {}?": {} stands for a phrase               */
     const char        *empty;       /* the answer about an empty region: "nothing"         */
+    const int32_t     *mirror;      /* [n_regions] region i of the picture is region mirror[i]
+                                       of its mirror image ("in the top left" → "in the top
+                                       right"); NULL when the model has no such key         */
 } loom_caption_regions;
 
 int loom_model_caption_regions(const loom_model *m, loom_caption_regions *out);

@@ -11,7 +11,7 @@
 #define MAX_PHRASE  128
 
 static const char *const K_REGIONS = "loom.caption.regions", *const K_QUESTION = "loom.caption.region_question",
-                         *const K_EMPTY = "loom.caption.region_empty";
+                         *const K_EMPTY = "loom.caption.region_empty", *const K_MIRROR = "loom.caption.region_mirror";
 
 /* A string key's value, checked: 1..MAX_PHRASE bytes. */
 static int get_text(const lm_gguf *g, const char *key, const char **out, lm_error *e)
@@ -23,13 +23,33 @@ static int get_text(const lm_gguf *g, const char *key, const char **out, lm_erro
     return 0;
 }
 
+/* loom.caption.region_mirror, checked: n int32 region indices, each region the mirror of
+ * its mirror. *out points into the file's data. */
+static int mirror_load(const lm_gguf *g, int32_t n, const int32_t **out, lm_error *e)
+{
+    const lm_gguf_array *a = NULL;
+    int rc = lm_gguf_get_arr(g, K_MIRROR, &a, e);
+    if (rc < 0) return rc;
+    if (lm_gguf_arr_type(a) != LM_GGUF_I32 || lm_gguf_arr_len(a) != (uint64_t)n)
+        return lm_fail(e, LOOM_ERR_FORMAT, "model: %s must be %d int32 region indices, one per region", K_MIRROR, n);
+    const int32_t *m = lm_gguf_arr_data(a);
+    for (int32_t i = 0; i < n; i++)
+        if (m[i] < 0 || m[i] >= n || m[m[i]] != i)
+            return lm_fail(e, LOOM_ERR_FORMAT, "model: %s[%d] = %d is not a region whose mirror is region %d", K_MIRROR,
+                           i, m[i], i);
+    *out = m;
+    return 0;
+}
+
 int lm_caption_regions_load(const lm_gguf *g, loom_caption_regions *out, void **mem, lm_error *e)
 {
     memset(out, 0, sizeof *out);
     *mem = NULL;
     const int has[3] = {lm_gguf_find_kv(g, K_REGIONS) >= 0, lm_gguf_find_kv(g, K_QUESTION) >= 0,
                         lm_gguf_find_kv(g, K_EMPTY) >= 0};
-    if (!has[0] && !has[1] && !has[2]) return 0;
+    const int has_mirror = lm_gguf_find_kv(g, K_MIRROR) >= 0;
+    if (!has[0] && !has[1] && !has[2])
+        return has_mirror ? lm_fail(e, LOOM_ERR_FORMAT, "model: %s without %s", K_MIRROR, K_REGIONS) : 0;
     if (!has[0] || !has[1] || !has[2])
         return lm_fail(e, LOOM_ERR_FORMAT, "model: %s, %s and %s come together; %s is missing", K_REGIONS, K_QUESTION,
                        K_EMPTY, !has[0] ? K_REGIONS : !has[1] ? K_QUESTION : K_EMPTY);
@@ -42,11 +62,13 @@ int lm_caption_regions_load(const lm_gguf *g, loom_caption_regions *out, void **
     const uint64_t n = lm_gguf_arr_len(a);
     if (lm_gguf_arr_type(a) != LM_GGUF_STRING || n < 1 || n > MAX_REGIONS)
         return lm_fail(e, LOOM_ERR_FORMAT, "model: %s must be 1..%d strings", K_REGIONS, MAX_REGIONS);
+    const int32_t *mirror = NULL;
+    if (has_mirror && (rc = mirror_load(g, (int32_t)n, &mirror, e)) < 0) return rc;
     const char *hole = strstr(question, "{}");
     if (!hole || strstr(hole + 2, "{}"))
         return lm_fail(e, LOOM_ERR_FORMAT, "model: %s \"%s\" must hold \"{}\" exactly once", K_QUESTION, question);
-    /* one allocation: the phrase pointers, then the strings */
-    size_t bytes = n * sizeof(char *) + strlen(question) + strlen(empty) + 2;
+    /* one allocation: the phrase pointers, the mirror, then the strings */
+    size_t bytes = n * sizeof(char *) + (mirror ? n * sizeof(int32_t) : 0) + strlen(question) + strlen(empty) + 2;
     for (uint64_t i = 0; i < n; i++) {
         const uint32_t len = lm_gguf_arr_str_len(a, i);
         const char *s = lm_gguf_arr_str(a, i);
@@ -57,7 +79,9 @@ int lm_caption_regions_load(const lm_gguf *g, loom_caption_regions *out, void **
     }
     char **ptr = malloc(bytes);
     if (!ptr) return lm_fail(e, LOOM_ERR_NO_MEMORY, "model: out of memory");
-    char *p = (char *)(ptr + n);
+    int32_t *mir = (int32_t *)(ptr + n);
+    if (mirror) memcpy(mir, mirror, n * sizeof *mir);
+    char *p = (char *)(mir + (mirror ? n : 0));
     for (uint64_t i = 0; i < n; i++) {
         const uint32_t len = lm_gguf_arr_str_len(a, i);
         ptr[i] = p;
@@ -69,6 +93,7 @@ int lm_caption_regions_load(const lm_gguf *g, loom_caption_regions *out, void **
     p += strlen(question) + 1;
     out->empty = strcpy(p, empty);
     out->phrases = (const char *const *)ptr;
+    out->mirror = mirror ? mir : NULL;
     out->n_regions = (int32_t)n;
     *mem = ptr;
     return 0;

@@ -575,12 +575,50 @@ static int generate_beams(loom_session *s, const loom_generate_params *p, loom_g
     return 0;
 }
 
+/* Greedy text under two views (p->view2): each step the token of highest summed
+ * log-probability, appended to both sessions. */
+static int generate_views(loom_session *s, const loom_generate_params *p, loom_generate_stats *st)
+{
+    loom_session *b = p->view2;
+    const loom_model *m = s->m;
+    if (b == s || b->m != m)
+        return lm_fail(&s->err, LOOM_ERR_INVALID_ARG, "generate: view2 must be another session of the same model");
+    if (!b->has_logits) return lm_fail(&s->err, LOOM_ERR_INVALID_ARG, "generate: view2 has nothing cached");
+    const int32_t V = loom_model_n_vocab(m), eos = loom_token_eos(m), eot = loom_token_eot(m);
+    const int32_t skip[3] = {m->ctl[LM_CTL_IMAGE], m->ctl[LM_CTL_AUDIO], m->ctl[LM_CTL_VIDEO]};
+    for (int64_t i = 0; i < p->n_predict; i++) {
+        if (session_aborted(s) || session_aborted(b)) return lm_fail(&s->err, LOOM_ERR_ABORTED, "generation aborted");
+        const float *la = s->logits, *lb = b->logits;
+        const double za = log_sum_exp(la, V), zb = log_sum_exp(lb, V);
+        int32_t tok = -1;
+        double best = -INFINITY;
+        for (int32_t t = 0; t < V; t++) {
+            if (p->media_blocks && (t == skip[0] || t == skip[1] || t == skip[2])) continue;
+            const double v = (double)la[t] - za + ((double)lb[t] - zb);
+            if (v > best) best = v, tok = t;
+        }
+        lm_sampler_accept(s->smp, tok);
+        lm_sampler_accept(b->smp, tok);
+        st->n_generated++;
+        if (p->stop_at_eos && (tok == eos || tok == eot)) break;
+        if (stream_token(s, p, tok)) break;
+        if (i + 1 < p->n_predict) {
+            const int rc = loom_session_decode_pair(s, tok, b, tok);
+            if (rc < 0) return rc;
+        }
+    }
+    return 0;
+}
+
 int64_t loom_session_generate(loom_session *s, const int32_t *prompt, int64_t n_prompt,
                               loom_generate_params p, loom_generate_stats *stats)
 {
     loom_generate_stats st = {.n_prompt = n_prompt};
     if (p.ctc_logprobs && !(p.n_beams > 1))
         return lm_fail(&s->err, LOOM_ERR_INVALID_ARG, "generate: ctc_logprobs needs beam search (n_beams 2..8, not %d)",
+                       p.n_beams);
+    if (p.view2 && (p.n_beams > 1 || p.n_beams < 0))
+        return lm_fail(&s->err, LOOM_ERR_INVALID_ARG, "generate: two views (view2) decode greedily, not with %d beams",
                        p.n_beams);
     const int32_t past = loom_session_n_past(s);
     int64_t common = 0;  /* what the prompt call will reuse */
@@ -601,13 +639,15 @@ int64_t loom_session_generate(loom_session *s, const int32_t *prompt, int64_t n_
     const int64_t n_body = rc == 0 && s->has_logits && p.media_blocks ?
                            lm_block_unfinished(s->m, s->hist, loom_session_n_past(s), &open) : -1;
     const int beams = p.n_beams > 1 || p.n_beams < 0;   /* negative: refused by the search */
-    if (rc == 0 && beams)
-        rc = n_body >= 0 ? lm_fail(&s->err, LOOM_ERR_INVALID_ARG, "generate: beam search writes text, and the prompt "
-                                   "ends inside a media block") : generate_beams(s, &p, &st);
+    if (rc == 0 && (beams || p.view2) && n_body >= 0)
+        rc = lm_fail(&s->err, LOOM_ERR_INVALID_ARG, "generate: %s writes text, and the prompt ends inside a media block",
+                     beams ? "beam search" : "two views");
+    else if (rc == 0 && beams) rc = generate_beams(s, &p, &st);
+    else if (rc == 0 && p.view2) rc = generate_views(s, &p, &st);
     else if (n_body >= 0 && (rc = media_open(s, &p, &g, open, 1, s->hist + loom_session_n_past(s) - n_body, n_body)) > 0)
         rc = 0;
     /* a block that has opened is written to its end, past n_predict if need be */
-    for (int64_t i = 0; rc == 0 && !beams && (i < p.n_predict || g.active); i++) {
+    for (int64_t i = 0; rc == 0 && !beams && !p.view2 && (i < p.n_predict || g.active); i++) {
         if (session_aborted(s)) { rc = lm_fail(&s->err, LOOM_ERR_ABORTED, "generation aborted"); break; }
         int32_t tok;
         if (g.active) {

@@ -2,6 +2,7 @@
 #ifndef LOOM_DECODER_TEST_UTIL_H
 #define LOOM_DECODER_TEST_UTIL_H
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,16 @@
 #include "lib/core/gguf.h"
 #include "loom.h"
 #include "tests/check.h"
+
+/* log Σ exp(l[i]) over n logits, in double: the tests' own reference for a log-softmax. */
+static inline double ref_log_sum_exp(const float *l, int n)
+{
+    float mx = l[0];
+    for (int i = 1; i < n; i++) mx = l[i] > mx ? l[i] : mx;
+    double s = 0;
+    for (int i = 0; i < n; i++) s += exp((double)l[i] - mx);
+    return mx + log(s);
+}
 
 /* A temporary path unique to this process and `tag` (caller unlinks). */
 static const char *tmp_model_path(char *buf, size_t size, const char *tag)

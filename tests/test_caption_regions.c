@@ -12,14 +12,16 @@
 static const char *const PHRASES[] = {"in the top left", "at the top", "in the center"};
 
 /* Write a key-only GGUF (regions: n of PHRASES, or none when n < 0; question / empty: NULL
- * leaves the key out) and run the loader on it; returns its status, message in e. */
-static int load_keys(const char *path, int n, const char *question, const char *empty, loom_caption_regions *r,
-                     void **mem, lm_error *e)
+ * leaves the key out; the mirror: n_mirror of mirror, none when n_mirror < 0) and run the loader
+ * on it; returns its status, message in e. */
+static int load_mirror(const char *path, int n, const char *question, const char *empty, const int32_t *mirror,
+                       int n_mirror, loom_caption_regions *r, void **mem, lm_error *e)
 {
     lm_gguf_writer *w = lm_gguf_writer_create();
     if (n >= 0) lm_gguf_set_arr_str(w, "loom.caption.regions", PHRASES, (uint64_t)n);
     if (question) lm_gguf_set_str(w, "loom.caption.region_question", question);
     if (empty) lm_gguf_set_str(w, "loom.caption.region_empty", empty);
+    if (n_mirror >= 0) lm_gguf_set_arr(w, "loom.caption.region_mirror", LM_GGUF_I32, mirror, (uint64_t)n_mirror);
     lm_gguf_set_u32(w, "loom.image.grid", 16);   /* so a file with no region key is not empty */
     lm_gguf *g = NULL;
     int rc = write_and_open(&w, path, &g);
@@ -28,6 +30,39 @@ static int load_keys(const char *path, int n, const char *question, const char *
     rc = lm_caption_regions_load(g, r, mem, e);
     lm_gguf_close(&g);   /* the loaded strings are copies: they outlive the file */
     return rc;
+}
+
+static int load_keys(const char *path, int n, const char *question, const char *empty, loom_caption_regions *r,
+                     void **mem, lm_error *e)
+{
+    return load_mirror(path, n, question, empty, NULL, -1, r, mem, e);
+}
+
+/* loom.caption.region_mirror: optional, n_regions indices, each region its mirror's mirror. */
+static void test_mirror(const char *path)
+{
+    loom_caption_regions r;
+    void *mem = NULL;
+    lm_error e;
+    const int32_t swap[] = {2, 1, 0}, same[] = {0, 1, 2}, not_back[] = {1, 2, 0}, out[] = {0, 1, 3}, neg[] = {-1, 1, 0};
+    CHECK(load_mirror(path, 3, "what is {}?", "nothing", swap, 3, &r, &mem, &e) == 0 && r.mirror && r.mirror[0] == 2 &&
+          r.mirror[1] == 1 && r.mirror[2] == 0, "mirror read: %s", e.msg);
+    free(mem);   /* the mirror is a copy too */
+    CHECK(load_mirror(path, 3, "what is {}?", "nothing", same, 3, &r, &mem, &e) == 0 && r.mirror && r.mirror[2] == 2,
+          "every region its own mirror: %s", e.msg);
+    free(mem);
+    CHECK(load_keys(path, 3, "what is {}?", "nothing", &r, &mem, &e) == 0 && !r.mirror, "no mirror key: NULL");
+    free(mem);
+    CHECK(load_mirror(path, 3, "what is {}?", "nothing", swap, 2, &r, &mem, &e) == LOOM_ERR_FORMAT &&
+          strstr(e.msg, "loom.caption.region_mirror must be 3 int32"), "two indices for three regions: %s", e.msg);
+    CHECK(load_mirror(path, 3, "what is {}?", "nothing", not_back, 3, &r, &mem, &e) == LOOM_ERR_FORMAT &&
+          strstr(e.msg, "region_mirror[0] = 1"), "a mirror that does not come back: %s", e.msg);
+    CHECK(load_mirror(path, 3, "what is {}?", "nothing", out, 3, &r, &mem, &e) == LOOM_ERR_FORMAT &&
+          strstr(e.msg, "region_mirror[2] = 3"), "an index past the regions: %s", e.msg);
+    CHECK(load_mirror(path, 3, "what is {}?", "nothing", neg, 3, &r, &mem, &e) == LOOM_ERR_FORMAT &&
+          strstr(e.msg, "region_mirror[0] = -1"), "a negative index: %s", e.msg);
+    CHECK(load_mirror(path, -1, NULL, NULL, swap, 3, &r, &mem, &e) == LOOM_ERR_FORMAT &&
+          strstr(e.msg, "region_mirror without loom.caption.regions"), "a mirror without regions: %s", e.msg);
 }
 
 static void test_load(const char *path)
@@ -95,6 +130,7 @@ int main(void)
     char path[256];
     tmp_model_path(path, sizeof path, "regions");
     test_load(path);
+    test_mirror(path);
     unlink(path);
     test_compose();
     return finish();

@@ -324,8 +324,35 @@ static void test_write_roundtrip(void)
     rmdir(dir);
 }
 
+/* loom_image_mirror: left and right swapped in every row, the middle column of an odd width
+ * kept; twice gives the picture back; an empty image is left alone. */
+static void test_mirror(void)
+{
+    uint8_t rgb[2][3][3];
+    for (int y = 0; y < 2; y++)
+        for (int x = 0; x < 3; x++)
+            for (int c = 0; c < 3; c++) rgb[y][x][c] = (uint8_t)(100 * y + 10 * x + c);
+    loom_image img = {0};
+    char err[256];
+    CHECK(loom_image_from_rgb(&rgb[0][0][0], 3, 2, 0, &img, err, sizeof err) == 0, "%s", err);
+    if (!img.rgb) return;
+    loom_image_mirror(&img);
+    int ok = 1;
+    for (int y = 0; y < 2; y++)
+        for (int x = 0; x < 3; x++)
+            for (int c = 0; c < 3; c++) ok &= img.rgb[(y * 3 + x) * 3 + c] == rgb[y][2 - x][c];
+    CHECK(ok, "mirror: pixel (x, y) is the picture's (width-1-x, y)");
+    loom_image_mirror(&img);
+    CHECK(!memcmp(img.rgb, rgb, sizeof rgb), "mirror twice: the picture");
+    loom_image_free(&img);
+    loom_image_mirror(&img);
+    loom_image_mirror(NULL);
+    CHECK(img.rgb == NULL, "mirror of an empty image");
+}
+
 int main(void)
 {
+    test_mirror();
     check_png("rgb8.png", exp_rgb);
     check_png("rgb16.png", exp_rgb);
     check_png("rgb8_interlaced.png", exp_rgb);

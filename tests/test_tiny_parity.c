@@ -50,7 +50,7 @@
 #include "lib/media_block.h"
 #include "lib/model.h"
 #include "loom.h"
-#include "tests/check.h"
+#include "tests/decoder_test_util.h"
 
 #define MAX_IDS 512
 #define NEAR_TIE 0.1f    /* logits */
@@ -93,12 +93,15 @@ typedef struct ctx {
     loom_mmproj  *mp;
     loom_session *s, *s2;
     loom_prompt  *p;
-    float        *mix;                  /* [n_vocab] guided logits           */
+    loom_prompt  *p2;                   /* the region job's second view: the mirror image's turn */
+    int           views;                /* 2: text answers read from p (on s) and p2 (on s2) */
+    float        *mix;                  /* [n_vocab] guided logits; two views' summed log-probabilities */
     int           n_beams;              /* text answers by beam search when > 1 */
     int           ctc;                  /* beams of transcripts scored with the CTC head too */
     float        *ctc_lp;               /* [ctc_T][classes] the clip read by that head       */
     int64_t       ctc_T;
     char          prompts[2][20][1024]; /* t2i, tts */
+    int           region[20];           /* the region asked of picture i (prompts.txt's "region K") */
     int           spelt;                /* loom.audio.words: tts answers are whole blocks */
 } ctx;
 
@@ -151,17 +154,35 @@ static int32_t argmax(const float *l, int32_t lo, int32_t hi)
 
 /* Teacher forcing on the text turn in p: each step's greedy token, then PyTorch's is fed.
  * PyTorch stopped at <|end|> or <|eos|> (its stop step is the one after its last token). */
+/* Two views' greedy choice: the summed log-probabilities into c->mix, media open tokens left
+ * out (loom_generate_params.view2). */
+static int32_t views_argmax(ctx *c)
+{
+    const int32_t V = loom_model_n_vocab(c->m);
+    const float *la = loom_session_logits(c->s), *lb = loom_session_logits(c->s2);
+    const double za = ref_log_sum_exp(la, V), zb = ref_log_sum_exp(lb, V);
+    for (int32_t t = 0; t < V; t++) c->mix[t] = (float)(((double)la[t] - za) + ((double)lb[t] - zb));
+    const char *open[] = {"<|image|>", "<|audio|>", "<|video|>"};
+    for (int k = 0; k < 3; k++) {
+        const int32_t t = loom_token_find(c->m, open[k]);
+        if (t >= 0) c->mix[t] = -INFINITY;
+    }
+    return argmax(c->mix, 0, V);
+}
+
 static int force_text(ctx *c, const expect *e, flips *f)
 {
     const int32_t end = loom_token_find(c->m, "<|end|>"), eos = loom_token_eos(c->m);
     const int n_steps = e->want.n + 1 < e->n_gap ? e->want.n + 1 : e->n_gap;
     loom_session_truncate(c->s, 0);
     if (loom_session_append_prompt(c->s, c->p) < 0) return -1;
+    if (c->views == 2 && (loom_session_truncate(c->s2, 0), loom_session_append_prompt(c->s2, c->p2) < 0)) return -1;
     for (int t = 0; t < n_steps; t++) {
-        const int32_t mine = argmax(loom_session_logits(c->s), 0, loom_model_n_vocab(c->m));
+        const int32_t mine = c->views == 2 ? views_argmax(c) : argmax(loom_session_logits(c->s), 0, loom_model_n_vocab(c->m));
         note_step(f, t, mine, t < e->want.n ? e->want.v[t] : -1,
                   t < e->want.n ? mine == e->want.v[t] : mine == end || mine == eos);
         if (t < e->want.n && loom_session_decode(c->s, e->want.v[t]) < 0) return -1;
+        if (t < e->want.n && c->views == 2 && loom_session_decode(c->s2, e->want.v[t]) < 0) return -1;
     }
     return 0;
 }
@@ -241,9 +262,11 @@ static int text_answer(ctx *c, const expect *e, ids *got, flips *f)
     if (c->n_beams <= 1 && force_text(c, e, f) < 0) return -1;
     loom_session_truncate(c->s, 0);
     if (loom_session_append_prompt(c->s, c->p) < 0) return -1;
+    if (c->views == 2 && (loom_session_truncate(c->s2, 0), loom_session_append_prompt(c->s2, c->p2) < 0)) return -1;
     loom_generate_params gp = loom_generate_default_params();
     gp.n_predict = 256;
     gp.n_beams = c->n_beams;
+    gp.view2 = c->views == 2 ? c->s2 : NULL;
     if (c->ctc) {
         gp.ctc_logprobs = c->ctc_lp;
         gp.ctc_frames = c->ctc_T;
@@ -277,18 +300,30 @@ static int text_turn(ctx *c, const char *job, int i)
     loom_prompt_clear(c->p);
     int rc = loom_prompt_add_special(c->p, "<|bos|>") | loom_prompt_add_special(c->p, "<|user|>");
     const char *instruction = "Describe the image.";
-    char question[512];
-    if (!strcmp(job, "region")) {   /* the question about region i mod n_regions (loom.caption.*) */
-        loom_caption_regions r;
-        loom_model_caption_regions(c->m, &r);
-        if (r.n_regions < 1 || loom_caption_region_question(c->m, i % r.n_regions, question, sizeof question) < 0) return -1;
+    char question[512], question2[512];
+    loom_caption_regions r;
+    loom_model_caption_regions(c->m, &r);
+    c->views = 1;
+    if (!strcmp(job, "region")) {   /* the question about region region[i] (loom.caption.*) */
+        const int k = c->region[i];
+        if (k < 0 || k >= r.n_regions || loom_caption_region_question(c->m, k, question, sizeof question) < 0) return -1;
         instruction = question;
+        /* with the model's mirror, as loom caption: also region mirror[k] of the mirror image */
+        if (r.mirror && loom_caption_region_question(c->m, r.mirror[k], question2, sizeof question2) < 0) return -1;
+        c->views = r.mirror ? 2 : 1;
     }
     if (!strcmp(job, "caption") || !strcmp(job, "region")) {
         loom_image img = {0};
         snprintf(path, sizeof path, "data/tiny/img_%02d.png", i);
         rc |= loom_image_load(path, loom_image_default_params(), &img, err, sizeof err);
         rc |= loom_prompt_add_image(c->p, c->mp, &img);
+        if (c->views == 2) {
+            loom_prompt_clear(c->p2);
+            loom_image_mirror(&img);
+            rc |= loom_prompt_add_special(c->p2, "<|bos|>") | loom_prompt_add_special(c->p2, "<|user|>") |
+                  loom_prompt_add_image(c->p2, c->mp, &img) | loom_prompt_add_text(c->p2, question2) |
+                  loom_prompt_add_special(c->p2, "<|end|>") | loom_prompt_add_special(c->p2, "<|assistant|>");
+        }
         loom_image_free(&img);
     } else if (!strcmp(job, "transcribe")) {
         float *pcm = NULL;
@@ -468,7 +503,7 @@ int main(void)
     if (c.m) {
         CHECK(loom_session_create(c.m, sp, &c.s, err, sizeof err) == 0, "%s", err);
         CHECK(loom_session_create(c.m, sp, &c.s2, err, sizeof err) == 0, "%s", err);
-        CHECK(loom_prompt_create(c.m, &c.p) == 0, "prompt");
+        CHECK(loom_prompt_create(c.m, &c.p) == 0 && loom_prompt_create(c.m, &c.p2) == 0, "prompts");
         c.mix = malloc((size_t)loom_model_n_vocab(c.m) * sizeof *c.mix);
         loom_media_vocab mv;
         c.spelt = loom_model_media_vocab(c.m, &mv) == 0 && mv.audio_words;
@@ -476,11 +511,12 @@ int main(void)
     FILE *pf = fopen("data/tiny/prompts.txt", "r"), *ef = fopen("data/tiny/expected.txt", "r");
     FILE *gf = fopen("data/tiny/margins.txt", "r"), *rf = fopen("data/tiny/route_margins.txt", "r");
     CHECK(pf && ef && gf && rf, "fixtures present");
-    if (!c.s || !c.s2 || !c.p || !c.mp || !c.mix || !pf || !ef || !gf || !rf) return finish();
+    if (!c.s || !c.s2 || !c.p || !c.p2 || !c.mp || !c.mix || !pf || !ef || !gf || !rf) return finish();
     char line[1024];
-    int k[2] = {0, 0};
+    int k[2] = {0, 0}, n_region = 0;
     while (fgets(line, sizeof line, pf)) {
         line[strcspn(line, "\n")] = 0;
+        if (!strncmp(line, "region ", 7) && n_region < 20) c.region[n_region++] = atoi(line + 7);
         const int t = !strncmp(line, "t2i ", 4) ? 0 : !strncmp(line, "tts ", 4) ? 1 : -1;
         if (t >= 0 && k[t] < 20) snprintf(c.prompts[t][k[t]++], sizeof c.prompts[t][0], "%s", line + 4);
     }
@@ -490,6 +526,7 @@ int main(void)
         routed[N_JOBS] = {0}, downstream[N_JOBS] = {0};
     loom_caption_regions regions;
     loom_model_caption_regions(c.m, &regions);
+    CHECK(!regions.n_regions || n_region == 20, "prompts.txt: %d \"region K\" lines of 20", n_region);
     static char list[16384], glist[16384], rlist[16384];
     static expect e;
     static ids got;
@@ -566,6 +603,7 @@ int main(void)
     free(c.mix);
     free(c.ctc_lp);
     loom_prompt_free(&c.p);
+    loom_prompt_free(&c.p2);
     loom_session_free(&c.s);
     loom_session_free(&c.s2);
     loom_mmproj_free(&c.mp);

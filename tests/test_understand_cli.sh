@@ -77,6 +77,51 @@ cmp -s "$tmp/out" "$tmp/whole.txt" && ok || bad "caption --whole: not the one-an
 check caption-halfregions 1 "$loom" caption -m "$tmp/halfregions.gguf" -q $media/scene1.png
 has err "loom.caption.region_question is missing"
 
+# two views (loom.caption.region_mirror): three regions of the top row, the mirror swapping
+# left and right. Region i of a picture is read with region mirror[i] of its mirror image, so
+# captioning the mirror image reads the same pairs: its answer about region mirror[i] is the
+# picture's about region i. --no-mirror reads the picture alone (the question asked alone).
+"$py" - "$m" "$tmp" "$media/scene1.png" <<'PY'
+import sys
+sys.path.insert(0, "..")
+import numpy as np
+from tools.loompy import gguf, png
+kv, tensors = gguf.read(sys.argv[1])
+for name, mirror in (("mirror", [2, 1, 0]), ("badmirror", [1, 1, 0])):
+    w = gguf.Writer()
+    for k, v in kv.items():
+        if k != "general.alignment":
+            t, et = gguf.value_type(v)
+            et = gguf.I32 if k == "tokenizer.ggml.token_type" else et
+            w.add(k, t, v, et)
+    w.add_arr("loom.caption.regions", gguf.STRING, ["in the top left", "at the top", "in the top right"])
+    w.add_str("loom.caption.region_question", "what is {}?")
+    w.add_str("loom.caption.region_empty", "nothing")
+    w.add_arr("loom.caption.region_mirror", gguf.I32, mirror)
+    for n, (shape, ttype, raw) in tensors.items():
+        w.add_tensor(n, gguf.to_array(shape, ttype, raw), ttype)
+    w.write(f"{sys.argv[2]}/{name}.gguf")
+png.write_png(f"{sys.argv[2]}/mirrored.png", np.ascontiguousarray(png.read_png(sys.argv[3])[:, ::-1]))
+PY
+ln -sf "$PWD/data/unified/tiny-mmproj.gguf" "$tmp/mirror-mmproj.gguf"
+ln -sf "$PWD/data/unified/tiny-mmproj.gguf" "$tmp/badmirror-mmproj.gguf"
+check caption-mirror 0 "$loom" caption -m "$tmp/mirror.gguf" -q -n 6 --json $media/scene1.png
+cp "$tmp/out" "$tmp/mirror.json"
+check caption-mirrored 0 "$loom" caption -m "$tmp/mirror.gguf" -q -n 6 --json "$tmp/mirrored.png"
+python3 -c "
+import json; a, b = json.loads(open('$tmp/mirror.json').read()), json.loads(open('$tmp/out').read())
+assert a['regions'] == b['regions'][::-1], (a['regions'], b['regions'])" \
+  && ok || bad "caption in two views: the mirror image's answers are not the picture's, mirrored"
+check caption-nomirror 0 "$loom" caption -m "$tmp/mirror.gguf" -q -n 6 --json --no-mirror $media/scene1.png
+cp "$tmp/out" "$tmp/nomirror.json"
+check caption-nomirror-alone 0 "$loom" caption -m "$tmp/mirror.gguf" -q -n 6 --json -p "what is in the top right?" $media/scene1.png
+python3 -c "
+import json; d, alone = json.loads(open('$tmp/nomirror.json').read()), json.loads(open('$tmp/out').read())
+assert d['regions'][2] == alone['text'], (d['regions'][2], alone['text'])" \
+  && ok || bad "caption --no-mirror: not the question asked of the picture alone"
+check caption-badmirror 1 "$loom" caption -m "$tmp/badmirror.gguf" -q $media/scene1.png
+has err "loom.caption.region_mirror"
+
 check transcribe 0 "$loom" transcribe -m $m -q $media/speech.wav
 check transcribe-srt 0 "$loom" transcribe -m $m -q -f srt $media/speech.wav
 head -2 "$tmp/out" | tail -1 | grep -Eq '^00:00:00,000 --> 00:00:0[0-9],[0-9]{3}$' && ok || { bad "srt cue times"; cat "$tmp/out"; }

@@ -65,6 +65,20 @@ void loom_image_free(loom_image *img)
     memset(img, 0, sizeof *img);
 }
 
+void loom_image_mirror(loom_image *img)
+{
+    if (!img || !img->rgb) return;
+    for (int y = 0; y < img->height; y++) {
+        uint8_t *row = img->rgb + (size_t)y * (size_t)img->width * 3;
+        for (int a = 0, b = img->width - 1; a < b; a++, b--)
+            for (int c = 0; c < 3; c++) {
+                const uint8_t t = row[3 * a + c];
+                row[3 * a + c] = row[3 * b + c];
+                row[3 * b + c] = t;
+            }
+    }
+}
+
 /* params.max_pixels, with 0 (or less: a zeroed struct) meaning the default. */
 static uint64_t pixel_limit(const loom_image_params *p)
 {

@@ -231,6 +231,9 @@ def counted_caption(rec):
 # asks every region and composes the answers as region_caption does.
 CAPTION_REGIONS = [pos_phrase(r, c) for r in range(3) for c in range(3)]
 REGION_QUESTION, REGION_EMPTY = "what is {}?", "nothing"
+# Every shape is its own mirror image left to right and the cells are centred, so a scene's
+# mirror image is the scene of the mirrored label: region i lands on REGION_MIRROR[i].
+REGION_MIRROR = [3 * r + (2 - c) for r in range(3) for c in range(3)]
 
 
 def region_answers(rec):

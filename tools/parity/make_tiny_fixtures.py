@@ -6,10 +6,10 @@ inputs of every job, which tests/test_tiny_parity.c asks loom's C pipeline to re
 First re-exports the checkpoint and checks the files are byte-identical to models/ (so the
 reference really is the bundled model), then writes tests/data/tiny/:
   img_NN.png          test scenes                       (caption; region: the question about
-                      region NN mod 9, on a model with loom.caption.*)
+                      one region, in two views, on a model with loom.caption.*)
   speech_NN.flac      held-out-voice utterances (lossless copies of the WAVs)  (transcribe)
   video_NN.png        8 test video frames stacked vertically ([8·64][64][3]) (describe)
-  prompts.txt         "t2i TEXT" / "tts TEXT" lines
+  prompts.txt         "t2i TEXT" / "tts TEXT" lines; "region K": the region asked of picture i
   expected.txt        "job index id,id,…" greedy answers / codes (cfg 3 for media; tts of a
                       loom.audio.words model: the block's token ids, its words spelt in it)
   margins.txt         "job index m,m,…" PyTorch's top-2 logit gap at each of those steps: where
@@ -146,13 +146,16 @@ def main():
         g, r = [], []
         add("describe", i, infer.answer_ids(model, tok, [("ctl", "<|video|>"), ("video", frames), ("ctl", "<|/video|>"),
                                                          ("text", U.PROMPTS["video"])], margins=g, route_margins=r), g, r)
-    if model.c.caption_regions:   # one region question per test scene, the regions in turn
-        for i in range(n):
-            img = np.asarray(test.scenes[i])
-            q = U.REGION_QUESTION.replace("{}", U.CAPTION_REGIONS[i % len(U.CAPTION_REGIONS)])
+    if model.c.caption_regions:   # one region question per test scene, as loom caption asks it: of
+        for i in range(n):        # the picture and of its mirror image. The region: one whose answer
+            img = np.asarray(test.scenes[i])   # the second view changes, else one holding an object
+            one, two = infer.region_answer_ids(model, tok, img, mirror=False), infer.region_answer_ids(model, tok, img)
+            cands = ([k for k in range(len(one)) if one[k] != two[k]] or
+                     [k for k in range(len(one)) if tok.decode(one[k]) != U.REGION_EMPTY] or list(range(len(one))))
+            k = cands[i % len(cands)]
+            prompts.append(f"region {k}")
             g, r = [], []
-            add("region", i, infer.answer_ids(model, tok, [("ctl", "<|image|>"), ("image", img), ("ctl", "<|/image|>"),
-                                                           ("text", q)], margins=g, route_margins=r), g, r)
+            add("region", i, infer.region_answer_ids(model, tok, img, regions=[k], margins=g, route_margins=r)[0], g, r)
     for i in range(n):
         text = test.scene_meta[i]["captions"][0]
         prompts.append(f"t2i {text}")

@@ -40,20 +40,59 @@ def answer_ids(model, tok, user, n_max=256, margins=None, route_margins=None):
 
 
 @torch.no_grad()
-def region_answer_ids(model, tok, image, n_max=256):
-    """`loom caption` on a model with caption regions (loom.caption.*): the turn's start and the
-    picture run once, then each region's question after them (on a copy of that cache) →
-    greedy answer ids per region, in U.CAPTION_REGIONS' order."""
-    model.eval()
+def _picture_cache(model, tok, image):
+    """The decoder's cache after the turn's start and the picture (<|bos|><|user|><|image|>…)."""
     segs = [("ctl", "<|bos|>"), ("ctl", "<|user|>"), ("ctl", "<|image|>"), ("image", image), ("ctl", "<|/image|>")]
     X, _ = U.build(model, tok, [(segs, len(segs))])
     cache = []
     model.dec(X, cache=cache)
+    return cache
+
+
+@torch.no_grad()
+def region_answer_ids(model, tok, image, n_max=256, mirror=True, regions=None, margins=None, route_margins=None):
+    """`loom caption` on a model with caption regions (loom.caption.*): the turn's start and the
+    picture run once, then each region's question after them (on a copy of that cache) →
+    greedy answer ids per region, in U.CAPTION_REGIONS' order (or of the region indices in
+    `regions`). With `mirror` (loom.caption.region_mirror) the picture's mirror image runs too,
+    and each answer is read from both (answer_ids_views)."""
+    model.eval()
+    caches = [_picture_cache(model, tok, image)]
+    if mirror:
+        caches.append(_picture_cache(model, tok, np.ascontiguousarray(np.asarray(image)[:, ::-1])))
     out = []
-    for phrase in U.CAPTION_REGIONS:
-        q = tok.text(U.REGION_QUESTION.replace("{}", phrase)) + [tok.ctl["<|end|>"], tok.ctl["<|assistant|>"]]
+    for i in (range(len(U.CAPTION_REGIONS)) if regions is None else regions):
+        qs = [U.REGION_QUESTION.replace("{}", U.CAPTION_REGIONS[j]) for j in ([i, U.REGION_MIRROR[i]] if mirror else [i])]
+        Xs = [model.dec.token_embd[tok.text(q) + [tok.ctl["<|end|>"], tok.ctl["<|assistant|>"]]][None] for q in qs]
         # the layers replace their cache tensors when positions are added: copying the dicts is enough
-        out.append(_greedy(model, tok, model.dec.token_embd[q][None], [dict(c) for c in cache], n_max))
+        out.append(_greedy_views(model, tok, Xs, [[dict(c) for c in cache] for cache in caches], n_max,
+                                 margins, route_margins))
+    return out
+
+
+def _greedy_views(model, tok, Xs, caches, n_max, margins=None, route_margins=None):
+    """Greedy tokens under several views (loom_generate_params.view2): each step the token of
+    highest summed log-probability (no media open token), fed to every view. One view is
+    _greedy's answer. margins: the top-2 gap of the summed log-probabilities per step;
+    route_margins: the smallest routing gap of the views' forwards."""
+    stop = {tok.ctl["<|end|>"], tok.ctl["<|eos|>"]}
+    skip = [tok.ctl["<|image|>"], tok.ctl["<|audio|>"], tok.ctl["<|video|>"]]
+    out = []
+    for _ in range(n_max):
+        lp, rg = 0, []
+        for X, cache in zip(Xs, caches):
+            lp = lp + torch.log_softmax(model.dec(X, cache=cache)[0, -1].double(), -1)
+            rg.append(route_gap(model))
+        lp[skip] = -float("inf")
+        t = int(lp.argmax())
+        if margins is not None:
+            margins.append(_margin(lp))
+        if route_margins is not None:
+            route_margins.append(min(rg))
+        if t in stop:
+            break
+        out.append(t)
+        Xs = [model.dec.token_embd[t][None, None]] * len(caches)
     return out
 
 

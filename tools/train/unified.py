@@ -40,6 +40,7 @@ PROMPTS = {"caption": "Describe the image.", "transcribe": "Transcribe the audio
 
 # captions by region (train.py's `cell` task, exported as loom.caption.*): tools/data/scenes.py
 CAPTION_REGIONS, REGION_QUESTION, REGION_EMPTY = scenes.CAPTION_REGIONS, scenes.REGION_QUESTION, scenes.REGION_EMPTY
+REGION_MIRROR = scenes.REGION_MIRROR
 
 
 @dataclass
@@ -347,6 +348,7 @@ def export(model, tok_path, stem, ttype=gguf.T_F16):
         w.add_arr("loom.caption.regions", gguf.STRING, CAPTION_REGIONS)
         w.add_str("loom.caption.region_question", REGION_QUESTION)
         w.add_str("loom.caption.region_empty", REGION_EMPTY)
+        w.add_arr("loom.caption.region_mirror", gguf.I32, REGION_MIRROR)   # read in two views
     w.write(stem + ".gguf")
 
     # mmproj: the vision writer's file plus the audio tensors and keys

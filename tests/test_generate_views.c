@@ -1,0 +1,144 @@
+/*
+ * Two views of one question (loom_generate_params.view2, what `loom caption` does with a
+ * picture and its mirror image) against a naive loop written here: each step the token of
+ * highest summed log-softmax of the two sessions' logits, fed to each by its own
+ * loom_session_decode (the generator feeds both in one stacked step, which gives the same
+ * logits bit for bit: test_decode_pair). So the answers must be identical, and both sessions
+ * must be left holding them. Two views of the same context give the plain greedy answer.
+ * Then the refusals: the session itself as view2, beams, a view with nothing cached, another
+ * model's session.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "loom.h"
+#include "tests/decoder_test_util.h"
+
+#define MAX_T 32
+
+static int keep(int32_t token, const char *piece, size_t len, void *user)
+{
+    (void)piece, (void)len;
+    int32_t *t = user;   /* t[0]: count, then the tokens */
+    if (t[0] < MAX_T) t[1 + t[0]++] = token;
+    return 0;
+}
+
+/* The naive twin: n steps (no stop tokens), decoded one session at a time. */
+static int naive(loom_session *a, loom_session *b, int V, int n, int32_t *out)
+{
+    for (int i = 0; i < n; i++) {
+        const float *la = loom_session_logits(a), *lb = loom_session_logits(b);
+        const double za = ref_log_sum_exp(la, V), zb = ref_log_sum_exp(lb, V);
+        int best = 0;
+        double bv = -INFINITY;
+        for (int t = 0; t < V; t++) {
+            const double v = ((double)la[t] - za) + ((double)lb[t] - zb);
+            if (v > bv) bv = v, best = t;
+        }
+        out[i] = best;
+        if (i + 1 < n && (loom_session_decode(a, best) < 0 || loom_session_decode(b, best) < 0)) return -1;
+    }
+    return 0;
+}
+
+static loom_generate_params params(int n, int32_t *got, loom_session *view2)
+{
+    loom_generate_params gp = loom_generate_default_params();
+    gp.n_predict = n;
+    gp.stop_at_eos = 0;
+    gp.media_blocks = 0;
+    gp.on_token = keep;
+    gp.user_data = got;
+    gp.view2 = view2;
+    got[0] = 0;
+    return gp;
+}
+
+int main(void)
+{
+    char path[512], path2[512];
+    lm_synth_params sp = lm_synth_tiny_params();
+    loom_model *m = synth_model("views", &sp, path, sizeof path);
+    if (!m) return finish();
+    const int V = loom_model_n_vocab(m);
+    enum { N = 9, P = 12 };
+    int32_t pa[P], pb[P];
+    for (int i = 0; i < P; i++) {
+        pa[i] = (int32_t)((i * 37 + 11) % (V - 3) + 3);
+        pb[i] = (int32_t)((i * 53 + 5) % (V - 3) + 3);
+    }
+    loom_session *a = test_session(m, 64, 16, 1), *b = test_session(m, 64, 16, 1), *ra = test_session(m, 64, 16, 1),
+                 *rb = test_session(m, 64, 16, 1);
+    if (!a || !b || !ra || !rb) return finish();
+
+    /* two contexts: the generator equals the naive twin, token for token */
+    int32_t got[1 + MAX_T], want[MAX_T];
+    CHECK(loom_session_prompt(a, pa, P, NULL) == 0 && loom_session_prompt(b, pb, P - 3, NULL) == 0 &&
+          loom_session_prompt(ra, pa, P, NULL) == 0 && loom_session_prompt(rb, pb, P - 3, NULL) == 0, "prompts");
+    loom_generate_stats st = {0};
+    const int64_t n = loom_session_generate(a, NULL, 0, params(N, got, b), &st);
+    CHECK(n == N && got[0] == N && st.n_generated == N, "two views: %lld tokens (%s)", (long long)n, loom_session_error(a));
+    CHECK(naive(ra, rb, V, N, want) == 0, "naive twin");
+    int same = got[0] == N;
+    for (int i = 0; same && i < N; i++) same = got[1 + i] == want[i];
+    CHECK(same, "two views: the answer is the naive twin's");
+    /* both hold the answer but its last token (as plain generation leaves a session) */
+    CHECK(loom_session_n_past(a) == P + N - 1 && loom_session_n_past(b) == P - 3 + N - 1, "both sessions advanced: %d, %d",
+          loom_session_n_past(a), loom_session_n_past(b));
+    const float *la = loom_session_logits(a), *lra = loom_session_logits(ra), *lb = loom_session_logits(b),
+                *lrb = loom_session_logits(rb);
+    CHECK(la && lra && lb && lrb && !memcmp(la, lra, (size_t)V * sizeof *la) && !memcmp(lb, lrb, (size_t)V * sizeof *lb),
+          "both sessions' logits are the naive twin's");
+    /* one view differs from two: the second view counts (else the check above proves little) */
+    loom_session_truncate(ra, 0);
+    CHECK(loom_session_prompt(ra, pa, P, NULL) == 0, "prompt");
+    int32_t alone[1 + MAX_T];
+    CHECK(loom_session_generate(ra, NULL, 0, params(N, alone, NULL), NULL) == N, "one view");
+    int differs = 0;
+    for (int i = 0; i < N; i++) differs |= alone[1 + i] != got[1 + i];
+    CHECK(differs, "the second view changed the answer of these random weights");
+
+    /* the same context twice: the plain greedy answer */
+    loom_session_truncate(a, 0);
+    loom_session_truncate(b, 0);
+    CHECK(loom_session_prompt(a, pa, P, NULL) == 0 && loom_session_prompt(b, pa, P, NULL) == 0, "prompts");
+    CHECK(loom_session_generate(a, NULL, 0, params(N, got, b), NULL) == N, "two equal views");
+    same = 1;
+    for (int i = 0; i < N; i++) same &= got[1 + i] == alone[1 + i];
+    CHECK(same, "two equal views give the greedy answer");
+
+    /* refusals: nothing generated, both sessions unchanged */
+    loom_session_truncate(a, 0);
+    loom_session_truncate(b, 0);
+    CHECK(loom_session_prompt(a, pa, P, NULL) == 0, "prompt");
+    CHECK(loom_session_generate(a, NULL, 0, params(N, got, b), NULL) == LOOM_ERR_INVALID_ARG && got[0] == 0 &&
+          strstr(loom_session_error(a), "view2 has nothing cached") && loom_session_n_past(a) == P,
+          "an empty view2: %s", loom_session_error(a));
+    CHECK(loom_session_generate(a, NULL, 0, params(N, got, a), NULL) == LOOM_ERR_INVALID_ARG && got[0] == 0 &&
+          strstr(loom_session_error(a), "another session"), "the session as its own view2: %s", loom_session_error(a));
+    CHECK(loom_session_prompt(b, pb, P, NULL) == 0, "prompt");
+    loom_generate_params gp = params(N, got, b);
+    gp.n_beams = 2;
+    CHECK(loom_session_generate(a, NULL, 0, gp, NULL) == LOOM_ERR_INVALID_ARG && got[0] == 0 &&
+          strstr(loom_session_error(a), "2 beams") && loom_session_n_past(a) == P && loom_session_n_past(b) == P,
+          "beams with two views: %s", loom_session_error(a));
+    loom_model *m2 = synth_model("views2", &sp, path2, sizeof path2);
+    loom_session *o = m2 ? test_session(m2, 64, 16, 1) : NULL;
+    if (o) {
+        CHECK(loom_session_prompt(o, pa, P, NULL) == 0, "prompt");
+        CHECK(loom_session_generate(a, NULL, 0, params(N, got, o), NULL) == LOOM_ERR_INVALID_ARG && got[0] == 0 &&
+              strstr(loom_session_error(a), "same model"), "another model's session: %s", loom_session_error(a));
+    }
+    loom_session_free(&o);
+    loom_model_free(&m2);
+    unlink(path2);
+    loom_session_free(&a);
+    loom_session_free(&b);
+    loom_session_free(&ra);
+    loom_session_free(&rb);
+    loom_model_free(&m);
+    unlink(path);
+    return finish();
+}
