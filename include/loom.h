@@ -1006,6 +1006,12 @@ int loom_model_media_vocab(const loom_model *m, loom_media_vocab *out);
  * takes the token the two find likeliest together (loom_generate_params.view2): test-time
  * augmentation, which lets two readings outvote a slip of one.
  *
+ *     if (r.mirror) {                      // s2: a second session, its turn the mirror image's
+ *         loom_caption_region_question(m, r.mirror[i], q2, sizeof q2);
+ *         ... s holds the picture and q, s2 the mirror image and q2 ...
+ *         gp.view2 = s2;                   // one answer, read from both
+ *     }
+ *
  * Loading checks the keys: all three or none, 1..64 regions of 1..128 bytes, a question with
  * exactly one "{}"; the mirror (only with them) has n_regions entries in 0..n_regions-1, each
  * region the mirror of its mirror. The strings are owned by m. */
