@@ -21,7 +21,8 @@ int  cmd_describe(int argc, char **argv);
     "      --mmproj PATH      media encoders (default: <model stem>-mmproj.gguf beside it)\n" \
     "  -n, --n-predict N      most tokens per answer (default 256)\n" \
     "  -b, --beam N           keep the N most probable answers at each step (beam search, 2..8;\n" \
-    "                         1: greedy; default 4 for transcribe and describe, 1 for caption)\n" \
+    "                         1: greedy; default 1 for caption, 4 for transcribe, for describe\n" \
+    "                         1 where the model has a mirror (two views, below), else 4)\n" \
     "  -t, --threads N        threads (default: all CPUs)\n" \
     "      --bf16             prefill and encoders in bfloat16 on AMX CPUs (faster;\n" \
     "                         values differ from float32 from the 3rd digit)\n" \
@@ -61,7 +62,12 @@ void help_describe(void)
     printf("usage: loom describe [options] VIDEO...\n\n"
            "Describes what happens in each video (any container/codec FFmpeg decodes);\n"
            "for several, one PATH<TAB>text line each.\n\n"
+           "Where the model says which tokens trade places in a mirror image\n"
+           "(loom.mirror.token_pairs), the clip and its mirror image are read together, greedily\n"
+           "(\"left\" in the one is \"right\" in the other); -b N (N > 1) or --no-mirror reads the\n"
+           "clip alone.\n\n"
            "  -p, --prompt TEXT      instead of \"Describe the video.\"\n"
+           "      --no-mirror        read the clip alone\n"
            "      --frames N         frames sampled uniformly (default: the model's, 8 for loom-tiny)\n"
            "      --fps F            sample at F frames per second instead of --frames\n"
            "      --max-frames N     refuse videos that would need more frames (default 64)\n" COMMON_HELP);
@@ -79,7 +85,7 @@ typedef struct job_opts {
     long long   n_predict, beam, frames, max_frames;
     double      fps, ctc;
     int         whole;      /* caption: one answer, not region by region */
-    int         no_mirror;  /* caption by region: the picture alone, not with its mirror image */
+    int         no_mirror;  /* caption by region, describe: the media alone, not with its mirror image */
     const char **inputs;    /* the input paths: argv's own slots, gathered at its front by parse() */
     int          n_inputs;
 } job_opts;
@@ -96,7 +102,7 @@ static int parse(const char *cmd, int argc, char **argv, job_opts *o)
         if (cli_is(a, "--mmproj", NULL) && v) { o->mmproj = v; i++; }
         else if (cli_is(a, "-p", "--prompt") && v && strcmp(cmd, "transcribe")) { o->prompt = v; i++; }
         else if (cli_is(a, "--whole", NULL) && !strcmp(cmd, "caption")) o->whole = 1;
-        else if (cli_is(a, "--no-mirror", NULL) && !strcmp(cmd, "caption")) o->no_mirror = 1;
+        else if (cli_is(a, "--no-mirror", NULL) && strcmp(cmd, "transcribe")) o->no_mirror = 1;
         else if (cli_is(a, "-f", "--format") && v && !strcmp(cmd, "transcribe")) { o->format = v; i++; }
         else if (cli_is(a, "--ctc", NULL) && v && !strcmp(cmd, "transcribe")) { bad = cli_parse_float(a, v, 0, 1, &o->ctc); i++; }
         else if (cli_is(a, "-n", "--n-predict") && v) { bad = cli_parse_int(a, v, 1, 1 << 20, &o->n_predict); i++; }
@@ -118,7 +124,8 @@ static int parse(const char *cmd, int argc, char **argv, job_opts *o)
         return -1;
     }
     if (o->frames && o->fps > 0) { cli_error("describe: give --frames or --fps, not both"); return -1; }
-    if (!o->beam) o->beam = strcmp(cmd, "caption") ? 4 : 1;   /* where beams measured better (docs/CLI.md) */
+    if (!o->beam && strcmp(cmd, "describe")) o->beam = strcmp(cmd, "caption") ? 4 : 1;   /* where beams measured
+                                                                     better (docs/CLI.md); describe: job_open */
     if (!o->c.model) o->c.model = cli_default_model();
     return 0;
 }
@@ -155,7 +162,7 @@ static loom_session_params session_params(const job_opts *o)
     return sp;
 }
 
-static int job_open(const job_opts *o, job *j)
+static int job_open(job_opts *o, job *j)
 {
     char err[512], path[4096];
     *j = (job){0};
@@ -163,6 +170,7 @@ static int job_open(const job_opts *o, job *j)
     mpar.n_threads = o->c.threads;
     if (loom_model_load(o->c.model, mpar, &j->m, err, sizeof err) < 0) { cli_error("%s", err); return -1; }
     if (!loom_model_has_tokenizer(j->m)) { cli_error("%s: the model has no tokenizer", o->c.model); job_close(j); return -1; }
+    if (!o->beam) o->beam = loom_model_mirror_tokens(j->m) && !o->no_mirror ? 1 : 4;   /* describe: two views */
     const char *mmproj = o->mmproj;
     if (!mmproj) {
         if (cli_sibling_path(o->c.model, "-mmproj.gguf", path, sizeof path) < 0) { cli_error("model path too long"); job_close(j); return -1; }
@@ -245,6 +253,7 @@ static int answer_views(job *j, const job_opts *o, int32_t keep, int32_t keep2, 
         gp.ctc_weight = j->ctc_weight;
     }
     gp.view2 = keep2 >= 0 ? j->s2 : NULL;
+    gp.view2_tokens = keep2 >= 0 ? loom_model_mirror_tokens(j->m) : NULL;   /* view 2 is the mirror image */
     gp.on_token = collect;
     gp.user_data = out;
     gp.abort_flag = &g_interrupted;
@@ -292,22 +301,30 @@ static void print_answer(const job_opts *o, const char *path, const char *text)
     printf("%s\n", text);
 }
 
-/* The turn so far of the picture's mirror image in j->p2 (its session made the first time). */
-static int mirror_turn(job *j, const job_opts *o, const loom_image *img)
+/* j->p2 at the start of the mirror image's turn (its session and prompt made the first time). */
+static int mirror_view(job *j, const job_opts *o, const char *cmd)
 {
     char err[512] = "out of memory";
     int rc = 0;
     if (!j->s2) rc = loom_session_create(j->m, session_params(o), &j->s2, err, sizeof err);
     if (!rc && !j->p2) rc = loom_prompt_create(j->m, &j->p2);
-    if (rc < 0) { cli_error("caption: the mirror image's session: %s", err); return rc; }
+    if (rc < 0) { cli_error("%s: the mirror image's session: %s", cmd, err); return rc; }
+    return begin_turn(j->p2);
+}
+
+/* The turn so far of the picture's mirror image in j->p2. */
+static int mirror_turn(job *j, const job_opts *o, const loom_image *img)
+{
+    char err[512];
+    int rc = mirror_view(j, o, "caption");
+    if (rc < 0) return rc;
     loom_image flip = {0};
     if ((rc = loom_image_from_rgb(img->rgb, img->width, img->height, 0, &flip, err, sizeof err)) < 0) {
         cli_error("caption: %s", err);
         return rc;
     }
     loom_image_mirror(&flip);
-    rc = begin_turn(j->p2);
-    if (!rc && (rc = loom_prompt_add_image(j->p2, j->mp, &flip)) < 0) cli_error("caption: %s", loom_prompt_error(j->p2));
+    if ((rc = loom_prompt_add_image(j->p2, j->mp, &flip)) < 0) cli_error("caption: %s", loom_prompt_error(j->p2));
     loom_image_free(&flip);
     return rc;
 }
@@ -439,8 +456,18 @@ static int describe_one(job *j, const job_opts *o, const char *path, text_out *o
     if (rc < 0) cli_error("%s", err);
     if (!rc) rc = begin_turn(j->p);
     if (!rc && (rc = loom_prompt_add_video(j->p, j->mp, v)) < 0) cli_error("%s: %s", path, loom_prompt_error(j->p));
-    if (!rc) rc = end_turn(j->p, o->prompt ? o->prompt : "Describe the video.");
-    if (!rc) rc = answer(j, o, out, &st);
+    const char *question = o->prompt ? o->prompt : "Describe the video.";
+    if (!rc) rc = end_turn(j->p, question);
+    /* two views: the clip's mirror image asks the same question (v is mirrored: its frames are
+       in the prompt already) */
+    const int views = loom_model_mirror_tokens(j->m) && !o->no_mirror && o->beam <= 1 ? 2 : 1;
+    if (!rc && views == 2 && !(rc = mirror_view(j, o, "describe"))) {
+        loom_video_mirror(v);
+        if ((rc = loom_prompt_add_video(j->p2, j->mp, v)) < 0) cli_error("%s: %s", path, loom_prompt_error(j->p2));
+        if (!rc) rc = end_turn(j->p2, question);
+        loom_video_mirror(v);
+    }
+    if (!rc) rc = answer_views(j, o, 0, views == 2 ? 0 : -1, out, &st);
     if (!rc) {
         const char *text = out->buf ? out->buf : "";
         if (o->c.json) {

@@ -452,6 +452,10 @@ typedef struct loom_generate_params {
     loom_session *view2;        /* NULL (default); else a second session of the model whose
                                    context asks the same question of another view (loom
                                    caption's mirror image)                                 */
+    const int32_t *view2_tokens;/* NULL (default): view2 reads the same tokens; else [n_vocab]:
+                                   token t of the answer is token view2_tokens[t] in view2's
+                                   (loom_model_mirror_tokens: " left" is " right" in the
+                                   mirror image), read during the call only                */
 } loom_generate_params;
 
 typedef struct loom_generate_stats {
@@ -520,12 +524,13 @@ loom_generate_params loom_generate_default_params(void);
  * tokens; no other token is chosen. loom transcribe turns it on with the bundled model
  * (docs/CLI.md).
  *
- * With view2 each step takes the token of highest log p(token | this context) + log p(token |
- * view2's context), from the raw logits (the sampler's temperature, penalties, biases and mask
- * play no part; with media_blocks 1 a media open token is never chosen), and appends it to
- * both sessions in one stacked step (loom_session_decode_pair); on_token and stats follow
- * this session. Needs view2 != s, of the same model, with logits after its context, and no
- * beams (else LOOM_ERR_INVALID_ARG, nothing generated).
+ * With view2 each step takes the token t of highest log p(t | this context) + log p(t' |
+ * view2's context), t' = view2_tokens[t] (t without view2_tokens), from the raw logits (the
+ * sampler's temperature, penalties, biases and mask play no part; with media_blocks 1 a media
+ * open token is never chosen), and appends t to this session and t' to view2 in one stacked
+ * step (loom_session_decode_pair); on_token and stats follow this session. Needs view2 != s, of the same model, with logits after its context,
+ * view2_tokens (if any) in 0..n_vocab-1, and no beams (else LOOM_ERR_INVALID_ARG, nothing
+ * generated).
  */
 int64_t loom_session_generate(loom_session *s, const int32_t *prompt, int64_t n_prompt,
                               loom_generate_params params, loom_generate_stats *stats);
@@ -764,6 +769,8 @@ double loom_video_frame_time(const loom_video *v, int i);
 double loom_video_frame_pts(const loom_video *v, int i);
 /* The probed source; strings owned by v. */
 const loom_video_info *loom_video_source(const loom_video *v);
+/* Mirror every frame left to right in place (loom_image_mirror's, frame by frame). */
+void loom_video_mirror(loom_video *v);
 
 /* MP4 writing: RGB8 frames -> H.264 (libx264 when the installed FFmpeg has it, else
  * MPEG-4 Part 2), yuv420p (BT.601, limited range), constant frame rate, `+faststart`;
@@ -1026,6 +1033,14 @@ typedef struct loom_caption_regions {
 } loom_caption_regions;
 
 int loom_model_caption_regions(const loom_model *m, loom_caption_regions *out);
+
+/* The vocabulary's mirror (loom.mirror.token_pairs, optional; docs/FORMAT.md): [n_vocab],
+ * token t of an answer about a picture or video is token mirror[t] in the answer about its
+ * mirror image (" left" ↔ " right"; most tokens are their own mirror). `loom describe` reads
+ * a clip and its mirror image (loom_video_mirror) together with it as view2_tokens. Loading
+ * checks pairs of two different ids in range, no id in two pairs. NULL when absent; owned
+ * by m. */
+const int32_t *loom_model_mirror_tokens(const loom_model *m);
 /* The question about region i into buf (NUL-terminated); returns its length, or a negative
  * status (INVALID_ARG for i out of range, LIMIT when size is too small). */
 int loom_caption_region_question(const loom_model *m, int32_t i, char *buf, size_t size);

@@ -51,6 +51,7 @@ int loom_model_load(const char *path, loom_model_params params, loom_model **out
                      lm_tokenizer_n_vocab(m->tok), m->dec->hp.n_vocab);
     if (rc == 0) rc = lm_media_vocab_load(m->gguf, m->dec->hp.n_vocab, &m->vocab, &e);
     if (rc == 0) rc = lm_caption_regions_load(m->gguf, &m->regions, &m->regions_mem, &e);
+    if (rc == 0) rc = lm_mirror_tokens_load(m->gguf, m->dec->hp.n_vocab, &m->mirror_tokens, &e);
     for (int i = 0; i < LM_CTL_COUNT; i++) m->ctl[i] = m->tok ? lm_tokenizer_find(m->tok, lm_ctl_text[i]) : -1;
     if (rc < 0) {
         copy_err(err, err_size, &e);
@@ -70,6 +71,7 @@ void loom_model_free(loom_model **m)
     if (!m || !*m) return;
     lm_tokenizer_free(&(*m)->tok);
     free((*m)->regions_mem);
+    free((*m)->mirror_tokens);
     lm_decoder_free(&(*m)->dec);
     lm_gguf_close(&(*m)->gguf);
     free(*m);

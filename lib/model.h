@@ -17,6 +17,8 @@ extern const char *const lm_ctl_text[LM_CTL_COUNT];   /* "<|bos|>", … */
 int lm_media_vocab_load(const lm_gguf *g, int32_t n_vocab, loom_media_vocab *out, lm_error *err);
 /* loom.caption.* → *out, its strings in *mem (free it; NULL when the keys are absent). */
 int lm_caption_regions_load(const lm_gguf *g, loom_caption_regions *out, void **mem, lm_error *err);
+/* loom.mirror.token_pairs → *out, [n_vocab] each token's mirror (malloc'ed; NULL when absent). */
+int lm_mirror_tokens_load(const lm_gguf *g, int32_t n_vocab, int32_t **out, lm_error *err);
 
 struct loom_model {
     lm_gguf      *gguf;     /* the mapped file; weights point into it, owned          */
@@ -27,6 +29,7 @@ struct loom_model {
     int32_t       ctl[LM_CTL_COUNT]; /* control token ids, -1 when the tokenizer lacks one */
     loom_caption_regions regions;     /* loom.caption.* (n_regions 0 when absent)          */
     void         *regions_mem;       /* the strings regions points at, owned               */
+    int32_t      *mirror_tokens;     /* [n_vocab] loom.mirror.token_pairs as a map, or NULL, owned */
 };
 
 /* The decoder state of a session (tests and benchmarks: lm_decoder_state_set_tuning). */

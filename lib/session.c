@@ -576,7 +576,7 @@ static int generate_beams(loom_session *s, const loom_generate_params *p, loom_g
 }
 
 /* Greedy text under two views (p->view2): each step the token of highest summed
- * log-probability, appended to both sessions. */
+ * log-probability (view2's read through p->view2_tokens), appended to both sessions. */
 static int generate_views(loom_session *s, const loom_generate_params *p, loom_generate_stats *st)
 {
     loom_session *b = p->view2;
@@ -585,6 +585,11 @@ static int generate_views(loom_session *s, const loom_generate_params *p, loom_g
         return lm_fail(&s->err, LOOM_ERR_INVALID_ARG, "generate: view2 must be another session of the same model");
     if (!b->has_logits) return lm_fail(&s->err, LOOM_ERR_INVALID_ARG, "generate: view2 has nothing cached");
     const int32_t V = loom_model_n_vocab(m), eos = loom_token_eos(m), eot = loom_token_eot(m);
+    const int32_t *map = p->view2_tokens;
+    for (int32_t t = 0; map && t < V; t++)
+        if (map[t] < 0 || map[t] >= V)
+            return lm_fail(&s->err, LOOM_ERR_INVALID_ARG, "generate: view2_tokens[%d] = %d is not a token (0..%d)", t,
+                           map[t], V - 1);
     const int32_t skip[3] = {m->ctl[LM_CTL_IMAGE], m->ctl[LM_CTL_AUDIO], m->ctl[LM_CTL_VIDEO]};
     for (int64_t i = 0; i < p->n_predict; i++) {
         if (session_aborted(s) || session_aborted(b)) return lm_fail(&s->err, LOOM_ERR_ABORTED, "generation aborted");
@@ -594,16 +599,17 @@ static int generate_views(loom_session *s, const loom_generate_params *p, loom_g
         double best = -INFINITY;
         for (int32_t t = 0; t < V; t++) {
             if (p->media_blocks && (t == skip[0] || t == skip[1] || t == skip[2])) continue;
-            const double v = (double)la[t] - za + ((double)lb[t] - zb);
+            const double v = (double)la[t] - za + ((double)lb[map ? map[t] : t] - zb);
             if (v > best) best = v, tok = t;
         }
+        const int32_t tok2 = map ? map[tok] : tok;
         lm_sampler_accept(s->smp, tok);
-        lm_sampler_accept(b->smp, tok);
+        lm_sampler_accept(b->smp, tok2);
         st->n_generated++;
         if (p->stop_at_eos && (tok == eos || tok == eot)) break;
         if (stream_token(s, p, tok)) break;
         if (i + 1 < p->n_predict) {
-            const int rc = loom_session_decode_pair(s, tok, b, tok);
+            const int rc = loom_session_decode_pair(s, tok, b, tok2);
             if (rc < 0) return rc;
         }
     }

@@ -5,8 +5,9 @@
  * loom_session_decode (the generator feeds both in one stacked step, which gives the same
  * logits bit for bit: test_decode_pair). So the answers must be identical, and both sessions
  * must be left holding them. Two views of the same context give the plain greedy answer.
- * Then the refusals: the session itself as view2, beams, a view with nothing cached, another
- * model's session.
+ * With view2_tokens (loom describe's mirror: " left" is " right" in view 2) the twin reads and
+ * feeds view 2 token map[t]. Then the refusals: the session itself as view2, beams, a view
+ * with nothing cached, another model's session, a map entry that is no token.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -25,8 +26,9 @@ static int keep(int32_t token, const char *piece, size_t len, void *user)
     return 0;
 }
 
-/* The naive twin: n steps (no stop tokens), decoded one session at a time. */
-static int naive(loom_session *a, loom_session *b, int V, int n, int32_t *out)
+/* The naive twin: n steps (no stop tokens), decoded one session at a time; b reads token t
+ * as map[t] (map NULL: t). */
+static int naive(loom_session *a, loom_session *b, const int32_t *map, int V, int n, int32_t *out)
 {
     for (int i = 0; i < n; i++) {
         const float *la = loom_session_logits(a), *lb = loom_session_logits(b);
@@ -34,11 +36,12 @@ static int naive(loom_session *a, loom_session *b, int V, int n, int32_t *out)
         int best = 0;
         double bv = -INFINITY;
         for (int t = 0; t < V; t++) {
-            const double v = ((double)la[t] - za) + ((double)lb[t] - zb);
+            const double v = ((double)la[t] - za) + ((double)lb[map ? map[t] : t] - zb);
             if (v > bv) bv = v, best = t;
         }
         out[i] = best;
-        if (i + 1 < n && (loom_session_decode(a, best) < 0 || loom_session_decode(b, best) < 0)) return -1;
+        if (i + 1 < n && (loom_session_decode(a, best) < 0 || loom_session_decode(b, map ? map[best] : best) < 0))
+            return -1;
     }
     return 0;
 }
@@ -75,12 +78,13 @@ int main(void)
 
     /* two contexts: the generator equals the naive twin, token for token */
     int32_t got[1 + MAX_T], want[MAX_T];
+    loom_generate_params gp0;
     CHECK(loom_session_prompt(a, pa, P, NULL) == 0 && loom_session_prompt(b, pb, P - 3, NULL) == 0 &&
           loom_session_prompt(ra, pa, P, NULL) == 0 && loom_session_prompt(rb, pb, P - 3, NULL) == 0, "prompts");
     loom_generate_stats st = {0};
     const int64_t n = loom_session_generate(a, NULL, 0, params(N, got, b), &st);
     CHECK(n == N && got[0] == N && st.n_generated == N, "two views: %lld tokens (%s)", (long long)n, loom_session_error(a));
-    CHECK(naive(ra, rb, V, N, want) == 0, "naive twin");
+    CHECK(naive(ra, rb, NULL, V, N, want) == 0, "naive twin");
     int same = got[0] == N;
     for (int i = 0; same && i < N; i++) same = got[1 + i] == want[i];
     CHECK(same, "two views: the answer is the naive twin's");
@@ -99,6 +103,26 @@ int main(void)
     int differs = 0;
     for (int i = 0; i < N; i++) differs |= alone[1 + i] != got[1 + i];
     CHECK(differs, "the second view changed the answer of these random weights");
+
+    /* view2_tokens: a map that swaps every token below V/2 with one above */
+    int32_t *map = malloc((size_t)V * sizeof *map);
+    if (!map) return finish();
+    for (int t = 0; t < V; t++) map[t] = V - 1 - t;
+    int32_t mapped[1 + MAX_T];
+    loom_session *views[4] = {a, b, ra, rb};
+    for (int k = 0; k < 4; k++) loom_session_truncate(views[k], 0);
+    CHECK(loom_session_prompt(a, pa, P, NULL) == 0 && loom_session_prompt(b, pb, P - 3, NULL) == 0 &&
+          loom_session_prompt(ra, pa, P, NULL) == 0 && loom_session_prompt(rb, pb, P - 3, NULL) == 0, "prompts");
+    gp0 = params(N, mapped, b);
+    gp0.view2_tokens = map;
+    CHECK(loom_session_generate(a, NULL, 0, gp0, NULL) == N, "two views with a token map: %s", loom_session_error(a));
+    CHECK(naive(ra, rb, map, V, N, want) == 0, "naive twin with the map");
+    same = differs = 0;
+    for (int i = 0; i < N; i++) same += mapped[1 + i] == want[i], differs |= mapped[1 + i] != got[1 + i];
+    CHECK(same == N, "two views with a token map: the naive twin's answer (%d of %d tokens)", same, N);
+    CHECK(!memcmp(loom_session_logits(b), loom_session_logits(rb), (size_t)V * sizeof(float)),
+          "view 2 was fed the mapped tokens (its logits are the twin's)");
+    CHECK(differs, "the token map changed the answer");
 
     /* the same context twice: the plain greedy answer */
     loom_session_truncate(a, 0);
@@ -124,6 +148,15 @@ int main(void)
     CHECK(loom_session_generate(a, NULL, 0, gp, NULL) == LOOM_ERR_INVALID_ARG && got[0] == 0 &&
           strstr(loom_session_error(a), "2 beams") && loom_session_n_past(a) == P && loom_session_n_past(b) == P,
           "beams with two views: %s", loom_session_error(a));
+    map[3] = V;
+    gp = params(N, got, b);
+    gp.view2_tokens = map;
+    CHECK(loom_session_generate(a, NULL, 0, gp, NULL) == LOOM_ERR_INVALID_ARG && got[0] == 0 &&
+          strstr(loom_session_error(a), "view2_tokens[3]") && loom_session_n_past(a) == P && loom_session_n_past(b) == P,
+          "a token map entry out of range: %s", loom_session_error(a));
+    map[3] = -1;
+    CHECK(loom_session_generate(a, NULL, 0, gp, NULL) == LOOM_ERR_INVALID_ARG && got[0] == 0, "a negative map entry");
+    free(map);
     loom_model *m2 = synth_model("views2", &sp, path2, sizeof path2);
     loom_session *o = m2 ? test_session(m2, 64, 16, 1) : NULL;
     if (o) {

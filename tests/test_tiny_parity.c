@@ -154,20 +154,28 @@ static int32_t argmax(const float *l, int32_t lo, int32_t hi)
 
 /* Teacher forcing on the text turn in p: each step's greedy token, then PyTorch's is fed.
  * PyTorch stopped at <|end|> or <|eos|> (its stop step is the one after its last token). */
-/* Two views' greedy choice: the summed log-probabilities into c->mix, media open tokens left
- * out (loom_generate_params.view2). */
+/* Two views' greedy choice: the summed log-probabilities into c->mix (view 2's of token t at
+ * mirror[t]), media open tokens left out (loom_generate_params.view2, view2_tokens). */
 static int32_t views_argmax(ctx *c)
 {
-    const int32_t V = loom_model_n_vocab(c->m);
+    const int32_t V = loom_model_n_vocab(c->m), *mirror = loom_model_mirror_tokens(c->m);
     const float *la = loom_session_logits(c->s), *lb = loom_session_logits(c->s2);
     const double za = ref_log_sum_exp(la, V), zb = ref_log_sum_exp(lb, V);
-    for (int32_t t = 0; t < V; t++) c->mix[t] = (float)(((double)la[t] - za) + ((double)lb[t] - zb));
+    for (int32_t t = 0; t < V; t++)
+        c->mix[t] = (float)(((double)la[t] - za) + ((double)lb[mirror ? mirror[t] : t] - zb));
     const char *open[] = {"<|image|>", "<|audio|>", "<|video|>"};
     for (int k = 0; k < 3; k++) {
         const int32_t t = loom_token_find(c->m, open[k]);
         if (t >= 0) c->mix[t] = -INFINITY;
     }
     return argmax(c->mix, 0, V);
+}
+
+/* Token t as the mirror image's answer reads it (loom.mirror.token_pairs). */
+static int32_t mirrored(const ctx *c, int32_t t)
+{
+    const int32_t *mirror = loom_model_mirror_tokens(c->m);
+    return mirror ? mirror[t] : t;
 }
 
 static int force_text(ctx *c, const expect *e, flips *f)
@@ -182,7 +190,7 @@ static int force_text(ctx *c, const expect *e, flips *f)
         note_step(f, t, mine, t < e->want.n ? e->want.v[t] : -1,
                   t < e->want.n ? mine == e->want.v[t] : mine == end || mine == eos);
         if (t < e->want.n && loom_session_decode(c->s, e->want.v[t]) < 0) return -1;
-        if (t < e->want.n && c->views == 2 && loom_session_decode(c->s2, e->want.v[t]) < 0) return -1;
+        if (t < e->want.n && c->views == 2 && loom_session_decode(c->s2, mirrored(c, e->want.v[t])) < 0) return -1;
     }
     return 0;
 }
@@ -267,6 +275,7 @@ static int text_answer(ctx *c, const expect *e, ids *got, flips *f)
     gp.n_predict = 256;
     gp.n_beams = c->n_beams;
     gp.view2 = c->views == 2 ? c->s2 : NULL;
+    gp.view2_tokens = c->views == 2 ? loom_model_mirror_tokens(c->m) : NULL;
     if (c->ctc) {
         gp.ctc_logprobs = c->ctc_lp;
         gp.ctc_frames = c->ctc_T;
@@ -342,6 +351,15 @@ static int text_turn(ctx *c, const char *job, int i)
         if (!rc) rc |= loom_video_from_rgb(strip.rgb, strip.height / strip.width, strip.width, strip.width, 8.0, &v,
                                            err, sizeof err);
         if (!rc) rc |= loom_prompt_add_video(c->p, c->mp, v);
+        /* with the model's token mirror, as loom describe: also the clip's mirror image */
+        c->views = loom_model_mirror_tokens(c->m) ? 2 : 1;
+        if (!rc && c->views == 2) {
+            loom_prompt_clear(c->p2);
+            loom_video_mirror(v);
+            rc |= loom_prompt_add_special(c->p2, "<|bos|>") | loom_prompt_add_special(c->p2, "<|user|>") |
+                  loom_prompt_add_video(c->p2, c->mp, v) | loom_prompt_add_text(c->p2, "Describe the video.") |
+                  loom_prompt_add_special(c->p2, "<|end|>") | loom_prompt_add_special(c->p2, "<|assistant|>");
+        }
         loom_video_free(&v);
         loom_image_free(&strip);
         instruction = "Describe the video.";

@@ -87,17 +87,24 @@ sys.path.insert(0, "..")
 import numpy as np
 from tools.loompy import gguf, png
 kv, tensors = gguf.read(sys.argv[1])
-for name, mirror in (("mirror", [2, 1, 0]), ("badmirror", [1, 1, 0])):
+toks = list(kv["tokenizer.ggml.tokens"])
+def regions(w, mirror):
+    w.add_arr("loom.caption.regions", gguf.STRING, ["in the top left", "at the top", "in the top right"])
+    w.add_str("loom.caption.region_question", "what is {}?")
+    w.add_str("loom.caption.region_empty", "nothing")
+    w.add_arr("loom.caption.region_mirror", gguf.I32, mirror)
+# the fixture with its mirror keys: mirror / badmirror here, pairs / badpairs for describe below
+for name, keys in (("mirror", lambda w: regions(w, [2, 1, 0])), ("badmirror", lambda w: regions(w, [1, 1, 0])),
+                   ("pairs", lambda w: w.add_arr("loom.mirror.token_pairs", gguf.I32,
+                                                 [toks.index("\u0120left"), toks.index("\u0120right")])),
+                   ("badpairs", lambda w: w.add_arr("loom.mirror.token_pairs", gguf.I32, [5, 5]))):
     w = gguf.Writer()
     for k, v in kv.items():
         if k != "general.alignment":
             t, et = gguf.value_type(v)
             et = gguf.I32 if k == "tokenizer.ggml.token_type" else et
             w.add(k, t, v, et)
-    w.add_arr("loom.caption.regions", gguf.STRING, ["in the top left", "at the top", "in the top right"])
-    w.add_str("loom.caption.region_question", "what is {}?")
-    w.add_str("loom.caption.region_empty", "nothing")
-    w.add_arr("loom.caption.region_mirror", gguf.I32, mirror)
+    keys(w)
     for n, (shape, ttype, raw) in tensors.items():
         w.add_tensor(n, gguf.to_array(shape, ttype, raw), ttype)
     w.write(f"{sys.argv[2]}/{name}.gguf")
@@ -233,6 +240,32 @@ check describe-two 0 "$loom" describe -m $m -q -n 12 --frames 4 $media/video.mp4
 check describe-stops 1 "$loom" describe -m $m -q -n 4 $media/video.mp4 "$tmp/missing.mp4" $media/video.mp4
 [ "$(wc -l < "$tmp/out")" -eq 1 ] && ok || bad "describe: stops at the first video that fails"
 has err "missing.mp4"
+
+# two views (loom.mirror.token_pairs): the clip and its mirror image read together. Summing
+# is symmetric, so the mirror image's description is the clip's (" left" and " right" swapped,
+# were they in it); one view alone differs. Lossless RGB clips, so the mirror is exact. The
+# model files were written with the caption mirror's above.
+ln -sf "$PWD/data/unified/tiny-mmproj.gguf" "$tmp/pairs-mmproj.gguf"
+ln -sf "$PWD/data/unified/tiny-mmproj.gguf" "$tmp/badpairs-mmproj.gguf"
+if command -v ffmpeg >/dev/null; then
+  ffmpeg -v error -y -i $media/video.mp4 -pix_fmt bgr0 -c:v ffv1 "$tmp/clip.mkv"
+  ffmpeg -v error -y -i $media/video.mp4 -vf hflip -pix_fmt bgr0 -c:v ffv1 "$tmp/clip-mirror.mkv"
+  check describe-views 0 "$loom" describe -m "$tmp/pairs.gguf" -q -n 12 --frames 4 "$tmp/clip.mkv"
+  views=$(sed 's/ left/ LEFT/g; s/ right/ left/g; s/ LEFT/ right/g' "$tmp/out")
+  check describe-views-mirror 0 "$loom" describe -m "$tmp/pairs.gguf" -q -n 12 --frames 4 "$tmp/clip-mirror.mkv"
+  [ "$(cat "$tmp/out")" = "$views" ] && ok || bad "describe in two views: the mirror image's description is not the clip's"
+  check describe-views-one 0 "$loom" describe -m "$tmp/pairs.gguf" -q -n 12 --frames 4 --no-mirror "$tmp/clip.mkv"
+  [ "$(cat "$tmp/out")" != "$views" ] && ok || bad "describe --no-mirror: the same as two views (the second view did nothing)"
+  check describe-views-beams 0 "$loom" describe -m "$tmp/pairs.gguf" -q -n 12 --frames 4 -b 2 "$tmp/clip.mkv"
+  cp "$tmp/out" "$tmp/beams.txt"
+  check describe-views-beams-one 0 "$loom" describe -m "$tmp/pairs.gguf" -q -n 12 --frames 4 -b 2 --no-mirror "$tmp/clip.mkv"
+  cmp -s "$tmp/out" "$tmp/beams.txt" && ok || bad "describe -b 2: not the clip alone"
+else
+  echo "SKIP: no ffmpeg tool for the two-view describe checks"
+fi
+check describe-badpairs 1 "$loom" describe -m "$tmp/badpairs.gguf" -q $media/video.mp4
+has err "loom.mirror.token_pairs"
+check transcribe-nomirror 2 "$loom" transcribe -m $m --no-mirror $media/speech.wav
 
 check chat-once 0 "$loom" chat -m $m -q -n 8 --image $media/scene1.png -p "Describe the image."
 printf '/image %s\nhello\n/image %s/nope.png\nagain\n/quit\n' $media/scene1.png "$tmp" | "$loom" chat -m $m -q -n 4 >"$tmp/out" 2>"$tmp/err"

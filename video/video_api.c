@@ -39,6 +39,14 @@ double loom_video_frame_time(const loom_video *v, int i) { return in_range(v, i)
 double loom_video_frame_pts(const loom_video *v, int i) { return in_range(v, i) ? v->pts[i] : 0; }
 const loom_video_info *loom_video_source(const loom_video *v) { return v ? &v->info : NULL; }
 
+void loom_video_mirror(loom_video *v)
+{
+    if (!v) return;
+    /* the frames, one under another, are one picture whose rows mirror alike */
+    loom_image all = {.width = v->width, .height = v->height * v->n_frames, .rgb = v->rgb};
+    loom_image_mirror(&all);
+}
+
 int loom_mp4_writer_open(const char *path, int width, int height, loom_mp4_params p, loom_mp4_writer **out,
                          char *err, size_t err_size)
 {

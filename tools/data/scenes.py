@@ -234,6 +234,9 @@ REGION_QUESTION, REGION_EMPTY = "what is {}?", "nothing"
 # Every shape is its own mirror image left to right and the cells are centred, so a scene's
 # mirror image is the scene of the mirrored label: region i lands on REGION_MIRROR[i].
 REGION_MIRROR = [3 * r + (2 - c) for r in range(3) for c in range(3)]
+# ... and an answer about the mirror image says "right" where the picture's says "left"
+# (loom.mirror.token_pairs: `loom describe` reads a clip and its mirror image together).
+MIRROR_WORDS = [(" left", " right")]
 
 
 def region_answers(rec):

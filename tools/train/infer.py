@@ -2,6 +2,7 @@
 checked against (same prompts as docs/FORMAT.md "Unified model", same greedy answers).
 
     answer_ids(model, tok, user_segments)            → generated token ids (text jobs)
+    video_answer_ids(model, tok, frames)             → `loom describe`'s answer (two views)
     beam_ids(model, tok, user_segments, n_beams)     → the same by beam search
     ctc_logprobs(model, mel)                         → the CTC head's reading of a clip (beam_ids' ctc)
     media_codes(model, tok, user_segments, kind, …)  → image / audio codes (generation jobs)
@@ -55,7 +56,8 @@ def region_answer_ids(model, tok, image, n_max=256, mirror=True, regions=None, m
     picture run once, then each region's question after them (on a copy of that cache) →
     greedy answer ids per region, in U.CAPTION_REGIONS' order (or of the region indices in
     `regions`). With `mirror` (loom.caption.region_mirror) the picture's mirror image runs too,
-    and each answer is read from both (answer_ids_views)."""
+    and each answer is read from both (_greedy_views; the mirror image's tokens through
+    U.mirror_map, as loom caption passes loom.mirror.token_pairs)."""
     model.eval()
     caches = [_picture_cache(model, tok, image)]
     if mirror:
@@ -66,22 +68,39 @@ def region_answer_ids(model, tok, image, n_max=256, mirror=True, regions=None, m
         Xs = [model.dec.token_embd[tok.text(q) + [tok.ctl["<|end|>"], tok.ctl["<|assistant|>"]]][None] for q in qs]
         # the layers replace their cache tensors when positions are added: copying the dicts is enough
         out.append(_greedy_views(model, tok, Xs, [[dict(c) for c in cache] for cache in caches], n_max,
-                                 margins, route_margins))
+                                 margins, route_margins, [None, U.mirror_map(tok)][:len(caches)]))
     return out
 
 
-def _greedy_views(model, tok, Xs, caches, n_max, margins=None, route_margins=None):
-    """Greedy tokens under several views (loom_generate_params.view2): each step the token of
-    highest summed log-probability (no media open token), fed to every view. One view is
-    _greedy's answer. margins: the top-2 gap of the summed log-probabilities per step;
-    route_margins: the smallest routing gap of the views' forwards."""
+@torch.no_grad()
+def video_answer_ids(model, tok, frames, prompt=U.PROMPTS["video"], n_max=256, mirror=True, margins=None,
+                     route_margins=None):
+    """`loom describe` greedy: the clip (frames [F,H,W,3]) and, with `mirror`
+    (loom.mirror.token_pairs), its mirror image read together, token t of the answer read as
+    U.mirror_map(tok)[t] in the mirror image's (loom_generate_params.view2_tokens)."""
+    model.eval()
+    views = [frames] + ([np.ascontiguousarray(np.asarray(frames)[:, :, ::-1])] if mirror else [])
+    Xs = [_prefix(model, tok, [("ctl", "<|video|>"), ("video", v), ("ctl", "<|/video|>"), ("text", prompt)])
+          for v in views]
+    maps = [None, U.mirror_map(tok)][:len(views)]
+    return _greedy_views(model, tok, Xs, [[] for _ in views], n_max, margins, route_margins, maps)
+
+
+def _greedy_views(model, tok, Xs, caches, n_max, margins=None, route_margins=None, maps=None):
+    """Greedy tokens under several views (loom_generate_params.view2): each step the token t of
+    highest summed log-probability (no media open token), where view k reads t as maps[k][t]
+    (maps None or a view's None: t itself), fed to every view. One view is _greedy's answer.
+    margins: the top-2 gap of the summed log-probabilities per step; route_margins: the
+    smallest routing gap of the views' forwards."""
     stop = {tok.ctl["<|end|>"], tok.ctl["<|eos|>"]}
     skip = [tok.ctl["<|image|>"], tok.ctl["<|audio|>"], tok.ctl["<|video|>"]]
+    maps = maps or [None] * len(Xs)
     out = []
     for _ in range(n_max):
         lp, rg = 0, []
-        for X, cache in zip(Xs, caches):
-            lp = lp + torch.log_softmax(model.dec(X, cache=cache)[0, -1].double(), -1)
+        for X, cache, mp in zip(Xs, caches, maps):
+            l = torch.log_softmax(model.dec(X, cache=cache)[0, -1].double(), -1)
+            lp = lp + (l if mp is None else l[mp])
             rg.append(route_gap(model))
         lp[skip] = -float("inf")
         t = int(lp.argmax())
@@ -92,7 +111,7 @@ def _greedy_views(model, tok, Xs, caches, n_max, margins=None, route_margins=Non
         if t in stop:
             break
         out.append(t)
-        Xs = [model.dec.token_embd[t][None, None]] * len(caches)
+        Xs = [model.dec.token_embd[t if mp is None else int(mp[t])][None, None] for mp in maps]
     return out
 
 

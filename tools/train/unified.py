@@ -43,6 +43,28 @@ CAPTION_REGIONS, REGION_QUESTION, REGION_EMPTY = scenes.CAPTION_REGIONS, scenes.
 REGION_MIRROR = scenes.REGION_MIRROR
 
 
+def mirror_token_pairs(tok):
+    """scenes.MIRROR_WORDS as token ids [a0, b0, a1, b1, …] (loom.mirror.token_pairs); each
+    word must be one token."""
+    out = []
+    for pair in scenes.MIRROR_WORDS:
+        for w in pair:
+            ids = tok.text(w)
+            assert len(ids) == 1, f"mirror word {w!r} is {len(ids)} tokens"
+            out += ids
+    return out
+
+
+def mirror_map(tok):
+    """[N_VOCAB] each token's mirror (identity but for mirror_token_pairs): what
+    loom_model_mirror_tokens returns."""
+    m = torch.arange(N_VOCAB)
+    p = mirror_token_pairs(tok)
+    for a, b in zip(p[::2], p[1::2]):
+        m[a], m[b] = b, a
+    return m
+
+
 @dataclass
 class Config:
     dec: decoder.DecoderConfig = field(default_factory=lambda: decoder.DecoderConfig(n_vocab=N_VOCAB))
@@ -349,6 +371,7 @@ def export(model, tok_path, stem, ttype=gguf.T_F16):
         w.add_str("loom.caption.region_question", REGION_QUESTION)
         w.add_str("loom.caption.region_empty", REGION_EMPTY)
         w.add_arr("loom.caption.region_mirror", gguf.I32, REGION_MIRROR)   # read in two views
+        w.add_arr("loom.mirror.token_pairs", gguf.I32, mirror_token_pairs(Tok(tok_path)))   # loom describe: two views
     w.write(stem + ".gguf")
 
     # mmproj: the vision writer's file plus the audio tensors and keys
