@@ -29,7 +29,13 @@
  *    margins, not by the arithmetic (v58's tts: 4 of its 7 first flips). Flips after a flip
  *    at a routed near-tie in the same answer are counted apart too: that position's cached
  *    keys and values went through other experts, so later steps may flip with it (each must
- *    still be a near-tie).
+ *    still be a near-tie). A routing near-tie in the prompt's forward (step 0's routing gap)
+ *    reaches every step, as its position stays in the cache: v63's tts 14 picks another code
+ *    at step 15 (guided gap 0.52), and PyTorch gives loom's logits there to 0.004 when the
+ *    prompt's routing at layer 2, position 7 (gap 1.4e-4) is flipped (/work/notes/s71/
+ *    tts14d.py, docs/MODEL.md "A routing tie in the prompt"). Most prompts hold such a tie
+ *    somewhere, so this reach is bounded instead: at most MAX_PROMPT_ROUTED answers of a job
+ *    may part from PyTorch where nothing else explains it.
  *  - free running, through the public jobs (loom_session_generate, loom_generate_media):
  *    each answer must match token for token or first part at a near-tie. How many answers
  *    part follows from the per-step rate above and the answer's length (a 256-code picture
@@ -58,6 +64,7 @@
 #define ROUTE_REACH 3    /* steps after a routed near-tie that it may still flip */
 #define GUIDANCE 3.0f    /* the fixtures' guidance scale: error of l_u + s(l_c − l_u) ≤ (2s − 1)× */
 #define MAX_FLIP_PERMILLE 5
+#define MAX_PROMPT_ROUTED 1  /* answers of a job parting only after a routing tie in the prompt */
 #define BEAMS 4
 #define BEAM_TIE 0.2f    /* total log-probabilities: several steps' logit errors add up */
 #define SCORE_TOL 0.05   /* loom_session_score vs PyTorch: absolute … */
@@ -127,6 +134,9 @@ static int near_tie(const expect *e, int step, float tie)
 {
     return (step < e->n_gap && e->gap[step] < tie) || routed_near_tie(e, step);
 }
+
+/* The prompt's forward (step 0) routed some position by a near-tie: it may move any step. */
+static int prompt_routed(const expect *e) { return e->n_rgap > 0 && e->rgap[0] < ROUTE_TIE; }
 
 /* The steps of a teacher-forced answer where loom's greedy choice was another token. */
 typedef struct flips {
@@ -541,7 +551,7 @@ int main(void)
     const char *jobs[] = {"caption", "transcribe", "describe", "region", "t2i", "tts"};
     enum { N_JOBS = 6, FIRST_GUIDED = 4 };
     int same[N_JOBS] = {0}, ties[N_JOBS] = {0}, total[N_JOBS] = {0}, steps[N_JOBS] = {0}, flipped[N_JOBS] = {0},
-        routed[N_JOBS] = {0}, downstream[N_JOBS] = {0};
+        routed[N_JOBS] = {0}, downstream[N_JOBS] = {0}, by_prompt[N_JOBS] = {0};
     loom_caption_regions regions;
     loom_model_caption_regions(c.m, &regions);
     CHECK(!regions.n_regions || n_region == 20, "prompts.txt: %d \"region K\" lines of 20", n_region);
@@ -572,31 +582,41 @@ int main(void)
         /* teacher forced: every step */
         steps[j] += f.steps;
         int routed_flip = 0;   /* an earlier flip of this answer was at a routed near-tie */
+        int prompt_flip = 0;   /* this answer parts where only the prompt's routing tie explains it */
         for (int k = 0; k < f.n; k++) {
             const int t = f.at[k];
-            if (routed_flip) downstream[j]++;
-            else if (routed_near_tie(&e, t)) routed[j]++;
+            const int by = !routed_flip && !near_tie(&e, t, tie) && prompt_routed(&e);
+            if (by) prompt_flip = routed_flip = 1;
+            if (routed_flip && !by) downstream[j]++;
+            else if (by || routed_near_tie(&e, t)) routed[j]++;
             else flipped[j]++;
             routed_flip |= t < e.n_rgap && e.rgap[t] < ROUTE_TIE;
             printf("%s %d: fed PyTorch's answer, loom picks %d at step %d (PyTorch %d), PyTorch's top-2 gap there "
                    "%.4g, routing gap %.4g\n", job, idx, f.mine[k], t, f.want[k],
                    t < e.n_gap ? e.gap[t] : -1.0f, t < e.n_rgap ? e.rgap[t] : -1.0f);
-            CHECK(near_tie(&e, t, tie), "%s %d: teacher forced, step %d disagrees and is no near-tie", job, idx, t);
+            CHECK(by || near_tie(&e, t, tie) || (routed_flip && prompt_flip), "%s %d: teacher forced, step %d "
+                  "disagrees and is no near-tie", job, idx, t);
         }
         /* free running: the answer */
         int d = 0;
         while (d < got.n && d < e.want.n && got.v[d] == e.want.v[d]) d++;
         if (d == got.n && d == e.want.n) {
             same[j]++;
+            by_prompt[j] += prompt_flip;
             continue;
         }
         /* step d of PyTorch's answer (the stop / close step when d == want.n) */
         printf("%s %d: differs from PyTorch at token %d (%d vs %d tokens), PyTorch's top-2 gap there %.4g, "
                "routing gap %.4g\n", job, idx, d, got.n, e.want.n, d < e.n_gap ? e.gap[d] : -1.0f,
                d < e.n_rgap ? e.rgap[d] : -1.0f);
-        CHECK(near_tie(&e, d, tie), "%s %d: differs at a step that is no near-tie (gap ≥ %g, routing gap ≥ %g)", job,
-              idx, tie, ROUTE_TIE);
+        const int by = !near_tie(&e, d, tie) && prompt_routed(&e);
+        prompt_flip |= by;
+        CHECK(by || near_tie(&e, d, tie), "%s %d: differs at a step that is no near-tie (gap ≥ %g, routing gap ≥ %g)",
+              job, idx, tie, ROUTE_TIE);
+        if (by) printf("%s %d: parts after a routing near-tie in the prompt (gap %.3g)\n", job, idx, e.rgap[0]);
+        by_prompt[j] += prompt_flip;
         ties[j]++;
+        continue;
     }
     for (int j = 0; j < N_JOBS; j++) {
         if (!strcmp(jobs[j], "region") && !regions.n_regions) {   /* a model that captions in one answer */
@@ -608,6 +628,9 @@ int main(void)
                steps[j] - flipped[j] - routed[j] - downstream[j], steps[j], flipped[j], routed[j], downstream[j],
                same[j], total[j], ties[j]);
         CHECK(total[j] == 20, "%s: %d of 20 inputs ran", jobs[j], total[j]);
+        CHECK(by_prompt[j] <= MAX_PROMPT_ROUTED, "%s: %d answers part from PyTorch where only a routing tie in the "
+              "prompt explains it (at most %d)", jobs[j], by_prompt[j], MAX_PROMPT_ROUTED);
+        if (by_prompt[j]) printf("%-10s %d answer(s) parting after a routing near-tie in the prompt\n", jobs[j], by_prompt[j]);
         CHECK(steps[j] > 0 && (flipped[j] <= 1 || flipped[j] * 1000 <= MAX_FLIP_PERMILLE * steps[j]), "%s: %d of "
               "%d teacher-forced steps disagree at a logit near-tie (at most %d per mille, or one)", jobs[j], flipped[j], steps[j],
               MAX_FLIP_PERMILLE);
