@@ -66,8 +66,14 @@ void help_describe(void)
            "(loom.mirror.token_pairs), the clip and its mirror image are read together, greedily\n"
            "(\"left\" in the one is \"right\" in the other); -b N (N > 1) or --no-mirror reads the\n"
            "clip alone.\n\n"
+           "Where the model's descriptions open with the object that changes (loom.describe.mover,\n"
+           "with caption regions), the first and last frames are read region by region as loom\n"
+           "caption reads a picture, and the description opens with the answer of the first region\n"
+           "that changed (\"a large red star\"; the model may leave out words between its first and\n"
+           "last). Greedy, with the model's own question only.\n\n"
            "  -p, --prompt TEXT      instead of \"Describe the video.\"\n"
            "      --no-mirror        read the clip alone\n"
+           "      --no-mover         do not open the description with the object that changes\n"
            "      --frames N         frames sampled uniformly (default: the model's, 8 for loom-tiny)\n"
            "      --fps F            sample at F frames per second instead of --frames\n"
            "      --max-frames N     refuse videos that would need more frames (default 64)\n" COMMON_HELP);
@@ -86,6 +92,7 @@ typedef struct job_opts {
     double      fps, ctc;
     int         whole;      /* caption: one answer, not region by region */
     int         no_mirror;  /* caption by region, describe: the media alone, not with its mirror image */
+    int         no_mover;   /* describe: no opening with the object that changes (loom_video_mover) */
     const char **inputs;    /* the input paths: argv's own slots, gathered at its front by parse() */
     int          n_inputs;
 } job_opts;
@@ -103,6 +110,7 @@ static int parse(const char *cmd, int argc, char **argv, job_opts *o)
         else if (cli_is(a, "-p", "--prompt") && v && strcmp(cmd, "transcribe")) { o->prompt = v; i++; }
         else if (cli_is(a, "--whole", NULL) && !strcmp(cmd, "caption")) o->whole = 1;
         else if (cli_is(a, "--no-mirror", NULL) && strcmp(cmd, "transcribe")) o->no_mirror = 1;
+        else if (cli_is(a, "--no-mover", NULL) && !strcmp(cmd, "describe")) o->no_mover = 1;
         else if (cli_is(a, "-f", "--format") && v && !strcmp(cmd, "transcribe")) { o->format = v; i++; }
         else if (cli_is(a, "--ctc", NULL) && v && !strcmp(cmd, "transcribe")) { bad = cli_parse_float(a, v, 0, 1, &o->ctc); i++; }
         else if (cli_is(a, "-n", "--n-predict") && v) { bad = cli_parse_int(a, v, 1, 1 << 20, &o->n_predict); i++; }
@@ -139,6 +147,8 @@ typedef struct job {
     loom_session *s2;           /* the mirror image's session and turn, made when first needed */
     loom_prompt  *p2;
     const float  *ctc;          /* [ctc_frames][classes] the prompt's audio read by CTC, or NULL */
+    int32_t       opening[64];  /* the answer's opening (loom_generate_params.opening), n_opening of them */
+    int32_t       n_opening;
     int64_t       ctc_frames;
     float         ctc_weight;
 } job;
@@ -189,6 +199,7 @@ static int job_open(job_opts *o, job *j)
         job_close(j);
         return -1;
     }
+    loom_session_set_abort(j->s, NULL, &g_interrupted, NULL);
     return 0;
 }
 
@@ -254,6 +265,8 @@ static int answer_views(job *j, const job_opts *o, int32_t keep, int32_t keep2, 
     }
     gp.view2 = keep2 >= 0 ? j->s2 : NULL;
     gp.view2_tokens = keep2 >= 0 ? loom_model_mirror_tokens(j->m) : NULL;   /* view 2 is the mirror image */
+    gp.opening = j->n_opening ? j->opening : NULL;
+    gp.n_opening = j->n_opening;
     gp.on_token = collect;
     gp.user_data = out;
     gp.abort_flag = &g_interrupted;
@@ -306,82 +319,29 @@ static int mirror_view(job *j, const job_opts *o, const char *cmd)
 {
     char err[512] = "out of memory";
     int rc = 0;
-    if (!j->s2) rc = loom_session_create(j->m, session_params(o), &j->s2, err, sizeof err);
+    if (!j->s2 && !(rc = loom_session_create(j->m, session_params(o), &j->s2, err, sizeof err)))
+        loom_session_set_abort(j->s2, NULL, &g_interrupted, NULL);
     if (!rc && !j->p2) rc = loom_prompt_create(j->m, &j->p2);
     if (rc < 0) { cli_error("%s: the mirror image's session: %s", cmd, err); return rc; }
     return begin_turn(j->p2);
 }
 
-/* The turn so far of the picture's mirror image in j->p2. */
-static int mirror_turn(job *j, const job_opts *o, const loom_image *img)
-{
-    char err[512];
-    int rc = mirror_view(j, o, "caption");
-    if (rc < 0) return rc;
-    loom_image flip = {0};
-    if ((rc = loom_image_from_rgb(img->rgb, img->width, img->height, 0, &flip, err, sizeof err)) < 0) {
-        cli_error("caption: %s", err);
-        return rc;
-    }
-    loom_image_mirror(&flip);
-    if ((rc = loom_prompt_add_image(j->p2, j->mp, &flip)) < 0) cli_error("caption: %s", loom_prompt_error(j->p2));
-    loom_image_free(&flip);
-    return rc;
-}
-
-/* Run the turn so far of one view (p) from an empty cache. */
-static int run_turn(loom_session *s, const loom_prompt *p)
-{
-    loom_session_truncate(s, 0);
-    const int rc = loom_session_append_prompt(s, p);
-    if (rc < 0) cli_error("%s", loom_session_error(s));
-    return rc;
-}
-
-/* A model with caption regions: the turn so far (<|bos|><|user|> and the picture) runs once,
- * each region's question is asked after it in turn (the cache cut back to the picture), and
- * the caption is composed of the answers, which stay in answers[] (strdup'ed). With the
- * model's mirror (loom.caption.region_mirror) and greedy answers, the mirror image's turn runs
- * too, and each answer is read from both: region i of the picture, region mirror[i] of the
- * mirror image. */
+/* A model with caption regions: each region asked in its own answer
+ * (loom_caption_read_regions; with the model's region mirror and greedy answers, in the
+ * picture and its mirror image together), the answers kept in answers[] and the caption
+ * composed of them. */
 static int caption_by_region(job *j, const job_opts *o, const loom_caption_regions *r, const loom_image *img,
                              char **answers, text_out *out, loom_generate_stats *st)
 {
+    char err[512];
     const int views = r->mirror && !o->no_mirror && o->beam <= 1 ? 2 : 1;
-    int rc = views == 2 ? mirror_turn(j, o, img) : 0;
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    if (!rc) rc = run_turn(j->s, j->p);
-    if (!rc && views == 2) rc = run_turn(j->s2, j->p2);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
+    int rc = views == 2 ? mirror_view(j, o, "caption") : 0;
+    if (!rc && (rc = loom_caption_read_regions(j->m, j->mp, j->s, views == 2 ? j->s2 : NULL, img, (int32_t)o->n_predict,
+                                               answers, st, err, sizeof err)) < 0 && rc != LOOM_ERR_ABORTED)
+        cli_error("caption: %s", err);
     if (rc < 0) return rc;
-    st->prompt_ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
-    const int32_t keep = loom_session_n_past(j->s), keep2 = views == 2 ? loom_session_n_past(j->s2) : -1;
     size_t need = strlen(r->empty) + 1;
-    text_out a = {0};
-    for (int32_t i = 0; i < r->n_regions && rc == 0; i++) {
-        char q[512], q2[512];
-        loom_generate_stats si = {0};
-        if ((rc = loom_caption_region_question(j->m, i, q, sizeof q)) < 0 ||
-            (views == 2 && (rc = loom_caption_region_question(j->m, r->mirror[i], q2, sizeof q2)) < 0)) {
-            cli_error("caption: region question %d too long", i);
-            break;
-        }
-        loom_prompt_clear(j->p);
-        rc = end_turn(j->p, q);
-        if (!rc && views == 2) {
-            loom_prompt_clear(j->p2);
-            rc = end_turn(j->p2, q2);
-        }
-        if (!rc) rc = answer_views(j, o, keep, keep2, &a, &si);
-        if (!rc && !(answers[i] = strdup(a.buf ? a.buf : ""))) rc = LOOM_ERR_NO_MEMORY;
-        if (!rc) need += strlen(answers[i]) + strlen(r->phrases[i]) + 6;
-        st->prompt_ms += si.prompt_ms;
-        st->decode_ms += si.decode_ms;
-        st->n_generated += si.n_generated;
-    }
-    free(a.buf);
-    if (rc < 0) return rc;
+    for (int32_t i = 0; i < r->n_regions; i++) need += strlen(answers[i]) + strlen(r->phrases[i]) + 6;
     if (out->cap < need) {
         char *b = realloc(out->buf, need);
         if (!b) return LOOM_ERR_NO_MEMORY;
@@ -401,14 +361,14 @@ static int caption_one(job *j, const job_opts *o, const char *path, text_out *ou
     loom_generate_stats st = {0};
     int rc = loom_image_load(path, loom_image_default_params(), &img, err, sizeof err);
     if (rc < 0) { cli_error("%s", err); return rc; }
-    rc = begin_turn(j->p);
-    if (!rc && (rc = loom_prompt_add_image(j->p, j->mp, &img)) < 0) cli_error("%s: %s", path, loom_prompt_error(j->p));
     loom_caption_regions r = {0};
     loom_model_caption_regions(j->m, &r);
     const int by_region = r.n_regions > 0 && !o->prompt && !o->whole;
     char **answers = by_region ? calloc((size_t)r.n_regions, sizeof *answers) : NULL;
     if (by_region && !answers) rc = LOOM_ERR_NO_MEMORY;
     if (!rc && by_region) rc = caption_by_region(j, o, &r, &img, answers, out, &st);
+    if (!rc && !by_region && !(rc = begin_turn(j->p)) && (rc = loom_prompt_add_image(j->p, j->mp, &img)) < 0)
+        cli_error("%s: %s", path, loom_prompt_error(j->p));
     if (!rc && !by_region) rc = end_turn(j->p, o->prompt ? o->prompt : "Describe the image.");
     if (!rc && !by_region) rc = answer(j, o, out, &st);
     loom_image_free(&img);
@@ -442,9 +402,29 @@ static int caption_one(job *j, const job_opts *o, const char *path, text_out *ou
 
 int cmd_caption(int argc, char **argv) { return run_inputs("caption", argc, argv, caption_one); }
 
-static int describe_one(job *j, const job_opts *o, const char *path, text_out *out)
+/* loom.describe.mover: the object that changes in v (loom_video_mover, in the views the
+ * description will use) into *mover and its tokens into j->opening; none where no region
+ * changed. */
+static int describe_opening(job *j, const job_opts *o, int views, const loom_video *v, char **mover)
 {
     char err[512];
+    int rc = loom_video_mover(j->m, j->mp, j->s, views == 2 ? j->s2 : NULL, v, (int32_t)o->n_predict, mover, err, sizeof err);
+    if (rc < 0) {
+        if (rc != LOOM_ERR_ABORTED) cli_error("describe: the object that changes: %s", err);
+        return rc;
+    }
+    const int64_t n = *mover ? loom_tokenize(j->m, *mover, strlen(*mover), 0, 0, j->opening, 64) : 0;
+    if (n < 0 || n > 64) {
+        cli_error("describe: the object that changes, \"%s\": %s", *mover, n < 0 ? loom_status_str((int)n) : "over 64 tokens");
+        return n < 0 ? (int)n : LOOM_ERR_LIMIT;
+    }
+    j->n_opening = (int32_t)n;
+    return 0;
+}
+
+static int describe_one(job *j, const job_opts *o, const char *path, text_out *out)
+{
+    char err[512], *mover = NULL;
     loom_video_params vp = loom_video_default_params();
     vp.n_frames = o->fps > 0 ? 0 : o->frames > 0 ? (int)o->frames : loom_model_video_frames(j->m);
     vp.fps = o->fps;
@@ -452,22 +432,36 @@ static int describe_one(job *j, const job_opts *o, const char *path, text_out *o
     vp.n_threads = o->c.threads;
     loom_video *v = NULL;
     loom_generate_stats st = {0};
+    loom_caption_regions r = {0};
+    loom_model_caption_regions(j->m, &r);
+    /* two views: the clip's mirror image asks the same question; the mover: greedy, the model's
+       own question (docs/CLI.md) */
+    const int views = loom_model_mirror_tokens(j->m) && !o->no_mirror && o->beam <= 1 ? 2 : 1;
+    const int by_mover = r.describe_mover && !o->no_mover && !o->prompt && o->beam <= 1;
+    const char *question = o->prompt ? o->prompt : "Describe the video.";
+    double t0 = 0;
     int rc = loom_video_sample(path, vp, &v, err, sizeof err);
     if (rc < 0) cli_error("%s", err);
+    if (!rc && views == 2) rc = mirror_view(j, o, "describe");
+    if (!rc && by_mover) {
+        struct timespec t;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        t0 = (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
+        rc = describe_opening(j, o, views, v, &mover);
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        t0 = (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6 - t0;
+    }
     if (!rc) rc = begin_turn(j->p);
     if (!rc && (rc = loom_prompt_add_video(j->p, j->mp, v)) < 0) cli_error("%s: %s", path, loom_prompt_error(j->p));
-    const char *question = o->prompt ? o->prompt : "Describe the video.";
     if (!rc) rc = end_turn(j->p, question);
-    /* two views: the clip's mirror image asks the same question (v is mirrored: its frames are
-       in the prompt already) */
-    const int views = loom_model_mirror_tokens(j->m) && !o->no_mirror && o->beam <= 1 ? 2 : 1;
-    if (!rc && views == 2 && !(rc = mirror_view(j, o, "describe"))) {
+    if (!rc && views == 2) {   /* v is mirrored and back: its frames are in the prompt already */
         loom_video_mirror(v);
         if ((rc = loom_prompt_add_video(j->p2, j->mp, v)) < 0) cli_error("%s: %s", path, loom_prompt_error(j->p2));
         if (!rc) rc = end_turn(j->p2, question);
         loom_video_mirror(v);
     }
     if (!rc) rc = answer_views(j, o, 0, views == 2 ? 0 : -1, out, &st);
+    j->n_opening = 0;
     if (!rc) {
         const char *text = out->buf ? out->buf : "";
         if (o->c.json) {
@@ -477,14 +471,24 @@ static int describe_one(job *j, const job_opts *o, const char *path, text_out *o
             for (int i = 0; i < loom_video_n_frames(v); i++) printf("%s%.3f", i ? ", " : "", loom_video_frame_time(v, i));
             printf("], \"text\": ");
             cli_json_str(stdout, text);
+            if (by_mover) {
+                printf(", \"mover\": ");
+                if (mover) cli_json_str(stdout, mover);
+                else printf("null");
+                printf(", \"mover_ms\": %.1f", t0);
+            }
             printf(", \"prompt_ms\": %.1f, \"decode_ms\": %.1f}\n", st.prompt_ms, st.decode_ms);
         } else {
             print_answer(o, path, text);
-            if (!o->c.quiet)
-                fprintf(stderr, "loom: %s: %d frames, %.0f ms prompt, %lld tokens in %.0f ms\n", path,
+            if (!o->c.quiet) {
+                fprintf(stderr, "loom: %s: %d frames, %.0f ms prompt, %lld tokens in %.0f ms", path,
                         loom_video_n_frames(v), st.prompt_ms, (long long)st.n_generated, st.decode_ms);
+                if (by_mover) fprintf(stderr, ", %s in %.0f ms", mover ? "the object that changes read" : "no object changes", t0);
+                fputc('\n', stderr);
+            }
         }
     }
+    free(mover);
     loom_video_free(&v);
     return rc;
 }

@@ -456,6 +456,9 @@ typedef struct loom_generate_params {
                                    token t of the answer is token view2_tokens[t] in view2's
                                    (loom_model_mirror_tokens: " left" is " right" in the
                                    mirror image), read during the call only                */
+    /* An opening the answer takes (below) */
+    const int32_t *opening;     /* NULL (default); else [n_opening] tokens, read during the call */
+    int32_t       n_opening;    /* 0 (default) or 1..4096                                   */
 } loom_generate_params;
 
 typedef struct loom_generate_stats {
@@ -531,6 +534,17 @@ loom_generate_params loom_generate_default_params(void);
  * step (loom_session_decode_pair); on_token and stats follow this session. Needs view2 != s, of the same model, with logits after its context,
  * view2_tokens (if any) in 0..n_vocab-1, and no beams (else LOOM_ERR_INVALID_ARG, nothing
  * generated).
+ *
+ * With opening the answer opens with opening[0], then takes more of opening's tokens in order,
+ * each step the likeliest (raw logits; with view2 the summed log-probabilities above) of the
+ * tokens after the one it took last, until it takes opening[n_opening - 1]; then it goes on as
+ * it would without. So it may skip any token between the first and the last, never reorder
+ * them: loom describe opens a description with the words of the object that changes
+ * (loom_video_mover: "a large red star") and the model says "a red star" where its
+ * descriptions leave the size out. The opening's tokens are chosen, not sampled; they are
+ * streamed, counted and appended like the rest. Needs n_opening 1..4096 tokens in
+ * 0..n_vocab-1 (with media_blocks 1 no media open token), no beams and a prompt that does not
+ * end inside a media block (else LOOM_ERR_INVALID_ARG, nothing generated).
  */
 int64_t loom_session_generate(loom_session *s, const int32_t *prompt, int64_t n_prompt,
                               loom_generate_params params, loom_generate_stats *stats);
@@ -1030,6 +1044,9 @@ typedef struct loom_caption_regions {
     const int32_t     *mirror;      /* [n_regions] region i of the picture is region mirror[i]
                                        of its mirror image ("in the top left" → "in the top
                                        right"); NULL when the model has no such key         */
+    int32_t            describe_mover; /* 1: loom.describe.mover, its video descriptions open
+                                       with the object that changes, in its region answers'
+                                       words (loom_video_mover)                               */
 } loom_caption_regions;
 
 int loom_model_caption_regions(const loom_model *m, loom_caption_regions *out);
@@ -1049,6 +1066,28 @@ int loom_caption_region_question(const loom_model *m, int32_t i, char *buf, size
  * left and a large blue ring at the bottom"); the empty answer when every region is empty.
  * answers has n_regions entries. Returns the length, or a negative status (LIMIT: too small). */
 int64_t loom_caption_compose(const loom_model *m, const char *const *answers, char *buf, size_t size);
+/* Read a picture region by region, as loom caption does: <|bos|><|user|> and the picture run
+ * once in s, then each region's question after them (the cache cut back to the picture) →
+ * its greedy answer into answers[i] (n_regions of them, malloc'ed: free each; all NULL on
+ * failure). s2 NULL: the picture alone; else, where the model has a region mirror, the
+ * mirror image runs in s2 and each answer is read from both views (view2, with the model's
+ * mirror tokens). n_predict: most tokens per answer. The sessions' caches are replaced; their
+ * abort hooks are polled. stats (may be NULL) gets the summed times and tokens. Returns 0 or
+ * a negative status that err names (INVALID_ARG: a model without caption regions). */
+int loom_caption_read_regions(const loom_model *m, loom_mmproj *mp, loom_session *s, loom_session *s2,
+                              const loom_image *img, int32_t n_predict, char **answers, loom_generate_stats *stats,
+                              char *err, size_t err_size);
+
+/* The object that changes in a clip (loom.describe.mover; docs/FORMAT.md): the clip's first
+ * and last frames read by region (loom_caption_read_regions, s2 as there); the first region
+ * whose two answers differ gives its answer in the first frame, or in the last where the
+ * first frame's is the empty answer (the object appeared). *out: that answer ("a large red
+ * star"; malloc'ed, free it), or NULL where no region changed. loom describe opens the
+ * description with its tokens (loom_generate_params.opening): a model that reads a still
+ * picture better than a moving one then names the right object even beside a second one
+ * that stays still. Returns 0 or a negative status that err names. */
+int loom_video_mover(const loom_model *m, loom_mmproj *mp, loom_session *s, loom_session *s2, const loom_video *v,
+                     int32_t n_predict, char **out, char *err, size_t err_size);
 
 /* 0 if m can generate `kind`; else LOOM_ERR_UNSUPPORTED (or INVALID_ARG for an unknown kind)
  * and err names what is missing (a loom.vocab.* / loom.image.grid key, a control token, the

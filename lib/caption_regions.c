@@ -11,7 +11,8 @@
 #define MAX_PHRASE  128
 
 static const char *const K_REGIONS = "loom.caption.regions", *const K_QUESTION = "loom.caption.region_question",
-                         *const K_EMPTY = "loom.caption.region_empty", *const K_MIRROR = "loom.caption.region_mirror";
+                         *const K_EMPTY = "loom.caption.region_empty", *const K_MIRROR = "loom.caption.region_mirror",
+                         *const K_MOVER = "loom.describe.mover";
 
 /* A string key's value, checked: 1..MAX_PHRASE bytes. */
 static int get_text(const lm_gguf *g, const char *key, const char **out, lm_error *e)
@@ -47,9 +48,10 @@ int lm_caption_regions_load(const lm_gguf *g, loom_caption_regions *out, void **
     *mem = NULL;
     const int has[3] = {lm_gguf_find_kv(g, K_REGIONS) >= 0, lm_gguf_find_kv(g, K_QUESTION) >= 0,
                         lm_gguf_find_kv(g, K_EMPTY) >= 0};
-    const int has_mirror = lm_gguf_find_kv(g, K_MIRROR) >= 0;
+    const int has_mirror = lm_gguf_find_kv(g, K_MIRROR) >= 0, has_mover = lm_gguf_find_kv(g, K_MOVER) >= 0;
     if (!has[0] && !has[1] && !has[2])
-        return has_mirror ? lm_fail(e, LOOM_ERR_FORMAT, "model: %s without %s", K_MIRROR, K_REGIONS) : 0;
+        return has_mirror || has_mover ? lm_fail(e, LOOM_ERR_FORMAT, "model: %s without %s", has_mirror ? K_MIRROR : K_MOVER,
+                                                 K_REGIONS) : 0;
     if (!has[0] || !has[1] || !has[2])
         return lm_fail(e, LOOM_ERR_FORMAT, "model: %s, %s and %s come together; %s is missing", K_REGIONS, K_QUESTION,
                        K_EMPTY, !has[0] ? K_REGIONS : !has[1] ? K_QUESTION : K_EMPTY);
@@ -64,6 +66,8 @@ int lm_caption_regions_load(const lm_gguf *g, loom_caption_regions *out, void **
         return lm_fail(e, LOOM_ERR_FORMAT, "model: %s must be 1..%d strings", K_REGIONS, MAX_REGIONS);
     const int32_t *mirror = NULL;
     if (has_mirror && (rc = mirror_load(g, (int32_t)n, &mirror, e)) < 0) return rc;
+    int mover = 0;
+    if (has_mover && (rc = lm_gguf_get_bool(g, K_MOVER, &mover, e)) < 0) return rc;
     const char *hole = strstr(question, "{}");
     if (!hole || strstr(hole + 2, "{}"))
         return lm_fail(e, LOOM_ERR_FORMAT, "model: %s \"%s\" must hold \"{}\" exactly once", K_QUESTION, question);
@@ -95,6 +99,7 @@ int lm_caption_regions_load(const lm_gguf *g, loom_caption_regions *out, void **
     out->phrases = (const char *const *)ptr;
     out->mirror = mirror ? mir : NULL;
     out->n_regions = (int32_t)n;
+    out->describe_mover = mover != 0;
     *mem = ptr;
     return 0;
 }

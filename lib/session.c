@@ -575,9 +575,31 @@ static int generate_beams(loom_session *s, const loom_generate_params *p, loom_g
     return 0;
 }
 
+/* The answer's opening still to take (loom_generate_params.opening): tokens tok[next..n). */
+typedef struct opening {
+    const int32_t *tok;
+    int32_t        n, next;
+} opening;
+
+/* The opening's next token: its first, then of the tokens after the one taken last the one of
+ * highest score: la[t] - za, plus lb[map[t]] - zb with a second view (lb not NULL). */
+static int32_t opening_take(opening *o, const float *la, double za, const float *lb, double zb, const int32_t *map)
+{
+    int32_t best = o->next;
+    double top = -INFINITY;
+    for (int32_t k = o->next; k < (o->next ? o->n : 1); k++) {
+        const int32_t t = o->tok[k];
+        const double v = (double)la[t] - za + (lb ? (double)lb[map ? map[t] : t] - zb : 0.0);
+        if (v > top) top = v, best = k;
+    }
+    o->next = best + 1;
+    return o->tok[best];
+}
+
 /* Greedy text under two views (p->view2): each step the token of highest summed
- * log-probability (view2's read through p->view2_tokens), appended to both sessions. */
-static int generate_views(loom_session *s, const loom_generate_params *p, loom_generate_stats *st)
+ * log-probability (view2's read through p->view2_tokens), appended to both sessions; the
+ * opening (if any) first. */
+static int generate_views(loom_session *s, const loom_generate_params *p, opening *op, loom_generate_stats *st)
 {
     loom_session *b = p->view2;
     const loom_model *m = s->m;
@@ -597,7 +619,9 @@ static int generate_views(loom_session *s, const loom_generate_params *p, loom_g
         const double za = log_sum_exp(la, V), zb = log_sum_exp(lb, V);
         int32_t tok = -1;
         double best = -INFINITY;
-        for (int32_t t = 0; t < V; t++) {
+        const int taken = op->next < op->n;
+        if (taken) tok = opening_take(op, la, za, lb, zb, map);
+        for (int32_t t = 0; !taken && t < V; t++) {
             if (p->media_blocks && (t == skip[0] || t == skip[1] || t == skip[2])) continue;
             const double v = (double)la[t] - za + ((double)lb[map ? map[t] : t] - zb);
             if (v > best) best = v, tok = t;
@@ -616,6 +640,29 @@ static int generate_views(loom_session *s, const loom_generate_params *p, loom_g
     return 0;
 }
 
+/* loom_generate_params.opening: 1..4096 tokens in range, no media open token (media_blocks),
+ * no beams. */
+static int check_opening(loom_session *s, const loom_generate_params *p)
+{
+    if (!p->n_opening && !p->opening) return 0;
+    if (!p->opening || p->n_opening < 1 || p->n_opening > 4096)
+        return lm_fail(&s->err, LOOM_ERR_INVALID_ARG, "generate: an opening needs 1..4096 tokens, not %d%s",
+                       p->n_opening, p->opening ? "" : " (opening is NULL)");
+    if (p->n_beams > 1 || p->n_beams < 0)
+        return lm_fail(&s->err, LOOM_ERR_INVALID_ARG, "generate: an opening is taken greedily, not with %d beams",
+                       p->n_beams);
+    const loom_model *m = s->m;
+    const int32_t V = loom_model_n_vocab(m);
+    for (int32_t k = 0; k < p->n_opening; k++) {
+        const int32_t t = p->opening[k];
+        if (t < 0 || t >= V)
+            return lm_fail(&s->err, LOOM_ERR_INVALID_ARG, "generate: opening[%d] = %d is not a token (0..%d)", k, t, V - 1);
+        if (p->media_blocks && (t == m->ctl[LM_CTL_IMAGE] || t == m->ctl[LM_CTL_AUDIO] || t == m->ctl[LM_CTL_VIDEO]))
+            return lm_fail(&s->err, LOOM_ERR_INVALID_ARG, "generate: opening[%d] opens a media block", k);
+    }
+    return 0;
+}
+
 int64_t loom_session_generate(loom_session *s, const int32_t *prompt, int64_t n_prompt,
                               loom_generate_params p, loom_generate_stats *stats)
 {
@@ -626,6 +673,9 @@ int64_t loom_session_generate(loom_session *s, const int32_t *prompt, int64_t n_
     if (p.view2 && (p.n_beams > 1 || p.n_beams < 0))
         return lm_fail(&s->err, LOOM_ERR_INVALID_ARG, "generate: two views (view2) decode greedily, not with %d beams",
                        p.n_beams);
+    opening op = {p.opening, p.n_opening, 0};
+    const int rc_open = check_opening(s, &p);
+    if (rc_open < 0) return rc_open;
     const int32_t past = loom_session_n_past(s);
     int64_t common = 0;  /* what the prompt call will reuse */
     while (prompt && common < past && common < n_prompt && s->hist[common] == prompt[common]) common++;
@@ -645,11 +695,11 @@ int64_t loom_session_generate(loom_session *s, const int32_t *prompt, int64_t n_
     const int64_t n_body = rc == 0 && s->has_logits && p.media_blocks ?
                            lm_block_unfinished(s->m, s->hist, loom_session_n_past(s), &open) : -1;
     const int beams = p.n_beams > 1 || p.n_beams < 0;   /* negative: refused by the search */
-    if (rc == 0 && (beams || p.view2) && n_body >= 0)
+    if (rc == 0 && (beams || p.view2 || p.n_opening) && n_body >= 0)
         rc = lm_fail(&s->err, LOOM_ERR_INVALID_ARG, "generate: %s writes text, and the prompt ends inside a media block",
-                     beams ? "beam search" : "two views");
+                     beams ? "beam search" : p.view2 ? "two views" : "an opening");
     else if (rc == 0 && beams) rc = generate_beams(s, &p, &st);
-    else if (rc == 0 && p.view2) rc = generate_views(s, &p, &st);
+    else if (rc == 0 && p.view2) rc = generate_views(s, &p, &op, &st);
     else if (n_body >= 0 && (rc = media_open(s, &p, &g, open, 1, s->hist + loom_session_n_past(s) - n_body, n_body)) > 0)
         rc = 0;
     /* a block that has opened is written to its end, past n_predict if need be */
@@ -659,6 +709,10 @@ int64_t loom_session_generate(loom_session *s, const int32_t *prompt, int64_t n_
         if (g.active) {
             if ((tok = lm_media_writer_next(&g.w)) < 0) { rc = media_fail(s, &g, tok); break; }
             lm_sampler_accept(s->smp, tok);   /* the penalties see the whole context */
+        } else if (op.next < op.n) {
+            tok = opening_take(&op, s->logits, 0.0, NULL, 0.0, NULL);
+            lm_sampler_accept(s->smp, tok);
+            if (p.stop_at_eos && (tok == eos || tok == eot)) { st.n_generated++; break; }
         } else {
             if ((tok = loom_session_sample(s)) < 0) { rc = tok; break; }
             if (p.stop_at_eos && (tok == eos || tok == eot)) { st.n_generated++; break; }

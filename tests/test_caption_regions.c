@@ -101,6 +101,46 @@ static void test_load(const char *path)
     }
 }
 
+/* loom.describe.mover: a bool, only with the region keys. mover: 1 / 0 true / false, -1
+ * absent, 2 a u32 where the bool should be; regions: with the three region keys. */
+static int load_mover(const char *path, int regions, int mover, loom_caption_regions *r, void **mem, lm_error *e)
+{
+    lm_gguf_writer *w = lm_gguf_writer_create();
+    if (regions) {
+        lm_gguf_set_arr_str(w, "loom.caption.regions", PHRASES, 3);
+        lm_gguf_set_str(w, "loom.caption.region_question", "what is {}?");
+        lm_gguf_set_str(w, "loom.caption.region_empty", "nothing");
+    }
+    if (mover == 0 || mover == 1) lm_gguf_set_bool(w, "loom.describe.mover", mover);
+    if (mover == 2) lm_gguf_set_u32(w, "loom.describe.mover", 1);
+    lm_gguf_set_u32(w, "loom.image.grid", 16);
+    lm_gguf *g = NULL;
+    int rc = write_and_open(&w, path, &g);
+    if (rc < 0) return rc;
+    lm_error_clear(e);
+    rc = lm_caption_regions_load(g, r, mem, e);
+    lm_gguf_close(&g);
+    return rc;
+}
+
+static void test_mover(const char *path)
+{
+    loom_caption_regions r;
+    void *mem = NULL;
+    lm_error e = {0};
+    CHECK(load_mover(path, 1, 1, &r, &mem, &e) == 0 && r.describe_mover == 1, "mover true: %s", e.msg);
+    free(mem);
+    CHECK(load_mover(path, 1, 0, &r, &mem, &e) == 0 && r.describe_mover == 0, "mover false: %s", e.msg);
+    free(mem);
+    CHECK(load_mover(path, 1, -1, &r, &mem, &e) == 0 && r.describe_mover == 0, "no mover key: %s", e.msg);
+    free(mem);
+    mem = NULL;
+    CHECK(load_mover(path, 0, 1, &r, &mem, &e) == LOOM_ERR_FORMAT && strstr(e.msg, "loom.describe.mover without"),
+          "mover without regions: %s", e.msg);
+    CHECK(load_mover(path, 1, 2, &r, &mem, &e) == LOOM_ERR_TYPE && strstr(e.msg, "loom.describe.mover"),
+          "mover not a bool: %s", e.msg);
+}
+
 static void test_compose(void)
 {
     loom_model m = {0};   /* only the regions are read */
@@ -131,6 +171,7 @@ int main(void)
     tmp_model_path(path, sizeof path, "regions");
     test_load(path);
     test_mirror(path);
+    test_mover(path);
     unlink(path);
     test_compose();
     return finish();

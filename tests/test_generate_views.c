@@ -6,7 +6,8 @@
  * logits bit for bit: test_decode_pair). So the answers must be identical, and both sessions
  * must be left holding them. Two views of the same context give the plain greedy answer.
  * With view2_tokens (loom describe's mirror: " left" is " right" in view 2) the twin reads and
- * feeds view 2 token map[t]. Then the refusals: the session itself as view2, beams, a view
+ * feeds view 2 token map[t]. An answer's opening (loom_generate_params.opening) against its
+ * own naive twin, in one view and two. Then the refusals: the session itself as view2, beams, a view
  * with nothing cached, another model's session, a map entry that is no token.
  */
 #include <math.h>
@@ -46,6 +47,30 @@ static int naive(loom_session *a, loom_session *b, const int32_t *map, int V, in
     return 0;
 }
 
+/* The naive twin of an opening (loom_generate_params.opening): n steps, a alone or with b (NULL:
+ * one view, raw logits), while the opening lasts only its allowed tokens. */
+static int naive_opening(loom_session *a, loom_session *b, const int32_t *open, int n_open, int V, int n, int32_t *out)
+{
+    int next = 0;
+    for (int i = 0; i < n; i++) {
+        const float *la = loom_session_logits(a), *lb = b ? loom_session_logits(b) : NULL;
+        const double za = b ? ref_log_sum_exp(la, V) : 0, zb = b ? ref_log_sum_exp(lb, V) : 0;
+        int best = -1;
+        double bv = -INFINITY;
+        for (int t = 0; t < V; t++) {
+            int allowed = next >= n_open, k = next;
+            while (!allowed && k < (next ? n_open : 1)) allowed = open[k++] == t;
+            const double v = ((double)la[t] - za) + (b ? (double)lb[t] - zb : 0.0);
+            if (allowed && v > bv) bv = v, best = t;
+        }
+        for (int k = next; next < n_open && k < n_open; k++)   /* the opening goes on after it */
+            if (open[k] == best) { next = k + 1; break; }
+        out[i] = best;
+        if (i + 1 < n && (loom_session_decode(a, best) < 0 || (b && loom_session_decode(b, best) < 0))) return -1;
+    }
+    return 0;
+}
+
 static loom_generate_params params(int n, int32_t *got, loom_session *view2)
 {
     loom_generate_params gp = loom_generate_default_params();
@@ -57,6 +82,21 @@ static loom_generate_params params(int n, int32_t *got, loom_session *view2)
     gp.view2 = view2;
     got[0] = 0;
     return gp;
+}
+
+static loom_generate_params opened(loom_generate_params gp, const int32_t *open, int n_open)
+{
+    gp.opening = open;
+    gp.n_opening = n_open;
+    return gp;
+}
+
+static int32_t arg(const float *l, int V, int sign)
+{
+    int32_t best = 0;
+    for (int32_t t = 1; t < V; t++)
+        if (sign * l[t] > sign * l[best]) best = t;
+    return best;
 }
 
 int main(void)
@@ -82,7 +122,7 @@ int main(void)
     CHECK(loom_session_prompt(a, pa, P, NULL) == 0 && loom_session_prompt(b, pb, P - 3, NULL) == 0 &&
           loom_session_prompt(ra, pa, P, NULL) == 0 && loom_session_prompt(rb, pb, P - 3, NULL) == 0, "prompts");
     loom_generate_stats st = {0};
-    const int64_t n = loom_session_generate(a, NULL, 0, params(N, got, b), &st);
+    int64_t n = loom_session_generate(a, NULL, 0, params(N, got, b), &st);
     CHECK(n == N && got[0] == N && st.n_generated == N, "two views: %lld tokens (%s)", (long long)n, loom_session_error(a));
     CHECK(naive(ra, rb, NULL, V, N, want) == 0, "naive twin");
     int same = got[0] == N;
@@ -157,6 +197,86 @@ int main(void)
     map[3] = -1;
     CHECK(loom_session_generate(a, NULL, 0, gp, NULL) == LOOM_ERR_INVALID_ARG && got[0] == 0, "a negative map entry");
     free(map);
+    /* an answer's opening (loom_generate_params.opening, loom describe's object that changes)
+       against its naive twin: an opening built so that its second token is the least likely
+       one and its third the likeliest must skip the second */
+    loom_session_truncate(a, 0);
+    loom_session_truncate(b, 0);
+    int32_t plain[1 + MAX_T];
+    /* the opening: o0 not the greedy first token; after o0, o1 the least likely and o2 the
+       likeliest token (one view), o3 another */
+    CHECK(loom_session_prompt(ra, pa, P, NULL) == 0, "prompt");
+    CHECK(loom_session_generate(ra, NULL, 0, params(N, plain, NULL), NULL) == N, "plain greedy");
+    int32_t open[4];
+    open[0] = (plain[1] + 7) % V;
+    loom_session_truncate(ra, 0);
+    CHECK(loom_session_prompt(ra, pa, P, NULL) == 0 && loom_session_decode(ra, open[0]) == 0, "after o0");
+    open[1] = arg(loom_session_logits(ra), V, -1);
+    open[2] = arg(loom_session_logits(ra), V, 1);
+    open[3] = (open[2] + 1) % V == open[1] ? (open[2] + 2) % V : (open[2] + 1) % V;
+
+    /* one view */
+    loom_session_truncate(ra, 0);
+    CHECK(loom_session_prompt(a, pa, P, NULL) == 0 && loom_session_prompt(ra, pa, P, NULL) == 0, "prompts");
+    st = (loom_generate_stats){0};
+    n = loom_session_generate(a, NULL, 0, opened(params(N, got, NULL), open, 4), &st);
+    CHECK(n == N && got[0] == N && st.n_generated == N, "one view with an opening: %lld tokens (%s)", (long long)n,
+          loom_session_error(a));
+    CHECK(got[1] == open[0] && got[2] == open[2] && got[3] == open[3],
+          "the opening's first token, then its second skipped for its likelier third, then its last: %d %d %d",
+          got[1], got[2], got[3]);
+    CHECK(naive_opening(ra, NULL, open, 4, V, N, want) == 0, "naive twin");
+    same = 1;
+    for (int i = 0; i < N; i++) same &= got[1 + i] == want[i];
+    CHECK(same, "one view with an opening: the naive twin's answer");
+    CHECK(loom_session_n_past(a) == P + N - 1, "the session holds the answer: %d", loom_session_n_past(a));
+    CHECK(got[1] != plain[1], "the opening changed the answer");
+
+    /* two views: the same rule over the summed log-probabilities */
+    loom_session_truncate(a, 0);
+    loom_session_truncate(ra, 0);
+    CHECK(loom_session_prompt(a, pa, P, NULL) == 0 && loom_session_prompt(b, pb, P, NULL) == 0 &&
+          loom_session_prompt(ra, pa, P, NULL) == 0 && loom_session_prompt(rb, pb, P, NULL) == 0, "prompts");
+    n = loom_session_generate(a, NULL, 0, opened(params(N, got, b), open, 4), NULL);
+    CHECK(n == N && got[0] == N, "two views with an opening: %s", loom_session_error(a));
+    CHECK(naive_opening(ra, rb, open, 4, V, N, want) == 0, "naive twin, two views");
+    same = 0;
+    for (int i = 0; i < N; i++) same += got[1 + i] == want[i];
+    CHECK(same == N && got[1] == open[0], "two views with an opening: the naive twin's answer (%d of %d)", same, N);
+
+    /* an opening of one token is that token, then greedy */
+    loom_session_truncate(a, 0);
+    loom_session_truncate(ra, 0);
+    CHECK(loom_session_prompt(a, pa, P, NULL) == 0 && loom_session_prompt(ra, pa, P, NULL) == 0, "prompts");
+    CHECK(loom_session_generate(a, NULL, 0, opened(params(N, got, NULL), open + 1, 1), NULL) == N && got[1] == open[1],
+          "a one-token opening is taken, however unlikely");
+    CHECK(naive_opening(ra, NULL, open + 1, 1, V, N, want) == 0, "naive twin");
+    same = 1;
+    for (int i = 0; i < N; i++) same &= got[1 + i] == want[i];
+    CHECK(same, "after a one-token opening, greedy");
+
+    /* refusals: nothing generated */
+    loom_session_truncate(a, 0);
+    CHECK(loom_session_prompt(a, pa, P, NULL) == 0, "prompt");
+    int32_t bad[2] = {open[0], V};
+    CHECK(loom_session_generate(a, NULL, 0, opened(params(N, got, NULL), bad, 2), NULL) == LOOM_ERR_INVALID_ARG && got[0] == 0 &&
+          strstr(loom_session_error(a), "opening[1]") && loom_session_n_past(a) == P,
+          "an opening token out of range: %s", loom_session_error(a));
+    bad[1] = -1;
+    CHECK(loom_session_generate(a, NULL, 0, opened(params(N, got, NULL), bad, 2), NULL) == LOOM_ERR_INVALID_ARG && got[0] == 0,
+          "a negative opening token");
+    CHECK(loom_session_generate(a, NULL, 0, opened(params(N, got, NULL), NULL, 2), NULL) == LOOM_ERR_INVALID_ARG && got[0] == 0,
+          "n_opening without tokens");
+    CHECK(loom_session_generate(a, NULL, 0, opened(params(N, got, NULL), open, 0), NULL) == LOOM_ERR_INVALID_ARG && got[0] == 0,
+          "tokens with n_opening 0");
+    CHECK(loom_session_generate(a, NULL, 0, opened(params(N, got, NULL), open, 5000), NULL) == LOOM_ERR_INVALID_ARG && got[0] == 0,
+          "n_opening over 4096");
+    gp = opened(params(N, got, NULL), open, 4);
+    gp.n_beams = 2;
+    CHECK(loom_session_generate(a, NULL, 0, gp, NULL) == LOOM_ERR_INVALID_ARG && got[0] == 0 &&
+          strstr(loom_session_error(a), "beams"), "an opening with beams: %s", loom_session_error(a));
+    CHECK(loom_session_n_past(a) == P, "the refusals left the session as it was");
+
     loom_model *m2 = synth_model("views2", &sp, path2, sizeof path2);
     loom_session *o = m2 ? test_session(m2, 64, 16, 1) : NULL;
     if (o) {

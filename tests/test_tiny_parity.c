@@ -110,6 +110,8 @@ typedef struct ctx {
     char          prompts[2][20][1024]; /* t2i, tts */
     int           region[20];           /* the region asked of picture i (prompts.txt's "region K") */
     int           spelt;                /* loom.audio.words: tts answers are whole blocks */
+    int32_t       opening[64];          /* describe: the tokens of the object that changes  */
+    int32_t       n_opening;            /* (loom.describe.mover; loom_generate_params.opening) */
 } ctx;
 
 /* PyTorch's answer to one input and its margins at each step (fixtures). */
@@ -188,15 +190,33 @@ static int32_t mirrored(const ctx *c, int32_t t)
     return mirror ? mirror[t] : t;
 }
 
+/* The opening's step (loom_generate_params.opening): of its tokens after the one taken last
+ * (*next on; at first only its first), the one of highest score. */
+static int32_t opening_argmax(const ctx *c, const float *score, int32_t *next)
+{
+    int32_t best = *next;
+    for (int32_t k = *next + 1; *next && k < c->n_opening; k++)
+        if (score[c->opening[k]] > score[c->opening[best]]) best = k;
+    *next = best + 1;
+    return c->opening[best];
+}
+
 static int force_text(ctx *c, const expect *e, flips *f)
 {
     const int32_t end = loom_token_find(c->m, "<|end|>"), eos = loom_token_eos(c->m);
     const int n_steps = e->want.n + 1 < e->n_gap ? e->want.n + 1 : e->n_gap;
+    int32_t next = 0;
     loom_session_truncate(c->s, 0);
     if (loom_session_append_prompt(c->s, c->p) < 0) return -1;
     if (c->views == 2 && (loom_session_truncate(c->s2, 0), loom_session_append_prompt(c->s2, c->p2) < 0)) return -1;
     for (int t = 0; t < n_steps; t++) {
-        const int32_t mine = c->views == 2 ? views_argmax(c) : argmax(loom_session_logits(c->s), 0, loom_model_n_vocab(c->m));
+        int32_t mine = c->views == 2 ? views_argmax(c) : argmax(loom_session_logits(c->s), 0, loom_model_n_vocab(c->m));
+        if (next < c->n_opening) {   /* then the opening goes on after the token PyTorch took */
+            int32_t mine_next = next, k = next;
+            mine = opening_argmax(c, c->views == 2 ? c->mix : loom_session_logits(c->s), &mine_next);
+            while (k < c->n_opening && (t >= e->want.n || c->opening[k] != e->want.v[t])) k++;
+            next = k < c->n_opening ? k + 1 : c->n_opening;
+        }
         note_step(f, t, mine, t < e->want.n ? e->want.v[t] : -1,
                   t < e->want.n ? mine == e->want.v[t] : mine == end || mine == eos);
         if (t < e->want.n && loom_session_decode(c->s, e->want.v[t]) < 0) return -1;
@@ -286,6 +306,8 @@ static int text_answer(ctx *c, const expect *e, ids *got, flips *f)
     gp.n_beams = c->n_beams;
     gp.view2 = c->views == 2 ? c->s2 : NULL;
     gp.view2_tokens = c->views == 2 ? loom_model_mirror_tokens(c->m) : NULL;
+    gp.opening = c->n_opening ? c->opening : NULL;
+    gp.n_opening = c->n_opening;
     if (c->ctc) {
         gp.ctc_logprobs = c->ctc_lp;
         gp.ctc_frames = c->ctc_T;
@@ -323,6 +345,7 @@ static int text_turn(ctx *c, const char *job, int i)
     loom_caption_regions r;
     loom_model_caption_regions(c->m, &r);
     c->views = 1;
+    c->n_opening = 0;
     if (!strcmp(job, "region")) {   /* the question about region region[i] (loom.caption.*) */
         const int k = c->region[i];
         if (k < 0 || k >= r.n_regions || loom_caption_region_question(c->m, k, question, sizeof question) < 0) return -1;
@@ -361,8 +384,18 @@ static int text_turn(ctx *c, const char *job, int i)
         if (!rc) rc |= loom_video_from_rgb(strip.rgb, strip.height / strip.width, strip.width, strip.width, 8.0, &v,
                                            err, sizeof err);
         if (!rc) rc |= loom_prompt_add_video(c->p, c->mp, v);
-        /* with the model's token mirror, as loom describe: also the clip's mirror image */
+        /* with the model's token mirror, as loom describe: also the clip's mirror image; with
+           loom.describe.mover, opening with the object that changes */
         c->views = loom_model_mirror_tokens(c->m) ? 2 : 1;
+        char *mover = NULL;
+        if (!rc && r.describe_mover) {
+            rc |= loom_video_mover(c->m, c->mp, c->s, c->views == 2 ? c->s2 : NULL, v, 256, &mover, err, sizeof err);
+            const int64_t n = mover ? loom_tokenize(c->m, mover, strlen(mover), 0, 0, c->opening, 64) : 0;
+            if (rc || n < 0 || n > 64) printf("describe %d: the object that changes: %s\n", i, rc ? err : mover);
+            rc |= n < 0 || n > 64;
+            c->n_opening = (int32_t)n;
+            free(mover);
+        }
         if (!rc && c->views == 2) {
             loom_prompt_clear(c->p2);
             loom_video_mirror(v);
@@ -489,8 +522,8 @@ static void check_scores(ctx *c)
         ids *a = &answer[k][j];
         a->v[a->n] = end;
         double lp = 0;
-        loom_session_truncate(c->s, 0);
-        const int rc = text_turn(c, job, i) < 0 || loom_session_append_prompt(c->s, c->p) < 0 ||
+        const int rc = text_turn(c, job, i) < 0 ||   /* (describe's mover runs in c->s first) */
+                       (loom_session_truncate(c->s, 0), loom_session_append_prompt(c->s, c->p) < 0) ||
                        loom_session_score(c->s, a->v, a->n + 1, &lp) < 0;
         CHECK(!rc, "score %s %d %d: %s", job, i, j, loom_session_error(c->s));
         if (rc) continue;

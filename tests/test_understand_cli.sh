@@ -97,7 +97,10 @@ def regions(w, mirror):
 for name, keys in (("mirror", lambda w: regions(w, [2, 1, 0])), ("badmirror", lambda w: regions(w, [1, 1, 0])),
                    ("pairs", lambda w: w.add_arr("loom.mirror.token_pairs", gguf.I32,
                                                  [toks.index("\u0120left"), toks.index("\u0120right")])),
-                   ("badpairs", lambda w: w.add_arr("loom.mirror.token_pairs", gguf.I32, [5, 5]))):
+                   ("badpairs", lambda w: w.add_arr("loom.mirror.token_pairs", gguf.I32, [5, 5])),
+                   ("mover", lambda w: (regions(w, [2, 1, 0]), w.add_bool("loom.describe.mover", True),
+                                        w.add_arr("loom.mirror.token_pairs", gguf.I32,
+                                                  [toks.index("\u0120left"), toks.index("\u0120right")])))):
     w = gguf.Writer()
     for k, v in kv.items():
         if k != "general.alignment":
@@ -251,6 +254,7 @@ if command -v ffmpeg >/dev/null; then
   ffmpeg -v error -y -i $media/video.mp4 -pix_fmt bgr0 -c:v ffv1 "$tmp/clip.mkv"
   ffmpeg -v error -y -i $media/video.mp4 -vf hflip -pix_fmt bgr0 -c:v ffv1 "$tmp/clip-mirror.mkv"
   check describe-views 0 "$loom" describe -m "$tmp/pairs.gguf" -q -n 12 --frames 4 "$tmp/clip.mkv"
+  cp "$tmp/out" "$tmp/views.txt"
   views=$(sed 's/ left/ LEFT/g; s/ right/ left/g; s/ LEFT/ right/g' "$tmp/out")
   check describe-views-mirror 0 "$loom" describe -m "$tmp/pairs.gguf" -q -n 12 --frames 4 "$tmp/clip-mirror.mkv"
   [ "$(cat "$tmp/out")" = "$views" ] && ok || bad "describe in two views: the mirror image's description is not the clip's"
@@ -260,9 +264,30 @@ if command -v ffmpeg >/dev/null; then
   cp "$tmp/out" "$tmp/beams.txt"
   check describe-views-beams-one 0 "$loom" describe -m "$tmp/pairs.gguf" -q -n 12 --frames 4 -b 2 --no-mirror "$tmp/clip.mkv"
   cmp -s "$tmp/out" "$tmp/beams.txt" && ok || bad "describe -b 2: not the clip alone"
+  # the object that changes (loom.describe.mover): the first and last frames read by region;
+  # a clip whose frames are all one picture changes nowhere, and is described as without it
+  ln -sf "$PWD/data/unified/tiny-mmproj.gguf" "$tmp/mover-mmproj.gguf"
+  check describe-mover 0 "$loom" describe -m "$tmp/mover.gguf" -q -n 12 --frames 4 --json "$tmp/clip.mkv"
+  cp "$tmp/out" "$tmp/mover.json"
+  check describe-mover-off 0 "$loom" describe -m "$tmp/mover.gguf" -q -n 12 --frames 4 --no-mover "$tmp/clip.mkv"
+  cmp -s "$tmp/out" <(cat "$tmp/views.txt") && ok || bad "describe --no-mover: not the description without the key"
+  "$py" -c "
+import json; d = json.loads(open('$tmp/mover.json').read()); m = d['mover']
+assert 'mover_ms' in d and (m is None or (m and d['text'][:1] == m[:1])), d" \
+    && ok || bad "describe with a mover: no mover in the JSON, or the text does not open with it"
+  ffmpeg -v error -y -loop 1 -i $media/scene1.png -t 1 -r 8 -pix_fmt bgr0 -c:v ffv1 "$tmp/still.mkv"
+  check describe-mover-still 0 "$loom" describe -m "$tmp/mover.gguf" -q -n 12 --frames 4 --json "$tmp/still.mkv"
+  "$py" -c "import json; assert json.loads(open('$tmp/out').read())['mover'] is None" \
+    && ok || bad "describe: a clip of one still picture has a mover"
+  cp "$tmp/out" "$tmp/still.json"
+  check describe-mover-still-off 0 "$loom" describe -m "$tmp/mover.gguf" -q -n 12 --frames 4 --json --no-mover "$tmp/still.mkv"
+  "$py" -c "
+import json; a, b = (json.loads(open(f).read()) for f in ('$tmp/out', '$tmp/still.json'))
+assert a['text'] == b['text'] and 'mover' not in a, (a, b)" && ok || bad "describe: no mover, yet not the plain description"
 else
   echo "SKIP: no ffmpeg tool for the two-view describe checks"
 fi
+check caption-nomover 2 "$loom" caption -m $m --no-mover $media/scene1.png
 check describe-badpairs 1 "$loom" describe -m "$tmp/badpairs.gguf" -q $media/video.mp4
 has err "loom.mirror.token_pairs"
 check transcribe-nomirror 2 "$loom" transcribe -m $m --no-mirror $media/speech.wav

@@ -97,11 +97,17 @@ def loom(a, *args, model=None):
 CLI_BEAMS = {"caption": 1, "transcribe": 4, "video": 4}
 
 
+def has_key(a, key):
+    """Whether the model file (--model) holds metadata key `key`."""
+    if not hasattr(a, "_keys"):
+        a._keys = set(gguf.read(a.model)[0])
+    return key in a._keys
+
+
 def two_views(a):
-    """Whether loom describe reads two views: greedy, on a model with loom.mirror.token_pairs."""
-    if not hasattr(a, "_mirror"):
-        a._mirror = "loom.mirror.token_pairs" in gguf.read(a.model)[0]
-    return a._mirror and (a.beams or 1) == 1
+    """Whether loom describe reads two views: greedy, on a model with loom.mirror.token_pairs
+    (and, with loom.describe.mover, opens with the object that changes)."""
+    return has_key(a, "loom.mirror.token_pairs") and (a.beams or 1) == 1
 
 
 def beams(a, job):
@@ -555,7 +561,8 @@ def bench_pytorch(a, jobs):
         out["transcribe"] = timed(lambda i: transcript(mel.log_mel(mel.read_wav16(
             os.path.join(a.data, "speech", test.speech["meta"][i]["wav"])), 80)))
     if "video" in jobs and two_views(a):   # as loom describe: the clip and its mirror image
-        out["video"] = timed(lambda i: infer.video_answer_ids(model, tok, np.asarray(test.videos[i])))
+        mover = has_key(a, "loom.describe.mover")
+        out["video"] = timed(lambda i: infer.video_answer_ids(model, tok, np.asarray(test.videos[i]), mover=mover))
     elif "video" in jobs:
         out["video"] = timed(lambda i: answer("video", [("ctl", "<|video|>"), ("video", np.asarray(test.videos[i])),
                                                         ("ctl", "<|/video|>"), ("text", U.PROMPTS["video"])]))

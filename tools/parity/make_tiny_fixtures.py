@@ -144,10 +144,10 @@ def main():
         frames = np.asarray(test.videos[i])
         png.write_png(f"{OUT}/video_{i:02d}.png", frames.reshape(-1, frames.shape[2], 3))
         g, r = [], []
-        # as loom describe: the clip and its mirror image (the export writes loom.mirror.token_pairs
-        # with the caption regions)
-        add("describe", i, infer.video_answer_ids(model, tok, frames, mirror=model.c.caption_regions, margins=g,
-                                                  route_margins=r), g, r)
+        # as loom describe: the clip and its mirror image, opening with the object that changes (the
+        # export writes loom.mirror.token_pairs and loom.describe.mover with the caption regions)
+        add("describe", i, infer.video_answer_ids(model, tok, frames, mirror=model.c.caption_regions,
+                                                  mover=model.c.caption_regions, margins=g, route_margins=r), g, r)
     if model.c.caption_regions:   # one region question per test scene, as loom caption asks it: of
         for i in range(n):        # the picture and of its mirror image. The region: one whose answer
             img = np.asarray(test.scenes[i])   # the second view changes, else one holding an object

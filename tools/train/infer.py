@@ -72,29 +72,49 @@ def region_answer_ids(model, tok, image, n_max=256, mirror=True, regions=None, m
     return out
 
 
+def video_mover(model, tok, frames, n_max=256, mirror=True):
+    """loom_video_mover: the first and last frames read by region (region_answer_ids); the
+    first region whose answers differ gives its first-frame answer, or its last-frame one where
+    the first is U.REGION_EMPTY. Its text, or None where no region changed."""
+    before, after = (region_answer_ids(model, tok, np.asarray(frames[k]), n_max, mirror) for k in (0, -1))
+    for b, a in zip(before, after):
+        b, a = tok.decode(b), tok.decode(a)
+        if b != a:
+            return b if b != U.REGION_EMPTY else a
+    return None
+
+
 @torch.no_grad()
-def video_answer_ids(model, tok, frames, prompt=U.PROMPTS["video"], n_max=256, mirror=True, margins=None,
-                     route_margins=None):
+def video_answer_ids(model, tok, frames, prompt=U.PROMPTS["video"], n_max=256, mirror=True, mover=False,
+                     margins=None, route_margins=None):
     """`loom describe` greedy: the clip (frames [F,H,W,3]) and, with `mirror`
     (loom.mirror.token_pairs), its mirror image read together, token t of the answer read as
-    U.mirror_map(tok)[t] in the mirror image's (loom_generate_params.view2_tokens)."""
+    U.mirror_map(tok)[t] in the mirror image's (loom_generate_params.view2_tokens). With
+    `mover` (loom.describe.mover) the answer opens with the tokens of video_mover's text
+    (loom_generate_params.opening)."""
     model.eval()
+    m = video_mover(model, tok, frames, n_max, mirror) if mover else None
     views = [frames] + ([np.ascontiguousarray(np.asarray(frames)[:, :, ::-1])] if mirror else [])
     Xs = [_prefix(model, tok, [("ctl", "<|video|>"), ("video", v), ("ctl", "<|/video|>"), ("text", prompt)])
           for v in views]
     maps = [None, U.mirror_map(tok)][:len(views)]
-    return _greedy_views(model, tok, Xs, [[] for _ in views], n_max, margins, route_margins, maps)
+    return _greedy_views(model, tok, Xs, [[] for _ in views], n_max, margins, route_margins, maps,
+                         opening=tok.text(m) if m else None)
 
 
-def _greedy_views(model, tok, Xs, caches, n_max, margins=None, route_margins=None, maps=None):
+def _greedy_views(model, tok, Xs, caches, n_max, margins=None, route_margins=None, maps=None, opening=None):
     """Greedy tokens under several views (loom_generate_params.view2): each step the token t of
     highest summed log-probability (no media open token), where view k reads t as maps[k][t]
     (maps None or a view's None: t itself), fed to every view. One view is _greedy's answer.
-    margins: the top-2 gap of the summed log-probabilities per step; route_margins: the
-    smallest routing gap of the views' forwards."""
+    With `opening` (loom_generate_params.opening) the answer takes opening[0], then each step
+    the likeliest of the opening's tokens after the one taken last, until its last; then goes
+    on free. margins: the top-2 gap of the summed log-probabilities per step (among the
+    opening's allowed tokens while it lasts); route_margins: the smallest routing gap of the
+    views' forwards."""
     stop = {tok.ctl["<|end|>"], tok.ctl["<|eos|>"]}
     skip = [tok.ctl["<|image|>"], tok.ctl["<|audio|>"], tok.ctl["<|video|>"]]
     maps = maps or [None] * len(Xs)
+    opening, nxt = list(opening or []), 0
     out = []
     for _ in range(n_max):
         lp, rg = 0, []
@@ -103,7 +123,15 @@ def _greedy_views(model, tok, Xs, caches, n_max, margins=None, route_margins=Non
             lp = lp + (l if mp is None else l[mp])
             rg.append(route_gap(model))
         lp[skip] = -float("inf")
-        t = int(lp.argmax())
+        if nxt < len(opening):   # the opening's tokens after the one taken last (at first its first)
+            allowed = range(nxt, len(opening) if nxt else 1)
+            keep = torch.full_like(lp, -float("inf"))
+            keep[[opening[k] for k in allowed]] = lp[[opening[k] for k in allowed]]
+            lp = keep
+            nxt = max(allowed, key=lambda k: (float(lp[opening[k]]), -k)) + 1   # ties: the earliest, as C
+            t = opening[nxt - 1]
+        else:
+            t = int(lp.argmax())
         if margins is not None:
             margins.append(_margin(lp))
         if route_margins is not None:

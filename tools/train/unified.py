@@ -372,6 +372,7 @@ def export(model, tok_path, stem, ttype=gguf.T_F16):
         w.add_str("loom.caption.region_empty", REGION_EMPTY)
         w.add_arr("loom.caption.region_mirror", gguf.I32, REGION_MIRROR)   # read in two views
         w.add_arr("loom.mirror.token_pairs", gguf.I32, mirror_token_pairs(Tok(tok_path)))   # loom describe: two views
+        w.add_bool("loom.describe.mover", True)   # descriptions open with the object that changes (region words)
     w.write(stem + ".gguf")
 
     # mmproj: the vision writer's file plus the audio tensors and keys
