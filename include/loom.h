@@ -1082,7 +1082,7 @@ int loom_caption_read_regions(const loom_model *m, loom_mmproj *mp, loom_session
  * and last frames read by region (loom_caption_read_regions, s2 as there); the first region
  * whose two answers differ gives its answer in the first frame, or in the last where the
  * first frame's is the empty answer (the object appeared). *out: that answer ("a large red
- * star"; malloc'ed, free it), or NULL where no region changed. loom describe opens the
+ * star"; malloc'ed, free it), or NULL where no region changed (or the clip has one frame). loom describe opens the
  * description with its tokens (loom_generate_params.opening): a model that reads a still
  * picture better than a moving one then names the right object even beside a second one
  * that stays still. Returns 0 or a negative status that err names. */

@@ -168,9 +168,10 @@ int loom_video_mover(const loom_model *m, loom_mmproj *mp, loom_session *s, loom
     loom_caption_regions r = {0};
     loom_model_caption_regions(m, &r);
     if (r.n_regions < 1) return fail(err, err_size, LOOM_ERR_INVALID_ARG, "video mover: the model has no caption regions");
+    const int last = loom_video_n_frames(v) - 1;
+    if (last < 1) return 0;   /* one frame: nothing can change */
     char **ans = calloc(2 * (size_t)r.n_regions, sizeof *ans);
     if (!ans) return fail(err, err_size, LOOM_ERR_NO_MEMORY, "video mover: out of memory");
-    const int last = loom_video_n_frames(v) - 1;
     int rc = 0;
     for (int k = 0; k < 2 && !rc; k++) {   /* the first frame, then the last */
         loom_image img = {0};

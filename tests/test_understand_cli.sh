@@ -280,6 +280,9 @@ assert 'mover_ms' in d and (m is None or (m and d['text'][:1] == m[:1])), d" \
   "$py" -c "import json; assert json.loads(open('$tmp/out').read())['mover'] is None" \
     && ok || bad "describe: a clip of one still picture has a mover"
   cp "$tmp/out" "$tmp/still.json"
+  check describe-mover-oneframe 0 "$loom" describe -m "$tmp/mover.gguf" -q -n 12 --frames 1 --json "$tmp/clip.mkv"
+  "$py" -c "import json; assert json.loads(open('$tmp/out').read())['mover'] is None" \
+    && ok || bad "describe: a clip read as one frame has a mover"
   check describe-mover-still-off 0 "$loom" describe -m "$tmp/mover.gguf" -q -n 12 --frames 4 --json --no-mover "$tmp/still.mkv"
   "$py" -c "
 import json; a, b = (json.loads(open(f).read()) for f in ('$tmp/out', '$tmp/still.json'))
