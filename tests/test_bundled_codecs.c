@@ -1,5 +1,5 @@
 /* The trained loom-tiny codecs in models/ work through loom's C path on the example media:
- * the VQ image codec reconstructs each example scene (PSNR; PyTorch measured 34.6 dB mean on
+ * the VQ image codec reconstructs each example scene (PSNR; PyTorch measured 37.3 dB mean on
  * the 1000 test scenes) and the audio codec re-synthesizes the example utterance (log-mel L1;
  * PyTorch measured 3.6 dB on the held-out voices). See docs/TINY.md. */
 #include <math.h>
@@ -43,7 +43,8 @@ static void check_vq(void)
         loom_image_free(&img);
         loom_image_free(&rec);
     }
-    CHECK(sum_psnr / 3 >= 30.0, "mean PSNR %.2f dB < 30", sum_psnr / 3);
+    /* v65's decoder: 35.5 dB on these three; the first one's 33.5 */
+    CHECK(sum_psnr / 3 >= 34.5, "mean PSNR %.2f dB < 34.5", sum_psnr / 3);
     free(codes);
     loom_vq_free(&vq);
 }
