@@ -1,9 +1,12 @@
 #!/bin/sh
-# loom-tiny 1/2: data -> VQ image codec -> audio codec -> GGUF export -> parity fixtures.
-# Every stage is resumable (re-run the script after an interruption). Run from the repo root.
+# loom-tiny 1/2: data -> VQ image codec -> audio codec -> GGUF export -> VQ decoder again
+# -> parity fixtures. Every stage is resumable (re-run the script after an interruption).
+# Run from the repo root.
 #   tools/tiny1/run_all.sh            # everything
-#   tools/tiny1/run_all.sh data|vq|audio|export|fixtures   # one stage
-# The two codecs train concurrently, one thread each (2 cores), at nice 10.
+#   tools/tiny1/run_all.sh data|vq|audio|export|decoder|fixtures   # one stage
+# The two codecs train concurrently, one thread each (2 cores), at nice 10. The decoder stage
+# trains the VQ decoder alone again, codes kept (docs/TINY.md; LOOM_VQ_DECODER_STEPS, default
+# 6000, 31 minutes on 2 threads): runs/vqdec/loom-tiny-vq.gguf is the codec to bundle.
 set -e
 PY=/usr/bin/python3
 export OMP_WAIT_POLICY=PASSIVE
@@ -36,6 +39,10 @@ fi
 if [ "$stage" = all ] || [ "$stage" = export ]; then
   $PY tools/train_vq.py export
   $PY tools/train_audio.py export
+fi
+if [ "$stage" = all ] || [ "$stage" = decoder ]; then
+  nice -n 10 $PY tools/train_vq.py decoder --base runs/vq/loom-tiny-vq.gguf --run runs/vqdec \
+    --steps "${LOOM_VQ_DECODER_STEPS:-6000}" --lr 3e-4 --threads 2 | tee -a runs/vqdec.log
 fi
 if [ "$stage" = all ] || [ "$stage" = fixtures ]; then
   $PY tools/parity/make_vq_fixtures.py
